@@ -1,0 +1,65 @@
+# Two commands do everything: `make run` serves the assistant, `make test` checks it all.
+# Every target installs what it needs first; `make help` lists them.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+PY := .venv/bin/python
+STACK := $(PY) scripts/stack.py
+PHONE ?= +525512345678
+export PYTHONPATH := $(CURDIR)
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export RASA_TELEMETRY_ENABLED := false
+
+.PHONY: help install run test shell train validate lint format unit test-stories services demo lock clean
+
+help: ## List the targets
+	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+install: ## Build .venv from requirements.lock (cached by content hash; Python 3.10 found by itself)
+	@bash scripts/bootstrap.sh
+
+run: install ## Train if data changed, load the demo data, serve Rasa + actions (Ctrl-C stops)
+	@$(STACK) run
+
+test: install services lint validate unit test-stories ## Everything CI checks
+	@echo "==> make test: all checks passed."
+
+shell: install ## Talk to the bot in the terminal as PHONE (default: +525512345678)
+	@$(STACK) shell --phone "$(PHONE)"
+
+train: install ## Train the model if config, domain or data changed (FORCE=1 always trains)
+	@$(STACK) model $(if $(FORCE),--force)
+
+validate: install ## Check domain, training data and stories (rasa data validate)
+	@$(STACK) validate
+
+lint: install ## ruff check and format check
+	@echo "==> Linting (ruff)..."
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: install ## Reformat the Python code with ruff
+	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+unit: install services ## pytest: unit and integration tests (trains first if needed)
+	@$(STACK) model
+	@echo "==> Running pytest..."
+	@.venv/bin/pytest
+
+test-stories: install ## Conversation tests in tests/test_stories.yml (rasa test core)
+	@$(STACK) test-stories
+
+services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
+	@bash scripts/ensure_services.sh
+
+demo: install ## Reload the demo data into the embedded CRM/ERP now
+	@$(PY) -m bot.demo --force
+
+lock: ## Re-resolve requirements.in into requirements.lock (then commit both)
+	@bash scripts/lock.sh
+
+clean: ## Remove trained models, test results and the local database (not the venv cache)
+	rm -rf models/*.tar.gz results var .pytest_cache

@@ -1,0 +1,91 @@
+"""action_order_status: tells customers where their order is."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.adapters.base import BackendUnavailable
+from bot.backends import backends
+from bot.choices import pick_choice
+from bot.order_status import Outcome, choice_title, describe, look_up_status
+from bot.phone import InvalidPhoneNumber, normalize_phone
+from bot.settings import current
+
+logger = logging.getLogger(__name__)
+
+# What to say when there is no single order to describe.
+NO_ORDER_RESPONSES = {
+    Outcome.NO_OPEN_ORDERS: "utter_no_open_orders",
+    Outcome.NOT_FOUND: "utter_order_not_found",
+    Outcome.UNKNOWN_CUSTOMER: "utter_unknown_customer",
+}
+
+
+def sender_phone(tracker: Tracker) -> str | None:
+    """The customer's phone, as the channel identified the sender; None if it is not a phone."""
+    try:
+        return normalize_phone(tracker.sender_id, current().default_country)
+    except InvalidPhoneNumber:
+        return None
+
+
+def order_reference(tracker: Tracker) -> str | None:
+    """An order number written in the latest message, or the one picked from offered choices."""
+    written = next(tracker.get_latest_entity_values("order_id"), None)
+    if written:
+        return written
+    offered: list[dict[str, str]] = tracker.get_slot("order_choices") or []
+    text = tracker.latest_message.get("text") or ""
+    picked = pick_choice(text, [option["title"] for option in offered])
+    return offered[picked]["id"] if picked is not None else None
+
+
+class ActionOrderStatus(Action):
+    """Identify the sender, find the order they mean and say where it is."""
+
+    def name(self) -> str:
+        return "action_order_status"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        settings = current()
+        found = backends()
+        phone, reference = sender_phone(tracker), order_reference(tracker)
+        try:
+            lookup = await asyncio.to_thread(look_up_status, found.crm, found.erp, phone, reference)
+        except BackendUnavailable:
+            logger.exception("order status: CRM/ERP unavailable")
+            dispatcher.utter_message(response="utter_systems_down")
+            return []
+
+        if lookup.outcome is Outcome.FOUND:
+            now = datetime.now(timezone.utc)
+            view = describe(lookup.order, lookup.customer, now, settings.bot_timezone)
+            dispatcher.utter_message(response=f"utter_order_{view.situation}", **view.values)
+            return [SlotSet("order_choices", None)]
+
+        if lookup.outcome is Outcome.CHOOSE:
+            options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
+            buttons = [
+                {"title": option["title"], "payload": f'/inform{{"order_id":"{option["id"]}"}}'}
+                for option in options
+            ]
+            dispatcher.utter_message(
+                response="utter_ask_which_order",
+                buttons=buttons,
+                count=str(len(options)),
+                name=lookup.customer.first_name,
+            )
+            return [SlotSet("order_choices", options)]
+
+        name = lookup.customer.first_name if lookup.customer else ""
+        dispatcher.utter_message(response=NO_ORDER_RESPONSES[lookup.outcome], name=name)
+        return [SlotSet("order_choices", None)]

@@ -1,0 +1,215 @@
+"""Loads the demo fixture (data/demo/fixture.yml or DEMO_DATA) into the SQL CRM/ERP.
+
+Run `python -m bot.demo` to load it when it changed or was anchored on an earlier day;
+`--force` reloads regardless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+import yaml
+
+from bot.adapters.sql import SqlStore, customers, demo_meta, orders, to_db_time
+from bot.phone import InvalidPhoneNumber, normalize_phone
+from bot.records import OrderState
+from bot.settings import Settings
+
+
+class FixtureError(ValueError):
+    """The fixture file breaks its schema; the message says where and what fits."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    loaded: bool
+    customers: int
+    orders: int
+    anchor_day: date
+
+
+def _day(value: Any, anchor: date, where: str) -> date:
+    if isinstance(value, bool):
+        raise FixtureError(f"{where}: day must be an offset like 1 or -2, or a date like 2026-12-24")
+    if isinstance(value, int):
+        return anchor + timedelta(days=value)
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise FixtureError(
+            f"{where}: day {value!r} must be an offset like 1 or -2, or a date like 2026-12-24"
+        ) from None
+
+
+def _clock(value: Any, where: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise FixtureError(f"{where}: time {value!r} must look like 14:00") from None
+
+
+def _moment(spec: Any, anchor: date, zone: ZoneInfo, where: str) -> datetime:
+    if not isinstance(spec, dict) or "day" not in spec or "at" not in spec:
+        raise FixtureError(f'{where}: write it as {{day: -2, at: "11:30"}}')
+    day = _day(spec["day"], anchor, where)
+    return datetime.combine(day, _clock(spec["at"], where), tzinfo=zone)
+
+
+def _required(record: dict, field: str, where: str) -> Any:
+    value = record.get(field)
+    if value in (None, ""):
+        raise FixtureError(f"{where}: '{field}' is required")
+    return value
+
+
+def parse_fixture(text: str, anchor: date, default_timezone: str, default_country: str):
+    """Turn the fixture's YAML into rows for the customers and orders tables."""
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise FixtureError(f"not valid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise FixtureError("the file must hold 'customers:' and 'orders:' lists")
+
+    customer_rows: list[dict] = []
+    zones: dict[str, ZoneInfo] = {}
+    for index, record in enumerate(document.get("customers") or []):
+        where = f"customers[{index}]"
+        customer_id = str(_required(record, "id", where))
+        country = str(record.get("country") or default_country).upper()
+        zone_name = record.get("timezone") or default_timezone
+        try:
+            zones[customer_id] = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise FixtureError(f"{where}: timezone {zone_name!r} is not an IANA zone") from None
+        try:
+            phone = normalize_phone(str(_required(record, "phone", where)), country)
+        except InvalidPhoneNumber as error:
+            raise FixtureError(f"{where}: {error}") from None
+        customer_rows.append(
+            {
+                "id": customer_id,
+                "name": str(_required(record, "name", where)),
+                "phone": phone,
+                "country": country,
+                "timezone": record.get("timezone"),
+                "email": record.get("email"),
+            }
+        )
+
+    order_rows: list[dict] = []
+    states = ", ".join(state.value for state in OrderState)
+    for index, record in enumerate(document.get("orders") or []):
+        where = f"orders[{index}]"
+        owner = str(_required(record, "customer", where))
+        if owner not in zones:
+            raise FixtureError(f"{where}: customer {owner!r} is not among the customers")
+        zone = zones[owner]
+        try:
+            state = OrderState(_required(record, "state", where))
+        except ValueError:
+            raise FixtureError(f"{where}: state must be one of {states}") from None
+        window_start = window_end = None
+        if record.get("window"):
+            window = record["window"]
+            if not isinstance(window, dict) or not {"day", "from", "to"} <= window.keys():
+                raise FixtureError(f'{where}.window: write it as {{day: 1, from: "14:00", to: "18:00"}}')
+            day = _day(window["day"], anchor, f"{where}.window")
+            window_start = datetime.combine(day, _clock(window["from"], f"{where}.window"), zone)
+            window_end = datetime.combine(day, _clock(window["to"], f"{where}.window"), zone)
+            if window_end <= window_start:
+                raise FixtureError(f"{where}.window: 'to' must be later than 'from'")
+        moments = {
+            field: _moment(record[field], anchor, zone, f"{where}.{field}") if record.get(field) else None
+            for field in ("placed", "delivered", "cancelled")
+        }
+        if moments["placed"] is None:
+            raise FixtureError(f"{where}: 'placed' is required")
+        order_rows.append(
+            {
+                "id": str(_required(record, "id", where)),
+                "customer_id": owner,
+                "state": state.value,
+                "items": str(_required(record, "items", where)),
+                "placed_at": to_db_time(moments["placed"]),
+                "carrier": record.get("carrier"),
+                "tracking_url": record.get("tracking_url"),
+                "window_start": to_db_time(window_start),
+                "window_end": to_db_time(window_end),
+                "delivered_at": to_db_time(moments["delivered"]),
+                "cancelled_at": to_db_time(moments["cancelled"]),
+            }
+        )
+    return customer_rows, order_rows
+
+
+def load_demo(
+    store: SqlStore, path: Path, settings: Settings, today: date | None = None, force: bool = False
+) -> LoadResult:
+    """Replace the CRM/ERP tables with the fixture when it changed or was anchored on another day."""
+    anchor = today or datetime.now(ZoneInfo(settings.bot_timezone)).date()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise FixtureError(f"cannot read demo data {path}: {error.strerror}") from None
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    wanted = {"fixture_sha256": digest, "anchor_day": anchor.isoformat()}
+
+    store.create_schema()
+    with store.connect() as conn:
+        current = dict(conn.execute(sa.select(demo_meta.c.key, demo_meta.c.value)).all())
+        if not force and all(current.get(key) == value for key, value in wanted.items()):
+            count = conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one()
+            people = conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
+            return LoadResult(False, people, count, anchor)
+
+        customer_rows, order_rows = parse_fixture(
+            text, anchor, settings.bot_timezone, settings.default_country
+        )
+        conn.execute(orders.delete())
+        conn.execute(customers.delete())
+        if customer_rows:
+            conn.execute(customers.insert(), customer_rows)
+        if order_rows:
+            conn.execute(orders.insert(), order_rows)
+        conn.execute(demo_meta.delete())
+        conn.execute(demo_meta.insert(), [{"key": k, "value": v} for k, v in wanted.items()])
+    return LoadResult(True, len(customer_rows), len(order_rows), anchor)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="reload even if nothing changed")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if settings.demo_data is None:
+        print("Demo data: not loaded (DEMO_DATA is empty, or DATABASE_URL points at your own data).")
+        return 0
+    store = SqlStore(settings.database_url)
+    try:
+        result = load_demo(store, settings.demo_data, settings, force=args.force)
+    except FixtureError as error:
+        print(f"error: demo data {settings.demo_data}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    verb = "loaded" if result.loaded else "up to date"
+    print(
+        f"Demo data {verb}: {result.customers} customers, {result.orders} orders "
+        f"from {settings.demo_data} (days counted from {result.anchor_day})."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""What the business knows about customers and orders, as the rest of bot/ sees it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class OrderState(str, Enum):
+    """Where an order is in its life; values are what the CRM/ERP stores."""
+
+    CREATED = "created"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderState.CREATED, OrderState.IN_TRANSIT, OrderState.OUT_FOR_DELIVERY)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    phone: str  # E.164
+    country: str  # ISO 3166 alpha-2
+    timezone: str | None = None  # IANA; None means the business's zone
+    email: str | None = None
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name else ""
+
+
+@dataclass(frozen=True)
+class DeliveryWindow:
+    """When a delivery is expected; both ends are timezone-aware."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    customer_id: str
+    state: OrderState
+    items: str
+    placed_at: datetime
+    carrier: str | None = None
+    tracking_url: str | None = None
+    window: DeliveryWindow | None = None
+    delivered_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+
+_ORDER_REF = re.compile(r"(?i)^\s*#?\s*(?:ped(?:ido)?)?[\s#:-]*(\d{3,8})\s*$")
+
+
+def normalize_order_id(text: str) -> str | None:
+    """`PED-1001`, `ped1001`, `pedido 1001`, `#1001` and `1001` all name order `PED-1001`."""
+    match = _ORDER_REF.match(text or "")
+    return f"PED-{match.group(1)}" if match else None

@@ -1,0 +1,110 @@
+"""Every setting of the assistant, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo" / "fixture.yml"
+ENVIRONMENTS = ("development", "production")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the assistant cannot use; the message names it and says what fits."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The assistant's configuration. Build it with `Settings.from_env()`."""
+
+    environment: str
+    database_url: str
+    redis_url: str | None
+    demo_data: Path | None
+    rasa_port: int
+    action_port: int
+    rasa_token: str | None
+    bot_timezone: str
+    default_country: str
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def action_endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}/webhook"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every setting; unset ones take the embedded defaults."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        environment = (get("BOT_ENV") or "development").lower()
+        if environment not in ENVIRONMENTS:
+            raise SettingsError(f"BOT_ENV={environment!r}: use one of {', '.join(ENVIRONMENTS)}.")
+
+        database_url = get("DATABASE_URL")
+        # The demo fixture is loaded by default only into the embedded SQLite database, so that
+        # pointing DATABASE_URL at a real database never replaces its tables by accident.
+        if "DEMO_DATA" in env:
+            demo_value = get("DEMO_DATA")
+            demo_data = Path(demo_value).expanduser() if demo_value else None
+        else:
+            demo_data = DEFAULT_DEMO_DATA if database_url is None else None
+        if demo_data is not None and not demo_data.is_absolute():
+            demo_data = PROJECT_ROOT / demo_data
+
+        timezone = get("BOT_TIMEZONE") or "America/Mexico_City"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"BOT_TIMEZONE={timezone!r} is not an IANA time zone "
+                "(examples: America/Mexico_City, America/Lima)."
+            ) from None
+
+        country = (get("DEFAULT_COUNTRY") or "MX").upper()
+        if country not in phonenumbers.SUPPORTED_REGIONS:
+            raise SettingsError(
+                f"DEFAULT_COUNTRY={country!r} is not an ISO 3166 country code (examples: MX, AR, PE)."
+            )
+
+        return cls(
+            environment=environment,
+            database_url=database_url or f"sqlite:///{VAR_DIR / 'bot.db'}",
+            redis_url=get("REDIS_URL"),
+            demo_data=demo_data,
+            rasa_port=_port(get, "RASA_PORT", 5005),
+            action_port=_port(get, "ACTION_PORT", 5055),
+            rasa_token=get("RASA_TOKEN"),
+            bot_timezone=timezone,
+            default_country=country,
+        )
+
+
+def _port(get, name: str, default: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(f"{name}={raw!r}: use a TCP port number between 1 and 65535.")
+    return int(raw)
+
+
+@lru_cache(maxsize=1)
+def current() -> Settings:
+    """The settings of this process, read once from its environment."""
+    return Settings.from_env()

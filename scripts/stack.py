@@ -1,0 +1,331 @@
+"""Trains, validates, tests and serves the assistant: what the Makefile's targets run.
+
+Every Rasa command gets its environment from bot.settings, so ports, the database and the
+token are configured once. Usage: python scripts/stack.py {model,train,validate,run,shell,
+test-stories} [options]; `make help` lists the targets that call it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.settings import VAR_DIR, Settings, SettingsError  # noqa: E402
+
+VENV_BIN = ROOT / ".venv" / "bin"
+MODELS_DIR = ROOT / "models"
+CACHE_DIR = Path(
+    os.environ.get("BOT_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autoservicio"
+)
+TOKEN_FILE = VAR_DIR / "rasa_token"
+# Rasa reads training data from every YAML file under data/ that holds nlu, stories, rules or
+# responses; data/demo/ is the CRM/ERP fixture and does not change the model.
+NOT_TRAINING_DATA = ROOT / "data" / "demo"
+STARTUP_TIMEOUT_S = 300
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+# --- settings and environment -------------------------------------------------------------
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        fail(str(error))
+
+
+def rasa_token(settings: Settings) -> str:
+    """RASA_TOKEN, or in development a random one kept in var/rasa_token."""
+    if settings.rasa_token:
+        return settings.rasa_token
+    if not settings.is_development:
+        fail("BOT_ENV=production needs RASA_TOKEN: a long random secret for the HTTP API and REST channel.")
+    if TOKEN_FILE.exists():
+        return TOKEN_FILE.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    TOKEN_FILE.write_text(token + "\n")
+    TOKEN_FILE.chmod(0o600)
+    return token
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            "RASA_PORT": str(settings.rasa_port),
+            "ACTION_PORT": str(settings.action_port),
+            "RASA_TOKEN": rasa_token(settings),
+            # Quiet the noise Rasa's dependencies print on every start.
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "RASA_TELEMETRY_ENABLED": "false",
+        }
+    )
+    return env
+
+
+def rasa(*args: str, settings: Settings) -> int:
+    return subprocess.call([str(VENV_BIN / "rasa"), *args], cwd=ROOT, env=child_env(settings))
+
+
+# --- the model, cached by content hash ------------------------------------------------------
+
+
+def training_files() -> list[Path]:
+    files = [ROOT / "config.yml", ROOT / "requirements.lock"]
+    domain_dir = ROOT / "domain"
+    files += sorted(domain_dir.rglob("*.yml")) if domain_dir.is_dir() else [ROOT / "domain.yml"]
+    files += sorted(
+        path
+        for path in (ROOT / "data").rglob("*")
+        if path.suffix in (".yml", ".yaml") and NOT_TRAINING_DATA not in path.parents
+    )
+    return files
+
+
+def model_hash() -> str:
+    digest = hashlib.sha256()
+    for path in training_files():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def domain_args() -> list[str]:
+    return ["--domain", "domain" if (ROOT / "domain").is_dir() else "domain.yml"]
+
+
+def ensure_model(settings: Settings, force: bool = False) -> Path:
+    """models/<hash>.tar.gz for the current config, domain and data: copied from the cache, or trained."""
+    name = model_hash()
+    model = MODELS_DIR / f"{name}.tar.gz"
+    cached = CACHE_DIR / "models" / f"{name}.tar.gz"
+    if not force and model.exists():
+        return model
+    MODELS_DIR.mkdir(exist_ok=True)
+    if not force and cached.exists():
+        shutil.copy2(cached, model)
+        say(f"Model {name} taken from the cache (training data unchanged).")
+        return model
+    say(f"Training model {name} (config, domain or data changed; about 2 minutes)...")
+    started = time.monotonic()
+    code = rasa(
+        "train", "--config", "config.yml", *domain_args(), "--data", "data",
+        "--out", str(MODELS_DIR), "--fixed-model-name", name, settings=settings,
+    )  # fmt: skip
+    if code != 0 or not model.exists():
+        fail("training failed; the lines above say why (`make validate` checks the data).")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(model, cached)
+    say(f"Model {name} trained in {time.monotonic() - started:.0f} s.")
+    return model
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 (our own http URLs)
+            return reply.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def start(command: list[str], settings: Settings) -> subprocess.Popen:
+    # A session of its own, so Ctrl-C reaches only this launcher, which then stops the children
+    # in order instead of having them die half-way through a request.
+    return subprocess.Popen(command, cwd=ROOT, env=child_env(settings), start_new_session=True)
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_until_up(checks: dict[str, str], processes: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    pending = dict(checks)
+    while pending:
+        for process in processes:
+            if process.poll() is not None:
+                stop(processes)
+                command = " ".join(process.args[:3])
+                fail(f"{command} exited with code {process.returncode}; see the lines above.")
+        for label, url in list(pending.items()):
+            if answers(url):
+                say(f"{label} is up.")
+                del pending[label]
+        if time.monotonic() > deadline:
+            stop(processes)
+            fail(f"{', '.join(pending)} did not start within {STARTUP_TIMEOUT_S} s.")
+        time.sleep(0.5)
+
+
+def action_server(settings: Settings) -> list[str]:
+    return [
+        str(VENV_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
+        "--port", str(settings.action_port),
+    ]  # fmt: skip
+
+
+def load_demo(settings: Settings) -> None:
+    code = subprocess.call([str(VENV_BIN / "python"), "-m", "bot.demo"], cwd=ROOT, env=child_env(settings))
+    if code != 0:
+        fail("the demo data could not be loaded; the line above says why.")
+
+
+def serve_until_stopped(processes: list[subprocess.Popen]) -> int:
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stopping and all(process.poll() is None for process in processes):
+        time.sleep(0.3)
+    say("Stopping..." if stopping else "A server stopped unexpectedly; stopping the other.")
+    stop(processes)
+    say("Stopped.")
+    return 0 if stopping else 1
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
+    print(ensure_model(settings, force=args.force).relative_to(ROOT))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    # Not --fail-on-warnings: Rasa 3.6 warns about every response only a custom action sends.
+    # tests/test_conversation_design.py holds the strict checks instead.
+    say("Validating domain, data and stories...")
+    return rasa("data", "validate", "--config", "config.yml", *domain_args(), "--data", "data",
+                settings=settings)  # fmt: skip
+
+
+def cmd_test_stories(args: argparse.Namespace, settings: Settings) -> int:
+    model = ensure_model(settings)
+    say("Testing the conversations in tests/test_stories.yml...")
+    return rasa(
+        "test", "core", "--model", str(model), "--stories", "tests/test_stories.yml",
+        "--out", "results", "--fail-on-prediction-errors", "--endpoints", "endpoints.yml",
+        settings=settings,
+    )  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    model = ensure_model(settings)
+    load_demo(settings)
+    token = rasa_token(settings)
+    rasa_server = [
+        str(VENV_BIN / "rasa"), "run", "--model", str(model), "--endpoints", "endpoints.yml",
+        "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
+        "--enable-api", "--auth-token", token,
+    ]  # fmt: skip
+    say("Starting the action server and the Rasa server (Rasa takes 20-60 s to load)...")
+    processes = [start(action_server(settings), settings), start(rasa_server, settings)]
+    wait_until_up(
+        {
+            "Action server": f"http://127.0.0.1:{settings.action_port}/health",
+            "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/status?token={token}",
+        },
+        processes,
+    )
+    token_hint = "$(cat var/rasa_token)" if not settings.rasa_token else "$RASA_TOKEN"
+    print(
+        f"""
+  Assistant ready.
+    Rasa server    http://localhost:{settings.rasa_port}  (HTTP API; REST channel at /webhooks/rest/webhook)
+    Action server  http://localhost:{settings.action_port}
+    Database       {settings.database_url}
+    Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
+
+  Try it from another terminal:
+    make shell PHONE=+5491123456789
+    curl -s -H "Authorization: Bearer {token_hint}" -H 'Content-Type: application/json' \\
+      -d '{{"sender": "+525512345678", "message": "hola, donde esta mi pedido?"}}' \\
+      http://localhost:{settings.rasa_port}/webhooks/rest/webhook
+
+  Ctrl-C stops both servers.
+""",
+        flush=True,
+    )
+    return serve_until_stopped(processes)
+
+
+def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
+    model = ensure_model(settings)
+    load_demo(settings)
+    processes: list[subprocess.Popen] = []
+    health = f"http://127.0.0.1:{settings.action_port}/health"
+    if not answers(health):
+        say("Starting the action server for this shell...")
+        processes.append(start(action_server(settings), settings))
+        wait_until_up({"Action server": health}, processes)
+    say(f"Talking as {args.phone}. Rasa takes 20-60 s to load; type /stop to leave.")
+    try:
+        # Its own port, so the shell also works while `make run` holds RASA_PORT.
+        return rasa("shell", "--model", str(model), "--endpoints", "endpoints.yml",
+                    "--conversation-id", args.phone, "--port", str(args.port), settings=settings)  # fmt: skip
+    finally:
+        stop(processes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    model = commands.add_parser("model", help="print the model's path, training it if data changed")
+    model.add_argument("--force", action="store_true", help="train even if a model exists")
+    model.set_defaults(handler=cmd_model)
+    commands.add_parser("validate", help="rasa data validate").set_defaults(handler=cmd_validate)
+    commands.add_parser("test-stories", help="rasa test core on tests/test_stories.yml").set_defaults(
+        handler=cmd_test_stories
+    )
+    commands.add_parser("run", help="serve the assistant").set_defaults(handler=cmd_run)
+    shell = commands.add_parser("shell", help="talk to the assistant in the terminal")
+    shell.add_argument("--phone", default="+525512345678", help="the number you write from")
+    shell.add_argument("--port", type=int, default=5006, help="port of the shell's own Rasa server")
+    shell.set_defaults(handler=cmd_shell)
+    args = parser.parse_args(argv)
+    return args.handler(args, load_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

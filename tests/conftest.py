@@ -1,0 +1,85 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores loaded with the demo fixture, real Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from bot.adapters.sql import SqlCrm, SqlErp, SqlStore
+from bot.backends import Backends
+from bot.demo import load_demo
+from bot.settings import DEFAULT_DEMO_DATA, Settings
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# The demo data is anchored on this Thursday; "now" is that morning in Mexico City.
+TODAY = date(2026, 11, 26)
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("America/Mexico_City"))
+
+MARIANA_MX = "+525512345678"  # one open order (in transit, arrives tomorrow) + one delivered
+JULIAN_AR = "+5491123456789"  # three open orders + one cancelled
+ROSA_PE = "+51987654321"  # only closed orders
+CAMILA_CL = "+56987654321"  # no orders at all
+ANDRES_CO = "+573105551234"  # in transit, no delivery day yet
+STRANGER = "+525500000000"  # not a customer
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env({})
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A schema of its own in the real PostgreSQL, dropped at the end of the session."""
+    engine = sa.create_engine(PG_URL, future=True)
+    schema = f"bot_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as error:
+        pytest.fail(f"PostgreSQL must run for the tests ({PG_URL}); `make services` starts it: {error}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, pg_url) -> Iterator[SqlStore]:
+    """An empty SQL store on SQLite and, as a second run of the same test, on PostgreSQL."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}" if request.param == "sqlite" else pg_url
+    sql_store = SqlStore(url)
+    sql_store.drop_schema()
+    sql_store.create_schema()
+    yield sql_store
+    sql_store.drop_schema()
+    sql_store.dispose()
+
+
+@pytest.fixture
+def demo(store, settings) -> Backends:
+    """The CRM and ERP holding the demo fixture, anchored on TODAY."""
+    load_demo(store, DEFAULT_DEMO_DATA, settings, today=TODAY, force=True)
+    return Backends(crm=SqlCrm(store), erp=SqlErp(store))
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"Redis must run for the tests ({REDIS_URL}); `make services` starts it: {error}")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -1,0 +1,50 @@
+"""Checks on domain.yml and data/ that `rasa data validate` leaves as warnings."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from actions.order_status import NO_ORDER_RESPONSES
+
+ROOT = Path(__file__).parent.parent
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
+DIALOGUE = [yaml.safe_load((ROOT / "data" / name).read_text()) for name in ("rules.yml", "stories.yml")]
+ACTION_SOURCES = "\n".join(path.read_text() for path in (ROOT / "actions").glob("*.py"))
+
+
+def dialogue_steps():
+    for document in DIALOGUE:
+        for block in document.get("rules", []) + document.get("stories", []):
+            yield from block["steps"]
+
+
+def test_every_intent_is_handled_by_a_rule_or_story():
+    used = {step["intent"] for step in dialogue_steps() if "intent" in step}
+    assert set(DOMAIN["intents"]) - used == set()
+
+
+def test_every_response_is_used_by_the_dialogue_or_sent_by_an_action():
+    used = {step["action"] for step in dialogue_steps() if "action" in step}
+    sent = set(NO_ORDER_RESPONSES.values()) | set(re.findall(r'"(utter_\w+)"', ACTION_SOURCES))
+    prefixes = re.findall(r'f"(utter_\w+_)\{', ACTION_SOURCES)  # utter_order_{situation}
+    unused = {
+        name
+        for name in DOMAIN["responses"]
+        if name not in used | sent and not any(name.startswith(prefix) for prefix in prefixes)
+    }
+    assert unused == set()
+
+
+def test_every_response_has_at_least_two_variations_short_enough_for_a_phone():
+    for name, variations in DOMAIN["responses"].items():
+        assert len(variations) >= 2, name
+        for variation in variations:
+            assert len(variation["text"]) <= 320, name
+
+
+def test_responses_use_neutral_latin_american_spanish():
+    vosotros = re.compile(r"\b(vosotros|vuestro|vuestra|tenéis|podéis|queréis|sois)\b", re.IGNORECASE)
+    for name, variations in DOMAIN["responses"].items():
+        for variation in variations:
+            assert not vosotros.search(variation["text"]), name

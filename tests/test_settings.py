@@ -1,0 +1,59 @@
+import pytest
+
+from bot.settings import DEFAULT_DEMO_DATA, PROJECT_ROOT, Settings, SettingsError
+
+
+def test_nothing_configured_gives_the_embedded_defaults():
+    settings = Settings.from_env({})
+    assert settings.database_url == f"sqlite:///{PROJECT_ROOT / 'var' / 'bot.db'}"
+    assert settings.redis_url is None
+    assert settings.demo_data == DEFAULT_DEMO_DATA
+    assert (settings.rasa_port, settings.action_port) == (5005, 5055)
+    assert settings.bot_timezone == "America/Mexico_City"
+    assert settings.is_development
+    assert settings.action_endpoint_url == "http://127.0.0.1:5055/webhook"
+
+
+def test_own_database_gets_no_demo_data_unless_asked():
+    assert Settings.from_env({"DATABASE_URL": "postgresql://db/prod"}).demo_data is None
+    asked = Settings.from_env({"DATABASE_URL": "postgresql://db/x", "DEMO_DATA": "data/demo/fixture.yml"})
+    assert asked.demo_data == DEFAULT_DEMO_DATA
+
+
+def test_empty_demo_data_turns_loading_off():
+    assert Settings.from_env({"DEMO_DATA": ""}).demo_data is None
+
+
+def test_values_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "BOT_ENV": "production",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "RASA_PORT": "6005",
+            "ACTION_PORT": "6055",
+            "BOT_TIMEZONE": "America/Lima",
+            "DEFAULT_COUNTRY": "pe",
+            "RASA_TOKEN": " secret ",
+        }
+    )
+    assert not settings.is_development
+    assert (settings.rasa_port, settings.action_port) == (6005, 6055)
+    assert settings.bot_timezone == "America/Lima"
+    assert settings.default_country == "PE"
+    assert settings.rasa_token == "secret"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BOT_TIMEZONE", "Mars/Olympus"),
+        ("RASA_PORT", "http"),
+        ("ACTION_PORT", "70000"),
+        ("DEFAULT_COUNTRY", "XX"),
+        ("BOT_ENV", "staging"),
+    ],
+)
+def test_a_bad_value_is_refused_with_its_name(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})

@@ -1,0 +1,74 @@
+"""The SQL CRM/ERP, run on SQLite and on the real PostgreSQL (each test runs on both)."""
+
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from bot.adapters.base import BackendUnavailable
+from bot.adapters.sql import SqlCrm, SqlErp, SqlStore, customers, orders, to_db_time
+from bot.records import OrderState
+from tests.conftest import JULIAN_AR, MARIANA_MX
+
+
+def test_customer_is_found_by_e164_phone_and_by_id(demo):
+    mariana = demo.crm.customer_by_phone(MARIANA_MX)
+    assert (mariana.id, mariana.name, mariana.country) == ("C-001", "Mariana López", "MX")
+    assert mariana.timezone == "America/Mexico_City"
+    assert demo.crm.customer_by_id("C-001") == mariana
+
+
+def test_unknown_customer_is_none(demo):
+    assert demo.crm.customer_by_phone("+525500000000") is None
+    assert demo.crm.customer_by_id("C-999") is None
+
+
+def test_orders_of_a_customer_are_newest_first(demo):
+    julian = demo.crm.customer_by_phone(JULIAN_AR)
+    placed = [order.placed_at for order in demo.erp.orders_of(julian.id)]
+    assert len(placed) == 4
+    assert placed == sorted(placed, reverse=True)
+
+
+def test_order_round_trips_with_aware_times(demo):
+    order = demo.erp.order("PED-1004")
+    assert order.state is OrderState.OUT_FOR_DELIVERY
+    assert order.carrier == "Andreani"
+    assert order.window.start.tzinfo is not None
+    assert order.window.start < order.window.end
+    assert demo.erp.order("PED-0000") is None
+
+
+def test_times_are_stored_as_utc(store):
+    moment = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    with store.connect() as conn:
+        conn.execute(customers.insert(), {"id": "A", "name": "Ana", "phone": "+52551", "country": "MX"})
+        conn.execute(
+            orders.insert(),
+            {
+                "id": "P",
+                "customer_id": "A",
+                "state": "created",
+                "items": "x",
+                "placed_at": to_db_time(moment),
+            },
+        )
+    assert SqlErp(store).order("P").placed_at == moment
+
+
+def test_naive_times_are_refused():
+    with pytest.raises(ValueError, match="naive"):
+        to_db_time(datetime(2026, 11, 26, 12, 0))
+
+
+def test_a_database_that_cannot_be_reached_is_backend_unavailable():
+    store = SqlStore("postgresql+psycopg2://postgres@127.0.0.1:1/test?connect_timeout=1")
+    with pytest.raises(BackendUnavailable):
+        SqlCrm(store).customer_by_phone(MARIANA_MX)
+
+
+def test_phones_are_unique(store):
+    with store.connect() as conn:
+        conn.execute(customers.insert(), {"id": "A", "name": "Ana", "phone": "+5255", "country": "MX"})
+    with pytest.raises(sa.exc.IntegrityError), store.connect() as conn:
+        conn.execute(customers.insert(), {"id": "B", "name": "Bea", "phone": "+5255", "country": "MX"})

@@ -1,0 +1,240 @@
+"""End to end: `scripts/stack.py run` (what `make run` starts) with the trained model, over HTTP.
+
+One Rasa server and one action server for the whole module, on free ports and a fresh SQLite
+database with the demo data; conversations go through the REST channel with a real HTTP client.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+import yaml
+from babel.dates import format_date
+
+from tests.conftest import ANDRES_CO, CAMILA_CL, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parent.parent
+TOKEN = "integration-" + uuid.uuid4().hex
+RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text())["responses"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def is_up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Stack:
+    def __init__(self, tmp: Path) -> None:
+        self.rasa_port, self.action_port = free_port(), free_port()
+        self.log = tmp / "stack.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
+            "DEMO_DATA": str(ROOT / "data" / "demo" / "fixture.yml"),
+            "RASA_PORT": str(self.rasa_port),
+            "ACTION_PORT": str(self.action_port),
+            "RASA_TOKEN": TOKEN,
+            "BOT_ENV": "development",
+        }
+        env.pop("REDIS_URL", None)
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "scripts" / "stack.py"), "run"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the stack exited with {self.process.returncode}:\n{self.tail()}")
+            if "Assistant ready." in self.log.read_text():
+                return
+            time.sleep(0.5)
+        pytest.fail(f"the stack was not ready within {timeout} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text().splitlines()[-lines:])
+
+    def say(self, sender: str, message: str, token: str | None = TOKEN) -> list[dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        reply = requests.post(
+            f"{self.base}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            headers=headers,
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Stack:
+    running = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+def texts(messages: list[dict]) -> str:
+    return "\n".join(message.get("text", "") for message in messages)
+
+
+def is_response(text: str, name: str) -> bool:
+    """Whether `text` is one of the variations of response `name` (placeholders filled)."""
+    for variation in RESPONSES[name]:
+        parts = variation["text"].replace("{", "\0{").split("\0")
+        fixed = [part.split("}", 1)[-1] if part.startswith("{") else part for part in parts]
+        if all(piece in text for piece in fixed):
+            return True
+    return False
+
+
+def local_day(zone: str, offset: int) -> str:
+    day = datetime.now(ZoneInfo(zone)).date() + timedelta(days=offset)
+    return format_date(day, "EEEE d 'de' MMMM", locale="es")
+
+
+def test_one_open_order_gets_status_eta_carrier_and_tracking(stack):
+    reply = texts(stack.say(MARIANA_MX, "hola, donde esta mi pedido?"))
+    assert "PED-1001" in reply
+    assert f"mañana {local_day('America/Mexico_City', 1)} entre 14:00 y 18:00" in reply
+    assert "Estafeta" in reply
+    assert "https://rastreo.example.com/PED-1001" in reply
+
+
+def test_several_orders_are_offered_and_a_number_picks_one(stack):
+    messages = stack.say(JULIAN_AR, "y mis compras cuando llegan?")
+    buttons = [button for message in messages for button in message.get("buttons", [])]
+    assert [button["title"].split(" ")[0] for button in buttons] == ["PED-1004", "PED-1005", "PED-1003"]
+    assert is_response(texts(messages), "utter_ask_which_order")
+
+    picked = texts(stack.say(JULIAN_AR, "2"))
+    assert "PED-1005" in picked and "OCA" in picked
+
+
+def test_a_button_payload_picks_an_order(stack):
+    stack.say(JULIAN_AR, "mi pedido?")
+    reply = texts(stack.say(JULIAN_AR, '/inform{"order_id":"PED-1003"}'))
+    assert "PED-1003" in reply
+    assert is_response(reply, "utter_order_created")
+
+
+def test_no_open_orders_asks_for_the_number_and_finds_it(stack):
+    first = texts(stack.say(ROSA_PE, "hola q paso con mi pedido"))
+    assert is_response(first, "utter_no_open_orders")
+    assert "Rosa" in first
+    second = texts(stack.say(ROSA_PE, "el 1007"))
+    assert "PED-1007" in second
+    assert is_response(second, "utter_order_delivered")
+    assert "15:20" in second
+
+
+def test_customer_without_any_order(stack):
+    assert is_response(texts(stack.say(CAMILA_CL, "donde viene mi encomienda")), "utter_no_open_orders")
+
+
+def test_order_without_delivery_day(stack):
+    reply = texts(stack.say(ANDRES_CO, "en que va mi pedido parce"))
+    assert "PED-1009" in reply and "Servientrega" in reply
+    assert is_response(reply, "utter_order_in_transit_no_eta")
+
+
+def test_order_number_written_in_the_question(stack):
+    reply = texts(stack.say(MARIANA_MX, "me podes decir como va el pedido PED-1002?"))
+    assert "PED-1002" in reply
+    assert is_response(reply, "utter_order_delivered")
+
+
+def test_someone_elses_order_is_answered_like_a_missing_one(stack):
+    others = texts(stack.say(MARIANA_MX, "estado del pedido PED-1003"))  # Julián's
+    missing = texts(stack.say(MARIANA_MX, "estado del pedido PED-9999"))
+    for reply in (others, missing):
+        assert is_response(reply, "utter_order_not_found")
+        assert "Mate" not in reply and "Julián" not in reply
+
+
+def test_unknown_number(stack):
+    assert is_response(texts(stack.say(STRANGER, "donde esta mi pedido")), "utter_unknown_customer")
+
+
+def test_rest_channel_refuses_requests_without_the_token(stack):
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        reply = requests.post(
+            f"{stack.base}/webhooks/rest/webhook",
+            json={"sender": MARIANA_MX, "message": "donde esta mi pedido"},
+            headers=headers,
+            timeout=30,
+        )
+        assert reply.status_code == 401
+        assert "PED-1001" not in reply.text
+
+
+def test_rest_channel_accepts_the_token_as_query_parameter(stack):
+    reply = requests.post(
+        f"{stack.base}/webhooks/rest/webhook?token={TOKEN}",
+        json={"sender": MARIANA_MX, "message": "gracias"},
+        timeout=30,
+    )
+    assert reply.status_code == 200 and reply.json()
+
+
+def test_http_api_requires_the_token(stack):
+    tracker = f"{stack.base}/conversations/{MARIANA_MX}/tracker"
+    assert requests.get(tracker, timeout=30).status_code == 401
+    assert requests.get(tracker, params={"token": TOKEN}, timeout=30).status_code == 200
+
+
+def test_conversations_are_kept_in_the_configured_database(stack):
+    stack.say(CAMILA_CL, "hola")
+    tracker = requests.get(
+        f"{stack.base}/conversations/{CAMILA_CL}/tracker", params={"token": TOKEN}, timeout=30
+    ).json()
+    assert any(event.get("text") == "hola" for event in tracker["events"])
+
+
+def test_ctrl_c_stops_both_servers(stack):
+    assert is_up(f"http://127.0.0.1:{stack.action_port}/health")
+    stack.stop()
+    assert stack.process.returncode == 0, stack.tail()
+    assert not is_up(f"http://127.0.0.1:{stack.action_port}/health")
+    assert not is_up(f"{stack.base}/")
+    assert "Stopped." in stack.log.read_text()
