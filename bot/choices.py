@@ -53,9 +53,21 @@ def pick_choice(text: str, titles: list[str]) -> int | None:
         if number is not None:
             return number - 1 if 1 <= number <= count else None
 
-    folded = fold(text)
-    exact = [index for index, title in enumerate(titles) if fold(title) == folded]
-    if len(exact) == 1:
-        return exact[0]
-    partial = [index for index, title in enumerate(titles) if folded and folded in fold(title)]
-    return partial[0] if len(partial) == 1 and len(folded) >= 4 else None
+    folded_titles = [fold(title) for title in titles]
+    # The whole message, then only its meaningful words ("el de los auriculares" → "auriculares").
+    for wanted in dict.fromkeys((fold(text), " ".join(meaningful))):
+        if len(wanted) < 4:
+            continue
+        exact = [index for index, title in enumerate(folded_titles) if title == wanted]
+        if len(exact) == 1:
+            return exact[0]
+        partial = [index for index, title in enumerate(folded_titles) if wanted in title]
+        if len(partial) == 1:
+            return partial[0]
+    return None
+
+
+def numbered_options(text: str, titles: list[str]) -> str:
+    """`text` followed by the options as a numbered list, for channels without buttons."""
+    lines = [f"{number}. {title}" for number, title in enumerate(titles, start=1)]
+    return "\n".join([text.rstrip(), "", *lines]) if text.strip() else "\n".join(lines)

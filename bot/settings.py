@@ -34,6 +34,14 @@ class Settings:
     rasa_token: str | None
     bot_timezone: str
     default_country: str
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_whatsapp_number: str | None = None
+    twilio_sms_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base: str | None = None
+    public_url: str | None = None
+    twilio_validate_signature: bool = True
 
     @property
     def is_development(self) -> bool:
@@ -82,6 +90,18 @@ class Settings:
                 f"DEFAULT_COUNTRY={country!r} is not an ISO 3166 country code (examples: MX, AR, PE)."
             )
 
+        validate = (get("TWILIO_VALIDATE_SIGNATURE") or "true").lower()
+        if validate not in ("true", "false"):
+            raise SettingsError(f"TWILIO_VALIDATE_SIGNATURE={validate!r}: use true or false.")
+        if validate == "false" and environment != "development":
+            raise SettingsError(
+                "TWILIO_VALIDATE_SIGNATURE=false is allowed only with BOT_ENV=development: "
+                "in production every Twilio webhook must be signed."
+            )
+        public_url = get("PUBLIC_URL")
+        if public_url and not public_url.startswith(("http://", "https://")):
+            raise SettingsError(f"PUBLIC_URL={public_url!r}: give the full URL, like https://bot.example.com")
+
         return cls(
             environment=environment,
             database_url=database_url or f"sqlite:///{VAR_DIR / 'bot.db'}",
@@ -92,6 +112,14 @@ class Settings:
             rasa_token=get("RASA_TOKEN"),
             bot_timezone=timezone,
             default_country=country,
+            twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+            twilio_whatsapp_number=get("TWILIO_WHATSAPP_NUMBER"),
+            twilio_sms_number=get("TWILIO_SMS_NUMBER"),
+            twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
+            twilio_api_base=get("TWILIO_API_BASE"),
+            public_url=public_url.rstrip("/") if public_url else None,
+            twilio_validate_signature=validate == "true",
         )
 
 

@@ -16,9 +16,14 @@ from bot.adapters.sql import SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
 from bot.demo import load_demo
 from bot.settings import DEFAULT_DEMO_DATA, Settings
+from tests.fake_twilio import FakeTwilio
+from tests.harness import Stack
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The running stack's own Redis database (claims and Rasa locks), apart from REDIS_URL's flushes.
+STACK_REDIS_URL = os.environ.get("TEST_STACK_REDIS_URL", "redis://127.0.0.1:6379/13")
+PUBLIC_URL = "https://bot.example.test"  # what the fake signs webhooks against, as Twilio would
 
 # The demo data is anchored on this Thursday; "now" is that morning in Mexico City.
 TODAY = date(2026, 11, 26)
@@ -83,3 +88,38 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """Twilio's cloud, replaced by a local server speaking its Messages API."""
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, fake_twilio) -> Iterator[Stack]:
+    """The real stack with the trained model: REST channel, and Twilio channel aimed at the fake."""
+    running = Stack(
+        tmp_path_factory.mktemp("stack"),
+        {
+            "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
+            "TWILIO_API_BASE": fake_twilio.url,
+            "TWILIO_WHATSAPP_NUMBER": "+14155238886",
+            "TWILIO_SMS_NUMBER": "+15005550006",
+            "PUBLIC_URL": PUBLIC_URL,
+            "REDIS_URL": STACK_REDIS_URL,
+        },
+    )
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop the shared stack run last."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_stack") is not None)

@@ -23,6 +23,8 @@ TITLES = [
         ("el último", 2),
         ("ULTIMO", 2),
         ("zapatillas", 1),
+        ("el de los auriculares", 0),
+        ("la del mate porfa", 2),
         ("Mate de calabaza", 2),
         ("PED-1004 · Auriculares inalámbricos (en reparto)", 0),
     ],

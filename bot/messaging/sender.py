@@ -1,0 +1,302 @@
+"""The one way the assistant sends a WhatsApp or SMS message (bot replies, notifications, agents).
+
+It enforces the channel's rules before anything leaves: opted-out numbers get nothing but the
+opt-out confirmation; WhatsApp free-form text only within 24 hours of the customer's last
+message (after that, an approved template: ContentSid + ContentVariables); long texts split
+at natural breaks. It records every message and its fate in the outbound_messages table, and
+retries with backoff what can succeed later (429, 5xx, network) but not what cannot (4xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from bot.messaging.inbound import Channel
+from bot.messaging.sms import TWILIO_MAX_BODY, sms_part_limit, split_text
+from bot.messaging.store import MessagingStore
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WHATSAPP_WINDOW = timedelta(hours=24)
+TWILIO_API = "https://api.twilio.com"
+
+
+class OutsideSessionWindow(Exception):
+    """WhatsApp accepts free-form text only within 24 h of the customer's last message."""
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    to: str  # E.164
+    channel: Channel
+    body: str = ""
+    media_urls: tuple[str, ...] = ()
+    content_sid: str | None = None  # an approved WhatsApp template (Twilio Content API)
+    content_variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: str  # queued (or Twilio's first status) | outbox | blocked | failed
+    record_ids: list[int] = field(default_factory=list)
+    sids: list[str] = field(default_factory=list)
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request to the Messages API."""
+
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str | None
+    media_url: str | None
+    content_sid: str | None
+    content_variables: str | None
+    status_callback: str | None
+
+
+class TransientSendError(Exception):
+    """Worth retrying: rate limited, server error, network trouble."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PermanentSendError(Exception):
+    """Retrying cannot help (invalid number, unsubscribed recipient, bad request)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Transport(ABC):
+    name: str
+
+    @abstractmethod
+    async def deliver(self, delivery: Delivery) -> tuple[str, str]:
+        """Hand one message over; return (sid, status). Raise Transient/PermanentSendError."""
+
+    async def close(self) -> None:  # noqa: B027 (optional: the outbox holds nothing)
+        """Release connections."""
+
+
+class _ApiBaseHttpClient(AsyncTwilioHttpClient):
+    """Twilio's async HTTP client, aimed at TWILIO_API_BASE instead of api.twilio.com."""
+
+    def __init__(self, api_base: str | None) -> None:
+        super().__init__()
+        self._api_base = (api_base or "").rstrip("/")
+
+    async def request(self, method: str, url: str, *args, **kwargs):
+        if self._api_base and url.startswith(TWILIO_API):
+            url = self._api_base + url[len(TWILIO_API) :]
+        return await super().request(method, url, *args, **kwargs)
+
+
+class TwilioTransport(Transport):
+    """The Messages API through the twilio library's async client (never blocks the event loop)."""
+
+    name = "twilio"
+
+    def __init__(
+        self, account_sid: str, auth_token: str, api_base: str | None, timeout_s: float = 10
+    ) -> None:
+        self._account_sid, self._auth_token = account_sid, auth_token
+        self._api_base, self._timeout = api_base, timeout_s
+        self._client: Client | None = None
+        # The library logs every request at INFO; customers' messages stay out of the logs.
+        for name in ("twilio.http_client", "twilio.async_http_client"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def _twilio(self) -> Client:
+        # Built on first use, inside the running event loop its aiohttp session belongs to.
+        if self._client is None:
+            http = _ApiBaseHttpClient(self._api_base)
+            self._client = Client(self._account_sid, self._auth_token, http_client=http)
+        return self._client
+
+    async def deliver(self, delivery: Delivery) -> tuple[str, str]:
+        arguments = {
+            "to": delivery.to,
+            "from_": delivery.from_,
+            "messaging_service_sid": delivery.messaging_service_sid,
+            "body": delivery.body,
+            "media_url": [delivery.media_url] if delivery.media_url else None,
+            "content_sid": delivery.content_sid,
+            "content_variables": delivery.content_variables,
+            "status_callback": delivery.status_callback,
+        }
+        arguments = {key: value for key, value in arguments.items() if value}
+        try:
+            # The library sends no timeout of its own (aiohttp would wait five minutes).
+            message = await asyncio.wait_for(self._twilio().messages.create_async(**arguments), self._timeout)
+        except TwilioRestException as error:
+            code = str(error.code) if error.code else str(error.status)
+            if error.status == 429 or error.status >= 500:
+                raise TransientSendError(f"Twilio answered {error.status}", code) from error
+            raise PermanentSendError(f"Twilio refused the message ({error.status}, {code})", code) from error
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise TransientSendError(f"network error: {error!r}") from error
+        return message.sid, message.status or "queued"
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.http_client.close()
+
+
+class OutboxTransport(Transport):
+    """No Twilio account: messages stay in the outbound_messages table and are printed."""
+
+    name = "outbox"
+
+    async def deliver(self, delivery: Delivery) -> tuple[str, str]:
+        what = delivery.body or ""
+        if delivery.media_url:
+            what = f"{what} [media: {delivery.media_url}]".strip()
+        if delivery.content_sid:
+            what = f"[template {delivery.content_sid} {delivery.content_variables or ''}]"
+        print(f"[outbox → {delivery.to}] {what}", flush=True)
+        return f"OUTBOX{uuid.uuid4().hex}", "outbox"
+
+
+def transport_for(settings: Settings) -> Transport:
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        return TwilioTransport(
+            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base
+        )
+    return OutboxTransport()
+
+
+class MessageSender:
+    """Sends messages under the channel's rules and records each one; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: MessagingStore,
+        transport: Transport,
+        retry_delays_s: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self.transport = transport
+        self._retry_delays = tuple(retry_delays_s)
+        self._clock = clock
+
+    def _addresses(self, message: OutboundMessage, whatsapp_address: str | None) -> tuple[str, str | None]:
+        settings = self._settings
+        if message.channel is Channel.WHATSAPP:
+            sender = settings.twilio_whatsapp_number
+            to = whatsapp_address or f"whatsapp:{message.to}"
+            return to, (f"whatsapp:{sender}" if sender and not sender.startswith("whatsapp:") else sender)
+        return message.to, settings.twilio_sms_number
+
+    def _parts(self, message: OutboundMessage) -> list[tuple[str | None, str | None]]:
+        """(body, media_url) per request: text parts first, then one request per attachment."""
+        if message.content_sid:
+            return [(None, None)]
+        body = message.body.strip()
+        if message.channel is Channel.SMS:
+            texts = split_text(body, sms_part_limit(body), sms=True)
+        else:
+            texts = split_text(body, TWILIO_MAX_BODY)
+        return [(text, None) for text in texts] + [(None, url) for url in message.media_urls]
+
+    async def send(self, message: OutboundMessage, *, opt_out_confirmation: bool = False) -> SendResult:
+        """Send `message`; raise OutsideSessionWindow for WhatsApp free-form after 24 h."""
+        contact = await asyncio.to_thread(self._store.contact, message.to)
+        if contact and contact.opted_out and not opt_out_confirmation:
+            record = await asyncio.to_thread(
+                self._store.add_outbound, message.to, message.channel, self.transport.name,
+                message.body, list(message.media_urls), message.content_sid, "blocked",
+            )  # fmt: skip
+            await asyncio.to_thread(self._store.update_outbound, record, error_message="recipient opted out")
+            logger.info("not sent to %s: opted out (outbound #%s)", message.to, record)
+            return SendResult("blocked", [record])
+
+        if message.channel is Channel.WHATSAPP and not message.content_sid:
+            last = contact.whatsapp_last_inbound_at if contact else None
+            if last is None or self._clock() - last > WHATSAPP_WINDOW:
+                raise OutsideSessionWindow(
+                    f"{message.to} last wrote on WhatsApp {last or 'never'}: send an approved template "
+                    "(content_sid and content_variables) instead of free-form text"
+                )
+
+        to, from_ = self._addresses(message, contact.whatsapp_address if contact else None)
+        service = None if from_ else self._settings.twilio_messaging_service_sid
+        callback = (
+            f"{self._settings.public_url}/webhooks/twilio/status" if self._settings.public_url else None
+        )
+        variables = (
+            json.dumps(message.content_variables, ensure_ascii=False) if message.content_variables else None
+        )
+
+        result = SendResult("queued")
+        for body, media_url in self._parts(message):
+            delivery = Delivery(to, from_, service, body, media_url, message.content_sid, variables, callback)
+            record = await asyncio.to_thread(
+                self._store.add_outbound, message.to, message.channel, self.transport.name,
+                body or "", [media_url] if media_url else [], message.content_sid, "sending",
+            )  # fmt: skip
+            result.record_ids.append(record)
+            sid, status, code = await self._deliver_with_retries(delivery, record)
+            if sid:
+                result.sids.append(sid)
+            if status == "failed":
+                # Later parts would read as nonsense without this one: stop, and say so.
+                return SendResult("failed", result.record_ids, result.sids, code)
+            result = SendResult(status, result.record_ids, result.sids)
+        return result
+
+    async def _deliver_with_retries(
+        self, delivery: Delivery, record: int
+    ) -> tuple[str | None, str, str | None]:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                sid, status = await self.transport.deliver(delivery)
+            except TransientSendError as error:
+                if attempts > len(self._retry_delays):
+                    return await self._failed(record, attempts, error.code, str(error))
+                delay = self._retry_delays[attempts - 1] * random.uniform(0.8, 1.2)
+                logger.warning(
+                    "send to %s failed (%s); retry %d in %.1f s", delivery.to, error, attempts, delay
+                )
+                await asyncio.sleep(delay)
+            except PermanentSendError as error:
+                return await self._failed(record, attempts, error.code, str(error))
+            else:
+                await asyncio.to_thread(
+                    self._store.update_outbound, record, sid=sid, status=status, attempts=attempts
+                )
+                return sid, status, None
+
+    async def _failed(
+        self, record: int, attempts: int, code: str | None, reason: str
+    ) -> tuple[None, str, str | None]:
+        logger.error("outbound #%s failed after %d attempt(s): %s", record, attempts, reason)
+        await asyncio.to_thread(
+            self._store.update_outbound, record, status="failed", error_code=code,
+            error_message=reason[:500], attempts=attempts,
+        )  # fmt: skip
+        return None, "failed", code

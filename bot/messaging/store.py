@@ -1,0 +1,241 @@
+"""What the channel remembers per phone number and per outbound message, in SQL (DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from bot.adapters.sql import SqlStore, from_db_time, to_db_time
+from bot.messaging.inbound import Channel
+
+metadata = sa.MetaData()
+
+# One row per customer phone: the WhatsApp 24-hour window, opt-out, and the numbered options
+# last offered (so "2" or "la segunda" can be read on whichever replica gets the answer).
+contacts = sa.Table(
+    "channel_contacts",
+    metadata,
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("last_channel", sa.String(16)),
+    sa.Column("last_inbound_at", sa.DateTime),
+    sa.Column("whatsapp_last_inbound_at", sa.DateTime),
+    # Replies go to the address the customer wrote from: WhatsApp still reports Mexican
+    # mobiles as +521…, and that is the address it delivers to.
+    sa.Column("whatsapp_address", sa.String(40)),
+    sa.Column("opted_out_at", sa.DateTime),
+    sa.Column("opted_out_channel", sa.String(16)),
+    sa.Column("opted_in_at", sa.DateTime),
+    sa.Column("pending_buttons", sa.Text),  # JSON [{title, payload}]
+)
+
+# Every message the assistant sends, with the status Twilio reports for it.
+outbound_messages = sa.Table(
+    "outbound_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sid", sa.String(64), unique=True),
+    sa.Column("to_phone", sa.String(20), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("transport", sa.String(16), nullable=False),  # twilio | outbox
+    sa.Column("body", sa.Text, nullable=False, default=""),
+    sa.Column("media_urls", sa.Text),  # JSON list
+    sa.Column("content_sid", sa.String(64)),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("error_code", sa.String(16)),
+    sa.Column("error_message", sa.String(500)),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# Twilio's message statuses, in the order a message moves through them.
+STATUS_ORDER = ["sending", "accepted", "queued", "sending_twilio", "sent", "delivered", "read"]
+FINAL_STATUSES = {"delivered", "read", "failed", "undelivered", "blocked", "outbox"}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Contact:
+    phone: str
+    last_channel: str | None
+    whatsapp_last_inbound_at: datetime | None
+    whatsapp_address: str | None
+    opted_out_at: datetime | None
+    pending_buttons: list[dict]
+
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_at is not None
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    id: int
+    sid: str | None
+    to_phone: str
+    channel: str
+    transport: str
+    body: str
+    media_urls: list[str]
+    content_sid: str | None
+    status: str
+    error_code: str | None
+    attempts: int
+
+
+class MessagingStore:
+    """Contacts and outbound messages on the assistant's database."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def create_schema(self) -> None:
+        with self._store.connect() as conn:
+            metadata.create_all(conn)
+
+    def drop_schema(self) -> None:
+        with self._store.connect() as conn:
+            metadata.drop_all(conn)
+
+    def _upsert_contact(self, conn: sa.engine.Connection, phone: str, values: dict) -> None:
+        """Insert or update one contact atomically, also when replicas race on a new number."""
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = insert(contacts).values(phone=phone, **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=[contacts.c.phone], set_=values))
+
+    def contact(self, phone: str) -> Contact | None:
+        with self._store.connect() as conn:
+            row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).first()
+        if row is None:
+            return None
+        return Contact(
+            phone=row.phone,
+            last_channel=row.last_channel,
+            whatsapp_last_inbound_at=from_db_time(row.whatsapp_last_inbound_at),
+            whatsapp_address=row.whatsapp_address,
+            opted_out_at=from_db_time(row.opted_out_at),
+            pending_buttons=json.loads(row.pending_buttons) if row.pending_buttons else [],
+        )
+
+    def record_inbound(
+        self, phone: str, channel: Channel, address: str | None = None, at: datetime | None = None
+    ) -> None:
+        moment = to_db_time(at or _now())
+        values = {"last_channel": channel.value, "last_inbound_at": moment}
+        if channel is Channel.WHATSAPP:
+            values["whatsapp_last_inbound_at"] = moment
+            if address:
+                values["whatsapp_address"] = address
+        with self._store.connect() as conn:
+            self._upsert_contact(conn, phone, values)
+
+    def opt_out(self, phone: str, channel: Channel, at: datetime | None = None) -> None:
+        values = {"opted_out_at": to_db_time(at or _now()), "opted_out_channel": channel.value}
+        with self._store.connect() as conn:
+            self._upsert_contact(conn, phone, values)
+
+    def opt_in(self, phone: str, at: datetime | None = None) -> None:
+        values = {"opted_out_at": None, "opted_out_channel": None, "opted_in_at": to_db_time(at or _now())}
+        with self._store.connect() as conn:
+            self._upsert_contact(conn, phone, values)
+
+    def set_pending_buttons(self, phone: str, buttons: list[dict]) -> None:
+        with self._store.connect() as conn:
+            self._upsert_contact(conn, phone, {"pending_buttons": json.dumps(buttons, ensure_ascii=False)})
+
+    def take_pending_buttons(self, phone: str) -> list[dict]:
+        """The options last offered to `phone`, forgotten as they are read: one answer each."""
+        with self._store.connect() as conn:
+            row = conn.execute(sa.select(contacts.c.pending_buttons).where(contacts.c.phone == phone)).first()
+            if row is None or not row.pending_buttons:
+                return []
+            conn.execute(contacts.update().where(contacts.c.phone == phone).values(pending_buttons=None))
+        return json.loads(row.pending_buttons)
+
+    def add_outbound(
+        self,
+        to_phone: str,
+        channel: Channel,
+        transport: str,
+        body: str,
+        media_urls: list[str],
+        content_sid: str | None,
+        status: str,
+    ) -> int:
+        now = to_db_time(_now())
+        with self._store.connect() as conn:
+            result = conn.execute(
+                outbound_messages.insert().values(
+                    to_phone=to_phone,
+                    channel=channel.value,
+                    transport=transport,
+                    body=body,
+                    media_urls=json.dumps(media_urls) if media_urls else None,
+                    content_sid=content_sid,
+                    status=status,
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def update_outbound(self, record_id: int, **values: object) -> None:
+        with self._store.connect() as conn:
+            conn.execute(
+                outbound_messages.update()
+                .where(outbound_messages.c.id == record_id)
+                .values(updated_at=to_db_time(_now()), **values)
+            )
+
+    def record_status(self, sid: str, status: str, error_code: str | None = None) -> bool:
+        """Apply a delivery status callback; a late 'sent' never overwrites 'delivered'."""
+        with self._store.connect() as conn:
+            row = conn.execute(
+                sa.select(outbound_messages.c.id, outbound_messages.c.status).where(
+                    outbound_messages.c.sid == sid
+                )
+            ).first()
+            if row is None:
+                return False
+            current, new = row.status, status.lower()
+            both_in_flow = current in STATUS_ORDER and new in STATUS_ORDER
+            if both_in_flow and STATUS_ORDER.index(new) < STATUS_ORDER.index(current):
+                return True
+            values: dict[str, object] = {"status": new, "updated_at": to_db_time(_now())}
+            if error_code:
+                values["error_code"] = error_code
+            conn.execute(outbound_messages.update().where(outbound_messages.c.id == row.id).values(**values))
+        return True
+
+    def outbound(self, to_phone: str | None = None, after_id: int = 0) -> list[OutboundRecord]:
+        query = sa.select(outbound_messages).where(outbound_messages.c.id > after_id)
+        if to_phone:
+            query = query.where(outbound_messages.c.to_phone == to_phone)
+        with self._store.connect() as conn:
+            rows = conn.execute(query.order_by(outbound_messages.c.id)).all()
+        return [
+            OutboundRecord(
+                id=row.id,
+                sid=row.sid,
+                to_phone=row.to_phone,
+                channel=row.channel,
+                transport=row.transport,
+                body=row.body,
+                media_urls=json.loads(row.media_urls) if row.media_urls else [],
+                content_sid=row.content_sid,
+                status=row.status,
+                error_code=row.error_code,
+                attempts=row.attempts,
+            )
+            for row in rows
+        ]

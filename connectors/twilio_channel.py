@@ -1,0 +1,315 @@
+"""WhatsApp and SMS through Twilio: a hardened replacement for Rasa's built-in twilio channel.
+
+Inbound (POST /webhooks/twilio/webhook): signature checked against PUBLIC_URL, MessageSid
+claimed once (Redis SET NX across replicas), empty 204 to Twilio at once, then processing in
+the background, one conversation at a time in arrival order. Outbound: every reply goes through
+bot.messaging.sender.MessageSender (async Twilio REST client, retries, 24-hour window, opt-out).
+Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import weakref
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+import yaml
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from twilio.request_validator import RequestValidator
+
+from bot.adapters.sql import SqlStore
+from bot.choices import fold, numbered_options, pick_choice
+from bot.messaging.claims import MessageClaims, claims_for
+from bot.messaging.inbound import (
+    OPT_OUT_WHEN_IDLE,
+    Channel,
+    InboundMessage,
+    Keyword,
+    MalformedWebhook,
+    keyword_of,
+    parse_inbound,
+    rasa_text,
+)
+from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
+from bot.messaging.store import MessagingStore
+from bot.phone import InvalidPhoneNumber
+from bot.settings import PROJECT_ROOT, Settings, current
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _domain_responses() -> dict[str, list[dict]]:
+    """Responses from domain.yml, for the few messages the channel sends itself (opt-out)."""
+    domain_dir = PROJECT_ROOT / "domain"
+    files = sorted(domain_dir.rglob("*.yml")) if domain_dir.is_dir() else [PROJECT_ROOT / "domain.yml"]
+    responses: dict[str, list[dict]] = {}
+    for path in files:
+        responses.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {})
+    return responses
+
+
+def channel_response(name: str) -> str:
+    return random.choice(_domain_responses()[name])["text"]  # noqa: S311 (choosing a wording)
+
+
+class TwilioOutput(OutputChannel):
+    """Renders Rasa's responses for WhatsApp/SMS and hands them to the one sender."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "twilio"
+
+    def __init__(self, sender: MessageSender, store: MessagingStore, channel: Channel) -> None:
+        self.sender = sender
+        self.store = store
+        self.channel = channel
+
+    async def _send(
+        self, recipient_id: str, body: str = "", media_urls: tuple[str, ...] = (), **extra: Any
+    ) -> None:
+        message = OutboundMessage(
+            to=recipient_id, channel=self.channel, body=body, media_urls=media_urls, **extra
+        )
+        try:
+            await self.sender.send(message)
+        except OutsideSessionWindow:
+            logger.exception("reply to %s not sent: outside the WhatsApp 24-hour window", recipient_id)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send(recipient_id, body=text)
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        # WhatsApp free-form messages and SMS have no buttons: a numbered list, and the
+        # options are remembered so "2", "dos", "la segunda" or a title can be read back.
+        options = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in buttons]
+        await asyncio.to_thread(self.store.set_pending_buttons, recipient_id, options)
+        await self._send(recipient_id, body=numbered_options(text or "", [o["title"] for o in options]))
+
+    async def send_quick_replies(
+        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self._send(recipient_id, media_urls=(image,))
+
+    async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
+        url = attachment if isinstance(attachment, str) else (attachment or {}).get("url")
+        if url and str(url).startswith(("http://", "https://")):
+            await self._send(recipient_id, media_urls=(str(url),))
+        elif url:
+            await self._send(recipient_id, body=str(url))
+
+    async def send_elements(self, recipient_id: str, elements: list[dict[str, Any]], **kwargs: Any) -> None:
+        lines = [" — ".join(filter(None, (e.get("title"), e.get("subtitle")))) for e in elements]
+        await self._send(recipient_id, body="\n".join(lines))
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        """`custom: {content_sid, content_variables}` sends an approved WhatsApp template."""
+        if json_message.get("content_sid"):
+            await self._send(
+                recipient_id,
+                content_sid=json_message["content_sid"],
+                content_variables=json_message.get("content_variables") or None,
+            )
+        else:
+            logger.warning("custom payload without content_sid not sent to %s", recipient_id)
+
+
+class TwilioInput(InputChannel):
+    """POST /webhooks/twilio/webhook and /webhooks/twilio/status; see the module docstring."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "twilio"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> TwilioInput:
+        return cls(current())
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: MessagingStore | None = None,
+        claims: MessageClaims | None = None,
+        sender: MessageSender | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or MessagingStore(SqlStore(settings.database_url))
+        self.store.create_schema()
+        self.claims = claims or claims_for(settings.redis_url)
+        self.sender = sender or MessageSender(settings, self.store, transport_for(settings))
+        self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._in_flight: set[asyncio.Task] = set()
+        if not settings.twilio_validate_signature:
+            logger.warning("TWILIO_VALIDATE_SIGNATURE=false: webhooks are NOT verified (development only)")
+        elif not settings.twilio_auth_token:
+            logger.warning("TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused with 403")
+
+    # --- verification ----------------------------------------------------------------------
+
+    @staticmethod
+    def twilio_form(request: Request) -> dict[str, str]:
+        """The POSTed parameters, blank ones included: Twilio signs them all (an empty Body too)."""
+        return dict(parse_qsl(request.body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+    def _url_twilio_signed(self, request: Request) -> str:
+        if not self.settings.public_url:
+            return request.url
+        query = f"?{request.query_string}" if request.query_string else ""
+        return f"{self.settings.public_url}{request.path}{query}"
+
+    def is_signed_by_twilio(self, request: Request, form: dict[str, str]) -> bool:
+        if not self.settings.twilio_validate_signature:
+            return True
+        signature = request.headers.get("X-Twilio-Signature")
+        if not signature or not self.settings.twilio_auth_token:
+            return False
+        validator = RequestValidator(self.settings.twilio_auth_token)
+        return validator.validate(self._url_twilio_signed(request), form, signature)
+
+    # --- processing -------------------------------------------------------------------------
+
+    async def _question_open(self, phone: str, app: Any) -> bool:
+        """Whether the bot is waiting for an answer: options on screen or a form running."""
+        contact = await asyncio.to_thread(self.store.contact, phone)
+        if contact and contact.pending_buttons:
+            return True
+        agent = getattr(getattr(app, "ctx", None), "agent", None)
+        if agent is None or agent.tracker_store is None:
+            return False
+        tracker = await agent.tracker_store.retrieve(phone)
+        return bool(tracker and tracker.active_loop_name)
+
+    async def _apply_keyword(self, message: InboundMessage, app: Any) -> bool:
+        """Opt-out / opt-in keywords; True when the message was one and is fully handled."""
+        keyword = keyword_of(message.text)
+        if keyword is Keyword.OPT_OUT:
+            if fold(message.text) in OPT_OUT_WHEN_IDLE and await self._question_open(message.phone, app):
+                return False  # "cancelar" answers the open question; NLU reads it
+            await asyncio.to_thread(self.store.opt_out, message.phone, message.channel)
+            logger.info("%s opted out on %s", message.phone, message.channel.value)
+            reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_out"))
+            await self.sender.send(reply, opt_out_confirmation=True)
+            return True
+        if keyword is Keyword.OPT_IN:
+            contact = await asyncio.to_thread(self.store.contact, message.phone)
+            if not (contact and contact.opted_out):
+                return False  # "yes" / "start" from someone subscribed is just a message
+            await asyncio.to_thread(self.store.opt_in, message.phone)
+            logger.info("%s opted back in on %s", message.phone, message.channel.value)
+            reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
+            await self.sender.send(reply)
+            return True
+        return False
+
+    async def handle(
+        self,
+        message: InboundMessage,
+        sender_address: str,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        app: Any = None,
+    ) -> None:
+        """Everything after the acknowledgement, for one message, in its conversation's turn."""
+        lock = self._conversations.get(message.phone)
+        if lock is None:
+            lock = self._conversations[message.phone] = asyncio.Lock()
+        async with lock:
+            await asyncio.to_thread(self.store.record_inbound, message.phone, message.channel, sender_address)
+            if await self._apply_keyword(message, app):
+                return
+            text = rasa_text(message)
+            offered = await asyncio.to_thread(self.store.take_pending_buttons, message.phone)
+            if offered and not text.startswith("/"):
+                picked = pick_choice(text, [option["title"] for option in offered])
+                if picked is not None:
+                    text = offered[picked]["payload"]
+            output = TwilioOutput(self.sender, self.store, message.channel)
+            await on_new_message(
+                UserMessage(
+                    text,
+                    output,
+                    message.phone,
+                    input_channel=self.name(),
+                    message_id=message.sid,
+                    metadata=message.metadata(),
+                )
+            )
+
+    def _spawn(self, work: Awaitable[None], sid: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                logger.exception("processing message %s failed", sid)
+
+        task = asyncio.create_task(guarded())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def drain(self, timeout_s: float = 20) -> None:
+        """Let in-flight messages finish (on shutdown), then release connections."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout_s)
+        await self.sender.transport.close()
+        await self.claims.close()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("hardened_twilio_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> response.HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> response.HTTPResponse:
+            form = self.twilio_form(request)
+            if not self.is_signed_by_twilio(request, form):
+                logger.warning(
+                    "refused a Twilio webhook with a missing or wrong signature from %s (MessageSid %s)",
+                    request.remote_addr or request.ip,
+                    form.get("MessageSid", "?"),
+                )
+                return response.text("forbidden", status=403)
+            try:
+                message = parse_inbound(form, self.settings.default_country)
+            except (MalformedWebhook, InvalidPhoneNumber) as error:
+                logger.warning("refused a Twilio webhook: %s", error)
+                return response.text("bad request", status=400)
+            if not await self.claims.claim(message.sid):
+                logger.info("MessageSid %s already claimed: duplicate ignored", message.sid)
+                return response.empty(status=204)
+            self._spawn(self.handle(message, form["From"], on_new_message, request.app), message.sid)
+            return response.empty(status=204)
+
+        @webhook.route("/status", methods=["POST"])
+        async def delivery_status(request: Request) -> response.HTTPResponse:
+            form = self.twilio_form(request)
+            if not self.is_signed_by_twilio(request, form):
+                logger.warning("refused a status callback with a missing or wrong signature")
+                return response.text("forbidden", status=403)
+            sid, status = form.get("MessageSid"), form.get("MessageStatus")
+            if not sid or not status:
+                return response.text("bad request", status=400)
+            known = await asyncio.to_thread(
+                self.store.record_status, sid, status, form.get("ErrorCode") or None
+            )
+            if not known:
+                logger.info("status %s for unknown MessageSid %s", status, sid)
+            return response.empty(status=204)
+
+        @webhook.listener("before_server_stop")
+        async def finish_in_flight(*_: Any) -> None:
+            await self.drain()
+
+        return webhook

@@ -1,0 +1,104 @@
+"""Starts the real stack (`scripts/stack.py run`, what `make run` starts) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).parent.parent
+TOKEN = "integration-" + uuid.uuid4().hex
+RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text())["responses"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def is_up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Stack:
+    def __init__(self, tmp: Path, extra_env: dict[str, str]) -> None:
+        self.rasa_port, self.action_port = free_port(), free_port()
+        self.log = tmp / "stack.log"
+        self.database_url = f"sqlite:///{tmp / 'bot.db'}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "DEMO_DATA": str(ROOT / "data" / "demo" / "fixture.yml"),
+            "RASA_PORT": str(self.rasa_port),
+            "ACTION_PORT": str(self.action_port),
+            "RASA_TOKEN": TOKEN,
+            "BOT_ENV": "development",
+            **extra_env,
+        }
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "scripts" / "stack.py"), "run"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the stack exited with {self.process.returncode}:\n{self.tail()}")
+            if "Assistant ready." in self.log.read_text():
+                return
+            time.sleep(0.5)
+        pytest.fail(f"the stack was not ready within {timeout} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text().splitlines()[-lines:])
+
+    def say(self, sender: str, message: str, token: str | None = TOKEN) -> list[dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        reply = requests.post(
+            f"{self.base}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            headers=headers,
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def is_response(text: str, name: str) -> bool:
+    """Whether `text` is one of the variations of response `name` (placeholders filled)."""
+    for variation in RESPONSES[name]:
+        parts = variation["text"].replace("{", "\0{").split("\0")
+        fixed = [part.split("}", 1)[-1] if part.startswith("{") else part for part in parts]
+        if all(piece in text for piece in fixed):
+            return True
+    return False
