@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit test-stories services demo lock clean
+.PHONY: help install run test shell train validate lint format unit test-stories services demo bench lock clean
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -54,6 +54,9 @@ test-stories: install ## Conversation tests in tests/test_stories.yml (rasa test
 
 services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh
+
+bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60; ~4 min)
+	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS))
 
 demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force

@@ -16,6 +16,7 @@ from rasa.shared.core.domain import Domain
 from redis.connection import SSLConnection, parse_url
 from sqlalchemy.engine import make_url
 
+from bot.adapters.sql import tune_sqlite
 from bot.settings import Settings, current
 
 
@@ -51,6 +52,7 @@ class SettingsTrackerStore(SQLTrackerStore):
             event_broker=event_broker,
             **tracker_store_arguments(settings.database_url),
         )
+        tune_sqlite(self.engine)
 
 
 def lock_store_for(settings: Settings) -> LockStore:

@@ -2,7 +2,9 @@
 
 Inbound (POST /webhooks/twilio/webhook): signature checked against PUBLIC_URL, MessageSid
 claimed once (Redis SET NX across replicas), empty 204 to Twilio at once, then processing in
-the background, one conversation at a time in arrival order. Outbound: every reply goes through
+the background, one conversation at a time in arrival order, on a thread of its own: Rasa's
+NLU and policies are CPU-bound and run in whatever loop calls them, so on the server's loop
+they would hold every acknowledgement back. Outbound: every reply goes through
 bot.messaging.sender.MessageSender (async Twilio REST client, retries, 24-hour window, opt-out).
 Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
 """
@@ -10,10 +12,12 @@ Delivery status callbacks (POST /webhooks/twilio/status) update each outbound me
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import random
+import threading
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -58,6 +62,44 @@ def _domain_responses() -> dict[str, list[dict]]:
 
 def channel_response(name: str) -> str:
     return random.choice(_domain_responses()[name])["text"]  # noqa: S311 (choosing a wording)
+
+
+class ConversationWorker:
+    """A thread with its own event loop where conversations are processed.
+
+    The server's loop only verifies, claims and acknowledges webhooks. Everything the
+    processing touches works from any loop: Rasa's lock stores poll, its action-server client
+    opens a session per call, the SQL stores are synchronous, and the Twilio client is created
+    on first use inside this loop.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="twilio-conversations", daemon=True)
+        self._thread.start()
+        self._pending: set[concurrent.futures.Future] = set()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, work: Coroutine[Any, Any, None]) -> None:
+        future = asyncio.run_coroutine_threadsafe(work, self.loop)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    def run(self, work: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout_s)
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Wait (without blocking the caller's loop) until submitted work is done."""
+        pending = [asyncio.wrap_future(future) for future in set(self._pending)]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
 
 
 class TwilioOutput(OutputChannel):
@@ -150,7 +192,7 @@ class TwilioInput(InputChannel):
         self.claims = claims or claims_for(settings.redis_url)
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings))
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._in_flight: set[asyncio.Task] = set()
+        self._worker: ConversationWorker | None = None
         if not settings.twilio_validate_signature:
             logger.warning("TWILIO_VALIDATE_SIGNATURE=false: webhooks are NOT verified (development only)")
         elif not settings.twilio_auth_token:
@@ -246,22 +288,24 @@ class TwilioInput(InputChannel):
                 )
             )
 
-    def _spawn(self, work: Awaitable[None], sid: str) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], sid: str) -> None:
         async def guarded() -> None:
             try:
                 await work
             except Exception:
                 logger.exception("processing message %s failed", sid)
 
-        task = asyncio.create_task(guarded())
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        if self._worker is None:
+            self._worker = ConversationWorker()
+        self._worker.submit(guarded())
 
     async def drain(self, timeout_s: float = 20) -> None:
         """Let in-flight messages finish (on shutdown), then release connections."""
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=timeout_s)
-        await self.sender.transport.close()
+        if self._worker is not None:
+            await self._worker.wait_idle(timeout_s)
+            # The Twilio client's session belongs to the worker's loop: close it there.
+            self._worker.run(self.sender.transport.close(), timeout_s=5)
+            self._worker.stop()
         await self.claims.close()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

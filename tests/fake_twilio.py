@@ -58,7 +58,7 @@ class FakeTwilio:
     attempts: int = 0  # every request, failed ones included
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._failures: deque[Failure] = deque()
         self._delay_s = 0.0
         self._server: ThreadingHTTPServer | None = None
@@ -84,13 +84,21 @@ class FakeTwilio:
             return [m for m in self.received if normalize_phone(m.to) == phone]
 
     def wait_for(self, phone: str, count: int = 1, timeout_s: float = 30) -> list[ReceivedMessage]:
+        found = self.wait_quietly(phone, count, timeout_s)
+        if len(found) < count:
+            raise AssertionError(f"{count} message(s) to {phone} expected, got {found}")
+        return found
+
+    def wait_quietly(self, phone: str, count: int, timeout_s: float) -> list[ReceivedMessage]:
+        """Messages to `phone` once there are `count`, or what came within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.messages_to(phone)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"{count} message(s) to {phone} expected, got {self.messages_to(phone)}")
+        with self._lock:
+            while True:
+                found = [m for m in self.received if normalize_phone(m.to) == phone]
+                remaining = deadline - time.monotonic()
+                if len(found) >= count or remaining <= 0:
+                    return found
+                self._lock.wait(remaining)
 
     # --- server ------------------------------------------------------------------------------
 
@@ -133,6 +141,7 @@ class FakeTwilio:
             self._server.server_close()
 
     def handle(self, request: BaseHTTPRequestHandler, form: dict[str, list[str]]) -> None:
+        arrived = time.perf_counter()  # before any simulated latency: when Twilio has the request
         with self._lock:
             self.attempts += 1
             failure = self._failures.popleft() if self._failures else None
@@ -147,9 +156,8 @@ class FakeTwilio:
             request._reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
             return
         delay = (failure.delay_s if failure else 0.0) or self._delay_s
-        if delay:
-            time.sleep(delay)
         if failure and failure.status >= 400:
+            time.sleep(delay)
             request._reply(
                 failure.status,
                 {
@@ -178,10 +186,12 @@ class FakeTwilio:
             content_variables=one("ContentVariables"),
             status_callback=one("StatusCallback"),
             messaging_service_sid=one("MessagingServiceSid"),
-            received_at=time.perf_counter(),
+            received_at=arrived,
         )
         with self._lock:
             self.received.append(message)
+            self._lock.notify_all()
+        time.sleep(delay)  # the API's own latency: the message is accepted, the answer comes later
         request._reply(
             201,
             {

@@ -72,3 +72,10 @@ def test_phones_are_unique(store):
         conn.execute(customers.insert(), {"id": "A", "name": "Ana", "phone": "+5255", "country": "MX"})
     with pytest.raises(sa.exc.IntegrityError), store.connect() as conn:
         conn.execute(customers.insert(), {"id": "B", "name": "Bea", "phone": "+5255", "country": "MX"})
+
+
+def test_embedded_sqlite_runs_in_wal_mode(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path / 'bot.db'}")
+    with store.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL

@@ -37,10 +37,13 @@ def post(stack, fake, path: str, form: dict[str, str], signature: str | None = "
     return requests.post(f"{stack.base}{path}", data=form, headers=headers, timeout=10)
 
 
-def write(stack, fake, phone: str, body: str, channel: str = "whatsapp", **extra: str) -> requests.Response:
-    reply = post(stack, fake, WEBHOOK, inbound_form(phone, body, channel, **extra))
+def write(stack, fake, phone: str, body: str, channel: str = "whatsapp", **extra: str) -> str:
+    """Send a signed inbound message; return its MessageSid."""
+    form = inbound_form(phone, body, channel, **extra)
+    reply = post(stack, fake, WEBHOOK, form)
     assert reply.status_code == 204, reply.text
-    return reply
+    assert reply.text == ""  # no TwiML for WhatsApp to show
+    return form["MessageSid"]
 
 
 def outbound(stack, phone: str):
@@ -64,6 +67,17 @@ def tracker(stack, phone: str) -> dict:
     ).json()
 
 
+def user_turn(stack, phone: str, sid: str, timeout_s: float = 10) -> dict:
+    """The user event of message `sid`, once Rasa has saved its turn (that is after the reply)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in tracker(stack, phone)["events"]:
+            if event["event"] == "user" and event.get("message_id") == sid:
+                return event
+        time.sleep(0.1)
+    raise AssertionError(f"no user turn for {sid} in {phone}'s tracker")
+
+
 def quiet(fake, phone: str, seconds: float = 2.0) -> bool:
     """Nothing reached Twilio for `phone` during `seconds` (for what must not be sent)."""
     time.sleep(seconds)
@@ -72,18 +86,17 @@ def quiet(fake, phone: str, seconds: float = 2.0) -> bool:
 
 def test_whatsapp_status_question_is_answered_through_the_messages_api(stack, twilio):
     started = time.perf_counter()
-    reply = write(stack, twilio, "+5215512345678", "¡Hola! ¿Dónde está mi pedido? 📦")
+    sid = write(stack, twilio, "+5215512345678", "¡Hola! ¿Dónde está mi pedido? 📦")
     assert time.perf_counter() - started < 2
-    assert reply.text == ""  # no TwiML for WhatsApp to show
     [message] = twilio.wait_for(MARIANA_MX)
     assert message.to == "whatsapp:+5215512345678"  # the address the customer wrote from
     assert message.from_ == "whatsapp:+14155238886"
     assert "PED-1001" in message.body and "Estafeta" in message.body
     assert message.status_callback == f"{PUBLIC_URL}/webhooks/twilio/status"
-    latest = [e for e in tracker(stack, MARIANA_MX)["events"] if e["event"] == "user"][-1]
+    latest = user_turn(stack, MARIANA_MX, sid)
     assert latest["text"] == "¡Hola! ¿Dónde está mi pedido? 📦"  # "¡", accents, emoji intact
     assert latest["metadata"]["channel"] == "whatsapp" and latest["metadata"]["profile_name"] == "Cliente"
-    assert latest["message_id"].startswith("SM")
+    assert latest["metadata"]["message_sid"] == sid
 
 
 def test_sms_options_are_a_numbered_list_and_a_number_or_word_picks_one(stack, twilio):
@@ -136,7 +149,7 @@ def test_unsigned_or_forged_webhooks_are_refused_and_not_processed(stack, twilio
 
 def test_media_reaches_the_tracker_and_is_acknowledged(stack, twilio):
     phone = "+573105551234"
-    write(
+    sid = write(
         stack,
         twilio,
         phone,
@@ -147,7 +160,7 @@ def test_media_reaches_the_tracker_and_is_acknowledged(stack, twilio):
     )
     [reply] = twilio.wait_for(phone)
     assert is_response(reply.body, "utter_media_received")
-    latest = [e for e in tracker(stack, phone)["events"] if e["event"] == "user"][-1]
+    latest = user_turn(stack, phone, sid)
     assert latest["parse_data"]["intent"]["name"] == "share_media"
     assert latest["metadata"]["media"] == [
         {"url": "https://media.example/comprobante.jpg", "content_type": "image/jpeg"}
@@ -156,10 +169,10 @@ def test_media_reaches_the_tracker_and_is_acknowledged(stack, twilio):
 
 def test_location_is_an_intent_with_entities(stack, twilio):
     phone = "+56987654321"
-    write(stack, twilio, phone, "", Latitude="-33.4489", Longitude="-70.6693", Address="Plaza de Armas")
+    sid = write(stack, twilio, phone, "", Latitude="-33.4489", Longitude="-70.6693", Address="Plaza de Armas")
     [reply] = twilio.wait_for(phone)
     assert is_response(reply.body, "utter_location_received")
-    latest = [e for e in tracker(stack, phone)["events"] if e["event"] == "user"][-1]
+    latest = user_turn(stack, phone, sid)
     assert latest["parse_data"]["intent"]["name"] == "share_location"
     entities = {e["entity"]: e["value"] for e in latest["parse_data"]["entities"]}
     assert entities == {"latitude": -33.4489, "longitude": -70.6693, "address": "Plaza de Armas"}

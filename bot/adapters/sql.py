@@ -65,6 +65,23 @@ def from_db_time(stored: datetime | None) -> datetime | None:
     return None if stored is None else stored.replace(tzinfo=timezone.utc)
 
 
+def tune_sqlite(engine: Engine) -> None:
+    """WAL and relaxed syncing for the embedded SQLite file: readers stop waiting on the writer,
+    and a commit no longer waits for the disk (a crash can lose the last commits, not corrupt)."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    engine.dispose()  # connections opened before this point reconnect with the settings
+
+
 class SqlStore:
     """One database connection pool shared by the SQL CRM and ERP."""
 
@@ -73,6 +90,7 @@ class SqlStore:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        tune_sqlite(self.engine)
 
     def create_schema(self) -> None:
         with self.connect() as conn:
