@@ -12,6 +12,7 @@ messages per second, lost, duplicated, errors, and each process's peak memory (V
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -19,20 +20,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import requests
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import stack  # noqa: E402 (scripts/stack.py, beside this file)
 
+from bot.phone import normalize_phone  # noqa: E402
 from tests.fake_twilio import FakeTwilio, inbound_form  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 
@@ -148,59 +149,76 @@ class Variant:
 
 def drive(variant: Variant, running: dict, fake: FakeTwilio, customers: int, seconds: float,
           think_s: float, replay_share: float) -> Outcome:  # fmt: skip
-    outcome = Outcome(variant.name, customers, seconds)
+    """The load: one asyncio client for all customers, so the generator takes little CPU from
+    the 2-core machine it shares with the system under test."""
+    return asyncio.run(
+        _drive(running, fake, Outcome(variant.name, customers, seconds), think_s, replay_share)
+    )
+
+
+async def _drive(
+    running: dict, fake: FakeTwilio, outcome: Outcome, think_s: float, replay_share: float
+) -> Outcome:
+    loop = asyncio.get_running_loop()
     webhook = f"http://127.0.0.1:{running['rasa_port']}/webhooks/twilio/webhook"
     signed_url = f"{running['public_url']}/webhooks/twilio/webhook"
-    lock = threading.Lock()
+    inboxes: dict[str, asyncio.Queue] = defaultdict(asyncio.Queue)
     sent_per_phone: dict[str, int] = defaultdict(int)
 
-    def customer(index: int, until: float, measure: bool) -> None:
+    def arrived(message) -> None:  # in the fake's thread
+        loop.call_soon_threadsafe(inboxes[normalize_phone(message.to)].put_nowait, message)
+
+    fake.on_message = arrived
+
+    async def customer(session: aiohttp.ClientSession, index: int, until: float, measure: bool) -> None:
         phone = f"+5255{90000000 + index * 7919 + (0 if measure else 5000000):08d}"
         rng = random.Random(index)
-        session = requests.Session()
+        inbox = inboxes[phone]
         while time.perf_counter() < until:
             form = inbound_form(phone, rng.choice(MESSAGES))
             headers = {"X-Twilio-Signature": fake.sign(signed_url, form)}
-            before = len(fake.messages_to(phone))
+            while not inbox.empty():  # late replies belong to earlier messages
+                inbox.get_nowait()
             started = time.perf_counter()
             try:
-                answer = session.post(webhook, data=form, headers=headers, timeout=30)
+                async with session.post(webhook, data=form, headers=headers) as answer:
+                    await answer.read()
+                    status = answer.status
                 acked = time.perf_counter()
                 if rng.random() < replay_share:  # Twilio retrying the same MessageSid
-                    session.post(webhook, data=form, headers=headers, timeout=30)
-                    with lock:
-                        outcome.replays += measure
-            except requests.RequestException:
-                with lock:
-                    outcome.errors += measure
+                    async with session.post(webhook, data=form, headers=headers) as again:
+                        await again.read()
+                    outcome.replays += measure
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                outcome.errors += measure
                 continue
-            if answer.status_code >= 300:
-                with lock:
-                    outcome.errors += measure
+            if status >= 300:
+                outcome.errors += measure
                 continue
-            replies = fake.wait_quietly(phone, before + 1, REPLY_TIMEOUT_S)
+            try:
+                reply = await asyncio.wait_for(inbox.get(), REPLY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                reply = None
             if measure:
-                with lock:
-                    outcome.sent += 1
-                    sent_per_phone[phone] += 1
-                    outcome.ack_ms.append((acked - started) * 1000)
-                    if len(replies) > before:
-                        outcome.e2e_ms.append((replies[before].received_at - started) * 1000)
-            time.sleep(rng.uniform(0.5, 1.5) * think_s)
+                outcome.sent += 1
+                sent_per_phone[phone] += 1
+                outcome.ack_ms.append((acked - started) * 1000)
+                if reply is not None:
+                    outcome.e2e_ms.append((reply.received_at - started) * 1000)
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
-    def run(count: int, duration: float, measure: bool) -> None:
-        until = time.perf_counter() + duration
-        threads = [threading.Thread(target=customer, args=(i, until, measure)) for i in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    run(min(customers, 4), 5, measure=False)  # warm-up: models loaded, caches filled
-    started = time.perf_counter()
-    run(customers, seconds, measure=True)
-    outcome.seconds = time.perf_counter() - started
-    time.sleep(3)  # late replies and duplicates arrive
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        warm_until = time.perf_counter() + 5  # warm-up: models loaded, caches filled
+        await asyncio.gather(
+            *(customer(session, i, warm_until, False) for i in range(min(outcome.customers, 4)))
+        )
+        started = time.perf_counter()
+        until = started + outcome.seconds
+        await asyncio.gather(*(customer(session, i, until, True) for i in range(outcome.customers)))
+        outcome.seconds = time.perf_counter() - started
+    await asyncio.sleep(3)  # late replies and duplicates arrive
+    fake.on_message = None
     for phone, sent in sent_per_phone.items():
         replies = len(fake.messages_to(phone))
         outcome.answered += min(sent, replies)

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -59,6 +60,8 @@ class FakeTwilio:
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
+        # Called (in the server's thread) with each accepted message; the benchmark listens here.
+        self.on_message: Callable[[ReceivedMessage], None] | None = None
         self._failures: deque[Failure] = deque()
         self._delay_s = 0.0
         self._server: ThreadingHTTPServer | None = None
@@ -191,6 +194,8 @@ class FakeTwilio:
         with self._lock:
             self.received.append(message)
             self._lock.notify_all()
+        if self.on_message is not None:
+            self.on_message(message)
         time.sleep(delay)  # the API's own latency: the message is accepted, the answer comes later
         request._reply(
             201,

@@ -57,3 +57,32 @@ def test_values_are_read_from_the_environment():
 def test_a_bad_value_is_refused_with_its_name(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_twilio_settings_are_read_and_public_url_loses_its_trailing_slash():
+    settings = Settings.from_env(
+        {
+            "TWILIO_ACCOUNT_SID": "AC123",
+            "TWILIO_AUTH_TOKEN": "secret",
+            "TWILIO_WHATSAPP_NUMBER": "+14155238886",
+            "TWILIO_SMS_NUMBER": "+15005550006",
+            "TWILIO_API_BASE": "http://127.0.0.1:9999",
+            "PUBLIC_URL": "https://bot.example.com/",
+        }
+    )
+    assert (settings.twilio_account_sid, settings.twilio_auth_token) == ("AC123", "secret")
+    assert settings.public_url == "https://bot.example.com"
+    assert settings.twilio_validate_signature
+
+
+def test_signature_checks_can_be_turned_off_only_in_development():
+    assert not Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "false"}).twilio_validate_signature
+    with pytest.raises(SettingsError, match="only with BOT_ENV=development"):
+        Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "false", "BOT_ENV": "production"})
+    with pytest.raises(SettingsError, match="TWILIO_VALIDATE_SIGNATURE"):
+        Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "maybe"})
+
+
+def test_public_url_must_be_a_full_url():
+    with pytest.raises(SettingsError, match="PUBLIC_URL"):
+        Settings.from_env({"PUBLIC_URL": "bot.example.com"})
