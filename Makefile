@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit test-stories services demo bench lock clean
+.PHONY: help install run test shell train validate lint format unit test-stories services demo evaluate bench lock clean
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -25,7 +25,7 @@ install: ## Build .venv from requirements.lock (cached by content hash; Python 3
 run: install ## Train if data changed, load the demo data, serve Rasa + actions (Ctrl-C stops)
 	@$(STACK) run
 
-test: install services lint validate unit test-stories ## Everything CI checks
+test: install services lint validate unit test-stories evaluate ## Everything CI checks
 	@echo "==> make test: all checks passed."
 
 shell: install ## Talk to the bot in the terminal as PHONE (default: +525512345678)
@@ -51,6 +51,9 @@ unit: install services ## pytest: unit and integration tests (trains first if ne
 
 test-stories: install ## Conversation tests in tests/test_stories.yml (rasa test core)
 	@$(STACK) test-stories
+
+evaluate: install ## NLU on the held-out set tests/nlu_holdout.yml: report in results/holdout/, fails below the gate
+	@$(STACK) evaluate
 
 services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh

@@ -1,12 +1,12 @@
-"""Builds the CRM and ERP the settings ask for, once per process."""
+"""Builds the CRM, ERP and case book the settings ask for, once per process."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.adapters.base import Crm, Erp
-from bot.adapters.sql import SqlCrm, SqlErp, SqlStore
+from bot.adapters.base import CaseBook, Crm, Erp
+from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.settings import Settings, current
 
 
@@ -14,12 +14,13 @@ from bot.settings import Settings, current
 class Backends:
     crm: Crm
     erp: Erp
+    cases: CaseBook
 
 
 def build_backends(settings: Settings) -> Backends:
-    """The SQL CRM and ERP on DATABASE_URL (the REST adapter joins here when it exists)."""
+    """The SQL CRM, ERP and case book on DATABASE_URL (the REST adapter joins here when it exists)."""
     store = SqlStore(settings.database_url)
-    return Backends(crm=SqlCrm(store), erp=SqlErp(store))
+    return Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store))
 
 
 @lru_cache(maxsize=1)

@@ -58,6 +58,27 @@ class Order:
     cancelled_at: datetime | None = None
 
 
+class CaseKind(str, Enum):
+    """What a customer asked that a person of the team will handle; values are what is stored."""
+
+    CANCEL_ORDER = "cancel_order"
+    RETURN_REQUEST = "return_request"
+    HUMAN_HANDOFF = "human_handoff"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A customer's request with a management ID (GES-…) that the team follows up."""
+
+    id: str
+    kind: CaseKind
+    conversation_id: str  # the channel's sender: where a person answers
+    customer_phone: str | None  # E.164, when the sender is a phone number
+    details: dict[str, str]  # what the customer wrote and the references in it
+    opened_at: datetime  # timezone-aware
+    status: str = "open"
+
+
 _ORDER_REF = re.compile(r"(?i)^\s*#?\s*(?:ped(?:ido)?)?[\s#:-]*(\d{3,8})\s*$")
 
 

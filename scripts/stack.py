@@ -2,13 +2,14 @@
 
 Every Rasa command gets its environment from bot.settings, so ports, the database and the
 token are configured once. Usage: python scripts/stack.py {model,train,validate,run,shell,
-test-stories} [options]; `make help` lists the targets that call it.
+test-stories,evaluate} [options]; `make help` lists the targets that call it.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -36,6 +37,12 @@ TOKEN_FILE = VAR_DIR / "rasa_token"
 # responses; data/demo/ is the CRM/ERP fixture and does not change the model.
 NOT_TRAINING_DATA = ROOT / "data" / "demo"
 STARTUP_TIMEOUT_S = 300
+# The held-out NLU test set (never in data/) and what CI asks of the model on it.
+HOLDOUT = ROOT / "tests" / "nlu_holdout.yml"
+EVALUATION_DIR = ROOT / "results" / "holdout"
+GATE_INTENT_MACRO_F1 = 0.95
+GATE_ENTITY_F1 = 0.90
+ENTITY_EXTRACTOR = "CRFEntityExtractor"  # the pipeline's only entity extractor (config.yml)
 
 
 def say(message: str) -> None:
@@ -250,6 +257,69 @@ def cmd_test_stories(args: argparse.Namespace, settings: Settings) -> int:
     )  # fmt: skip
 
 
+def read_report(name: str) -> dict:
+    path = EVALUATION_DIR / name
+    if not path.exists():
+        fail(f"{path.relative_to(ROOT)} was not written; see the lines above.")
+    return json.loads(path.read_text())
+
+
+def per_label(report: dict) -> dict[str, dict]:
+    """The per-intent or per-entity rows of a rasa test report, without accuracy and averages."""
+    return {
+        label: values
+        for label, values in report.items()
+        if isinstance(values, dict) and not label.endswith(" avg")
+    }
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """rasa test nlu on the held-out set; fails below the gate.
+
+    Intent F1 is the macro average over intents (results/holdout/intent_report.json). Entity F1
+    is the micro average over the entity types, counted per token as Rasa does, of the
+    pipeline's only entity extractor (results/holdout/CRFEntityExtractor_report.json).
+    """
+    model = ensure_model(settings)
+    if not HOLDOUT.exists():
+        fail(f"{HOLDOUT.relative_to(ROOT)} is missing: the held-out test set the gate is measured on.")
+    shutil.rmtree(EVALUATION_DIR, ignore_errors=True)
+    say(f"Evaluating the model on the held-out messages in {HOLDOUT.relative_to(ROOT)}...")
+    code = rasa(
+        "test", "nlu", "--model", str(model), "--nlu", str(HOLDOUT.relative_to(ROOT)),
+        "--domain", domain_args()[1], "--out", str(EVALUATION_DIR.relative_to(ROOT)),
+        settings=settings,
+    )  # fmt: skip
+    if code != 0:
+        fail("rasa test nlu failed; the lines above say why.")
+
+    intents = read_report("intent_report.json")
+    entities = read_report(f"{ENTITY_EXTRACTOR}_report.json")
+    intent_f1 = intents["macro avg"]["f1-score"]
+    entity_f1 = entities["micro avg"]["f1-score"]
+    faq = EVALUATION_DIR / "response_selection_report.json"
+    faq_f1 = json.loads(faq.read_text())["macro avg"]["f1-score"] if faq.exists() else None
+
+    def verdict(value: float, gate: float) -> str:
+        return f"{value:.3f}  (gate >= {gate:.2f}: {'ok' if value >= gate else 'BELOW'})"
+
+    weakest = sorted(per_label(intents).items(), key=lambda item: item[1]["f1-score"])[:5]
+    by_entity = ", ".join(f"{label} {v['f1-score']:.2f}" for label, v in sorted(per_label(entities).items()))
+    print(f"\n  Held-out NLU evaluation, {intents['macro avg']['support']} messages")
+    print(f"    intent macro-F1      {verdict(intent_f1, GATE_INTENT_MACRO_F1)}")
+    print(f"    entity F1 (micro)    {verdict(entity_f1, GATE_ENTITY_F1)}")
+    print(f"      per entity:        {by_entity}  (macro {entities['macro avg']['f1-score']:.3f})")
+    if faq_f1 is not None:
+        print(f"    FAQ topic macro-F1   {faq_f1:.3f}  (ResponseSelector; reported, not gated)")
+    print("    weakest intents:     " + ", ".join(f"{label} {v['f1-score']:.2f}" for label, v in weakest))
+    print(f"    report:              {EVALUATION_DIR.relative_to(ROOT)}/ (intent_report.json, "
+          f"intent_confusion_matrix.png, intent_errors.json, {ENTITY_EXTRACTOR}_report.json)\n")  # fmt: skip
+    if intent_f1 < GATE_INTENT_MACRO_F1 or entity_f1 < GATE_ENTITY_F1:
+        fail("the model understands the held-out messages less well than the gate asks (see above).")
+    say("Held-out evaluation passed the gate.")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     model = ensure_model(settings)
     load_demo(settings)
@@ -317,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("validate", help="rasa data validate").set_defaults(handler=cmd_validate)
     commands.add_parser("test-stories", help="rasa test core on tests/test_stories.yml").set_defaults(
         handler=cmd_test_stories
+    )
+    commands.add_parser("evaluate", help="rasa test nlu on the held-out set, with the CI gate").set_defaults(
+        handler=cmd_evaluate
     )
     commands.add_parser("run", help="serve the assistant").set_defaults(handler=cmd_run)
     shell = commands.add_parser("shell", help="talk to the assistant in the terminal")

@@ -12,7 +12,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from bot.adapters.sql import SqlCrm, SqlErp, SqlStore
+from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
 from bot.demo import load_demo
 from bot.settings import DEFAULT_DEMO_DATA, Settings
@@ -72,9 +72,9 @@ def store(request, tmp_path, pg_url) -> Iterator[SqlStore]:
 
 @pytest.fixture
 def demo(store, settings) -> Backends:
-    """The CRM and ERP holding the demo fixture, anchored on TODAY."""
+    """The CRM and ERP holding the demo fixture, anchored on TODAY, and an empty case book."""
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=TODAY, force=True)
-    return Backends(crm=SqlCrm(store), erp=SqlErp(store))
+    return Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store))
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_backend_down_gets_a_polite_message_not_a_crash(monkeypatch):
         def customer_by_phone(self, phone):
             raise BackendUnavailable("connection refused")
 
-    monkeypatch.setattr(action_module, "backends", lambda: Backends(crm=DownCrm(), erp=None))
+    monkeypatch.setattr(action_module, "backends", lambda: Backends(crm=DownCrm(), erp=None, cases=None))
     messages, events = run(tracker(MARIANA_MX, "mi pedido"))
     assert [m["response"] for m in messages] == ["utter_systems_down"]
     assert events == []

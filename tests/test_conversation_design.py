@@ -34,7 +34,9 @@ def test_every_response_is_used_by_the_dialogue_or_sent_by_an_action():
     unused = {
         name
         for name in DOMAIN["responses"]
-        if name not in used | sent and not any(name.startswith(prefix) for prefix in prefixes)
+        if name not in used | sent
+        and not any(name.startswith(prefix) for prefix in prefixes)
+        and name.split("/")[0] not in used  # utter_faq/<topic>: sent by utter_faq
     }
     assert unused == set()
 
@@ -51,3 +53,18 @@ def test_responses_use_neutral_latin_american_spanish():
     for name, variations in DOMAIN["responses"].items():
         for variation in variations:
             assert not vosotros.search(variation["text"]), name
+
+
+def test_buttons_lead_to_intents_and_fit_whatsapp():
+    for name, variations in DOMAIN["responses"].items():
+        for variation in variations:
+            for button in variation.get("buttons", []):
+                assert button["payload"].removeprefix("/") in DOMAIN["intents"], name
+                assert len(button["title"]) <= 20, (name, button["title"])
+
+
+def test_option_labels_name_real_intents():
+    labelled = {
+        name.removeprefix("utter_option_") for name in DOMAIN["responses"] if name.startswith("utter_option_")
+    }
+    assert labelled <= set(DOMAIN["intents"])

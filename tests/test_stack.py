@@ -7,6 +7,7 @@ with a real HTTP client.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -90,6 +91,39 @@ def test_someone_elses_order_is_answered_like_a_missing_one(stack):
 
 def test_unknown_number(stack):
     assert is_response(texts(stack.say(STRANGER, "donde esta mi pedido")), "utter_unknown_customer")
+
+
+CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
+
+
+def test_the_menu_and_a_typed_number_open_the_chosen_case(stack):
+    menu = stack.say(ANDRES_CO, "menu")
+    assert is_response(texts(menu), "utter_menu")
+    payloads = [button["payload"] for message in menu for button in message.get("buttons", [])]
+    assert payloads == ["/order_status", "/cancel_order", "/return_request", "/human_handoff"]
+    reply = texts(stack.say(ANDRES_CO, "2"))
+    assert is_response(reply, "utter_cancel_order_guide")
+    assert is_response(reply, "utter_cancel_order_case") and CASE_ID.search(reply)
+
+
+def test_out_of_scope_says_so_and_shows_the_menu(stack):
+    reply = texts(stack.say(CAMILA_CL, "me recomiendas una peli para ver hoy?"))
+    assert is_response(reply, "utter_out_of_scope") and is_response(reply, "utter_menu")
+
+
+def test_a_frequent_question_gets_its_answer(stack):
+    assert is_response(texts(stack.say(CAMILA_CL, "a q hora abren el sabado?")), "utter_faq/horarios")
+
+
+def test_not_understood_twice_offers_a_person_and_yes_opens_one_case(stack):
+    sender = "+525500000001"
+    stack.say(sender, "/nlu_fallback")
+    offer = stack.say(sender, "/nlu_fallback")
+    assert is_response(texts(offer), "utter_offer_human")
+    reply = texts(stack.say(sender, "si"))
+    assert is_response(reply, "utter_handoff_case")
+    case_id = CASE_ID.search(reply).group()
+    assert case_id in texts(stack.say(sender, "quiero hablar con una persona"))  # the same case
 
 
 def test_rest_channel_refuses_requests_without_the_token(stack):

@@ -1,10 +1,11 @@
-"""The small interfaces bot/ needs from the business's CRM and ERP."""
+"""The small interfaces bot/ needs from the business's CRM and ERP, and from its own case book."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 
-from bot.records import Customer, Order
+from bot.records import Case, CaseKind, Customer, Order
 
 
 class BackendUnavailable(Exception):
@@ -33,3 +34,19 @@ class Erp(ABC):
     @abstractmethod
     def orders_of(self, customer_id: str) -> list[Order]:
         """Every order of the customer, newest first."""
+
+
+class CaseBook(ABC):
+    """The assistant's own record of cases (requests a person of the team follows up)."""
+
+    @abstractmethod
+    def add(self, case: Case) -> bool:
+        """Store a new case; False if its id is already taken (the caller draws another)."""
+
+    @abstractmethod
+    def case(self, case_id: str) -> Case | None:
+        """The case with this management ID, if any."""
+
+    @abstractmethod
+    def recent_open_cases(self, conversation_id: str, kind: CaseKind, since: datetime) -> list[Case]:
+        """Open cases of this kind in this conversation opened at or after `since`, newest first."""

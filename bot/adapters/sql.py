@@ -1,17 +1,17 @@
-"""CRM and ERP over SQLAlchemy: SQLite for the embedded demo, PostgreSQL in production."""
+"""CRM, ERP and case book over SQLAlchemy: SQLite for the embedded demo, PostgreSQL in production."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from bot.adapters.base import BackendUnavailable, Crm, Erp
-from bot.records import Customer, DeliveryWindow, Order, OrderState
+from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp
+from bot.records import Case, CaseKind, Customer, DeliveryWindow, Order, OrderState
 
 metadata = sa.MetaData()
 
@@ -42,6 +42,20 @@ orders = sa.Table(
     sa.Column("window_end", sa.DateTime),
     sa.Column("delivered_at", sa.DateTime),
     sa.Column("cancelled_at", sa.DateTime),
+)
+
+# The assistant's own table (not the CRM's): requests a person of the team follows up.
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # management ID, GES-XXXXXXXX
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("conversation_id", sa.String(255), nullable=False),
+    sa.Column("customer_phone", sa.String(20)),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("opened_at", sa.DateTime, nullable=False),
+    sa.Index("ix_cases_conversation_kind", "conversation_id", "kind"),
 )
 
 # Bookkeeping of the demo loader (which fixture, anchored on which day).
@@ -174,3 +188,66 @@ class SqlErp(Erp):
         )
         with self._store.connect() as conn:
             return [_order(row) for row in conn.execute(query)]
+
+
+def _case(row: sa.engine.Row) -> Case:
+    return Case(
+        id=row.id,
+        kind=CaseKind(row.kind),
+        conversation_id=row.conversation_id,
+        customer_phone=row.customer_phone,
+        details=dict(row.details or {}),
+        opened_at=from_db_time(row.opened_at),
+        status=row.status,
+    )
+
+
+class SqlCaseBook(CaseBook):
+    """Cases in the `cases` table, created on first use (production has no demo loader)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._table_ready = False
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        if not self._table_ready:
+            with self._store.connect() as conn:
+                cases.create(conn, checkfirst=True)
+            self._table_ready = True
+        return self._store.connect()
+
+    def add(self, case: Case) -> bool:
+        row = {
+            "id": case.id,
+            "kind": case.kind.value,
+            "conversation_id": case.conversation_id,
+            "customer_phone": case.customer_phone,
+            "details": case.details,
+            "status": case.status,
+            "opened_at": to_db_time(case.opened_at),
+        }
+        try:
+            with self._connect() as conn:
+                conn.execute(cases.insert(), row)
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def case(self, case_id: str) -> Case | None:
+        with self._connect() as conn:
+            row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
+        return _case(row) if row else None
+
+    def recent_open_cases(self, conversation_id: str, kind: CaseKind, since: datetime) -> list[Case]:
+        query = (
+            sa.select(cases)
+            .where(
+                cases.c.conversation_id == conversation_id,
+                cases.c.kind == kind.value,
+                cases.c.status == "open",
+                cases.c.opened_at >= to_db_time(since),
+            )
+            .order_by(cases.c.opened_at.desc())
+        )
+        with self._connect() as conn:
+            return [_case(row) for row in conn.execute(query)]
