@@ -138,7 +138,7 @@ def ensure_model(settings: Settings, force: bool = False) -> Path:
         shutil.copy2(cached, model)
         say(f"Model {name} taken from the cache (training data unchanged).")
         return model
-    say(f"Training model {name} (config, domain or data changed; about 2 minutes)...")
+    say(f"Training model {name} (config, domain or data changed; about 3 minutes)...")
     started = time.monotonic()
     code = rasa(
         "train", "--config", "config.yml", *domain_args(), "--data", "data",
