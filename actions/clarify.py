@@ -31,7 +31,9 @@ def option_label(domain: dict[str, Any], intent: str) -> str | None:
     return random.choice(texts) if texts else None
 
 
-def likeliest_options(latest_message: dict[str, Any], domain: dict[str, Any], count: int = 2):
+def likeliest_options(
+    latest_message: dict[str, Any], domain: dict[str, Any], count: int = 2
+) -> list[tuple[str, str]]:
     """[(intent, label)] for the most likely labelled intents of the message, best first."""
     options: list[tuple[str, str]] = []
     for candidate in latest_message.get("intent_ranking") or []:
