@@ -85,9 +85,8 @@ def quiet(fake, phone: str, seconds: float = 2.0) -> bool:
 
 
 def test_whatsapp_status_question_is_answered_through_the_messages_api(stack, twilio):
-    started = time.perf_counter()
+    # How fast Twilio gets its answer is measured by `make bench`, not asserted here.
     sid = write(stack, twilio, "+5215512345678", "¡Hola! ¿Dónde está mi pedido? 📦")
-    assert time.perf_counter() - started < 2
     [message] = twilio.wait_for(MARIANA_MX)
     assert message.to == "whatsapp:+5215512345678"  # the address the customer wrote from
     assert message.from_ == "whatsapp:+14155238886"

@@ -53,7 +53,6 @@ outbound_messages = sa.Table(
 
 # Twilio's message statuses, in the order a message moves through them.
 STATUS_ORDER = ["sending", "accepted", "queued", "sending_twilio", "sent", "delivered", "read"]
-FINAL_STATUSES = {"delivered", "read", "failed", "undelivered", "blocked", "outbox"}
 
 
 def _now() -> datetime:
