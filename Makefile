@@ -49,7 +49,7 @@ unit: install services ## pytest: unit and integration tests (trains first if ne
 	@echo "==> Running pytest..."
 	@.venv/bin/pytest
 
-test-stories: install ## Conversation tests in tests/test_stories.yml (rasa test core)
+test-stories: install ## Conversation tests in tests/stories/*.yml (rasa test core)
 	@$(STACK) test-stories
 
 evaluate: install ## NLU on the held-out set tests/nlu_holdout.yml: report in results/holdout/, fails below the gate

@@ -249,9 +249,9 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_test_stories(args: argparse.Namespace, settings: Settings) -> int:
     model = ensure_model(settings)
-    say("Testing the conversations in tests/test_stories.yml...")
+    say("Testing the conversations in tests/stories/...")
     return rasa(
-        "test", "core", "--model", str(model), "--stories", "tests/test_stories.yml",
+        "test", "core", "--model", str(model), "--stories", "tests/stories",
         "--out", "results", "--fail-on-prediction-errors", "--endpoints", "endpoints.yml",
         settings=settings,
     )  # fmt: skip
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--force", action="store_true", help="train even if a model exists")
     model.set_defaults(handler=cmd_model)
     commands.add_parser("validate", help="rasa data validate").set_defaults(handler=cmd_validate)
-    commands.add_parser("test-stories", help="rasa test core on tests/test_stories.yml").set_defaults(
+    commands.add_parser("test-stories", help="rasa test core on every file in tests/stories/").set_defaults(
         handler=cmd_test_stories
     )
     commands.add_parser("evaluate", help="rasa test nlu on the held-out set, with the CI gate").set_defaults(
