@@ -25,12 +25,13 @@ from bot.backends import backends
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
 from bot.order_status import Outcome, choice_title, look_up_status
-from bot.records import Customer, DeliveryWindow, Order, RescheduleOutcome, WindowSlot, normalize_order_id
+from bot.records import Customer, DeliveryWindow, RescheduleOutcome, WindowSlot, normalize_order_id
 from bot.scheduling import (
     Blocker,
     CalendarRules,
-    DeliveryCalendar,
     Refusal,
+    RescheduleContext,
+    load_context,
     reschedule_blocker,
     reschedule_delivery,
 )
@@ -39,7 +40,6 @@ from bot.spanish_time import day_phrase, locale_for, window_phrase
 
 logger = logging.getLogger(__name__)
 
-FORM = "reschedule_form"
 ORDER, WINDOW, CONFIRMED = "reschedule_order", "reschedule_window", "reschedule_confirmed"
 OFFER, MISSES = "reschedule_offer", "reschedule_misses"
 FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, "order_choices")
@@ -50,19 +50,7 @@ INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff"
 # leaves; at the confirmation a plain "no" means another window, so only these words leave there.
 # "salir" is read here because as an intent it would be opt_out ("salir de la lista").
 LEAVE_WORDS = {"cancelar", "cancela", "cancelalo", "salir", "sali", "mejor no", "dejalo", "olvidalo", "ya no"}
-YES_WORDS = {
-    "si",
-    "sii",
-    "sip",
-    "dale",
-    "ok",
-    "okey",
-    "confirmo",
-    "confirmar",
-    "si confirmo",
-    "correcto",
-    "listo",
-}
+YES_WORDS = {"si", "sii", "sip", "dale", "ok", "okey", "confirmo", "confirmar", "si confirmo", "correcto"}
 NO_WORDS = {"no", "nop", "otro", "otra", "elegir otro", "otro horario", "otro dia"}
 
 BLOCKER_RESPONSES = {
@@ -128,35 +116,9 @@ def _channel(tracker: Tracker) -> str:
     return str(metadata.get("channel") or tracker.get_latest_input_channel() or "chat")
 
 
-class _Found:
-    """The customer and the order the form is about, read again on every turn."""
-
-    def __init__(self, customer: Customer, order: Order, calendar: DeliveryCalendar) -> None:
-        self.customer, self.order, self.calendar = customer, order, calendar
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return customer_zone(self.customer)
-
-    @property
-    def locale(self) -> str:
-        return locale_for(self.customer.country)
-
-    def current_slot_ids(self) -> list[int]:
-        """The window the order already holds is not offered as a change."""
-        return [slot.id for slot in self.calendar.slots if slot.window == self.order.window]
-
-
-def _load(phone: str | None, order_id: str, now: datetime) -> _Found | None:
-    found = backends()
-    customer = found.crm.customer_by_phone(phone) if phone else None
-    order = found.erp.order(order_id) if customer else None
-    if order is None or order.customer_id != customer.id:
-        return None
-    zone = found.erp.delivery_zone_of(order.id)
-    if zone is None:
-        return None
-    return _Found(customer, order, DeliveryCalendar.load(found.erp, zone, _rules(), now))
+def _load(phone: str | None, order_id: str, now: datetime) -> RescheduleContext | None:
+    found, settings = backends(), current()
+    return load_context(found.crm, found.erp, phone, order_id, _rules(), settings.bot_timezone, now)
 
 
 class ValidateRescheduleForm(FormValidationAction):
@@ -250,14 +212,18 @@ class ValidateRescheduleForm(FormValidationAction):
         if loaded is None:
             dispatcher.utter_message(response="utter_reschedule_systems_down")
             return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        request = interpret_date(tracker.latest_message.get("text") or "", now.astimezone(loaded.zone))
+        request = interpret_date(
+            tracker.latest_message.get("text") or "", now.astimezone(loaded.customer_zone)
+        )
         if request is None:
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_window")
         proposal = loaded.calendar.propose(request, exclude=loaded.current_slot_ids())
         if len(proposal.fitting) == 1:
             [slot] = offer_of(list(proposal.fitting), loaded.customer)
             return [SlotSet(WINDOW, slot), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
-        asked = day_phrase(request.day, now.astimezone(loaded.zone).date(), loaded.locale)
+        asked = day_phrase(
+            request.day, now.astimezone(loaded.customer_zone).date(), locale_for(loaded.customer.country)
+        )
         if proposal.fitting:
             dispatcher.utter_message(response="utter_reschedule_several_that_day", day=asked)
             new_offer = offer_of(list(proposal.fitting), loaded.customer)
@@ -314,7 +280,9 @@ class ValidateRescheduleForm(FormValidationAction):
             dispatcher.utter_message(
                 response="utter_reschedule_done",
                 order_id=loaded.order.id,
-                window=window_phrase(slot.window, loaded.zone, now, loaded.locale),
+                window=window_phrase(
+                    slot.window, loaded.customer_zone, now, locale_for(loaded.customer.country)
+                ),
                 case_id=result.change_id,
             )
             return [SlotSet(CONFIRMED, True), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]

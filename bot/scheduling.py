@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from bot.adapters.base import Erp
+from bot.adapters.base import Crm, Erp
 from bot.cases import new_case_id
 from bot.date_phrases import DateRequest
 from bot.records import (
@@ -215,6 +215,50 @@ class DeliveryCalendar:
             refusal, detail = Refusal.FULL, ""
         nearest = self.nearest(request, exclude=exclude)
         return Proposal(refusal=refusal, detail=detail, alternatives=tuple(nearest))
+
+
+@dataclass(frozen=True)
+class RescheduleContext:
+    """The customer, the order being moved and its zone's calendar, as of one moment."""
+
+    customer: Customer
+    order: Order
+    calendar: DeliveryCalendar
+    business_timezone: str
+
+    @property
+    def customer_zone(self) -> ZoneInfo:
+        """Where the customer's "mañana" and "el martes" are read, and windows are shown."""
+        return ZoneInfo(self.customer.timezone or self.business_timezone)
+
+    def current_slot_ids(self) -> list[int]:
+        """The window the order already holds: never offered as a change."""
+        return [slot.id for slot in self.calendar.slots if slot.window == self.order.window]
+
+
+def load_context(
+    crm: Crm,
+    erp: Erp,
+    phone: str | None,
+    order_id: str,
+    defaults: CalendarRules,
+    business_timezone: str,
+    now: datetime,
+) -> RescheduleContext | None:
+    """The context to move `order_id`, only for its own customer (the sender of `phone`).
+
+    None when the order is not theirs, or is delivered outside the scheduled zones.
+    """
+    customer = crm.customer_by_phone(phone) if phone else None
+    order = erp.order(order_id) if customer else None
+    if order is None or order.customer_id != customer.id:
+        return None
+    zone = erp.delivery_zone_of(order.id)
+    if zone is None:
+        return None
+    return RescheduleContext(
+        customer, order, DeliveryCalendar.load(erp, zone, defaults, now), business_timezone
+    )
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ def test_the_table_holds_at_least_forty_expressions():
     assert len(EXPRESSIONS) >= 40
 
 
-@pytest.mark.parametrize("text", ["la semana que viene", "la proxima semana", "la semana que viene por la tarde"])
+@pytest.mark.parametrize(
+    "text", ["la semana que viene", "la proxima semana", "la semana que viene por la tarde"]
+)
 def test_next_week_means_any_day_from_next_monday(text):
     request = interpret_date(text, LOCAL_NOW)
     assert request.day == D(2026, 11, 30) and request.whole_week

@@ -1,4 +1,4 @@
-"""reschedule_form's actions with rasa_sdk trackers, over the demo data loaded today (SQLite and PostgreSQL)."""
+"""reschedule_form's actions with rasa_sdk trackers, over the demo data loaded today (SQLite, PostgreSQL)."""
 
 import asyncio
 from datetime import datetime, timedelta
@@ -27,7 +27,13 @@ from bot.settings import DEFAULT_DEMO_DATA
 from tests.conftest import CAMILA_CL, JULIAN_AR, LUCIA_MX, STRANGER
 
 DOMAIN = yaml.safe_load((Path(__file__).parent.parent / "domain.yml").read_text())
-SLOTS = ("reschedule_order", "reschedule_window", "reschedule_confirmed", "reschedule_offer", "reschedule_misses")
+SLOTS = (
+    "reschedule_order",
+    "reschedule_window",
+    "reschedule_confirmed",
+    "reschedule_offer",
+    "reschedule_misses",
+)
 
 
 @pytest.fixture
@@ -96,7 +102,9 @@ def test_the_window_step_shows_step_two_of_three_with_numbered_buttons(live):
     )
     assert responses == ["utter_ask_reschedule_window"]
     assert [button["title"] for button in messages[0]["buttons"]] == [option["title"] for option in offer]
-    assert all("Paso 2 de 3" in variation["text"] for variation in DOMAIN["responses"]["utter_ask_reschedule_window"])
+    assert all(
+        "Paso 2 de 3" in variation["text"] for variation in DOMAIN["responses"]["utter_ask_reschedule_window"]
+    )
 
 
 def pick_and_confirm(live, choice="2"):
@@ -113,7 +121,8 @@ def test_a_numbered_choice_then_yes_moves_the_delivery_and_gives_a_management_id
     assert state["requested_slot"] == "reschedule_confirmed"
 
     responses, _, messages = run(
-        ActionAskRescheduleConfirmed(), tracker(LUCIA_MX, "2", slots={**state, "requested_slot": "reschedule_confirmed"})
+        ActionAskRescheduleConfirmed(),
+        tracker(LUCIA_MX, "2", slots={**state, "requested_slot": "reschedule_confirmed"}),
     )
     assert responses == ["utter_ask_reschedule_confirmed"]
     assert ", de " in messages[0]["window"] and " a " in messages[0]["window"]
@@ -164,11 +173,15 @@ def test_no_at_the_confirmation_offers_the_windows_again(live):
     assert live.erp.schedule_history("PED-1010") == []
 
 
-@pytest.mark.parametrize(("text", "intent"), [("cancelar", "deny"), ("salir", "opt_out"), ("mejor no", "deny")])
+@pytest.mark.parametrize(
+    ("text", "intent"), [("cancelar", "deny"), ("salir", "opt_out"), ("mejor no", "deny")]
+)
 def test_leaving_at_any_step_changes_nothing(live, text, intent):
     state = pick_and_confirm(live)
     for step in ("reschedule_window", "reschedule_confirmed"):
-        responses, events, _ = validate(tracker(LUCIA_MX, text, intent, slots={**state, "requested_slot": step}))
+        responses, events, _ = validate(
+            tracker(LUCIA_MX, text, intent, slots={**state, "requested_slot": step})
+        )
         assert responses == ["utter_reschedule_cancelled"]
         assert slots_of(events)["requested_slot"] is None
     assert live.erp.schedule_history("PED-1010") == []
@@ -227,7 +240,9 @@ def test_several_orders_ask_which_and_one_out_for_delivery_is_explained(live):
 def test_customers_without_a_movable_order_get_the_status_flows_answers(live):
     assert start(STRANGER)[0] == ["utter_unknown_customer"]
     assert start(CAMILA_CL)[0] == ["utter_no_open_orders"]
-    assert start(LUCIA_MX, "cambiar entrega del PED-1001", [{"entity": "order_id", "value": "PED-1001"}])[0] == [
+    assert start(LUCIA_MX, "cambiar entrega del PED-1001", [{"entity": "order_id", "value": "PED-1001"}])[
+        0
+    ] == [
         "utter_order_not_found"  # Mariana's order: the same answer as one that does not exist
     ]
 
@@ -240,10 +255,14 @@ def test_a_crm_or_erp_down_gets_a_polite_message_and_an_offer_of_a_person(live, 
     responses, events, _ = start(LUCIA_MX)
     assert responses == ["utter_reschedule_systems_down"]
     assert slots_of(events)["requested_slot"] is None
-    assert DOMAIN["responses"]["utter_reschedule_systems_down"][0]["buttons"][0]["payload"] == "/human_handoff"
+    assert (
+        DOMAIN["responses"]["utter_reschedule_systems_down"][0]["buttons"][0]["payload"] == "/human_handoff"
+    )
 
 
 def test_the_form_slots_are_cleared_when_it_ends(live):
     _, events, _ = run(ActionRescheduleReset(), tracker(LUCIA_MX, ""))
-    assert {event["name"] for event in events} >= set(SLOTS) and all(event["value"] is None for event in events)
+    assert {event["name"] for event in events} >= set(SLOTS) and all(
+        event["value"] is None for event in events
+    )
     assert all(isinstance(event, dict) for event in events) and SlotSet("reschedule_order", None) in events

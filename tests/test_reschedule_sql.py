@@ -1,7 +1,7 @@
 """The ERP's delivery calendar and the atomic reschedule write, on SQLite and the real PostgreSQL."""
 
 import threading
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bot.adapters.sql import SqlErp, SqlStore, delivery_slots
 from bot.cases import is_case_id
 from bot.order_status import describe
-from bot.records import DeliveryWindow, RescheduleOutcome, ScheduleChange, WindowSlot
+from bot.records import RescheduleOutcome, ScheduleChange, WindowSlot
 from bot.scheduling import reschedule_delivery
 from tests.conftest import LUCIA_MX, MARIANA_MX, TODAY
 
@@ -19,7 +19,9 @@ NOW = datetime(2026, 11, 26, 10, 0, tzinfo=MEXICO)
 
 
 def slot_at(erp: SqlErp, zone_id: str, day: date, hour: int) -> WindowSlot:
-    [slot] = [s for s in erp.window_slots(zone_id, day, day) if s.window.start.astimezone(MEXICO).hour == hour]
+    [slot] = [
+        s for s in erp.window_slots(zone_id, day, day) if s.window.start.astimezone(MEXICO).hour == hour
+    ]
     return slot
 
 
@@ -108,7 +110,9 @@ def test_an_order_out_for_delivery_is_refused_and_the_place_is_not_taken(demo):
     day = TODAY + timedelta(days=5)
     new = next(s for s in demo.erp.window_slots("AR-CABA", day, day + timedelta(days=3)))
     assert demo.erp.reschedule(change_for(order, new)) is RescheduleOutcome.NOT_ALLOWED
-    assert next(s for s in demo.erp.window_slots("AR-CABA", day, day + timedelta(days=3))).booked == new.booked
+    assert (
+        next(s for s in demo.erp.window_slots("AR-CABA", day, day + timedelta(days=3))).booked == new.booked
+    )
     assert demo.erp.order("PED-1004").window == order.window
 
 
@@ -124,7 +128,9 @@ def test_a_management_id_already_used_is_reported_so_another_is_drawn(demo):
 def test_the_service_gives_a_management_id_and_fills_a_window_only_to_its_capacity(demo):
     nearly_full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 9)  # 3 of 4
     mariana, lucia = demo.crm.customer_by_phone(MARIANA_MX), demo.crm.customer_by_phone(LUCIA_MX)
-    won = reschedule_delivery(demo.erp, demo.erp.order("PED-1001"), mariana, nearly_full, MARIANA_MX, "sms", NOW)
+    won = reschedule_delivery(
+        demo.erp, demo.erp.order("PED-1001"), mariana, nearly_full, MARIANA_MX, "sms", NOW
+    )
     lost = reschedule_delivery(demo.erp, demo.erp.order("PED-1010"), lucia, nearly_full, LUCIA_MX, "sms", NOW)
     assert won.outcome is RescheduleOutcome.DONE and is_case_id(won.change_id)
     assert lost.outcome is RescheduleOutcome.WINDOW_FULL and lost.change_id is None
@@ -133,22 +139,37 @@ def test_the_service_gives_a_management_id_and_fills_a_window_only_to_its_capaci
 
 def test_the_database_itself_refuses_a_booking_beyond_capacity(demo, store):
     full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 14)
-    with pytest.raises(sa.exc.IntegrityError):
-        with store.engine.begin() as conn:
-            conn.execute(delivery_slots.update().where(delivery_slots.c.id == full.id).values(booked=5))
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(delivery_slots.update().where(delivery_slots.c.id == full.id).values(booked=5))
+
+
+def race(erps: list[SqlErp], orders: list, slot: WindowSlot, tag: str) -> list[RescheduleOutcome]:
+    """Both confirmations leave the barrier together, each on its own connection."""
+    barrier = threading.Barrier(len(erps))
+    outcomes: list[RescheduleOutcome | None] = [None] * len(erps)
+
+    def confirm(index: int) -> None:
+        change = change_for(orders[index], slot, f"GES-{tag}{index}AAAA"[:12])
+        barrier.wait()
+        outcomes[index] = erps[index].reschedule(change)
+
+    threads = [threading.Thread(target=confirm, args=(index,)) for index in range(len(erps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
 
 
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 def test_two_customers_confirming_the_last_place_at_once_exactly_one_wins(demo, store):
-    """Two connections, released together by a barrier, race for the one place left; five rounds."""
+    """Two connections race for the one place left, five rounds on five days."""
     url = store.engine.url.render_as_string(hide_password=False)
     stores = [SqlStore(url) for _ in range(2)]  # two pools: two independent connections
     erps = [SqlErp(own) for own in stores]
     try:
-        for round_number in range(5):
-            day = TODAY + timedelta(days=3 + round_number)
-            if day.weekday() == 6:
-                continue
+        days = [TODAY + timedelta(days=n) for n in range(3, 10) if (TODAY + timedelta(days=n)).weekday() != 6]
+        for round_number, day in enumerate(days[:5]):
             last_place = slot_at(demo.erp, "MX-CDMX", day, 14)
             with store.engine.begin() as conn:
                 conn.execute(
@@ -157,24 +178,24 @@ def test_two_customers_confirming_the_last_place_at_once_exactly_one_wins(demo, 
                     .values(booked=last_place.capacity - 1)
                 )
             orders = [demo.erp.order("PED-1001"), demo.erp.order("PED-1010")]
-            barrier = threading.Barrier(2)
-            outcomes: list[RescheduleOutcome] = [None, None]
-
-            def confirm(index: int) -> None:
-                change = change_for(orders[index], last_place, f"GES-RACE{round_number}{index}AA")
-                barrier.wait()
-                outcomes[index] = erps[index].reschedule(change)
-
-            threads = [threading.Thread(target=confirm, args=(index,)) for index in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            outcomes = race(erps, orders, last_place, f"RACE{round_number}")
             assert sorted(outcomes) == sorted([RescheduleOutcome.DONE, RescheduleOutcome.WINDOW_FULL])
             after = slot_at(demo.erp, "MX-CDMX", day, 14)
             assert after.booked == after.capacity
             winner = orders[outcomes.index(RescheduleOutcome.DONE)]
-            assert demo.erp.order(winner.id).window == DeliveryWindow(last_place.window.start, last_place.window.end)
+            assert demo.erp.order(winner.id).window == last_place.window
     finally:
         for own in stores:
             own.dispose()
+
+
+def test_the_reschedule_context_is_only_given_to_the_orders_own_customer(demo):
+    from bot.scheduling import CalendarRules, load_context
+
+    args = (CalendarRules(), "America/Mexico_City", NOW)
+    own = load_context(demo.crm, demo.erp, LUCIA_MX, "PED-1010", *args)
+    assert own.order.id == "PED-1010" and own.customer_zone == MEXICO
+    assert own.current_slot_ids() == [slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=3), 9).id]
+    assert load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1010", *args) is None
+    assert load_context(demo.crm, demo.erp, None, "PED-1010", *args) is None
+    assert load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1002", *args) is None  # no zone

@@ -204,7 +204,9 @@ def test_a_clock_time_picks_the_window_that_contains_it():
 def test_next_week_offers_the_first_windows_from_monday():
     cal = calendar("MX", local("MX", 2026, 11, 26, 9, 0))
     proposal = cal.propose(DateRequest(date(2026, 11, 30), whole_week=True))
-    assert [cal.local_day(slot) for slot in proposal.fitting] == [date(2026, 11, 30)] * 2 + [date(2026, 12, 1)]
+    assert [cal.local_day(slot) for slot in proposal.fitting] == [date(2026, 11, 30)] * 2 + [
+        date(2026, 12, 1)
+    ]
 
 
 def test_a_holiday_request_gets_its_reason_and_the_nearest_days():

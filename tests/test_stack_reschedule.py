@@ -69,3 +69,28 @@ def test_an_order_out_for_delivery_is_explained_with_an_offer_of_a_person(stack)
     assert "Paso 1 de 3" in texts(choose) and len(buttons(choose)) == 3
     reply = texts(stack.say(sender, "1"))
     assert is_response(reply, "utter_reschedule_blocked_out_for_delivery") and "asesor" in reply
+
+
+def test_on_whatsapp_a_number_picks_a_window_and_cancelar_inside_the_form_is_not_an_opt_out(
+    stack, fake_twilio
+):
+    from bot.adapters.sql import SqlStore
+    from bot.messaging.store import MessagingStore
+    from tests.test_twilio_channel import write
+
+    fake_twilio.reset()
+    phone = "+573105551234"  # Andrés, CO: in transit, no delivery day yet
+    write(stack, fake_twilio, phone, "me pueden traer el pedido otro dia? necesito reprogramar")
+    [offer] = fake_twilio.wait_for(phone, 1)
+    assert "Paso 2 de 3" in offer.body and "\n1. " in offer.body and "\n3. " in offer.body
+
+    write(stack, fake_twilio, phone, "la segunda")  # the channel turns it into the button's payload
+    question = fake_twilio.wait_for(phone, 2)[1]
+    assert is_response(question.body, "utter_ask_reschedule_confirmed")
+    chosen = offer.body.split("\n2. ")[1].split("\n")[0]
+    assert chosen.split(",")[0].lower().split()[1] in question.body  # the same day number
+
+    write(stack, fake_twilio, phone, "cancelar")
+    left = fake_twilio.wait_for(phone, 3)[2]
+    assert is_response(left.body, "utter_reschedule_cancelled")
+    assert not MessagingStore(SqlStore(stack.database_url)).contact(phone).opted_out
