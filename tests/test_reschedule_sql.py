@@ -193,9 +193,10 @@ def test_the_reschedule_context_is_only_given_to_the_orders_own_customer(demo):
     from bot.scheduling import CalendarRules, load_context
 
     args = (CalendarRules(), "America/Mexico_City", NOW)
-    own = load_context(demo.crm, demo.erp, LUCIA_MX, "PED-1010", *args)
-    assert own.order.id == "PED-1010" and own.customer_zone == MEXICO
-    assert own.current_slot_ids() == [slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=3), 9).id]
+    own = load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1001", *args)
+    assert own.order.id == "PED-1001" and own.customer_zone == MEXICO
+    assert own.current_slot_ids() == [slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=1), 14).id]
+    assert load_context(demo.crm, demo.erp, LUCIA_MX, "PED-1001", *args) is None
     assert load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1010", *args) is None
     assert load_context(demo.crm, demo.erp, None, "PED-1010", *args) is None
     assert load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1002", *args) is None  # no zone
