@@ -40,6 +40,7 @@ from bot.spanish_time import day_phrase, locale_for, window_phrase
 
 logger = logging.getLogger(__name__)
 
+FORM = "reschedule_form"
 ORDER, WINDOW, CONFIRMED = "reschedule_order", "reschedule_window", "reschedule_confirmed"
 OFFER, MISSES = "reschedule_offer", "reschedule_misses"
 FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, "order_choices")
@@ -103,6 +104,25 @@ def confirmation_phrase(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> 
     return f"{day}, de {start:%H:%M} a {end:%H:%M}"
 
 
+def unread_message(tracker: Tracker) -> bool:
+    """Whether the customer's latest message is still unanswered, so the form must read it.
+
+    Rasa runs the validation on a copy of the tracker that ends with the form's own execution,
+    so `latest_action_name` is always the form: look behind that. A user message comes first when
+    it is fresh; an action (action_order_status, utter_faq…) when the form resumes after it.
+    """
+    events = list(tracker.events)
+    if events and events[-1].get("event") == "action" and events[-1].get("name") == FORM:
+        events.pop()
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind == "user":
+            return True
+        if kind == "action" and event.get("name") != "action_listen":
+            return False
+    return True
+
+
 def _leaves(text: str) -> bool:
     return text in LEAVE_WORDS or "cancel" in text or text.startswith("salir")
 
@@ -131,7 +151,7 @@ class ValidateRescheduleForm(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         requested = tracker.get_slot("requested_slot")
-        if tracker.latest_action_name != "action_listen":
+        if not unread_message(tracker):
             return []  # back after an interruption: nothing new to read, the form asks again
         intent, text = _intent(tracker), fold(tracker.latest_message.get("text") or "")
         if requested and (_leaves(text) or (intent == "deny" and requested != CONFIRMED)):

@@ -47,6 +47,12 @@ def live(store, settings, monkeypatch) -> Backends:
 
 
 def tracker(sender, text, intent="inform", slots=None, entities=(), action="action_listen") -> Tracker:
+    """As Rasa sends it to the validation: the history, then the form's own execution last."""
+    message = {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+    history = [{"event": "action", "name": "action_listen"}, message]
+    if action != "action_listen":  # the form resumes after an action answered the message
+        history += [{"event": "action", "name": action}, {"event": "bot", "text": "..."}]
+    history += [{"event": "slot", "name": "requested_slot"}, {"event": "action", "name": "reschedule_form"}]
     return Tracker(
         sender_id=sender,
         slots={"order_choices": None, "requested_slot": None, **dict.fromkeys(SLOTS), **(slots or {})},
@@ -56,11 +62,11 @@ def tracker(sender, text, intent="inform", slots=None, entities=(), action="acti
             "entities": list(entities),
             "metadata": {"channel": "whatsapp"},
         },
-        events=[],
+        events=history,
         paused=False,
         followup_action=None,
         active_loop={"name": "reschedule_form"},
-        latest_action_name=action,
+        latest_action_name="reschedule_form",
     )
 
 
