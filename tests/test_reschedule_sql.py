@@ -116,6 +116,15 @@ def test_an_order_out_for_delivery_is_refused_and_the_place_is_not_taken(demo):
     assert demo.erp.order("PED-1004").window == order.window
 
 
+def test_a_window_of_another_zone_is_refused(demo):
+    order = demo.erp.order("PED-1001")  # Mexico City
+    day = TODAY + timedelta(days=5)
+    elsewhere = demo.erp.window_slots("AR-CABA", day, day)[0]
+    assert demo.erp.reschedule(change_for(order, elsewhere)) is RescheduleOutcome.NOT_ALLOWED
+    assert demo.erp.window_slots("AR-CABA", day, day)[0].booked == elsewhere.booked
+    assert demo.erp.order("PED-1001").window == order.window
+
+
 def test_a_management_id_already_used_is_reported_so_another_is_drawn(demo):
     first = demo.erp.order("PED-1001")
     demo.erp.reschedule(change_for(first, slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)))

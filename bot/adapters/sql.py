@@ -404,7 +404,7 @@ def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcom
     """The reschedule write inside the caller's transaction; any outcome but DONE is rolled back."""
     # Lock the order's delivery row first, so two changes of the same order run one after the other.
     held = conn.execute(
-        sa.select(order_deliveries.c.slot_id)
+        sa.select(order_deliveries.c.slot_id, order_deliveries.c.zone_id)
         .where(order_deliveries.c.order_id == change.order_id)
         .with_for_update()
     ).first()
@@ -414,13 +414,16 @@ def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcom
         return RescheduleOutcome.DONE
     # The single conditional UPDATE that enforces capacity: under concurrency the second writer
     # waits for the row lock and then sees booked == capacity, so it updates nothing.
+    in_zone = (delivery_slots.c.id == change.new_slot_id, delivery_slots.c.zone_id == held.zone_id)
     taken = conn.execute(
         delivery_slots.update()
-        .where(delivery_slots.c.id == change.new_slot_id, delivery_slots.c.booked < delivery_slots.c.capacity)
+        .where(*in_zone, delivery_slots.c.booked < delivery_slots.c.capacity)
         .values(booked=delivery_slots.c.booked + 1)
     )
     if taken.rowcount != 1:
-        return RescheduleOutcome.WINDOW_FULL
+        exists = conn.execute(sa.select(delivery_slots.c.id).where(*in_zone)).first()
+        # A window of another zone is not this order's to take, full or not.
+        return RescheduleOutcome.WINDOW_FULL if exists else RescheduleOutcome.NOT_ALLOWED
     moved = conn.execute(
         orders.update()
         .where(orders.c.id == change.order_id, orders.c.state.in_(_RESCHEDULABLE_STATES))
