@@ -249,9 +249,13 @@ def parse_calendar(text: str, anchor: date) -> DemoCalendar:
             day = anchor + timedelta(days=offset)
             if WEEKDAYS[day.weekday()] not in working:
                 continue
-            for slot in _required(record, "windows", where):
-                start, end = _clock(slot["from"], where), _clock(slot["to"], where)
-                capacity = int(slot["capacity"])
+            for number, slot in enumerate(_required(record, "windows", where)):
+                spot = f"{where}.windows[{number}]"
+                start = _clock(_required(slot, "from", spot), spot)
+                end = _clock(_required(slot, "to", spot), spot)
+                capacity = _required(slot, "capacity", spot)
+                if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+                    raise FixtureError(f"{spot}: capacity must be a whole number of deliveries, 1 or more")
                 slot_rows.append(
                     {
                         "zone_id": zone_id,

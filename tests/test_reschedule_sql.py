@@ -209,3 +209,17 @@ def test_the_reschedule_context_is_only_given_to_the_orders_own_customer(demo):
     assert load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1010", *args) is None
     assert load_context(demo.crm, demo.erp, None, "PED-1010", *args) is None
     assert load_context(demo.crm, demo.erp, MARIANA_MX, "PED-1002", *args) is None  # no zone
+
+
+def test_a_fixture_zone_mistake_stops_loading_with_its_place():
+    from bot.demo import FixtureError, parse_calendar
+
+    orders_in_nowhere = "orders:\n  - {id: PED-1, zone: NOWHERE}\n"
+    with pytest.raises(FixtureError, match="zone 'NOWHERE' is not among the zones"):
+        parse_calendar(orders_in_nowhere, TODAY)
+    no_capacity = (
+        "zones:\n  - {id: Z, name: Z, country: MX, timezone: America/Mexico_City,\n"
+        "     windows: [{from: '09:00', to: '13:00'}]}\n"
+    )
+    with pytest.raises(FixtureError, match=r"zones\[0\]\.windows\[0\]: 'capacity' is required"):
+        parse_calendar(no_capacity, TODAY)
