@@ -18,7 +18,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 import yaml
 
-from bot.adapters.sql import SqlStore, customers, demo_meta, orders, to_db_time
+from bot.adapters.sql import (
+    SqlStore,
+    customers,
+    delivery_closures,
+    delivery_slots,
+    delivery_zones,
+    demo_meta,
+    order_deliveries,
+    orders,
+    schedule_changes,
+    to_db_time,
+)
 from bot.phone import InvalidPhoneNumber, normalize_phone
 from bot.records import OrderState
 from bot.settings import Settings
@@ -176,15 +187,126 @@ def load_demo(
         customer_rows, order_rows = parse_fixture(
             text, anchor, settings.bot_timezone, settings.default_country
         )
+        calendar = parse_calendar(text, anchor)
+        for table in (schedule_changes, order_deliveries, delivery_closures, delivery_slots, delivery_zones):
+            conn.execute(table.delete())
         conn.execute(orders.delete())
         conn.execute(customers.delete())
         if customer_rows:
             conn.execute(customers.insert(), customer_rows)
         if order_rows:
             conn.execute(orders.insert(), order_rows)
+        load_calendar(conn, calendar, order_rows)
         conn.execute(demo_meta.delete())
         conn.execute(demo_meta.insert(), [{"key": k, "value": v} for k, v in wanted.items()])
     return LoadResult(True, len(customer_rows), len(order_rows), anchor)
+
+
+# --- reschedule: delivery zones, their windows with capacity and closed days ---
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CALENDAR_DAYS = 45  # windows are generated this many days from the load day
+
+
+@dataclass(frozen=True)
+class DemoCalendar:
+    zones: list[dict]
+    slots: list[dict]  # rows for delivery_slots, without ids
+    closures: list[dict]
+    order_zones: dict[str, str]  # order id -> zone id
+
+
+def parse_calendar(text: str, anchor: date) -> DemoCalendar:
+    """The fixture's `zones:` (windows per weekday, capacity, places taken, closed days)."""
+    document = yaml.safe_load(text) or {}
+    zone_rows, slot_rows, closure_rows = [], [], []
+    for index, record in enumerate(document.get("zones") or []):
+        where = f"zones[{index}]"
+        zone_id = str(_required(record, "id", where))
+        zone_name = str(_required(record, "timezone", where))
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise FixtureError(f"{where}: timezone {zone_name!r} is not an IANA zone") from None
+        zone_rows.append(
+            {
+                "id": zone_id,
+                "name": str(_required(record, "name", where)),
+                "country": str(_required(record, "country", where)).upper(),
+                "timezone": zone_name,
+                "cutoff_hour": record.get("cutoff_hour"),
+                "max_days_ahead": record.get("max_days_ahead"),
+            }
+        )
+        working = record.get("days") or list(WEEKDAYS[:6])
+        if not set(working) <= set(WEEKDAYS):
+            raise FixtureError(f"{where}.days: use {', '.join(WEEKDAYS)}")
+        taken = {}
+        for spec in record.get("booked") or []:
+            key = (_day(spec.get("day"), anchor, f"{where}.booked"), _clock(spec.get("from"), where))
+            taken[key] = int(spec.get("booked", 0))
+        for offset in range(CALENDAR_DAYS):
+            day = anchor + timedelta(days=offset)
+            if WEEKDAYS[day.weekday()] not in working:
+                continue
+            for number, slot in enumerate(_required(record, "windows", where)):
+                spot = f"{where}.windows[{number}]"
+                start = _clock(_required(slot, "from", spot), spot)
+                end = _clock(_required(slot, "to", spot), spot)
+                capacity = _required(slot, "capacity", spot)
+                if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+                    raise FixtureError(f"{spot}: capacity must be a whole number of deliveries, 1 or more")
+                slot_rows.append(
+                    {
+                        "zone_id": zone_id,
+                        "starts_at": to_db_time(datetime.combine(day, start, zone)),
+                        "ends_at": to_db_time(datetime.combine(day, end, zone)),
+                        "capacity": capacity,
+                        "booked": min(taken.get((day, start), 0), capacity),
+                    }
+                )
+        for spec in record.get("closed") or []:
+            day = _day(spec.get("day"), anchor, f"{where}.closed")
+            closure_rows.append({"zone_id": zone_id, "day": day, "reason": str(spec.get("reason", ""))})
+    order_zones = {
+        str(record["id"]): str(record["zone"])
+        for record in document.get("orders") or []
+        if record.get("zone")
+    }
+    known = {row["id"] for row in zone_rows}
+    for order_id, zone_id in order_zones.items():
+        if zone_id not in known:
+            raise FixtureError(f"order {order_id}: zone {zone_id!r} is not among the zones")
+    return DemoCalendar(zone_rows, slot_rows, closure_rows, order_zones)
+
+
+def load_calendar(conn: sa.engine.Connection, calendar: DemoCalendar, order_rows: list[dict]) -> None:
+    """Insert the zones and windows; each order with a zone holds a place in its current window."""
+    if calendar.zones:
+        conn.execute(delivery_zones.insert(), calendar.zones)
+    if calendar.slots:
+        conn.execute(delivery_slots.insert(), calendar.slots)
+    if calendar.closures:
+        conn.execute(delivery_closures.insert(), calendar.closures)
+    for row in order_rows:
+        zone_id = calendar.order_zones.get(row["id"])
+        if zone_id is None:
+            continue
+        slot = conn.execute(
+            sa.select(delivery_slots.c.id).where(
+                delivery_slots.c.zone_id == zone_id, delivery_slots.c.starts_at == row["window_start"]
+            )
+        ).first()
+        slot_id = slot.id if slot and row["window_start"] is not None else None
+        if slot_id is not None:
+            conn.execute(
+                delivery_slots.update()
+                .where(delivery_slots.c.id == slot_id, delivery_slots.c.booked < delivery_slots.c.capacity)
+                .values(booked=delivery_slots.c.booked + 1)
+            )
+        conn.execute(
+            order_deliveries.insert(), {"order_id": row["id"], "zone_id": zone_id, "slot_id": slot_id}
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

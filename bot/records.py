@@ -86,3 +86,61 @@ def normalize_order_id(text: str) -> str | None:
     """`PED-1001`, `ped1001`, `pedido 1001`, `#1001` and `1001` all name order `PED-1001`."""
     match = _ORDER_REF.match(text or "")
     return f"PED-{match.group(1)}" if match else None
+
+
+# --- reschedule: delivery zones, windows with capacity, and the record of each change ---
+
+
+@dataclass(frozen=True)
+class DeliveryZone:
+    """Where an order is delivered, with the calendar rules the ERP keeps for it.
+
+    `cutoff_hour` and `max_days_ahead` are None when the zone follows the business-wide
+    defaults (RESCHEDULE_CUTOFF_HOUR, RESCHEDULE_MAX_DAYS_AHEAD).
+    """
+
+    id: str
+    name: str
+    country: str  # ISO 3166 alpha-2: whose public holidays apply
+    timezone: str  # IANA: the windows' local clock
+    cutoff_hour: int | None = None
+    max_days_ahead: int | None = None
+
+
+@dataclass(frozen=True)
+class WindowSlot:
+    """One delivery window of a zone on one day, with how many deliveries it still takes."""
+
+    id: int
+    zone_id: str
+    window: DeliveryWindow
+    capacity: int
+    booked: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.capacity - self.booked, 0)
+
+
+@dataclass(frozen=True)
+class ScheduleChange:
+    """One change of an order's delivery window: who asked, when, from what to what."""
+
+    id: str  # management ID, GES-XXXXXXXX
+    order_id: str
+    customer_id: str
+    phone: str | None  # E.164, when the sender is a phone number
+    channel: str  # whatsapp, sms, rest, ...
+    changed_at: datetime  # timezone-aware
+    old_window: DeliveryWindow | None
+    new_window: DeliveryWindow
+    new_slot_id: int
+
+
+class RescheduleOutcome(str, Enum):
+    """What the ERP answered to a reschedule write."""
+
+    DONE = "done"
+    WINDOW_FULL = "window_full"  # someone took the last place first
+    NOT_ALLOWED = "not_allowed"  # the order moved on (dispatched, delivered, cancelled) meanwhile
+    ID_TAKEN = "id_taken"  # the management ID exists: draw another

@@ -42,6 +42,9 @@ class Settings:
     twilio_api_base: str | None = None
     public_url: str | None = None
     twilio_validate_signature: bool = True
+    # --- reschedule: business-wide defaults; a delivery zone in the ERP may override them ---
+    reschedule_cutoff_hour: int = 18
+    reschedule_max_days_ahead: int = 14
 
     @property
     def is_development(self) -> bool:
@@ -120,6 +123,8 @@ class Settings:
             twilio_api_base=get("TWILIO_API_BASE"),
             public_url=public_url.rstrip("/") if public_url else None,
             twilio_validate_signature=validate == "true",
+            reschedule_cutoff_hour=_bounded(get, "RESCHEDULE_CUTOFF_HOUR", 18, 0, 24),
+            reschedule_max_days_ahead=_bounded(get, "RESCHEDULE_MAX_DAYS_AHEAD", 14, 1, 365),
         )
 
 
@@ -129,6 +134,15 @@ def _port(get, name: str, default: int) -> int:
         return default
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise SettingsError(f"{name}={raw!r}: use a TCP port number between 1 and 65535.")
+    return int(raw)
+
+
+def _bounded(get, name: str, default: int, low: int, high: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name}={raw!r}: use a whole number from {low} to {high}.")
     return int(raw)
 
 

@@ -35,6 +35,7 @@ ROSA_PE = "+51987654321"  # only closed orders
 CAMILA_CL = "+56987654321"  # no orders at all
 ANDRES_CO = "+573105551234"  # in transit, no delivery day yet
 STRANGER = "+525500000000"  # not a customer
+LUCIA_MX = "+523312345678"  # one order being prepared, free to move (the rescheduling demo)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>\w+)(?::[^)]*)?\)|
 MIN_PER_INTENT, MIN_PER_FAQ_TOPIC = 40, 12
 # Set by the Twilio channel from a shared location or a bare attachment, never read from text.
 CHANNEL_INTENTS = {"share_location", "share_media"}
-CHANNEL_ENTITIES = {"latitude", "longitude", "address"}
+# Set by the channel or by button payloads (/inform{"window_id":"12"}), never by NLU.
+CHANNEL_ENTITIES = {"latitude", "longitude", "address", "window_id"}
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import datetime
+from datetime import date, datetime
 
-from bot.records import Case, CaseKind, Customer, Order
+from bot.records import (
+    Case,
+    CaseKind,
+    Customer,
+    DeliveryZone,
+    Order,
+    RescheduleOutcome,
+    ScheduleChange,
+    WindowSlot,
+)
 
 
 class BackendUnavailable(Exception):
@@ -34,6 +43,29 @@ class Erp(ABC):
     @abstractmethod
     def orders_of(self, customer_id: str) -> list[Order]:
         """Every order of the customer, newest first."""
+
+    # --- reschedule: zones, windows with capacity, closures and the change history ---
+
+    @abstractmethod
+    def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
+        """The zone that delivers the order, or None if it is delivered outside any zone."""
+
+    @abstractmethod
+    def window_slots(self, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
+        """The zone's windows starting on local days first_day..last_day, earliest first."""
+
+    @abstractmethod
+    def closed_days(self, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
+        """The business's own non-working days in the zone (not public holidays), with the reason."""
+
+    @abstractmethod
+    def reschedule(self, change: ScheduleChange) -> RescheduleOutcome:
+        """Move the order to change.new_slot_id in one transaction: take a place in the new window
+        only if one is left, release the old one, update the order's window, record the change."""
+
+    @abstractmethod
+    def schedule_history(self, order_id: str) -> list[ScheduleChange]:
+        """Every change of the order's delivery window, newest first."""
 
 
 class CaseBook(ABC):

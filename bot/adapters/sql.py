@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp
-from bot.records import Case, CaseKind, Customer, DeliveryWindow, Order, OrderState
+from bot.records import (
+    Case,
+    CaseKind,
+    Customer,
+    DeliveryWindow,
+    DeliveryZone,
+    Order,
+    OrderState,
+    RescheduleOutcome,
+    ScheduleChange,
+    WindowSlot,
+)
 
 metadata = sa.MetaData()
 
@@ -189,6 +201,65 @@ class SqlErp(Erp):
         with self._store.connect() as conn:
             return [_order(row) for row in conn.execute(query)]
 
+    # --- reschedule: zones, windows with capacity, closures and the change history ---
+
+    def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
+        query = sa.select(delivery_zones).join(
+            order_deliveries, order_deliveries.c.zone_id == delivery_zones.c.id
+        )
+        with self._store.connect() as conn:
+            row = conn.execute(query.where(order_deliveries.c.order_id == order_id)).first()
+        return _zone(row) if row else None
+
+    def window_slots(self, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
+        with self._store.connect() as conn:
+            zone = conn.execute(sa.select(delivery_zones).where(delivery_zones.c.id == zone_id)).first()
+            if zone is None:
+                return []
+            local = ZoneInfo(zone.timezone)
+            since = to_db_time(datetime.combine(first_day, time(0), local))
+            until = to_db_time(datetime.combine(last_day + timedelta(days=1), time(0), local))
+            query = (
+                sa.select(delivery_slots)
+                .where(
+                    delivery_slots.c.zone_id == zone_id,
+                    delivery_slots.c.starts_at >= since,
+                    delivery_slots.c.starts_at < until,
+                )
+                .order_by(delivery_slots.c.starts_at, delivery_slots.c.id)
+            )
+            return [_slot(row) for row in conn.execute(query)]
+
+    def closed_days(self, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
+        query = sa.select(delivery_closures.c.day, delivery_closures.c.reason).where(
+            delivery_closures.c.zone_id == zone_id,
+            delivery_closures.c.day >= first_day,
+            delivery_closures.c.day <= last_day,
+        )
+        with self._store.connect() as conn:
+            return {row.day: row.reason for row in conn.execute(query)}
+
+    def reschedule(self, change: ScheduleChange) -> RescheduleOutcome:
+        try:
+            with self._store.connect() as conn:
+                outcome = _reschedule_in(conn, change)
+                if outcome is not RescheduleOutcome.DONE:
+                    raise _Undo(outcome)  # leaving the block by an exception rolls it all back
+        except _Undo as undo:
+            return undo.outcome
+        except sa.exc.IntegrityError:
+            return RescheduleOutcome.ID_TAKEN
+        return RescheduleOutcome.DONE
+
+    def schedule_history(self, order_id: str) -> list[ScheduleChange]:
+        query = (
+            sa.select(schedule_changes)
+            .where(schedule_changes.c.order_id == order_id)
+            .order_by(schedule_changes.c.changed_at.desc(), schedule_changes.c.id)
+        )
+        with self._store.connect() as conn:
+            return [_change(row) for row in conn.execute(query)]
+
 
 def _case(row: sa.engine.Row) -> Case:
     return Case(
@@ -251,3 +322,182 @@ class SqlCaseBook(CaseBook):
         )
         with self._connect() as conn:
             return [_case(row) for row in conn.execute(query)]
+
+
+# --- reschedule: the ERP's delivery calendar (zones, windows with capacity, closures) and the
+# record of every change. Times are naive UTC like the tables above; days are the zone's local days.
+
+delivery_zones = sa.Table(
+    "delivery_zones",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    # NULL: the business-wide default (RESCHEDULE_CUTOFF_HOUR, RESCHEDULE_MAX_DAYS_AHEAD).
+    sa.Column("cutoff_hour", sa.Integer),
+    sa.Column("max_days_ahead", sa.Integer),
+)
+
+# One row per window per day; `booked` only moves through conditional UPDATEs, so it never
+# passes `capacity` nor goes below zero (the CHECKs say so to the database too).
+delivery_slots = sa.Table(
+    "delivery_slots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("zone_id", sa.ForeignKey("delivery_zones.id"), nullable=False),
+    sa.Column("starts_at", sa.DateTime, nullable=False),
+    sa.Column("ends_at", sa.DateTime, nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("booked", sa.Integer, nullable=False, default=0),
+    sa.UniqueConstraint("zone_id", "starts_at", name="uq_delivery_slots_zone_start"),
+    sa.CheckConstraint("booked >= 0 AND booked <= capacity", name="ck_delivery_slots_booked"),
+)
+
+delivery_closures = sa.Table(
+    "delivery_closures",
+    metadata,
+    sa.Column("zone_id", sa.ForeignKey("delivery_zones.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+)
+
+# Which zone delivers an order and which window place it holds (NULL: none booked yet).
+order_deliveries = sa.Table(
+    "order_deliveries",
+    metadata,
+    sa.Column("order_id", sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("zone_id", sa.ForeignKey("delivery_zones.id"), nullable=False),
+    sa.Column("slot_id", sa.ForeignKey("delivery_slots.id")),
+)
+
+schedule_changes = sa.Table(
+    "schedule_changes",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # management ID, GES-XXXXXXXX
+    sa.Column("order_id", sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+    sa.Column("old_start", sa.DateTime),
+    sa.Column("old_end", sa.DateTime),
+    sa.Column("new_start", sa.DateTime, nullable=False),
+    sa.Column("new_end", sa.DateTime, nullable=False),
+    sa.Column("new_slot_id", sa.Integer, nullable=False),
+)
+
+
+class _Undo(Exception):
+    """Rolls the reschedule transaction back and carries why."""
+
+    def __init__(self, outcome: RescheduleOutcome) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+
+
+# Only these states may change day; the service explains the others before asking.
+_RESCHEDULABLE_STATES = (OrderState.CREATED.value, OrderState.IN_TRANSIT.value)
+
+
+def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome:
+    """The reschedule write inside the caller's transaction; any outcome but DONE is rolled back."""
+    # Lock the order's delivery row first, so two changes of the same order run one after the other.
+    held = conn.execute(
+        sa.select(order_deliveries.c.slot_id, order_deliveries.c.zone_id)
+        .where(order_deliveries.c.order_id == change.order_id)
+        .with_for_update()
+    ).first()
+    if held is None:
+        return RescheduleOutcome.NOT_ALLOWED
+    if held.slot_id == change.new_slot_id:
+        return RescheduleOutcome.DONE
+    # The single conditional UPDATE that enforces capacity: under concurrency the second writer
+    # waits for the row lock and then sees booked == capacity, so it updates nothing.
+    in_zone = (delivery_slots.c.id == change.new_slot_id, delivery_slots.c.zone_id == held.zone_id)
+    taken = conn.execute(
+        delivery_slots.update()
+        .where(*in_zone, delivery_slots.c.booked < delivery_slots.c.capacity)
+        .values(booked=delivery_slots.c.booked + 1)
+    )
+    if taken.rowcount != 1:
+        exists = conn.execute(sa.select(delivery_slots.c.id).where(*in_zone)).first()
+        # A window of another zone is not this order's to take, full or not.
+        return RescheduleOutcome.WINDOW_FULL if exists else RescheduleOutcome.NOT_ALLOWED
+    moved = conn.execute(
+        orders.update()
+        .where(orders.c.id == change.order_id, orders.c.state.in_(_RESCHEDULABLE_STATES))
+        .values(
+            window_start=to_db_time(change.new_window.start),
+            window_end=to_db_time(change.new_window.end),
+        )
+    )
+    if moved.rowcount != 1:
+        return RescheduleOutcome.NOT_ALLOWED
+    if held.slot_id is not None:
+        conn.execute(
+            delivery_slots.update()
+            .where(delivery_slots.c.id == held.slot_id, delivery_slots.c.booked > 0)
+            .values(booked=delivery_slots.c.booked - 1)
+        )
+    conn.execute(
+        order_deliveries.update()
+        .where(order_deliveries.c.order_id == change.order_id)
+        .values(slot_id=change.new_slot_id)
+    )
+    old = change.old_window
+    conn.execute(
+        schedule_changes.insert(),
+        {
+            "id": change.id,
+            "order_id": change.order_id,
+            "customer_id": change.customer_id,
+            "phone": change.phone,
+            "channel": change.channel,
+            "changed_at": to_db_time(change.changed_at),
+            "old_start": to_db_time(old.start) if old else None,
+            "old_end": to_db_time(old.end) if old else None,
+            "new_start": to_db_time(change.new_window.start),
+            "new_end": to_db_time(change.new_window.end),
+            "new_slot_id": change.new_slot_id,
+        },
+    )
+    return RescheduleOutcome.DONE
+
+
+def _zone(row: sa.engine.Row) -> DeliveryZone:
+    return DeliveryZone(
+        id=row.id,
+        name=row.name,
+        country=row.country,
+        timezone=row.timezone,
+        cutoff_hour=row.cutoff_hour,
+        max_days_ahead=row.max_days_ahead,
+    )
+
+
+def _slot(row: sa.engine.Row) -> WindowSlot:
+    return WindowSlot(
+        id=row.id,
+        zone_id=row.zone_id,
+        window=DeliveryWindow(from_db_time(row.starts_at), from_db_time(row.ends_at)),
+        capacity=row.capacity,
+        booked=row.booked,
+    )
+
+
+def _change(row: sa.engine.Row) -> ScheduleChange:
+    old = None
+    if row.old_start is not None and row.old_end is not None:
+        old = DeliveryWindow(from_db_time(row.old_start), from_db_time(row.old_end))
+    return ScheduleChange(
+        id=row.id,
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        phone=row.phone,
+        channel=row.channel,
+        changed_at=from_db_time(row.changed_at),
+        old_window=old,
+        new_window=DeliveryWindow(from_db_time(row.new_start), from_db_time(row.new_end)),
+        new_slot_id=row.new_slot_id,
+    )

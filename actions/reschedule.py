@@ -1,0 +1,409 @@
+"""reschedule_form: move a delivery to another window in three steps (order, window, confirmation).
+
+validate_reschedule_form reads every answer of the form (it replaces slot mappings: the answer
+is read by the step that asked); the action_ask_* actions ask each step; action_reschedule_reset
+clears the form's slots when it ends, whichever way. Questions in the middle (order status, a
+frequent question) are not answers: the form lets the rules answer them and then asks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
+from bot.adapters.base import BackendUnavailable
+from bot.backends import backends
+from bot.choices import fold, pick_choice
+from bot.date_phrases import interpret_date
+from bot.order_status import Outcome, choice_title, look_up_status
+from bot.records import Customer, DeliveryWindow, RescheduleOutcome, WindowSlot, normalize_order_id
+from bot.scheduling import (
+    Blocker,
+    CalendarRules,
+    Refusal,
+    RescheduleContext,
+    load_context,
+    reschedule_blocker,
+    reschedule_delivery,
+)
+from bot.settings import current
+from bot.spanish_time import day_phrase, locale_for, window_phrase
+
+logger = logging.getLogger(__name__)
+
+FORM = "reschedule_form"
+ORDER, WINDOW, CONFIRMED = "reschedule_order", "reschedule_window", "reschedule_confirmed"
+OFFER, MISSES = "reschedule_offer", "reschedule_misses"
+FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, "order_choices")
+
+# Not answers to the form: the rules answer them and the form asks its question again.
+INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff"}
+# "cancelar", "mejor no", "olvidalo" are `deny` (data/nlu/basics.yml): at the window step a deny
+# leaves; at the confirmation a plain "no" means another window, so only these words leave there.
+# "salir" is read here because as an intent it would be opt_out ("salir de la lista").
+LEAVE_WORDS = {"cancelar", "cancela", "cancelalo", "salir", "sali", "mejor no", "dejalo", "olvidalo", "ya no"}
+YES_WORDS = {"si", "sii", "sip", "dale", "ok", "okey", "confirmo", "confirmar", "si confirmo", "correcto"}
+NO_WORDS = {"no", "nop", "otro", "otra", "elegir otro", "otro horario", "otro dia"}
+
+BLOCKER_RESPONSES = {
+    Blocker.OUT_FOR_DELIVERY: "utter_reschedule_blocked_out_for_delivery",
+    Blocker.DELIVERED: "utter_reschedule_blocked_delivered",
+    Blocker.CANCELLED: "utter_reschedule_blocked_cancelled",
+    Blocker.NO_ZONE: "utter_reschedule_blocked_no_zone",
+}
+REFUSAL_RESPONSES = {refusal: f"utter_reschedule_refused_{refusal.value}" for refusal in Refusal}
+
+
+def _rules() -> CalendarRules:
+    settings = current()
+    return CalendarRules(settings.reschedule_cutoff_hour, settings.reschedule_max_days_ahead)
+
+
+def customer_zone(customer: Customer) -> ZoneInfo:
+    return ZoneInfo(customer.timezone or current().bot_timezone)
+
+
+def window_title(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> str:
+    """`Mar 1 dic, 14-18 h`: a button title (WhatsApp allows 20 characters)."""
+    start, end = window.start.astimezone(zone), window.end.astimezone(zone)
+    day = format_date(start.date(), "EEE d MMM", locale=locale).replace(".", "")
+    hours = f"{start:%H}-{end:%H} h" if start.minute == end.minute == 0 else f"{start:%H:%M}-{end:%H:%M}"
+    return f"{day[:1].upper()}{day[1:]}, {hours}"
+
+
+def offer_of(slots: list[WindowSlot], customer: Customer) -> list[dict[str, Any]]:
+    zone, locale = customer_zone(customer), locale_for(customer.country)
+    return [
+        {
+            "id": slot.id,
+            "title": window_title(slot.window, zone, locale),
+            "start": slot.window.start.isoformat(),
+            "end": slot.window.end.isoformat(),
+        }
+        for slot in slots
+    ]
+
+
+def _window_of(value: dict[str, Any]) -> DeliveryWindow:
+    return DeliveryWindow(datetime.fromisoformat(value["start"]), datetime.fromisoformat(value["end"]))
+
+
+def confirmation_phrase(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> str:
+    """`martes 2 de diciembre, de 14:00 a 18:00`."""
+    start, end = window.start.astimezone(zone), window.end.astimezone(zone)
+    day = format_date(start.date(), "EEEE d 'de' MMMM", locale=locale)
+    return f"{day}, de {start:%H:%M} a {end:%H:%M}"
+
+
+def unread_message(tracker: Tracker) -> bool:
+    """Whether the customer's latest message is still unanswered, so the form must read it.
+
+    Rasa runs the validation on a copy of the tracker that ends with the form's own execution,
+    so `latest_action_name` is always the form: look behind that. A user message comes first when
+    it is fresh; an action (action_order_status, utter_faq…) when the form resumes after it.
+    """
+    events = list(tracker.events)
+    if events and events[-1].get("event") == "action" and events[-1].get("name") == FORM:
+        events.pop()
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind == "user":
+            return True
+        if kind == "action" and event.get("name") != "action_listen":
+            return False
+    return True
+
+
+def _leaves(text: str) -> bool:
+    return text in LEAVE_WORDS or "cancel" in text or text.startswith("salir")
+
+
+def _intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def _channel(tracker: Tracker) -> str:
+    metadata = tracker.latest_message.get("metadata") or {}
+    return str(metadata.get("channel") or tracker.get_latest_input_channel() or "chat")
+
+
+def _load(phone: str | None, order_id: str, now: datetime) -> RescheduleContext | None:
+    found, settings = backends(), current()
+    return load_context(found.crm, found.erp, phone, order_id, _rules(), settings.bot_timezone, now)
+
+
+class ValidateRescheduleForm(FormValidationAction):
+    """Reads the answer to the step the form asked, and decides the next step."""
+
+    def name(self) -> str:
+        return "validate_reschedule_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        requested = tracker.get_slot("requested_slot")
+        if not unread_message(tracker):
+            return []  # back after an interruption: nothing new to read, the form asks again
+        intent, text = _intent(tracker), fold(tracker.latest_message.get("text") or "")
+        if requested and (_leaves(text) or (intent == "deny" and requested != CONFIRMED)):
+            dispatcher.utter_message(response="utter_reschedule_cancelled")
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        if requested and intent in INTERRUPTIONS:
+            return []  # not an answer: the rules take this turn
+        try:
+            if requested is None:
+                return await asyncio.to_thread(self._start, dispatcher, tracker)
+            if requested == ORDER:
+                return await asyncio.to_thread(self._pick_order, dispatcher, tracker)
+            if requested == WINDOW:
+                return await asyncio.to_thread(self._pick_window, dispatcher, tracker)
+            if requested == CONFIRMED:
+                return await asyncio.to_thread(self._confirm, dispatcher, tracker)
+        except BackendUnavailable:
+            logger.exception("reschedule: CRM/ERP unavailable")
+            dispatcher.utter_message(response="utter_reschedule_systems_down")
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        return []
+
+    # --- step 1: which order ---
+
+    def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        found = backends()
+        written = next(tracker.get_latest_entity_values("order_id"), None)
+        lookup = look_up_status(found.crm, found.erp, sender_phone(tracker), written)
+        if lookup.outcome is Outcome.FOUND:
+            return self._order_chosen(dispatcher, tracker, lookup.order.id)
+        if lookup.outcome is Outcome.CHOOSE:
+            options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
+            return [SlotSet("order_choices", options), SlotSet("requested_slot", ORDER)]
+        name = lookup.customer.first_name if lookup.customer else ""
+        dispatcher.utter_message(response=NO_ORDER_RESPONSES[lookup.outcome], name=name)
+        return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+
+    def _pick_order(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        reference = order_reference(tracker) or ""
+        offered = [option["id"] for option in tracker.get_slot("order_choices") or []]
+        picked = normalize_order_id(reference) or reference.strip().upper()
+        if picked not in offered:
+            return self._missed(dispatcher, tracker, "utter_reschedule_explain_order")
+        return self._order_chosen(dispatcher, tracker, picked)
+
+    def _order_chosen(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str
+    ) -> list[EventType]:
+        found = backends()
+        order = found.erp.order(order_id)
+        zone = found.erp.delivery_zone_of(order_id)
+        blocker = reschedule_blocker(order, zone)
+        if blocker is not None:
+            dispatcher.utter_message(response=BLOCKER_RESPONSES[blocker], order_id=order.id)
+            return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        loaded = _load(sender_phone(tracker), order_id, datetime.now(timezone.utc))
+        windows = loaded.calendar.next_windows(exclude=loaded.current_slot_ids()) if loaded else []
+        if not windows:
+            dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
+            return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        return [
+            SlotSet(ORDER, order_id),
+            SlotSet("order_choices", None),
+            SlotSet(OFFER, offer_of(windows, loaded.customer)),
+            SlotSet(MISSES, 0),
+            SlotSet("requested_slot", WINDOW),
+        ]
+
+    # --- step 2: which window ---
+
+    def _pick_window(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        offer: list[dict[str, Any]] = tracker.get_slot(OFFER) or []
+        chosen = self._offered_choice(tracker, offer)
+        if chosen is not None:
+            return [SlotSet(WINDOW, chosen), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
+        now = datetime.now(timezone.utc)
+        loaded = _load(sender_phone(tracker), tracker.get_slot(ORDER), now)
+        if loaded is None:
+            dispatcher.utter_message(response="utter_reschedule_systems_down")
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        request = interpret_date(
+            tracker.latest_message.get("text") or "", now.astimezone(loaded.customer_zone)
+        )
+        if request is None:
+            return self._missed(dispatcher, tracker, "utter_reschedule_explain_window")
+        proposal = loaded.calendar.propose(request, exclude=loaded.current_slot_ids())
+        if len(proposal.fitting) == 1:
+            [slot] = offer_of(list(proposal.fitting), loaded.customer)
+            return [SlotSet(WINDOW, slot), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
+        asked = day_phrase(
+            request.day, now.astimezone(loaded.customer_zone).date(), locale_for(loaded.customer.country)
+        )
+        if proposal.fitting:
+            dispatcher.utter_message(response="utter_reschedule_several_that_day", day=asked)
+            new_offer = offer_of(list(proposal.fitting), loaded.customer)
+        else:
+            dispatcher.utter_message(
+                response=REFUSAL_RESPONSES[proposal.refusal],
+                day=asked,
+                reason=proposal.detail,
+                max_days=str(loaded.calendar.rules.max_days_ahead),
+            )
+            new_offer = offer_of(list(proposal.alternatives), loaded.customer)
+        if not new_offer:
+            dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=loaded.order.id)
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        return [SlotSet(OFFER, new_offer), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
+
+    @staticmethod
+    def _offered_choice(tracker: Tracker, offer: list[dict[str, Any]]) -> dict[str, Any] | None:
+        by_id = {str(option["id"]): option for option in offer}
+        pressed = next(tracker.get_latest_entity_values("window_id"), None)
+        if pressed is not None:
+            return by_id.get(str(pressed))
+        picked = pick_choice(tracker.latest_message.get("text") or "", [option["title"] for option in offer])
+        return offer[picked] if picked is not None else None
+
+    # --- step 3: confirmation, and the write ---
+
+    def _confirm(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        intent, text = _intent(tracker), fold(tracker.latest_message.get("text") or "")
+        if intent == "deny" or text in NO_WORDS or text == "/deny":
+            dispatcher.utter_message(response="utter_reschedule_choose_again")
+            return [SlotSet(WINDOW, None), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
+        if not (intent == "affirm" or text in YES_WORDS):
+            if (
+                intent in ("inform", "reschedule_delivery")
+                or interpret_date(text, datetime.now()) is not None
+            ):
+                # "mejor el viernes": a change of mind answered like the window step.
+                return self._pick_window(dispatcher, tracker)
+            return self._missed(dispatcher, tracker, "utter_reschedule_explain_confirm")
+
+        now = datetime.now(timezone.utc)
+        phone = sender_phone(tracker)
+        loaded = _load(phone, tracker.get_slot(ORDER), now)
+        if loaded is None:
+            dispatcher.utter_message(response="utter_reschedule_systems_down")
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        chosen = tracker.get_slot(WINDOW)
+        slot = WindowSlot(int(chosen["id"]), "", _window_of(chosen), 0, 0)
+        result = reschedule_delivery(
+            backends().erp, loaded.order, loaded.customer, slot, phone, _channel(tracker), now
+        )
+        if result.outcome is RescheduleOutcome.DONE:
+            dispatcher.utter_message(
+                response="utter_reschedule_done",
+                order_id=loaded.order.id,
+                window=window_phrase(
+                    slot.window, loaded.customer_zone, now, locale_for(loaded.customer.country)
+                ),
+                case_id=result.change_id,
+            )
+            return [SlotSet(CONFIRMED, True), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        if result.outcome is RescheduleOutcome.WINDOW_FULL:
+            windows = loaded.calendar.next_windows(exclude=[slot.id, *loaded.current_slot_ids()])
+            if windows:
+                dispatcher.utter_message(response="utter_reschedule_window_taken")
+                return [
+                    SlotSet(WINDOW, None),
+                    SlotSet(OFFER, offer_of(windows, loaded.customer)),
+                    SlotSet(MISSES, 0),
+                    SlotSet("requested_slot", WINDOW),
+                ]
+            dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=loaded.order.id)
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        dispatcher.utter_message(
+            response="utter_reschedule_blocked_out_for_delivery", order_id=loaded.order.id
+        )
+        return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+
+    # --- answers that are none of the expected ones ---
+
+    @staticmethod
+    def _missed(dispatcher: CollectingDispatcher, tracker: Tracker, explanation: str) -> list[EventType]:
+        """First miss: ask again; second in a row: explain what fits and offer a person."""
+        misses = int(tracker.get_slot(MISSES) or 0) + 1
+        if misses >= 2:
+            dispatcher.utter_message(response=explanation)
+            return [SlotSet(MISSES, 0)]
+        dispatcher.utter_message(response="utter_reschedule_not_understood")
+        return [SlotSet(MISSES, misses)]
+
+
+class ActionAskRescheduleOrder(Action):
+    """Step 1 of 3: which of the customer's open orders."""
+
+    def name(self) -> str:
+        return "action_ask_reschedule_order"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        options = tracker.get_slot("order_choices") or []
+        buttons = [
+            {"title": option["title"], "payload": f'/inform{{"order_id":"{option["id"]}"}}'}
+            for option in options
+        ]
+        dispatcher.utter_message(response="utter_ask_reschedule_order", buttons=buttons)
+        return []
+
+
+class ActionAskRescheduleWindow(Action):
+    """Step 2 of 3: the next windows as options; a day written in words also works."""
+
+    def name(self) -> str:
+        return "action_ask_reschedule_window"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        offer = tracker.get_slot(OFFER) or []
+        buttons = [
+            {"title": option["title"], "payload": f'/inform{{"window_id":"{option["id"]}"}}'}
+            for option in offer
+        ]
+        dispatcher.utter_message(
+            response="utter_ask_reschedule_window", buttons=buttons, order_id=tracker.get_slot(ORDER) or ""
+        )
+        return []
+
+
+class ActionAskRescheduleConfirmed(Action):
+    """Step 3 of 3: every write is confirmed first."""
+
+    def name(self) -> str:
+        return "action_ask_reschedule_confirmed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        chosen = tracker.get_slot(WINDOW) or {}
+        try:
+            customer = await asyncio.to_thread(backends().crm.customer_by_phone, sender_phone(tracker) or "")
+        except BackendUnavailable:
+            customer = None
+        zone = customer_zone(customer) if customer else ZoneInfo(current().bot_timezone)
+        locale = locale_for(customer.country if customer else None)
+        dispatcher.utter_message(
+            response="utter_ask_reschedule_confirmed",
+            window=confirmation_phrase(_window_of(chosen), zone, locale) if chosen else "",
+        )
+        return []
+
+
+class ActionRescheduleReset(Action):
+    """Clears the form's slots when it ends (done, left or stopped), so the next one starts fresh."""
+
+    def name(self) -> str:
+        return "action_reschedule_reset"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        return [SlotSet(slot, None) for slot in FORM_SLOTS]
