@@ -10,9 +10,10 @@ from actions.order_status import NO_ORDER_RESPONSES
 ROOT = Path(__file__).parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 DIALOGUE = [yaml.safe_load((ROOT / "data" / name).read_text()) for name in ("rules.yml", "stories.yml")]
-# Responses are sent by custom actions and, for opt-out confirmations, by the Twilio channel.
+# Responses are sent by custom actions, by the Twilio channel (opt-out confirmations) and by the
+# outbox worker in bot/ (confirmations of writes that were queued).
 ACTION_SOURCES = "\n".join(
-    path.read_text() for folder in ("actions", "connectors") for path in (ROOT / folder).glob("*.py")
+    path.read_text() for folder in ("actions", "connectors", "bot") for path in (ROOT / folder).glob("*.py")
 )
 
 
