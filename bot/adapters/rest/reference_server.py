@@ -60,6 +60,7 @@ MAX_BODY_BYTES = 64 * 1024
 CASE_STATUSES = ("open", "closed")
 CASE_ID = re.compile(r"^GES-[2-9A-HJKMNP-Z]{8}$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 metadata = sa.MetaData()
 
@@ -168,15 +169,24 @@ def find_customers(conn: Connection, _m, query: dict[str, str], _body) -> Answer
     return 200, {"items": [customer_to_wire(_customer(row)) for row in rows]}
 
 
+MAX_ID_LENGTH = 64
+
+
+def _id(match: dict[str, str]) -> str:
+    if len(match["id"]) > MAX_ID_LENGTH:
+        raise ApiError(400, "invalid_request", f"ids are at most {MAX_ID_LENGTH} characters")
+    return match["id"]
+
+
 def get_customer(conn: Connection, match, _q, _body) -> Answer:
-    row = conn.execute(sa.select(customers).where(customers.c.id == match["id"])).first()
+    row = conn.execute(sa.select(customers).where(customers.c.id == _id(match))).first()
     if row is None:
         raise ApiError(404, "not_found", "no customer with this id")
     return 200, customer_to_wire(_customer(row))
 
 
 def get_order(conn: Connection, match, _q, _body) -> Answer:
-    row = conn.execute(sa.select(orders).where(orders.c.id == match["id"])).first()
+    row = conn.execute(sa.select(orders).where(orders.c.id == _id(match))).first()
     if row is None:
         raise ApiError(404, "not_found", "no order with this id")
     return 200, order_to_wire(_order(row))
@@ -185,7 +195,7 @@ def get_order(conn: Connection, match, _q, _body) -> Answer:
 def orders_of_customer(conn: Connection, match, _q, _body) -> Answer:
     query = (
         sa.select(orders)
-        .where(orders.c.customer_id == match["id"])
+        .where(orders.c.customer_id == _id(match))
         .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
     )
     return 200, {"items": [order_to_wire(_order(row)) for row in conn.execute(query)]}
@@ -212,19 +222,30 @@ def _since(value: str) -> datetime:
         raise ApiError(400, "invalid_request", str(error)) from None
 
 
+def _db_time(moment: datetime) -> datetime:
+    """Naive UTC for the store; moments at the very ends of the calendar are clamped to them."""
+    try:
+        return to_db_time(moment)
+    except OverflowError:
+        return datetime.min if moment.year == 1 else datetime.max
+
+
 def search_cases(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
     kind = _kind(_param(query, "kind"))
     since = _since(_param(query, "opened_since"))
     status = query.get("status") or "open"
     if status not in CASE_STATUSES:
         raise ApiError(400, "invalid_request", f"status must be one of {list(CASE_STATUSES)}")
+    conversation = _param(query, "conversation_id")
+    if len(conversation) > 255:
+        raise ApiError(400, "invalid_request", "conversation_id is at most 255 characters")
     select = (
         sa.select(cases)
         .where(
-            cases.c.conversation_id == _param(query, "conversation_id"),
+            cases.c.conversation_id == conversation,
             cases.c.kind == kind.value,
             cases.c.status == status,
-            cases.c.opened_at >= to_db_time(since),
+            cases.c.opened_at >= _db_time(since),
         )
         .order_by(cases.c.opened_at.desc())
     )
@@ -273,7 +294,7 @@ def _case_row(body: Any) -> dict[str, Any]:
         "customer_phone": phone,
         "details": details,
         "status": status,
-        "opened_at": to_db_time(opened_at),
+        "opened_at": _db_time(opened_at),
     }
 
 
@@ -353,6 +374,8 @@ class ReferenceServer:
             return failure, {"code": "injected_failure", "message": "test fault"}, {}
         split = urlsplit(target)
         if split.path in ("/health", f"{BASE_PATH}/health"):
+            if method != "GET":
+                return 405, {"code": "method_not_allowed", "message": "use GET"}, {"Allow": "GET"}
             return 200, {"status": "ok"}, {}
         if not self.credentials.accepts(headers):
             return (
@@ -380,7 +403,8 @@ class ReferenceServer:
                     status, body = handler(conn, match_values, query, None)
                 return status, body, {}
             if allowed:
-                raise ApiError(405, "method_not_allowed", f"use {', '.join(sorted(set(allowed)))}")
+                methods = ", ".join(sorted(set(allowed)))
+                return 405, {"code": "method_not_allowed", "message": f"use {methods}"}, {"Allow": methods}
             raise ApiError(404, "not_found", "no such path")
         except ApiError as error:
             return error.status, {"code": error.code, "message": error.message}, {}
@@ -395,9 +419,13 @@ class ReferenceServer:
     def _write(
         self, method: str, path: str, headers: Any, raw_body: bytes, handler: Handler, match: dict
     ) -> tuple[int, Any, dict]:
-        key = (headers.get("Idempotency-Key") or "").strip()
-        if not key or len(key) > 255:
-            raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (1-255 chars)")
+        key = headers.get("Idempotency-Key") or ""
+        if not IDEMPOTENCY_KEY.match(key):
+            raise ApiError(
+                400,
+                "idempotency_key_required",
+                "send an Idempotency-Key header: 1-255 visible ASCII characters",
+            )
         if "json" not in (headers.get("Content-Type") or ""):
             raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
         try:
@@ -463,11 +491,16 @@ def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
                 for name, value in extra.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up (its read timeout)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+        def __getattr__(self, name: str) -> Any:
+            # Every method (TRACE, QUERY...) reaches the router: those the contract lacks get 405.
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
             logger.info("%s - %s", self.address_string(), format % args)

@@ -6,8 +6,9 @@ apart. Times are ISO 8601 with an offset; an answer without an offset is refused
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.records import Case, CaseKind, Customer, DeliveryWindow, Order, OrderState
@@ -21,18 +22,34 @@ def time_to_wire(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat()
 
 
+# RFC 3339 date-time, as JSON Schema's `date-time` format means it (any fraction length, Z or
+# an offset, a leap second); Python 3.10's fromisoformat takes only what isoformat writes.
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))?$"
+)
+
+
 def time_from_wire(value: Any, field: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise WireError(f"{field}: expected an ISO 8601 date-time string")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise WireError(f"{field}: {value!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
+    match = _RFC3339.match(value)
+    if match is None:
+        raise WireError(f"{field}: {value!r} is not an ISO 8601 date-time")
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if not zulu and not sign:
         raise WireError(f"{field}: {value!r} has no UTC offset")
-    return moment
+    offset = timedelta(0) if zulu else timedelta(hours=int(off_h), minutes=int(off_m))
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute),
+            min(int(second), 59),  # a leap second is read as the second before it
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(-offset if sign == "-" else offset),
+        )  # fmt: skip
+    except ValueError:
+        raise WireError(f"{field}: {value!r} is not a valid date-time") from None
 
 
 def _text(document: Mapping[str, Any], field: str, *, optional: bool = False) -> str | None:
