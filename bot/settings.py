@@ -67,10 +67,12 @@ class Settings:
     # --- CRM/ERP backends (sql | rest), the REST adapter and the outbox ---
     crm: BackendSettings = field(default_factory=BackendSettings)
     erp: BackendSettings = field(default_factory=BackendSettings)
-    outbox_max_attempts: int = 12
+    outbox_max_attempts: int = 20
     outbox_max_age_s: float = 24 * 3600
     crm_server_port: int = 8090
-    crm_server_database_url: str | None = None  # the reference server's data; None: DATABASE_URL
+    # The reference CRM/ERP server's own database (`make crm-server`), apart from the assistant's.
+    crm_server_database_url: str = f"sqlite:///{VAR_DIR / 'crm.db'}"
+    crm_server_demo_data: Path | None = None
 
     @property
     def is_development(self) -> bool:
@@ -151,10 +153,16 @@ class Settings:
             twilio_validate_signature=validate == "true",
             crm=_backend(get, "CRM"),
             erp=_backend(get, "ERP"),
-            outbox_max_attempts=_positive(get, "OUTBOX_MAX_ATTEMPTS", 12, int),
+            outbox_max_attempts=_positive(get, "OUTBOX_MAX_ATTEMPTS", 20, int),
             outbox_max_age_s=_positive(get, "OUTBOX_MAX_AGE_S", 24 * 3600, float),
             crm_server_port=_port(get, "CRM_SERVER_PORT", 8090),
-            crm_server_database_url=get("CRM_SERVER_DATABASE_URL"),
+            crm_server_database_url=get("CRM_SERVER_DATABASE_URL") or f"sqlite:///{VAR_DIR / 'crm.db'}",
+            # Same rule as DEMO_DATA above, for the reference server's database.
+            crm_server_demo_data=(
+                demo_data
+                if "DEMO_DATA" in env
+                else (DEFAULT_DEMO_DATA if get("CRM_SERVER_DATABASE_URL") is None else None)
+            ),
         )
 
 

@@ -395,6 +395,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
     model = ensure_model(settings)
+    migrate(settings)
     load_demo(settings)
     processes: list[subprocess.Popen] = []
     health = f"http://127.0.0.1:{settings.action_port}/health"

@@ -88,7 +88,6 @@ class ServerProcess:
             "PYTHONPATH": str(ROOT),
             "CRM_SERVER_PORT": str(self.port),
             "CRM_SERVER_DATABASE_URL": self.database_url,
-            "DATABASE_URL": self.database_url,
             "DEMO_DATA": str(ROOT / "data" / "demo" / "fixture.yml"),
             "CRM_TOKEN": TOKEN,
             "CRM_BACKEND": "sql",

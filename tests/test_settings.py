@@ -95,6 +95,15 @@ def test_backends_are_sql_unless_asked():
     settings = Settings.from_env({})
     assert (settings.crm.kind, settings.erp.kind) == ("sql", "sql")
     assert not settings.crm.is_rest and settings.crm_server_port == 8090
+    assert settings.crm_server_database_url == f"sqlite:///{PROJECT_ROOT / 'var' / 'crm.db'}"
+    assert settings.crm_server_demo_data == DEFAULT_DEMO_DATA
+
+
+def test_the_reference_servers_own_database_gets_no_demo_data_unless_asked():
+    own = Settings.from_env({"CRM_SERVER_DATABASE_URL": "postgresql://db/crm"})
+    assert own.crm_server_demo_data is None
+    asked = Settings.from_env({"CRM_SERVER_DATABASE_URL": "postgresql://db/crm", "DEMO_DATA": "x.yml"})
+    assert asked.crm_server_demo_data == PROJECT_ROOT / "x.yml"
 
 
 def test_rest_backends_read_url_credentials_and_timeouts():

@@ -513,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="default CRM_SERVER_PORT (8090)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -521,14 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     from bot.demo import FixtureError, load_demo
     from bot.migrations import migrate
 
-    database_url = settings.crm_server_database_url or settings.database_url
+    database_url = settings.crm_server_database_url
     migrate(database_url)
     store = SqlStore(database_url)
-    if settings.demo_data is not None:
+    if settings.crm_server_demo_data is not None:
         try:
-            result = load_demo(store, settings.demo_data, settings)
+            result = load_demo(store, settings.crm_server_demo_data, settings)
         except FixtureError as error:
-            print(f"error: demo data {settings.demo_data}: {error}", file=sys.stderr)
+            print(f"error: demo data {settings.crm_server_demo_data}: {error}", file=sys.stderr)
             return 1
         print(f"Demo data: {result.customers} customers, {result.orders} orders.", flush=True)
     credentials = Credentials.from_settings(settings)
