@@ -370,8 +370,10 @@ class OutboxWorker:
         while not stop.is_set():
             try:
                 tried = await self.run_once()
-            except BackendUnavailable:
-                logger.exception("outbox: the assistant's database is unavailable; trying again")
+            except Exception:
+                # The worker outlives any one failure (its database down, a bug in one write):
+                # what it could not finish stays pending and is leased again later.
+                logger.exception("outbox: a round failed; trying again")
                 tried = 0
             if not tried:
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -388,8 +390,10 @@ class OutboxWorker:
             if kind is None:
                 raise WriteRejected(f"unknown write kind {entry.kind!r}")
             await asyncio.to_thread(self._apply, entry)
-        except (WriteRejected, BackendUnavailable) as error:
-            retryable = isinstance(error, BackendUnavailable) and error.retryable
+        except Exception as error:
+            if not isinstance(error, WriteRejected | BackendUnavailable):
+                logger.exception("outbox: %s %s failed unexpectedly", entry.kind, entry.management_id)
+            retryable = not isinstance(error, WriteRejected) and getattr(error, "retryable", True)
             too_old = self.clock() - entry.created_at >= self.max_age
             if retryable and attempts < self.max_attempts and not too_old:
                 delay = backoff(attempts, self.base_delay_s, self.max_delay_s)

@@ -218,3 +218,16 @@ def test_two_workers_never_take_the_same_write(store):
     outbox.retry_later(entry.id, 1, NOW - timedelta(minutes=1), "down")
     first, second = outbox.claim_due(NOW), outbox.claim_due(NOW)
     assert [e.id for e in first] == [entry.id] and second == []
+
+
+def test_a_broken_write_neither_stops_the_worker_nor_is_lost(store, customers_wrote):
+    outbox = Outbox(store)
+    backends = rest_backends(f"http://127.0.0.1:{free_port()}/v1", outbox=outbox)
+    now = datetime.now(timezone.utc)
+    broken = outbox.add("case.add", {"id": "?"}, "GES-23456789", MARIANA_MX, MARIANA_MX, now)
+    outbox.retry_later(broken.id, 0, now, "")
+    worker = worker_for(store, backends, max_attempts=1, clock=later())
+    assert asyncio.run(worker.run_once()) == 1
+    [entry] = outbox.entries()
+    assert entry.status == "failed" and "case" in entry.last_error
+    assert SqlCaseBook(store).case(entry.failure_case_id).kind is CaseKind.FAILED_WRITE
