@@ -337,7 +337,10 @@ class ReferenceServer:
         self.store = store
         self.credentials = credentials or Credentials()
         self.faults = faults or Faults()
-        self._write_lock = threading.Lock()  # one idempotent write at a time: keys never race
+        # One idempotent write at a time, so two requests with one key never race. Several server
+        # processes would instead rely on the key's primary key: the loser gets a 500 and its
+        # client's retry is then answered from the stored response.
+        self._write_lock = threading.Lock()
         self.received: list[tuple[str, str]] = []  # (method, path) of every request, for tests
         self.httpd = ThreadingHTTPServer((host, port), _handler_class(self))
         self.httpd.daemon_threads = True
