@@ -164,7 +164,7 @@ def test_a_write_is_sent_once_even_when_it_fails(server, store):
     server.faults.fail_next(1, status=500)
     with pytest.raises(BackendServerError):
         RestCaseBook(client_for(server.url)).add(a_case())
-    assert server.received == [("POST", "/v1/cases")]
+    assert list(server.received) == [("POST", "/v1/cases")]
     assert all_rows(store, cases) == []
 
 

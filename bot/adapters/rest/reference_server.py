@@ -19,6 +19,7 @@ import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -341,7 +342,8 @@ class ReferenceServer:
         # processes would instead rely on the key's primary key: the loser gets a 500 and its
         # client's retry is then answered from the stored response.
         self._write_lock = threading.Lock()
-        self.received: list[tuple[str, str]] = []  # (method, path) of every request, for tests
+        # (method, path) of the latest requests, for tests; bounded for a long-running server.
+        self.received: deque[tuple[str, str]] = deque(maxlen=1000)
         self.httpd = ThreadingHTTPServer((host, port), _handler_class(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
