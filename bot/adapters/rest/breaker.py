@@ -46,8 +46,10 @@ class CircuitBreaker:
         with self._lock:
             if self._state is CircuitState.CLOSED:
                 return True
-            if self._state is CircuitState.OPEN and self._cooled_down():
+            # A probe that never reported back (its thread died) is given up after a cool-down.
+            if self._cooled_down():
                 self._state = CircuitState.HALF_OPEN  # this caller is the probe
+                self._opened_at = self._clock()
                 return True
             return False  # open and cooling down, or a probe is already out
 

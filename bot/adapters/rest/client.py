@@ -138,11 +138,17 @@ class RestClient:
                 method, url, params=params, json=json, headers=headers, timeout=self.timeout
             )
         except requests.Timeout as error:
+            # The exception's own text holds the full URL, query and phone number included.
             self.breaker.record_failure()
-            raise BackendTimeout(f"{self.system} {method} {path}: no answer in time ({error})") from error
+            raise BackendTimeout(
+                f"{self.system} {method} {path}: {type(error).__name__} (timeouts {self.timeout} s)"
+            ) from error
         except requests.RequestException as error:
             self.breaker.record_failure()
             raise BackendUnreachable(f"{self.system} {method} {path}: {type(error).__name__}") from error
+        except BaseException:
+            self.breaker.record_failure()  # whatever happened, a half-open probe must report back
+            raise
 
         status = response.status_code
         if status >= 500 or status == 429:
