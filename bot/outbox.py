@@ -292,18 +292,23 @@ def submit_write(
     *,
     conversation_id: str,
     customer_phone: str | None,
-    management_id: str,
+    management_id: str | None = None,
     backends: Any = None,
     outbox: Outbox | None = None,
     now: datetime | None = None,
 ) -> WriteOutcome:
     """Record the change durably, try it once now, and keep it for the worker if the system is down.
 
-    Raises WriteRejected when the system refuses the change itself (nothing is queued), and
+    `management_id` is what the customer is told (a fresh GES-… when not given). Raises
+    WriteRejected when the system refuses the change itself (nothing is queued), and
     BackendUnavailable when even the assistant's own database cannot record it.
     """
     if kind not in WRITE_KINDS:
         raise ValueError(f"unknown write kind {kind!r}: register it with @write_kind")
+    if management_id is None:
+        from bot.cases import new_case_id
+
+        management_id = new_case_id()
     if backends is None:
         from bot.backends import backends as current_backends
 
