@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit test-stories services demo evaluate bench lock clean
+.PHONY: help install run test shell train validate lint format unit test-stories services demo evaluate bench lock clean crm-server migrate migration
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -22,7 +22,7 @@ help: ## List the targets
 install: ## Build .venv from requirements.lock (cached by content hash; Python 3.10 found by itself)
 	@bash scripts/bootstrap.sh
 
-run: install ## Train if data changed, load the demo data, serve Rasa + actions (Ctrl-C stops)
+run: install ## Train if data changed, migrate, load the demo data, serve Rasa + actions + outbox worker (Ctrl-C stops)
 	@$(STACK) run
 
 test: install services lint validate unit test-stories evaluate ## Everything CI checks
@@ -63,6 +63,17 @@ bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECOND
 
 demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force
+
+crm-server: install ## The reference CRM/ERP HTTP server (docs/crm-erp-api.yaml) on CRM_SERVER_PORT (8090)
+	@$(PY) -m bot.adapters.rest.reference_server
+
+migrate: install ## Apply the database migrations (Alembic) to DATABASE_URL; `make run` does it too
+	@$(PY) -m bot.migrations upgrade
+
+migration: install ## Autogenerate a migration from the tables in code: make migration MSG="add invoices"
+	@test -n "$(MSG)" || { echo 'usage: make migration MSG="what it changes"'; exit 1; }
+	@$(PY) -m bot.migrations revision -m "$(MSG)"
+	@.venv/bin/ruff format bot/migrations/versions && .venv/bin/ruff check --fix -q bot/migrations/versions
 
 lock: ## Re-resolve requirements.in into requirements.lock (then commit both)
 	@bash scripts/lock.sh

@@ -1,4 +1,8 @@
-"""action_open_case: cancel_order, return_request and human_handoff open a case a person follows up."""
+"""action_open_case: cancel_order, return_request and human_handoff open a case a person follows up.
+
+The case goes through the outbox (bot/outbox.py): when the CRM is down it is queued with its
+management ID, the customer is told honestly, and a confirmation follows when it goes through.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
-from bot.cases import open_case
+from bot.cases import request_case
+from bot.outbox import WriteRejected, WriteStatus
 from bot.records import CaseKind, normalize_order_id
 
 logger = logging.getLogger(__name__)
@@ -57,19 +62,22 @@ class ActionOpenCase(Action):
         kind = case_kind(tracker)
         guide, opened = CASE_RESPONSES[kind]
         try:
-            case_id = await asyncio.to_thread(
-                open_case,
-                backends().cases,
+            outcome = await asyncio.to_thread(
+                request_case,
+                backends(),
                 sender_phone(tracker),
                 kind,
                 case_details(tracker),
                 conversation_id=tracker.sender_id,
             )
-        except BackendUnavailable:
-            logger.exception("cases: database unavailable")
+        except (BackendUnavailable, WriteRejected):
+            logger.exception("cases: the case could not be recorded, not even queued")
             dispatcher.utter_message(response="utter_case_failed")
             return []
         if guide:
             dispatcher.utter_message(response=guide)
-        dispatcher.utter_message(response=opened, case_id=case_id)
+        if outcome.status is WriteStatus.QUEUED:
+            dispatcher.utter_message(response="utter_case_queued", case_id=outcome.management_id)
+        else:
+            dispatcher.utter_message(response=opened, case_id=outcome.management_id)
         return []

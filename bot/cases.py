@@ -6,7 +6,10 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
-from bot.adapters.base import CaseBook
+from bot.adapters.base import BackendUnavailable, CaseBook
+from bot.adapters.rest.wire import case_to_wire
+from bot.backends import Backends
+from bot.outbox import WriteConflict, WriteOutcome, WriteStatus, default_outbox, submit_write
 from bot.records import Case, CaseKind
 
 PREFIX = "GES-"
@@ -61,4 +64,60 @@ def open_case(
         )
         if book.add(case):
             return case.id
+    raise CaseIdExhausted(f"no free management ID after {_ATTEMPTS} draws")
+
+
+# --- cases through the outbox: never lost when the CRM is down ----------------------------------
+
+
+def request_case(
+    backends: Backends,
+    phone: str | None,
+    kind: CaseKind,
+    details: Mapping[str, str | None],
+    conversation_id: str,
+    now: datetime | None = None,
+) -> WriteOutcome:
+    """Open a case like `open_case`, but through the outbox: if the case book cannot be reached,
+    the case is queued with its management ID and applied when it comes back.
+
+    A repeat of the same request returns the case already open, or the one still queued.
+    """
+    now = now or datetime.now(timezone.utc)
+    outbox = backends.outbox or default_outbox()
+    details = {key: str(value) for key, value in details.items() if value not in (None, "")}
+    try:
+        for case in backends.cases.recent_open_cases(conversation_id, kind, now - REPEAT_WINDOW):
+            if case.details.get("order_id") == details.get("order_id"):
+                return WriteOutcome(WriteStatus.APPLIED, case.id)
+    except BackendUnavailable:
+        pass  # cannot look: the queued ones below still prevent a double while it is down
+    for entry in outbox.pending_for(conversation_id, "case.add"):
+        queued = entry.payload
+        if queued.get("kind") == kind.value and queued.get("details", {}).get("order_id") == details.get(
+            "order_id"
+        ):
+            return WriteOutcome(WriteStatus.QUEUED, entry.management_id)
+    for _ in range(_ATTEMPTS):
+        case = Case(
+            id=new_case_id(),
+            kind=kind,
+            conversation_id=conversation_id,
+            customer_phone=phone,
+            details=details,
+            opened_at=now,
+        )
+        try:
+            return submit_write(
+                "case.add",
+                case_to_wire(case),
+                conversation_id=conversation_id,
+                customer_phone=phone,
+                management_id=case.id,
+                backends=backends,
+                outbox=outbox,
+                now=now,
+            )
+        except WriteConflict:
+            continue  # the id was taken: draw another
     raise CaseIdExhausted(f"no free management ID after {_ATTEMPTS} draws")

@@ -64,6 +64,8 @@ class CaseKind(str, Enum):
     CANCEL_ORDER = "cancel_order"
     RETURN_REQUEST = "return_request"
     HUMAN_HANDOFF = "human_handoff"
+    # --- outbox: a change the CRM/ERP never accepted, for a person to finish by hand ---
+    FAILED_WRITE = "failed_write"
 
 
 @dataclass(frozen=True)

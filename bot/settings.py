@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,28 @@ ENVIRONMENTS = ("development", "production")
 
 class SettingsError(ValueError):
     """A setting has a value the assistant cannot use; the message names it and says what fits."""
+
+
+BACKEND_KINDS = ("sql", "rest")
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """How to reach one business system (the CRM or the ERP): `sql` (DATABASE_URL) or `rest`."""
+
+    kind: str = "sql"
+    url: str | None = None
+    token: str | None = None  # sent as `Authorization: Bearer <token>`
+    api_key: str | None = None  # sent as `X-API-Key: <key>`
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 5.0
+    read_retries: int = 2  # extra attempts for reads; writes are retried by the outbox
+    circuit_failures: int = 5  # consecutive failures that open the circuit
+    circuit_cooldown_s: float = 30.0  # open circuit: fail fast this long, then probe once
+
+    @property
+    def is_rest(self) -> bool:
+        return self.kind == "rest"
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,15 @@ class Settings:
     # --- reschedule: business-wide defaults; a delivery zone in the ERP may override them ---
     reschedule_cutoff_hour: int = 18
     reschedule_max_days_ahead: int = 14
+    # --- CRM/ERP backends (sql | rest), the REST adapter and the outbox ---
+    crm: BackendSettings = field(default_factory=BackendSettings)
+    erp: BackendSettings = field(default_factory=BackendSettings)
+    outbox_max_attempts: int = 20
+    outbox_max_age_s: float = 24 * 3600
+    crm_server_port: int = 8090
+    # The reference CRM/ERP server's own database (`make crm-server`), apart from the assistant's.
+    crm_server_database_url: str = f"sqlite:///{VAR_DIR / 'crm.db'}"
+    crm_server_demo_data: Path | None = None
 
     @property
     def is_development(self) -> bool:
@@ -125,6 +156,18 @@ class Settings:
             twilio_validate_signature=validate == "true",
             reschedule_cutoff_hour=_bounded(get, "RESCHEDULE_CUTOFF_HOUR", 18, 0, 24),
             reschedule_max_days_ahead=_bounded(get, "RESCHEDULE_MAX_DAYS_AHEAD", 14, 1, 365),
+            crm=_backend(get, "CRM"),
+            erp=_backend(get, "ERP"),
+            outbox_max_attempts=_positive(get, "OUTBOX_MAX_ATTEMPTS", 20, int),
+            outbox_max_age_s=_positive(get, "OUTBOX_MAX_AGE_S", 24 * 3600, float),
+            crm_server_port=_port(get, "CRM_SERVER_PORT", 8090),
+            crm_server_database_url=get("CRM_SERVER_DATABASE_URL") or f"sqlite:///{VAR_DIR / 'crm.db'}",
+            # Same rule as DEMO_DATA above, for the reference server's database.
+            crm_server_demo_data=(
+                demo_data
+                if "DEMO_DATA" in env
+                else (DEFAULT_DEMO_DATA if get("CRM_SERVER_DATABASE_URL") is None else None)
+            ),
         )
 
 
@@ -143,6 +186,57 @@ def _bounded(get, name: str, default: int, low: int, high: int) -> int:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise SettingsError(f"{name}={raw!r}: use a whole number from {low} to {high}.")
+    return int(raw)
+
+
+def _positive(get, name: str, default: float, kind: type) -> float:
+    raw = get(name)
+    if raw is None:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r}: use a positive {'whole ' if kind is int else ''}number.")
+    return value
+
+
+def _backend(get, system: str) -> BackendSettings:
+    """CRM_* or ERP_* settings: which adapter, and for `rest` where and how to call it."""
+    kind = (get(f"{system}_BACKEND") or "sql").lower()
+    if kind not in BACKEND_KINDS:
+        raise SettingsError(f"{system}_BACKEND={kind!r}: use one of {', '.join(BACKEND_KINDS)}.")
+    url = get(f"{system}_URL")
+    if kind == "rest" and not url:
+        raise SettingsError(
+            f"{system}_BACKEND=rest needs {system}_URL: the base URL of the {system} API that speaks "
+            f"docs/crm-erp-api.yaml, e.g. http://127.0.0.1:8090/v1 (`make crm-server` serves one)."
+        )
+    if url and not url.startswith(("http://", "https://")):
+        raise SettingsError(f"{system}_URL={url!r}: give the full URL, like https://crm.example.com/v1")
+    token, api_key = get(f"{system}_TOKEN"), get(f"{system}_API_KEY")
+    if token and api_key:
+        raise SettingsError(f"set {system}_TOKEN or {system}_API_KEY, not both: the API takes one scheme.")
+    return BackendSettings(
+        kind=kind,
+        url=url.rstrip("/") if url else None,
+        token=token,
+        api_key=api_key,
+        connect_timeout_s=_positive(get, f"{system}_CONNECT_TIMEOUT_S", 2.0, float),
+        read_timeout_s=_positive(get, f"{system}_READ_TIMEOUT_S", 5.0, float),
+        read_retries=_count(get, f"{system}_READ_RETRIES", 2),
+        circuit_failures=_positive(get, f"{system}_CIRCUIT_FAILURES", 5, int),
+        circuit_cooldown_s=_positive(get, f"{system}_CIRCUIT_COOLDOWN_S", 30.0, float),
+    )
+
+
+def _count(get, name: str, default: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise SettingsError(f"{name}={raw!r}: use a whole number, 0 or more.")
     return int(raw)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.settings import VAR_DIR, Settings, SettingsError  # noqa: E402
+from bot.settings import VAR_DIR, BackendSettings, Settings, SettingsError  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 MODELS_DIR = ROOT / "models"
@@ -225,7 +225,7 @@ def serve_until_stopped(processes: list[subprocess.Popen]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     while not stopping and all(process.poll() is None for process in processes):
         time.sleep(0.3)
-    say("Stopping..." if stopping else "A server stopped unexpectedly; stopping the other.")
+    say("Stopping..." if stopping else "A process stopped unexpectedly; stopping the others.")
     stop(processes)
     say("Stopped.")
     return 0 if stopping else 1
@@ -320,17 +320,47 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def migrate(settings: Settings) -> None:
+    """Bring the assistant's own tables to the newest Alembic revision before anything uses them."""
+    command = [str(VENV_BIN / "python"), "-m", "bot.migrations", "upgrade"]
+    if subprocess.call(command, cwd=ROOT, env=child_env(settings)) != 0:
+        fail("the database could not be migrated; the lines above say why.")
+
+
+def outbox_worker() -> list[str]:
+    return [str(VENV_BIN / "python"), "-m", "bot.outbox"]
+
+
+def backend_line(name: str, backend: BackendSettings) -> str:
+    if not backend.is_rest:
+        return "sql (DATABASE_URL)"
+    health = f"{backend.url}/health"
+    state = "answers" if answers(health) else "does NOT answer yet: customers get an apology until it does"
+    return f"rest {backend.url} ({state})"
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     model = ensure_model(settings)
-    load_demo(settings)
+    migrate(settings)
+    if settings.crm.is_rest and settings.erp.is_rest:
+        say("CRM and ERP are served over HTTP: the demo data is the CRM/ERP server's to load.")
+    else:
+        load_demo(settings)
     token = rasa_token(settings)
     rasa_server = [
         str(VENV_BIN / "rasa"), "run", "--model", str(model), "--endpoints", "endpoints.yml",
         "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
         "--enable-api", "--auth-token", token,
     ]  # fmt: skip
-    say("Starting the action server and the Rasa server (Rasa takes 20-60 s to load)...")
-    processes = [start(action_server(settings), settings), start(rasa_server, settings)]
+    say("Starting the action server, the outbox worker and the Rasa server (Rasa takes 20-60 s to load)...")
+    # The outbox worker is a process of its own rather than a thread of the action server: it
+    # keeps retrying while actions restart, it never competes with customers' requests for the
+    # action server's loop, and several of either can run (claims are leases in the database).
+    processes = [
+        start(action_server(settings), settings),
+        start(outbox_worker(), settings),
+        start(rasa_server, settings),
+    ]
     wait_until_up(
         {
             "Action server": f"http://127.0.0.1:{settings.action_port}/health",
@@ -346,6 +376,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     Action server  http://localhost:{settings.action_port}
     Database       {settings.database_url}
     Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
+    CRM            {backend_line("CRM", settings.crm)}
+    ERP            {backend_line("ERP", settings.erp)}
+    Outbox worker  retries CRM/ERP writes that failed (bot/outbox.py)
 
   Try it from another terminal:
     make shell PHONE=+5491123456789
@@ -353,7 +386,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
       -d '{{"sender": "+525512345678", "message": "hola, donde esta mi pedido?"}}' \\
       http://localhost:{settings.rasa_port}/webhooks/rest/webhook
 
-  Ctrl-C stops both servers.
+  Ctrl-C stops them all.
 """,
         flush=True,
     )
@@ -362,6 +395,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
     model = ensure_model(settings)
+    migrate(settings)
     load_demo(settings)
     processes: list[subprocess.Popen] = []
     health = f"http://127.0.0.1:{settings.action_port}/health"

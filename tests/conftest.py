@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
 from bot.demo import load_demo
+from bot.migrations import target_metadata
+from bot.outbox import Outbox
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.fake_twilio import FakeTwilio
 from tests.harness import Stack
@@ -64,10 +66,15 @@ def store(request, tmp_path, pg_url) -> Iterator[SqlStore]:
     """An empty SQL store on SQLite and, as a second run of the same test, on PostgreSQL."""
     url = f"sqlite:///{tmp_path / 'bot.db'}" if request.param == "sqlite" else pg_url
     sql_store = SqlStore(url)
-    sql_store.drop_schema()
-    sql_store.create_schema()
+    # Every table the assistant owns (CRM/ERP, cases, channel, outbox, idempotency keys).
+    with sql_store.connect() as conn:
+        for tables in target_metadata():
+            tables.drop_all(conn)
+            tables.create_all(conn)
     yield sql_store
-    sql_store.drop_schema()
+    with sql_store.connect() as conn:
+        for tables in target_metadata():
+            tables.drop_all(conn)
     sql_store.dispose()
 
 
@@ -75,7 +82,7 @@ def store(request, tmp_path, pg_url) -> Iterator[SqlStore]:
 def demo(store, settings) -> Backends:
     """The CRM and ERP holding the demo fixture, anchored on TODAY, and an empty case book."""
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=TODAY, force=True)
-    return Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store))
+    return Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store))
 
 
 @pytest.fixture

@@ -1,17 +1,22 @@
-"""action_open_case with rasa_sdk trackers, over the SQL case book on SQLite and PostgreSQL."""
+"""action_open_case with rasa_sdk trackers: the SQL case book (SQLite, PostgreSQL), and a CRM down."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import cases as action_module
 from actions.cases import ActionOpenCase
-from bot.adapters.base import BackendUnavailable
+from bot.adapters.rest import RestCaseBook
+from bot.adapters.sql import SqlStore
 from bot.backends import Backends
 from bot.cases import is_case_id
+from bot.outbox import Outbox
 from bot.records import CaseKind
 from tests.conftest import MARIANA_MX
+from tests.harness import free_port
+from tests.rest_fixtures import client_for
 from tests.test_actions import DOMAIN, order_entity, tracker
 
 
@@ -55,14 +60,33 @@ def test_asking_for_a_person_gives_a_handoff_case_and_the_same_one_again():
 
 def test_every_response_the_action_sends_is_in_the_domain():
     sent = {name for pair in action_module.CASE_RESPONSES.values() for name in pair if name}
-    assert sent | {"utter_case_failed"} <= set(DOMAIN["responses"])
+    assert sent | {"utter_case_failed", "utter_case_queued"} <= set(DOMAIN["responses"])
 
 
-def test_database_down_gets_a_polite_message(monkeypatch):
-    class DownBook:
-        def recent_open_cases(self, *args):
-            raise BackendUnavailable("connection refused")
+def crm_down(demo) -> Backends:
+    """The demo's CRM/ERP, but cases are kept by a CRM over HTTP that refuses connections."""
+    down = RestCaseBook(client_for(f"http://127.0.0.1:{free_port()}/v1"))
+    return replace(demo, cases=down)
 
-    monkeypatch.setattr(action_module, "backends", lambda: Backends(crm=None, erp=None, cases=DownBook()))
+
+def test_crm_down_queues_the_case_and_gives_its_id_honestly(monkeypatch, demo):
+    monkeypatch.setattr(action_module, "backends", lambda: crm_down(demo))
+    messages, events = run("cancel_order", "cancelen el 1001", [order_entity("1001")])
+    assert [m["response"] for m in messages] == ["utter_cancel_order_guide", "utter_case_queued"]
+    [entry] = demo.outbox.entries(status="pending")
+    assert messages[1]["case_id"] == entry.management_id and is_case_id(entry.management_id)
+    assert entry.payload["details"]["order_id"] == "PED-1001" and events == []
+
+
+def test_asking_again_while_the_case_is_queued_gives_the_same_id(monkeypatch, demo):
+    monkeypatch.setattr(action_module, "backends", lambda: crm_down(demo))
+    first, _ = run("human_handoff", "asesor")
+    again, _ = run("human_handoff", "asesor porfa")
+    assert first[0]["case_id"] == again[0]["case_id"] and len(demo.outbox.entries()) == 1
+
+
+def test_own_database_down_too_gets_a_polite_message(monkeypatch, demo):
+    unreachable = Outbox(SqlStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/none"))
+    monkeypatch.setattr(action_module, "backends", lambda: replace(crm_down(demo), outbox=unreachable))
     messages, events = run("human_handoff", "asesor")
     assert [m["response"] for m in messages] == ["utter_case_failed"] and events == []

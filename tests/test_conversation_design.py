@@ -11,9 +11,10 @@ ROOT = Path(__file__).parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 # Every dialogue file under data/ (rules.yml, stories.yml and each flow's own file).
 DIALOGUE = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "data").glob("*.yml"))]
-# Responses are sent by custom actions and, for opt-out confirmations, by the Twilio channel.
+# Responses are sent by custom actions, by the Twilio channel (opt-out confirmations) and by the
+# outbox worker in bot/ (confirmations of writes that were queued).
 ACTION_SOURCES = "\n".join(
-    path.read_text() for folder in ("actions", "connectors") for path in (ROOT / folder).glob("*.py")
+    path.read_text() for folder in ("actions", "connectors", "bot") for path in (ROOT / folder).glob("*.py")
 )
 
 

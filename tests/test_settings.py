@@ -86,3 +86,77 @@ def test_signature_checks_can_be_turned_off_only_in_development():
 def test_public_url_must_be_a_full_url():
     with pytest.raises(SettingsError, match="PUBLIC_URL"):
         Settings.from_env({"PUBLIC_URL": "bot.example.com"})
+
+
+# --- CRM/ERP backends ---
+
+
+def test_backends_are_sql_unless_asked():
+    settings = Settings.from_env({})
+    assert (settings.crm.kind, settings.erp.kind) == ("sql", "sql")
+    assert not settings.crm.is_rest and settings.crm_server_port == 8090
+    assert settings.crm_server_database_url == f"sqlite:///{PROJECT_ROOT / 'var' / 'crm.db'}"
+    assert settings.crm_server_demo_data == DEFAULT_DEMO_DATA
+
+
+def test_the_reference_servers_own_database_gets_no_demo_data_unless_asked():
+    own = Settings.from_env({"CRM_SERVER_DATABASE_URL": "postgresql://db/crm"})
+    assert own.crm_server_demo_data is None
+    asked = Settings.from_env({"CRM_SERVER_DATABASE_URL": "postgresql://db/crm", "DEMO_DATA": "x.yml"})
+    assert asked.crm_server_demo_data == PROJECT_ROOT / "x.yml"
+
+
+def test_rest_backends_read_url_credentials_and_timeouts():
+    settings = Settings.from_env(
+        {
+            "CRM_BACKEND": "rest",
+            "CRM_URL": "https://crm.example.com/v1/",
+            "CRM_TOKEN": "t0k",
+            "ERP_BACKEND": "REST",
+            "ERP_URL": "http://127.0.0.1:8090/v1",
+            "ERP_API_KEY": "k3y",
+            "ERP_READ_TIMEOUT_S": "2.5",
+            "ERP_CIRCUIT_FAILURES": "3",
+            "ERP_READ_RETRIES": "0",
+        }
+    )
+    assert settings.crm.is_rest and settings.crm.url == "https://crm.example.com/v1"
+    assert (settings.crm.token, settings.crm.api_key) == ("t0k", None)
+    assert (settings.erp.api_key, settings.erp.read_timeout_s) == ("k3y", 2.5)
+    assert (settings.erp.circuit_failures, settings.erp.read_retries) == (3, 0)
+
+
+@pytest.mark.parametrize("system", ["CRM", "ERP"])
+def test_rest_without_a_url_says_what_to_set(system):
+    with pytest.raises(SettingsError, match=f"{system}_BACKEND=rest needs {system}_URL"):
+        Settings.from_env({f"{system}_BACKEND": "rest"})
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"CRM_BACKEND": "soap"}, "CRM_BACKEND"),
+        ({"ERP_BACKEND": "rest", "ERP_URL": "erp.local"}, "ERP_URL"),
+        ({"CRM_TOKEN": "a", "CRM_API_KEY": "b"}, "CRM_TOKEN or CRM_API_KEY"),
+        ({"CRM_READ_TIMEOUT_S": "0"}, "CRM_READ_TIMEOUT_S"),
+        ({"ERP_READ_RETRIES": "-1"}, "ERP_READ_RETRIES"),
+        ({"OUTBOX_MAX_ATTEMPTS": "many"}, "OUTBOX_MAX_ATTEMPTS"),
+        ({"CRM_SERVER_PORT": "0"}, "CRM_SERVER_PORT"),
+    ],
+)
+def test_a_bad_backend_setting_is_refused_with_its_name(env, name):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)
+
+
+def test_build_backends_picks_the_rest_adapters_when_asked():
+    from bot.adapters.rest import RestCaseBook, RestCrm, RestErp
+    from bot.adapters.sql import SqlCrm
+    from bot.backends import build_backends
+
+    url = "http://127.0.0.1:8090/v1"
+    mixed = build_backends(Settings.from_env({"CRM_BACKEND": "sql", "ERP_BACKEND": "rest", "ERP_URL": url}))
+    assert isinstance(mixed.crm, SqlCrm) and isinstance(mixed.erp, RestErp)
+    rest = build_backends(Settings.from_env({"CRM_BACKEND": "rest", "CRM_URL": url}))
+    assert isinstance(rest.crm, RestCrm) and isinstance(rest.cases, RestCaseBook)
+    assert rest.outbox is not None

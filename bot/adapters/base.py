@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 
 from bot.records import (
@@ -19,6 +22,9 @@ from bot.records import (
 
 class BackendUnavailable(Exception):
     """The CRM or ERP did not answer; the caller should apologise, not crash."""
+
+    # Whether the same request may succeed later; a refusal of the request itself may not.
+    retryable = True
 
 
 class Crm(ABC):
@@ -82,3 +88,26 @@ class CaseBook(ABC):
     @abstractmethod
     def recent_open_cases(self, conversation_id: str, kind: CaseKind, since: datetime) -> list[Case]:
         """Open cases of this kind in this conversation opened at or after `since`, newest first."""
+
+
+# --- idempotency of writes ---------------------------------------------------------------------
+# A write interface method takes its domain arguments only; the key that makes a retried write
+# apply once travels beside it, so every adapter (SQL or REST) and every future write gets it
+# without a parameter of its own. The outbox sets it around each attempt of a queued write.
+
+_idempotency_key: ContextVar[str | None] = ContextVar("idempotency_key", default=None)
+
+
+@contextmanager
+def idempotency_key(key: str) -> Iterator[None]:
+    """Writes made inside this block carry `key`: the same key on every attempt of one change."""
+    token = _idempotency_key.set(key)
+    try:
+        yield
+    finally:
+        _idempotency_key.reset(token)
+
+
+def current_idempotency_key() -> str | None:
+    """The key set by the innermost `idempotency_key` block, if any."""
+    return _idempotency_key.get()

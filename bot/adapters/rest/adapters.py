@@ -1,0 +1,95 @@
+"""The CRM, ERP and case book interfaces of bot/adapters/base.py over docs/crm-erp-api.yaml.
+
+Each operation is one small method: a path, a RestClient call, a wire parser. A new operation
+of the contract (deliveries, invoices, payments...) is added the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from bot.adapters.base import CaseBook, Crm, Erp
+from bot.adapters.rest.client import RestClient
+from bot.adapters.rest.errors import BackendProtocolError
+from bot.adapters.rest.wire import (
+    WireError,
+    case_from_wire,
+    case_to_wire,
+    customer_from_wire,
+    items_from_wire,
+    order_from_wire,
+    time_to_wire,
+)
+from bot.records import Case, CaseKind, Customer, Order
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment: '/' and the like cannot step into another resource."""
+    return quote(value, safe="")
+
+
+def _parsed(parse, document: Any, what: str) -> Any:
+    try:
+        return parse(document)
+    except WireError as error:
+        raise BackendProtocolError(f"{what}: {error}") from None
+
+
+class RestCrm(Crm):
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+
+    def customer_by_phone(self, phone: str) -> Customer | None:
+        found = self.client.get("/customers", {"phone": phone})
+        customers = _parsed(lambda d: items_from_wire(d, customer_from_wire), found, "GET /customers")
+        return customers[0] if customers else None
+
+    def customer_by_id(self, customer_id: str) -> Customer | None:
+        found = self.client.get(f"/customers/{_segment(customer_id)}")
+        return None if found is None else _parsed(customer_from_wire, found, "GET /customers/{id}")
+
+
+class RestErp(Erp):
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+
+    def order(self, order_id: str) -> Order | None:
+        found = self.client.get(f"/orders/{_segment(order_id)}")
+        return None if found is None else _parsed(order_from_wire, found, "GET /orders/{id}")
+
+    def orders_of(self, customer_id: str) -> list[Order]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/orders")
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, order_from_wire), found, "GET /customers/{id}/orders")
+
+
+class RestCaseBook(CaseBook):
+    """Cases kept by the CRM: a write (POST /cases) and two reads."""
+
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+
+    def add(self, case: Case) -> bool:
+        # A case's id is drawn once, so it is a natural key: the same case sent again (by a
+        # retry, or the outbox) is applied once even where no outbox key is set.
+        reply = self.client.write(
+            "POST", "/cases", case_to_wire(case), passthrough=(409,), idempotency_key=f"case-{case.id}"
+        )
+        return reply.status != 409
+
+    def case(self, case_id: str) -> Case | None:
+        found = self.client.get(f"/cases/{_segment(case_id)}")
+        return None if found is None else _parsed(case_from_wire, found, "GET /cases/{id}")
+
+    def recent_open_cases(self, conversation_id: str, kind: CaseKind, since: datetime) -> list[Case]:
+        params = {
+            "conversation_id": conversation_id,
+            "kind": kind.value,
+            "status": "open",
+            "opened_since": time_to_wire(since),
+        }
+        found = self.client.get("/cases", params)
+        return _parsed(lambda d: items_from_wire(d, case_from_wire), found or {"items": []}, "GET /cases")
