@@ -30,6 +30,7 @@ from bot.adapters.sql import (
     schedule_changes,
     to_db_time,
 )
+from bot.migrations import migrate
 from bot.phone import InvalidPhoneNumber, normalize_phone
 from bot.records import OrderState
 from bot.settings import Settings
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     if settings.demo_data is None:
         print("Demo data: not loaded (DEMO_DATA is empty, or DATABASE_URL points at your own data).")
         return 0
+    # The tables come from the migrations, as with `make run`: a database the loader created
+    # by itself would have no Alembic revision, and the next migration would trip over it.
+    migrate(settings.database_url)
     store = SqlStore(settings.database_url)
     try:
         result = load_demo(store, settings.demo_data, settings, force=args.force)
