@@ -42,6 +42,13 @@ class Settings:
     twilio_api_base: str | None = None
     public_url: str | None = None
     twilio_validate_signature: bool = True
+    # --- handoff ---
+    console_port: int = 8080
+    console_secret: str | None = None  # signs the console's session cookies and CSRF tokens
+    handoff_config: Path | None = None  # None: bot/handoff_config.yml
+    handoff_webhook_url: str | None = None
+    handoff_webhook_secret: str | None = None
+    # --- end handoff ---
 
     @property
     def is_development(self) -> bool:
@@ -102,6 +109,20 @@ class Settings:
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PUBLIC_URL={public_url!r}: give the full URL, like https://bot.example.com")
 
+        # --- handoff ---
+        handoff_config = get("HANDOFF_CONFIG")
+        handoff_config_path = Path(handoff_config).expanduser() if handoff_config else None
+        if handoff_config_path is not None and not handoff_config_path.is_absolute():
+            handoff_config_path = PROJECT_ROOT / handoff_config_path
+        if handoff_config_path is not None and not handoff_config_path.is_file():
+            raise SettingsError(f"HANDOFF_CONFIG={handoff_config!r}: no such file.")
+        webhook_url = get("HANDOFF_WEBHOOK_URL")
+        if webhook_url and not webhook_url.startswith(("http://", "https://")):
+            raise SettingsError(f"HANDOFF_WEBHOOK_URL={webhook_url!r}: give the full URL of the desk.")
+        if webhook_url and environment != "development" and not get("HANDOFF_WEBHOOK_SECRET"):
+            raise SettingsError("HANDOFF_WEBHOOK_URL needs HANDOFF_WEBHOOK_SECRET in production (the HMAC key).")
+        # --- end handoff ---
+
         return cls(
             environment=environment,
             database_url=database_url or f"sqlite:///{VAR_DIR / 'bot.db'}",
@@ -120,6 +141,13 @@ class Settings:
             twilio_api_base=get("TWILIO_API_BASE"),
             public_url=public_url.rstrip("/") if public_url else None,
             twilio_validate_signature=validate == "true",
+            # --- handoff ---
+            console_port=_port(get, "CONSOLE_PORT", 8080),
+            console_secret=get("CONSOLE_SECRET"),
+            handoff_config=handoff_config_path,
+            handoff_webhook_url=webhook_url,
+            handoff_webhook_secret=get("HANDOFF_WEBHOOK_SECRET"),
+            # --- end handoff ---
         )
 
 
