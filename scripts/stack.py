@@ -208,6 +208,12 @@ def action_server(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
+def console_server(settings: Settings) -> list[str]:
+    return [
+        str(VENV_BIN / "python"), "-m", "connectors.console", "serve", "--port", str(settings.console_port),
+    ]  # fmt: skip
+
+
 def load_demo(settings: Settings) -> None:
     code = subprocess.call([str(VENV_BIN / "python"), "-m", "bot.demo"], cwd=ROOT, env=child_env(settings))
     if code != 0:
@@ -225,7 +231,7 @@ def serve_until_stopped(processes: list[subprocess.Popen]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     while not stopping and all(process.poll() is None for process in processes):
         time.sleep(0.3)
-    say("Stopping..." if stopping else "A server stopped unexpectedly; stopping the other.")
+    say("Stopping..." if stopping else "A server stopped unexpectedly; stopping the others.")
     stop(processes)
     say("Stopped.")
     return 0 if stopping else 1
@@ -329,12 +335,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
         "--enable-api", "--auth-token", token,
     ]  # fmt: skip
-    say("Starting the action server and the Rasa server (Rasa takes 20-60 s to load)...")
-    processes = [start(action_server(settings), settings), start(rasa_server, settings)]
+    say("Starting the action server, the Rasa server and the agent console (Rasa takes 20-60 s to load)...")
+    processes = [
+        start(action_server(settings), settings),
+        start(rasa_server, settings),
+        start(console_server(settings), settings),
+    ]
     wait_until_up(
         {
             "Action server": f"http://127.0.0.1:{settings.action_port}/health",
             "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/status?token={token}",
+            "Agent console": f"http://127.0.0.1:{settings.console_port}/health",
         },
         processes,
     )
@@ -344,6 +355,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
   Assistant ready.
     Rasa server    http://localhost:{settings.rasa_port}  (HTTP API; REST channel at /webhooks/rest/webhook)
     Action server  http://localhost:{settings.action_port}
+    Agent console  http://localhost:{settings.console_port}  (first time: make agent NAME=ana{
+            ", or make demo-agent" if settings.is_development else ""
+        })
     Database       {settings.database_url}
     Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
 
@@ -353,7 +367,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
       -d '{{"sender": "+525512345678", "message": "hola, donde esta mi pedido?"}}' \\
       http://localhost:{settings.rasa_port}/webhooks/rest/webhook
 
-  Ctrl-C stops both servers.
+  Ctrl-C stops all three.
 """,
         flush=True,
     )
