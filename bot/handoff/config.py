@@ -74,7 +74,7 @@ def parse_config(raw: dict, source: str = "handoff config") -> HandoffConfig:
     wait = raw.get("wait") or {}
     rules = raw.get("hand_over") or {}
     amount = rules.get("amount_over")
-    agents = int(wait.get("agents_on_duty") or 1)
+    agents = int(wait.get("agents_on_duty", 1))
     if agents < 1:
         raise HandoffConfigError(f"{source}: wait.agents_on_duty must be at least 1")
     return HandoffConfig(

@@ -28,6 +28,8 @@ _CASE_ID = re.compile(r"\bGES-[2-9A-HJKMNP-Z]{8}\b")
 _INTERNAL_SLOTS = {"requested_slot", "handoff_reason", "session_started_metadata"}
 # Actions that are the machinery of every turn, not steps of a flow.
 _MACHINERY = {"action_listen", "action_session_start", "action_handoff", "action_unlikely_intent"}
+# Intents that answer or steer rather than say what the customer came for.
+_NOT_A_GOAL = {"human_handoff", "affirm", "deny", "inform", "nlu_fallback", "greet", "thank", "share_media"}
 VERIFIED_SLOTS = ("customer_verified", "identity_verified", "verified")
 VERIFICATION_METHOD_SLOTS = ("verification_method", "verified_by")
 
@@ -189,7 +191,7 @@ def build_packet(
         if value not in (None, "", []) and name not in _INTERNAL_SLOTS
     }
     current_intent = next(
-        (name for name in reversed(intents) if name not in ("human_handoff", "affirm", "inform")),
+        (name for name in reversed(intents) if name not in _NOT_A_GOAL),
         intents[-1] if intents else None,
     )
     return {
