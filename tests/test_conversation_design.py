@@ -9,7 +9,8 @@ from actions.order_status import NO_ORDER_RESPONSES
 
 ROOT = Path(__file__).parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
-DIALOGUE = [yaml.safe_load((ROOT / "data" / name).read_text()) for name in ("rules.yml", "stories.yml")]
+# Every dialogue file under data/ (features keep their rules and stories in files of their own).
+DIALOGUE = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "data").glob("*.yml"))]
 # Responses are sent by custom actions and, for opt-out confirmations, by the Twilio channel.
 ACTION_SOURCES = "\n".join(
     path.read_text() for folder in ("actions", "connectors") for path in (ROOT / folder).glob("*.py")

@@ -16,7 +16,10 @@ ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>\w+)(?::[^)]*)?\)|
 MIN_PER_INTENT, MIN_PER_FAQ_TOPIC = 40, 12
 # Set by the Twilio channel from a shared location or a bare attachment, never read from text.
 CHANNEL_INTENTS = {"share_location", "share_media"}
+# --- handoff: set by the agent console and by the satisfaction question's buttons, not by NLU ---
+CHANNEL_INTENTS |= {"handoff_returned", "rate_handoff"}
 CHANNEL_ENTITIES = {"latitude", "longitude", "address"}
+CHANNEL_ENTITIES |= {"satisfaction_score"}  # the satisfaction buttons' payload (handoff)
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 
