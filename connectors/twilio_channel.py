@@ -29,7 +29,8 @@ from urllib.parse import parse_qsl
 
 import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from rasa.shared.core.events import BotUttered, ConversationResumed, Event, UserUttered
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from twilio.request_validator import RequestValidator
@@ -291,6 +292,7 @@ class TwilioInput(InputChannel):
                         UserUttered(message.text, input_channel=self.name(), message_id=message.sid),
                         ConversationResumed(),
                         BotUttered(text),
+                        ActionExecuted(ACTION_LISTEN_NAME),  # the bot listens again, as after any turn
                     ],
                 )
                 await self.sender.send(OutboundMessage(message.phone, message.channel, body=text))

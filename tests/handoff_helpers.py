@@ -82,3 +82,17 @@ def release(stack, phone: str) -> None:
             json=[{"event": "resume"}],
             timeout=30,
         )
+
+
+def eventually(check, timeout_s: float = 15, what: str = "the condition") -> None:
+    """Rasa saves a turn after sending its replies: poll until `check()` holds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not hold within {timeout_s} s")
+
+
+def paused(stack, phone: str) -> bool:
+    return tracker(stack, phone)["paused"] is True

@@ -76,7 +76,7 @@ def tracker(
         sender_id=sender,
         slots={"order_choices": None, "handoff_reason": None, "requested_slot": None, **(slots or {})},
         latest_message=latest,
-        events=events if events is not None else [user("hola", "greet", 1_795_000_000.0), user(text, intent, 1_795_000_010.0)],
+        events=events if events is not None else [user("hola", "greet", 1.0), user(text, intent, 2.0)],
         paused=False,
         followup_action=None,
         active_loop={"name": form} if form else {},
@@ -240,8 +240,10 @@ def test_closing_does_not_resume_the_form(found):
 
 
 def test_handoff_responses_are_in_the_domain():
-    needed = {"utter_handoff_waiting", "utter_handoff_after_hours", "utter_handoff_failed", "utter_bot_back",
-              "utter_ask_satisfaction", "utter_satisfaction_thanks", "utter_resume_flow", "utter_handoff_withdrawn"}  # fmt: skip
+    needed = {
+        "utter_handoff_waiting", "utter_handoff_after_hours", "utter_handoff_failed", "utter_bot_back",
+        "utter_ask_satisfaction", "utter_satisfaction_thanks", "utter_resume_flow", "utter_handoff_withdrawn",
+    }  # fmt: skip
     assert needed <= set(DOMAIN["responses"])
     actions = {a if isinstance(a, str) else next(iter(a)) for a in DOMAIN["actions"]}
     assert {"action_handoff", "action_handback", "action_record_satisfaction"} <= actions

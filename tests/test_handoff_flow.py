@@ -18,7 +18,9 @@ from tests.conftest import ANDRES_CO
 from tests.handoff_helpers import (
     console_session,
     csrf_of,
+    eventually,
     handoff_store,
+    paused,
     release,
     tracker,
     wait_for_handoff,
@@ -54,7 +56,7 @@ def test_a_person_takes_over_replies_hands_back_and_the_customer_rates(stack, tw
         write(stack, twilio, phone, "quiero hablar con una persona")
         assert handed_over(said(twilio, phone, 2)[-1])
         handoff = wait_for_handoff(stack, phone)
-        assert tracker(stack, phone)["paused"] is True
+        eventually(lambda: paused(stack, phone), what="the pause")
         assert handoff.packet["customer"]["name"] == "Andrés Gómez"
         assert handoff.packet["intent"]["current"] == "order_status"
         assert "action_order_status" in handoff.packet["steps_completed"]
@@ -109,7 +111,7 @@ def test_a_person_takes_over_replies_hands_back_and_the_customer_rates(stack, tw
             back[4].split("\n")[0], "utter_ask_satisfaction"
         )
         assert "5. 5" in back[4]  # the numbered options
-        assert tracker(stack, phone)["paused"] is False
+        eventually(lambda: not paused(stack, phone), what="the resume")
 
         # "5" picks the fifth option: the answer is stored and thanked.
         write(stack, twilio, phone, "5")
@@ -139,7 +141,7 @@ def test_cancelar_while_waiting_withdraws_the_request_and_does_not_opt_out(stack
         assert handoff_store(stack).get(handoff.id).status == "withdrawn"
         contact = MessagingStore(SqlStore(stack.database_url)).contact(phone)
         assert not contact.opted_out
-        assert tracker(stack, phone)["paused"] is False
+        eventually(lambda: not paused(stack, phone), what="the resume")
         write(stack, twilio, phone, "hola")
         assert is_response(said(twilio, phone, 3)[-1], "utter_greet")
     finally:

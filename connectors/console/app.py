@@ -366,7 +366,11 @@ def create_app(
             return back(handoff_id, "ended")
         twilio = handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value)
         try:
-            await rasa.append_events(handoff.conversation_id, [{"event": "resume"}])
+            # The pause stopped the bot before its action_listen: add it, so the rules read the
+            # hand-back as a fresh turn of the customer's.
+            await rasa.append_events(
+                handoff.conversation_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+            )
             said = await rasa.trigger_intent(
                 handoff.conversation_id, "handoff_returned", output_channel="twilio" if twilio else None
             )

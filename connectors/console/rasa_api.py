@@ -29,15 +29,17 @@ class RasaApi:
             raise RasaApiError(f"Rasa answered {answer.status_code} to {path.split('/')[-1]}")
         return answer.json()
 
+    # Sanic does not unquote path parameters: "+" must stay "+" (it is literal in a path).
+
     async def append_events(self, conversation_id: str, events: list[dict[str, Any]]) -> None:
-        path = f"/conversations/{requests.utils.quote(conversation_id, safe='')}/tracker/events"
+        path = f"/conversations/{requests.utils.quote(conversation_id, safe='+')}/tracker/events"
         await asyncio.to_thread(self._post, path, events)
 
     async def trigger_intent(
         self, conversation_id: str, intent: str, output_channel: str | None = None
     ) -> list[dict[str, Any]]:
         """Run the bot on `intent`; its messages go to `output_channel`, or are returned."""
-        path = f"/conversations/{requests.utils.quote(conversation_id, safe='')}/trigger_intent"
+        path = f"/conversations/{requests.utils.quote(conversation_id, safe='+')}/trigger_intent"
         params = {"output_channel": output_channel} if output_channel else None
         answer = await asyncio.to_thread(self._post, path, {"name": intent}, params)
         return list(answer.get("messages") or [])
