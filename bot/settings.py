@@ -120,7 +120,9 @@ class Settings:
         if webhook_url and not webhook_url.startswith(("http://", "https://")):
             raise SettingsError(f"HANDOFF_WEBHOOK_URL={webhook_url!r}: give the full URL of the desk.")
         if webhook_url and environment != "development" and not get("HANDOFF_WEBHOOK_SECRET"):
-            raise SettingsError("HANDOFF_WEBHOOK_URL needs HANDOFF_WEBHOOK_SECRET in production (the HMAC key).")
+            raise SettingsError(
+                "HANDOFF_WEBHOOK_URL needs HANDOFF_WEBHOOK_SECRET in production (the HMAC key)."
+            )
         # --- end handoff ---
 
         return cls(

@@ -25,7 +25,8 @@ _SECRET_SLOT = re.compile(r"otp|code|codigo|código|pin|cvv|card|tarjeta|passwor
 _ONE_TIME_CODE = re.compile(r"(?<!\d)\d(?:[ -]?\d){3,7}(?!\d)")
 _CASE_ID = re.compile(r"\bGES-[2-9A-HJKMNP-Z]{8}\b")
 # Slots that are bookkeeping, not what the customer told.
-_INTERNAL_SLOTS = {"requested_slot", "handoff_reason", "session_started_metadata"}
+# order_choices is what the bot offered, not what the customer said (the transcript shows it).
+_INTERNAL_SLOTS = {"requested_slot", "handoff_reason", "session_started_metadata", "order_choices"}
 # Actions that are the machinery of every turn, not steps of a flow.
 _MACHINERY = {"action_listen", "action_session_start", "action_handoff", "action_unlikely_intent"}
 # Intents that answer or steer rather than say what the customer came for.

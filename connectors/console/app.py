@@ -87,6 +87,16 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
+def _when(iso: str | None) -> str:
+    """`21/11 07:38 UTC` from an ISO timestamp: agents compare times, they do not read offsets."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%d/%m %H:%M UTC")
+    except ValueError:
+        return iso
+
+
 def _safe_url(url: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
@@ -104,6 +114,7 @@ def create_app(
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     templates.filters["reason"] = lambda code: REASONS.get(code, code)
     templates.filters["status"] = lambda code: STATUSES.get(code, code)
+    templates.filters["when"] = _when
     secure_cookies = not settings.is_development
     sender_holder: dict[str, MessageSender] = {}
 
@@ -182,6 +193,7 @@ def create_app(
             "agent": message.agent,
             "text": message.text,
             "at": message.at.isoformat(),
+            "at_label": _when(message.at.isoformat()),
             "attachments": [
                 {"url": url, "content_type": item.get("content_type", "")}
                 for item in message.attachments
@@ -263,11 +275,12 @@ def create_app(
             handoff = await load(handoff_id)
         later = await asyncio.to_thread(store.messages, handoff.id)
         packet = handoff.packet
+        # What came with the packet, then what the customer sent while waiting.
         attachments = [
             {**item, "url": url}
             for item in packet.get("attachments") or []
             if (url := _safe_url(str(item.get("url", ""))))
-        ]
+        ] + [item for message in later for item in message_row(message)["attachments"]]
         return render(
             request,
             "conversation.html",
