@@ -31,7 +31,6 @@ from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, se
 
 logger = logging.getLogger(__name__)
 
-RATINGS = range(1, 6)
 _RATING_WORDS = {"uno": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5}
 
 
@@ -117,11 +116,7 @@ class ActionHandback(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_bot_back")
-        buttons = [
-            {"title": str(score), "payload": f'/rate_handoff{{"satisfaction_score":"{score}"}}'}
-            for score in RATINGS
-        ]
-        dispatcher.utter_message(response="utter_ask_satisfaction", buttons=buttons)
+        dispatcher.utter_message(response="utter_ask_satisfaction")  # its buttons are in the domain
         return []
 
 

@@ -180,8 +180,11 @@ def test_a_vip_customers_cancellation_goes_to_a_person(found):
 def test_the_hand_back_says_the_bot_is_back_and_asks_one_to_five():
     messages, events = run(ActionHandback(), tracker(intent="handoff_returned", text="/handoff_returned"))
     assert [m["response"] for m in messages] == ["utter_bot_back", "utter_ask_satisfaction"]
-    assert [b["title"] for b in messages[1]["buttons"]] == ["1", "2", "3", "4", "5"]
-    assert messages[1]["buttons"][4]["payload"] == '/rate_handoff{"satisfaction_score":"5"}'
+    scale = [variation["buttons"] for variation in DOMAIN["responses"]["utter_ask_satisfaction"]]
+    for buttons in scale:
+        assert [b["payload"] for b in buttons] == [
+            f'/rate_handoff{{"satisfaction_score":"{n}"}}' for n in range(1, 6)
+        ]
     assert events == []
 
 

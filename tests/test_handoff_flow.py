@@ -110,7 +110,7 @@ def test_a_person_takes_over_replies_hands_back_and_the_customer_rates(stack, tw
         assert is_response(back[3], "utter_bot_back") and is_response(
             back[4].split("\n")[0], "utter_ask_satisfaction"
         )
-        assert "5. 5" in back[4]  # the numbered options
+        assert "5. 🤩 Excelente" in back[4]  # the numbered options
         eventually(lambda: not paused(stack, phone), what="the resume")
 
         # "5" picks the fifth option: the answer is stored and thanked.
