@@ -374,21 +374,31 @@ def create_app(
         note = (request.form.get("note") or "").strip()[:2000] or None
         if status == "closed" and not note:
             return back(handoff_id, "note")
-        # Ended first, so the customer's next message goes to the bot, not to a closed handoff.
+        # Resume first: if Rasa is unreachable the handoff stays active and the agent can retry.
+        # The pause stopped the bot before its action_listen: add it, so the rules read the
+        # hand-back as a fresh turn of the customer's.
+        try:
+            await rasa.append_events(
+                handoff.conversation_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+            )
+        except RasaApiError as error:
+            logger.error(
+                "console: handoff %s not handed back, Rasa refused the resume: %s", handoff.id, error
+            )
+            return back(handoff_id, "rasa")
+        # Then end it, so the customer's answer to the satisfaction question goes to the bot.
         if not await asyncio.to_thread(store.end, handoff.id, status, note and mask_sensitive(note)):
             return back(handoff_id, "ended")
         twilio = handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value)
         try:
-            # The pause stopped the bot before its action_listen: add it, so the rules read the
-            # hand-back as a fresh turn of the customer's.
-            await rasa.append_events(
-                handoff.conversation_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
-            )
             said = await rasa.trigger_intent(
                 handoff.conversation_id, "handoff_returned", output_channel="twilio" if twilio else None
             )
         except RasaApiError as error:
-            logger.error("console: handoff %s ended but the bot did not resume: %s", handoff.id, error)
+            # Resumed and ended: the customer's next message reaches the bot; only "I'm back" is missing.
+            logger.error(
+                "console: handoff %s ended but the bot did not say it is back: %s", handoff.id, error
+            )
             return back(handoff_id, "rasa")
         for message in said:
             if message.get("text"):
