@@ -35,6 +35,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from twilio.request_validator import RequestValidator
 
+from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
 from bot.choices import fold, numbered_options, pick_choice
 from bot.handoff.packet import is_secret_slot, mask_customer_text
@@ -277,7 +278,12 @@ class TwilioInput(InputChannel):
 
     async def _route_to_agent(self, message: InboundMessage, app: Any) -> bool:
         """While a handoff is active, the message goes to the agent; True when it was handled here."""
-        handoff = await asyncio.to_thread(self.handoff.store.active_for, message.phone)
+        try:
+            handoff = await asyncio.to_thread(self.handoff.store.active_for, message.phone)
+        except BackendUnavailable:
+            # The bot still answers (and apologises if it needs the same database).
+            logger.exception("handoff table unavailable; %s goes to the bot", message.sid)
+            return False
         if handoff is None:
             return False
         word = fold(message.text)
