@@ -68,6 +68,10 @@ class ActionOpenCase(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if (tracker.latest_message.get("intent") or {}).get("name") == CaseKind.HUMAN_HANDOFF.value:
+            # A rule written before the handoff existed (asking for a person opened a case):
+            # a person takes the chat now.
+            return handoff_events(Reason.CUSTOMER_REQUEST)
         kind = case_kind(tracker)
         guide, opened = CASE_RESPONSES[kind]
         phone = sender_phone(tracker)

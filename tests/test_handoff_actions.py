@@ -177,6 +177,11 @@ def test_a_vip_customers_cancellation_goes_to_a_person(found):
     assert events == [SlotSet("handoff_reason", "vip_customer"), FollowupAction("action_handoff")]
 
 
+def test_an_old_rule_sending_a_person_request_to_action_open_case_hands_over(found):
+    _, events = run(ActionOpenCase(), tracker(intent="human_handoff", text="asesor"))
+    assert events == handoff_events(Reason.CUSTOMER_REQUEST)
+
+
 def test_the_hand_back_says_the_bot_is_back_and_asks_one_to_five():
     messages, events = run(ActionHandback(), tracker(intent="handoff_returned", text="/handoff_returned"))
     assert [m["response"] for m in messages] == ["utter_bot_back", "utter_ask_satisfaction"]
