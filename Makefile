@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit test-stories services demo evaluate bench lock clean crm-server migrate migration
+.PHONY: help install run test shell train validate lint format unit test-stories services demo evaluate bench lock clean crm-server migrate migration agent demo-agent browser
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -44,7 +44,7 @@ lint: install ## ruff check and format check
 format: install ## Reformat the Python code with ruff
 	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
-unit: install services ## pytest: unit and integration tests (trains first if needed)
+unit: install services browser ## pytest: unit and integration tests (trains first if needed)
 	@$(STACK) model
 	@echo "==> Running pytest..."
 	@.venv/bin/pytest
@@ -74,6 +74,15 @@ migration: install ## Autogenerate a migration from the tables in code: make mig
 	@test -n "$(MSG)" || { echo 'usage: make migration MSG="what it changes"'; exit 1; }
 	@$(PY) -m bot.migrations revision -m "$(MSG)"
 	@.venv/bin/ruff format bot/migrations/versions && .venv/bin/ruff check --fix -q bot/migrations/versions
+agent: install ## Create a console agent or reset its password: make agent NAME=ana (AGENT_PASSWORD=... for scripts)
+	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name>"; exit 1; }
+	@$(PY) -m connectors.console agent "$(NAME)"
+
+demo-agent: install ## Development only: create console agent 'demo' with a random password, printed
+	@$(PY) -m connectors.console demo-agent
+
+browser: ## Make Debian's chromium available for the console's browser test (apt-get if missing)
+	@bash scripts/ensure_browser.sh
 
 lock: ## Re-resolve requirements.in into requirements.lock (then commit both)
 	@bash scripts/lock.sh

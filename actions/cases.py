@@ -1,4 +1,4 @@
-"""action_open_case: cancel_order, return_request and human_handoff open a case a person follows up.
+"""action_open_case: cancel_order and return_request open a case a person follows up (or hand over).
 
 The case goes through the outbox (bot/outbox.py): when the CRM is down it is queued with its
 management ID, the customer is told honestly, and a confirmation follows when it goes through.
@@ -14,10 +14,13 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
 from bot.cases import request_case
+from bot.handoff.rules import Reason, Signals, handover_reason, parse_amount
+from bot.handoff.service import services
 from bot.outbox import WriteRejected, WriteStatus
 from bot.records import CaseKind, normalize_order_id
 
@@ -27,17 +30,28 @@ logger = logging.getLogger(__name__)
 CASE_RESPONSES: dict[CaseKind, tuple[str | None, str]] = {
     CaseKind.CANCEL_ORDER: ("utter_cancel_order_guide", "utter_cancel_order_case"),
     CaseKind.RETURN_REQUEST: ("utter_return_guide", "utter_return_case"),
-    CaseKind.HUMAN_HANDOFF: (None, "utter_handoff_case"),
 }
 
 
 def case_kind(tracker: Tracker) -> CaseKind:
-    """The kind named by the latest intent; anything else is a request for a person."""
+    """The kind named by the latest intent; anything else is read as a return (the broader request)."""
     intent = (tracker.latest_message.get("intent") or {}).get("name")
     try:
-        return CaseKind(intent)
+        kind = CaseKind(intent)
     except ValueError:
-        return CaseKind.HUMAN_HANDOFF
+        return CaseKind.RETURN_REQUEST
+    return CaseKind.RETURN_REQUEST if kind is CaseKind.HUMAN_HANDOFF else kind
+
+
+def handover_instead(tracker: Tracker, customer_id: str | None) -> Reason | None:
+    """A rule of bot/handoff_config.yml that sends this request to a person instead of a case."""
+    amounts = [parse_amount(value) for value in tracker.get_latest_entity_values("amount")]
+    signals = Signals(
+        intent=(tracker.latest_message.get("intent") or {}).get("name"),
+        amount=max((a for a in amounts if a is not None), default=None),
+        customer_id=customer_id,
+    )
+    return handover_reason(signals, services().config)
 
 
 def case_details(tracker: Tracker) -> dict[str, str | None]:
@@ -59,13 +73,25 @@ class ActionOpenCase(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if (tracker.latest_message.get("intent") or {}).get("name") == CaseKind.HUMAN_HANDOFF.value:
+            # A rule written before the handoff existed (asking for a person opened a case):
+            # a person takes the chat now.
+            return handoff_events(Reason.CUSTOMER_REQUEST)
         kind = case_kind(tracker)
         guide, opened = CASE_RESPONSES[kind]
+        phone = sender_phone(tracker)
+        try:
+            customer = await asyncio.to_thread(backends().crm.customer_by_phone, phone) if phone else None
+        except BackendUnavailable:
+            customer = None
+        reason = handover_instead(tracker, customer.id if customer else None)
+        if reason is not None:
+            return handoff_events(reason)
         try:
             outcome = await asyncio.to_thread(
                 request_case,
                 backends(),
-                sender_phone(tracker),
+                phone,
                 kind,
                 case_details(tracker),
                 conversation_id=tracker.sender_id,

@@ -15,7 +15,14 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, UserUtteranceReverted, UserUttered
+from rasa_sdk.events import (
+    ActionExecuted,
+    EventType,
+    FollowupAction,
+    SlotSet,
+    UserUtteranceReverted,
+    UserUttered,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.choices import pick_choice
@@ -111,8 +118,9 @@ class ActionClarify(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         if not_understood_before(tracker):
+            # "Sí" to the offer is /human_handoff: action_handoff reads why from the slot.
             dispatcher.utter_message(response="utter_offer_human")
-            return []
+            return [SlotSet("handoff_reason", "not_understood")]
         options = likeliest_options(tracker.latest_message, domain)
         if len(options) < 2:
             dispatcher.utter_message(response="utter_default")

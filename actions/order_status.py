@@ -64,7 +64,8 @@ class ActionOrderStatus(Action):
         except BackendUnavailable:
             logger.exception("order status: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
-            return []
+            # The message offers a person ("asesor"): if accepted, the handoff says why.
+            return [SlotSet("handoff_reason", "backend_unavailable")]
 
         if lookup.outcome is Outcome.FOUND:
             now = datetime.now(timezone.utc)

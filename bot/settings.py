@@ -76,6 +76,13 @@ class Settings:
     # The reference CRM/ERP server's own database (`make crm-server`), apart from the assistant's.
     crm_server_database_url: str = f"sqlite:///{VAR_DIR / 'crm.db'}"
     crm_server_demo_data: Path | None = None
+    # --- handoff ---
+    console_port: int = 8080
+    console_secret: str | None = None  # signs the console's session cookies and CSRF tokens
+    handoff_config: Path | None = None  # None: bot/handoff_config.yml
+    handoff_webhook_url: str | None = None
+    handoff_webhook_secret: str | None = None
+    # --- end handoff ---
 
     @property
     def is_development(self) -> bool:
@@ -136,6 +143,22 @@ class Settings:
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PUBLIC_URL={public_url!r}: give the full URL, like https://bot.example.com")
 
+        # --- handoff ---
+        handoff_config = get("HANDOFF_CONFIG")
+        handoff_config_path = Path(handoff_config).expanduser() if handoff_config else None
+        if handoff_config_path is not None and not handoff_config_path.is_absolute():
+            handoff_config_path = PROJECT_ROOT / handoff_config_path
+        if handoff_config_path is not None and not handoff_config_path.is_file():
+            raise SettingsError(f"HANDOFF_CONFIG={handoff_config!r}: no such file.")
+        webhook_url = get("HANDOFF_WEBHOOK_URL")
+        if webhook_url and not webhook_url.startswith(("http://", "https://")):
+            raise SettingsError(f"HANDOFF_WEBHOOK_URL={webhook_url!r}: give the full URL of the desk.")
+        if webhook_url and environment != "development" and not get("HANDOFF_WEBHOOK_SECRET"):
+            raise SettingsError(
+                "HANDOFF_WEBHOOK_URL needs HANDOFF_WEBHOOK_SECRET in production (the HMAC key)."
+            )
+        # --- end handoff ---
+
         return cls(
             environment=environment,
             database_url=database_url or f"sqlite:///{VAR_DIR / 'bot.db'}",
@@ -168,6 +191,13 @@ class Settings:
                 if "DEMO_DATA" in env
                 else (DEFAULT_DEMO_DATA if get("CRM_SERVER_DATABASE_URL") is None else None)
             ),
+            # --- handoff ---
+            console_port=_port(get, "CONSOLE_PORT", 8080),
+            console_secret=get("CONSOLE_SECRET"),
+            handoff_config=handoff_config_path,
+            handoff_webhook_url=webhook_url,
+            handoff_webhook_secret=get("HANDOFF_WEBHOOK_SECRET"),
+            # --- end handoff ---
         )
 
 

@@ -7,6 +7,11 @@ NLU and policies are CPU-bound and run in whatever loop calls them, so on the se
 they would hold every acknowledgement back. Outbound: every reply goes through
 bot.messaging.sender.MessageSender (async Twilio REST client, retries, 24-hour window, opt-out).
 Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
+
+Handoff: while a conversation waits for or talks to an agent (an active row in the handoffs
+table), what the customer writes skips NLU: it is masked, stored for the console, announced, and
+appended to the (paused) tracker as it is. "cancelar" or "ya no" while still waiting withdraws
+the request. Angry or urgent wording (bot/handoff_config.yml) is handed over at once.
 """
 
 from __future__ import annotations
@@ -25,12 +30,19 @@ from urllib.parse import parse_qsl
 
 import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from twilio.request_validator import RequestValidator
 
+from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
 from bot.choices import fold, numbered_options, pick_choice
+from bot.handoff.packet import is_secret_slot, mask_customer_text
+from bot.handoff.rules import language_reason
+from bot.handoff.service import HandoffServices, build_services
+from bot.masking import mask_sensitive
 from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import (
     OPT_OUT_WHEN_IDLE,
@@ -59,6 +71,19 @@ def _domain_responses() -> dict[str, list[dict]]:
     for path in files:
         responses.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {})
     return responses
+
+
+# While waiting for a person, these (the whole message) withdraw the request.
+WITHDRAW_WORDS = {
+    "cancelar",
+    "cancela",
+    "cancelo",
+    "ya no",
+    "ya no gracias",
+    "mejor no",
+    "olvidalo",
+    "ya no hace falta",
+}
 
 
 def channel_response(name: str) -> str:
@@ -116,17 +141,22 @@ class TwilioOutput(OutputChannel):
     def name(cls) -> str:
         return "twilio"
 
-    def __init__(self, sender: MessageSender, store: MessagingStore, channel: Channel) -> None:
+    def __init__(self, sender: MessageSender, store: MessagingStore, channel: Channel | None) -> None:
         self.sender = sender
         self.store = store
-        self.channel = channel
+        self.channel = channel  # None: the channel the customer last wrote from
+
+    async def _channel_for(self, recipient_id: str) -> Channel:
+        if self.channel is not None:
+            return self.channel
+        contact = await asyncio.to_thread(self.store.contact, recipient_id)
+        return Channel(contact.last_channel) if contact and contact.last_channel else Channel.WHATSAPP
 
     async def _send(
         self, recipient_id: str, body: str = "", media_urls: tuple[str, ...] = (), **extra: Any
     ) -> None:
-        message = OutboundMessage(
-            to=recipient_id, channel=self.channel, body=body, media_urls=media_urls, **extra
-        )
+        channel = await self._channel_for(recipient_id)
+        message = OutboundMessage(to=recipient_id, channel=channel, body=body, media_urls=media_urls, **extra)
         try:
             await self.sender.send(message)
         except OutsideSessionWindow:
@@ -192,10 +222,13 @@ class TwilioInput(InputChannel):
         store: MessagingStore | None = None,
         claims: MessageClaims | None = None,
         sender: MessageSender | None = None,
+        handoff: HandoffServices | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or MessagingStore(SqlStore(settings.database_url))
         self.store.create_schema()
+        self.handoff = handoff or build_services(settings)
+        self._api_sender: MessageSender | None = None
         self.claims = claims or claims_for(settings.redis_url)
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings))
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -226,6 +259,81 @@ class TwilioInput(InputChannel):
             return False
         validator = RequestValidator(self.settings.twilio_auth_token)
         return validator.validate(self._url_twilio_signed(request), form, signature)
+
+    # --- output for Rasa's HTTP API ----------------------------------------------------------
+
+    def get_output_channel(self) -> OutputChannel | None:
+        """For `?output_channel=twilio` on Rasa's HTTP API (the console's hand-back): replies go to
+        the channel the customer last wrote from, through a sender of the server's own loop."""
+        if self._api_sender is None:
+            self._api_sender = MessageSender(self.settings, self.store, transport_for(self.settings))
+        return TwilioOutput(self._api_sender, self.store, None)
+
+    # --- handoff ----------------------------------------------------------------------------
+
+    @staticmethod
+    async def _append_to_tracker(app: Any, conversation_id: str, events: list[Event]) -> None:
+        """Write events into the conversation without running NLU or policies (it is paused)."""
+        agent = getattr(getattr(app, "ctx", None), "agent", None)
+        if agent is None or agent.tracker_store is None:
+            return
+        async with agent.lock_store.lock(conversation_id):
+            tracker = await agent.tracker_store.get_or_create_tracker(conversation_id)
+            for event in events:
+                tracker.update(event)
+            await agent.tracker_store.save(tracker)
+
+    async def _route_to_agent(self, message: InboundMessage, app: Any) -> bool:
+        """While a handoff is active, the message goes to the agent; True when it was handled here."""
+        try:
+            handoff = await asyncio.to_thread(self.handoff.store.active_for, message.phone)
+        except BackendUnavailable:
+            # The bot still answers (and apologises if it needs the same database).
+            logger.exception("handoff table unavailable; %s goes to the bot", message.sid)
+            return False
+        if handoff is None:
+            return False
+        word = fold(message.text)
+        if handoff.status == "waiting" and word in WITHDRAW_WORDS:
+            if await asyncio.to_thread(self.handoff.store.end, handoff.id, "withdrawn"):
+                self.handoff.announcer.announce("handoff_withdrawn", handoff.id)
+                text = channel_response("utter_handoff_withdrawn")
+                await self._append_to_tracker(
+                    app,
+                    message.phone,
+                    [
+                        UserUttered(message.text, input_channel=self.name(), message_id=message.sid),
+                        ConversationResumed(),
+                        BotUttered(text),
+                        ActionExecuted(ACTION_LISTEN_NAME),  # the bot listens again, as after any turn
+                    ],
+                )
+                await self.sender.send(OutboundMessage(message.phone, message.channel, body=text))
+            return True
+        if keyword_of(message.text) is not None and word not in OPT_OUT_WHEN_IDLE:
+            return False  # BAJA / STOP still opt out, handoff or not; "cancelar" goes to the agent
+        answering_secret = is_secret_slot(handoff.packet.get("requested_slot"))
+        text = mask_customer_text(message.text, answering_secret)
+        media = [{"url": m.url, "content_type": m.content_type} for m in message.media]
+        await asyncio.to_thread(self.handoff.store.add_message, handoff.id, "customer", text, None, media)
+        self.handoff.announcer.announce("customer_message", handoff.id)
+        event = UserUttered(
+            text, input_channel=self.name(), message_id=message.sid, metadata=message.metadata()
+        )
+        await self._append_to_tracker(app, message.phone, [event])
+        return True
+
+    def _hand_over_at_once(self, message: InboundMessage, text: str) -> tuple[str, dict[str, Any]]:
+        """Angry or urgent wording becomes a request for a person, keeping what was written."""
+        metadata = message.metadata()
+        reason = language_reason(text, self.handoff.config) if text and not text.startswith("/") else None
+        if reason is None:
+            return text, metadata
+        return "/human_handoff", {
+            **metadata,
+            "handoff_reason": reason.value,
+            "original_text": mask_sensitive(text),
+        }
 
     # --- processing -------------------------------------------------------------------------
 
@@ -275,6 +383,8 @@ class TwilioInput(InputChannel):
             lock = self._conversations[message.phone] = asyncio.Lock()
         async with lock:
             await asyncio.to_thread(self.store.record_inbound, message.phone, message.channel, sender_address)
+            if await self._route_to_agent(message, app):
+                return
             if await self._apply_keyword(message, app):
                 return
             text = rasa_text(message)
@@ -283,6 +393,7 @@ class TwilioInput(InputChannel):
                 picked = pick_choice(text, [option["title"] for option in offered])
                 if picked is not None:
                     text = offered[picked]["payload"]
+            text, metadata = self._hand_over_at_once(message, text)
             output = TwilioOutput(self.sender, self.store, message.channel)
             await on_new_message(
                 UserMessage(
@@ -291,7 +402,7 @@ class TwilioInput(InputChannel):
                     message.phone,
                     input_channel=self.name(),
                     message_id=message.sid,
-                    metadata=message.metadata(),
+                    metadata=metadata,
                 )
             )
 

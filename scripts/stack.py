@@ -208,6 +208,12 @@ def action_server(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
+def console_server(settings: Settings) -> list[str]:
+    return [
+        str(VENV_BIN / "python"), "-m", "connectors.console", "serve", "--port", str(settings.console_port),
+    ]  # fmt: skip
+
+
 def load_demo(settings: Settings) -> None:
     code = subprocess.call([str(VENV_BIN / "python"), "-m", "bot.demo"], cwd=ROOT, env=child_env(settings))
     if code != 0:
@@ -352,7 +358,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
         "--enable-api", "--auth-token", token,
     ]  # fmt: skip
-    say("Starting the action server, the outbox worker and the Rasa server (Rasa takes 20-60 s to load)...")
+    say(
+        "Starting the action server, the outbox worker, the Rasa server and the agent console "
+        "(Rasa takes 20-60 s to load)..."
+    )
     # The outbox worker is a process of its own rather than a thread of the action server: it
     # keeps retrying while actions restart, it never competes with customers' requests for the
     # action server's loop, and several of either can run (claims are leases in the database).
@@ -360,11 +369,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         start(action_server(settings), settings),
         start(outbox_worker(), settings),
         start(rasa_server, settings),
+        start(console_server(settings), settings),
     ]
     wait_until_up(
         {
             "Action server": f"http://127.0.0.1:{settings.action_port}/health",
             "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/status?token={token}",
+            "Agent console": f"http://127.0.0.1:{settings.console_port}/health",
         },
         processes,
     )
@@ -374,6 +385,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
   Assistant ready.
     Rasa server    http://localhost:{settings.rasa_port}  (HTTP API; REST channel at /webhooks/rest/webhook)
     Action server  http://localhost:{settings.action_port}
+    Agent console  http://localhost:{settings.console_port}  (first time: make agent NAME=ana{
+            ", or make demo-agent" if settings.is_development else ""
+        })
     Database       {settings.database_url}
     Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
     CRM            {backend_line("CRM", settings.crm)}

@@ -35,7 +35,7 @@ def is_up(url: str) -> bool:
 
 class Stack:
     def __init__(self, tmp: Path, extra_env: dict[str, str]) -> None:
-        self.rasa_port, self.action_port = free_port(), free_port()
+        self.rasa_port, self.action_port, self.console_port = free_port(), free_port(), free_port()
         self.log = tmp / "stack.log"
         self.database_url = f"sqlite:///{tmp / 'bot.db'}"
         env = {
@@ -44,6 +44,7 @@ class Stack:
             "DEMO_DATA": str(ROOT / "data" / "demo" / "fixture.yml"),
             "RASA_PORT": str(self.rasa_port),
             "ACTION_PORT": str(self.action_port),
+            "CONSOLE_PORT": str(self.console_port),
             "RASA_TOKEN": TOKEN,
             "BOT_ENV": "development",
             **extra_env,
@@ -60,6 +61,10 @@ class Stack:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def console(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
     def wait_ready(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout

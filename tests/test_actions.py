@@ -137,4 +137,4 @@ def test_backend_down_gets_a_polite_message_not_a_crash(monkeypatch):
     monkeypatch.setattr(action_module, "backends", lambda: Backends(crm=DownCrm(), erp=None, cases=None))
     messages, events = run(tracker(MARIANA_MX, "mi pedido"))
     assert [m["response"] for m in messages] == ["utter_systems_down"]
-    assert events == []
+    assert events == [SlotSet("handoff_reason", "backend_unavailable")]  # if they accept a person, why

@@ -51,11 +51,10 @@ def test_return_request_explains_then_gives_a_case(demo):
     assert demo.cases.case(messages[1]["case_id"]).details["text"] == "me llego roto, lo quiero devolver"
 
 
-def test_asking_for_a_person_gives_a_handoff_case_and_the_same_one_again():
-    first, _ = run("human_handoff", "asesor")
-    again, _ = run("human_handoff", "quiero hablar con una persona")
-    assert [m["response"] for m in first] == ["utter_handoff_case"]
-    assert is_case_id(first[0]["case_id"]) and again[0]["case_id"] == first[0]["case_id"]
+def test_asking_twice_gives_the_same_case_again():
+    first, _ = run("return_request", "lo quiero devolver")
+    again, _ = run("return_request", "lo quiero devolver!!")
+    assert is_case_id(first[1]["case_id"]) and again[1]["case_id"] == first[1]["case_id"]
 
 
 def test_every_response_the_action_sends_is_in_the_domain():
@@ -80,13 +79,13 @@ def test_crm_down_queues_the_case_and_gives_its_id_honestly(monkeypatch, demo):
 
 def test_asking_again_while_the_case_is_queued_gives_the_same_id(monkeypatch, demo):
     monkeypatch.setattr(action_module, "backends", lambda: crm_down(demo))
-    first, _ = run("human_handoff", "asesor")
-    again, _ = run("human_handoff", "asesor porfa")
-    assert first[0]["case_id"] == again[0]["case_id"] and len(demo.outbox.entries()) == 1
+    first, _ = run("return_request", "lo quiero devolver")
+    again, _ = run("return_request", "lo quiero devolver porfa")
+    assert first[1]["case_id"] == again[1]["case_id"] and len(demo.outbox.entries()) == 1
 
 
 def test_own_database_down_too_gets_a_polite_message(monkeypatch, demo):
     unreachable = Outbox(SqlStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/none"))
     monkeypatch.setattr(action_module, "backends", lambda: replace(crm_down(demo), outbox=unreachable))
-    messages, events = run("human_handoff", "asesor")
+    messages, events = run("return_request", "quiero devolver algo")
     assert [m["response"] for m in messages] == ["utter_case_failed"] and events == []

@@ -16,6 +16,7 @@ import requests
 from babel.dates import format_date
 
 from tests.conftest import ANDRES_CO, CAMILA_CL, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
+from tests.handoff_helpers import release, wait_for_handoff
 from tests.harness import TOKEN, is_response, is_up
 
 pytestmark = pytest.mark.integration
@@ -115,15 +116,18 @@ def test_a_frequent_question_gets_its_answer(stack):
     assert is_response(texts(stack.say(CAMILA_CL, "a q hora abren el sabado?")), "utter_faq/horarios")
 
 
-def test_not_understood_twice_offers_a_person_and_yes_opens_one_case(stack):
+def test_not_understood_twice_offers_a_person_and_yes_hands_over(stack):
     sender = "+525500000001"
-    stack.say(sender, "/nlu_fallback")
-    offer = stack.say(sender, "/nlu_fallback")
-    assert is_response(texts(offer), "utter_offer_human")
-    reply = texts(stack.say(sender, "si"))
-    assert is_response(reply, "utter_handoff_case")
-    case_id = CASE_ID.search(reply).group()
-    assert case_id in texts(stack.say(sender, "quiero hablar con una persona"))  # the same case
+    try:
+        stack.say(sender, "/nlu_fallback")
+        offer = stack.say(sender, "/nlu_fallback")
+        assert is_response(texts(offer), "utter_offer_human")
+        reply = texts(stack.say(sender, "si"))
+        assert is_response(reply, "utter_handoff_waiting") or is_response(reply, "utter_handoff_after_hours")
+        assert wait_for_handoff(stack, sender).reason == "not_understood"
+        assert stack.say(sender, "hola?") == []  # paused: a person answers now, not the bot
+    finally:
+        release(stack, sender)
 
 
 def test_rest_channel_refuses_requests_without_the_token(stack):
@@ -162,10 +166,11 @@ def test_conversations_are_kept_in_the_configured_database(stack):
 
 
 @pytest.mark.stops_stack
-def test_ctrl_c_stops_both_servers(stack):
+def test_ctrl_c_stops_every_server(stack):
     assert is_up(f"http://127.0.0.1:{stack.action_port}/health")
     stack.stop()
     assert stack.process.returncode == 0, stack.tail()
     assert not is_up(f"http://127.0.0.1:{stack.action_port}/health")
     assert not is_up(f"{stack.base}/")
+    assert not is_up(f"{stack.console}/health")
     assert "Stopped." in stack.log.read_text()

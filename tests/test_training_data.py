@@ -18,6 +18,9 @@ MIN_PER_INTENT, MIN_PER_FAQ_TOPIC = 40, 12
 CHANNEL_INTENTS = {"share_location", "share_media"}
 # Set by the channel or by button payloads (/inform{"window_id":"12"}), never by NLU.
 CHANNEL_ENTITIES = {"latitude", "longitude", "address", "window_id"}
+# --- handoff: set by the agent console and by the satisfaction question's buttons, not by NLU ---
+CHANNEL_INTENTS |= {"handoff_returned", "rate_handoff"}
+CHANNEL_ENTITIES |= {"satisfaction_score"}  # the satisfaction buttons' payload (handoff)
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 

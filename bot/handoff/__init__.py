@@ -1,0 +1,1 @@
+"""Human handoff: when to hand over, the context packet, the queue, the agents and the desk webhook."""

@@ -1,0 +1,1 @@
+"""The agent console: a server-rendered web app (Sanic + Jinja2) where people take handoffs."""

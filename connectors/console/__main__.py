@@ -1,0 +1,106 @@
+"""Runs the agent console (`serve`, what `make run` starts) and manages agents (`agent`, `demo-agent`).
+
+python -m connectors.console serve [--port 8080]
+python -m connectors.console agent NAME       # asks the password twice, without echo;
+                                              # AGENT_PASSWORD=... for scripts
+python -m connectors.console demo-agent       # development only: prints a random password
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import secrets
+import sys
+
+from bot.handoff.agents import AgentError, create_agent
+from bot.handoff.service import build_services
+from bot.settings import VAR_DIR, Settings, SettingsError
+from connectors.console.app import create_app
+from connectors.console.rasa_api import RasaApi
+
+SECRET_FILE = VAR_DIR / "console_secret"
+DEMO_AGENT = "demo"
+
+
+def console_secret(settings: Settings) -> str:
+    """CONSOLE_SECRET, or in development a random one kept in var/console_secret."""
+    if settings.console_secret:
+        return settings.console_secret
+    if not settings.is_development:
+        raise SystemExit(
+            "error: BOT_ENV=production needs CONSOLE_SECRET (a long random secret for sessions)."
+        )
+    if SECRET_FILE.exists():
+        return SECRET_FILE.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    SECRET_FILE.write_text(secret + "\n")
+    SECRET_FILE.chmod(0o600)
+    return secret
+
+
+def serve(settings: Settings, port: int) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    rasa = RasaApi(
+        f"http://127.0.0.1:{settings.rasa_port}", os.environ.get("RASA_TOKEN") or settings.rasa_token
+    )
+    app = create_app(settings, build_services(settings), console_secret(settings), rasa)
+    app.run(host="0.0.0.0", port=port, access_log=False, workers=1)  # noqa: S104 (agents reach it over the network)
+    return 0
+
+
+def add_agent(settings: Settings, name: str) -> int:
+    password = os.environ.get("AGENT_PASSWORD")
+    if password is None:
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the passwords differ.", file=sys.stderr)
+            return 1
+    try:
+        create_agent(build_services(settings).store, name.strip().lower(), password)
+    except AgentError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Agent {name.strip().lower()} can log in to the console.")
+    return 0
+
+
+def demo_agent(settings: Settings) -> int:
+    if not settings.is_development:
+        print(
+            "error: the demo agent exists only with BOT_ENV=development; use `make agent NAME=...`.",
+            file=sys.stderr,
+        )
+        return 1
+    password = secrets.token_urlsafe(12)
+    create_agent(build_services(settings).store, DEMO_AGENT, password)
+    print(f"Development agent created: user {DEMO_AGENT!r}, password {password!r} (new on every call).")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m connectors.console", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="serve the console")
+    run.add_argument("--port", type=int, default=None, help="default: CONSOLE_PORT (8080)")
+    agent = commands.add_parser("agent", help="create an agent, or set a new password")
+    agent.add_argument("name")
+    commands.add_parser("demo-agent", help="development: create agent 'demo' with a printed random password")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.command == "serve":
+        return serve(settings, args.port or settings.console_port)
+    if args.command == "agent":
+        return add_agent(settings, args.name)
+    return demo_agent(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""The agent console's web app: login, the queue, one conversation, reply, hand back, close.
+
+Server-rendered with Jinja2 (autoescape on: what a customer wrote is always text) on Sanic, no
+front-end build: two small inline scripts poll JSON every two seconds for the queue and for new
+messages (one console process, any database; see bot/handoff/announce.py for Redis).
+Sessions are signed cookies (itsdangerous) that expire; every form carries a CSRF token; every
+page but the login needs a session. Replies go out through bot.messaging.sender.MessageSender,
+so the WhatsApp 24-hour window and opt-outs hold, and are written into the Rasa tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, FileSystemLoader
+from sanic import Sanic, response
+from sanic.request import Request
+
+from bot.adapters.sql import SqlStore
+from bot.handoff.agents import authenticate
+from bot.handoff.desk import deliver_due
+from bot.handoff.service import HandoffServices
+from bot.handoff.store import Handoff, HandoffMessage
+from bot.masking import mask_sensitive
+from bot.messaging.inbound import Channel
+from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
+from bot.messaging.store import MessagingStore
+from bot.settings import Settings
+from connectors.console.rasa_api import RasaApi, RasaApiError
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SESSION_COOKIE = "console_session"
+LOGIN_COOKIE = "console_login"
+SESSION_MAX_AGE_S = 8 * 3600  # one working shift
+DESK_POLL_S = 5
+MAX_REPLY = 1600
+REASONS = {
+    "customer_request": "Lo pidió el cliente",
+    "not_understood": "El bot no le entendió dos veces",
+    "amount_over_threshold": "Monto sobre el límite",
+    "vip_customer": "Cliente VIP",
+    "dispute": "Disputa",
+    "angry_language": "Cliente molesto",
+    "urgent_language": "Urgente",
+    "cannot_complete": "El bot no puede completarlo",
+    "backend_unavailable": "Sistema caído a mitad de un trámite",
+}
+STATUSES = {
+    "waiting": "En espera",
+    "open": "Atendiendo",
+    "handed_back": "Devuelto al bot",
+    "closed": "Cerrado",
+    "withdrawn": "Retirado por el cliente",
+}
+NOTICES = {
+    "sent": "Respuesta enviada.",
+    "window": "No se envió: pasaron más de 24 horas desde el último mensaje del cliente en WhatsApp.",
+    "blocked": "No se envió: el cliente se dio de baja de los mensajes.",
+    "failed": "No se pudo enviar; inténtalo otra vez.",
+    "empty": "Escribe un mensaje.",
+    "rasa": "No se pudo actualizar la conversación en el bot; inténtalo otra vez.",
+    "ended": "Esta conversación ya no está activa.",
+    "note": "Escribe una nota de resolución para cerrar.",
+    "handed_back": "Conversación devuelta al bot.",
+    "closed": "Conversación cerrada.",
+}
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return ""
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _when(iso: str | None) -> str:
+    """`21/11 07:38 UTC` from an ISO timestamp: agents compare times, they do not read offsets."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%d/%m %H:%M UTC")
+    except ValueError:
+        return iso
+
+
+def _safe_url(url: str) -> str | None:
+    return url if url.startswith(("https://", "http://")) else None
+
+
+def create_app(
+    settings: Settings, services: HandoffServices, secret: str, rasa: RasaApi, name: str = "agent_console"
+) -> Sanic:
+    app = Sanic(name)
+    store = services.store
+    messaging = MessagingStore(SqlStore(settings.database_url))
+    messaging.create_schema()
+    store.create_schema()
+    sessions = URLSafeTimedSerializer(secret, salt="console-session")
+    logins = URLSafeTimedSerializer(secret, salt="console-login")
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+    templates.filters["reason"] = lambda code: REASONS.get(code, code)
+    templates.filters["status"] = lambda code: STATUSES.get(code, code)
+    templates.filters["when"] = _when
+    secure_cookies = not settings.is_development
+    sender_holder: dict[str, MessageSender] = {}
+
+    def sender() -> MessageSender:
+        # Built inside the server's loop: the Twilio client's session belongs to it.
+        if "sender" not in sender_holder:
+            sender_holder["sender"] = MessageSender(settings, messaging, transport_for(settings))
+        return sender_holder["sender"]
+
+    def set_cookie(reply: response.HTTPResponse, key: str, value: str, max_age: int) -> None:
+        reply.cookies[key] = value
+        reply.cookies[key]["httponly"] = True
+        reply.cookies[key]["samesite"] = "Lax"
+        reply.cookies[key]["max-age"] = max_age
+        reply.cookies[key]["path"] = "/"
+        if secure_cookies:
+            reply.cookies[key]["secure"] = True
+
+    def session_of(request: Request) -> dict[str, str] | None:
+        raw = request.cookies.get(SESSION_COOKIE)
+        if not raw:
+            return None
+        try:
+            return sessions.loads(raw, max_age=SESSION_MAX_AGE_S)
+        except BadSignature:  # tampered with, or expired (SignatureExpired is a BadSignature)
+            return None
+
+    def csrf_ok(request: Request, session: dict[str, str]) -> bool:
+        given = request.form.get("csrf") or ""
+        return hmac.compare_digest(given.encode(), session["csrf"].encode())
+
+    def render(request: Request, template: str, status: int = 200, **values: Any) -> response.HTTPResponse:
+        nonce = secrets.token_urlsafe(12)
+        html = templates.get_template(template).render(nonce=nonce, **values)
+        reply = response.html(html, status=status)
+        reply.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' https: data:; frame-ancestors 'none'; form-action 'self'"
+        )
+        reply.headers["X-Content-Type-Options"] = "nosniff"
+        reply.headers["Referrer-Policy"] = "same-origin"
+        reply.headers["Cache-Control"] = "no-store"
+        return reply
+
+    def login_page(request: Request, error: str | None = None, status: int = 200) -> response.HTTPResponse:
+        nonce = secrets.token_urlsafe(16)
+        reply = render(request, "login.html", status=status, csrf=nonce, error=error)
+        set_cookie(reply, LOGIN_COOKIE, logins.dumps(nonce), 600)
+        return reply
+
+    def queue_rows(now: datetime) -> list[dict[str, Any]]:
+        rows = []
+        for handoff in store.queue():
+            customer = handoff.packet.get("customer") or {}
+            rows.append(
+                {
+                    "id": handoff.id,
+                    "status": handoff.status,
+                    "status_label": STATUSES.get(handoff.status, handoff.status),
+                    "reason": REASONS.get(handoff.reason, handoff.reason),
+                    "customer": customer.get("name") or "Cliente sin ficha",
+                    "phone": handoff.phone or handoff.conversation_id,
+                    "channel": handoff.channel,
+                    "vip": handoff.priority > 0,
+                    "agent": handoff.agent or "",
+                    "waiting": _ago(handoff.created_at, now),
+                    "created_at": handoff.created_at.isoformat(),
+                }
+            )
+        return rows
+
+    def message_row(message: HandoffMessage) -> dict[str, Any]:
+        return {
+            "id": message.id,
+            "sender": message.sender,
+            "agent": message.agent,
+            "text": message.text,
+            "at": message.at.isoformat(),
+            "at_label": _when(message.at.isoformat()),
+            "attachments": [
+                {"url": url, "content_type": item.get("content_type", "")}
+                for item in message.attachments
+                if (url := _safe_url(str(item.get("url", ""))))
+            ],
+        }
+
+    async def load(handoff_id: str) -> Handoff | None:
+        return await asyncio.to_thread(store.get, handoff_id)
+
+    def back(handoff_id: str, notice: str) -> response.HTTPResponse:
+        return response.redirect(f"/handoffs/{quote(handoff_id)}?notice={notice}")
+
+    # --- routes ---------------------------------------------------------------------------
+
+    @app.get("/health")
+    async def health(_: Request) -> response.HTTPResponse:
+        return response.json({"status": "ok"})
+
+    @app.get("/login")
+    async def login_form(request: Request) -> response.HTTPResponse:
+        return login_page(request)
+
+    @app.post("/login")
+    async def login(request: Request) -> response.HTTPResponse:
+        try:
+            expected = logins.loads(request.cookies.get(LOGIN_COOKIE, ""), max_age=600)
+        except BadSignature:
+            expected = None
+        given = request.form.get("csrf") or ""
+        if not expected or not hmac.compare_digest(given.encode(), str(expected).encode()):
+            return login_page(request, "La sesión del formulario venció; vuelve a intentarlo.", status=403)
+        name = (request.form.get("name") or "").strip().lower()
+        password = request.form.get("password") or ""
+        if not await asyncio.to_thread(authenticate, store, name, password):
+            logger.warning("console: failed login for %r", name[:64])
+            return login_page(request, "Usuario o contraseña incorrectos.", status=401)
+        reply = response.redirect("/")
+        session = {"agent": name, "csrf": secrets.token_urlsafe(24)}
+        set_cookie(reply, SESSION_COOKIE, sessions.dumps(session), SESSION_MAX_AGE_S)
+        del reply.cookies[LOGIN_COOKIE]
+        return reply
+
+    @app.post("/logout")
+    async def logout(request: Request) -> response.HTTPResponse:
+        session = session_of(request)
+        if session is None or not csrf_ok(request, session):
+            return response.text("forbidden", status=403)
+        reply = response.redirect("/login")
+        del reply.cookies[SESSION_COOKIE]
+        return reply
+
+    @app.get("/")
+    async def queue_page(request: Request) -> response.HTTPResponse:
+        session = session_of(request)
+        if session is None:
+            return response.redirect("/login")
+        rows = await asyncio.to_thread(queue_rows, datetime.now(timezone.utc))
+        return render(request, "queue.html", agent=session["agent"], csrf=session["csrf"], rows=rows)
+
+    @app.get("/api/queue")
+    async def queue_json(request: Request) -> response.HTTPResponse:
+        if session_of(request) is None:
+            return response.json({"error": "login required"}, status=401)
+        return response.json({"handoffs": await asyncio.to_thread(queue_rows, datetime.now(timezone.utc))})
+
+    @app.get("/handoffs/<handoff_id>")
+    async def conversation_page(request: Request, handoff_id: str) -> response.HTTPResponse:
+        session = session_of(request)
+        if session is None:
+            return response.redirect("/login")
+        handoff = await load(handoff_id)
+        if handoff is None:
+            return response.text("not found", status=404)
+        if handoff.status == "waiting" and await asyncio.to_thread(
+            store.accept, handoff.id, session["agent"]
+        ):
+            services.announcer.announce("handoff_accepted", handoff.id, agent=session["agent"])
+            handoff = await load(handoff_id)
+        later = await asyncio.to_thread(store.messages, handoff.id)
+        packet = handoff.packet
+        # What came with the packet, then what the customer sent while waiting.
+        attachments = [
+            {**item, "url": url}
+            for item in packet.get("attachments") or []
+            if (url := _safe_url(str(item.get("url", ""))))
+        ] + [item for message in later for item in message_row(message)["attachments"]]
+        return render(
+            request,
+            "conversation.html",
+            agent=session["agent"],
+            csrf=session["csrf"],
+            handoff=handoff,
+            packet=packet,
+            attachments=attachments,
+            history=packet.get("messages") or [],
+            later=[message_row(m) for m in later],
+            last_id=later[-1].id if later else 0,
+            waiting=_ago(handoff.created_at, datetime.now(timezone.utc)),
+            notice=NOTICES.get(request.args.get("notice", "")),
+            active=handoff.active,
+        )
+
+    @app.get("/api/handoffs/<handoff_id>/messages")
+    async def messages_json(request: Request, handoff_id: str) -> response.HTTPResponse:
+        if session_of(request) is None:
+            return response.json({"error": "login required"}, status=401)
+        handoff = await load(handoff_id)
+        if handoff is None:
+            return response.json({"error": "not found"}, status=404)
+        try:
+            after = int(request.args.get("after", "0"))
+        except ValueError:
+            after = 0
+        later = await asyncio.to_thread(store.messages, handoff.id, after)
+        return response.json(
+            {
+                "status": handoff.status,
+                "status_label": STATUSES.get(handoff.status, handoff.status),
+                "messages": [message_row(m) for m in later],
+            }
+        )
+
+    @app.get("/handoffs/<handoff_id>/packet.json")
+    async def packet_json(request: Request, handoff_id: str) -> response.HTTPResponse:
+        if session_of(request) is None:
+            return response.json({"error": "login required"}, status=401)
+        handoff = await load(handoff_id)
+        if handoff is None:
+            return response.json({"error": "not found"}, status=404)
+        return response.json(handoff.packet, headers={"Cache-Control": "no-store"})
+
+    @app.post("/handoffs/<handoff_id>/reply")
+    async def reply(request: Request, handoff_id: str) -> response.HTTPResponse:
+        session = session_of(request)
+        if session is None or not csrf_ok(request, session):
+            return response.text("forbidden", status=403)
+        handoff = await load(handoff_id)
+        if handoff is None:
+            return response.text("not found", status=404)
+        if not handoff.active:
+            return back(handoff_id, "ended")
+        text = (request.form.get("text") or "").strip()[:MAX_REPLY]
+        if not text:
+            return back(handoff_id, "empty")
+        agent = session["agent"]
+        if handoff.status == "waiting":
+            await asyncio.to_thread(store.accept, handoff.id, agent)
+        if handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value) and handoff.phone:
+            try:
+                result = await sender().send(
+                    OutboundMessage(handoff.phone, Channel(handoff.channel), body=text)
+                )
+            except OutsideSessionWindow:
+                return back(handoff_id, "window")
+            if result.status in ("blocked", "failed"):
+                return back(handoff_id, result.status)
+        shown = mask_sensitive(text)
+        await asyncio.to_thread(store.add_message, handoff.id, "agent", shown, agent)
+        try:
+            await rasa.append_events(
+                handoff.conversation_id, [{"event": "bot", "text": shown, "metadata": {"agent": agent}}]
+            )
+        except RasaApiError as error:
+            logger.error("console: reply sent but not written into the tracker: %s", error)
+            return back(handoff_id, "rasa")
+        return back(handoff_id, "sent")
+
+    async def end(request: Request, handoff_id: str, status: str) -> response.HTTPResponse:
+        session = session_of(request)
+        if session is None or not csrf_ok(request, session):
+            return response.text("forbidden", status=403)
+        handoff = await load(handoff_id)
+        if handoff is None:
+            return response.text("not found", status=404)
+        if not handoff.active:
+            return back(handoff_id, "ended")
+        note = (request.form.get("note") or "").strip()[:2000] or None
+        if status == "closed" and not note:
+            return back(handoff_id, "note")
+        # Resume first: if Rasa is unreachable the handoff stays active and the agent can retry.
+        # The pause stopped the bot before its action_listen: add it, so the rules read the
+        # hand-back as a fresh turn of the customer's.
+        try:
+            await rasa.append_events(
+                handoff.conversation_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+            )
+        except RasaApiError as error:
+            logger.error(
+                "console: handoff %s not handed back, Rasa refused the resume: %s", handoff.id, error
+            )
+            return back(handoff_id, "rasa")
+        # Then end it, so the customer's answer to the satisfaction question goes to the bot.
+        if not await asyncio.to_thread(store.end, handoff.id, status, note and mask_sensitive(note)):
+            return back(handoff_id, "ended")
+        twilio = handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value)
+        try:
+            said = await rasa.trigger_intent(
+                handoff.conversation_id, "handoff_returned", output_channel="twilio" if twilio else None
+            )
+        except RasaApiError as error:
+            # Resumed and ended: the customer's next message reaches the bot; only "I'm back" is missing.
+            logger.error(
+                "console: handoff %s ended but the bot did not say it is back: %s", handoff.id, error
+            )
+            return back(handoff_id, "rasa")
+        for message in said:
+            if message.get("text"):
+                await asyncio.to_thread(store.add_message, handoff.id, "bot", mask_sensitive(message["text"]))
+        services.announcer.announce(f"handoff_{status}", handoff.id, agent=session["agent"])
+        return back(handoff_id, status)
+
+    @app.post("/handoffs/<handoff_id>/handback")
+    async def hand_back(request: Request, handoff_id: str) -> response.HTTPResponse:
+        return await end(request, handoff_id, "handed_back")
+
+    @app.post("/handoffs/<handoff_id>/close")
+    async def close(request: Request, handoff_id: str) -> response.HTTPResponse:
+        return await end(request, handoff_id, "closed")
+
+    # --- the desk webhook's retry loop ---------------------------------------------------------
+
+    async def desk_loop() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(
+                    deliver_due, store, settings.handoff_webhook_url, settings.handoff_webhook_secret
+                )
+            except Exception:
+                logger.exception("console: desk delivery round failed; next round in %d s", DESK_POLL_S)
+            await asyncio.sleep(DESK_POLL_S)
+
+    if settings.handoff_webhook_url:
+
+        @app.listener("after_server_start")
+        async def start_desk_loop(app: Sanic, _loop: Any) -> None:
+            app.add_task(desk_loop())
+
+    @app.listener("before_server_stop")
+    async def close_sender(*_: Any) -> None:
+        if "sender" in sender_holder:
+            await sender_holder["sender"].transport.close()
+
+    return app
