@@ -23,10 +23,11 @@ def target_metadata() -> list[sa.MetaData]:
     """Every table the assistant owns; a table added to code without a revision fails a test."""
     from bot.adapters.rest import reference_server
     from bot.adapters.sql import metadata as crm_erp_and_cases
+    from bot.handoff.store import metadata as handoff
     from bot.messaging.store import metadata as messaging
     from bot.outbox import metadata as outbox
 
-    return [crm_erp_and_cases, messaging, outbox, reference_server.metadata]
+    return [crm_erp_and_cases, messaging, outbox, reference_server.metadata, handoff]
 
 
 def owned_tables() -> set[str]:
