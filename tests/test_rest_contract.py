@@ -63,6 +63,12 @@ def test_the_contract_marks_which_operations_are_implemented():
         ("GET", "/cases"),
         ("POST", "/cases"),
         ("GET", "/cases/{case_id}"),
+        # --- reschedule ---
+        ("GET", "/orders/{order_id}/delivery"),
+        ("PUT", "/orders/{order_id}/delivery/window"),
+        ("GET", "/orders/{order_id}/delivery/changes"),
+        ("GET", "/delivery-zones/{zone_id}/windows"),
+        ("GET", "/delivery-zones/{zone_id}/closures"),
     }
 
 

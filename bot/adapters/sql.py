@@ -204,45 +204,21 @@ class SqlErp(Erp):
     # --- reschedule: zones, windows with capacity, closures and the change history ---
 
     def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
-        query = sa.select(delivery_zones).join(
-            order_deliveries, order_deliveries.c.zone_id == delivery_zones.c.id
-        )
         with self._store.connect() as conn:
-            row = conn.execute(query.where(order_deliveries.c.order_id == order_id)).first()
-        return _zone(row) if row else None
+            return zone_of_order_in(conn, order_id)
 
     def window_slots(self, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
         with self._store.connect() as conn:
-            zone = conn.execute(sa.select(delivery_zones).where(delivery_zones.c.id == zone_id)).first()
-            if zone is None:
-                return []
-            local = ZoneInfo(zone.timezone)
-            since = to_db_time(datetime.combine(first_day, time(0), local))
-            until = to_db_time(datetime.combine(last_day + timedelta(days=1), time(0), local))
-            query = (
-                sa.select(delivery_slots)
-                .where(
-                    delivery_slots.c.zone_id == zone_id,
-                    delivery_slots.c.starts_at >= since,
-                    delivery_slots.c.starts_at < until,
-                )
-                .order_by(delivery_slots.c.starts_at, delivery_slots.c.id)
-            )
-            return [_slot(row) for row in conn.execute(query)]
+            return window_slots_in(conn, zone_id, first_day, last_day)
 
     def closed_days(self, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
-        query = sa.select(delivery_closures.c.day, delivery_closures.c.reason).where(
-            delivery_closures.c.zone_id == zone_id,
-            delivery_closures.c.day >= first_day,
-            delivery_closures.c.day <= last_day,
-        )
         with self._store.connect() as conn:
-            return {row.day: row.reason for row in conn.execute(query)}
+            return closed_days_in(conn, zone_id, first_day, last_day)
 
     def reschedule(self, change: ScheduleChange) -> RescheduleOutcome:
         try:
             with self._store.connect() as conn:
-                outcome = _reschedule_in(conn, change)
+                outcome = reschedule_in(conn, change)
                 if outcome is not RescheduleOutcome.DONE:
                     raise _Undo(outcome)  # leaving the block by an exception rolls it all back
         except _Undo as undo:
@@ -252,13 +228,8 @@ class SqlErp(Erp):
         return RescheduleOutcome.DONE
 
     def schedule_history(self, order_id: str) -> list[ScheduleChange]:
-        query = (
-            sa.select(schedule_changes)
-            .where(schedule_changes.c.order_id == order_id)
-            .order_by(schedule_changes.c.changed_at.desc(), schedule_changes.c.id)
-        )
         with self._store.connect() as conn:
-            return [_change(row) for row in conn.execute(query)]
+            return schedule_history_in(conn, order_id)
 
 
 def _case(row: sa.engine.Row) -> Case:
@@ -400,7 +371,7 @@ class _Undo(Exception):
 _RESCHEDULABLE_STATES = (OrderState.CREATED.value, OrderState.IN_TRANSIT.value)
 
 
-def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome:
+def reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome:
     """The reschedule write inside the caller's transaction; any outcome but DONE is rolled back."""
     # Lock the order's delivery row first, so two changes of the same order run one after the other.
     held = conn.execute(
@@ -463,6 +434,65 @@ def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcom
         },
     )
     return RescheduleOutcome.DONE
+
+
+# The calendar reads inside a caller's transaction: SqlErp opens one per call; the reference
+# server (bot/adapters/rest/reference_server.py) runs them on its own, so both answer alike.
+
+
+def zone_of_order_in(conn: Connection, order_id: str) -> DeliveryZone | None:
+    query = sa.select(delivery_zones).join(
+        order_deliveries, order_deliveries.c.zone_id == delivery_zones.c.id
+    )
+    row = conn.execute(query.where(order_deliveries.c.order_id == order_id)).first()
+    return _zone(row) if row else None
+
+
+def zone_in(conn: Connection, zone_id: str) -> DeliveryZone | None:
+    row = conn.execute(sa.select(delivery_zones).where(delivery_zones.c.id == zone_id)).first()
+    return _zone(row) if row else None
+
+
+def window_slots_in(conn: Connection, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
+    zone = zone_in(conn, zone_id)
+    if zone is None:
+        return []
+    local = ZoneInfo(zone.timezone)
+    since = to_db_time(datetime.combine(first_day, time(0), local))
+    until = to_db_time(datetime.combine(last_day + timedelta(days=1), time(0), local))
+    query = (
+        sa.select(delivery_slots)
+        .where(
+            delivery_slots.c.zone_id == zone_id,
+            delivery_slots.c.starts_at >= since,
+            delivery_slots.c.starts_at < until,
+        )
+        .order_by(delivery_slots.c.starts_at, delivery_slots.c.id)
+    )
+    return [_slot(row) for row in conn.execute(query)]
+
+
+def closed_days_in(conn: Connection, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
+    query = sa.select(delivery_closures.c.day, delivery_closures.c.reason).where(
+        delivery_closures.c.zone_id == zone_id,
+        delivery_closures.c.day >= first_day,
+        delivery_closures.c.day <= last_day,
+    )
+    return {row.day: row.reason for row in conn.execute(query)}
+
+
+def schedule_history_in(conn: Connection, order_id: str) -> list[ScheduleChange]:
+    query = (
+        sa.select(schedule_changes)
+        .where(schedule_changes.c.order_id == order_id)
+        .order_by(schedule_changes.c.changed_at.desc(), schedule_changes.c.id)
+    )
+    return [_change(row) for row in conn.execute(query)]
+
+
+def slot_in(conn: Connection, slot_id: int) -> WindowSlot | None:
+    row = conn.execute(sa.select(delivery_slots).where(delivery_slots.c.id == slot_id)).first()
+    return _slot(row) if row else None
 
 
 def _zone(row: sa.engine.Row) -> DeliveryZone:

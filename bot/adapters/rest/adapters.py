@@ -6,7 +6,9 @@ of the contract (deliveries, invoices, payments...) is added the same way.
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,12 +19,26 @@ from bot.adapters.rest.wire import (
     WireError,
     case_from_wire,
     case_to_wire,
+    change_from_wire,
+    closures_from_wire,
     customer_from_wire,
+    delivery_zone_from_wire,
     items_from_wire,
     order_from_wire,
+    reschedule_to_wire,
+    slot_from_wire,
     time_to_wire,
 )
-from bot.records import Case, CaseKind, Customer, Order
+from bot.records import (
+    Case,
+    CaseKind,
+    Customer,
+    DeliveryZone,
+    Order,
+    RescheduleOutcome,
+    ScheduleChange,
+    WindowSlot,
+)
 
 
 def _segment(value: str) -> str:
@@ -64,6 +80,63 @@ class RestErp(Erp):
         if found is None:
             return []
         return _parsed(lambda d: items_from_wire(d, order_from_wire), found, "GET /customers/{id}/orders")
+
+    # --- reschedule: zones, windows with capacity, closures and the change history ---
+
+    def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
+        found = self.client.get(f"/orders/{_segment(order_id)}/delivery")
+        return None if found is None else _parsed(delivery_zone_from_wire, found, "GET /orders/{id}/delivery")
+
+    def window_slots(self, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
+        params = {"from": first_day.isoformat(), "to": last_day.isoformat()}
+        found = self.client.get(f"/delivery-zones/{_segment(zone_id)}/windows", params)
+        if found is None:
+            return []
+        return _parsed(
+            lambda d: items_from_wire(d, slot_from_wire), found, "GET /delivery-zones/{id}/windows"
+        )
+
+    def closed_days(self, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
+        params = {"from": first_day.isoformat(), "to": last_day.isoformat()}
+        found = self.client.get(f"/delivery-zones/{_segment(zone_id)}/closures", params)
+        return (
+            {} if found is None else _parsed(closures_from_wire, found, "GET /delivery-zones/{id}/closures")
+        )
+
+    def reschedule(self, change: ScheduleChange) -> RescheduleOutcome:
+        body = reschedule_to_wire(change)
+        # Where no outbox key is set, the change itself is the key: the same change sent again
+        # is applied once, and another change under a taken id still gets its 409.
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+        reply = self.client.write(
+            "PUT",
+            f"/orders/{_segment(change.order_id)}/delivery/window",
+            body,
+            expected=(200,),
+            passthrough=(404, 409),
+            idempotency_key=f"reschedule-{change.id}-{digest}",
+        )
+        if reply.status == 200:
+            return RescheduleOutcome.DONE
+        code = reply.body.get("code") if isinstance(reply.body, dict) else None
+        return RESCHEDULE_CONFLICTS.get(code, RescheduleOutcome.NOT_ALLOWED)
+
+    def schedule_history(self, order_id: str) -> list[ScheduleChange]:
+        found = self.client.get(f"/orders/{_segment(order_id)}/delivery/changes")
+        if found is None:
+            return []
+        return _parsed(
+            lambda d: items_from_wire(d, change_from_wire), found, "GET /orders/{id}/delivery/changes"
+        )
+
+
+# What a 409 of PUT /orders/{id}/delivery/window means; any other conflict (and a 404: no such
+# order) is an order that cannot move.
+RESCHEDULE_CONFLICTS = {
+    "window_taken": RescheduleOutcome.WINDOW_FULL,
+    "not_reschedulable": RescheduleOutcome.NOT_ALLOWED,
+    "change_id_taken": RescheduleOutcome.ID_TAKEN,
+}
 
 
 class RestCaseBook(CaseBook):

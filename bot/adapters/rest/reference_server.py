@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,8 +35,12 @@ from bot.adapters.base import BackendUnavailable
 from bot.adapters.rest.wire import (
     WireError,
     case_to_wire,
+    change_to_wire,
+    closure_to_wire,
     customer_to_wire,
+    delivery_to_wire,
     order_to_wire,
+    slot_to_wire,
     time_from_wire,
 )
 
@@ -47,11 +51,19 @@ from bot.adapters.sql import (
     _customer,
     _order,
     cases,
+    closed_days_in,
     customers,
     orders,
+    reschedule_in,
+    schedule_changes,
+    schedule_history_in,
+    slot_in,
     to_db_time,
+    window_slots_in,
+    zone_in,
+    zone_of_order_in,
 )
-from bot.records import CaseKind
+from bot.records import CaseKind, RescheduleOutcome, ScheduleChange
 from bot.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -309,6 +321,137 @@ def create_case(conn: Connection, _m, _q, body: Any) -> Answer:
     return 201, case_to_wire(_case(stored))
 
 
+# --- reschedule: the delivery calendar and the atomic move, over the SQL ERP's own functions ------
+
+MAX_CALENDAR_DAYS = 92  # a window query spans at most this many days
+
+
+def _day(query: dict[str, str], name: str) -> date:
+    try:
+        return date.fromisoformat(_param(query, name))
+    except ValueError:
+        raise ApiError(400, "invalid_request", f"'{name}' must be a date, YYYY-MM-DD") from None
+
+
+def _days(query: dict[str, str]) -> tuple[date, date]:
+    first, last = _day(query, "from"), _day(query, "to")
+    if last < first or (last - first).days >= MAX_CALENDAR_DAYS:
+        raise ApiError(
+            400, "invalid_request", f"'to' must be 'from' or up to {MAX_CALENDAR_DAYS - 1} days later"
+        )
+    return first, last
+
+
+def _order_row(conn: Connection, order_id: str):
+    row = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
+    if row is None:
+        raise ApiError(404, "not_found", "no order with this id")
+    return row
+
+
+def _known_zone(conn: Connection, match) -> str:
+    zone_id = _id(match)
+    if zone_in(conn, zone_id) is None:
+        raise ApiError(404, "not_found", "no delivery zone with this id")
+    return zone_id
+
+
+def get_delivery(conn: Connection, match, _q, _body) -> Answer:
+    order = _order_row(conn, _id(match))
+    return 200, delivery_to_wire(order.id, zone_of_order_in(conn, order.id))
+
+
+def zone_windows(conn: Connection, match, query: dict[str, str], _body) -> Answer:
+    zone_id = _known_zone(conn, match)
+    first, last = _days(query)
+    try:
+        slots = window_slots_in(conn, zone_id, first, last)
+    except OverflowError:  # days at the very ends of the calendar, shifted by the zone's offset
+        raise ApiError(400, "invalid_request", "dates out of range") from None
+    return 200, {"items": [slot_to_wire(slot) for slot in slots]}
+
+
+def zone_closures(conn: Connection, match, query: dict[str, str], _body) -> Answer:
+    zone_id = _known_zone(conn, match)
+    first, last = _days(query)
+    closed = closed_days_in(conn, zone_id, first, last)
+    return 200, {"items": [closure_to_wire(day, reason) for day, reason in sorted(closed.items())]}
+
+
+def schedule_history(conn: Connection, match, _q, _body) -> Answer:
+    order = _order_row(conn, _id(match))
+    return 200, {"items": [change_to_wire(change) for change in schedule_history_in(conn, order.id)]}
+
+
+RESCHEDULE_FIELDS = {"id", "window_id", "customer_id", "phone", "channel", "changed_at"}
+RESCHEDULE_CONFLICTS = {
+    RescheduleOutcome.WINDOW_FULL: ("window_taken", "no place is left in this window"),
+    RescheduleOutcome.NOT_ALLOWED: (
+        "not_reschedulable",
+        "the order can no longer move, or the window is not of its zone",
+    ),
+}
+
+
+def _reschedule_body(body: Any) -> dict[str, Any]:
+    """The Reschedule schema of the contract, checked field by field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    unknown = set(body) - RESCHEDULE_FIELDS
+    missing = RESCHEDULE_FIELDS - {"phone"} - set(body)
+    if unknown or missing:
+        raise ApiError(400, "invalid_request", f"unknown fields {sorted(unknown)}, missing {sorted(missing)}")
+    if not isinstance(body["id"], str) or not CASE_ID.match(body["id"]):
+        raise ApiError(400, "invalid_request", "id must look like GES-7F3K2Q9M")
+    window_id = body["window_id"]
+    if not isinstance(window_id, int) or isinstance(window_id, bool) or not 1 <= window_id <= 2**31 - 1:
+        raise ApiError(400, "invalid_request", "window_id must be a positive integer")
+    for name, longest in (("customer_id", MAX_ID_LENGTH), ("channel", 32)):
+        if not isinstance(body[name], str) or not 0 < len(body[name]) <= longest:
+            raise ApiError(400, "invalid_request", f"{name} must be a string of 1 to {longest} characters")
+    phone = body.get("phone")
+    if phone is not None and (not isinstance(phone, str) or not E164.match(phone)):
+        raise ApiError(400, "invalid_request", "phone must be E.164, like +525512345678, or null")
+    if not isinstance(body["changed_at"], str):
+        raise ApiError(400, "invalid_request", "changed_at must be an ISO 8601 date-time with offset")
+    try:
+        changed_at = time_from_wire(body["changed_at"], "changed_at")
+        to_db_time(changed_at)  # a moment the store can hold
+    except (WireError, OverflowError) as error:
+        raise ApiError(400, "invalid_request", str(error)) from None
+    return {**body, "phone": phone, "changed_at": changed_at}
+
+
+def reschedule_delivery(conn: Connection, match, _q, body: Any) -> Answer:
+    """Both windows come from the ERP's own rows; the move is the SQL ERP's atomic one."""
+    asked = _reschedule_body(body)
+    order = _order(_order_row(conn, _id(match)))
+    if order.customer_id != asked["customer_id"]:
+        raise ApiError(409, "not_reschedulable", "the order is not this customer's")
+    taken = conn.execute(sa.select(schedule_changes.c.id).where(schedule_changes.c.id == asked["id"])).first()
+    if taken:
+        raise ApiError(409, "change_id_taken", "a change with this id exists: draw another id")
+    slot = slot_in(conn, asked["window_id"])
+    if slot is None:
+        raise ApiError(409, *RESCHEDULE_CONFLICTS[RescheduleOutcome.NOT_ALLOWED])
+    change = ScheduleChange(
+        id=asked["id"],
+        order_id=order.id,
+        customer_id=order.customer_id,
+        phone=asked["phone"],
+        channel=asked["channel"],
+        changed_at=asked["changed_at"],
+        old_window=order.window,
+        new_window=slot.window,
+        new_slot_id=slot.id,
+    )
+    outcome = reschedule_in(conn, change)
+    if outcome is not RescheduleOutcome.DONE:
+        # The idempotency store rolls the transaction back before it records this answer.
+        raise ApiError(409, *RESCHEDULE_CONFLICTS.get(outcome, ("not_reschedulable", outcome.value)))
+    return 200, change_to_wire(change)
+
+
 # (method, path pattern under BASE_PATH, handler, is a write)
 ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/customers$"), find_customers, False),
@@ -318,6 +461,12 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/cases$"), search_cases, False),
     ("POST", re.compile(r"^/cases$"), create_case, True),
     ("GET", re.compile(r"^/cases/(?P<id>[^/]+)$"), get_case, False),
+    # --- reschedule ---
+    ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery$"), get_delivery, False),
+    ("PUT", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/window$"), reschedule_delivery, True),
+    ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/changes$"), schedule_history, False),
+    ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/windows$"), zone_windows, False),
+    ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/closures$"), zone_closures, False),
 ]
 
 
@@ -438,32 +587,49 @@ class ReferenceServer:
         except ValueError:
             raise ApiError(400, "invalid_json", "the body is not JSON") from None
         digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + raw_body).hexdigest()
-        with self._write_lock, self.store.connect() as conn:
-            seen = conn.execute(sa.select(idempotency_keys).where(idempotency_keys.c.key == key)).first()
-            if seen is not None:
-                if seen.request_sha256 != digest:
-                    raise ApiError(
-                        422, "idempotency_key_reused", "this Idempotency-Key was used for another request"
-                    )
-                return seen.status, json.loads(seen.body), {"Idempotent-Replayed": "true"}
+        with self._write_lock:
             try:
-                status, answer = handler(conn, match, {}, body)
+                with self.store.connect() as conn:
+                    seen = conn.execute(
+                        sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
+                    ).first()
+                    if seen is not None:
+                        if seen.request_sha256 != digest:
+                            raise ApiError(
+                                422,
+                                "idempotency_key_reused",
+                                "this Idempotency-Key was used for another request",
+                            )
+                        return seen.status, json.loads(seen.body), {"Idempotent-Replayed": "true"}
+                    status, answer = handler(conn, match, {}, body)
+                    self._remember(conn, key, method, path, digest, status, answer)
             except ApiError as error:
+                if error.code == "idempotency_key_reused":
+                    raise
+                # A refused write changes nothing (leaving the block rolled back whatever the
+                # handler did), and the refusal is what a retry with this key hears again.
                 status, answer = error.status, {"code": error.code, "message": error.message}
-            conn.execute(
-                idempotency_keys.insert().values(
-                    key=key,
-                    method=method,
-                    path=path,
-                    request_sha256=digest,
-                    status=status,
-                    body=json.dumps(answer, ensure_ascii=False),
-                    created_at=datetime.now(timezone.utc).replace(tzinfo=None),
-                )
-            )
+                with self.store.connect() as conn:
+                    self._remember(conn, key, method, path, digest, status, answer)
         if self.faults.take_lost_answer():
             return 500, {"code": "injected_failure", "message": "applied, answer lost (test fault)"}, {}
         return status, answer, {}
+
+    @staticmethod
+    def _remember(
+        conn: Connection, key: str, method: str, path: str, digest: str, status: int, answer: Any
+    ) -> None:
+        conn.execute(
+            idempotency_keys.insert().values(
+                key=key,
+                method=method,
+                path=path,
+                request_sha256=digest,
+                status=status,
+                body=json.dumps(answer, ensure_ascii=False),
+                created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            )
+        )
 
 
 def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:

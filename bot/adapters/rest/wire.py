@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from bot.records import Case, CaseKind, Customer, DeliveryWindow, Order, OrderState
+from bot.records import (
+    Case,
+    CaseKind,
+    Customer,
+    DeliveryWindow,
+    DeliveryZone,
+    Order,
+    OrderState,
+    ScheduleChange,
+    WindowSlot,
+)
 
 
 class WireError(ValueError):
@@ -178,3 +188,154 @@ def items_from_wire(document: Any, parse) -> list:
     if not isinstance(items, list):
         raise WireError("items: expected a JSON array")
     return [parse(item) for item in items]
+
+
+# --- reschedule: delivery zones, windows with capacity, closed days and schedule changes ---------
+
+
+def _integer(document: Mapping[str, Any], field: str, *, optional: bool = False) -> int | None:
+    value = document.get(field)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise WireError(f"{field}: expected an integer{' or null' if optional else ''}")
+    return value
+
+
+def window_to_wire(window: DeliveryWindow | None) -> dict[str, Any] | None:
+    return None if window is None else {"start": time_to_wire(window.start), "end": time_to_wire(window.end)}
+
+
+def window_from_wire(document: Any, field: str) -> DeliveryWindow | None:
+    if document is None:
+        return None
+    raw = _object(document, field)
+    start, end = (
+        time_from_wire(raw.get("start"), f"{field}.start"),
+        time_from_wire(raw.get("end"), f"{field}.end"),
+    )
+    if start is None or end is None:
+        raise WireError(f"{field}: needs start and end")
+    return DeliveryWindow(start, end)
+
+
+def zone_to_wire(zone: DeliveryZone) -> dict[str, Any]:
+    return {
+        "id": zone.id,
+        "name": zone.name,
+        "country": zone.country,
+        "timezone": zone.timezone,
+        "cutoff_hour": zone.cutoff_hour,
+        "max_days_ahead": zone.max_days_ahead,
+    }
+
+
+def zone_from_wire(document: Any) -> DeliveryZone:
+    data = _object(document, "zone")
+    return DeliveryZone(
+        id=_text(data, "id"),
+        name=_text(data, "name"),
+        country=_text(data, "country"),
+        timezone=_text(data, "timezone"),
+        cutoff_hour=_integer(data, "cutoff_hour", optional=True),
+        max_days_ahead=_integer(data, "max_days_ahead", optional=True),
+    )
+
+
+def delivery_to_wire(order_id: str, zone: DeliveryZone | None) -> dict[str, Any]:
+    return {"order_id": order_id, "zone": None if zone is None else zone_to_wire(zone)}
+
+
+def delivery_zone_from_wire(document: Any) -> DeliveryZone | None:
+    """The zone of a Delivery document; null when the order is delivered outside any zone."""
+    zone = _object(document, "delivery").get("zone")
+    return None if zone is None else zone_from_wire(zone)
+
+
+def slot_to_wire(slot: WindowSlot) -> dict[str, Any]:
+    return {
+        "id": slot.id,
+        "zone_id": slot.zone_id,
+        "start": time_to_wire(slot.window.start),
+        "end": time_to_wire(slot.window.end),
+        "capacity": slot.capacity,
+        "booked": slot.booked,
+    }
+
+
+def slot_from_wire(document: Any) -> WindowSlot:
+    data = _object(document, "window")
+    window = window_from_wire({"start": data.get("start"), "end": data.get("end")}, "window")
+    capacity, booked = _integer(data, "capacity"), _integer(data, "booked")
+    if capacity < 0 or booked < 0:
+        raise WireError("capacity and booked cannot be negative")
+    return WindowSlot(
+        id=_integer(data, "id"),
+        zone_id=_text(data, "zone_id"),
+        window=window,
+        capacity=capacity,
+        booked=booked,
+    )
+
+
+def closure_to_wire(day: date, reason: str) -> dict[str, Any]:
+    return {"day": day.isoformat(), "reason": reason}
+
+
+def closures_from_wire(document: Any) -> dict[date, str]:
+    def closure(item: Any) -> tuple[date, str]:
+        data = _object(item, "closure")
+        try:
+            day = date.fromisoformat(_text(data, "day"))
+        except ValueError:
+            raise WireError(f"day: {data.get('day')!r} is not a YYYY-MM-DD date") from None
+        return day, _text(data, "reason")
+
+    return dict(items_from_wire(document, closure))
+
+
+def change_to_wire(change: ScheduleChange) -> dict[str, Any]:
+    """A ScheduleChange as recorded (GET .../delivery/changes, the answer of PUT .../delivery/window)."""
+    return {
+        "id": change.id,
+        "order_id": change.order_id,
+        "customer_id": change.customer_id,
+        "phone": change.phone,
+        "channel": change.channel,
+        "changed_at": time_to_wire(change.changed_at),
+        "old_window": window_to_wire(change.old_window),
+        "new_window": window_to_wire(change.new_window),
+        "window_id": change.new_slot_id,
+    }
+
+
+def change_from_wire(document: Any) -> ScheduleChange:
+    data = _object(document, "change")
+    changed_at = time_from_wire(data.get("changed_at"), "changed_at")
+    new_window = window_from_wire(data.get("new_window"), "new_window")
+    if changed_at is None or new_window is None:
+        raise WireError("changed_at and new_window are required")
+    return ScheduleChange(
+        id=_text(data, "id"),
+        order_id=_text(data, "order_id"),
+        customer_id=_text(data, "customer_id"),
+        phone=_text(data, "phone", optional=True),
+        channel=_text(data, "channel"),
+        changed_at=changed_at,
+        old_window=window_from_wire(data.get("old_window"), "old_window"),
+        new_window=new_window,
+        new_slot_id=_integer(data, "window_id"),
+    )
+
+
+def reschedule_to_wire(change: ScheduleChange) -> dict[str, Any]:
+    """The body of PUT /orders/{order_id}/delivery/window: the ERP takes both windows from its own
+    records (the order's current one, the chosen window's), so the bot sends only what it knows."""
+    return {
+        "id": change.id,
+        "window_id": change.new_slot_id,
+        "customer_id": change.customer_id,
+        "phone": change.phone,
+        "channel": change.channel,
+        "changed_at": time_to_wire(change.changed_at),
+    }
