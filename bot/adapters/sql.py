@@ -147,6 +147,28 @@ class SqlStore:
 # The ERP's invoices, payments, issued payment links and promises to pay; the CRM's contact
 # details and their audit; and the assistant's own per-customer one-time-code secrets.
 
+class Money(sa.types.TypeDecorator):
+    """Exact amounts: NUMERIC(14, 2) on PostgreSQL; text on SQLite, which has no decimal type
+    and would round-trip amounts through binary floating point."""
+
+    impl = sa.Numeric(14, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.engine.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(sa.Numeric(14, 2))
+
+    def process_bind_param(self, value: object, dialect: sa.engine.Dialect) -> object:
+        if value is None:
+            return None
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: object, dialect: sa.engine.Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
 customer_details = sa.Table(
     "customer_details",
     metadata,
@@ -162,7 +184,7 @@ invoices = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
     sa.Column("order_id", sa.String(64)),
-    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("amount", Money, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("issued_on", sa.Date, nullable=False),
     sa.Column("due_on", sa.Date, nullable=False),
@@ -175,7 +197,7 @@ payments = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
     sa.Column("invoice_id", sa.String(64)),
-    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("amount", Money, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("paid_at", sa.DateTime, nullable=False),
     sa.Column("method", sa.String(64), nullable=False),
@@ -186,7 +208,7 @@ payment_links = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("invoice_id", sa.String(64), nullable=False, index=True),
-    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("amount", Money, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("url", sa.String(1000), nullable=False),
     sa.Column("issued_at", sa.DateTime, nullable=False),
