@@ -147,6 +147,7 @@ class SqlStore:
 # The ERP's invoices, payments, issued payment links and promises to pay; the CRM's contact
 # details and their audit; and the assistant's own per-customer one-time-code secrets.
 
+
 class Money(sa.types.TypeDecorator):
     """Exact amounts: NUMERIC(14, 2) on PostgreSQL; text on SQLite, which has no decimal type
     and would round-trip amounts through binary floating point."""
