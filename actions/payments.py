@@ -13,21 +13,34 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import sender_phone
-from actions.verification import customer_on_file, reset_flow, session_verified_customer
+from actions.verification import channel_of, customer_on_file, reset_flow, session_verified_customer
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
 from bot.cases import open_case
 from bot.money import format_due_date, format_money
-from bot.payments import balance_of, customer_today, needs_a_person, open_invoices, recent_payments
+from bot.payments import (
+    PersonReason,
+    balance_of,
+    customer_today,
+    needs_a_person,
+    needs_person_for,
+    open_invoices,
+    parse_promise_date,
+    recent_payments,
+)
 from bot.records import CaseKind, Customer, InvoiceStatus
 from bot.settings import current
-from bot.spanish_time import moment_phrase
+from bot.spanish_time import day_phrase, moment_phrase
 
 logger = logging.getLogger(__name__)
 
 # Payments a person handles (above PAYMENT_HANDOFF_THRESHOLD) open a case with a management ID
 # today. When the live hand-off exists, `hand_to_person` is the one function to switch to it.
 PERSON_CASE = CaseKind.PAYMENT_REVIEW
+PERSON_RESPONSES = {
+    PersonReason.DISPUTE: "utter_payment_dispute_case",
+    PersonReason.INSTALLMENTS: "utter_installments_case",
+}
 INVOICE_STATUS = {InvoiceStatus.OPEN: "pendiente", InvoiceStatus.PAID: "pagada"}
 
 
@@ -58,12 +71,25 @@ class ActionCompleteFlow(Action):
         if tracker.get_slot("verification_status") != "ok" and not customer_id:
             return reset_flow()  # locked, failed, left: the reason was already told
         flow = tracker.get_slot("pending_flow") or "balance"
+        request = tracker.get_slot("payment_request") or ""
+        reason = needs_person_for(request)
+        if reason is PersonReason.INSTALLMENTS and flow != "payment_link":
+            reason = None  # "cuantas cuotas me faltan" asks for the balance
         try:
             customer = await asyncio.to_thread(backends().crm.customer_by_id, customer_id)
             invoices = await asyncio.to_thread(backends().erp.invoices_of, customer_id)
             if customer is None:
                 raise BackendUnavailable(f"verified customer {customer_id} vanished")
-            if flow == "payment_link":
+            if reason is not None:
+                case_id = await hand_to_person(
+                    tracker, customer, PERSON_CASE, {"reason": reason.value, "text": request}
+                )
+                dispatcher.utter_message(response=PERSON_RESPONSES[reason], case_id=case_id)
+            elif flow == "payment_link" and await self.record_promise(
+                dispatcher, tracker, customer, invoices
+            ):
+                pass  # "te pago el viernes": promised, no link today
+            elif flow == "payment_link":
                 await self.send_links(dispatcher, tracker, customer, invoices)
             elif flow == "invoice":
                 self.list_invoices(dispatcher, customer, invoices)
@@ -73,6 +99,27 @@ class ActionCompleteFlow(Action):
             logger.exception("payments: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
         return reset_flow()
+
+    @staticmethod
+    async def record_promise(
+        dispatcher: CollectingDispatcher, tracker: Tracker, customer: Customer, invoices: list
+    ) -> bool:
+        """ "te pago el viernes": record the promise for the oldest open invoice. False when the
+        request names no later day (then the links are sent)."""
+        zone = customer.timezone or current().bot_timezone
+        now = datetime.now(timezone.utc)
+        today = now.astimezone(ZoneInfo(zone)).date()
+        day = parse_promise_date(tracker.get_slot("promise_date") or "", zone, now)
+        pending = open_invoices(invoices)
+        if day is None or day <= today or not pending:
+            return False
+        await asyncio.to_thread(
+            backends().erp.record_promise, customer.id, pending[0].id, day, channel_of(tracker)
+        )
+        dispatcher.utter_message(
+            response="utter_promise_recorded", name=customer.first_name, day=day_phrase(day, today)
+        )
+        return True
 
     @staticmethod
     def show_balance(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:
@@ -160,6 +207,17 @@ class ActionReportPayment(Action):
             return []
         if media_of(tracker):
             return await attach_receipt(dispatcher, tracker, customer)
+        text = tracker.latest_message.get("text") or ""
+        if needs_person_for(text) is PersonReason.DISPUTE:
+            try:
+                case_id = await hand_to_person(
+                    tracker, customer, PERSON_CASE, {"reason": "dispute", "text": text}
+                )
+            except BackendUnavailable:
+                dispatcher.utter_message(response="utter_case_failed")
+                return []
+            dispatcher.utter_message(response="utter_payment_dispute_case", case_id=case_id)
+            return []
         now = datetime.now(timezone.utc)
         found = recent_payments(payments, now)
         if found:

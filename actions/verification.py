@@ -43,6 +43,8 @@ FLOW_SLOTS = [
     "verification_status",
     "wrong_answers",
     "pending_flow",
+    "payment_request",
+    "promise_date",
     "contact_field",
     "contact_value",
     "contact_district",

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from enum import Enum
 from zoneinfo import ZoneInfo
 
 import dateparser
@@ -177,3 +178,52 @@ _PROMISE_FILLER = re.compile(
     r"\b(?:te|le|les|lo|pago|pagare|pagaria|voy a pagar|puedo pagar|pagar|deposito|el|la|los|este|esta|"
     r"para|proximo|proxima|que viene|dia|de la semana)\b"
 )
+
+
+# --- what a person handles: disputes and installment plans --------------------------------
+
+
+class PersonReason(str, Enum):
+    DISPUTE = "dispute"  # "no reconozco este cobro", "me cobraron de mas"
+    INSTALLMENTS = "installments"  # "puedo pagar en cuotas?", "un plan de pagos"
+
+
+_PERSON_WORDS = {
+    PersonReason.DISPUTE: (
+        "no reconozco",
+        "cobraron de mas",
+        "cobro de mas",
+        "cobraron dos veces",
+        "cobro doble",
+        "doble cobro",
+        "cobro indebido",
+        "mal cobrado",
+        "me cobraron mal",
+        "no es mi deuda",
+        "no debo eso",
+        "reclamo",
+        "disputa",
+        "desconozco",
+    ),
+    PersonReason.INSTALLMENTS: (
+        "cuotas",
+        "en partes",
+        "plan de pago",
+        "plan de pagos",
+        "financiar",
+        "financiacion",
+        "refinanciar",
+        "convenio",
+        "fraccionar",
+        "de a poco",
+    ),
+}
+
+
+def needs_person_for(text: str) -> PersonReason | None:
+    """Whether the request is a dispute or an installment plan, which a person handles."""
+    words = f" {fold(text or '')} "
+    for reason, phrases in _PERSON_WORDS.items():
+        if any(f" {phrase} " in words for phrase in phrases):
+            return reason
+    return None
