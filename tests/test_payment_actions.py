@@ -347,3 +347,62 @@ def test_leaving_a_form_forgets_its_answers_but_keeps_the_verification(world):
     names = {event["name"] for event in events if event.get("event") == "slot"}
     assert "otp_code" in names and "verified_customer_id" not in names
     assert SlotSet("pending_flow", None) in events
+
+
+def test_a_promise_to_pay_on_a_later_day_is_recorded_instead_of_a_link(world, store):
+    import sqlalchemy as sa
+
+    from bot.adapters.sql import payment_promises
+
+    _, messages = world
+    state = verify(
+        MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link", "promise_date": "pasado mañana"}
+    )
+    responses, sent, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == ["utter_promise_recorded"] and sent[0]["day"].startswith("pasado mañana")
+    with store.connect() as conn:
+        row = conn.execute(sa.select(payment_promises)).one()
+    assert (row.customer_id, row.invoice_id) == ("C-001", "F-2002")
+    assert slots_of(events)["promise_date"] is None
+
+
+def test_a_promise_for_today_just_sends_the_links(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link", "promise_date": "hoy"})
+    responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == ["utter_payment_link", "utter_payment_link"]
+
+
+@pytest.mark.parametrize(
+    ("flow", "asked", "response"),
+    [
+        ("balance", "no reconozco este cobro", "utter_payment_dispute_case"),
+        ("payment_link", "quiero pagar en cuotas lo que debo", "utter_installments_case"),
+    ],
+)
+def test_disputes_and_installment_plans_go_to_a_person(world, flow, asked, response):
+    backends, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": flow, "payment_request": asked})
+    responses, sent, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == [response]
+    case = backends.cases.case(sent[0]["case_id"])
+    assert case.kind is CaseKind.PAYMENT_REVIEW and case.details["text"] == asked
+
+
+def test_asking_how_many_installments_are_left_is_a_balance_not_a_plan(world):
+    _, messages = world
+    state = verify(
+        MARIANA_MX,
+        messages,
+        MARIANA_MX,
+        {"pending_flow": "balance", "payment_request": "cuantas cuotas me faltan?"},
+    )
+    responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == ["utter_balance_overdue"]
+
+
+def test_a_disputed_payment_opens_a_case(world):
+    responses, _, _ = run(
+        ActionReportPayment(), tracker(JULIAN_AR, "ya pague y me cobraron dos veces", "report_payment")
+    )
+    assert responses == ["utter_payment_dispute_case"]

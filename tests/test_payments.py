@@ -19,6 +19,7 @@ from bot.payments import (
     PaymentLinkSigner,
     balance_of,
     needs_a_person,
+    needs_person_for,
     parse_promise_date,
     recent_payments,
     verify_payment_link,
@@ -183,3 +184,19 @@ def test_a_promise_is_recorded(store, demo):
         date(2026, 11, 30),
         "whatsapp",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("no reconozco este cobro", "dispute"),
+        ("me cobraron de más!!", "dispute"),
+        ("puedo pagar en cuotas?", "installments"),
+        ("quiero un plan de pagos", "installments"),
+        ("mandame el link", None),
+        ("cuanto debo", None),
+    ],
+)
+def test_disputes_and_installment_plans_are_recognised(text, reason):
+    found = needs_person_for(text)
+    assert (found.value if found else None) == reason
