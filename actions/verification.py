@@ -26,10 +26,15 @@ from bot.backends import backends, code_verifier, message_sender
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import OutboundMessage
 from bot.records import Customer, normalize_order_id
-from bot.settings import current
+from bot.settings import current, require_payment_secrets
 from bot.verification import CheckOutcome, SendOutcome
 
 logger = logging.getLogger(__name__)
+
+# Production refuses to start the action server without the keys that protect codes and links
+# (development gets them from scripts/stack.py, generated into var/).
+if not current().is_development:
+    require_payment_secrets(current())
 
 VERIFICATION_SLOTS = ["identity_order_id", "identity_document", "otp_code"]
 # Slots a flow leaves behind; every way out of a form empties them (action_stop_flow and the
