@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.verification import (
+    STOPPED,
     VerificationSteps,
     channel_of,
     reset_flow,
@@ -88,6 +89,8 @@ class ValidateContactForm(VerificationSteps, FormValidationAction):
     def validate_contact_field(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if (leaving := self.left("contact_field", value, dispatcher)) is not None:
+            return leaving
         field = field_named(str(value or ""))
         if field is None:
             return self._wrong(dispatcher, tracker, "utter_contact_field_invalid", "contact_field")
@@ -96,6 +99,8 @@ class ValidateContactForm(VerificationSteps, FormValidationAction):
     def validate_contact_value(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if (leaving := self.left("contact_value", value, dispatcher)) is not None:
+            return leaving
         if tracker.get_slot("contact_field") == ContactField.EMAIL.value:
             email = clean_email(str(value or ""))
             if email is None:
@@ -109,6 +114,8 @@ class ValidateContactForm(VerificationSteps, FormValidationAction):
     def validate_contact_district(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if (leaving := self.left("contact_district", value, dispatcher)) is not None:
+            return leaving
         district = clean_district(str(value or ""))
         if district is None:
             return self._wrong(dispatcher, tracker, "utter_contact_district_invalid", "contact_district")
@@ -165,7 +172,8 @@ class ActionUpdateContact(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         customer_id = session_verified_customer(tracker)
-        if not customer_id or not tracker.get_slot("contact_value"):
+        stopped = tracker.get_slot("verification_status") in STOPPED
+        if stopped or not customer_id or not tracker.get_slot("contact_value"):
             return reset_flow()  # locked, failed or left: already told
         if tracker.get_slot("contact_confirmed") is not True:
             dispatcher.utter_message(response="utter_contact_not_changed")

@@ -13,7 +13,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import sender_phone
-from actions.verification import channel_of, customer_on_file, reset_flow, session_verified_customer
+from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
 from bot.cases import open_case
@@ -68,7 +68,7 @@ class ActionCompleteFlow(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         customer_id = session_verified_customer(tracker)
-        if tracker.get_slot("verification_status") != "ok" and not customer_id:
+        if tracker.get_slot("verification_status") in STOPPED or not customer_id:
             return reset_flow()  # locked, failed, left: the reason was already told
         flow = tracker.get_slot("pending_flow") or "balance"
         request = tracker.get_slot("payment_request") or ""

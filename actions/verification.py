@@ -23,6 +23,7 @@ from rasa_sdk.types import DomainDict
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends, code_verifier, message_sender
+from bot.choices import fold
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import OutboundMessage
 from bot.records import Customer, normalize_order_id
@@ -56,7 +57,12 @@ FLOW_SLOTS = [
     "contact_confirmed",
 ]
 # verification_status values that end a form early (the reason was already told).
-STOPPED = {"locked", "too_many_sends", "failed", "down", "unknown"}
+STOPPED = {"locked", "too_many_sends", "failed", "down", "unknown", "left"}
+# Answers that leave a form whatever NLU made of them ("cancelar" can read as cancel_order).
+LEAVE_WORDS = {
+    "cancelar", "cancela", "cancelalo", "salir", "quiero salir", "mejor no", "dejalo", "ya no",
+    "olvidalo", "no quiero", "no gracias", "basta", "chau", "stop",
+}  # fmt: skip
 DOCUMENT_DIGITS = 4
 
 
@@ -117,6 +123,13 @@ class VerificationSteps:
             return []  # validate_* already said so; the submit action ends the flow
         return ["otp_code"] if known else list(VERIFICATION_SLOTS)
 
+    def left(self, slot: str, value: Any, dispatcher: CollectingDispatcher) -> dict[str, Any] | None:
+        """The slots that end the form when the answer is a way of leaving, else None."""
+        if fold(str(value or "")) not in LEAVE_WORDS:
+            return None
+        dispatcher.utter_message(response="utter_flow_left")
+        return {slot: None, "verification_status": "left"}
+
     def count_wrong(self, tracker: Tracker) -> int:
         return int(tracker.get_slot("wrong_answers") or 0) + 1
 
@@ -125,6 +138,8 @@ class VerificationSteps:
     def validate_identity_order_id(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if (leaving := self.left("identity_order_id", value, dispatcher)) is not None:
+            return leaving
         order_id = normalize_order_id(str(value or ""))
         if order_id:
             return {"identity_order_id": order_id}
@@ -134,6 +149,8 @@ class VerificationSteps:
     async def validate_identity_document(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if (leaving := self.left("identity_document", value, dispatcher)) is not None:
+            return leaving
         digits = "".join(ch for ch in str(value or "") if ch.isdigit())
         order_id = tracker.get_slot("identity_order_id")
         found = backends()
@@ -164,6 +181,8 @@ class VerificationSteps:
     async def validate_otp_code(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if (leaving := self.left("otp_code", value, dispatcher)) is not None:
+            return leaving
         if not any(ch.isdigit() for ch in str(value or "")):
             # Words, not a code ("y cuanto era?"): ask again without spending a try.
             dispatcher.utter_message(response="utter_ask_otp_code")
