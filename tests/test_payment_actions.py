@@ -406,3 +406,17 @@ def test_a_disputed_payment_opens_a_case(world):
         ActionReportPayment(), tracker(JULIAN_AR, "ya pague y me cobraron dos veces", "report_payment")
     )
     assert responses == ["utter_payment_dispute_case"]
+
+
+@pytest.mark.parametrize("answer", ["cancelar", "Mejor no", "salir"])
+def test_leaving_words_end_the_form_whatever_nlu_made_of_them(world, answer):
+    state = {"otp_sent": True, "requested_slot": "otp_code", "otp_code": answer}
+    responses, _, events = run(
+        ValidateVerificationForm(), tracker(MARIANA_MX, answer, "cancel_order", slots=state)
+    )
+    assert responses == ["utter_flow_left"]
+    assert SlotSet("requested_slot", None) in [
+        SlotSet(e["name"], e["value"]) for e in events if e.get("event") == "slot"
+    ]
+    responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots={**state, **slots_of(events)}))
+    assert responses == []

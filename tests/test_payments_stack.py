@@ -24,6 +24,18 @@ CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
 CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_conversations(stack):
+    """Each test starts and ends its customers' conversations afresh, so a form one test leaves
+    open never answers another test's message."""
+    senders = (MARIANA_MX, ROSA_PE, ANDRES_CO, CAMILA_CL)
+    for sender in senders:
+        stack.say(sender, "/restart")
+    yield
+    for sender in senders:
+        stack.say(sender, "/restart")
+
+
 def events_table(stack) -> str:
     engine = sa.create_engine(stack.database_url, future=True)
     try:
@@ -71,6 +83,7 @@ def test_a_wrong_code_is_refused_and_the_customer_can_leave(stack, fake_twilio):
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     assert is_response(texts(stack.say(ROSA_PE, wrong)), "utter_otp_wrong")
     assert is_response(texts(stack.say(ROSA_PE, "cancelar")), "utter_flow_left")
+    assert is_response(texts(stack.say(ROSA_PE, "donde esta mi pedido")), "utter_no_open_orders")
     assert wrong not in events_table(stack)
 
 
