@@ -8,12 +8,20 @@ import re
 import time
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from bot.adapters.sql import SqlCaseBook, SqlStore
 from bot.payments import verify_payment_link
 from bot.records import CaseKind
-from tests.conftest import ANDRES_CO, CAMILA_CL, MARIANA_MX, ROSA_PE, STACK_PAYMENT_LINK_SECRET
+from tests.conftest import (
+    ANDRES_CO,
+    CAMILA_CL,
+    MARIANA_MX,
+    ROSA_PE,
+    STACK_PAYMENT_LINK_SECRET,
+    STACK_REDIS_URL,
+)
 from tests.harness import is_response
 from tests.test_stack import texts
 from tests.test_twilio_channel import write
@@ -29,6 +37,12 @@ def fresh_conversations(stack):
     """Each test starts and ends its customers' conversations afresh, so a form one test leaves
     open never answers another test's message."""
     senders = (MARIANA_MX, ROSA_PE, ANDRES_CO, CAMILA_CL)
+    # Code limits and locks live in the stack's Redis, which outlives a test session.
+    shared = redis.Redis.from_url(STACK_REDIS_URL)
+    stale = list(shared.scan_iter("autoservicio:otp:*"))
+    if stale:
+        shared.delete(*stale)
+    shared.close()
     for sender in senders:
         stack.say(sender, "/restart")
     yield
