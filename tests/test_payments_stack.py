@@ -134,3 +134,17 @@ def test_card_numbers_typed_in_chat_are_refused_and_never_stored(stack, fake_twi
         for form in (card, card.replace(" ", "").replace("-", "")):
             assert form not in stored and form not in log
     assert "cvv 987" not in stored and "cvv 321" not in stored
+
+
+def test_cancelar_on_whatsapp_inside_the_code_question_leaves_it_without_opting_out(stack, fake_twilio):
+    from bot.messaging.store import MessagingStore
+
+    fake_twilio.reset()
+    write(stack, fake_twilio, ROSA_PE, "me mandas mis facturas?")
+    first = fake_twilio.wait_for(ROSA_PE, 2)  # the code by SMS and the question on WhatsApp
+    assert {message.from_ for message in first} == {"+15005550006", "whatsapp:+14155238886"}
+    write(stack, fake_twilio, ROSA_PE, "cancelar")
+    reply = fake_twilio.wait_for(ROSA_PE, 3)[2].body
+    assert is_response(reply, "utter_flow_left"), reply
+    contact = MessagingStore(SqlStore(stack.database_url)).contact(ROSA_PE)
+    assert not contact.opted_out
