@@ -43,6 +43,7 @@ from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
 from bot.handoff.service import HandoffServices, build_services
 from bot.masking import mask_sensitive
+from bot.masking import screen_message
 from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import (
     OPT_OUT_WHEN_IDLE,
@@ -233,6 +234,7 @@ class TwilioInput(InputChannel):
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings))
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
+        self._card_senders: set[str] = set()  # whose last message held a card number
         if not settings.twilio_validate_signature:
             logger.warning("TWILIO_VALIDATE_SIGNATURE=false: webhooks are NOT verified (development only)")
         elif not settings.twilio_auth_token:
@@ -387,7 +389,13 @@ class TwilioInput(InputChannel):
                 return
             if await self._apply_keyword(message, app):
                 return
-            text = rasa_text(message)
+            # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
+            screened = screen_message(rasa_text(message), after_card=message.phone in self._card_senders)
+            if screened.card_data:
+                self._card_senders.add(message.phone)
+            else:
+                self._card_senders.discard(message.phone)
+            text = screened.text
             offered = await asyncio.to_thread(self.store.take_pending_buttons, message.phone)
             if offered and not text.startswith("/"):
                 picked = pick_choice(text, [option["title"] for option in offered])
