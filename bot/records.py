@@ -150,6 +150,8 @@ class RescheduleOutcome(str, Enum):
     WINDOW_FULL = "window_full"  # someone took the last place first
     NOT_ALLOWED = "not_allowed"  # the order moved on (dispatched, delivered, cancelled) meanwhile
     ID_TAKEN = "id_taken"  # the management ID exists: draw another
+
+
 # --- payments and contact data (issue 6) ---
 
 

@@ -42,8 +42,7 @@ from bot.choices import fold, numbered_options, pick_choice
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
 from bot.handoff.service import HandoffServices, build_services
-from bot.masking import mask_sensitive
-from bot.masking import screen_message
+from bot.masking import mask_sensitive, screen_message
 from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import (
     OPT_OUT_WHEN_IDLE,

@@ -90,6 +90,7 @@ class Erp(ABC):
     @abstractmethod
     def schedule_history(self, order_id: str) -> list[ScheduleChange]:
         """Every change of the order's delivery window, newest first."""
+
     # --- payments (issue 6) ---
     @abstractmethod
     def invoices_of(self, customer_id: str) -> list[Invoice]:
@@ -147,6 +148,8 @@ def idempotency_key(key: str) -> Iterator[None]:
 def current_idempotency_key() -> str | None:
     """The key set by the innermost `idempotency_key` block, if any."""
     return _idempotency_key.get()
+
+
 # --- one-time codes (issue 6) ---
 
 
