@@ -1,4 +1,5 @@
-"""Payments and verification: customer details, invoices, payments, links, promises, contact changes, code secrets.
+"""Payments and verification: customer details, invoices, payments, links, promises,
+contact changes, one-time-code secrets.
 
 Revision ID: 0005_payments
 Revises: 0004_handoff
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from bot.adapters.sql import Money
 
 revision = "0005_payments"
 down_revision = "0004_handoff"
@@ -28,7 +31,7 @@ def upgrade() -> None:
         "payment_links",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("invoice_id", sa.String(length=64), nullable=False),
-        sa.Column("amount", bot.adapters.sql.Money(precision=14, scale=2), nullable=False),
+        sa.Column("amount", Money(precision=14, scale=2), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("url", sa.String(length=1000), nullable=False),
         sa.Column("issued_at", sa.DateTime(), nullable=False),
@@ -74,7 +77,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("order_id", sa.String(length=64), nullable=True),
-        sa.Column("amount", bot.adapters.sql.Money(precision=14, scale=2), nullable=False),
+        sa.Column("amount", Money(precision=14, scale=2), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("issued_on", sa.Date(), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
@@ -110,7 +113,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("invoice_id", sa.String(length=64), nullable=True),
-        sa.Column("amount", bot.adapters.sql.Money(precision=14, scale=2), nullable=False),
+        sa.Column("amount", Money(precision=14, scale=2), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("paid_at", sa.DateTime(), nullable=False),
         sa.Column("method", sa.String(length=64), nullable=False),
