@@ -19,16 +19,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import random
 import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
@@ -57,20 +54,10 @@ from bot.messaging.inbound import (
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
 from bot.messaging.store import MessagingStore
 from bot.phone import InvalidPhoneNumber
-from bot.settings import PROJECT_ROOT, Settings, current
+from bot.responses import render
+from bot.settings import Settings, current
 
 logger = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def _domain_responses() -> dict[str, list[dict]]:
-    """Responses from domain.yml, for the few messages the channel sends itself (opt-out)."""
-    domain_dir = PROJECT_ROOT / "domain"
-    files = sorted(domain_dir.rglob("*.yml")) if domain_dir.is_dir() else [PROJECT_ROOT / "domain.yml"]
-    responses: dict[str, list[dict]] = {}
-    for path in files:
-        responses.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {})
-    return responses
 
 
 # While waiting for a person, these (the whole message) withdraw the request.
@@ -87,7 +74,8 @@ WITHDRAW_WORDS = {
 
 
 def channel_response(name: str) -> str:
-    return random.choice(_domain_responses()[name])["text"]  # noqa: S311 (choosing a wording)
+    """A wording of a domain response the channel sends itself (opt-out, withdrawn handoff)."""
+    return render(name)
 
 
 class ConversationWorker:
