@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 from bot.adapters.base import CaseBook, Crm, Erp
 from bot.adapters.rest import RestCaseBook, RestClient, RestCrm, RestErp
-from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
+from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlOtpSecrets, SqlStore
+from bot.messaging.sender import MessageSender, transport_for
+from bot.messaging.store import MessagingStore
 from bot.outbox import Outbox
-from bot.settings import Settings, current
+from bot.payments import PaymentLinkSigner
+from bot.settings import Settings, current, require_payment_secrets
+from bot.verification import CodeVerifier, attempt_store_for
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,10 @@ def build_backends(settings: Settings) -> Backends:
         crm, cases = RestCrm(crm_client), RestCaseBook(crm_client)
     else:
         crm, cases = SqlCrm(store), SqlCaseBook(store)
-    erp = RestErp(RestClient("ERP", settings.erp)) if settings.erp.is_rest else SqlErp(store)
+    if settings.erp.is_rest:
+        erp: Erp = RestErp(RestClient("ERP", settings.erp))
+    else:
+        erp = SqlErp(store, payment_link_signer(settings))
     return Backends(crm=crm, erp=erp, cases=cases, outbox=Outbox(store))
 
 
@@ -37,3 +45,38 @@ def build_backends(settings: Settings) -> Backends:
 def backends() -> Backends:
     """This process's backends, built from its environment on first use."""
     return build_backends(current())
+
+
+# --- payments and one-time codes (issue 6) ---
+
+
+def payment_link_signer(settings: Settings) -> PaymentLinkSigner | None:
+    """The signer of the embedded ERP's payment links (None without PAYMENT_LINK_SECRET)."""
+    if not settings.payment_link_secret:
+        return None
+    return PaymentLinkSigner(
+        settings.payment_link_secret,
+        settings.payment_base_url,
+        timedelta(minutes=settings.payment_link_ttl_minutes),
+    )
+
+
+@lru_cache(maxsize=1)
+def code_verifier() -> CodeVerifier:
+    """This process's one-time-code verifier: secrets in the database, attempts in Redis or memory."""
+    settings = current()
+    require_payment_secrets(settings)
+    return CodeVerifier(
+        SqlOtpSecrets(SqlStore(settings.database_url)),
+        attempt_store_for(settings.redis_url),
+        settings.otp_secret_key,
+    )
+
+
+@lru_cache(maxsize=1)
+def message_sender() -> MessageSender:
+    """The one sender (Twilio or the local outbox), for messages the actions send themselves: codes."""
+    settings = current()
+    store = MessagingStore(SqlStore(settings.database_url))
+    store.create_schema()
+    return MessageSender(settings, store, transport_for(settings))

@@ -11,6 +11,7 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,13 +21,19 @@ import yaml
 
 from bot.adapters.sql import (
     SqlStore,
+    contact_changes,
+    customer_details,
     customers,
     delivery_closures,
     delivery_slots,
     delivery_zones,
     demo_meta,
+    invoices,
     order_deliveries,
     orders,
+    payment_links,
+    payment_promises,
+    payments,
     schedule_changes,
     to_db_time,
 )
@@ -165,6 +172,81 @@ def parse_fixture(text: str, anchor: date, default_timezone: str, default_countr
     return customer_rows, order_rows
 
 
+# --- payments and contact data (issue 6) ---
+# Tables that point at customers: emptied before the customers they point at.
+PAYMENT_TABLES = (payment_links, payment_promises, payments, invoices, contact_changes, customer_details)
+
+
+def _amount(value: Any, where: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount <= 0:
+        raise FixtureError(f'{where}: amount must be a positive number like "1234.50"')
+    return amount
+
+
+def parse_payment_fixture(text: str, anchor: date, default_timezone: str, customer_rows: list[dict]) -> dict:
+    """Rows for customer_details, invoices and payments from the fixture's YAML."""
+    document = yaml.safe_load(text) or {}
+    known = {row["id"]: row for row in customer_rows}
+    details = [
+        {
+            "customer_id": str(record["id"]),
+            "document_id": str(record["document_id"]) if record.get("document_id") else None,
+            "address": record.get("address"),
+            "district": record.get("district"),
+        }
+        for record in document.get("customers") or []
+        if any(record.get(field) for field in ("document_id", "address", "district"))
+    ]
+
+    def owner(record: dict, where: str) -> str:
+        customer = str(_required(record, "customer", where))
+        if customer not in known:
+            raise FixtureError(f"{where}: customer {customer!r} is not among the customers")
+        return customer
+
+    invoice_rows = []
+    for index, record in enumerate(document.get("invoices") or []):
+        where = f"invoices[{index}]"
+        status = str(record.get("status") or "open")
+        if status not in ("open", "paid"):
+            raise FixtureError(f"{where}: status must be open or paid")
+        invoice_rows.append(
+            {
+                "id": str(_required(record, "id", where)),
+                "customer_id": owner(record, where),
+                "order_id": record.get("order"),
+                "amount": _amount(_required(record, "amount", where), where),
+                "currency": str(_required(record, "currency", where)).upper(),
+                "issued_on": _day(_required(record, "issued", where), anchor, f"{where}.issued"),
+                "due_on": _day(_required(record, "due", where), anchor, f"{where}.due"),
+                "status": status,
+            }
+        )
+    payment_rows = []
+    for index, record in enumerate(document.get("payments") or []):
+        where = f"payments[{index}]"
+        customer = owner(record, where)
+        zone = ZoneInfo(known[customer]["timezone"] or default_timezone)
+        payment_rows.append(
+            {
+                "id": str(_required(record, "id", where)),
+                "customer_id": customer,
+                "invoice_id": record.get("invoice"),
+                "amount": _amount(_required(record, "amount", where), where),
+                "currency": str(_required(record, "currency", where)).upper(),
+                "paid_at": to_db_time(
+                    _moment(_required(record, "paid", where), anchor, zone, f"{where}.paid")
+                ),
+                "method": str(record.get("method") or "transferencia"),
+            }
+        )
+    return {customer_details: details, invoices: invoice_rows, payments: payment_rows}
+
+
 def load_demo(
     store: SqlStore, path: Path, settings: Settings, today: date | None = None, force: bool = False
 ) -> LoadResult:
@@ -189,7 +271,15 @@ def load_demo(
             text, anchor, settings.bot_timezone, settings.default_country
         )
         calendar = parse_calendar(text, anchor)
-        for table in (schedule_changes, order_deliveries, delivery_closures, delivery_slots, delivery_zones):
+        payment_rows = parse_payment_fixture(text, anchor, settings.bot_timezone, customer_rows)
+        for table in (
+            *PAYMENT_TABLES,
+            schedule_changes,
+            order_deliveries,
+            delivery_closures,
+            delivery_slots,
+            delivery_zones,
+        ):
             conn.execute(table.delete())
         conn.execute(orders.delete())
         conn.execute(customers.delete())
@@ -198,6 +288,9 @@ def load_demo(
         if order_rows:
             conn.execute(orders.insert(), order_rows)
         load_calendar(conn, calendar, order_rows)
+        for table, rows in payment_rows.items():
+            if rows:
+                conn.execute(table.insert(), rows)
         conn.execute(demo_meta.delete())
         conn.execute(demo_meta.insert(), [{"key": k, "value": v} for k, v in wanted.items()])
     return LoadResult(True, len(customer_rows), len(order_rows), anchor)

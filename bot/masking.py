@@ -136,3 +136,28 @@ def mask_card_data(text: str, *, after_card: bool = False) -> Masked:
 def mask_sensitive(text: str) -> str:
     """The text safe to store, log or show to an agent: card numbers and named security codes masked."""
     return mask_card_data(text).text
+
+
+# --- what the channels hand to Rasa (issue 6) ---
+
+# The intent a message with card data becomes: Rasa never sees the digits, and the assistant
+# answers with advice never to send card data in a chat (utter_card_data_refused).
+CARD_DATA_INTENT = "card_data"
+# What a one-time code or the digits of a document look like once stored.
+SECRET_MASK = "[dato oculto]"  # noqa: S105 (a placeholder, not a password)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A customer's message as the channel passes it on."""
+
+    text: str
+    card_data: bool
+
+
+def screen_message(text: str, *, after_card: bool = False) -> Screened:
+    """The message for Rasa: itself, or the card_data intent when it holds card data."""
+    masked = mask_card_data(text or "", after_card=after_card)
+    if masked.changed:
+        return Screened(f"/{CARD_DATA_INTENT}", card_data=True)
+    return Screened(text, card_data=False)

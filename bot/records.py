@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 
 
@@ -66,6 +67,9 @@ class CaseKind(str, Enum):
     HUMAN_HANDOFF = "human_handoff"
     # --- outbox: a change the CRM/ERP never accepted, for a person to finish by hand ---
     FAILED_WRITE = "failed_write"
+    # --- payments (issue 6) ---
+    PAYMENT_RECEIPT = "payment_receipt"  # "ya pagué" not found: the receipt for a person to check
+    PAYMENT_REVIEW = "payment_review"  # above PAYMENT_HANDOFF_THRESHOLD: a person takes the payment
 
 
 @dataclass(frozen=True)
@@ -146,3 +150,75 @@ class RescheduleOutcome(str, Enum):
     WINDOW_FULL = "window_full"  # someone took the last place first
     NOT_ALLOWED = "not_allowed"  # the order moved on (dispatched, delivered, cancelled) meanwhile
     ID_TAKEN = "id_taken"  # the management ID exists: draw another
+
+
+# --- payments and contact data (issue 6) ---
+
+
+class InvoiceStatus(str, Enum):
+    OPEN = "open"
+    PAID = "paid"
+
+
+@dataclass(frozen=True)
+class Invoice:
+    id: str  # F-0001
+    customer_id: str
+    amount: Decimal
+    currency: str  # ISO 4217: MXN, ARS, PEN
+    issued_on: date
+    due_on: date
+    status: InvoiceStatus
+    order_id: str | None = None
+
+    def is_overdue(self, today: date) -> bool:
+        return self.status is InvoiceStatus.OPEN and self.due_on < today
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    customer_id: str
+    invoice_id: str | None
+    amount: Decimal
+    currency: str
+    paid_at: datetime  # timezone-aware
+    method: str
+
+
+@dataclass(frozen=True)
+class PaymentLink:
+    url: str
+    invoice_id: str
+    amount: Decimal
+    currency: str
+    expires_at: datetime  # timezone-aware
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    """What the CRM holds to reach a customer and to identify one who writes from another number."""
+
+    customer_id: str
+    email: str | None
+    address: str | None
+    district: str | None  # distrito, comuna, colonia, barrio: whatever the country uses
+    document_id: str | None  # DNI, RUT, RFC, CUIT...: only its last digits are ever asked for
+
+
+class ContactField(str, Enum):
+    EMAIL = "email"
+    ADDRESS = "address"
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """One change of contact data, as the audit keeps it: when, where, old → new, verified how."""
+
+    customer_id: str
+    field: ContactField
+    old: str | None
+    new: str
+    channel: str
+    verified_how: str
+    changed_at: datetime  # timezone-aware

@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from cryptography.fernet import Fernet
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo" / "fixture.yml"
 ENVIRONMENTS = ("development", "production")
+DEFAULT_PAYMENT_BASE_URL = "https://pagos.example.com/pagar"
 
 
 class SettingsError(ValueError):
@@ -83,6 +86,13 @@ class Settings:
     handoff_webhook_url: str | None = None
     handoff_webhook_secret: str | None = None
     # --- end handoff ---
+    # --- payments and one-time codes (issue 6) ---
+    otp_secret_key: str | None = None  # Fernet key that encrypts the per-customer code secrets
+    payment_link_secret: str | None = None  # signs payment links
+    payment_base_url: str = DEFAULT_PAYMENT_BASE_URL
+    payment_link_ttl_minutes: int = 24 * 60
+    payment_handoff_threshold: Decimal = Decimal("100000")
+    verification_ttl_minutes: int = 60
 
     @property
     def is_development(self) -> bool:
@@ -158,6 +168,7 @@ class Settings:
                 "HANDOFF_WEBHOOK_URL needs HANDOFF_WEBHOOK_SECRET in production (the HMAC key)."
             )
         # --- end handoff ---
+        payments = _payment_settings(get, environment)
 
         return cls(
             environment=environment,
@@ -198,6 +209,7 @@ class Settings:
             handoff_webhook_url=webhook_url,
             handoff_webhook_secret=get("HANDOFF_WEBHOOK_SECRET"),
             # --- end handoff ---
+            **payments,
         )
 
 
@@ -267,6 +279,73 @@ def _count(get, name: str, default: int) -> int:
         return default
     if not raw.isdigit():
         raise SettingsError(f"{name}={raw!r}: use a whole number, 0 or more.")
+
+
+# --- payments and one-time codes (issue 6) ---
+
+
+def _payment_settings(get, environment: str) -> dict:
+    otp_key = get("OTP_SECRET_KEY")
+    if otp_key is not None:
+        try:
+            Fernet(otp_key)
+        except ValueError:
+            raise SettingsError(
+                "OTP_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)."
+            ) from None
+    link_secret = get("PAYMENT_LINK_SECRET")
+    base_url = (get("PAYMENT_BASE_URL") or DEFAULT_PAYMENT_BASE_URL).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"PAYMENT_BASE_URL={base_url!r}: give the full URL, like https://pagos.example.com/pagar"
+        )
+    raw_threshold = get("PAYMENT_HANDOFF_THRESHOLD") or "100000"
+    try:
+        threshold = Decimal(raw_threshold)
+    except InvalidOperation:
+        threshold = Decimal(-1)
+    if not threshold.is_finite() or threshold <= 0:
+        raise SettingsError(
+            f"PAYMENT_HANDOFF_THRESHOLD={raw_threshold!r}: use a positive amount, like 50000."
+        )
+    return {
+        "otp_secret_key": otp_key,
+        "payment_link_secret": link_secret,
+        "payment_base_url": base_url,
+        "payment_link_ttl_minutes": _minutes(get, "PAYMENT_LINK_TTL", 24 * 60),
+        "payment_handoff_threshold": threshold,
+        "verification_ttl_minutes": _minutes(get, "VERIFICATION_TTL_MINUTES", 60),
+    }
+
+
+def require_payment_secrets(settings: Settings) -> None:
+    """Refuse to run without the keys that protect codes and payment links.
+
+    Development gets keys generated into var/ by scripts/stack.py; production must give them.
+    """
+    missing = [
+        name
+        for name, value in (
+            ("OTP_SECRET_KEY", settings.otp_secret_key),
+            ("PAYMENT_LINK_SECRET", settings.payment_link_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise SettingsError(
+            f"{' and '.join(missing)} must be set: OTP_SECRET_KEY is a Fernet key that encrypts the "
+            "one-time-code secrets (python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'), PAYMENT_LINK_SECRET a long random secret that "
+            "signs payment links. In development `make run` generates both into var/."
+        )
+
+
+def _minutes(get, name: str, default: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) == 0:
+        raise SettingsError(f"{name}={raw!r}: use a whole number of minutes, at least 1.")
     return int(raw)
 
 

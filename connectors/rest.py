@@ -16,6 +16,7 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot.masking import screen_message
 from bot.settings import current
 
 
@@ -32,6 +33,24 @@ class TokenRestInput(RestInput):
 
     def __init__(self, token: str | None) -> None:
         self.token = token
+        # payments (issue 6): senders whose last message held a card number (its CVV may follow)
+        self._card_senders: set[str] = set()
+
+    def _extract_message(self, req: Request) -> str | None:
+        """The message, with card data turned into the card_data intent before Rasa sees it."""
+        text = super()._extract_message(req)
+        sender = str((req.json or {}).get("sender") or "")
+        screened = screen_message(text or "", after_card=sender in self._card_senders)
+        if screened.card_data:
+            self._card_senders.add(sender)
+        else:
+            self._card_senders.discard(sender)
+        return screened.text if text is not None else None
+
+    def get_metadata(self, request: Request) -> dict[str, Any] | None:
+        """`metadata` of the trusted caller's JSON (attachments: {"media": [{"url", "content_type"}]})."""
+        metadata = (request.json or {}).get("metadata")
+        return metadata if isinstance(metadata, dict) else None
 
     def is_authorized(self, request: Request) -> bool:
         if not self.token:

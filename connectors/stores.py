@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,22 @@ from typing import Any
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event, SessionStarted, deserialise_events
+from rasa.shared.core.events import (
+    ActiveLoop,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+    deserialise_events,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.connection import SSLConnection, parse_url
 from sqlalchemy.engine import make_url
 
 from bot.adapters.sql import tune_sqlite
+from bot.masking import CARD_MASK, SECRET_MASK, mask_card_data, mask_sensitive
 from bot.settings import Settings, current
 
 
@@ -121,6 +131,66 @@ class SettingsTrackerStore(SQLTrackerStore):
             return self._load_session(sender_id)
         new_events = deserialise_events([json.loads(row.data) for row in rows])
         return _SessionEvents(rows[-1].id, cached.events + new_events)
+
+    # --- payments (issue 6): nothing secret is ever written -------------------------------
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
+        """The events to store, with card data, one-time codes and document digits masked.
+
+        The channels already turn card data into the card_data intent; this is the second line,
+        for anything that reaches Rasa another way (its HTTP API). A message that answers the
+        code question (the form's requested_slot) is stored as a mask, never as the code.
+        """
+        new = list(super()._additional_events(session, tracker))
+        first_new = len(tracker.events) - len(new)
+        return iter(masked_events(list(tracker.events), first_new))
+
+
+# --- payments (issue 6) ---
+# Slots whose answers are secrets: the message that answers them and their values are masked.
+SECRET_SLOTS = {"otp_code", "identity_document"}
+
+
+def _masked_user(event: UserUttered, secret_answer: bool, after_card: bool) -> tuple[UserUttered, bool]:
+    data = event.as_dict()
+    text = data.get("text") or ""
+    masked = mask_card_data(text, after_card=after_card)
+    new_text = SECRET_MASK if secret_answer and not text.startswith("/") else masked.text
+    if new_text == text:
+        return event, masked.card
+    parse_data = dict(data.get("parse_data") or {})
+    parse_data["text"] = new_text
+    parse_data["entities"] = [
+        {**entity, "value": SECRET_MASK} if str(entity.get("value", "")) in text else entity
+        for entity in parse_data.get("entities") or []
+    ]
+    data["text"], data["parse_data"] = new_text, parse_data
+    return Event.from_parameters(data), masked.card or CARD_MASK in text
+
+
+def masked_events(events: list[Event], first_new: int) -> list[Event]:
+    """events[first_new:] safe to store: card data, codes and document digits masked."""
+    requested: str | None = None
+    after_card = False
+    out: list[Event] = []
+    for index, event in enumerate(events):
+        if isinstance(event, UserUttered):
+            masked, card = _masked_user(event, requested in SECRET_SLOTS, after_card)
+            after_card = card or CARD_MASK in (event.text or "")
+            event = masked if index >= first_new else event
+        elif isinstance(event, SlotSet):
+            if event.key == REQUESTED_SLOT:
+                requested = event.value
+            elif event.key in SECRET_SLOTS and event.value is not None and index >= first_new:
+                event = SlotSet(event.key, SECRET_MASK, event.timestamp, event.metadata)
+            elif isinstance(event.value, str) and index >= first_new:
+                value = mask_sensitive(event.value)
+                if value != event.value:
+                    event = SlotSet(event.key, value, event.timestamp, event.metadata)
+        elif isinstance(event, ActiveLoop) and event.name is None:
+            requested = None
+        if index >= first_new:
+            out.append(event)
+    return out
 
 
 def lock_store_for(settings: Settings) -> LockStore:

@@ -19,16 +19,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import random
 import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
@@ -42,7 +39,7 @@ from bot.choices import fold, numbered_options, pick_choice
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
 from bot.handoff.service import HandoffServices, build_services
-from bot.masking import mask_sensitive
+from bot.masking import mask_sensitive, screen_message
 from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import (
     OPT_OUT_WHEN_IDLE,
@@ -57,20 +54,10 @@ from bot.messaging.inbound import (
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
 from bot.messaging.store import MessagingStore
 from bot.phone import InvalidPhoneNumber
-from bot.settings import PROJECT_ROOT, Settings, current
+from bot.responses import render
+from bot.settings import Settings, current
 
 logger = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def _domain_responses() -> dict[str, list[dict]]:
-    """Responses from domain.yml, for the few messages the channel sends itself (opt-out)."""
-    domain_dir = PROJECT_ROOT / "domain"
-    files = sorted(domain_dir.rglob("*.yml")) if domain_dir.is_dir() else [PROJECT_ROOT / "domain.yml"]
-    responses: dict[str, list[dict]] = {}
-    for path in files:
-        responses.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {})
-    return responses
 
 
 # While waiting for a person, these (the whole message) withdraw the request.
@@ -87,7 +74,8 @@ WITHDRAW_WORDS = {
 
 
 def channel_response(name: str) -> str:
-    return random.choice(_domain_responses()[name])["text"]  # noqa: S311 (choosing a wording)
+    """A wording of a domain response the channel sends itself (opt-out, withdrawn handoff)."""
+    return render(name)
 
 
 class ConversationWorker:
@@ -233,6 +221,7 @@ class TwilioInput(InputChannel):
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings))
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
+        self._card_senders: set[str] = set()  # whose last message held a card number
         if not settings.twilio_validate_signature:
             logger.warning("TWILIO_VALIDATE_SIGNATURE=false: webhooks are NOT verified (development only)")
         elif not settings.twilio_auth_token:
@@ -387,7 +376,13 @@ class TwilioInput(InputChannel):
                 return
             if await self._apply_keyword(message, app):
                 return
-            text = rasa_text(message)
+            # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
+            screened = screen_message(rasa_text(message), after_card=message.phone in self._card_senders)
+            if screened.card_data:
+                self._card_senders.add(message.phone)
+            else:
+                self._card_senders.discard(message.phone)
+            text = screened.text
             offered = await asyncio.to_thread(self.store.take_pending_buttons, message.phone)
             if offered and not text.startswith("/"):
                 picked = pick_choice(text, [option["title"] for option in offered])

@@ -19,10 +19,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from cryptography.fernet import Fernet  # noqa: E402
 
 from bot.settings import VAR_DIR, BackendSettings, Settings, SettingsError  # noqa: E402
 
@@ -79,6 +82,36 @@ def rasa_token(settings: Settings) -> str:
     return token
 
 
+# --- payments and one-time codes (issue 6) ---
+
+
+def development_secret(name: str, given: str | None, settings: Settings, make: Callable[[], str]) -> str:
+    """A secret from the environment, or in development one generated once into var/<name>."""
+    if given:
+        return given
+    if not settings.is_development:
+        fail(f"BOT_ENV=production needs {name.upper()}; README, 'Settings', says how to make one.")
+    path = VAR_DIR / name
+    if path.exists():
+        return path.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def payment_secrets(settings: Settings) -> dict[str, str]:
+    return {
+        "OTP_SECRET_KEY": development_secret(
+            "otp_secret_key", settings.otp_secret_key, settings, lambda: Fernet.generate_key().decode()
+        ),
+        "PAYMENT_LINK_SECRET": development_secret(
+            "payment_link_secret", settings.payment_link_secret, settings, lambda: secrets.token_urlsafe(32)
+        ),
+    }
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -87,6 +120,7 @@ def child_env(settings: Settings) -> dict[str, str]:
             "RASA_PORT": str(settings.rasa_port),
             "ACTION_PORT": str(settings.action_port),
             "RASA_TOKEN": rasa_token(settings),
+            **payment_secrets(settings),
             # Quiet the noise Rasa's dependencies print on every start.
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",

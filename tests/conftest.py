@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
@@ -25,7 +26,10 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # The running stack's own Redis database (claims and Rasa locks), apart from REDIS_URL's flushes.
 STACK_REDIS_URL = os.environ.get("TEST_STACK_REDIS_URL", "redis://127.0.0.1:6379/13")
-PUBLIC_URL = "https://bot.example.test"  # what the fake signs webhooks against, as Twilio would
+PUBLIC_URL = "https://bot.example.test"
+STACK_PAYMENT_LINK_SECRET = (
+    "stack-payment-link-secret-" + uuid.uuid4().hex
+)  # what the fake signs webhooks against, as Twilio would
 
 # The demo data is anchored on this Thursday; "now" is that morning in Mexico City.
 TODAY = date(2026, 11, 26)
@@ -119,6 +123,9 @@ def stack(tmp_path_factory, fake_twilio) -> Iterator[Stack]:
             "TWILIO_SMS_NUMBER": "+15005550006",
             "PUBLIC_URL": PUBLIC_URL,
             "REDIS_URL": STACK_REDIS_URL,
+            # payments (issue 6): known secrets, so tests can check the links the stack signs
+            "PAYMENT_LINK_SECRET": STACK_PAYMENT_LINK_SECRET,
+            "OTP_SECRET_KEY": Fernet.generate_key().decode(),
         },
     )
     try:

@@ -18,6 +18,9 @@ ACTION_SOURCES = "\n".join(
 )
 
 
+FORM_SLOTS = {slot for form in (DOMAIN.get("forms") or {}).values() for slot in form["required_slots"]}
+
+
 def dialogue_steps():
     for document in DIALOGUE:
         for block in document.get("rules", []) + document.get("stories", []):
@@ -39,6 +42,7 @@ def test_every_response_is_used_by_the_dialogue_or_sent_by_an_action():
         if name not in used | sent
         and not any(name.startswith(prefix) for prefix in prefixes)
         and name.split("/")[0] not in used  # utter_faq/<topic>: sent by utter_faq
+        and name.removeprefix("utter_ask_") not in FORM_SLOTS  # a form asks for its slots
     }
     assert unused == set()
 

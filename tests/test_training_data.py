@@ -15,7 +15,7 @@ HOLDOUT = ROOT / "tests" / "nlu_holdout.yml"
 ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>\w+)(?::[^)]*)?\)|\{[^}]*\})")
 MIN_PER_INTENT, MIN_PER_FAQ_TOPIC = 40, 12
 # Set by the Twilio channel from a shared location or a bare attachment, never read from text.
-CHANNEL_INTENTS = {"share_location", "share_media"}
+CHANNEL_INTENTS = {"share_location", "share_media", "card_data"}
 # Set by the channel or by button payloads (/inform{"window_id":"12"}), never by NLU.
 CHANNEL_ENTITIES = {"latitude", "longitude", "address", "window_id"}
 # --- handoff: set by the agent console and by the satisfaction question's buttons, not by NLU ---

@@ -11,9 +11,14 @@ from datetime import date, datetime
 from bot.records import (
     Case,
     CaseKind,
+    ContactChange,
+    ContactDetails,
     Customer,
     DeliveryZone,
+    Invoice,
     Order,
+    Payment,
+    PaymentLink,
     RescheduleOutcome,
     ScheduleChange,
     WindowSlot,
@@ -37,6 +42,19 @@ class Crm(ABC):
     @abstractmethod
     def customer_by_id(self, customer_id: str) -> Customer | None:
         """The customer with this id, if any."""
+
+    # --- contact data (issue 6) ---
+    @abstractmethod
+    def contact_details(self, customer_id: str) -> ContactDetails | None:
+        """E-mail, delivery address and document of the customer, if the customer exists."""
+
+    @abstractmethod
+    def update_contact(self, change: ContactChange, district: str | None = None) -> None:
+        """Write the new e-mail or address and its audit record, in one transaction."""
+
+    @abstractmethod
+    def contact_changes(self, customer_id: str) -> list[ContactChange]:
+        """The audit of the customer's contact changes, newest first."""
 
 
 class Erp(ABC):
@@ -72,6 +90,25 @@ class Erp(ABC):
     @abstractmethod
     def schedule_history(self, order_id: str) -> list[ScheduleChange]:
         """Every change of the order's delivery window, newest first."""
+
+    # --- payments (issue 6) ---
+    @abstractmethod
+    def invoices_of(self, customer_id: str) -> list[Invoice]:
+        """Every invoice of the customer, oldest due date first."""
+
+    @abstractmethod
+    def payments_of(self, customer_id: str) -> list[Payment]:
+        """Every payment recorded for the customer, newest first."""
+
+    @abstractmethod
+    def payment_link(self, invoice: Invoice, now: datetime) -> PaymentLink:
+        """A link to pay this invoice's amount, expiring; the ERP records that it was issued."""
+
+    @abstractmethod
+    def record_promise(
+        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+    ) -> None:
+        """Record that the customer promised to pay on `promised_for`."""
 
 
 class CaseBook(ABC):
@@ -111,3 +148,19 @@ def idempotency_key(key: str) -> Iterator[None]:
 def current_idempotency_key() -> str | None:
     """The key set by the innermost `idempotency_key` block, if any."""
     return _idempotency_key.get()
+
+
+# --- one-time codes (issue 6) ---
+
+
+class OtpSecrets(ABC):
+    """The assistant's own store of per-customer one-time-code secrets (kept encrypted)."""
+
+    @abstractmethod
+    def next_counter(self, customer_id: str, new_secret: bytes) -> tuple[bytes, int]:
+        """The customer's encrypted secret (storing `new_secret` if there is none) and the next
+        HOTP counter, incremented atomically so every code sent is a fresh one."""
+
+    @abstractmethod
+    def secret_of(self, customer_id: str) -> bytes | None:
+        """The customer's encrypted secret, if a code was ever sent to them."""

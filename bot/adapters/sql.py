@@ -5,21 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp
+from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
+from bot.payments import PaymentLinkSigner
 from bot.records import (
     Case,
     CaseKind,
+    ContactChange,
+    ContactDetails,
+    ContactField,
     Customer,
     DeliveryWindow,
     DeliveryZone,
+    Invoice,
+    InvoiceStatus,
     Order,
     OrderState,
+    Payment,
+    PaymentLink,
     RescheduleOutcome,
     ScheduleChange,
     WindowSlot,
@@ -139,6 +148,319 @@ class SqlStore:
         self.engine.dispose()
 
 
+# --- payments, contact data and one-time codes (issue 6) ------------------------------------
+# The ERP's invoices, payments, issued payment links and promises to pay; the CRM's contact
+# details and their audit; and the assistant's own per-customer one-time-code secrets.
+
+
+class Money(sa.types.TypeDecorator):
+    """Exact amounts: NUMERIC(14, 2) on PostgreSQL; text on SQLite, which has no decimal type
+    and would round-trip amounts through binary floating point."""
+
+    impl = sa.Numeric(14, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.engine.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(sa.Numeric(14, 2))
+
+    def process_bind_param(self, value: object, dialect: sa.engine.Dialect) -> object:
+        if value is None:
+            return None
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: object, dialect: sa.engine.Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+customer_details = sa.Table(
+    "customer_details",
+    metadata,
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), primary_key=True),
+    sa.Column("document_id", sa.String(32)),
+    sa.Column("address", sa.String(300)),
+    sa.Column("district", sa.String(100)),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("order_id", sa.String(64)),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("issued_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("invoice_id", sa.String(64)),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("paid_at", sa.DateTime, nullable=False),
+    sa.Column("method", sa.String(64), nullable=False),
+)
+
+payment_links = sa.Table(
+    "payment_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("invoice_id", sa.String(64), nullable=False, index=True),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("url", sa.String(1000), nullable=False),
+    sa.Column("issued_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+payment_promises = sa.Table(
+    "payment_promises",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("invoice_id", sa.String(64)),
+    sa.Column("promised_for", sa.Date, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
+
+contact_changes = sa.Table(
+    "contact_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("field", sa.String(16), nullable=False),
+    sa.Column("old_value", sa.String(400)),
+    sa.Column("new_value", sa.String(400), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("verified_how", sa.String(64), nullable=False),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+)
+
+# The assistant's own table: each secret is Fernet-encrypted with OTP_SECRET_KEY.
+otp_secrets = sa.Table(
+    "otp_secrets",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("secret", sa.LargeBinary, nullable=False),
+    sa.Column("counter", sa.Integer, nullable=False),
+)
+
+
+def _invoice(row: sa.engine.Row) -> Invoice:
+    return Invoice(
+        id=row.id,
+        customer_id=row.customer_id,
+        amount=Decimal(row.amount).quantize(Decimal("0.01")),
+        currency=row.currency,
+        issued_on=row.issued_on,
+        due_on=row.due_on,
+        status=InvoiceStatus(row.status),
+        order_id=row.order_id,
+    )
+
+
+def _payment(row: sa.engine.Row) -> Payment:
+    return Payment(
+        id=row.id,
+        customer_id=row.customer_id,
+        invoice_id=row.invoice_id,
+        amount=Decimal(row.amount).quantize(Decimal("0.01")),
+        currency=row.currency,
+        paid_at=from_db_time(row.paid_at),
+        method=row.method,
+    )
+
+
+class SqlBilling:
+    """The payments half of SqlErp (kept apart so the ERP's order code stays as it was)."""
+
+    _store: SqlStore
+    _link_signer: PaymentLinkSigner | None
+
+    def invoices_of(self, customer_id: str) -> list[Invoice]:
+        query = (
+            sa.select(invoices)
+            .where(invoices.c.customer_id == customer_id)
+            .order_by(invoices.c.due_on, invoices.c.id)
+        )
+        with self._store.connect() as conn:
+            return [_invoice(row) for row in conn.execute(query)]
+
+    def payments_of(self, customer_id: str) -> list[Payment]:
+        query = (
+            sa.select(payments)
+            .where(payments.c.customer_id == customer_id)
+            .order_by(payments.c.paid_at.desc(), payments.c.id)
+        )
+        with self._store.connect() as conn:
+            return [_payment(row) for row in conn.execute(query)]
+
+    def payment_link(self, invoice: Invoice, now: datetime) -> PaymentLink:
+        if self._link_signer is None:
+            raise BackendUnavailable("payment links need PAYMENT_LINK_SECRET")
+        link = self._link_signer.sign(invoice, now)
+        with self._store.connect() as conn:
+            conn.execute(
+                payment_links.insert(),
+                {
+                    "invoice_id": link.invoice_id,
+                    "amount": link.amount,
+                    "currency": link.currency,
+                    "url": link.url,
+                    "issued_at": to_db_time(now),
+                    "expires_at": to_db_time(link.expires_at),
+                },
+            )
+        return link
+
+    def record_promise(
+        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+    ) -> None:
+        row = {
+            "customer_id": customer_id,
+            "invoice_id": invoice_id,
+            "promised_for": promised_for,
+            "channel": channel,
+            "recorded_at": to_db_time(datetime.now(timezone.utc)),
+        }
+        with self._store.connect() as conn:
+            conn.execute(payment_promises.insert(), row)
+
+
+class SqlContactBook:
+    """The contact-data half of SqlCrm."""
+
+    _store: SqlStore
+
+    def contact_details(self, customer_id: str) -> ContactDetails | None:
+        query = (
+            sa.select(customers.c.id, customers.c.email, customer_details)
+            .select_from(
+                customers.outerjoin(customer_details, customer_details.c.customer_id == customers.c.id)
+            )
+            .where(customers.c.id == customer_id)
+        )
+        with self._store.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return ContactDetails(
+            customer_id=row.id,
+            email=row.email,
+            address=row.address,
+            district=row.district,
+            document_id=row.document_id,
+        )
+
+    def update_contact(self, change: ContactChange, district: str | None = None) -> None:
+        with self._store.connect() as conn:
+            if change.field is ContactField.EMAIL:
+                conn.execute(
+                    customers.update().where(customers.c.id == change.customer_id).values(email=change.new)
+                )
+            else:
+                values = {"address": change.new, "district": district}
+                updated = conn.execute(
+                    customer_details.update()
+                    .where(customer_details.c.customer_id == change.customer_id)
+                    .values(**values)
+                )
+                if updated.rowcount == 0:
+                    conn.execute(customer_details.insert(), {"customer_id": change.customer_id, **values})
+            conn.execute(
+                contact_changes.insert(),
+                {
+                    "customer_id": change.customer_id,
+                    "field": change.field.value,
+                    "old_value": change.old,
+                    "new_value": change.new,
+                    "channel": change.channel,
+                    "verified_how": change.verified_how,
+                    "changed_at": to_db_time(change.changed_at),
+                },
+            )
+
+    def contact_changes(self, customer_id: str) -> list[ContactChange]:
+        query = (
+            sa.select(contact_changes)
+            .where(contact_changes.c.customer_id == customer_id)
+            .order_by(contact_changes.c.changed_at.desc(), contact_changes.c.id.desc())
+        )
+        with self._store.connect() as conn:
+            return [
+                ContactChange(
+                    customer_id=row.customer_id,
+                    field=ContactField(row.field),
+                    old=row.old_value,
+                    new=row.new_value,
+                    channel=row.channel,
+                    verified_how=row.verified_how,
+                    changed_at=from_db_time(row.changed_at),
+                )
+                for row in conn.execute(query)
+            ]
+
+
+class SqlOtpSecrets(OtpSecrets):
+    """Per-customer code secrets in `otp_secrets`, created on first use like the case book."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._table_ready = False
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        if not self._table_ready:
+            with self._store.connect() as conn:
+                otp_secrets.create(conn, checkfirst=True)
+            self._table_ready = True
+        return self._store.connect()
+
+    def secret_of(self, customer_id: str) -> bytes | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                sa.select(otp_secrets.c.secret).where(otp_secrets.c.customer_id == customer_id)
+            ).first()
+        return bytes(row.secret) if row else None
+
+    def next_counter(self, customer_id: str, new_secret: bytes) -> tuple[bytes, int]:
+        for _ in range(2):
+            try:
+                with self._connect() as conn:
+                    # An UPDATE that increments takes the row lock, so two sends never share a counter.
+                    updated = conn.execute(
+                        otp_secrets.update()
+                        .where(otp_secrets.c.customer_id == customer_id)
+                        .values(counter=otp_secrets.c.counter + 1)
+                    )
+                    if updated.rowcount == 0:
+                        conn.execute(
+                            otp_secrets.insert(),
+                            {"customer_id": customer_id, "secret": new_secret, "counter": 1},
+                        )
+                        return new_secret, 1
+                    row = conn.execute(
+                        sa.select(otp_secrets.c.secret, otp_secrets.c.counter).where(
+                            otp_secrets.c.customer_id == customer_id
+                        )
+                    ).one()
+                    return bytes(row.secret), row.counter
+            except sa.exc.IntegrityError:
+                continue  # another replica inserted the row first: increment it instead
+        raise BackendUnavailable("could not reserve a one-time-code counter")
+
+
+# --- end of issue 6 block ---
+
+
 def _customer(row: sa.engine.Row) -> Customer:
     return Customer(
         id=row.id,
@@ -168,7 +490,7 @@ def _order(row: sa.engine.Row) -> Order:
     )
 
 
-class SqlCrm(Crm):
+class SqlCrm(SqlContactBook, Crm):
     def __init__(self, store: SqlStore) -> None:
         self._store = store
 
@@ -183,9 +505,10 @@ class SqlCrm(Crm):
         return _customer(row) if row else None
 
 
-class SqlErp(Erp):
-    def __init__(self, store: SqlStore) -> None:
+class SqlErp(SqlBilling, Erp):
+    def __init__(self, store: SqlStore, link_signer: PaymentLinkSigner | None = None) -> None:
         self._store = store
+        self._link_signer = link_signer  # payments (issue 6): signs the links this ERP issues
 
     def order(self, order_id: str) -> Order | None:
         with self._store.connect() as conn:

@@ -1,0 +1,294 @@
+"""Payments: balance, payment links and invoices after verification; "ya pagué" and its receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.order_status import sender_phone
+from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
+from bot.adapters.base import BackendUnavailable
+from bot.backends import backends
+from bot.cases import open_case
+from bot.money import format_due_date, format_money
+from bot.payments import (
+    PersonReason,
+    balance_of,
+    customer_today,
+    needs_a_person,
+    needs_person_for,
+    open_invoices,
+    parse_promise_date,
+    recent_payments,
+)
+from bot.records import CaseKind, Customer, InvoiceStatus
+from bot.settings import current
+from bot.spanish_time import day_phrase, moment_phrase
+
+logger = logging.getLogger(__name__)
+
+# Payments a person handles (above PAYMENT_HANDOFF_THRESHOLD) open a case with a management ID
+# today. When the live hand-off exists, `hand_to_person` is the one function to switch to it.
+PERSON_CASE = CaseKind.PAYMENT_REVIEW
+PERSON_RESPONSES = {
+    PersonReason.DISPUTE: "utter_payment_dispute_case",
+    PersonReason.INSTALLMENTS: "utter_installments_case",
+}
+INVOICE_STATUS = {InvoiceStatus.OPEN: "pendiente", InvoiceStatus.PAID: "pagada"}
+
+
+async def hand_to_person(
+    tracker: Tracker, customer: Customer, kind: CaseKind, details: dict[str, str | None]
+) -> str:
+    """Opens the case a person follows up and returns its management ID."""
+    return await asyncio.to_thread(
+        open_case,
+        backends().cases,
+        sender_phone(tracker),
+        kind,
+        {"customer_id": customer.id, **details},
+        conversation_id=tracker.sender_id,
+    )
+
+
+class ActionCompleteFlow(Action):
+    """After verification_form: show the balance, send payment links or list the invoices."""
+
+    def name(self) -> str:
+        return "action_complete_flow"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        customer_id = session_verified_customer(tracker)
+        if tracker.get_slot("verification_status") in STOPPED or not customer_id:
+            return reset_flow()  # locked, failed, left: the reason was already told
+        flow = tracker.get_slot("pending_flow") or "balance"
+        request = tracker.get_slot("payment_request") or ""
+        reason = needs_person_for(request)
+        if reason is PersonReason.INSTALLMENTS and flow != "payment_link":
+            reason = None  # "cuantas cuotas me faltan" asks for the balance
+        try:
+            customer = await asyncio.to_thread(backends().crm.customer_by_id, customer_id)
+            invoices = await asyncio.to_thread(backends().erp.invoices_of, customer_id)
+            if customer is None:
+                raise BackendUnavailable(f"verified customer {customer_id} vanished")
+            if reason is not None:
+                case_id = await hand_to_person(
+                    tracker, customer, PERSON_CASE, {"reason": reason.value, "text": request}
+                )
+                dispatcher.utter_message(response=PERSON_RESPONSES[reason], case_id=case_id)
+            elif flow == "payment_link" and await self.record_promise(
+                dispatcher, tracker, customer, invoices
+            ):
+                pass  # "te pago el viernes": promised, no link today
+            elif flow == "payment_link":
+                await self.send_links(dispatcher, tracker, customer, invoices)
+            elif flow == "invoice":
+                self.list_invoices(dispatcher, customer, invoices)
+            else:
+                self.show_balance(dispatcher, customer, invoices)
+        except BackendUnavailable:
+            logger.exception("payments: CRM/ERP unavailable")
+            dispatcher.utter_message(response="utter_systems_down")
+        return reset_flow()
+
+    @staticmethod
+    async def record_promise(
+        dispatcher: CollectingDispatcher, tracker: Tracker, customer: Customer, invoices: list
+    ) -> bool:
+        """ "te pago el viernes": record the promise for the oldest open invoice. False when the
+        request names no later day (then the links are sent)."""
+        zone = customer.timezone or current().bot_timezone
+        now = datetime.now(timezone.utc)
+        today = now.astimezone(ZoneInfo(zone)).date()
+        day = parse_promise_date(tracker.get_slot("promise_date") or "", zone, now)
+        pending = open_invoices(invoices)
+        if day is None or day <= today or not pending:
+            return False
+        await asyncio.to_thread(
+            backends().erp.record_promise, customer.id, pending[0].id, day, channel_of(tracker)
+        )
+        dispatcher.utter_message(
+            response="utter_promise_recorded", name=customer.first_name, day=day_phrase(day, today)
+        )
+        return True
+
+    @staticmethod
+    def show_balance(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:
+        now = datetime.now(timezone.utc)
+        balance = balance_of(customer, invoices, customer_today(customer, current().bot_timezone, now))
+        if not balance.lines:
+            dispatcher.utter_message(response="utter_balance_zero", name=customer.first_name)
+            return
+        response = "utter_balance_overdue" if balance.overdue_count else "utter_balance"
+        dispatcher.utter_message(
+            response=response,
+            name=customer.first_name,
+            lines="\n".join(line.text() for line in balance.lines),
+            total=balance.total,
+        )
+
+    @staticmethod
+    def list_invoices(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:
+        if not invoices:
+            dispatcher.utter_message(response="utter_no_invoices", name=customer.first_name)
+            return
+        lines = [
+            f"• {invoice.id}: {format_money(invoice.amount, invoice.currency, customer.country)}, "
+            f"emitida el {format_due_date(invoice.issued_on)} ({INVOICE_STATUS[invoice.status]})"
+            for invoice in invoices[-5:]
+        ]
+        dispatcher.utter_message(response="utter_invoice_list", lines="\n".join(lines))
+
+    @staticmethod
+    async def send_links(
+        dispatcher: CollectingDispatcher, tracker: Tracker, customer: Customer, invoices: list
+    ) -> None:
+        pending = open_invoices(invoices)
+        if not pending:
+            dispatcher.utter_message(response="utter_nothing_to_pay", name=customer.first_name)
+            return
+        settings = current()
+        now = datetime.now(timezone.utc)
+        for invoice in pending:
+            amount = format_money(invoice.amount, invoice.currency, customer.country)
+            if needs_a_person(invoice, settings.payment_handoff_threshold):
+                case_id = await hand_to_person(
+                    tracker, customer, PERSON_CASE, {"invoice_id": invoice.id, "amount": str(invoice.amount)}
+                )
+                dispatcher.utter_message(
+                    response="utter_payment_with_person",
+                    invoice_id=invoice.id,
+                    amount=amount,
+                    case_id=case_id,
+                )
+                continue
+            link = await asyncio.to_thread(backends().erp.payment_link, invoice, now)
+            dispatcher.utter_message(
+                response="utter_payment_link",
+                invoice_id=invoice.id,
+                amount=amount,
+                url=link.url,
+                expires=describe_day_and_time(link.expires_at, customer, now),
+            )
+
+
+def describe_day_and_time(moment: datetime, customer: Customer, now: datetime) -> str:
+    """`mañana viernes 27 de noviembre a las 10:00`, in the customer's zone."""
+    return moment_phrase(moment, ZoneInfo(customer.timezone or current().bot_timezone), now)
+
+
+class ActionReportPayment(Action):
+    """ "ya pagué": confirm a recorded payment, or explain processing times and ask for the receipt."""
+
+    def name(self) -> str:
+        return "action_report_payment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        try:
+            customer = await customer_on_file(tracker)
+            if customer is None:
+                dispatcher.utter_message(response="utter_unknown_customer")
+                return []
+            payments = await asyncio.to_thread(backends().erp.payments_of, customer.id)
+        except BackendUnavailable:
+            logger.exception("report payment: CRM/ERP unavailable")
+            dispatcher.utter_message(response="utter_systems_down")
+            return []
+        if media_of(tracker):
+            return await attach_receipt(dispatcher, tracker, customer)
+        text = tracker.latest_message.get("text") or ""
+        if needs_person_for(text) is PersonReason.DISPUTE:
+            try:
+                case_id = await hand_to_person(
+                    tracker, customer, PERSON_CASE, {"reason": "dispute", "text": text}
+                )
+            except BackendUnavailable:
+                dispatcher.utter_message(response="utter_case_failed")
+                return []
+            dispatcher.utter_message(response="utter_payment_dispute_case", case_id=case_id)
+            return []
+        now = datetime.now(timezone.utc)
+        found = recent_payments(payments, now)
+        if found:
+            payment = found[0]
+            dispatcher.utter_message(
+                response="utter_payment_found",
+                name=customer.first_name,
+                amount=format_money(payment.amount, payment.currency, customer.country),
+                when=describe_day_and_time(payment.paid_at, customer, now),
+                invoice_id=payment.invoice_id or "-",
+            )
+            return [SlotSet("awaiting_receipt", False)]
+        dispatcher.utter_message(response="utter_payment_not_found", name=customer.first_name)
+        return [SlotSet("awaiting_receipt", True)]
+
+
+def media_of(tracker: Tracker) -> list[dict[str, str]]:
+    """Attachments of the latest message, as the channel put them in its metadata."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    return [item for item in metadata.get("media") or [] if isinstance(item, dict) and item.get("url")]
+
+
+async def attach_receipt(
+    dispatcher: CollectingDispatcher, tracker: Tracker, customer: Customer
+) -> list[EventType]:
+    media = media_of(tracker)
+    if not media:
+        dispatcher.utter_message(response="utter_receipt_missing")
+        return []
+    details: dict[str, str | None] = {
+        "customer_id": customer.id,
+        "media_url": media[0]["url"],
+        "content_type": media[0].get("content_type"),
+        "text": tracker.latest_message.get("text")
+        if not str(tracker.latest_message.get("text", "")).startswith("/")
+        else None,
+    }
+    for index, item in enumerate(media[1:], start=2):
+        details[f"media_url_{index}"] = item["url"]
+    try:
+        case_id = await asyncio.to_thread(
+            open_case,
+            backends().cases,
+            sender_phone(tracker),
+            CaseKind.PAYMENT_RECEIPT,
+            details,
+            conversation_id=tracker.sender_id,
+        )
+    except BackendUnavailable:
+        logger.exception("receipt: case book unavailable")
+        dispatcher.utter_message(response="utter_case_failed")
+        return []
+    dispatcher.utter_message(response="utter_receipt_received", case_id=case_id)
+    return [SlotSet("awaiting_receipt", False)]
+
+
+class ActionAttachReceipt(Action):
+    """The photo or PDF of a receipt after "ya pagué" not found: a case for a person to check."""
+
+    def name(self) -> str:
+        return "action_attach_receipt"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        try:
+            customer = await customer_on_file(tracker)
+        except BackendUnavailable:
+            dispatcher.utter_message(response="utter_systems_down")
+            return []
+        if customer is None:
+            dispatcher.utter_message(response="utter_unknown_customer")
+            return []
+        return await attach_receipt(dispatcher, tracker, customer)

@@ -1,0 +1,202 @@
+"""Money per country, signed payment links (tampering and expiry), balances, "ya pagué" lookups,
+promises to pay, and the payment tables of the SQL ERP on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from itsdangerous import URLSafeSerializer
+
+from bot.adapters.base import BackendUnavailable
+from bot.adapters.sql import SqlErp, payment_links, payment_promises
+from bot.money import currency_of, format_due_date, format_money
+from bot.payments import (
+    LINK_SALT,
+    InvalidPaymentLink,
+    PaymentLinkSigner,
+    balance_of,
+    needs_a_person,
+    needs_person_for,
+    parse_promise_date,
+    recent_payments,
+    verify_payment_link,
+)
+from bot.records import Invoice, InvoiceStatus
+from tests.conftest import JULIAN_AR, MARIANA_MX, NOW, ROSA_PE, TODAY
+
+SECRET = "link-secret-for-tests"
+SIGNER = PaymentLinkSigner(SECRET, "https://pagos.example.test/pagar", timedelta(hours=24))
+INVOICE = Invoice(
+    "F-9001", "C-001", Decimal("1234.50"), "MXN", date(2026, 11, 20), date(2026, 12, 1), InvoiceStatus.OPEN
+)
+
+
+# --- money -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("country", "expected"),
+    [
+        ("AR", "$ 1.234,50"),
+        ("PE", "S/ 1,234.50"),
+        ("MX", "$1,234.50"),
+        ("CO", "$ 1.234,50"),
+        ("CL", "$1.234"),  # pesos chilenos have no cents (babel rounds half to even)
+    ],
+)
+def test_amounts_are_written_in_each_country_s_own_way(country, expected):
+    assert format_money(Decimal("1234.50"), currency_of(country), country) == expected
+
+
+def test_due_dates_are_spanish():
+    assert format_due_date(date(2026, 11, 30)) == "lunes 30 de noviembre"
+
+
+# --- payment links -----------------------------------------------------------------------
+
+
+def test_a_signed_link_carries_invoice_amount_and_expiry():
+    now = datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc)
+    link = SIGNER.sign(INVOICE, now)
+    assert link.url.startswith("https://pagos.example.test/pagar/")
+    verified = verify_payment_link(link.url, SECRET, now + timedelta(hours=23))
+    assert (verified.invoice_id, verified.amount, verified.currency) == ("F-9001", Decimal("1234.50"), "MXN")
+
+
+def test_an_expired_link_is_rejected():
+    now = datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc)
+    link = SIGNER.sign(INVOICE, now)
+    with pytest.raises(InvalidPaymentLink, match="expired"):
+        verify_payment_link(link.url, SECRET, now + timedelta(hours=24, seconds=1))
+
+
+def test_a_link_with_a_changed_amount_is_rejected():
+    now = datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc)
+    link = SIGNER.sign(INVOICE, now)
+    token = link.url.rsplit("/", 1)[1]
+    payload, signature = token.rsplit(".", 1)
+    forged = URLSafeSerializer("someone-else", salt=LINK_SALT).dumps(
+        {"inv": "F-9001", "amt": "1.00", "cur": "MXN", "exp": 4_000_000_000}
+    )
+    for tampered in (f"{forged.rsplit('.', 1)[0]}.{signature}", forged, token[:-2] + "xx"):
+        with pytest.raises(InvalidPaymentLink):
+            verify_payment_link(f"https://pagos.example.test/pagar/{tampered}", SECRET, now)
+
+
+def test_a_link_signed_for_another_purpose_is_rejected():
+    other = URLSafeSerializer(SECRET, salt="something-else").dumps(
+        {"inv": "F-9001", "amt": "1.00", "cur": "MXN", "exp": 4_000_000_000}
+    )
+    with pytest.raises(InvalidPaymentLink):
+        verify_payment_link(f"https://x/{other}", SECRET)
+
+
+def test_the_sql_erp_records_every_link_it_issues(store, demo):
+    erp = SqlErp(store, SIGNER)
+    invoice = erp.invoices_of("C-001")[0]
+    link = erp.payment_link(invoice, NOW)
+    with store.connect() as conn:
+        row = conn.execute(sa.select(payment_links)).one()
+    assert (row.invoice_id, Decimal(row.amount), row.url) == (invoice.id, invoice.amount, link.url)
+    assert verify_payment_link(link.url, SECRET, NOW).amount == invoice.amount
+
+
+def test_without_a_signer_the_erp_says_it_is_unavailable(store, demo):
+    with pytest.raises(BackendUnavailable):
+        SqlErp(store).payment_link(INVOICE, NOW)
+
+
+# --- balance, the demo's invoices and payments ---------------------------------------------
+
+
+def test_balance_lists_open_invoices_with_overdue_marked(demo):
+    mariana = demo.crm.customer_by_phone(MARIANA_MX)
+    balance = balance_of(mariana, demo.erp.invoices_of(mariana.id), TODAY)
+    assert [line.invoice_id for line in balance.lines] == ["F-2002", "F-2001"]  # oldest due first
+    assert [line.overdue for line in balance.lines] == [True, False]
+    assert balance.lines[1].amount == "$1,234.50"
+    assert balance.total == "$2,133.50"
+    assert "vencida" in balance.lines[0].text() and "vencida" not in balance.lines[1].text()
+
+
+def test_balance_in_argentina_is_in_pesos_written_the_argentine_way(demo):
+    julian = demo.crm.customer_by_phone(JULIAN_AR)
+    balance = balance_of(julian, demo.erp.invoices_of(julian.id), TODAY)
+    assert [line.amount for line in balance.lines] == ["$ 45.999,90", "$ 250.000,00"]
+
+
+def test_paid_invoices_are_not_owed(demo):
+    rosa = demo.crm.customer_by_phone(ROSA_PE)
+    assert balance_of(rosa, demo.erp.invoices_of(rosa.id), TODAY).lines == []
+
+
+def test_amounts_are_decimals_on_both_databases(demo):
+    invoice = demo.erp.invoices_of("C-001")[0]
+    assert isinstance(invoice.amount, Decimal) and invoice.amount == Decimal("899.00")
+
+
+def test_a_recorded_payment_is_found_and_old_ones_are_not(demo):
+    payments = demo.erp.payments_of("C-003")
+    assert [p.id for p in recent_payments(payments, NOW)] == ["PAG-5001"]
+    assert payments[0].amount == Decimal("189.90") and payments[0].method == "Yape"
+    assert recent_payments(payments, NOW + timedelta(days=40)) == []
+    assert demo.erp.payments_of("C-002") == []
+
+
+def test_amounts_above_the_threshold_go_to_a_person():
+    assert needs_a_person(INVOICE, Decimal("1000"))
+    assert not needs_a_person(INVOICE, Decimal("100000"))
+
+
+# --- promises to pay ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("el viernes", date(2026, 11, 27)),
+        ("te pago el lunes", date(2026, 11, 30)),
+        ("15/12", date(2026, 12, 15)),
+        ("mañana", date(2026, 11, 27)),
+        ("pasado mañana", date(2026, 11, 28)),
+        ("el 5 de diciembre", date(2026, 12, 5)),
+    ],
+)
+def test_promise_dates_are_read_in_spanish_in_the_customer_s_zone(text, expected):
+    assert parse_promise_date(text, "America/Mexico_City", NOW) == expected
+
+
+def test_a_promise_in_the_past_or_unreadable_is_none():
+    assert parse_promise_date("ayer", "America/Lima", NOW) is None
+    assert parse_promise_date("cuando pueda", "America/Lima", NOW) is None
+
+
+def test_a_promise_is_recorded(store, demo):
+    demo.erp.record_promise("C-002", "F-2003", date(2026, 11, 30), "whatsapp")
+    with store.connect() as conn:
+        row = conn.execute(sa.select(payment_promises)).one()
+    assert (row.customer_id, row.invoice_id, row.promised_for, row.channel) == (
+        "C-002",
+        "F-2003",
+        date(2026, 11, 30),
+        "whatsapp",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("no reconozco este cobro", "dispute"),
+        ("me cobraron de más!!", "dispute"),
+        ("puedo pagar en cuotas?", "installments"),
+        ("quiero un plan de pagos", "installments"),
+        ("mandame el link", None),
+        ("cuanto debo", None),
+    ],
+)
+def test_disputes_and_installment_plans_are_recognised(text, reason):
+    found = needs_person_for(text)
+    assert (found.value if found else None) == reason
