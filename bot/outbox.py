@@ -9,8 +9,8 @@ gets a confirmation; when it finally fails (OUTBOX_MAX_ATTEMPTS or OUTBOX_MAX_AG
 is opened in the assistant's own case book for a person to finish by hand, and the customer is
 told so.
 
-A new kind of write is one function registered with `@write_kind(...)`; see `case.add` and
-`delivery.reschedule` below.
+A new kind of write is one function registered with `@write_kind(...)`; see `case.add`,
+`delivery.reschedule`, `contact.update` and `billing.promise` below.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -37,9 +37,10 @@ from bot.adapters.base import BackendUnavailable, CaseBook, idempotency_key
 from bot.adapters.rest.wire import (  # payloads use the contract's JSON shapes
     case_from_wire,
     change_from_wire,
+    contact_change_from_wire,
 )
 from bot.adapters.sql import SqlCaseBook, SqlStore, from_db_time, to_db_time
-from bot.records import CaseKind, RescheduleOutcome
+from bot.records import CaseKind, ContactField, RescheduleOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,42 @@ def apply_reschedule(backends: Any, payload: Mapping[str, Any]) -> None:
         return
     if outcome is not RescheduleOutcome.DONE:
         raise WriteConflict(f"reschedule {change.id}: {outcome.value}", code=outcome.value)
+
+
+# --- contact data and promises to pay (issue 6) ---
+
+
+def _contact_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    notice = payload.get("notice") or {}
+    return {"field": str(notice.get("field", "")), "new": str(notice.get("new", ""))}
+
+
+@write_kind("contact.update", confirmation="utter_contact_confirmed_later", values=_contact_notice)
+def apply_contact_update(backends: Any, payload: Mapping[str, Any]) -> None:
+    change = contact_change_from_wire(payload["change"])
+    if change.old is None:
+        # Queued while the CRM could not even be read: the audit's old value is read now, before
+        # the change (an HTTP CRM records it from its own data anyway).
+        details = backends.crm.contact_details(change.customer_id)
+        if details is None:
+            raise WriteRejected(f"no customer {change.customer_id}")
+        old = details.email if change.field is ContactField.EMAIL else details.address
+        change = replace(change, old=old)
+    backends.crm.update_contact(change, district=payload.get("district"))
+
+
+def _promise_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    return {"day": str((payload.get("notice") or {}).get("day", ""))}
+
+
+@write_kind("billing.promise", confirmation="utter_promise_confirmed_later", values=_promise_notice)
+def apply_promise(backends: Any, payload: Mapping[str, Any]) -> None:
+    backends.erp.record_promise(
+        payload["customer_id"],
+        payload.get("invoice_id"),
+        date.fromisoformat(payload["promised_for"]),
+        payload["channel"],
+    )
 
 
 # --- the table ------------------------------------------------------------------------------------

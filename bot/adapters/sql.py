@@ -287,53 +287,24 @@ class SqlBilling:
     _link_signer: PaymentLinkSigner | None
 
     def invoices_of(self, customer_id: str) -> list[Invoice]:
-        query = (
-            sa.select(invoices)
-            .where(invoices.c.customer_id == customer_id)
-            .order_by(invoices.c.due_on, invoices.c.id)
-        )
         with self._store.connect() as conn:
-            return [_invoice(row) for row in conn.execute(query)]
+            return invoices_of_in(conn, customer_id)
 
     def payments_of(self, customer_id: str) -> list[Payment]:
-        query = (
-            sa.select(payments)
-            .where(payments.c.customer_id == customer_id)
-            .order_by(payments.c.paid_at.desc(), payments.c.id)
-        )
         with self._store.connect() as conn:
-            return [_payment(row) for row in conn.execute(query)]
+            return payments_of_in(conn, customer_id)
 
     def payment_link(self, invoice: Invoice, now: datetime) -> PaymentLink:
-        if self._link_signer is None:
-            raise BackendUnavailable("payment links need PAYMENT_LINK_SECRET")
-        link = self._link_signer.sign(invoice, now)
         with self._store.connect() as conn:
-            conn.execute(
-                payment_links.insert(),
-                {
-                    "invoice_id": link.invoice_id,
-                    "amount": link.amount,
-                    "currency": link.currency,
-                    "url": link.url,
-                    "issued_at": to_db_time(now),
-                    "expires_at": to_db_time(link.expires_at),
-                },
-            )
-        return link
+            return issue_payment_link_in(conn, self._link_signer, invoice, now)
 
     def record_promise(
         self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
     ) -> None:
-        row = {
-            "customer_id": customer_id,
-            "invoice_id": invoice_id,
-            "promised_for": promised_for,
-            "channel": channel,
-            "recorded_at": to_db_time(datetime.now(timezone.utc)),
-        }
         with self._store.connect() as conn:
-            conn.execute(payment_promises.insert(), row)
+            record_promise_in(
+                conn, customer_id, invoice_id, promised_for, channel, datetime.now(timezone.utc)
+            )
 
 
 class SqlContactBook:
@@ -342,72 +313,147 @@ class SqlContactBook:
     _store: SqlStore
 
     def contact_details(self, customer_id: str) -> ContactDetails | None:
-        query = (
-            sa.select(customers.c.id, customers.c.email, customer_details)
-            .select_from(
-                customers.outerjoin(customer_details, customer_details.c.customer_id == customers.c.id)
-            )
-            .where(customers.c.id == customer_id)
-        )
         with self._store.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        return ContactDetails(
-            customer_id=row.id,
-            email=row.email,
-            address=row.address,
-            district=row.district,
-            document_id=row.document_id,
-        )
+            return contact_details_in(conn, customer_id)
 
     def update_contact(self, change: ContactChange, district: str | None = None) -> None:
         with self._store.connect() as conn:
-            if change.field is ContactField.EMAIL:
-                conn.execute(
-                    customers.update().where(customers.c.id == change.customer_id).values(email=change.new)
-                )
-            else:
-                values = {"address": change.new, "district": district}
-                updated = conn.execute(
-                    customer_details.update()
-                    .where(customer_details.c.customer_id == change.customer_id)
-                    .values(**values)
-                )
-                if updated.rowcount == 0:
-                    conn.execute(customer_details.insert(), {"customer_id": change.customer_id, **values})
-            conn.execute(
-                contact_changes.insert(),
-                {
-                    "customer_id": change.customer_id,
-                    "field": change.field.value,
-                    "old_value": change.old,
-                    "new_value": change.new,
-                    "channel": change.channel,
-                    "verified_how": change.verified_how,
-                    "changed_at": to_db_time(change.changed_at),
-                },
-            )
+            update_contact_in(conn, change, district)
 
     def contact_changes(self, customer_id: str) -> list[ContactChange]:
-        query = (
-            sa.select(contact_changes)
-            .where(contact_changes.c.customer_id == customer_id)
-            .order_by(contact_changes.c.changed_at.desc(), contact_changes.c.id.desc())
-        )
         with self._store.connect() as conn:
-            return [
-                ContactChange(
-                    customer_id=row.customer_id,
-                    field=ContactField(row.field),
-                    old=row.old_value,
-                    new=row.new_value,
-                    channel=row.channel,
-                    verified_how=row.verified_how,
-                    changed_at=from_db_time(row.changed_at),
-                )
-                for row in conn.execute(query)
-            ]
+            return contact_changes_in(conn, customer_id)
+
+
+# The same reads and writes inside a caller's transaction: the SQL CRM/ERP open one per call;
+# the reference server (bot/adapters/rest/reference_server.py) runs them in its own, with the
+# write's Idempotency-Key, so both answer alike.
+
+
+def invoices_of_in(conn: Connection, customer_id: str) -> list[Invoice]:
+    query = (
+        sa.select(invoices)
+        .where(invoices.c.customer_id == customer_id)
+        .order_by(invoices.c.due_on, invoices.c.id)
+    )
+    return [_invoice(row) for row in conn.execute(query)]
+
+
+def payments_of_in(conn: Connection, customer_id: str) -> list[Payment]:
+    query = (
+        sa.select(payments)
+        .where(payments.c.customer_id == customer_id)
+        .order_by(payments.c.paid_at.desc(), payments.c.id)
+    )
+    return [_payment(row) for row in conn.execute(query)]
+
+
+def invoice_in(conn: Connection, invoice_id: str) -> Invoice | None:
+    row = conn.execute(sa.select(invoices).where(invoices.c.id == invoice_id)).first()
+    return _invoice(row) if row else None
+
+
+def issue_payment_link_in(
+    conn: Connection, signer: PaymentLinkSigner | None, invoice: Invoice, now: datetime
+) -> PaymentLink:
+    if signer is None:
+        raise BackendUnavailable("payment links need PAYMENT_LINK_SECRET")
+    link = signer.sign(invoice, now)
+    conn.execute(
+        payment_links.insert(),
+        {
+            "invoice_id": link.invoice_id,
+            "amount": link.amount,
+            "currency": link.currency,
+            "url": link.url,
+            "issued_at": to_db_time(now),
+            "expires_at": to_db_time(link.expires_at),
+        },
+    )
+    return link
+
+
+def record_promise_in(
+    conn: Connection,
+    customer_id: str,
+    invoice_id: str | None,
+    promised_for: date,
+    channel: str,
+    recorded_at: datetime,
+) -> int:
+    """Record the promise; returns its id."""
+    row = {
+        "customer_id": customer_id,
+        "invoice_id": invoice_id,
+        "promised_for": promised_for,
+        "channel": channel,
+        "recorded_at": to_db_time(recorded_at),
+    }
+    return conn.execute(payment_promises.insert(), row).inserted_primary_key[0]
+
+
+def contact_details_in(conn: Connection, customer_id: str) -> ContactDetails | None:
+    query = (
+        sa.select(customers.c.id, customers.c.email, customer_details)
+        .select_from(customers.outerjoin(customer_details, customer_details.c.customer_id == customers.c.id))
+        .where(customers.c.id == customer_id)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return ContactDetails(
+        customer_id=row.id,
+        email=row.email,
+        address=row.address,
+        district=row.district,
+        document_id=row.document_id,
+    )
+
+
+def update_contact_in(conn: Connection, change: ContactChange, district: str | None) -> None:
+    if change.field is ContactField.EMAIL:
+        conn.execute(customers.update().where(customers.c.id == change.customer_id).values(email=change.new))
+    else:
+        values = {"address": change.new, "district": district}
+        updated = conn.execute(
+            customer_details.update()
+            .where(customer_details.c.customer_id == change.customer_id)
+            .values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(customer_details.insert(), {"customer_id": change.customer_id, **values})
+    conn.execute(
+        contact_changes.insert(),
+        {
+            "customer_id": change.customer_id,
+            "field": change.field.value,
+            "old_value": change.old,
+            "new_value": change.new,
+            "channel": change.channel,
+            "verified_how": change.verified_how,
+            "changed_at": to_db_time(change.changed_at),
+        },
+    )
+
+
+def contact_changes_in(conn: Connection, customer_id: str) -> list[ContactChange]:
+    query = (
+        sa.select(contact_changes)
+        .where(contact_changes.c.customer_id == customer_id)
+        .order_by(contact_changes.c.changed_at.desc(), contact_changes.c.id.desc())
+    )
+    return [
+        ContactChange(
+            customer_id=row.customer_id,
+            field=ContactField(row.field),
+            old=row.old_value,
+            new=row.new_value,
+            channel=row.channel,
+            verified_how=row.verified_how,
+            changed_at=from_db_time(row.changed_at),
+        )
+        for row in conn.execute(query)
+    ]
 
 
 class SqlOtpSecrets(OtpSecrets):

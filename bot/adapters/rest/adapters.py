@@ -21,10 +21,17 @@ from bot.adapters.rest.wire import (
     case_to_wire,
     change_from_wire,
     closures_from_wire,
+    contact_change_from_wire,
+    contact_details_from_wire,
     customer_from_wire,
     delivery_zone_from_wire,
+    invoice_from_wire,
     items_from_wire,
+    new_contact_change_to_wire,
     order_from_wire,
+    payment_from_wire,
+    payment_link_from_wire,
+    promise_to_wire,
     reschedule_to_wire,
     slot_from_wire,
     time_to_wire,
@@ -32,9 +39,14 @@ from bot.adapters.rest.wire import (
 from bot.records import (
     Case,
     CaseKind,
+    ContactChange,
+    ContactDetails,
     Customer,
     DeliveryZone,
+    Invoice,
     Order,
+    Payment,
+    PaymentLink,
     RescheduleOutcome,
     ScheduleChange,
     WindowSlot,
@@ -44,6 +56,11 @@ from bot.records import (
 def _segment(value: str) -> str:
     """An id as one path segment: '/' and the like cannot step into another resource."""
     return quote(value, safe="")
+
+
+def _natural_key(prefix: str, body: Any) -> str:
+    """An Idempotency-Key for a write sent outside the outbox: the same body, the same key."""
+    return f"{prefix}-{hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]}"
 
 
 def _parsed(parse, document: Any, what: str) -> Any:
@@ -65,6 +82,36 @@ class RestCrm(Crm):
     def customer_by_id(self, customer_id: str) -> Customer | None:
         found = self.client.get(f"/customers/{_segment(customer_id)}")
         return None if found is None else _parsed(customer_from_wire, found, "GET /customers/{id}")
+
+    # --- contact data (issue 6) ---
+
+    def contact_details(self, customer_id: str) -> ContactDetails | None:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/contact")
+        return (
+            None
+            if found is None
+            else _parsed(contact_details_from_wire, found, "GET /customers/{id}/contact")
+        )
+
+    def update_contact(self, change: ContactChange, district: str | None = None) -> None:
+        body = new_contact_change_to_wire(change, district)
+        self.client.write(
+            "POST",
+            f"/customers/{_segment(change.customer_id)}/contact-changes",
+            body,
+            expected=(201,),
+            idempotency_key=_natural_key("contact", body),
+        )
+
+    def contact_changes(self, customer_id: str) -> list[ContactChange]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/contact-changes")
+        if found is None:
+            return []
+        return _parsed(
+            lambda d: items_from_wire(d, contact_change_from_wire),
+            found,
+            "GET /customers/{id}/contact-changes",
+        )
 
 
 class RestErp(Erp):
@@ -107,14 +154,13 @@ class RestErp(Erp):
         body = reschedule_to_wire(change)
         # Where no outbox key is set, the change itself is the key: the same change sent again
         # is applied once, and another change under a taken id still gets its 409.
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
         reply = self.client.write(
             "PUT",
             f"/orders/{_segment(change.order_id)}/delivery/window",
             body,
             expected=(200,),
             passthrough=(404, 409),
-            idempotency_key=f"reschedule-{change.id}-{digest}",
+            idempotency_key=_natural_key(f"reschedule-{change.id}", body),
         )
         if reply.status == 200:
             return RescheduleOutcome.DONE
@@ -127,6 +173,39 @@ class RestErp(Erp):
             return []
         return _parsed(
             lambda d: items_from_wire(d, change_from_wire), found, "GET /orders/{id}/delivery/changes"
+        )
+
+    # --- payments (issue 6) ---
+
+    def invoices_of(self, customer_id: str) -> list[Invoice]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/invoices")
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, invoice_from_wire), found, "GET /customers/{id}/invoices")
+
+    def payments_of(self, customer_id: str) -> list[Payment]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/payments")
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, payment_from_wire), found, "GET /customers/{id}/payments")
+
+    def payment_link(self, invoice: Invoice, now: datetime) -> PaymentLink:
+        # Each request is a new link (a fresh key); the ERP signs it and records that it was issued.
+        reply = self.client.write(
+            "POST", f"/invoices/{_segment(invoice.id)}/payment-links", {}, expected=(201,)
+        )
+        return _parsed(payment_link_from_wire, reply.body, "POST /invoices/{id}/payment-links")
+
+    def record_promise(
+        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+    ) -> None:
+        body = promise_to_wire(invoice_id, promised_for, channel)
+        self.client.write(
+            "POST",
+            f"/customers/{_segment(customer_id)}/promises-to-pay",
+            body,
+            expected=(201,),
+            idempotency_key=_natural_key(f"promise-{customer_id}", body),
         )
 
 

@@ -22,7 +22,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,11 +38,17 @@ from bot.adapters.rest.wire import (
     case_to_wire,
     change_to_wire,
     closure_to_wire,
+    contact_change_to_wire,
+    contact_details_to_wire,
     customer_to_wire,
     delivery_to_wire,
+    invoice_to_wire,
     order_to_wire,
+    payment_link_to_wire,
+    payment_to_wire,
     slot_to_wire,
     time_from_wire,
+    time_to_wire,
 )
 
 # The SQL adapter's row readers, so a row means the same record on both sides of the wire.
@@ -52,18 +59,27 @@ from bot.adapters.sql import (
     _order,
     cases,
     closed_days_in,
+    contact_changes_in,
+    contact_details_in,
     customers,
+    invoice_in,
+    invoices_of_in,
+    issue_payment_link_in,
     orders,
+    payments_of_in,
+    record_promise_in,
     reschedule_in,
     schedule_changes,
     schedule_history_in,
     slot_in,
     to_db_time,
+    update_contact_in,
     window_slots_in,
     zone_in,
     zone_of_order_in,
 )
-from bot.records import CaseKind, RescheduleOutcome, ScheduleChange
+from bot.payments import PaymentLinkSigner
+from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
 from bot.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -452,6 +468,132 @@ def reschedule_delivery(conn: Connection, match, _q, body: Any) -> Answer:
     return 200, change_to_wire(change)
 
 
+# --- payments and contact data (issue 6), over the SQL CRM/ERP's own functions ---------------------
+
+CONTACT_FIELDS = {"field", "new", "district", "channel", "verified_how", "changed_at"}
+PROMISE_FIELDS = {"invoice_id", "promised_for", "channel"}
+
+
+def _customer_row(conn: Connection, match) -> str:
+    customer_id = _id(match)
+    if conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
+        raise ApiError(404, "not_found", "no customer with this id")
+    return customer_id
+
+
+def _fields(body: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    unknown, missing = set(body) - allowed, required - set(body)
+    if unknown or missing:
+        raise ApiError(400, "invalid_request", f"unknown fields {sorted(unknown)}, missing {sorted(missing)}")
+    return body
+
+
+def _short_text(body: dict[str, Any], name: str, longest: int, *, optional: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= longest:
+        raise ApiError(400, "invalid_request", f"{name} must be a string of 1 to {longest} characters")
+    return value
+
+
+def _moment(body: dict[str, Any], name: str) -> datetime:
+    if not isinstance(body.get(name), str):
+        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 date-time with offset")
+    try:
+        moment = time_from_wire(body[name], name)
+        to_db_time(moment)  # a moment the store can hold
+    except (WireError, OverflowError) as error:
+        raise ApiError(400, "invalid_request", str(error)) from None
+    return moment
+
+
+def get_contact(conn: Connection, match, _q, _body) -> Answer:
+    details = contact_details_in(conn, _id(match))
+    if details is None:
+        raise ApiError(404, "not_found", "no customer with this id")
+    return 200, contact_details_to_wire(details)
+
+
+def create_contact_change(conn: Connection, match, _q, body: Any) -> Answer:
+    """The CRM records the old value from its own data; e-mail or address, with its audit."""
+    asked = _fields(body, CONTACT_FIELDS, CONTACT_FIELDS - {"district"})
+    try:
+        field = ContactField(asked["field"])
+    except ValueError:
+        raise ApiError(400, "invalid_request", "field must be email or address") from None
+    new = _short_text(asked, "new", 400)  # the bot checked its shape before the customer confirmed
+    district = _short_text(asked, "district", 100, optional=True)
+    channel, verified_how = _short_text(asked, "channel", 32), _short_text(asked, "verified_how", 64)
+    changed_at = _moment(asked, "changed_at")
+    details = contact_details_in(conn, _id(match))
+    if details is None:
+        raise ApiError(404, "not_found", "no customer with this id")
+    change = ContactChange(
+        customer_id=details.customer_id,
+        field=field,
+        old=details.email if field is ContactField.EMAIL else details.address,
+        new=new,
+        channel=channel,
+        verified_how=verified_how,
+        changed_at=changed_at,
+    )
+    update_contact_in(conn, change, district)
+    return 201, contact_change_to_wire(change)
+
+
+def list_contact_changes(conn: Connection, match, _q, _body) -> Answer:
+    customer_id = _customer_row(conn, match)
+    return 200, {
+        "items": [contact_change_to_wire(change) for change in contact_changes_in(conn, customer_id)]
+    }
+
+
+def invoices_of_customer(conn: Connection, match, _q, _body) -> Answer:
+    return 200, {"items": [invoice_to_wire(invoice) for invoice in invoices_of_in(conn, _id(match))]}
+
+
+def payments_of_customer(conn: Connection, match, _q, _body) -> Answer:
+    return 200, {"items": [payment_to_wire(payment) for payment in payments_of_in(conn, _id(match))]}
+
+
+def create_promise(conn: Connection, match, _q, body: Any) -> Answer:
+    asked = _fields(body, PROMISE_FIELDS, {"promised_for", "channel"})
+    invoice_id = _short_text(asked, "invoice_id", MAX_ID_LENGTH, optional=True)
+    try:
+        promised_for = (
+            date.fromisoformat(asked["promised_for"]) if isinstance(asked["promised_for"], str) else None
+        )
+    except ValueError:
+        promised_for = None
+    if promised_for is None:
+        raise ApiError(400, "invalid_request", "promised_for must be a date, YYYY-MM-DD")
+    channel = _short_text(asked, "channel", 32)
+    customer_id = _customer_row(conn, match)
+    recorded_at = datetime.now(timezone.utc)
+    promise_id = record_promise_in(conn, customer_id, invoice_id, promised_for, channel, recorded_at)
+    return 201, {
+        "id": str(promise_id),
+        "customer_id": customer_id,
+        "invoice_id": invoice_id,
+        "promised_for": promised_for.isoformat(),
+        "channel": channel,
+        "recorded_at": time_to_wire(recorded_at),
+    }
+
+
+def create_payment_link(signer: PaymentLinkSigner | None, conn: Connection, match, _q, body: Any) -> Answer:
+    """A new signed link for the invoice's amount (503 without PAYMENT_LINK_SECRET)."""
+    _fields(body, set(), set())
+    invoice = invoice_in(conn, _id(match))
+    if invoice is None:
+        raise ApiError(404, "not_found", "no invoice with this id")
+    link = issue_payment_link_in(conn, signer, invoice, datetime.now(timezone.utc))
+    return 201, payment_link_to_wire(link)
+
+
 # (method, path pattern under BASE_PATH, handler, is a write)
 ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/customers$"), find_customers, False),
@@ -467,7 +609,17 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/changes$"), schedule_history, False),
     ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/windows$"), zone_windows, False),
     ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/closures$"), zone_closures, False),
+    # --- payments and contact data ---
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/contact$"), get_contact, False),
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/contact-changes$"), list_contact_changes, False),
+    ("POST", re.compile(r"^/customers/(?P<id>[^/]+)/contact-changes$"), create_contact_change, True),
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/invoices$"), invoices_of_customer, False),
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/payments$"), payments_of_customer, False),
+    ("POST", re.compile(r"^/customers/(?P<id>[^/]+)/promises-to-pay$"), create_promise, True),
 ]
+
+# Served with the server's own link signer (see ReferenceServer.routes).
+PAYMENT_LINKS = re.compile(r"^/invoices/(?P<id>[^/]+)/payment-links$")
 
 
 # --- the HTTP server ----------------------------------------------------------------------------
@@ -483,8 +635,10 @@ class ReferenceServer:
         port: int = 0,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
+        link_signer: PaymentLinkSigner | None = None,
     ) -> None:
         self.store = store
+        self.routes = [*ROUTES, ("POST", PAYMENT_LINKS, partial(create_payment_link, link_signer), True)]
         self.credentials = credentials or Credentials()
         self.faults = faults or Faults()
         # One idempotent write at a time, so two requests with one key never race. Several server
@@ -543,7 +697,7 @@ class ReferenceServer:
             path = split.path[len(BASE_PATH) :]
             query = {key: values[0] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
             allowed = []
-            for route_method, pattern, handler, is_write in ROUTES:
+            for route_method, pattern, handler, is_write in self.routes:
                 match = pattern.match(path)
                 if not match:
                     continue
@@ -679,6 +833,17 @@ def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def link_signer(settings: Settings) -> PaymentLinkSigner | None:
+    """Signs the payment links this server issues, as the embedded ERP does (PAYMENT_LINK_SECRET)."""
+    if not settings.payment_link_secret:
+        return None
+    return PaymentLinkSigner(
+        settings.payment_link_secret,
+        settings.payment_base_url,
+        timedelta(minutes=settings.payment_link_ttl_minutes),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, help="default CRM_SERVER_PORT (8090)")
@@ -704,7 +869,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"Demo data: {result.customers} customers, {result.orders} orders.", flush=True)
     credentials = Credentials.from_settings(settings)
-    server = ReferenceServer(store, credentials, port=args.port or settings.crm_server_port)
+    server = ReferenceServer(
+        store, credentials, port=args.port or settings.crm_server_port, link_signer=link_signer(settings)
+    )
     auth = "open (no CRM_TOKEN/ERP_TOKEN/CRM_API_KEY/ERP_API_KEY set)" if credentials.open else "required"
     print(
         f"Reference CRM/ERP server on {server.url}  (database {database_url}; auth {auth})\n"

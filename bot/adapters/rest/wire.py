@@ -9,16 +9,24 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from bot.records import (
     Case,
     CaseKind,
+    ContactChange,
+    ContactDetails,
+    ContactField,
     Customer,
     DeliveryWindow,
     DeliveryZone,
+    Invoice,
+    InvoiceStatus,
     Order,
     OrderState,
+    Payment,
+    PaymentLink,
     ScheduleChange,
     WindowSlot,
 )
@@ -337,5 +345,189 @@ def reschedule_to_wire(change: ScheduleChange) -> dict[str, Any]:
         "customer_id": change.customer_id,
         "phone": change.phone,
         "channel": change.channel,
+        "changed_at": time_to_wire(change.changed_at),
+    }
+
+
+# --- payments and contact data (issue 6) ----------------------------------------------------------
+
+_AMOUNT = re.compile(r"^-?[0-9]+(\.[0-9]{1,4})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def money_to_wire(amount: Decimal, currency: str) -> dict[str, str]:
+    return {"amount": format(amount.quantize(Decimal("0.01")), "f"), "currency": currency}
+
+
+def money_from_wire(document: Any, field: str) -> tuple[Decimal, str]:
+    data = _object(document, field)
+    amount, currency = data.get("amount"), data.get("currency")
+    if not isinstance(amount, str) or not _AMOUNT.match(amount):
+        raise WireError(f"{field}.amount: expected a decimal string like '1500.00'")
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        raise WireError(f"{field}.currency: expected an ISO 4217 code like 'MXN'")
+    return Decimal(amount).quantize(Decimal("0.01")), currency
+
+
+def _day_from_wire(value: Any, field: str) -> date:
+    if not isinstance(value, str):
+        raise WireError(f"{field}: expected a YYYY-MM-DD date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise WireError(f"{field}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def invoice_to_wire(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "customer_id": invoice.customer_id,
+        "order_id": invoice.order_id,
+        "amount": money_to_wire(invoice.amount, invoice.currency),
+        "issued_on": invoice.issued_on.isoformat(),
+        "due_on": invoice.due_on.isoformat(),
+        "status": invoice.status.value,
+    }
+
+
+def invoice_from_wire(document: Any) -> Invoice:
+    data = _object(document, "invoice")
+    amount, currency = money_from_wire(data.get("amount"), "amount")
+    try:
+        status = InvoiceStatus(data.get("status"))
+    except ValueError:
+        raise WireError(f"status: {data.get('status')!r} is not an invoice status") from None
+    return Invoice(
+        id=_text(data, "id"),
+        customer_id=_text(data, "customer_id"),
+        amount=amount,
+        currency=currency,
+        issued_on=_day_from_wire(data.get("issued_on"), "issued_on"),
+        due_on=_day_from_wire(data.get("due_on"), "due_on"),
+        status=status,
+        order_id=_text(data, "order_id", optional=True),
+    )
+
+
+def payment_to_wire(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "customer_id": payment.customer_id,
+        "invoice_id": payment.invoice_id,
+        "amount": money_to_wire(payment.amount, payment.currency),
+        "paid_at": time_to_wire(payment.paid_at),
+        "method": payment.method,
+    }
+
+
+def payment_from_wire(document: Any) -> Payment:
+    data = _object(document, "payment")
+    amount, currency = money_from_wire(data.get("amount"), "amount")
+    paid_at = time_from_wire(data.get("paid_at"), "paid_at")
+    if paid_at is None:
+        raise WireError("paid_at: required")
+    return Payment(
+        id=_text(data, "id"),
+        customer_id=_text(data, "customer_id"),
+        invoice_id=_text(data, "invoice_id", optional=True),
+        amount=amount,
+        currency=currency,
+        paid_at=paid_at,
+        method=_text(data, "method"),
+    )
+
+
+def payment_link_to_wire(link: PaymentLink) -> dict[str, Any]:
+    return {
+        "invoice_id": link.invoice_id,
+        "url": link.url,
+        "amount": money_to_wire(link.amount, link.currency),
+        "expires_at": time_to_wire(link.expires_at),
+    }
+
+
+def payment_link_from_wire(document: Any) -> PaymentLink:
+    data = _object(document, "payment link")
+    amount, currency = money_from_wire(data.get("amount"), "amount")
+    expires_at = time_from_wire(data.get("expires_at"), "expires_at")
+    if expires_at is None:
+        raise WireError("expires_at: required")
+    return PaymentLink(
+        url=_text(data, "url"),
+        invoice_id=_text(data, "invoice_id"),
+        amount=amount,
+        currency=currency,
+        expires_at=expires_at,
+    )
+
+
+def promise_to_wire(invoice_id: str | None, promised_for: date, channel: str) -> dict[str, Any]:
+    """The body of POST /customers/{customer_id}/promises-to-pay."""
+    return {"invoice_id": invoice_id, "promised_for": promised_for.isoformat(), "channel": channel}
+
+
+def contact_details_to_wire(details: ContactDetails) -> dict[str, Any]:
+    return {
+        "customer_id": details.customer_id,
+        "email": details.email,
+        "address": details.address,
+        "district": details.district,
+        "document_id": details.document_id,
+    }
+
+
+def contact_details_from_wire(document: Any) -> ContactDetails:
+    data = _object(document, "contact details")
+    return ContactDetails(
+        customer_id=_text(data, "customer_id"),
+        email=_text(data, "email", optional=True),
+        address=_text(data, "address", optional=True),
+        district=_text(data, "district", optional=True),
+        document_id=_text(data, "document_id", optional=True),
+    )
+
+
+def contact_change_to_wire(change: ContactChange) -> dict[str, Any]:
+    """A ContactChange as the CRM's audit keeps it."""
+    return {
+        "customer_id": change.customer_id,
+        "field": change.field.value,
+        "old": change.old,
+        "new": change.new,
+        "channel": change.channel,
+        "verified_how": change.verified_how,
+        "changed_at": time_to_wire(change.changed_at),
+    }
+
+
+def contact_change_from_wire(document: Any) -> ContactChange:
+    data = _object(document, "contact change")
+    try:
+        field = ContactField(data.get("field"))
+    except ValueError:
+        raise WireError(f"field: {data.get('field')!r} is not email or address") from None
+    changed_at = time_from_wire(data.get("changed_at"), "changed_at")
+    if changed_at is None:
+        raise WireError("changed_at: required")
+    return ContactChange(
+        customer_id=_text(data, "customer_id"),
+        field=field,
+        old=_text(data, "old", optional=True),
+        new=_text(data, "new"),
+        channel=_text(data, "channel"),
+        verified_how=_text(data, "verified_how"),
+        changed_at=changed_at,
+    )
+
+
+def new_contact_change_to_wire(change: ContactChange, district: str | None) -> dict[str, Any]:
+    """The body of POST /customers/{customer_id}/contact-changes: the CRM records the old value
+    from its own data, so a retried change carries the same body."""
+    return {
+        "field": change.field.value,
+        "new": change.new,
+        "district": district,
+        "channel": change.channel,
+        "verified_how": change.verified_how,
         "changed_at": time_to_wire(change.changed_at),
     }
