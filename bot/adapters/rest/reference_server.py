@@ -80,7 +80,7 @@ from bot.adapters.sql import (
 )
 from bot.payments import PaymentLinkSigner
 from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
-from bot.settings import Settings, SettingsError
+from bot.settings import VAR_DIR, Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -834,11 +834,16 @@ def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
 
 
 def link_signer(settings: Settings) -> PaymentLinkSigner | None:
-    """Signs the payment links this server issues, as the embedded ERP does (PAYMENT_LINK_SECRET)."""
-    if not settings.payment_link_secret:
+    """Signs the payment links this server issues, as the embedded ERP does (PAYMENT_LINK_SECRET;
+    in development the one `make run` generated into var/, so the bot's checks accept them)."""
+    secret = settings.payment_link_secret
+    generated = VAR_DIR / "payment_link_secret"
+    if not secret and settings.is_development and generated.exists():
+        secret = generated.read_text().strip()
+    if not secret:
         return None
     return PaymentLinkSigner(
-        settings.payment_link_secret,
+        secret,
         settings.payment_base_url,
         timedelta(minutes=settings.payment_link_ttl_minutes),
     )
