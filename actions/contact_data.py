@@ -12,6 +12,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.order_status import sender_phone
 from actions.verification import (
     STOPPED,
     VerificationSteps,
@@ -23,13 +24,14 @@ from actions.verification import (
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
 from bot.contact_data import (
-    change_contact,
     clean_address,
     clean_district,
     clean_email,
     district_label,
     field_named,
+    request_contact_change,
 )
+from bot.outbox import WriteRejected, WriteStatus
 from bot.records import ContactField
 
 logger = logging.getLogger(__name__)
@@ -180,19 +182,31 @@ class ActionUpdateContact(Action):
             return reset_flow()
         field = ContactField(tracker.get_slot("contact_field"))
         try:
-            change = await asyncio.to_thread(
-                change_contact,
-                backends().crm,
+            # Through the outbox: a CRM down at this point gets the change queued, not lost.
+            change, outcome = await asyncio.to_thread(
+                request_contact_change,
+                backends(),
                 customer_id,
                 field,
                 tracker.get_slot("contact_value"),
                 channel_of(tracker),
                 tracker.get_slot("verified_how") or "sms_code",
                 tracker.get_slot("contact_district"),
+                tracker.sender_id,
+                sender_phone(tracker),
+                FIELD_NAMES[field.value],
             )
-        except (BackendUnavailable, LookupError):
-            logger.exception("contact data: CRM unavailable")
+        except (BackendUnavailable, LookupError, WriteRejected):
+            logger.exception("contact data: the change could not be written, not even queued")
             dispatcher.utter_message(response="utter_contact_update_failed")
+            return reset_flow()
+        if outcome.status is WriteStatus.QUEUED:
+            dispatcher.utter_message(
+                response="utter_contact_queued",
+                field=FIELD_NAMES[field.value],
+                new=change.new,
+                case_id=outcome.management_id,
+            )
             return reset_flow()
         dispatcher.utter_message(
             response="utter_contact_updated", field=FIELD_NAMES[field.value], new=change.new

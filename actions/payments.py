@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -18,6 +19,7 @@ from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
 from bot.cases import open_case
 from bot.money import format_due_date, format_money
+from bot.outbox import WriteRejected, WriteStatus
 from bot.payments import (
     PersonReason,
     balance_of,
@@ -27,10 +29,11 @@ from bot.payments import (
     open_invoices,
     parse_promise_date,
     recent_payments,
+    request_promise,
 )
 from bot.records import CaseKind, Customer, InvoiceStatus
 from bot.settings import current
-from bot.spanish_time import day_phrase, moment_phrase
+from bot.spanish_time import day_phrase, locale_for, moment_phrase
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +116,29 @@ class ActionCompleteFlow(Action):
         pending = open_invoices(invoices)
         if day is None or day <= today or not pending:
             return False
-        await asyncio.to_thread(
-            backends().erp.record_promise, customer.id, pending[0].id, day, channel_of(tracker)
-        )
+        # Through the outbox: an ERP down at this point gets the promise queued, not lost.
+        try:
+            outcome = await asyncio.to_thread(
+                request_promise,
+                backends(),
+                customer.id,
+                pending[0].id,
+                day,
+                channel_of(tracker),
+                tracker.sender_id,
+                sender_phone(tracker),
+                format_date(day, "EEEE d 'de' MMMM", locale=locale_for(customer.country)),
+            )
+        except WriteRejected as refused:
+            raise BackendUnavailable(f"the ERP refused the promise: {refused}") from refused
+        if outcome.status is WriteStatus.QUEUED:
+            dispatcher.utter_message(
+                response="utter_promise_queued",
+                name=customer.first_name,
+                day=format_date(day, "EEEE d 'de' MMMM", locale=locale_for(customer.country)),
+                case_id=outcome.management_id,
+            )
+            return True
         dispatcher.utter_message(
             response="utter_promise_recorded", name=customer.first_name, day=day_phrase(day, today)
         )

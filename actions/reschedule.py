@@ -25,6 +25,7 @@ from bot.backends import backends
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
 from bot.order_status import Outcome, choice_title, look_up_status
+from bot.outbox import WriteRejected
 from bot.records import Customer, DeliveryWindow, RescheduleOutcome, WindowSlot, normalize_order_id
 from bot.scheduling import (
     Blocker,
@@ -32,8 +33,8 @@ from bot.scheduling import (
     Refusal,
     RescheduleContext,
     load_context,
+    request_reschedule,
     reschedule_blocker,
-    reschedule_delivery,
 )
 from bot.settings import current
 from bot.spanish_time import day_phrase, locale_for, window_phrase
@@ -43,7 +44,9 @@ logger = logging.getLogger(__name__)
 FORM = "reschedule_form"
 ORDER, WINDOW, CONFIRMED = "reschedule_order", "reschedule_window", "reschedule_confirmed"
 OFFER, MISSES = "reschedule_offer", "reschedule_misses"
-FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, "order_choices")
+# What the confirmation needs to queue the change if the CRM/ERP is down by then.
+CONTEXT = "reschedule_context"
+FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, CONTEXT, "order_choices")
 
 # Not answers to the form: the rules answer them and the form asks its question again.
 INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff"}
@@ -95,6 +98,17 @@ def offer_of(slots: list[WindowSlot], customer: Customer) -> list[dict[str, Any]
 
 def _window_of(value: dict[str, Any]) -> DeliveryWindow:
     return DeliveryWindow(datetime.fromisoformat(value["start"]), datetime.fromisoformat(value["end"]))
+
+
+def context_of(loaded: RescheduleContext) -> dict[str, Any]:
+    """The customer and the order's current window, kept in the tracker with the chosen order."""
+    window = loaded.order.window
+    return {
+        "customer_id": loaded.customer.id,
+        "timezone": loaded.customer_zone.key,
+        "country": loaded.customer.country,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()} if window else None,
+    }
 
 
 def confirmation_phrase(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> str:
@@ -214,6 +228,7 @@ class ValidateRescheduleForm(FormValidationAction):
             return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
         return [
             SlotSet(ORDER, order_id),
+            SlotSet(CONTEXT, context_of(loaded)),
             SlotSet("order_choices", None),
             SlotSet(OFFER, offer_of(windows, loaded.customer)),
             SlotSet(MISSES, 0),
@@ -286,28 +301,65 @@ class ValidateRescheduleForm(FormValidationAction):
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_confirm")
 
         now = datetime.now(timezone.utc)
-        phone = sender_phone(tracker)
-        loaded = _load(phone, tracker.get_slot(ORDER), now)
-        if loaded is None:
-            dispatcher.utter_message(response="utter_reschedule_systems_down")
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        phone, order_id = sender_phone(tracker), tracker.get_slot(ORDER)
+        context: dict[str, Any] = tracker.get_slot(CONTEXT) or {}
+        try:
+            loaded = _load(phone, order_id, now)
+        except BackendUnavailable:
+            # The change can still be queued with what the form learned when the order was chosen.
+            if not context.get("customer_id"):
+                raise
+            logger.warning("reschedule: CRM/ERP unavailable at the confirmation; queueing the change")
+            loaded = None
+        else:
+            if loaded is None:
+                dispatcher.utter_message(response="utter_reschedule_systems_down")
+                return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
         chosen = tracker.get_slot(WINDOW)
         slot = WindowSlot(int(chosen["id"]), "", _window_of(chosen), 0, 0)
-        result = reschedule_delivery(
-            backends().erp, loaded.order, loaded.customer, slot, phone, _channel(tracker), now
-        )
+        if loaded is not None:
+            customer_id, old_window = loaded.customer.id, loaded.order.window
+            zone, locale = loaded.customer_zone, locale_for(loaded.customer.country)
+        else:
+            customer_id, old_window = (
+                context["customer_id"],
+                _window_of(context["window"]) if context.get("window") else None,
+            )
+            zone, locale = (
+                ZoneInfo(context.get("timezone") or current().bot_timezone),
+                locale_for(context.get("country")),
+            )
+        try:
+            result = request_reschedule(
+                backends(), order_id, customer_id, old_window, slot.id, slot.window, phone,
+                _channel(tracker), tracker.sender_id, confirmation_phrase(slot.window, zone, locale), now,
+            )  # fmt: skip
+        except WriteRejected:
+            logger.exception("reschedule: the ERP refused the change")
+            dispatcher.utter_message(response="utter_reschedule_systems_down")
+            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        if result.queued:
+            dispatcher.utter_message(
+                response="utter_reschedule_queued",
+                order_id=order_id,
+                window=confirmation_phrase(slot.window, zone, locale),
+                case_id=result.change_id,
+            )
+            return [SlotSet(CONFIRMED, True), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
         if result.outcome is RescheduleOutcome.DONE:
             dispatcher.utter_message(
                 response="utter_reschedule_done",
-                order_id=loaded.order.id,
-                window=window_phrase(
-                    slot.window, loaded.customer_zone, now, locale_for(loaded.customer.country)
-                ),
+                order_id=order_id,
+                window=window_phrase(slot.window, zone, now, locale),
                 case_id=result.change_id,
             )
             return [SlotSet(CONFIRMED, True), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
         if result.outcome is RescheduleOutcome.WINDOW_FULL:
-            windows = loaded.calendar.next_windows(exclude=[slot.id, *loaded.current_slot_ids()])
+            if loaded is None:  # the ERP answered the write, so it answers reads again
+                loaded = _load(phone, order_id, now)
+            windows = (
+                loaded.calendar.next_windows(exclude=[slot.id, *loaded.current_slot_ids()]) if loaded else []
+            )
             if windows:
                 dispatcher.utter_message(response="utter_reschedule_window_taken")
                 return [
@@ -316,11 +368,9 @@ class ValidateRescheduleForm(FormValidationAction):
                     SlotSet(MISSES, 0),
                     SlotSet("requested_slot", WINDOW),
                 ]
-            dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=loaded.order.id)
+            dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
             return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        dispatcher.utter_message(
-            response="utter_reschedule_blocked_out_for_delivery", order_id=loaded.order.id
-        )
+        dispatcher.utter_message(response="utter_reschedule_blocked_out_for_delivery", order_id=order_id)
         return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
 
     # --- answers that are none of the expected ones ---

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from bot.adapters.base import Crm
+from bot.adapters.base import BackendUnavailable, Crm
+from bot.adapters.rest.wire import contact_change_to_wire  # the outbox keeps the contract's shape
+from bot.backends import Backends
 from bot.choices import fold
+from bot.outbox import WriteOutcome, default_outbox, submit_write
 from bot.records import ContactChange, ContactField
 
 # Pragmatic syntax check: one @, a dot in the domain, no spaces; the mailbox proves the rest.
@@ -93,3 +96,61 @@ def change_contact(
     )
     crm.update_contact(change, district=district)
     return change
+
+
+# --- the write through the outbox: never lost while the CRM is down ---------------------------------
+
+
+def request_contact_change(
+    backends: Backends,
+    customer_id: str,
+    field: ContactField,
+    new: str,
+    channel: str,
+    verified_how: str,
+    district: str | None,
+    conversation_id: str,
+    phone: str | None,
+    field_name: str,
+    now: datetime | None = None,
+) -> tuple[ContactChange, WriteOutcome]:
+    """Write the change like `change_contact`, but through the outbox (bot/outbox.py).
+
+    When the CRM does not answer, the change is kept under a management ID and the outbox worker
+    writes it later and tells the customer (`field_name` is how the field is called to them).
+    Raises LookupError for an unknown customer, WriteRejected when the CRM refuses the change,
+    BackendUnavailable when not even the outbox can record it.
+    """
+    try:
+        details = backends.crm.contact_details(customer_id)
+    except BackendUnavailable:
+        old = None  # read again when the change is applied (bot.outbox.apply_contact_update)
+    else:
+        if details is None:
+            raise LookupError(f"no customer {customer_id}")
+        old = details.email if field is ContactField.EMAIL else details.address
+    new_value = f"{new}, {district}" if field is ContactField.ADDRESS and district else new
+    change = ContactChange(
+        customer_id=customer_id,
+        field=field,
+        old=old,
+        new=new_value,
+        channel=channel,
+        verified_how=verified_how,
+        changed_at=now or datetime.now(timezone.utc),
+    )
+    payload = {
+        "change": contact_change_to_wire(change),
+        "district": district,
+        "notice": {"field": field_name, "new": new_value},
+    }
+    outcome = submit_write(
+        "contact.update",
+        payload,
+        conversation_id=conversation_id,
+        customer_phone=phone,
+        backends=backends,
+        outbox=backends.outbox or default_outbox(),
+        now=change.changed_at,
+    )
+    return change, outcome

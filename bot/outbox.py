@@ -9,7 +9,8 @@ gets a confirmation; when it finally fails (OUTBOX_MAX_ATTEMPTS or OUTBOX_MAX_AG
 is opened in the assistant's own case book for a person to finish by hand, and the customer is
 told so.
 
-A new kind of write is one function registered with `@write_kind(...)`; see `case.add` below.
+A new kind of write is one function registered with `@write_kind(...)`; see `case.add`,
+`delivery.reschedule`, `contact.update` and `billing.promise` below.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -33,9 +34,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.adapters.base import BackendUnavailable, CaseBook, idempotency_key
-from bot.adapters.rest.wire import case_from_wire  # payloads use the contract's JSON shapes
+from bot.adapters.rest.wire import (  # payloads use the contract's JSON shapes
+    case_from_wire,
+    change_from_wire,
+    contact_change_from_wire,
+)
 from bot.adapters.sql import SqlCaseBook, SqlStore, from_db_time, to_db_time
-from bot.records import CaseKind
+from bot.records import CaseKind, ContactField, RescheduleOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +89,18 @@ class WriteRejected(Exception):
 
 
 class WriteConflict(WriteRejected):
-    """The change collides with what exists (e.g. its id is taken); the caller may redo it."""
+    """The change collides with what exists (e.g. its id is taken); the caller may redo it.
+
+    `code` says which collision (`id_taken`, `window_full`...), for callers that answer each.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _no_values(_payload: Mapping[str, Any]) -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -92,16 +108,28 @@ class WriteKind:
     name: str
     apply: Callable[[Any, Mapping[str, Any]], None]  # (backends, payload); raises on failure
     confirmation: str  # domain response sent when a queued write goes through
+    failure: str = "utter_write_failed"  # ...when it finally fails (a case for a person is opened)
+    conflict: str | None = None  # ...when it meets a WriteConflict on a retry; None: `failure`
+    # Extra {placeholders} of those responses, read from the payload (management_id and case_id
+    # are always there).
+    values: Callable[[Mapping[str, Any]], dict[str, str]] = _no_values
 
 
 WRITE_KINDS: dict[str, WriteKind] = {}
 
 
-def write_kind(name: str, confirmation: str) -> Callable:
+def write_kind(
+    name: str,
+    confirmation: str,
+    *,
+    failure: str = "utter_write_failed",
+    conflict: str | None = None,
+    values: Callable[[Mapping[str, Any]], dict[str, str]] = _no_values,
+) -> Callable:
     """Register `apply(backends, payload)` as the way to carry out writes of kind `name`."""
 
     def register(apply: Callable[[Any, Mapping[str, Any]], None]) -> Callable:
-        WRITE_KINDS[name] = WriteKind(name, apply, confirmation)
+        WRITE_KINDS[name] = WriteKind(name, apply, confirmation, failure, conflict, values)
         return apply
 
     return register
@@ -113,7 +141,73 @@ def write_kind(name: str, confirmation: str) -> Callable:
 @write_kind("case.add", confirmation="utter_write_confirmed")
 def apply_case_add(backends: Any, payload: Mapping[str, Any]) -> None:
     if not backends.cases.add(case_from_wire(payload)):
-        raise WriteConflict(f"case id {payload.get('id')} is taken")
+        raise WriteConflict(f"case id {payload.get('id')} is taken", code="id_taken")
+
+
+# --- reschedule: payload {"change": ScheduleChange as the contract writes it, "notice": {order_id,
+# window}: how the customer was told the window, for the confirmation} ---
+
+
+def _reschedule_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    notice = payload.get("notice") or {}
+    return {"order_id": str(notice.get("order_id", "")), "window": str(notice.get("window", ""))}
+
+
+@write_kind(
+    "delivery.reschedule",
+    confirmation="utter_reschedule_confirmed_later",
+    failure="utter_reschedule_queued_failed",
+    conflict="utter_reschedule_queued_conflict",
+    values=_reschedule_notice,
+)
+def apply_reschedule(backends: Any, payload: Mapping[str, Any]) -> None:
+    change = change_from_wire(payload["change"])
+    outcome = backends.erp.reschedule(change)
+    if outcome is RescheduleOutcome.ID_TAKEN and any(
+        done.id == change.id and done.new_slot_id == change.new_slot_id
+        for done in backends.erp.schedule_history(change.order_id)
+    ):
+        # Applied by an attempt whose answer was lost (an ERP without idempotency keys, such as
+        # the SQL one when the connection dropped at commit): this very change is there.
+        return
+    if outcome is not RescheduleOutcome.DONE:
+        raise WriteConflict(f"reschedule {change.id}: {outcome.value}", code=outcome.value)
+
+
+# --- contact data and promises to pay (issue 6) ---
+
+
+def _contact_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    notice = payload.get("notice") or {}
+    return {"field": str(notice.get("field", "")), "new": str(notice.get("new", ""))}
+
+
+@write_kind("contact.update", confirmation="utter_contact_confirmed_later", values=_contact_notice)
+def apply_contact_update(backends: Any, payload: Mapping[str, Any]) -> None:
+    change = contact_change_from_wire(payload["change"])
+    if change.old is None:
+        # Queued while the CRM could not even be read: the audit's old value is read now, before
+        # the change (an HTTP CRM records it from its own data anyway).
+        details = backends.crm.contact_details(change.customer_id)
+        if details is None:
+            raise WriteRejected(f"no customer {change.customer_id}")
+        old = details.email if change.field is ContactField.EMAIL else details.address
+        change = replace(change, old=old)
+    backends.crm.update_contact(change, district=payload.get("district"))
+
+
+def _promise_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    return {"day": str((payload.get("notice") or {}).get("day", ""))}
+
+
+@write_kind("billing.promise", confirmation="utter_promise_confirmed_later", values=_promise_notice)
+def apply_promise(backends: Any, payload: Mapping[str, Any]) -> None:
+    backends.erp.record_promise(
+        payload["customer_id"],
+        payload.get("invoice_id"),
+        date.fromisoformat(payload["promised_for"]),
+        payload["channel"],
+    )
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -414,13 +508,18 @@ class OutboxWorker:
                     str(error),
                 )
                 return
-            await self._give_up(entry, attempts, str(error))
+            response = kind.failure if kind else "utter_write_failed"
+            if kind and kind.conflict and isinstance(error, WriteConflict):
+                response = kind.conflict
+            await self._give_up(entry, attempts, str(error), response)
             return
         await asyncio.to_thread(self.outbox.mark_applied, entry.id, attempts, self.clock())
         logger.info("outbox: %s %s applied on attempt %d", entry.kind, entry.management_id, attempts)
-        await self._tell(entry, kind.confirmation, {"management_id": entry.management_id})
+        await self._tell(entry, kind.confirmation, {})
 
-    async def _give_up(self, entry: OutboxEntry, attempts: int, reason: str) -> None:
+    async def _give_up(
+        self, entry: OutboxEntry, attempts: int, reason: str, response: str = "utter_write_failed"
+    ) -> None:
         from bot.cases import open_case
 
         details = {
@@ -438,12 +537,16 @@ class OutboxWorker:
             "outbox: %s %s failed for good after %d attempt(s) (%s); case %s opened",
             entry.kind, entry.management_id, attempts, reason, case_id,
         )  # fmt: skip
-        await self._tell(
-            entry, "utter_write_failed", {"management_id": entry.management_id, "case_id": case_id}
-        )
+        await self._tell(entry, response, {"case_id": case_id})
 
     async def _tell(self, entry: OutboxEntry, response: str, values: dict[str, str]) -> None:
+        kind = WRITE_KINDS.get(entry.kind)
         try:
+            values = {
+                **(kind.values(entry.payload) if kind else {}),
+                "management_id": entry.management_id,
+                **values,
+            }
             await self.notify(entry.customer_phone, entry.conversation_id, response, values)
         except Exception:
             # The write's fate is recorded either way; a message that cannot go out is logged.

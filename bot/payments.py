@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import dateparser
@@ -16,6 +17,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from bot.choices import fold
 from bot.money import format_due_date, format_money
 from bot.records import Customer, Invoice, InvoiceStatus, Payment, PaymentLink
+
+if TYPE_CHECKING:
+    from bot.outbox import WriteOutcome
 
 # Binds signatures to this one purpose: a token signed for something else never opens a payment.
 LINK_SALT = "autoservicio.payment-link.v1"
@@ -227,3 +231,41 @@ def needs_person_for(text: str) -> PersonReason | None:
         if any(f" {phrase} " in words for phrase in phrases):
             return reason
     return None
+
+
+# --- the promise through the outbox: never lost while the ERP is down ---------------------------------
+
+
+def request_promise(
+    backends: Any,
+    customer_id: str,
+    invoice_id: str | None,
+    promised_for: date,
+    channel: str,
+    conversation_id: str,
+    phone: str | None,
+    day_text: str,
+    now: datetime | None = None,
+) -> WriteOutcome:
+    """Record the promise through the outbox (bot/outbox.py): when the ERP does not answer it is
+    kept under a management ID, recorded later and confirmed to the customer with `day_text`
+    (the day as they were told it). Raises WriteRejected when the ERP refuses it."""
+    # Imported here: the SQL adapter imports this module (PaymentLinkSigner), and the outbox it.
+    from bot.outbox import default_outbox, submit_write
+
+    payload = {
+        "customer_id": customer_id,
+        "invoice_id": invoice_id,
+        "promised_for": promised_for.isoformat(),
+        "channel": channel,
+        "notice": {"day": day_text},
+    }
+    return submit_write(
+        "billing.promise",
+        payload,
+        conversation_id=conversation_id,
+        customer_phone=phone,
+        backends=backends,
+        outbox=backends.outbox or default_outbox(),
+        now=now,
+    )

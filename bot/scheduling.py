@@ -18,10 +18,14 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from bot.adapters.base import Crm, Erp
+from bot.adapters.rest.wire import change_to_wire  # the outbox keeps the contract's JSON shape
+from bot.backends import Backends
 from bot.cases import new_case_id
 from bot.date_phrases import DateRequest
+from bot.outbox import WriteConflict, WriteStatus, default_outbox, submit_write
 from bot.records import (
     Customer,
+    DeliveryWindow,
     DeliveryZone,
     Order,
     OrderState,
@@ -265,6 +269,9 @@ def load_context(
 class RescheduleResult:
     outcome: RescheduleOutcome
     change_id: str | None = None  # the management ID, when DONE
+    # The ERP did not answer: the change waits in the outbox under change_id, and the customer
+    # is told when it goes through (outcome is DONE: accepted, not refused).
+    queued: bool = False
 
 
 _ID_DRAWS = 5
@@ -296,4 +303,63 @@ def reschedule_delivery(
         outcome = erp.reschedule(change)
         if outcome is not RescheduleOutcome.ID_TAKEN:
             return RescheduleResult(outcome, change.id if outcome is RescheduleOutcome.DONE else None)
+    raise RuntimeError(f"no free management ID after {_ID_DRAWS} draws")
+
+
+# --- the write through the outbox: never lost while the ERP is down -------------------------------
+
+
+def request_reschedule(
+    backends: Backends,
+    order_id: str,
+    customer_id: str,
+    old_window: DeliveryWindow | None,
+    slot_id: int,
+    new_window: DeliveryWindow,
+    phone: str | None,
+    channel: str,
+    conversation_id: str,
+    notice: str,
+    now: datetime | None = None,
+) -> RescheduleResult:
+    """Move the order like `reschedule_delivery`, but through the outbox (bot/outbox.py).
+
+    When the ERP answers, the result is the same as `reschedule_delivery`'s: DONE, or the window
+    taken, or the order no longer movable, at once. When it does not, the change is kept under its
+    management ID (`queued`) and the outbox worker applies it later and tells the customer, with
+    `notice` (the window as the customer was shown it). Raises WriteRejected when the ERP refuses
+    the request itself, BackendUnavailable when not even the outbox can record it.
+    """
+    now = now or datetime.now(timezone.utc)
+    for _ in range(_ID_DRAWS):
+        change = ScheduleChange(
+            id=new_case_id(),
+            order_id=order_id,
+            customer_id=customer_id,
+            phone=phone,
+            channel=channel,
+            changed_at=now,
+            old_window=old_window,
+            new_window=new_window,
+            new_slot_id=slot_id,
+        )
+        payload = {"change": change_to_wire(change), "notice": {"order_id": order_id, "window": notice}}
+        try:
+            written = submit_write(
+                "delivery.reschedule",
+                payload,
+                conversation_id=conversation_id,
+                customer_phone=phone,
+                management_id=change.id,
+                backends=backends,
+                outbox=backends.outbox or default_outbox(),
+                now=now,
+            )
+        except WriteConflict as conflict:
+            if conflict.code == RescheduleOutcome.ID_TAKEN.value:
+                continue  # draw another management ID
+            return RescheduleResult(RescheduleOutcome(conflict.code or RescheduleOutcome.NOT_ALLOWED.value))
+        return RescheduleResult(
+            RescheduleOutcome.DONE, change.id, queued=written.status is WriteStatus.QUEUED
+        )
     raise RuntimeError(f"no free management ID after {_ID_DRAWS} draws")

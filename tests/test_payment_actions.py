@@ -47,7 +47,7 @@ def world(monkeypatch, store, demo, settings):
         force=True,
     )
     signer = PaymentLinkSigner(LINK_SECRET, "https://pagos.example.test/pagar", timedelta(hours=24))
-    backends = Backends(crm=demo.crm, erp=SqlErp(store, signer), cases=demo.cases)
+    backends = Backends(crm=demo.crm, erp=SqlErp(store, signer), cases=demo.cases, outbox=demo.outbox)
     verifier = CodeVerifier(SqlOtpSecrets(store), MemoryAttemptStore(), Fernet.generate_key().decode())
     messages = MessagingStore(store)
     messages.create_schema()
@@ -420,3 +420,84 @@ def test_leaving_words_end_the_form_whatever_nlu_made_of_them(world, answer):
     ]
     responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots={**state, **slots_of(events)}))
     assert responses == []
+
+
+# --- the CRM/ERP down at the write: queued through the outbox, not lost --------------------------------
+
+
+def test_a_contact_change_confirmed_while_the_crm_is_down_is_queued_and_applied_once_later(
+    world, store, monkeypatch
+):
+    from bot.adapters.base import BackendUnavailable
+    from bot.adapters.sql import SqlCaseBook
+    from bot.outbox import Outbox, OutboxWorker
+
+    backends, _ = world
+    state = {
+        "verified_customer_id": "C-003",
+        "verified_until": time.time() + 600,
+        "verified_how": "sms_code",
+        "contact_field": "email",
+        "contact_value": "rosa.q@example.pe",
+        "contact_confirmed": True,
+    }
+
+    def down(*_args, **_kwargs):
+        raise BackendUnavailable("CRM unavailable")
+
+    working = backends.crm.update_contact
+    monkeypatch.setattr(backends.crm, "update_contact", down)
+    responses, sent, _ = run(
+        ActionUpdateContact(), tracker(ROSA_PE, "si", "affirm", slots=state, metadata={"channel": "whatsapp"})
+    )
+    assert responses == ["utter_contact_queued"]
+    assert sent[0]["new"] == "rosa.q@example.pe" and sent[0]["case_id"].startswith("GES-")
+    assert backends.crm.contact_changes("C-003") == []
+
+    monkeypatch.setattr(backends.crm, "update_contact", working)  # the CRM is back
+    told = []
+
+    async def notify(phone, conversation_id, response, values):
+        told.append((phone, response, values))
+
+    later = lambda: datetime.now(ZoneInfo("UTC")) + timedelta(hours=1)  # noqa: E731
+    worker = OutboxWorker(Outbox(store), backends, SqlCaseBook(store), notify, clock=later)
+    assert asyncio.run(worker.run_once()) == 1
+    assert asyncio.run(worker.run_once()) == 0
+    [audit] = backends.crm.contact_changes("C-003")
+    assert (audit.old, audit.new, audit.verified_how) == (
+        "rosa.quispe@example.com",
+        "rosa.q@example.pe",
+        "sms_code",
+    )
+    [(phone, response, values)] = told
+    assert (phone, response, values["management_id"]) == (
+        ROSA_PE,
+        "utter_contact_confirmed_later",
+        sent[0]["case_id"],
+    )
+    assert values["new"] == "rosa.q@example.pe" and values["field"] == "correo"
+
+
+def test_a_promise_made_while_the_erp_is_down_is_queued_with_a_management_id(world, store, monkeypatch):
+    import sqlalchemy as sa
+
+    from bot.adapters.base import BackendUnavailable
+    from bot.adapters.sql import payment_promises
+    from bot.outbox import Outbox
+
+    backends, messages = world
+    state = verify(
+        MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link", "promise_date": "pasado mañana"}
+    )
+
+    def down(*_args, **_kwargs):
+        raise BackendUnavailable("ERP unavailable")
+
+    monkeypatch.setattr(backends.erp, "record_promise", down)
+    responses, sent, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == ["utter_promise_queued"] and sent[0]["case_id"].startswith("GES-")
+    [queued] = Outbox(store).entries("pending")
+    assert (queued.kind, queued.payload["invoice_id"]) == ("billing.promise", "F-2002")
+    with store.connect() as conn:
+        assert conn.execute(sa.select(payment_promises)).all() == []

@@ -23,6 +23,7 @@ from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, delivery_slots
 from bot.backends import Backends
 from bot.cases import is_case_id
 from bot.demo import load_demo
+from bot.outbox import Outbox, OutboxWorker
 from bot.settings import DEFAULT_DEMO_DATA
 from tests.conftest import CAMILA_CL, JULIAN_AR, LUCIA_MX, STRANGER
 
@@ -33,6 +34,7 @@ SLOTS = (
     "reschedule_confirmed",
     "reschedule_offer",
     "reschedule_misses",
+    "reschedule_context",
 )
 
 
@@ -41,7 +43,7 @@ def live(store, settings, monkeypatch) -> Backends:
     """The demo anchored on the real today: the actions read the real clock."""
     today = datetime.now(ZoneInfo(settings.bot_timezone)).date()
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=today, force=True)
-    found = Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store))
+    found = Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store))
     monkeypatch.setattr(module, "backends", lambda: found)
     return found
 
@@ -272,3 +274,61 @@ def test_the_form_slots_are_cleared_when_it_ends(live):
         event["value"] is None for event in events
     )
     assert all(isinstance(event, dict) for event in events) and SlotSet("reschedule_order", None) in events
+
+
+# --- the ERP down at the confirmation: the change is queued, not lost ---------------------------------
+
+
+def test_an_erp_down_at_the_confirmation_queues_the_change_and_the_outbox_applies_it_once(
+    live, store, monkeypatch
+):
+    state = pick_and_confirm(live)
+    assert state["reschedule_context"]["customer_id"] == "C-006"
+
+    def down(*_args, **_kwargs):
+        raise BackendUnavailable("ERP unavailable")
+
+    working = {name: getattr(live.erp, name) for name in ("order", "reschedule")}
+    for name in working:
+        monkeypatch.setattr(live.erp, name, down)
+    responses, events, messages = validate(
+        tracker(LUCIA_MX, "si", "affirm", slots={**state, "requested_slot": "reschedule_confirmed"})
+    )
+    assert responses == ["utter_reschedule_queued"]
+    case_id = messages[0]["case_id"]
+    assert is_case_id(case_id) and messages[0]["order_id"] == "PED-1010"
+    assert ", de " in messages[0]["window"] and " a " in messages[0]["window"]  # absolute: read later
+    assert slots_of(events)["requested_slot"] is None
+    [queued] = Outbox(store).entries("pending")
+    assert (queued.kind, queued.management_id) == ("delivery.reschedule", case_id)
+
+    for name, method in working.items():  # the ERP is back
+        monkeypatch.setattr(live.erp, name, method)
+    told = []
+
+    async def notify(phone, conversation_id, response, values):
+        told.append((phone, response, values))
+
+    later = lambda: datetime.now(ZoneInfo("UTC")) + timedelta(hours=1)  # noqa: E731
+    worker = OutboxWorker(Outbox(store), live, SqlCaseBook(store), notify, clock=later)
+    assert asyncio.run(worker.run_once()) == 1
+    assert asyncio.run(worker.run_once()) == 0
+    [change] = live.erp.schedule_history("PED-1010")
+    assert change.id == case_id and change.new_slot_id == state["reschedule_window"]["id"]
+    assert live.erp.order("PED-1010").window.start.isoformat() == state["reschedule_window"]["start"]
+    [(phone, response, values)] = told
+    assert (phone, response) == (LUCIA_MX, "utter_reschedule_confirmed_later")
+    assert values["management_id"] == case_id and values["order_id"] == "PED-1010"
+    assert values["window"] == messages[0]["window"]
+
+
+def test_an_erp_down_at_the_confirmation_without_the_forms_context_changes_nothing(live, monkeypatch):
+    state = {**pick_and_confirm(live), "reschedule_context": None, "requested_slot": "reschedule_confirmed"}
+
+    def down(*_args, **_kwargs):
+        raise BackendUnavailable("ERP unavailable")
+
+    monkeypatch.setattr(live.erp, "order", down)
+    responses, events, _ = validate(tracker(LUCIA_MX, "si", "affirm", slots=state))
+    assert responses == ["utter_reschedule_systems_down"]
+    assert slots_of(events)["requested_slot"] is None

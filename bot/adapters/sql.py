@@ -287,53 +287,24 @@ class SqlBilling:
     _link_signer: PaymentLinkSigner | None
 
     def invoices_of(self, customer_id: str) -> list[Invoice]:
-        query = (
-            sa.select(invoices)
-            .where(invoices.c.customer_id == customer_id)
-            .order_by(invoices.c.due_on, invoices.c.id)
-        )
         with self._store.connect() as conn:
-            return [_invoice(row) for row in conn.execute(query)]
+            return invoices_of_in(conn, customer_id)
 
     def payments_of(self, customer_id: str) -> list[Payment]:
-        query = (
-            sa.select(payments)
-            .where(payments.c.customer_id == customer_id)
-            .order_by(payments.c.paid_at.desc(), payments.c.id)
-        )
         with self._store.connect() as conn:
-            return [_payment(row) for row in conn.execute(query)]
+            return payments_of_in(conn, customer_id)
 
     def payment_link(self, invoice: Invoice, now: datetime) -> PaymentLink:
-        if self._link_signer is None:
-            raise BackendUnavailable("payment links need PAYMENT_LINK_SECRET")
-        link = self._link_signer.sign(invoice, now)
         with self._store.connect() as conn:
-            conn.execute(
-                payment_links.insert(),
-                {
-                    "invoice_id": link.invoice_id,
-                    "amount": link.amount,
-                    "currency": link.currency,
-                    "url": link.url,
-                    "issued_at": to_db_time(now),
-                    "expires_at": to_db_time(link.expires_at),
-                },
-            )
-        return link
+            return issue_payment_link_in(conn, self._link_signer, invoice, now)
 
     def record_promise(
         self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
     ) -> None:
-        row = {
-            "customer_id": customer_id,
-            "invoice_id": invoice_id,
-            "promised_for": promised_for,
-            "channel": channel,
-            "recorded_at": to_db_time(datetime.now(timezone.utc)),
-        }
         with self._store.connect() as conn:
-            conn.execute(payment_promises.insert(), row)
+            record_promise_in(
+                conn, customer_id, invoice_id, promised_for, channel, datetime.now(timezone.utc)
+            )
 
 
 class SqlContactBook:
@@ -342,72 +313,147 @@ class SqlContactBook:
     _store: SqlStore
 
     def contact_details(self, customer_id: str) -> ContactDetails | None:
-        query = (
-            sa.select(customers.c.id, customers.c.email, customer_details)
-            .select_from(
-                customers.outerjoin(customer_details, customer_details.c.customer_id == customers.c.id)
-            )
-            .where(customers.c.id == customer_id)
-        )
         with self._store.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        return ContactDetails(
-            customer_id=row.id,
-            email=row.email,
-            address=row.address,
-            district=row.district,
-            document_id=row.document_id,
-        )
+            return contact_details_in(conn, customer_id)
 
     def update_contact(self, change: ContactChange, district: str | None = None) -> None:
         with self._store.connect() as conn:
-            if change.field is ContactField.EMAIL:
-                conn.execute(
-                    customers.update().where(customers.c.id == change.customer_id).values(email=change.new)
-                )
-            else:
-                values = {"address": change.new, "district": district}
-                updated = conn.execute(
-                    customer_details.update()
-                    .where(customer_details.c.customer_id == change.customer_id)
-                    .values(**values)
-                )
-                if updated.rowcount == 0:
-                    conn.execute(customer_details.insert(), {"customer_id": change.customer_id, **values})
-            conn.execute(
-                contact_changes.insert(),
-                {
-                    "customer_id": change.customer_id,
-                    "field": change.field.value,
-                    "old_value": change.old,
-                    "new_value": change.new,
-                    "channel": change.channel,
-                    "verified_how": change.verified_how,
-                    "changed_at": to_db_time(change.changed_at),
-                },
-            )
+            update_contact_in(conn, change, district)
 
     def contact_changes(self, customer_id: str) -> list[ContactChange]:
-        query = (
-            sa.select(contact_changes)
-            .where(contact_changes.c.customer_id == customer_id)
-            .order_by(contact_changes.c.changed_at.desc(), contact_changes.c.id.desc())
-        )
         with self._store.connect() as conn:
-            return [
-                ContactChange(
-                    customer_id=row.customer_id,
-                    field=ContactField(row.field),
-                    old=row.old_value,
-                    new=row.new_value,
-                    channel=row.channel,
-                    verified_how=row.verified_how,
-                    changed_at=from_db_time(row.changed_at),
-                )
-                for row in conn.execute(query)
-            ]
+            return contact_changes_in(conn, customer_id)
+
+
+# The same reads and writes inside a caller's transaction: the SQL CRM/ERP open one per call;
+# the reference server (bot/adapters/rest/reference_server.py) runs them in its own, with the
+# write's Idempotency-Key, so both answer alike.
+
+
+def invoices_of_in(conn: Connection, customer_id: str) -> list[Invoice]:
+    query = (
+        sa.select(invoices)
+        .where(invoices.c.customer_id == customer_id)
+        .order_by(invoices.c.due_on, invoices.c.id)
+    )
+    return [_invoice(row) for row in conn.execute(query)]
+
+
+def payments_of_in(conn: Connection, customer_id: str) -> list[Payment]:
+    query = (
+        sa.select(payments)
+        .where(payments.c.customer_id == customer_id)
+        .order_by(payments.c.paid_at.desc(), payments.c.id)
+    )
+    return [_payment(row) for row in conn.execute(query)]
+
+
+def invoice_in(conn: Connection, invoice_id: str) -> Invoice | None:
+    row = conn.execute(sa.select(invoices).where(invoices.c.id == invoice_id)).first()
+    return _invoice(row) if row else None
+
+
+def issue_payment_link_in(
+    conn: Connection, signer: PaymentLinkSigner | None, invoice: Invoice, now: datetime
+) -> PaymentLink:
+    if signer is None:
+        raise BackendUnavailable("payment links need PAYMENT_LINK_SECRET")
+    link = signer.sign(invoice, now)
+    conn.execute(
+        payment_links.insert(),
+        {
+            "invoice_id": link.invoice_id,
+            "amount": link.amount,
+            "currency": link.currency,
+            "url": link.url,
+            "issued_at": to_db_time(now),
+            "expires_at": to_db_time(link.expires_at),
+        },
+    )
+    return link
+
+
+def record_promise_in(
+    conn: Connection,
+    customer_id: str,
+    invoice_id: str | None,
+    promised_for: date,
+    channel: str,
+    recorded_at: datetime,
+) -> int:
+    """Record the promise; returns its id."""
+    row = {
+        "customer_id": customer_id,
+        "invoice_id": invoice_id,
+        "promised_for": promised_for,
+        "channel": channel,
+        "recorded_at": to_db_time(recorded_at),
+    }
+    return conn.execute(payment_promises.insert(), row).inserted_primary_key[0]
+
+
+def contact_details_in(conn: Connection, customer_id: str) -> ContactDetails | None:
+    query = (
+        sa.select(customers.c.id, customers.c.email, customer_details)
+        .select_from(customers.outerjoin(customer_details, customer_details.c.customer_id == customers.c.id))
+        .where(customers.c.id == customer_id)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return ContactDetails(
+        customer_id=row.id,
+        email=row.email,
+        address=row.address,
+        district=row.district,
+        document_id=row.document_id,
+    )
+
+
+def update_contact_in(conn: Connection, change: ContactChange, district: str | None) -> None:
+    if change.field is ContactField.EMAIL:
+        conn.execute(customers.update().where(customers.c.id == change.customer_id).values(email=change.new))
+    else:
+        values = {"address": change.new, "district": district}
+        updated = conn.execute(
+            customer_details.update()
+            .where(customer_details.c.customer_id == change.customer_id)
+            .values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(customer_details.insert(), {"customer_id": change.customer_id, **values})
+    conn.execute(
+        contact_changes.insert(),
+        {
+            "customer_id": change.customer_id,
+            "field": change.field.value,
+            "old_value": change.old,
+            "new_value": change.new,
+            "channel": change.channel,
+            "verified_how": change.verified_how,
+            "changed_at": to_db_time(change.changed_at),
+        },
+    )
+
+
+def contact_changes_in(conn: Connection, customer_id: str) -> list[ContactChange]:
+    query = (
+        sa.select(contact_changes)
+        .where(contact_changes.c.customer_id == customer_id)
+        .order_by(contact_changes.c.changed_at.desc(), contact_changes.c.id.desc())
+    )
+    return [
+        ContactChange(
+            customer_id=row.customer_id,
+            field=ContactField(row.field),
+            old=row.old_value,
+            new=row.new_value,
+            channel=row.channel,
+            verified_how=row.verified_how,
+            changed_at=from_db_time(row.changed_at),
+        )
+        for row in conn.execute(query)
+    ]
 
 
 class SqlOtpSecrets(OtpSecrets):
@@ -527,45 +573,21 @@ class SqlErp(SqlBilling, Erp):
     # --- reschedule: zones, windows with capacity, closures and the change history ---
 
     def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
-        query = sa.select(delivery_zones).join(
-            order_deliveries, order_deliveries.c.zone_id == delivery_zones.c.id
-        )
         with self._store.connect() as conn:
-            row = conn.execute(query.where(order_deliveries.c.order_id == order_id)).first()
-        return _zone(row) if row else None
+            return zone_of_order_in(conn, order_id)
 
     def window_slots(self, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
         with self._store.connect() as conn:
-            zone = conn.execute(sa.select(delivery_zones).where(delivery_zones.c.id == zone_id)).first()
-            if zone is None:
-                return []
-            local = ZoneInfo(zone.timezone)
-            since = to_db_time(datetime.combine(first_day, time(0), local))
-            until = to_db_time(datetime.combine(last_day + timedelta(days=1), time(0), local))
-            query = (
-                sa.select(delivery_slots)
-                .where(
-                    delivery_slots.c.zone_id == zone_id,
-                    delivery_slots.c.starts_at >= since,
-                    delivery_slots.c.starts_at < until,
-                )
-                .order_by(delivery_slots.c.starts_at, delivery_slots.c.id)
-            )
-            return [_slot(row) for row in conn.execute(query)]
+            return window_slots_in(conn, zone_id, first_day, last_day)
 
     def closed_days(self, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
-        query = sa.select(delivery_closures.c.day, delivery_closures.c.reason).where(
-            delivery_closures.c.zone_id == zone_id,
-            delivery_closures.c.day >= first_day,
-            delivery_closures.c.day <= last_day,
-        )
         with self._store.connect() as conn:
-            return {row.day: row.reason for row in conn.execute(query)}
+            return closed_days_in(conn, zone_id, first_day, last_day)
 
     def reschedule(self, change: ScheduleChange) -> RescheduleOutcome:
         try:
             with self._store.connect() as conn:
-                outcome = _reschedule_in(conn, change)
+                outcome = reschedule_in(conn, change)
                 if outcome is not RescheduleOutcome.DONE:
                     raise _Undo(outcome)  # leaving the block by an exception rolls it all back
         except _Undo as undo:
@@ -575,13 +597,8 @@ class SqlErp(SqlBilling, Erp):
         return RescheduleOutcome.DONE
 
     def schedule_history(self, order_id: str) -> list[ScheduleChange]:
-        query = (
-            sa.select(schedule_changes)
-            .where(schedule_changes.c.order_id == order_id)
-            .order_by(schedule_changes.c.changed_at.desc(), schedule_changes.c.id)
-        )
         with self._store.connect() as conn:
-            return [_change(row) for row in conn.execute(query)]
+            return schedule_history_in(conn, order_id)
 
 
 def _case(row: sa.engine.Row) -> Case:
@@ -723,7 +740,7 @@ class _Undo(Exception):
 _RESCHEDULABLE_STATES = (OrderState.CREATED.value, OrderState.IN_TRANSIT.value)
 
 
-def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome:
+def reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome:
     """The reschedule write inside the caller's transaction; any outcome but DONE is rolled back."""
     # Lock the order's delivery row first, so two changes of the same order run one after the other.
     held = conn.execute(
@@ -786,6 +803,65 @@ def _reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcom
         },
     )
     return RescheduleOutcome.DONE
+
+
+# The calendar reads inside a caller's transaction: SqlErp opens one per call; the reference
+# server (bot/adapters/rest/reference_server.py) runs them on its own, so both answer alike.
+
+
+def zone_of_order_in(conn: Connection, order_id: str) -> DeliveryZone | None:
+    query = sa.select(delivery_zones).join(
+        order_deliveries, order_deliveries.c.zone_id == delivery_zones.c.id
+    )
+    row = conn.execute(query.where(order_deliveries.c.order_id == order_id)).first()
+    return _zone(row) if row else None
+
+
+def zone_in(conn: Connection, zone_id: str) -> DeliveryZone | None:
+    row = conn.execute(sa.select(delivery_zones).where(delivery_zones.c.id == zone_id)).first()
+    return _zone(row) if row else None
+
+
+def window_slots_in(conn: Connection, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
+    zone = zone_in(conn, zone_id)
+    if zone is None:
+        return []
+    local = ZoneInfo(zone.timezone)
+    since = to_db_time(datetime.combine(first_day, time(0), local))
+    until = to_db_time(datetime.combine(last_day + timedelta(days=1), time(0), local))
+    query = (
+        sa.select(delivery_slots)
+        .where(
+            delivery_slots.c.zone_id == zone_id,
+            delivery_slots.c.starts_at >= since,
+            delivery_slots.c.starts_at < until,
+        )
+        .order_by(delivery_slots.c.starts_at, delivery_slots.c.id)
+    )
+    return [_slot(row) for row in conn.execute(query)]
+
+
+def closed_days_in(conn: Connection, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
+    query = sa.select(delivery_closures.c.day, delivery_closures.c.reason).where(
+        delivery_closures.c.zone_id == zone_id,
+        delivery_closures.c.day >= first_day,
+        delivery_closures.c.day <= last_day,
+    )
+    return {row.day: row.reason for row in conn.execute(query)}
+
+
+def schedule_history_in(conn: Connection, order_id: str) -> list[ScheduleChange]:
+    query = (
+        sa.select(schedule_changes)
+        .where(schedule_changes.c.order_id == order_id)
+        .order_by(schedule_changes.c.changed_at.desc(), schedule_changes.c.id)
+    )
+    return [_change(row) for row in conn.execute(query)]
+
+
+def slot_in(conn: Connection, slot_id: int) -> WindowSlot | None:
+    row = conn.execute(sa.select(delivery_slots).where(delivery_slots.c.id == slot_id)).first()
+    return _slot(row) if row else None
 
 
 def _zone(row: sa.engine.Row) -> DeliveryZone:

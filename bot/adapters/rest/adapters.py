@@ -6,7 +6,9 @@ of the contract (deliveries, invoices, payments...) is added the same way.
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,17 +19,48 @@ from bot.adapters.rest.wire import (
     WireError,
     case_from_wire,
     case_to_wire,
+    change_from_wire,
+    closures_from_wire,
+    contact_change_from_wire,
+    contact_details_from_wire,
     customer_from_wire,
+    delivery_zone_from_wire,
+    invoice_from_wire,
     items_from_wire,
+    new_contact_change_to_wire,
     order_from_wire,
+    payment_from_wire,
+    payment_link_from_wire,
+    promise_to_wire,
+    reschedule_to_wire,
+    slot_from_wire,
     time_to_wire,
 )
-from bot.records import Case, CaseKind, Customer, Order
+from bot.records import (
+    Case,
+    CaseKind,
+    ContactChange,
+    ContactDetails,
+    Customer,
+    DeliveryZone,
+    Invoice,
+    Order,
+    Payment,
+    PaymentLink,
+    RescheduleOutcome,
+    ScheduleChange,
+    WindowSlot,
+)
 
 
 def _segment(value: str) -> str:
     """An id as one path segment: '/' and the like cannot step into another resource."""
     return quote(value, safe="")
+
+
+def _natural_key(prefix: str, body: Any) -> str:
+    """An Idempotency-Key for a write sent outside the outbox: the same body, the same key."""
+    return f"{prefix}-{hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]}"
 
 
 def _parsed(parse, document: Any, what: str) -> Any:
@@ -50,6 +83,36 @@ class RestCrm(Crm):
         found = self.client.get(f"/customers/{_segment(customer_id)}")
         return None if found is None else _parsed(customer_from_wire, found, "GET /customers/{id}")
 
+    # --- contact data (issue 6) ---
+
+    def contact_details(self, customer_id: str) -> ContactDetails | None:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/contact")
+        return (
+            None
+            if found is None
+            else _parsed(contact_details_from_wire, found, "GET /customers/{id}/contact")
+        )
+
+    def update_contact(self, change: ContactChange, district: str | None = None) -> None:
+        body = new_contact_change_to_wire(change, district)
+        self.client.write(
+            "POST",
+            f"/customers/{_segment(change.customer_id)}/contact-changes",
+            body,
+            expected=(201,),
+            idempotency_key=_natural_key("contact", body),
+        )
+
+    def contact_changes(self, customer_id: str) -> list[ContactChange]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/contact-changes")
+        if found is None:
+            return []
+        return _parsed(
+            lambda d: items_from_wire(d, contact_change_from_wire),
+            found,
+            "GET /customers/{id}/contact-changes",
+        )
+
 
 class RestErp(Erp):
     def __init__(self, client: RestClient) -> None:
@@ -64,6 +127,95 @@ class RestErp(Erp):
         if found is None:
             return []
         return _parsed(lambda d: items_from_wire(d, order_from_wire), found, "GET /customers/{id}/orders")
+
+    # --- reschedule: zones, windows with capacity, closures and the change history ---
+
+    def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
+        found = self.client.get(f"/orders/{_segment(order_id)}/delivery")
+        return None if found is None else _parsed(delivery_zone_from_wire, found, "GET /orders/{id}/delivery")
+
+    def window_slots(self, zone_id: str, first_day: date, last_day: date) -> list[WindowSlot]:
+        params = {"from": first_day.isoformat(), "to": last_day.isoformat()}
+        found = self.client.get(f"/delivery-zones/{_segment(zone_id)}/windows", params)
+        if found is None:
+            return []
+        return _parsed(
+            lambda d: items_from_wire(d, slot_from_wire), found, "GET /delivery-zones/{id}/windows"
+        )
+
+    def closed_days(self, zone_id: str, first_day: date, last_day: date) -> dict[date, str]:
+        params = {"from": first_day.isoformat(), "to": last_day.isoformat()}
+        found = self.client.get(f"/delivery-zones/{_segment(zone_id)}/closures", params)
+        return (
+            {} if found is None else _parsed(closures_from_wire, found, "GET /delivery-zones/{id}/closures")
+        )
+
+    def reschedule(self, change: ScheduleChange) -> RescheduleOutcome:
+        body = reschedule_to_wire(change)
+        # Where no outbox key is set, the change itself is the key: the same change sent again
+        # is applied once, and another change under a taken id still gets its 409.
+        reply = self.client.write(
+            "PUT",
+            f"/orders/{_segment(change.order_id)}/delivery/window",
+            body,
+            expected=(200,),
+            passthrough=(404, 409),
+            idempotency_key=_natural_key(f"reschedule-{change.id}", body),
+        )
+        if reply.status == 200:
+            return RescheduleOutcome.DONE
+        code = reply.body.get("code") if isinstance(reply.body, dict) else None
+        return RESCHEDULE_CONFLICTS.get(code, RescheduleOutcome.NOT_ALLOWED)
+
+    def schedule_history(self, order_id: str) -> list[ScheduleChange]:
+        found = self.client.get(f"/orders/{_segment(order_id)}/delivery/changes")
+        if found is None:
+            return []
+        return _parsed(
+            lambda d: items_from_wire(d, change_from_wire), found, "GET /orders/{id}/delivery/changes"
+        )
+
+    # --- payments (issue 6) ---
+
+    def invoices_of(self, customer_id: str) -> list[Invoice]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/invoices")
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, invoice_from_wire), found, "GET /customers/{id}/invoices")
+
+    def payments_of(self, customer_id: str) -> list[Payment]:
+        found = self.client.get(f"/customers/{_segment(customer_id)}/payments")
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, payment_from_wire), found, "GET /customers/{id}/payments")
+
+    def payment_link(self, invoice: Invoice, now: datetime) -> PaymentLink:
+        # Each request is a new link (a fresh key); the ERP signs it and records that it was issued.
+        reply = self.client.write(
+            "POST", f"/invoices/{_segment(invoice.id)}/payment-links", {}, expected=(201,)
+        )
+        return _parsed(payment_link_from_wire, reply.body, "POST /invoices/{id}/payment-links")
+
+    def record_promise(
+        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+    ) -> None:
+        body = promise_to_wire(invoice_id, promised_for, channel)
+        self.client.write(
+            "POST",
+            f"/customers/{_segment(customer_id)}/promises-to-pay",
+            body,
+            expected=(201,),
+            idempotency_key=_natural_key(f"promise-{customer_id}", body),
+        )
+
+
+# What a 409 of PUT /orders/{id}/delivery/window means; any other conflict (and a 404: no such
+# order) is an order that cannot move.
+RESCHEDULE_CONFLICTS = {
+    "window_taken": RescheduleOutcome.WINDOW_FULL,
+    "not_reschedulable": RescheduleOutcome.NOT_ALLOWED,
+    "change_id_taken": RescheduleOutcome.ID_TAKEN,
+}
 
 
 class RestCaseBook(CaseBook):

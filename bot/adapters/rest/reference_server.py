@@ -22,7 +22,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,9 +36,19 @@ from bot.adapters.base import BackendUnavailable
 from bot.adapters.rest.wire import (
     WireError,
     case_to_wire,
+    change_to_wire,
+    closure_to_wire,
+    contact_change_to_wire,
+    contact_details_to_wire,
     customer_to_wire,
+    delivery_to_wire,
+    invoice_to_wire,
     order_to_wire,
+    payment_link_to_wire,
+    payment_to_wire,
+    slot_to_wire,
     time_from_wire,
+    time_to_wire,
 )
 
 # The SQL adapter's row readers, so a row means the same record on both sides of the wire.
@@ -47,12 +58,29 @@ from bot.adapters.sql import (
     _customer,
     _order,
     cases,
+    closed_days_in,
+    contact_changes_in,
+    contact_details_in,
     customers,
+    invoice_in,
+    invoices_of_in,
+    issue_payment_link_in,
     orders,
+    payments_of_in,
+    record_promise_in,
+    reschedule_in,
+    schedule_changes,
+    schedule_history_in,
+    slot_in,
     to_db_time,
+    update_contact_in,
+    window_slots_in,
+    zone_in,
+    zone_of_order_in,
 )
-from bot.records import CaseKind
-from bot.settings import Settings, SettingsError
+from bot.payments import PaymentLinkSigner
+from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
+from bot.settings import VAR_DIR, Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +337,263 @@ def create_case(conn: Connection, _m, _q, body: Any) -> Answer:
     return 201, case_to_wire(_case(stored))
 
 
+# --- reschedule: the delivery calendar and the atomic move, over the SQL ERP's own functions ------
+
+MAX_CALENDAR_DAYS = 92  # a window query spans at most this many days
+
+
+def _day(query: dict[str, str], name: str) -> date:
+    try:
+        return date.fromisoformat(_param(query, name))
+    except ValueError:
+        raise ApiError(400, "invalid_request", f"'{name}' must be a date, YYYY-MM-DD") from None
+
+
+def _days(query: dict[str, str]) -> tuple[date, date]:
+    first, last = _day(query, "from"), _day(query, "to")
+    if last < first or (last - first).days >= MAX_CALENDAR_DAYS:
+        raise ApiError(
+            400, "invalid_request", f"'to' must be 'from' or up to {MAX_CALENDAR_DAYS - 1} days later"
+        )
+    return first, last
+
+
+def _order_row(conn: Connection, order_id: str):
+    row = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
+    if row is None:
+        raise ApiError(404, "not_found", "no order with this id")
+    return row
+
+
+def _known_zone(conn: Connection, match) -> str:
+    zone_id = _id(match)
+    if zone_in(conn, zone_id) is None:
+        raise ApiError(404, "not_found", "no delivery zone with this id")
+    return zone_id
+
+
+def get_delivery(conn: Connection, match, _q, _body) -> Answer:
+    order = _order_row(conn, _id(match))
+    return 200, delivery_to_wire(order.id, zone_of_order_in(conn, order.id))
+
+
+def zone_windows(conn: Connection, match, query: dict[str, str], _body) -> Answer:
+    zone_id = _known_zone(conn, match)
+    first, last = _days(query)
+    try:
+        slots = window_slots_in(conn, zone_id, first, last)
+    except OverflowError:  # days at the very ends of the calendar, shifted by the zone's offset
+        raise ApiError(400, "invalid_request", "dates out of range") from None
+    return 200, {"items": [slot_to_wire(slot) for slot in slots]}
+
+
+def zone_closures(conn: Connection, match, query: dict[str, str], _body) -> Answer:
+    zone_id = _known_zone(conn, match)
+    first, last = _days(query)
+    closed = closed_days_in(conn, zone_id, first, last)
+    return 200, {"items": [closure_to_wire(day, reason) for day, reason in sorted(closed.items())]}
+
+
+def schedule_history(conn: Connection, match, _q, _body) -> Answer:
+    order = _order_row(conn, _id(match))
+    return 200, {"items": [change_to_wire(change) for change in schedule_history_in(conn, order.id)]}
+
+
+RESCHEDULE_FIELDS = {"id", "window_id", "customer_id", "phone", "channel", "changed_at"}
+RESCHEDULE_CONFLICTS = {
+    RescheduleOutcome.WINDOW_FULL: ("window_taken", "no place is left in this window"),
+    RescheduleOutcome.NOT_ALLOWED: (
+        "not_reschedulable",
+        "the order can no longer move, or the window is not of its zone",
+    ),
+}
+
+
+def _reschedule_body(body: Any) -> dict[str, Any]:
+    """The Reschedule schema of the contract, checked field by field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    unknown = set(body) - RESCHEDULE_FIELDS
+    missing = RESCHEDULE_FIELDS - {"phone"} - set(body)
+    if unknown or missing:
+        raise ApiError(400, "invalid_request", f"unknown fields {sorted(unknown)}, missing {sorted(missing)}")
+    if not isinstance(body["id"], str) or not CASE_ID.match(body["id"]):
+        raise ApiError(400, "invalid_request", "id must look like GES-7F3K2Q9M")
+    window_id = body["window_id"]
+    if not isinstance(window_id, int) or isinstance(window_id, bool) or not 1 <= window_id <= 2**31 - 1:
+        raise ApiError(400, "invalid_request", "window_id must be a positive integer")
+    for name, longest in (("customer_id", MAX_ID_LENGTH), ("channel", 32)):
+        if not isinstance(body[name], str) or not 0 < len(body[name]) <= longest:
+            raise ApiError(400, "invalid_request", f"{name} must be a string of 1 to {longest} characters")
+    phone = body.get("phone")
+    if phone is not None and (not isinstance(phone, str) or not E164.match(phone)):
+        raise ApiError(400, "invalid_request", "phone must be E.164, like +525512345678, or null")
+    if not isinstance(body["changed_at"], str):
+        raise ApiError(400, "invalid_request", "changed_at must be an ISO 8601 date-time with offset")
+    try:
+        changed_at = time_from_wire(body["changed_at"], "changed_at")
+        to_db_time(changed_at)  # a moment the store can hold
+    except (WireError, OverflowError) as error:
+        raise ApiError(400, "invalid_request", str(error)) from None
+    return {**body, "phone": phone, "changed_at": changed_at}
+
+
+def reschedule_delivery(conn: Connection, match, _q, body: Any) -> Answer:
+    """Both windows come from the ERP's own rows; the move is the SQL ERP's atomic one."""
+    asked = _reschedule_body(body)
+    order = _order(_order_row(conn, _id(match)))
+    if order.customer_id != asked["customer_id"]:
+        raise ApiError(409, "not_reschedulable", "the order is not this customer's")
+    taken = conn.execute(sa.select(schedule_changes.c.id).where(schedule_changes.c.id == asked["id"])).first()
+    if taken:
+        raise ApiError(409, "change_id_taken", "a change with this id exists: draw another id")
+    slot = slot_in(conn, asked["window_id"])
+    if slot is None:
+        raise ApiError(409, *RESCHEDULE_CONFLICTS[RescheduleOutcome.NOT_ALLOWED])
+    change = ScheduleChange(
+        id=asked["id"],
+        order_id=order.id,
+        customer_id=order.customer_id,
+        phone=asked["phone"],
+        channel=asked["channel"],
+        changed_at=asked["changed_at"],
+        old_window=order.window,
+        new_window=slot.window,
+        new_slot_id=slot.id,
+    )
+    outcome = reschedule_in(conn, change)
+    if outcome is not RescheduleOutcome.DONE:
+        # The idempotency store rolls the transaction back before it records this answer.
+        raise ApiError(409, *RESCHEDULE_CONFLICTS.get(outcome, ("not_reschedulable", outcome.value)))
+    return 200, change_to_wire(change)
+
+
+# --- payments and contact data (issue 6), over the SQL CRM/ERP's own functions ---------------------
+
+CONTACT_FIELDS = {"field", "new", "district", "channel", "verified_how", "changed_at"}
+PROMISE_FIELDS = {"invoice_id", "promised_for", "channel"}
+
+
+def _customer_row(conn: Connection, match) -> str:
+    customer_id = _id(match)
+    if conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id)).first() is None:
+        raise ApiError(404, "not_found", "no customer with this id")
+    return customer_id
+
+
+def _fields(body: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    unknown, missing = set(body) - allowed, required - set(body)
+    if unknown or missing:
+        raise ApiError(400, "invalid_request", f"unknown fields {sorted(unknown)}, missing {sorted(missing)}")
+    return body
+
+
+def _short_text(body: dict[str, Any], name: str, longest: int, *, optional: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= longest:
+        raise ApiError(400, "invalid_request", f"{name} must be a string of 1 to {longest} characters")
+    return value
+
+
+def _moment(body: dict[str, Any], name: str) -> datetime:
+    if not isinstance(body.get(name), str):
+        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 date-time with offset")
+    try:
+        moment = time_from_wire(body[name], name)
+        to_db_time(moment)  # a moment the store can hold
+    except (WireError, OverflowError) as error:
+        raise ApiError(400, "invalid_request", str(error)) from None
+    return moment
+
+
+def get_contact(conn: Connection, match, _q, _body) -> Answer:
+    details = contact_details_in(conn, _id(match))
+    if details is None:
+        raise ApiError(404, "not_found", "no customer with this id")
+    return 200, contact_details_to_wire(details)
+
+
+def create_contact_change(conn: Connection, match, _q, body: Any) -> Answer:
+    """The CRM records the old value from its own data; e-mail or address, with its audit."""
+    asked = _fields(body, CONTACT_FIELDS, CONTACT_FIELDS - {"district"})
+    try:
+        field = ContactField(asked["field"])
+    except ValueError:
+        raise ApiError(400, "invalid_request", "field must be email or address") from None
+    new = _short_text(asked, "new", 400)  # the bot checked its shape before the customer confirmed
+    district = _short_text(asked, "district", 100, optional=True)
+    channel, verified_how = _short_text(asked, "channel", 32), _short_text(asked, "verified_how", 64)
+    changed_at = _moment(asked, "changed_at")
+    details = contact_details_in(conn, _id(match))
+    if details is None:
+        raise ApiError(404, "not_found", "no customer with this id")
+    change = ContactChange(
+        customer_id=details.customer_id,
+        field=field,
+        old=details.email if field is ContactField.EMAIL else details.address,
+        new=new,
+        channel=channel,
+        verified_how=verified_how,
+        changed_at=changed_at,
+    )
+    update_contact_in(conn, change, district)
+    return 201, contact_change_to_wire(change)
+
+
+def list_contact_changes(conn: Connection, match, _q, _body) -> Answer:
+    customer_id = _customer_row(conn, match)
+    return 200, {
+        "items": [contact_change_to_wire(change) for change in contact_changes_in(conn, customer_id)]
+    }
+
+
+def invoices_of_customer(conn: Connection, match, _q, _body) -> Answer:
+    return 200, {"items": [invoice_to_wire(invoice) for invoice in invoices_of_in(conn, _id(match))]}
+
+
+def payments_of_customer(conn: Connection, match, _q, _body) -> Answer:
+    return 200, {"items": [payment_to_wire(payment) for payment in payments_of_in(conn, _id(match))]}
+
+
+def create_promise(conn: Connection, match, _q, body: Any) -> Answer:
+    asked = _fields(body, PROMISE_FIELDS, {"promised_for", "channel"})
+    invoice_id = _short_text(asked, "invoice_id", MAX_ID_LENGTH, optional=True)
+    try:
+        promised_for = (
+            date.fromisoformat(asked["promised_for"]) if isinstance(asked["promised_for"], str) else None
+        )
+    except ValueError:
+        promised_for = None
+    if promised_for is None:
+        raise ApiError(400, "invalid_request", "promised_for must be a date, YYYY-MM-DD")
+    channel = _short_text(asked, "channel", 32)
+    customer_id = _customer_row(conn, match)
+    recorded_at = datetime.now(timezone.utc)
+    promise_id = record_promise_in(conn, customer_id, invoice_id, promised_for, channel, recorded_at)
+    return 201, {
+        "id": str(promise_id),
+        "customer_id": customer_id,
+        "invoice_id": invoice_id,
+        "promised_for": promised_for.isoformat(),
+        "channel": channel,
+        "recorded_at": time_to_wire(recorded_at),
+    }
+
+
+def create_payment_link(signer: PaymentLinkSigner | None, conn: Connection, match, _q, body: Any) -> Answer:
+    """A new signed link for the invoice's amount (503 without PAYMENT_LINK_SECRET)."""
+    _fields(body, set(), set())
+    invoice = invoice_in(conn, _id(match))
+    if invoice is None:
+        raise ApiError(404, "not_found", "no invoice with this id")
+    link = issue_payment_link_in(conn, signer, invoice, datetime.now(timezone.utc))
+    return 201, payment_link_to_wire(link)
+
+
 # (method, path pattern under BASE_PATH, handler, is a write)
 ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/customers$"), find_customers, False),
@@ -318,7 +603,23 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/cases$"), search_cases, False),
     ("POST", re.compile(r"^/cases$"), create_case, True),
     ("GET", re.compile(r"^/cases/(?P<id>[^/]+)$"), get_case, False),
+    # --- reschedule ---
+    ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery$"), get_delivery, False),
+    ("PUT", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/window$"), reschedule_delivery, True),
+    ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/changes$"), schedule_history, False),
+    ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/windows$"), zone_windows, False),
+    ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/closures$"), zone_closures, False),
+    # --- payments and contact data ---
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/contact$"), get_contact, False),
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/contact-changes$"), list_contact_changes, False),
+    ("POST", re.compile(r"^/customers/(?P<id>[^/]+)/contact-changes$"), create_contact_change, True),
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/invoices$"), invoices_of_customer, False),
+    ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/payments$"), payments_of_customer, False),
+    ("POST", re.compile(r"^/customers/(?P<id>[^/]+)/promises-to-pay$"), create_promise, True),
 ]
+
+# Served with the server's own link signer (see ReferenceServer.routes).
+PAYMENT_LINKS = re.compile(r"^/invoices/(?P<id>[^/]+)/payment-links$")
 
 
 # --- the HTTP server ----------------------------------------------------------------------------
@@ -334,8 +635,10 @@ class ReferenceServer:
         port: int = 0,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
+        link_signer: PaymentLinkSigner | None = None,
     ) -> None:
         self.store = store
+        self.routes = [*ROUTES, ("POST", PAYMENT_LINKS, partial(create_payment_link, link_signer), True)]
         self.credentials = credentials or Credentials()
         self.faults = faults or Faults()
         # One idempotent write at a time, so two requests with one key never race. Several server
@@ -394,7 +697,7 @@ class ReferenceServer:
             path = split.path[len(BASE_PATH) :]
             query = {key: values[0] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
             allowed = []
-            for route_method, pattern, handler, is_write in ROUTES:
+            for route_method, pattern, handler, is_write in self.routes:
                 match = pattern.match(path)
                 if not match:
                     continue
@@ -438,32 +741,49 @@ class ReferenceServer:
         except ValueError:
             raise ApiError(400, "invalid_json", "the body is not JSON") from None
         digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + raw_body).hexdigest()
-        with self._write_lock, self.store.connect() as conn:
-            seen = conn.execute(sa.select(idempotency_keys).where(idempotency_keys.c.key == key)).first()
-            if seen is not None:
-                if seen.request_sha256 != digest:
-                    raise ApiError(
-                        422, "idempotency_key_reused", "this Idempotency-Key was used for another request"
-                    )
-                return seen.status, json.loads(seen.body), {"Idempotent-Replayed": "true"}
+        with self._write_lock:
             try:
-                status, answer = handler(conn, match, {}, body)
+                with self.store.connect() as conn:
+                    seen = conn.execute(
+                        sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
+                    ).first()
+                    if seen is not None:
+                        if seen.request_sha256 != digest:
+                            raise ApiError(
+                                422,
+                                "idempotency_key_reused",
+                                "this Idempotency-Key was used for another request",
+                            )
+                        return seen.status, json.loads(seen.body), {"Idempotent-Replayed": "true"}
+                    status, answer = handler(conn, match, {}, body)
+                    self._remember(conn, key, method, path, digest, status, answer)
             except ApiError as error:
+                if error.code == "idempotency_key_reused":
+                    raise
+                # A refused write changes nothing (leaving the block rolled back whatever the
+                # handler did), and the refusal is what a retry with this key hears again.
                 status, answer = error.status, {"code": error.code, "message": error.message}
-            conn.execute(
-                idempotency_keys.insert().values(
-                    key=key,
-                    method=method,
-                    path=path,
-                    request_sha256=digest,
-                    status=status,
-                    body=json.dumps(answer, ensure_ascii=False),
-                    created_at=datetime.now(timezone.utc).replace(tzinfo=None),
-                )
-            )
+                with self.store.connect() as conn:
+                    self._remember(conn, key, method, path, digest, status, answer)
         if self.faults.take_lost_answer():
             return 500, {"code": "injected_failure", "message": "applied, answer lost (test fault)"}, {}
         return status, answer, {}
+
+    @staticmethod
+    def _remember(
+        conn: Connection, key: str, method: str, path: str, digest: str, status: int, answer: Any
+    ) -> None:
+        conn.execute(
+            idempotency_keys.insert().values(
+                key=key,
+                method=method,
+                path=path,
+                request_sha256=digest,
+                status=status,
+                body=json.dumps(answer, ensure_ascii=False),
+                created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            )
+        )
 
 
 def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
@@ -513,6 +833,22 @@ def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def link_signer(settings: Settings) -> PaymentLinkSigner | None:
+    """Signs the payment links this server issues, as the embedded ERP does (PAYMENT_LINK_SECRET;
+    in development the one `make run` generated into var/, so the bot's checks accept them)."""
+    secret = settings.payment_link_secret
+    generated = VAR_DIR / "payment_link_secret"
+    if not secret and settings.is_development and generated.exists():
+        secret = generated.read_text().strip()
+    if not secret:
+        return None
+    return PaymentLinkSigner(
+        secret,
+        settings.payment_base_url,
+        timedelta(minutes=settings.payment_link_ttl_minutes),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, help="default CRM_SERVER_PORT (8090)")
@@ -538,7 +874,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"Demo data: {result.customers} customers, {result.orders} orders.", flush=True)
     credentials = Credentials.from_settings(settings)
-    server = ReferenceServer(store, credentials, port=args.port or settings.crm_server_port)
+    server = ReferenceServer(
+        store, credentials, port=args.port or settings.crm_server_port, link_signer=link_signer(settings)
+    )
     auth = "open (no CRM_TOKEN/ERP_TOKEN/CRM_API_KEY/ERP_API_KEY set)" if credentials.open else "required"
     print(
         f"Reference CRM/ERP server on {server.url}  (database {database_url}; auth {auth})\n"

@@ -8,10 +8,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
-from bot.records import Case, CaseKind, Customer, DeliveryWindow, Order, OrderState
+from bot.records import (
+    Case,
+    CaseKind,
+    ContactChange,
+    ContactDetails,
+    ContactField,
+    Customer,
+    DeliveryWindow,
+    DeliveryZone,
+    Invoice,
+    InvoiceStatus,
+    Order,
+    OrderState,
+    Payment,
+    PaymentLink,
+    ScheduleChange,
+    WindowSlot,
+)
 
 
 class WireError(ValueError):
@@ -178,3 +196,338 @@ def items_from_wire(document: Any, parse) -> list:
     if not isinstance(items, list):
         raise WireError("items: expected a JSON array")
     return [parse(item) for item in items]
+
+
+# --- reschedule: delivery zones, windows with capacity, closed days and schedule changes ---------
+
+
+def _integer(document: Mapping[str, Any], field: str, *, optional: bool = False) -> int | None:
+    value = document.get(field)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise WireError(f"{field}: expected an integer{' or null' if optional else ''}")
+    return value
+
+
+def window_to_wire(window: DeliveryWindow | None) -> dict[str, Any] | None:
+    return None if window is None else {"start": time_to_wire(window.start), "end": time_to_wire(window.end)}
+
+
+def window_from_wire(document: Any, field: str) -> DeliveryWindow | None:
+    if document is None:
+        return None
+    raw = _object(document, field)
+    start, end = (
+        time_from_wire(raw.get("start"), f"{field}.start"),
+        time_from_wire(raw.get("end"), f"{field}.end"),
+    )
+    if start is None or end is None:
+        raise WireError(f"{field}: needs start and end")
+    return DeliveryWindow(start, end)
+
+
+def zone_to_wire(zone: DeliveryZone) -> dict[str, Any]:
+    return {
+        "id": zone.id,
+        "name": zone.name,
+        "country": zone.country,
+        "timezone": zone.timezone,
+        "cutoff_hour": zone.cutoff_hour,
+        "max_days_ahead": zone.max_days_ahead,
+    }
+
+
+def zone_from_wire(document: Any) -> DeliveryZone:
+    data = _object(document, "zone")
+    return DeliveryZone(
+        id=_text(data, "id"),
+        name=_text(data, "name"),
+        country=_text(data, "country"),
+        timezone=_text(data, "timezone"),
+        cutoff_hour=_integer(data, "cutoff_hour", optional=True),
+        max_days_ahead=_integer(data, "max_days_ahead", optional=True),
+    )
+
+
+def delivery_to_wire(order_id: str, zone: DeliveryZone | None) -> dict[str, Any]:
+    return {"order_id": order_id, "zone": None if zone is None else zone_to_wire(zone)}
+
+
+def delivery_zone_from_wire(document: Any) -> DeliveryZone | None:
+    """The zone of a Delivery document; null when the order is delivered outside any zone."""
+    zone = _object(document, "delivery").get("zone")
+    return None if zone is None else zone_from_wire(zone)
+
+
+def slot_to_wire(slot: WindowSlot) -> dict[str, Any]:
+    return {
+        "id": slot.id,
+        "zone_id": slot.zone_id,
+        "start": time_to_wire(slot.window.start),
+        "end": time_to_wire(slot.window.end),
+        "capacity": slot.capacity,
+        "booked": slot.booked,
+    }
+
+
+def slot_from_wire(document: Any) -> WindowSlot:
+    data = _object(document, "window")
+    window = window_from_wire({"start": data.get("start"), "end": data.get("end")}, "window")
+    capacity, booked = _integer(data, "capacity"), _integer(data, "booked")
+    if capacity < 0 or booked < 0:
+        raise WireError("capacity and booked cannot be negative")
+    return WindowSlot(
+        id=_integer(data, "id"),
+        zone_id=_text(data, "zone_id"),
+        window=window,
+        capacity=capacity,
+        booked=booked,
+    )
+
+
+def closure_to_wire(day: date, reason: str) -> dict[str, Any]:
+    return {"day": day.isoformat(), "reason": reason}
+
+
+def closures_from_wire(document: Any) -> dict[date, str]:
+    def closure(item: Any) -> tuple[date, str]:
+        data = _object(item, "closure")
+        try:
+            day = date.fromisoformat(_text(data, "day"))
+        except ValueError:
+            raise WireError(f"day: {data.get('day')!r} is not a YYYY-MM-DD date") from None
+        return day, _text(data, "reason")
+
+    return dict(items_from_wire(document, closure))
+
+
+def change_to_wire(change: ScheduleChange) -> dict[str, Any]:
+    """A ScheduleChange as recorded (GET .../delivery/changes, the answer of PUT .../delivery/window)."""
+    return {
+        "id": change.id,
+        "order_id": change.order_id,
+        "customer_id": change.customer_id,
+        "phone": change.phone,
+        "channel": change.channel,
+        "changed_at": time_to_wire(change.changed_at),
+        "old_window": window_to_wire(change.old_window),
+        "new_window": window_to_wire(change.new_window),
+        "window_id": change.new_slot_id,
+    }
+
+
+def change_from_wire(document: Any) -> ScheduleChange:
+    data = _object(document, "change")
+    changed_at = time_from_wire(data.get("changed_at"), "changed_at")
+    new_window = window_from_wire(data.get("new_window"), "new_window")
+    if changed_at is None or new_window is None:
+        raise WireError("changed_at and new_window are required")
+    return ScheduleChange(
+        id=_text(data, "id"),
+        order_id=_text(data, "order_id"),
+        customer_id=_text(data, "customer_id"),
+        phone=_text(data, "phone", optional=True),
+        channel=_text(data, "channel"),
+        changed_at=changed_at,
+        old_window=window_from_wire(data.get("old_window"), "old_window"),
+        new_window=new_window,
+        new_slot_id=_integer(data, "window_id"),
+    )
+
+
+def reschedule_to_wire(change: ScheduleChange) -> dict[str, Any]:
+    """The body of PUT /orders/{order_id}/delivery/window: the ERP takes both windows from its own
+    records (the order's current one, the chosen window's), so the bot sends only what it knows."""
+    return {
+        "id": change.id,
+        "window_id": change.new_slot_id,
+        "customer_id": change.customer_id,
+        "phone": change.phone,
+        "channel": change.channel,
+        "changed_at": time_to_wire(change.changed_at),
+    }
+
+
+# --- payments and contact data (issue 6) ----------------------------------------------------------
+
+_AMOUNT = re.compile(r"^-?[0-9]+(\.[0-9]{1,4})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def money_to_wire(amount: Decimal, currency: str) -> dict[str, str]:
+    return {"amount": format(amount.quantize(Decimal("0.01")), "f"), "currency": currency}
+
+
+def money_from_wire(document: Any, field: str) -> tuple[Decimal, str]:
+    data = _object(document, field)
+    amount, currency = data.get("amount"), data.get("currency")
+    if not isinstance(amount, str) or not _AMOUNT.match(amount):
+        raise WireError(f"{field}.amount: expected a decimal string like '1500.00'")
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        raise WireError(f"{field}.currency: expected an ISO 4217 code like 'MXN'")
+    return Decimal(amount).quantize(Decimal("0.01")), currency
+
+
+def _day_from_wire(value: Any, field: str) -> date:
+    if not isinstance(value, str):
+        raise WireError(f"{field}: expected a YYYY-MM-DD date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise WireError(f"{field}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def invoice_to_wire(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "customer_id": invoice.customer_id,
+        "order_id": invoice.order_id,
+        "amount": money_to_wire(invoice.amount, invoice.currency),
+        "issued_on": invoice.issued_on.isoformat(),
+        "due_on": invoice.due_on.isoformat(),
+        "status": invoice.status.value,
+    }
+
+
+def invoice_from_wire(document: Any) -> Invoice:
+    data = _object(document, "invoice")
+    amount, currency = money_from_wire(data.get("amount"), "amount")
+    try:
+        status = InvoiceStatus(data.get("status"))
+    except ValueError:
+        raise WireError(f"status: {data.get('status')!r} is not an invoice status") from None
+    return Invoice(
+        id=_text(data, "id"),
+        customer_id=_text(data, "customer_id"),
+        amount=amount,
+        currency=currency,
+        issued_on=_day_from_wire(data.get("issued_on"), "issued_on"),
+        due_on=_day_from_wire(data.get("due_on"), "due_on"),
+        status=status,
+        order_id=_text(data, "order_id", optional=True),
+    )
+
+
+def payment_to_wire(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "customer_id": payment.customer_id,
+        "invoice_id": payment.invoice_id,
+        "amount": money_to_wire(payment.amount, payment.currency),
+        "paid_at": time_to_wire(payment.paid_at),
+        "method": payment.method,
+    }
+
+
+def payment_from_wire(document: Any) -> Payment:
+    data = _object(document, "payment")
+    amount, currency = money_from_wire(data.get("amount"), "amount")
+    paid_at = time_from_wire(data.get("paid_at"), "paid_at")
+    if paid_at is None:
+        raise WireError("paid_at: required")
+    return Payment(
+        id=_text(data, "id"),
+        customer_id=_text(data, "customer_id"),
+        invoice_id=_text(data, "invoice_id", optional=True),
+        amount=amount,
+        currency=currency,
+        paid_at=paid_at,
+        method=_text(data, "method"),
+    )
+
+
+def payment_link_to_wire(link: PaymentLink) -> dict[str, Any]:
+    return {
+        "invoice_id": link.invoice_id,
+        "url": link.url,
+        "amount": money_to_wire(link.amount, link.currency),
+        "expires_at": time_to_wire(link.expires_at),
+    }
+
+
+def payment_link_from_wire(document: Any) -> PaymentLink:
+    data = _object(document, "payment link")
+    amount, currency = money_from_wire(data.get("amount"), "amount")
+    expires_at = time_from_wire(data.get("expires_at"), "expires_at")
+    if expires_at is None:
+        raise WireError("expires_at: required")
+    return PaymentLink(
+        url=_text(data, "url"),
+        invoice_id=_text(data, "invoice_id"),
+        amount=amount,
+        currency=currency,
+        expires_at=expires_at,
+    )
+
+
+def promise_to_wire(invoice_id: str | None, promised_for: date, channel: str) -> dict[str, Any]:
+    """The body of POST /customers/{customer_id}/promises-to-pay."""
+    return {"invoice_id": invoice_id, "promised_for": promised_for.isoformat(), "channel": channel}
+
+
+def contact_details_to_wire(details: ContactDetails) -> dict[str, Any]:
+    return {
+        "customer_id": details.customer_id,
+        "email": details.email,
+        "address": details.address,
+        "district": details.district,
+        "document_id": details.document_id,
+    }
+
+
+def contact_details_from_wire(document: Any) -> ContactDetails:
+    data = _object(document, "contact details")
+    return ContactDetails(
+        customer_id=_text(data, "customer_id"),
+        email=_text(data, "email", optional=True),
+        address=_text(data, "address", optional=True),
+        district=_text(data, "district", optional=True),
+        document_id=_text(data, "document_id", optional=True),
+    )
+
+
+def contact_change_to_wire(change: ContactChange) -> dict[str, Any]:
+    """A ContactChange as the CRM's audit keeps it."""
+    return {
+        "customer_id": change.customer_id,
+        "field": change.field.value,
+        "old": change.old,
+        "new": change.new,
+        "channel": change.channel,
+        "verified_how": change.verified_how,
+        "changed_at": time_to_wire(change.changed_at),
+    }
+
+
+def contact_change_from_wire(document: Any) -> ContactChange:
+    data = _object(document, "contact change")
+    try:
+        field = ContactField(data.get("field"))
+    except ValueError:
+        raise WireError(f"field: {data.get('field')!r} is not email or address") from None
+    changed_at = time_from_wire(data.get("changed_at"), "changed_at")
+    if changed_at is None:
+        raise WireError("changed_at: required")
+    return ContactChange(
+        customer_id=_text(data, "customer_id"),
+        field=field,
+        old=_text(data, "old", optional=True),
+        new=_text(data, "new"),
+        channel=_text(data, "channel"),
+        verified_how=_text(data, "verified_how"),
+        changed_at=changed_at,
+    )
+
+
+def new_contact_change_to_wire(change: ContactChange, district: str | None) -> dict[str, Any]:
+    """The body of POST /customers/{customer_id}/contact-changes: the CRM records the old value
+    from its own data, so a retried change carries the same body."""
+    return {
+        "field": change.field.value,
+        "new": change.new,
+        "district": district,
+        "channel": change.channel,
+        "verified_how": change.verified_how,
+        "changed_at": time_to_wire(change.changed_at),
+    }
