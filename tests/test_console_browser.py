@@ -2,7 +2,8 @@
 
 An agent logs in, sees the queue, opens a handoff whose customer sent HTML with a <script> and a
 photo, sees the packet at a glance and the script shown as text (never run), replies, and hands
-back. Screenshots of the queue and the conversation go to docs/img/ for the README.
+back. Screenshots of the queue and the conversation go to results/console/; with
+UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test run leaves the tree clean).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from tests.test_twilio_channel import write
 pytestmark = pytest.mark.integration
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = (
+    ROOT / "docs" / "img" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ROOT / "results" / "console"
+)
 INJECTED = '<script>window.injected = true; alert("xss")</script><b>hola?</b>'
 
 
@@ -64,6 +68,7 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         row = page.locator(f"tr[data-id='{handoff.id}']")
         row.wait_for()
         assert "Julián Pereyra" in row.inner_text() and "VIP" in row.inner_text()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "console-queue.png"), full_page=True)
 
         row.get_by_role("link", name="Abrir").click()
