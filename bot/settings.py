@@ -279,6 +279,7 @@ def _count(get, name: str, default: int) -> int:
         return default
     if not raw.isdigit():
         raise SettingsError(f"{name}={raw!r}: use a whole number, 0 or more.")
+    return int(raw)
 
 
 # --- payments and one-time codes (issue 6) ---
