@@ -45,6 +45,11 @@ PERSON_HANDOFF = {
 INVOICE_STATUS = {InvoiceStatus.OPEN: "pendiente", InvoiceStatus.PAID: "pagada"}
 
 
+def outage_noted() -> list[EventType]:
+    """utter_systems_down offers a person: if the customer takes it, the handoff says why."""
+    return [SlotSet("handoff_reason", Reason.BACKEND_UNAVAILABLE.value)]
+
+
 class ActionCompleteFlow(Action):
     """After verification_form: show the balance, send payment links or list the invoices."""
 
@@ -55,8 +60,10 @@ class ActionCompleteFlow(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         customer_id = session_verified_customer(tracker)
-        if tracker.get_slot("verification_status") in STOPPED or not customer_id:
-            return reset_flow()  # locked, failed, left: the reason was already told
+        status = tracker.get_slot("verification_status")
+        if status in STOPPED or not customer_id:
+            # Locked, failed, left, down: the reason was already told (down offered a person).
+            return [*reset_flow(), *outage_noted()] if status == "down" else reset_flow()
         flow = tracker.get_slot("pending_flow") or "balance"
         request = tracker.get_slot("payment_request") or ""
         reason = needs_person_for(request)
@@ -84,6 +91,7 @@ class ActionCompleteFlow(Action):
         except BackendUnavailable:
             logger.exception("payments: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
+            return [*reset_flow(), *outage_noted()]
         return reset_flow()
 
     @staticmethod
@@ -187,7 +195,7 @@ class ActionReportPayment(Action):
         except BackendUnavailable:
             logger.exception("report payment: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
-            return []
+            return outage_noted()
         if media_of(tracker):
             return await attach_receipt(dispatcher, tracker, customer)
         text = tracker.latest_message.get("text") or ""
@@ -263,7 +271,7 @@ class ActionAttachReceipt(Action):
             customer = await customer_on_file(tracker)
         except BackendUnavailable:
             dispatcher.utter_message(response="utter_systems_down")
-            return []
+            return outage_noted()
         if customer is None:
             dispatcher.utter_message(response="utter_unknown_customer")
             return []

@@ -21,6 +21,7 @@ from actions import verification as verification_module
 from actions.contact_data import ActionUpdateContact, ValidateContactForm
 from actions.payments import ActionAttachReceipt, ActionCompleteFlow, ActionReportPayment
 from actions.verification import ActionAskOtpCode, ActionStopFlow, ValidateVerificationForm
+from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlErp, SqlOtpSecrets
 from bot.backends import Backends
 from bot.demo import load_demo
@@ -448,3 +449,27 @@ def test_leaving_words_end_the_form_whatever_nlu_made_of_them(world, answer):
     ]
     responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots={**state, **slots_of(events)}))
     assert responses == []
+
+
+class Unreachable:
+    """A CRM/ERP that does not answer, whatever is asked."""
+
+    def __getattr__(self, name):
+        def refuse(*_args, **_kwargs):
+            raise BackendUnavailable(f"{name}: connection refused")
+
+        return refuse
+
+
+def test_a_crm_erp_down_after_the_code_offers_a_person_and_the_handoff_will_say_why(world, monkeypatch):
+    backends, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "balance"})
+    down = Backends(crm=Unreachable(), erp=Unreachable(), cases=backends.cases)
+    monkeypatch.setattr(payments_module, "backends", lambda: down)
+    responses, _, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == ["utter_systems_down"]
+    assert slots_of(events)["handoff_reason"] == "backend_unavailable"
+    responses, _, events = run(ActionReportPayment(), tracker(MARIANA_MX, "ya pague", "report_payment"))
+    assert responses == ["utter_systems_down"] and slots_of(events) == {
+        "handoff_reason": "backend_unavailable"
+    }
