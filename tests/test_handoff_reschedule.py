@@ -1,6 +1,6 @@
 """Issue 7's demo through the trained model: a person in the middle of a reschedule, and back.
 
-On WhatsApp (the fake Twilio) Lucía starts moving her delivery, sends a photo, and asks for a
+On WhatsApp (the fake Twilio) Lucía sends a photo, starts moving her delivery, and asks for a
 person at the window step. The agent sees who she is, the interrupted form, what the bot did and
 the photo; replies from the console; hands back. Lucía gets the reply, the bot's return and the
 satisfaction question; her rating is stored, the reschedule resumes at the step it stopped and
@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from bot.masking import CARD_MASK, CVV_MASK
 from tests.conftest import LUCIA_MX
 from tests.handoff_helpers import (
     console_session,
@@ -27,10 +28,12 @@ from tests.handoff_helpers import (
     wait_for_messages,
 )
 from tests.harness import RESPONSES, is_response
+from tests.test_payments_stack import events_table
 from tests.test_twilio_channel import write
 
 pytestmark = pytest.mark.integration
 
+CARD = "4111 1111 1111 1111"
 PHOTO = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM7/Media/ME7"
 CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
 
@@ -79,14 +82,13 @@ def test_a_person_in_the_middle_of_a_reschedule_sees_it_all_hands_back_and_the_f
     fake_twilio.reset()
     chat = Chat(fake_twilio, phone)
     try:
+        # A photo first (of the address, say): acknowledged and kept in the conversation.
+        write(stack, fake_twilio, phone, "", NumMedia="1", MediaUrl0=PHOTO, MediaContentType0="image/jpeg")
+        chat.until("utter_media_received")
+
         write(stack, fake_twilio, phone, "quiero cambiar la entrega")
         offer = chat.until("utter_ask_reschedule_window")
         assert "Paso 2 de 3" in offer and "PED-1010" in offer and "\n1. " in offer
-
-        # A photo at the window step: acknowledged, kept, and the step is asked again.
-        write(stack, fake_twilio, phone, "", NumMedia="1", MediaUrl0=PHOTO, MediaContentType0="image/jpeg")
-        again = chat.until("utter_ask_reschedule_window")
-        assert is_response(again, "utter_media_received_in_form") and "Paso 2 de 3" in again
 
         write(stack, fake_twilio, phone, "mejor pasame con una persona porfa")
         chat.handed_over()
@@ -99,7 +101,7 @@ def test_a_person_in_the_middle_of_a_reschedule_sees_it_all_hands_back_and_the_f
         assert packet["intent"]["current"] == "reschedule_delivery"
         assert (packet["active_form"], packet["requested_slot"]) == ("reschedule_form", "reschedule_window")
         assert packet["slots"]["reschedule_order"] == "PED-1010"
-        assert {"reschedule_form", "utter_media_received_in_form"} <= set(packet["steps_completed"])
+        assert {"utter_media_received", "reschedule_form"} <= set(packet["steps_completed"])
         assert [(a["url"], a["content_type"]) for a in packet["attachments"]] == [(PHOTO, "image/jpeg")]
         assert handoff.resume_form == "reschedule_form"
 
@@ -109,9 +111,26 @@ def test_a_person_in_the_middle_of_a_reschedule_sees_it_all_hands_back_and_the_f
         assert "Lucía Fernández" in page.text and "reschedule_form" in page.text
         assert PHOTO in page.text and "reschedule_delivery" in page.text
 
-        # While paused, what she writes reaches the agent, not the bot.
+        # While paused, what she writes reaches the agent, not the bot; card data is masked
+        # everywhere and she gets the advice, as with the bot.
         write(stack, fake_twilio, phone, "es q el jueves no estoy en casa")
         assert wait_for_messages(stack, handoff.id, 1)[0].text == "es q el jueves no estoy en casa"
+        write(stack, fake_twilio, phone, f"y de paso les pago, mi tarjeta es {CARD}")
+        chat.until("utter_card_data_refused")
+        write(stack, fake_twilio, phone, "123")  # its security code, right after
+        chat.until("utter_card_data_refused")
+        said = wait_for_messages(stack, handoff.id, 5)  # the card, the code, and the advice twice
+        assert [m.text for m in said if m.sender == "customer"][1:] == [
+            f"y de paso les pago, mi tarjeta es {CARD_MASK}",
+            CVV_MASK,
+        ]
+        eventually(
+            lambda: CVV_MASK in str(tracker(stack, phone)["events"]), what="the masked code in the tracker"
+        )
+        page = console.get(f"{stack.console}/handoffs/{handoff.id}", timeout=10)
+        for place in (str(tracker(stack, phone)["events"]), events_table(stack), page.text):
+            assert "4111" not in place and CARD.replace(" ", "") not in place
+        assert CARD_MASK in page.text and CVV_MASK in page.text
 
         answer = console.post(
             f"{stack.console}/handoffs/{handoff.id}/reply",
