@@ -34,9 +34,14 @@ logger = logging.getLogger(__name__)
 _RATING_WORDS = {"uno": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5}
 
 
-def handoff_events(reason: Reason) -> list[EventType]:
-    """What another action returns to hand the conversation over now, saying why."""
-    return [SlotSet("handoff_reason", reason.value), FollowupAction("action_handoff")]
+def handoff_events(reason: Reason, detail: str | None = None) -> list[EventType]:
+    """What another action returns to hand the conversation over now, saying why (and, for the
+    agent, what exactly: the invoice above the threshold, the disputed charge)."""
+    return [
+        SlotSet("handoff_reason", reason.value),
+        SlotSet("handoff_detail", detail),
+        FollowupAction("action_handoff"),
+    ]
 
 
 def requested_reason(tracker: Tracker) -> Reason:
@@ -86,6 +91,7 @@ class ActionHandoff(Action):
             slots=dict(tracker.slots),
             active_form=form,
             now=now,
+            reason_detail=tracker.get_slot("handoff_detail"),
         )
         try:
             crm = backends().crm
@@ -93,13 +99,13 @@ class ActionHandoff(Action):
         except BackendUnavailable:
             logger.exception("handoff: the database is unavailable")
             dispatcher.utter_message(response="utter_handoff_failed")
-            return [SlotSet("handoff_reason", None)]
+            return [SlotSet("handoff_reason", None), SlotSet("handoff_detail", None)]
         if opened.wait.open_now:
             dispatcher.utter_message(response="utter_handoff_waiting", wait=wait_phrase(opened.wait.minutes))
         else:
             opens = opening_phrase(opened.wait, found.config, now)
             dispatcher.utter_message(response="utter_handoff_after_hours", opens=opens)
-        events: list[EventType] = [SlotSet("handoff_reason", None)]
+        events: list[EventType] = [SlotSet("handoff_reason", None), SlotSet("handoff_detail", None)]
         if form:
             # The form stops here; its filled slots stay, and the hand-back re-activates it.
             events.append(ActiveLoop(None))

@@ -13,11 +13,13 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends
 from bot.cases import open_case
+from bot.handoff.rules import Reason
 from bot.money import format_due_date, format_money
 from bot.outbox import WriteRejected, WriteStatus
 from bot.payments import (
@@ -37,28 +39,18 @@ from bot.spanish_time import day_phrase, locale_for, moment_phrase
 
 logger = logging.getLogger(__name__)
 
-# Payments a person handles (above PAYMENT_HANDOFF_THRESHOLD) open a case with a management ID
-# today. When the live hand-off exists, `hand_to_person` is the one function to switch to it.
-PERSON_CASE = CaseKind.PAYMENT_REVIEW
-PERSON_RESPONSES = {
-    PersonReason.DISPUTE: "utter_payment_dispute_case",
-    PersonReason.INSTALLMENTS: "utter_installments_case",
+# Disputes, installment plans and amounts above PAYMENT_HANDOFF_THRESHOLD go to a person through
+# the live handoff: the customer is told why, action_handoff follows with the wait and the packet.
+PERSON_HANDOFF = {
+    PersonReason.DISPUTE: ("utter_payment_dispute_person", Reason.DISPUTE),
+    PersonReason.INSTALLMENTS: ("utter_installments_person", Reason.CANNOT_COMPLETE),
 }
 INVOICE_STATUS = {InvoiceStatus.OPEN: "pendiente", InvoiceStatus.PAID: "pagada"}
 
 
-async def hand_to_person(
-    tracker: Tracker, customer: Customer, kind: CaseKind, details: dict[str, str | None]
-) -> str:
-    """Opens the case a person follows up and returns its management ID."""
-    return await asyncio.to_thread(
-        open_case,
-        backends().cases,
-        sender_phone(tracker),
-        kind,
-        {"customer_id": customer.id, **details},
-        conversation_id=tracker.sender_id,
-    )
+def outage_noted() -> list[EventType]:
+    """utter_systems_down offers a person: if the customer takes it, the handoff says why."""
+    return [SlotSet("handoff_reason", Reason.BACKEND_UNAVAILABLE.value)]
 
 
 class ActionCompleteFlow(Action):
@@ -71,8 +63,10 @@ class ActionCompleteFlow(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         customer_id = session_verified_customer(tracker)
-        if tracker.get_slot("verification_status") in STOPPED or not customer_id:
-            return reset_flow()  # locked, failed, left: the reason was already told
+        status = tracker.get_slot("verification_status")
+        if status in STOPPED or not customer_id:
+            # Locked, failed, left, down: the reason was already told (down offered a person).
+            return [*reset_flow(), *outage_noted()] if status == "down" else reset_flow()
         flow = tracker.get_slot("pending_flow") or "balance"
         request = tracker.get_slot("payment_request") or ""
         reason = needs_person_for(request)
@@ -84,16 +78,15 @@ class ActionCompleteFlow(Action):
             if customer is None:
                 raise BackendUnavailable(f"verified customer {customer_id} vanished")
             if reason is not None:
-                case_id = await hand_to_person(
-                    tracker, customer, PERSON_CASE, {"reason": reason.value, "text": request}
-                )
-                dispatcher.utter_message(response=PERSON_RESPONSES[reason], case_id=case_id)
-            elif flow == "payment_link" and await self.record_promise(
-                dispatcher, tracker, customer, invoices
-            ):
+                response, handoff_reason = PERSON_HANDOFF[reason]
+                dispatcher.utter_message(response=response)
+                return [*reset_flow(), *handoff_events(handoff_reason, request)]
+            if flow == "payment_link" and await self.record_promise(dispatcher, tracker, customer, invoices):
                 pass  # "te pago el viernes": promised, no link today
             elif flow == "payment_link":
-                await self.send_links(dispatcher, tracker, customer, invoices)
+                over_threshold = await self.send_links(dispatcher, customer, invoices)
+                if over_threshold:
+                    return [*reset_flow(), *handoff_events(Reason.AMOUNT_OVER_THRESHOLD, over_threshold)]
             elif flow == "invoice":
                 self.list_invoices(dispatcher, customer, invoices)
             else:
@@ -101,6 +94,7 @@ class ActionCompleteFlow(Action):
         except BackendUnavailable:
             logger.exception("payments: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
+            return [*reset_flow(), *outage_noted()]
         return reset_flow()
 
     @staticmethod
@@ -172,27 +166,23 @@ class ActionCompleteFlow(Action):
         dispatcher.utter_message(response="utter_invoice_list", lines="\n".join(lines))
 
     @staticmethod
-    async def send_links(
-        dispatcher: CollectingDispatcher, tracker: Tracker, customer: Customer, invoices: list
-    ) -> None:
+    async def send_links(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> str | None:
+        """A link per open invoice; the ones above the threshold are announced for a person.
+        Returns what the agent needs to know about those ("F-2004: $ 150.000,00"), or None."""
         pending = open_invoices(invoices)
         if not pending:
             dispatcher.utter_message(response="utter_nothing_to_pay", name=customer.first_name)
-            return
+            return None
         settings = current()
         now = datetime.now(timezone.utc)
+        for_a_person: list[str] = []
         for invoice in pending:
             amount = format_money(invoice.amount, invoice.currency, customer.country)
             if needs_a_person(invoice, settings.payment_handoff_threshold):
-                case_id = await hand_to_person(
-                    tracker, customer, PERSON_CASE, {"invoice_id": invoice.id, "amount": str(invoice.amount)}
-                )
                 dispatcher.utter_message(
-                    response="utter_payment_with_person",
-                    invoice_id=invoice.id,
-                    amount=amount,
-                    case_id=case_id,
+                    response="utter_payment_with_person", invoice_id=invoice.id, amount=amount
                 )
+                for_a_person.append(f"{invoice.id}: {amount}")
                 continue
             link = await asyncio.to_thread(backends().erp.payment_link, invoice, now)
             dispatcher.utter_message(
@@ -202,6 +192,7 @@ class ActionCompleteFlow(Action):
                 url=link.url,
                 expires=describe_day_and_time(link.expires_at, customer, now),
             )
+        return "; ".join(for_a_person) or None
 
 
 def describe_day_and_time(moment: datetime, customer: Customer, now: datetime) -> str:
@@ -227,20 +218,13 @@ class ActionReportPayment(Action):
         except BackendUnavailable:
             logger.exception("report payment: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
-            return []
+            return outage_noted()
         if media_of(tracker):
             return await attach_receipt(dispatcher, tracker, customer)
         text = tracker.latest_message.get("text") or ""
         if needs_person_for(text) is PersonReason.DISPUTE:
-            try:
-                case_id = await hand_to_person(
-                    tracker, customer, PERSON_CASE, {"reason": "dispute", "text": text}
-                )
-            except BackendUnavailable:
-                dispatcher.utter_message(response="utter_case_failed")
-                return []
-            dispatcher.utter_message(response="utter_payment_dispute_case", case_id=case_id)
-            return []
+            dispatcher.utter_message(response="utter_payment_dispute_person")
+            return handoff_events(Reason.DISPUTE, text)
         now = datetime.now(timezone.utc)
         found = recent_payments(payments, now)
         if found:
@@ -310,7 +294,7 @@ class ActionAttachReceipt(Action):
             customer = await customer_on_file(tracker)
         except BackendUnavailable:
             dispatcher.utter_message(response="utter_systems_down")
-            return []
+            return outage_noted()
         if customer is None:
             dispatcher.utter_message(response="utter_unknown_customer")
             return []

@@ -39,7 +39,7 @@ from bot.choices import fold, numbered_options, pick_choice
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
 from bot.handoff.service import HandoffServices, build_services
-from bot.masking import mask_sensitive, screen_message
+from bot.masking import mask_card_data, mask_sensitive, screen_message
 from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import (
     OPT_OUT_WHEN_IDLE,
@@ -302,15 +302,36 @@ class TwilioInput(InputChannel):
         if keyword_of(message.text) is not None and word not in OPT_OUT_WHEN_IDLE:
             return False  # BAJA / STOP still opt out, handoff or not; "cancelar" goes to the agent
         answering_secret = is_secret_slot(handoff.packet.get("requested_slot"))
-        text = mask_customer_text(message.text, answering_secret)
+        # The same card screening as for the bot (a lone CVV right after a card number too): the
+        # agent, the handoff tables and the tracker only ever get the masked text.
+        screened = mask_card_data(message.text, after_card=message.phone in self._card_senders)
+        self._remember_card_sender(message.phone, screened.changed)
+        text = mask_customer_text(screened.text, answering_secret)
         media = [{"url": m.url, "content_type": m.content_type} for m in message.media]
         await asyncio.to_thread(self.handoff.store.add_message, handoff.id, "customer", text, None, media)
         self.handoff.announcer.announce("customer_message", handoff.id)
-        event = UserUttered(
-            text, input_channel=self.name(), message_id=message.sid, metadata=message.metadata()
-        )
-        await self._append_to_tracker(app, message.phone, [event])
+        events: list[Event] = [
+            UserUttered(text, input_channel=self.name(), message_id=message.sid, metadata=message.metadata())
+        ]
+        if screened.changed:
+            events.append(await self._advise_against_card_data(message, handoff.id))
+        await self._append_to_tracker(app, message.phone, events)
         return True
+
+    def _remember_card_sender(self, phone: str, sent_card_data: bool) -> None:
+        """A 3-4 digit message right after card data is its security code."""
+        if sent_card_data:
+            self._card_senders.add(phone)
+        else:
+            self._card_senders.discard(phone)
+
+    async def _advise_against_card_data(self, message: InboundMessage, handoff_id: str) -> Event:
+        """Card data typed to an agent: the customer gets the same advice the bot gives, and the
+        agent sees it in the conversation. Returns the bot message for the tracker."""
+        advice = channel_response("utter_card_data_refused")
+        await asyncio.to_thread(self.handoff.store.add_message, handoff_id, "bot", advice)
+        await self.sender.send(OutboundMessage(message.phone, message.channel, body=advice))
+        return BotUttered(advice)
 
     def _hand_over_at_once(self, message: InboundMessage, text: str) -> tuple[str, dict[str, Any]]:
         """Angry or urgent wording becomes a request for a person, keeping what was written."""
@@ -378,10 +399,7 @@ class TwilioInput(InputChannel):
                 return
             # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
             screened = screen_message(rasa_text(message), after_card=message.phone in self._card_senders)
-            if screened.card_data:
-                self._card_senders.add(message.phone)
-            else:
-                self._card_senders.discard(message.phone)
+            self._remember_card_sender(message.phone, screened.card_data)
             text = screened.text
             offered = await asyncio.to_thread(self.store.take_pending_buttons, message.phone)
             if offered and not text.startswith("/"):

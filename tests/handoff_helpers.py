@@ -76,10 +76,12 @@ def release(stack, phone: str) -> None:
     active = store.active_for(phone)
     if active is not None:
         store.end(active.id, "closed", "test cleanup")
+        # As the console does: the pause stopped the bot before its action_listen, and without
+        # it the next message (even /restart) matches no rule and falls back.
         requests.post(
             f"{stack.base}/conversations/{phone}/tracker/events",
             params={"token": TOKEN},
-            json=[{"event": "resume"}],
+            json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}],
             timeout=30,
         )
 

@@ -133,8 +133,9 @@ def test_yes_after_the_clarification_takes_the_first_option():
 
 def test_a_number_or_ordinal_after_the_menu_picks_that_option():
     menu = bot("Esto es lo que puedo hacer por ti", MENU_BUTTONS)
-    assert picked(run(ActionPickOption(), [menu, user("2", "inform")])[1]) == "cancel_order"
-    assert picked(run(ActionPickOption(), [menu, user("la cuarta porfa", "inform")])[1]) == "human_handoff"
+    assert picked(run(ActionPickOption(), [menu, user("2", "inform")])[1]) == "reschedule_delivery"
+    assert picked(run(ActionPickOption(), [menu, user("la quinta porfa", "inform")])[1]) == "cancel_order"
+    assert picked(run(ActionPickOption(), [menu, user("la ultima", "inform")])[1]) == "human_handoff"
 
 
 def test_an_order_number_after_the_menu_goes_to_the_order_status():

@@ -70,6 +70,22 @@ def test_buttons_lead_to_intents_and_fit_whatsapp():
                 assert len(button["title"]) <= 20, (name, button["title"])
 
 
+def test_options_fit_a_whatsapp_list():
+    for name, variations in DOMAIN["responses"].items():
+        for variation in variations:
+            assert len(variation.get("buttons", [])) <= 10, name  # a list holds at most 10 rows
+
+
+def test_the_menu_offers_every_flow_a_customer_can_start():
+    flows = {"order_status", "reschedule_delivery", "check_balance", "report_payment", "cancel_order",
+             "return_request", "update_contact_data", "human_handoff"}  # fmt: skip
+    for variation in DOMAIN["responses"]["utter_menu"]:
+        offered = {button["payload"].removeprefix("/") for button in variation["buttons"]}
+        assert offered == flows
+        # The channel numbers the buttons under the text: the text must not number them too.
+        assert not re.search(r"^\s*\d\.", variation["text"], re.MULTILINE)
+
+
 def test_option_labels_name_real_intents():
     labelled = {
         name.removeprefix("utter_option_") for name in DOMAIN["responses"] if name.startswith("utter_option_")

@@ -38,6 +38,8 @@ ALWAYS_OPEN = parse_config(
     }
 )
 NEVER_OPEN = parse_config({"business_hours": {}})
+# What every handoff clears: why it was asked for, and what exactly.
+CLEARED = [SlotSet("handoff_reason", None), SlotSet("handoff_detail", None)]
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def test_asking_for_a_person_stores_the_packet_tells_the_wait_and_pauses(found):
     messages, events = run(ActionHandoff(), tracker())
     assert [m["response"] for m in messages] == ["utter_handoff_waiting"]
     assert messages[0]["wait"] == "unos 5 minutos"
-    assert events == [SlotSet("handoff_reason", None), ConversationPaused()]
+    assert events == [*CLEARED, ConversationPaused()]
     handoff = found.store.active_for(MARIANA_MX)
     assert (
         handoff.status == "waiting" and handoff.reason == "customer_request" and handoff.channel == "whatsapp"
@@ -174,12 +176,54 @@ def test_a_return_above_the_amount_threshold_goes_to_a_person_not_a_case(found):
 
 def test_a_vip_customers_cancellation_goes_to_a_person(found):
     _, events = run(ActionOpenCase(), tracker(JULIAN_AR, intent="cancel_order", text="cancelen mi pedido"))
-    assert events == [SlotSet("handoff_reason", "vip_customer"), FollowupAction("action_handoff")]
+    assert events == [
+        SlotSet("handoff_reason", "vip_customer"),
+        SlotSet("handoff_detail", None),
+        FollowupAction("action_handoff"),
+    ]
 
 
 def test_an_old_rule_sending_a_person_request_to_action_open_case_hands_over(found):
     _, events = run(ActionOpenCase(), tracker(intent="human_handoff", text="asesor"))
     assert events == handoff_events(Reason.CUSTOMER_REQUEST)
+
+
+def test_a_payment_handoff_shows_the_reason_its_detail_and_the_code_verification(found):
+    # What action_complete_flow leaves for an invoice over the threshold, after a one-time code.
+    slots = {
+        "handoff_reason": Reason.AMOUNT_OVER_THRESHOLD.value,
+        "handoff_detail": "F-2004: $ 150.000,00",
+        "verified_customer_id": "C-002",
+        "verified_until": datetime.now(timezone.utc).timestamp() + 600,
+        "verified_how": "sms_code",
+    }
+    run(ActionHandoff(), tracker(JULIAN_AR, intent="make_payment", text="quiero pagar", slots=slots))
+    packet = found.store.active_for(JULIAN_AR).packet
+    assert packet["reason"] == {"code": "amount_over_threshold", "detail": "F-2004: $ 150.000,00"}
+    assert (packet["customer"]["verified"], packet["customer"]["verification_method"]) == (True, "sms_code")
+    assert "handoff_detail" not in packet["slots"]
+
+
+def test_an_expired_code_verification_is_not_shown_as_verified(found):
+    slots = {"verified_customer_id": "C-001", "verified_until": 1.0, "verified_how": "sms_code"}
+    run(ActionHandoff(), tracker(slots=slots))
+    customer = found.store.active_for(MARIANA_MX).packet["customer"]
+    assert (customer["verified"], customer["verification_method"]) == (False, "phone_number_on_file")
+
+
+def test_a_number_not_on_file_verified_by_order_and_code_is_shown_as_that_customer(found):
+    slots = {
+        "verified_customer_id": "C-001",
+        "verified_until": datetime.now(timezone.utc).timestamp() + 600,
+        "verified_how": "order_document+sms_code",
+    }
+    run(ActionHandoff(), tracker(STRANGER, slots=slots))
+    customer = found.store.active_for(STRANGER).packet["customer"]
+    assert (customer["id"], customer["verified"], customer["verification_method"]) == (
+        "C-001",
+        True,
+        "order_document+sms_code",
+    )
 
 
 def test_the_hand_back_says_the_bot_is_back_and_asks_one_to_five():
@@ -222,7 +266,7 @@ def test_a_form_interrupted_by_the_handoff_is_resumed_after_the_hand_back(found)
         ],
     )
     _, events = run(ActionHandoff(), in_form)
-    assert events == [SlotSet("handoff_reason", None), ActiveLoop(None), ConversationPaused()]
+    assert events == [*CLEARED, ActiveLoop(None), ConversationPaused()]
     handoff = found.store.active_for(MARIANA_MX)
     assert handoff.resume_form == "reschedule_form"
     assert (

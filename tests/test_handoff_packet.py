@@ -112,8 +112,17 @@ def test_it_says_who_the_customer_is_and_how_they_were_identified():
         "id": "C-001", "name": "Mariana López", "phone": "+525512345678", "country": "MX",
         "known": True, "verified": False, "verification_method": "phone_number_on_file",
     }  # fmt: skip
-    verified = packet(slots={**SLOTS, "customer_verified": True, "verification_method": "sms_code"})
+    by_code = {
+        "verified_customer_id": "C-001",
+        "verified_until": NOW.timestamp() + 60,
+        "verified_how": "sms_code",
+    }
+    verified = packet(slots={**SLOTS, **by_code})
     assert verified["customer"]["verified"] and verified["customer"]["verification_method"] == "sms_code"
+    expired = packet(slots={**SLOTS, **by_code, "verified_until": NOW.timestamp() - 1})["customer"]
+    assert not expired["verified"] and expired["verification_method"] == "phone_number_on_file"
+    someone_else = packet(slots={**SLOTS, **by_code, "verified_customer_id": "C-002"})["customer"]
+    assert not someone_else["verified"]
     stranger = packet(customer=None)["customer"]
     assert stranger["id"] is None and stranger["phone"] == "+525512345678" and not stranger["known"]
 

@@ -21,6 +21,7 @@ from actions import verification as verification_module
 from actions.contact_data import ActionUpdateContact, ValidateContactForm
 from actions.payments import ActionAttachReceipt, ActionCompleteFlow, ActionReportPayment
 from actions.verification import ActionAskOtpCode, ActionStopFlow, ValidateVerificationForm
+from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlErp, SqlOtpSecrets
 from bot.backends import Backends
 from bot.demo import load_demo
@@ -184,13 +185,33 @@ def test_payment_links_are_signed_and_verifiable(world):
     assert (link.invoice_id, str(link.amount)) == ("F-2002", "899.00")
 
 
-def test_an_amount_above_the_threshold_goes_to_a_person_with_a_case(world):
+def handed_over(events) -> tuple[str | None, str | None]:
+    """(reason, detail) when the action's events hand the chat to a person, else (None, None)."""
+    if not any(e.get("event") == "followup" and e.get("name") == "action_handoff" for e in events):
+        return None, None
+    slots = slots_of(events)
+    return slots.get("handoff_reason"), slots.get("handoff_detail")
+
+
+def test_an_amount_above_the_threshold_goes_to_a_person_through_the_handoff(world):
     backends, messages = world
     state = verify(JULIAN_AR, messages, JULIAN_AR, {"pending_flow": "payment_link"})
-    responses, sent, _ = run(ActionCompleteFlow(), tracker(JULIAN_AR, slots=state))
+    responses, sent, events = run(ActionCompleteFlow(), tracker(JULIAN_AR, slots=state))
     assert responses == ["utter_payment_link", "utter_payment_with_person"]
-    case = backends.cases.case(sent[1]["case_id"])
-    assert (case.kind, case.details["invoice_id"]) == (CaseKind.PAYMENT_REVIEW, "F-2004")
+    assert sent[1]["invoice_id"] == "F-2004" and "case_id" not in sent[1]
+    reason, detail = handed_over(events)
+    assert reason == "amount_over_threshold" and detail.startswith("F-2004: ")
+    assert slots_of(events)["pending_flow"] is None  # the flow is over; the person takes it from here
+    since = datetime.now(ZoneInfo("UTC")) - timedelta(minutes=5)
+    # No case: a person answers in this chat.
+    assert backends.cases.recent_open_cases(JULIAN_AR, CaseKind.PAYMENT_REVIEW, since) == []
+
+
+def test_links_below_the_threshold_do_not_hand_over(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
+    _, _, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert handed_over(events) == (None, None)
 
 
 def test_without_verification_nothing_is_shown(world):
@@ -374,19 +395,26 @@ def test_a_promise_for_today_just_sends_the_links(world):
 
 
 @pytest.mark.parametrize(
-    ("flow", "asked", "response"),
+    ("flow", "asked", "response", "reason"),
     [
-        ("balance", "no reconozco este cobro", "utter_payment_dispute_case"),
-        ("payment_link", "quiero pagar en cuotas lo que debo", "utter_installments_case"),
+        ("balance", "no reconozco este cobro", "utter_payment_dispute_person", "dispute"),
+        (
+            "payment_link",
+            "quiero pagar en cuotas lo que debo",
+            "utter_installments_person",
+            "cannot_complete",
+        ),
     ],
 )
-def test_disputes_and_installment_plans_go_to_a_person(world, flow, asked, response):
-    backends, messages = world
+def test_disputes_and_installment_plans_go_to_a_person_through_the_handoff(
+    world, flow, asked, response, reason
+):
+    _, messages = world
     state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": flow, "payment_request": asked})
-    responses, sent, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    responses, _, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
     assert responses == [response]
-    case = backends.cases.case(sent[0]["case_id"])
-    assert case.kind is CaseKind.PAYMENT_REVIEW and case.details["text"] == asked
+    assert handed_over(events) == (reason, asked)
+    assert slots_of(events)["payment_request"] is None
 
 
 def test_asking_how_many_installments_are_left_is_a_balance_not_a_plan(world):
@@ -401,11 +429,12 @@ def test_asking_how_many_installments_are_left_is_a_balance_not_a_plan(world):
     assert responses == ["utter_balance_overdue"]
 
 
-def test_a_disputed_payment_opens_a_case(world):
-    responses, _, _ = run(
+def test_a_disputed_payment_goes_to_a_person_through_the_handoff(world):
+    responses, _, events = run(
         ActionReportPayment(), tracker(JULIAN_AR, "ya pague y me cobraron dos veces", "report_payment")
     )
-    assert responses == ["utter_payment_dispute_case"]
+    assert responses == ["utter_payment_dispute_person"]
+    assert handed_over(events) == ("dispute", "ya pague y me cobraron dos veces")
 
 
 @pytest.mark.parametrize("answer", ["cancelar", "Mejor no", "salir"])
@@ -501,3 +530,25 @@ def test_a_promise_made_while_the_erp_is_down_is_queued_with_a_management_id(wor
     assert (queued.kind, queued.payload["invoice_id"]) == ("billing.promise", "F-2002")
     with store.connect() as conn:
         assert conn.execute(sa.select(payment_promises)).all() == []
+class Unreachable:
+    """A CRM/ERP that does not answer, whatever is asked."""
+
+    def __getattr__(self, name):
+        def refuse(*_args, **_kwargs):
+            raise BackendUnavailable(f"{name}: connection refused")
+
+        return refuse
+
+
+def test_a_crm_erp_down_after_the_code_offers_a_person_and_the_handoff_will_say_why(world, monkeypatch):
+    backends, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "balance"})
+    down = Backends(crm=Unreachable(), erp=Unreachable(), cases=backends.cases)
+    monkeypatch.setattr(payments_module, "backends", lambda: down)
+    responses, _, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
+    assert responses == ["utter_systems_down"]
+    assert slots_of(events)["handoff_reason"] == "backend_unavailable"
+    responses, _, events = run(ActionReportPayment(), tracker(MARIANA_MX, "ya pague", "report_payment"))
+    assert responses == ["utter_systems_down"] and slots_of(events) == {
+        "handoff_reason": "backend_unavailable"
+    }

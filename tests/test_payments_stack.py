@@ -17,11 +17,13 @@ from bot.records import CaseKind
 from tests.conftest import (
     ANDRES_CO,
     CAMILA_CL,
+    JULIAN_AR,
     MARIANA_MX,
     ROSA_PE,
     STACK_PAYMENT_LINK_SECRET,
     STACK_REDIS_URL,
 )
+from tests.handoff_helpers import paused, release, wait_for_handoff
 from tests.harness import is_response
 from tests.test_stack import texts
 from tests.test_twilio_channel import write
@@ -36,7 +38,7 @@ CARDS = ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]
 def fresh_conversations(stack):
     """Each test starts and ends its customers' conversations afresh, so a form one test leaves
     open never answers another test's message."""
-    senders = (MARIANA_MX, ROSA_PE, ANDRES_CO, CAMILA_CL)
+    senders = (MARIANA_MX, ROSA_PE, ANDRES_CO, CAMILA_CL, JULIAN_AR)
     # Code limits and locks live in the stack's Redis, which outlives a test session.
     shared = redis.Redis.from_url(STACK_REDIS_URL)
     stale = list(shared.scan_iter("autoservicio:otp:*"))
@@ -44,9 +46,11 @@ def fresh_conversations(stack):
         shared.delete(*stale)
     shared.close()
     for sender in senders:
+        release(stack, sender)  # a handoff left open would keep the conversation paused
         stack.say(sender, "/restart")
     yield
     for sender in senders:
+        release(stack, sender)
         stack.say(sender, "/restart")
 
 
@@ -99,6 +103,41 @@ def test_a_wrong_code_is_refused_and_the_customer_can_leave(stack, fake_twilio):
     assert is_response(texts(stack.say(ROSA_PE, "cancelar")), "utter_flow_left")
     assert is_response(texts(stack.say(ROSA_PE, "donde esta mi pedido")), "utter_no_open_orders")
     assert wrong not in events_table(stack)
+
+
+def test_an_invoice_above_the_threshold_hands_the_verified_customer_to_a_person(stack, fake_twilio):
+    before = len(fake_twilio.messages_to(JULIAN_AR))
+    assert is_response(texts(stack.say(JULIAN_AR, "mandame el link de pago porfa")), "utter_otp_sent")
+    code = code_sent_to(fake_twilio, JULIAN_AR, before)
+
+    reply = texts(stack.say(JULIAN_AR, code))
+    assert is_response(reply, "utter_payment_link") and "F-2003" in reply  # the small one: a link
+    assert is_response(reply, "utter_payment_with_person") and "F-2004" in reply
+    assert is_response(reply, "utter_handoff_waiting") or is_response(reply, "utter_handoff_after_hours")
+    assert not CASE_ID.search(reply)  # a person in this chat, not a case
+
+    handoff = wait_for_handoff(stack, JULIAN_AR)
+    assert handoff.reason == "amount_over_threshold"
+    assert handoff.packet["reason"]["detail"].startswith("F-2004: ")
+    customer = handoff.packet["customer"]
+    assert (customer["id"], customer["verified"], customer["verification_method"]) == (
+        "C-002",
+        True,
+        "sms_code",
+    )
+    assert handoff.packet["intent"]["current"] == "make_payment"
+    assert paused(stack, JULIAN_AR)
+    assert code not in str(handoff.packet)
+
+
+def test_a_disputed_charge_goes_to_a_person_with_what_was_said(stack):
+    reply = texts(stack.say(MARIANA_MX, "ya pague y me cobraron dos veces"))
+    assert is_response(reply, "utter_payment_dispute_person"), reply
+    handoff = wait_for_handoff(stack, MARIANA_MX)
+    assert (handoff.reason, handoff.packet["reason"]["detail"]) == (
+        "dispute",
+        "ya pague y me cobraron dos veces",
+    )
 
 
 def test_ya_pague_not_found_then_the_receipt_opens_a_case(stack, fake_twilio):

@@ -101,8 +101,11 @@ def test_the_menu_and_a_typed_number_open_the_chosen_case(stack):
     menu = stack.say(ANDRES_CO, "menu")
     assert is_response(texts(menu), "utter_menu")
     payloads = [button["payload"] for message in menu for button in message.get("buttons", [])]
-    assert payloads == ["/order_status", "/cancel_order", "/return_request", "/human_handoff"]
-    reply = texts(stack.say(ANDRES_CO, "2"))
+    assert payloads == [
+        "/order_status", "/reschedule_delivery", "/check_balance", "/report_payment",
+        "/cancel_order", "/return_request", "/update_contact_data", "/human_handoff",
+    ]  # fmt: skip
+    reply = texts(stack.say(ANDRES_CO, "5"))
     assert is_response(reply, "utter_cancel_order_guide")
     assert is_response(reply, "utter_cancel_order_case") and CASE_ID.search(reply)
 

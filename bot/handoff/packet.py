@@ -26,13 +26,22 @@ _ONE_TIME_CODE = re.compile(r"(?<!\d)\d(?:[ -]?\d){3,7}(?!\d)")
 _CASE_ID = re.compile(r"\bGES-[2-9A-HJKMNP-Z]{8}\b")
 # Slots that are bookkeeping, not what the customer told.
 # order_choices is what the bot offered, not what the customer said (the transcript shows it).
-_INTERNAL_SLOTS = {"requested_slot", "handoff_reason", "session_started_metadata", "order_choices"}
+_INTERNAL_SLOTS = {
+    "requested_slot",
+    "handoff_reason",
+    "handoff_detail",
+    "session_started_metadata",
+    "order_choices",
+}
 # Actions that are the machinery of every turn, not steps of a flow.
 _MACHINERY = {"action_listen", "action_session_start", "action_handoff", "action_unlikely_intent"}
 # Intents that answer or steer rather than say what the customer came for.
 _NOT_A_GOAL = {"human_handoff", "affirm", "deny", "inform", "nlu_fallback", "greet", "thank", "share_media"}
-VERIFIED_SLOTS = ("customer_verified", "identity_verified", "verified")
-VERIFICATION_METHOD_SLOTS = ("verification_method", "verified_by")
+# What the payments flow's step-up verification leaves (actions/verification.py): who, until when
+# (epoch seconds) and how ("sms_code", "order_document+sms_code").
+VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
+VERIFIED_UNTIL_SLOT = "verified_until"
+VERIFIED_HOW_SLOT = "verified_how"
 
 
 def is_secret_slot(name: str | None) -> bool:
@@ -138,11 +147,24 @@ def _validations_failed(session: list[Mapping[str, Any]]) -> list[dict[str, Any]
     return failed
 
 
-def _verification(slots: Mapping[str, Any], customer: Customer | None) -> tuple[bool, str | None]:
-    for name in VERIFIED_SLOTS:
-        if slots.get(name):
-            method = next((str(slots[m]) for m in VERIFICATION_METHOD_SLOTS if slots.get(m)), "one_time_code")
-            return True, method
+def verified_customer_id(slots: Mapping[str, Any], now: datetime) -> str | None:
+    """The customer a one-time code verified in this session, while that verification lasts."""
+    customer_id, until = slots.get(VERIFIED_CUSTOMER_SLOT), slots.get(VERIFIED_UNTIL_SLOT)
+    try:
+        lasting = until is not None and float(until) > now.timestamp()
+    except (TypeError, ValueError):
+        lasting = False
+    return str(customer_id) if customer_id and lasting else None
+
+
+def _verification(
+    slots: Mapping[str, Any], customer: Customer | None, now: datetime
+) -> tuple[bool, str | None]:
+    verified_id = verified_customer_id(slots, now)
+    # A verification of someone else (a number not on file that proved another customer's
+    # order) still counts only for the customer it verified.
+    if verified_id and (customer is None or customer.id == verified_id):
+        return True, str(slots.get(VERIFIED_HOW_SLOT) or "one_time_code")
     return False, ("phone_number_on_file" if customer else None)
 
 
@@ -185,7 +207,7 @@ def build_packet(
         if event.get("event") == "action" and event.get("name") not in _MACHINERY
     ]
     bot_texts = " ".join(str(event.get("text") or "") for event in events if event.get("event") == "bot")
-    verified, method = _verification(slots, customer)
+    verified, method = _verification(slots, customer, created_at)
     filled = {
         name: _slot_value(name, value)
         for name, value in slots.items()
@@ -202,7 +224,7 @@ def build_packet(
         "created_at": created_at.astimezone(timezone.utc).isoformat(),
         "language": language,
         "channel": channel,
-        "reason": {"code": reason.value, "detail": reason_detail},
+        "reason": {"code": reason.value, "detail": mask_sensitive(reason_detail) if reason_detail else None},
         "customer": {
             "id": customer.id if customer else None,
             "name": customer.name if customer else None,

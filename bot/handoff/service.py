@@ -14,7 +14,7 @@ from bot.adapters.base import BackendUnavailable, Crm
 from bot.adapters.sql import SqlStore
 from bot.handoff.announce import Announcer
 from bot.handoff.config import HandoffConfig, load_config
-from bot.handoff.packet import build_packet
+from bot.handoff.packet import build_packet, verified_customer_id
 from bot.handoff.rules import Reason, WaitEstimate, estimate_wait
 from bot.handoff.store import Handoff, HandoffStore, new_handoff_id
 from bot.records import Customer
@@ -69,11 +69,18 @@ class OpenedHandoff:
     already_open: bool
 
 
-def _customer(crm: Crm | None, phone: str | None) -> Customer | None:
-    if crm is None or phone is None:
+def _customer(crm: Crm | None, request: HandoffRequest) -> Customer | None:
+    """Whom the conversation is about: the customer verified by code in this session (a number
+    not on file can prove who it is), else the customer whose number on file is the sender's."""
+    if crm is None:
         return None
+    verified_id = verified_customer_id(request.slots, request.now)
     try:
-        return crm.customer_by_phone(phone)
+        if verified_id is not None:
+            return crm.customer_by_id(verified_id) or (
+                crm.customer_by_phone(request.phone) if request.phone else None
+            )
+        return crm.customer_by_phone(request.phone) if request.phone else None
     except BackendUnavailable:
         # The CRM being down is often why the customer needs a person: hand over without the name.
         logger.warning("handoff: CRM unavailable, the packet goes without the customer's record")
@@ -87,7 +94,7 @@ def open_handoff(found: HandoffServices, crm: Crm | None, request: HandoffReques
     if existing is not None:
         ahead = sum(1 for h in store.queue(("waiting",)) if h.created_at < existing.created_at)
         return OpenedHandoff(existing, estimate_wait(ahead, request.now, config), already_open=True)
-    customer = _customer(crm, request.phone)
+    customer = _customer(crm, request)
     wait = estimate_wait(store.waiting_count(), request.now, config)
     handoff_id = new_handoff_id()
     packet = build_packet(
