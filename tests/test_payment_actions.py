@@ -530,6 +530,8 @@ def test_a_promise_made_while_the_erp_is_down_is_queued_with_a_management_id(wor
     assert (queued.kind, queued.payload["invoice_id"]) == ("billing.promise", "F-2002")
     with store.connect() as conn:
         assert conn.execute(sa.select(payment_promises)).all() == []
+
+
 class Unreachable:
     """A CRM/ERP that does not answer, whatever is asked."""
 
