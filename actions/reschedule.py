@@ -49,7 +49,7 @@ CONTEXT = "reschedule_context"
 FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, CONTEXT, "order_choices")
 
 # Not answers to the form: the rules answer them and the form asks its question again.
-INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff"}
+INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff", "share_media"}
 # "cancelar", "mejor no", "olvidalo" are `deny` (data/nlu/basics.yml): at the window step a deny
 # leaves; at the confirmation a plain "no" means another window, so only these words leave there.
 # "salir" is read here because as an intent it would be opt_out ("salir de la lista").

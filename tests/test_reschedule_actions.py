@@ -203,6 +203,13 @@ def test_a_question_in_the_middle_is_left_to_the_rules_and_the_form_asks_again(l
     assert validate(tracker(LUCIA_MX, "horario", "faq", slots=state, action="utter_faq"))[1] == []
 
 
+def test_a_photo_in_the_middle_is_not_a_wrong_answer(live):
+    _, events, _ = start(LUCIA_MX)
+    state = {**slots_of(events), "requested_slot": "reschedule_window"}
+    responses, events, _ = validate(tracker(LUCIA_MX, "/share_media", "share_media", slots=state))
+    assert (responses, events) == ([], [])  # the rule acknowledges it; no miss is counted
+
+
 def test_two_answers_not_understood_in_a_row_explain_and_offer_a_person(live):
     _, events, _ = start(LUCIA_MX)
     state = {**slots_of(events), "requested_slot": "reschedule_window"}
