@@ -82,8 +82,15 @@ def test_the_menu_offers_every_flow_a_customer_can_start():
     for variation in DOMAIN["responses"]["utter_menu"]:
         offered = {button["payload"].removeprefix("/") for button in variation["buttons"]}
         assert offered == flows
-        # The channel numbers the buttons under the text: the text must not number them too.
-        assert not re.search(r"^\s*\d\.", variation["text"], re.MULTILINE)
+
+
+def test_responses_with_buttons_do_not_number_them_in_the_text_too():
+    # The channel numbers the buttons under the text (WhatsApp/SMS): numbering them in the text
+    # as well showed every option twice.
+    for name, variations in DOMAIN["responses"].items():
+        for variation in variations:
+            if variation.get("buttons"):
+                assert not re.search(r"^\s*\d\.", variation["text"], re.MULTILINE), name
 
 
 def test_option_labels_name_real_intents():
