@@ -456,8 +456,11 @@ def contact_changes_in(conn: Connection, customer_id: str) -> list[ContactChange
     ]
 
 
-class SqlOtpSecrets(OtpSecrets):
-    """Per-customer code secrets in `otp_secrets`, created on first use like the case book."""
+class _TableOnFirstUse:
+    """A store of the assistant's own whose table is created on first use, for databases that
+    were never migrated (production has no demo loader)."""
+
+    table: sa.Table
 
     def __init__(self, store: SqlStore) -> None:
         self._store = store
@@ -466,9 +469,15 @@ class SqlOtpSecrets(OtpSecrets):
     def _connect(self) -> AbstractContextManager[Connection]:
         if not self._table_ready:
             with self._store.connect() as conn:
-                otp_secrets.create(conn, checkfirst=True)
+                self.table.create(conn, checkfirst=True)
             self._table_ready = True
         return self._store.connect()
+
+
+class SqlOtpSecrets(_TableOnFirstUse, OtpSecrets):
+    """Per-customer code secrets in `otp_secrets`, created on first use like the case book."""
+
+    table = otp_secrets
 
     def secret_of(self, customer_id: str) -> bytes | None:
         with self._connect() as conn:
@@ -613,19 +622,10 @@ def _case(row: sa.engine.Row) -> Case:
     )
 
 
-class SqlCaseBook(CaseBook):
+class SqlCaseBook(_TableOnFirstUse, CaseBook):
     """Cases in the `cases` table, created on first use (production has no demo loader)."""
 
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-        self._table_ready = False
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        if not self._table_ready:
-            with self._store.connect() as conn:
-                cases.create(conn, checkfirst=True)
-            self._table_ready = True
-        return self._store.connect()
+    table = cases
 
     def add(self, case: Case) -> bool:
         row = {
