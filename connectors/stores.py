@@ -30,10 +30,12 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.connection import SSLConnection, parse_url
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
 
-from bot.adapters.sql import tune_sqlite
+from bot.adapters.sql import create_engine, is_sqlite_file
 from bot.masking import CARD_MASK, SECRET_MASK, mask_card_data, mask_sensitive
 from bot.settings import Settings, current
+from connectors import rasa_tuning
 
 
 def tracker_store_arguments(database_url: str) -> dict[str, Any]:
@@ -82,13 +84,19 @@ class SettingsTrackerStore(SQLTrackerStore):
         settings: Settings | None = None,
         **_endpoint_kwargs: Any,
     ) -> None:
+        rasa_tuning.apply()  # this store is built by the Rasa process: tune its hot paths
         settings = settings or current()
         super().__init__(
             domain=domain,
             event_broker=event_broker,
             **tracker_store_arguments(settings.database_url),
         )
-        tune_sqlite(self.engine)
+        if is_sqlite_file(self.engine.url):
+            # Rasa's engine opens a connection per session on a SQLite file: pool them instead.
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = create_engine(url)
+            self.sessionmaker = sessionmaker(bind=self.engine)
         self._sessions: OrderedDict[str, _SessionEvents] = OrderedDict()
         self._sessions_lock = threading.Lock()  # the channel's worker thread and the HTTP API
 

@@ -44,6 +44,8 @@ def test_a_lone_security_code_right_after_a_card_is_refused_too():
 def tracker_store(request, tmp_path, pg_url):
     url = f"sqlite:///{tmp_path / 'bot.db'}" if request.param == "sqlite" else pg_url
     store = SettingsTrackerStore(domain=Domain.empty(), settings=Settings.from_env({"DATABASE_URL": url}))
+    with store.engine.begin() as conn:  # other modules' tests may have left conversations behind
+        conn.execute(sa.text("DELETE FROM events"))
     yield store
     with store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM events"))
