@@ -56,6 +56,7 @@ from bot.messaging.store import MessagingStore
 from bot.phone import InvalidPhoneNumber
 from bot.responses import render
 from bot.settings import Settings, current
+from connectors import rasa_tuning
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ class TwilioInput(InputChannel):
         sender: MessageSender | None = None,
         handoff: HandoffServices | None = None,
     ) -> None:
+        rasa_tuning.apply()
         self.settings = settings
         self.store = store or MessagingStore(SqlStore(settings.database_url))
         self.store.create_schema()
@@ -441,6 +443,11 @@ class TwilioInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("hardened_twilio_webhook", __name__)
+
+        @webhook.listener("after_server_start")
+        async def warm_up(app: Any, _loop: Any) -> None:
+            # Rasa loads the model before the server starts; trace it and freeze it now.
+            await rasa_tuning.warm_up_and_freeze(getattr(app.ctx, "agent", None))
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> response.HTTPResponse:

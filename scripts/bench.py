@@ -50,6 +50,7 @@ class Outcome:
     seconds: float
     ack_ms: list[float] = field(default_factory=list)
     e2e_ms: list[float] = field(default_factory=list)
+    e2e_ms_by_text: dict[str, list[float]] = field(default_factory=dict)
     sent: int = 0
     replays: int = 0
     answered: int = 0
@@ -175,7 +176,8 @@ async def _drive(
         rng = random.Random(index)
         inbox = inboxes[phone]
         while time.perf_counter() < until:
-            form = inbound_form(phone, rng.choice(MESSAGES))
+            text = rng.choice(MESSAGES)
+            form = inbound_form(phone, text)
             headers = {"X-Twilio-Signature": fake.sign(signed_url, form)}
             while not inbox.empty():  # late replies belong to earlier messages
                 inbox.get_nowait()
@@ -205,6 +207,7 @@ async def _drive(
                 outcome.ack_ms.append((acked - started) * 1000)
                 if reply is not None:
                     outcome.e2e_ms.append((reply.received_at - started) * 1000)
+                    outcome.e2e_ms_by_text.setdefault(text, []).append(outcome.e2e_ms[-1])
             await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
     timeout = aiohttp.ClientTimeout(total=30)

@@ -1,0 +1,322 @@
+"""Three repeated computations in Rasa 3.6's message handling, each done once instead.
+
+`make bench` profiled the Rasa process holding the GIL (py-spy --gil) while 20 customers wrote:
+- 22% of it validated each action server answer with `jsonschema.validate`, which checks the
+  schema itself against the JSON Schema meta-schema on every call before checking the answer;
+- 8% rebuilt the dialogue states of the whole conversation, which each policy asks for
+  separately (Memoization, Rule several times, TED) on the same tracker for one prediction;
+- 3% recomputed, on every graph run, which nodes the run needs (a recursive walk that visits
+  shared dependencies again and again).
+
+Each patch computes exactly what Rasa computes, keyed on everything the result depends on, so
+predictions, validation errors and events are unchanged (tests/test_rasa_tuning.py compares
+them with Rasa's own functions). `apply()` is idempotent; the Rasa process calls it when it
+builds the tracker store and the Twilio channel (connectors/stores.py, twilio_channel.py).
+Re-check these three functions when upgrading Rasa: the patches replace them by name.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+_applied = False
+_DOMAIN_STATES: Any = None  # Rasa's Domain.states_for_tracker_history, which part 2 replays
+_apply_lock = threading.Lock()
+
+
+def apply() -> None:
+    global _applied
+    with _apply_lock:
+        if _applied:
+            return
+        _validate_action_results_with_a_compiled_schema()
+        global _DOMAIN_STATES
+        from rasa.shared.core.domain import Domain
+
+        _DOMAIN_STATES = Domain.states_for_tracker_history
+        _remember_past_states_per_tracker()
+        _remember_minimal_graph_schemas()
+        _applied = True
+
+
+# --- 1. action server answers ---------------------------------------------------------------
+
+
+def _validate_action_results_with_a_compiled_schema() -> None:
+    from jsonschema import ValidationError
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    schema = RemoteAction.action_response_format_spec()
+    validator_class = validator_for(schema)
+    validator_class.check_schema(schema)  # what jsonschema.validate does on every call
+    validator = validator_class(schema)
+
+    @functools.wraps(RemoteAction._validate_action_result)
+    def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
+        # jsonschema.validate raises the best match among all errors; so does this.
+        error = best_match(validator.iter_errors(result))
+        if error is None:
+            return True
+        if not isinstance(error, ValidationError):  # pragma: no cover (jsonschema's own type)
+            raise error
+        error.message += (
+            ". Failed to validate Action server response from API, "
+            "make sure your response from the Action endpoint is valid. "
+            f"For more information about the format visit {DOCS_BASE_URL}/custom-actions"
+        )
+        raise error
+
+    RemoteAction._validate_action_result = _validate_action_result
+
+
+# --- 2. dialogue states of a tracker ----------------------------------------------------------
+#
+# `Domain.states_for_tracker_history` replays the whole conversation from its first event to
+# compute one state per turn, for every policy, on every prediction. Two levels of memory:
+# - on each tracker (trackers compare by value, so they cannot key a dictionary): the states
+#   already computed for its current events, by arguments, so the policies of one prediction
+#   asking with the same arguments get them at once;
+# - per conversation and arguments (`_Histories`): the replayed tracker and the states of the
+#   turns so far, so a prediction replays only the events added since the previous one.
+# A tracker only grows (events are appended, never edited): its event count and last event
+# identify its content. What a conversation's history holds is reused only when the tracker's
+# applied events start with exactly the events it replayed (the same objects, or events equal
+# in every serialised field); anything else (a rewind, a restart, another model) replays anew.
+
+_STATES_ATTRIBUTE = "_tuning_past_states"
+_states_lock = threading.Lock()
+
+
+def _copy_states(states: list[dict]) -> list[dict]:
+    """States are {part: {feature: str | tuple}}; the featurizers delete keys from them."""
+    return [{part: dict(features) for part, features in state.items()} for state in states]
+
+
+def _same_event(replayed: Any, current: Any) -> bool:
+    if replayed is current:
+        return True
+    if type(replayed) is not type(current):
+        return False
+    try:
+        return replayed.as_dict() == current.as_dict()
+    except Exception:  # noqa: BLE001 (an event that cannot serialise is not known to be equal)
+        return False
+
+
+@dataclass
+class _History:
+    domain: Any
+    applied: list  # the applied events replayed into `replay`
+    replay: Any  # a DialogueStateTracker after those events
+    states: list  # one state per ActionExecuted among them (as Rasa computes it)
+    last_ml_action_sub_state: Any = None
+    turn_was_hidden: bool = False
+
+
+class _Histories:
+    """Per conversation and arguments: where the replay of its states stopped."""
+
+    MAX_ENTRIES = 2000  # about 500 conversations with the policies' four sets of arguments
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, _History] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def states(
+        self,
+        tracker: Any,
+        domain: Any,
+        omit_unset_slots: bool,
+        ignore_rule_only_turns: bool,
+        rule_only_data: dict[str, Any] | None,
+    ) -> list[dict]:
+        from rasa.shared.core.events import ActionExecuted
+
+        key = (
+            tracker.sender_id,
+            tracker.is_rule_tracker,
+            tracker._max_event_history,
+            id(domain),
+            omit_unset_slots,
+            ignore_rule_only_turns,
+            repr(sorted((rule_only_data or {}).items())),
+        )
+        applied = tracker.applied_events()
+        with self._lock:
+            history = self._entries.pop(key, None)
+        if (
+            history is None
+            or history.domain is not domain
+            or len(history.applied) > len(applied)
+            or not all(map(_same_event, history.applied, applied))
+        ):
+            history = _History(domain, [], tracker.init_copy(), [])
+        arguments = (domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        for event in applied[len(history.applied) :]:
+            if isinstance(event, ActionExecuted):
+                _add_turn(history, history.replay, event.hide_rule_turn, *arguments)
+            history.replay.update(event)
+        history.applied = applied
+        # The state after the last event: computed for this call only, the next event may
+        # not be an ActionExecuted.
+        final = _History(
+            domain, [], None, list(history.states), history.last_ml_action_sub_state, history.turn_was_hidden
+        )
+        _add_turn(final, history.replay, False, *arguments)
+        with self._lock:
+            self._entries[key] = history
+            while len(self._entries) > self.MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        return _copy_states(final.states)
+
+
+def _add_turn(
+    history: _History,
+    tr: Any,
+    hide_rule_turn: bool,
+    domain: Any,
+    omit_unset_slots: bool,
+    ignore_rule_only_turns: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> None:
+    """One pass of the loop in Rasa 3.6's `Domain.states_for_tracker_history`, unchanged."""
+    from rasa.shared.core.constants import PREVIOUS_ACTION
+
+    states = history.states
+    if ignore_rule_only_turns:
+        if not history.turn_was_hidden:
+            history.last_ml_action_sub_state = domain._get_prev_action_sub_state(tr)
+        if not tr.followup_action and tr.latest_action_name != tr.active_loop_name:
+            history.turn_was_hidden = hide_rule_turn
+        if history.turn_was_hidden:
+            return
+    state = domain.get_active_state(tr, omit_unset_slots=omit_unset_slots)
+    if ignore_rule_only_turns:
+        domain._remove_rule_only_features(state, rule_only_data)
+        if states:
+            domain._substitute_rule_only_user_input(state, states[-1])
+        if history.last_ml_action_sub_state:
+            state[PREVIOUS_ACTION] = history.last_ml_action_sub_state
+    states.append(domain._clean_state(state))
+
+
+_histories = _Histories()
+
+
+def _remember_past_states_per_tracker() -> None:
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = DialogueStateTracker.past_states
+
+    @functools.wraps(original)
+    def past_states(
+        self: DialogueStateTracker,
+        domain: Any,
+        omit_unset_slots: bool = False,
+        ignore_rule_only_turns: bool = False,
+        rule_only_data: dict[str, Any] | None = None,
+    ) -> list[dict]:
+        if type(self) is not DialogueStateTracker or type(domain).states_for_tracker_history is not (
+            _DOMAIN_STATES
+        ):
+            # Training's trackers cache their own states; a custom domain computes its own.
+            return original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        events = self.events
+        version = (len(events), id(events[-1]) if events else None)
+        arguments = (
+            id(domain),
+            omit_unset_slots,
+            ignore_rule_only_turns,
+            repr(sorted((rule_only_data or {}).items())),
+        )
+        with _states_lock:
+            known = self.__dict__.get(_STATES_ATTRIBUTE)
+            if known is not None and known[0] == version and arguments in known[1]:
+                return _copy_states(known[1][arguments])
+        states = _histories.states(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        with _states_lock:
+            known = self.__dict__.get(_STATES_ATTRIBUTE)
+            if known is None or known[0] != version:
+                known = (version, {})
+                self.__dict__[_STATES_ATTRIBUTE] = known
+            known[1][arguments] = _copy_states(states)
+        return states
+
+    DialogueStateTracker.past_states = past_states
+
+
+# --- 3. the nodes a graph run needs -----------------------------------------------------------
+
+
+def _remember_minimal_graph_schemas() -> None:
+    from rasa.engine.graph import GraphSchema
+
+    original = GraphSchema.minimal_graph_schema
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def minimal_graph_schema(self: GraphSchema, targets: list[str] | None = None) -> GraphSchema:
+        # A loaded model's schema is never changed; its minimal schemas are kept on it.
+        key = tuple(targets) if targets else None
+        with lock:
+            per_schema = self.__dict__.setdefault("_tuning_minimal_schemas", {})
+            if key in per_schema:
+                return per_schema[key]
+        schema = original(self, targets)
+        with lock:
+            per_schema[key] = schema
+        return schema
+
+    GraphSchema.minimal_graph_schema = minimal_graph_schema
+
+
+# --- 4. the garbage collector's full passes -----------------------------------------------------
+
+
+async def warm_up_and_freeze(agent: Any) -> None:
+    """Run the model once, then exempt everything loaded so far from the garbage collector.
+
+    A loaded model is millions of long-lived Python objects. Python's full collections walk
+    all of them: `make bench` saw 200–450 ms pauses of the whole process, every such pause
+    delaying every conversation in flight. `gc.freeze()` moves the objects alive now (model,
+    TensorFlow's traced functions, caches) out of the collector's sight; it still collects
+    everything created afterwards. The warm-up parse and prediction trace TensorFlow's
+    functions before the first customer's message instead of during it.
+    """
+    import gc
+    import logging
+
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    logger = logging.getLogger(__name__)
+    if agent is not None and agent.is_ready():
+        try:
+            parse_data = await agent.parse_message("hola")
+            tracker = DialogueStateTracker.from_events(
+                "warm-up",
+                [
+                    ActionExecuted("action_session_start"),
+                    SessionStarted(),
+                    ActionExecuted("action_listen"),
+                    UserUttered("hola", parse_data.get("intent"), parse_data.get("entities"), parse_data),
+                ],
+                agent.domain.slots,
+            )
+            agent.predict_next_with_tracker(tracker)  # not stored: nothing reaches the tracker store
+        except Exception:  # noqa: BLE001 (a warm-up failing must not stop the server)
+            logger.exception("model warm-up failed; the first message will be slower")
+    gc.collect()
+    gc.freeze()
+    logger.info("model warmed up; %d objects exempt from garbage collection", gc.get_freeze_count())
