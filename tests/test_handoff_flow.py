@@ -4,7 +4,8 @@ A customer asks for a person: the bot tells the wait and pauses; what the custom
 the console (masked, escaped) and not the NLU; the agent's reply leaves through the Messages API
 and enters the tracker; the hand-back resumes the bot, which asks the satisfaction question, and
 the answer is stored. Also: "cancelar" withdraws while waiting, angry wording hands over at once,
-and the console refuses pages without a login and forms without their CSRF token.
+the console refuses pages without a login and forms without their CSRF token, and logging out
+(or a new password) ends every copy of the session.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from bot.adapters.sql import SqlStore
+from bot.handoff.agents import create_agent
 from bot.messaging.store import MessagingStore
 from tests.conftest import ANDRES_CO
 from tests.handoff_helpers import (
@@ -195,3 +197,33 @@ def test_a_wrong_password_is_refused(stack):
         timeout=10,
     )
     assert answer.status_code == 401 and "incorrectos" in answer.text
+
+
+def test_logging_out_ends_the_session_everywhere_and_a_new_password_too(stack):
+    store = handoff_store(stack)
+    create_agent(store, "salida", "una-clave-larga")
+
+    def logged_in() -> requests.Session:
+        session = requests.Session()
+        page = session.get(f"{stack.console}/login", timeout=10)
+        answer = session.post(
+            f"{stack.console}/login",
+            data={"csrf": csrf_of(page.text), "name": "salida", "password": "una-clave-larga"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code == 302, answer.text
+        return session
+
+    browser = logged_in()
+    copied = requests.Session()  # the same cookie, copied to another machine
+    copied.cookies.set("console_session", browser.cookies["console_session"])
+    assert copied.get(f"{stack.console}/api/queue", timeout=10).status_code == 200
+    queue = browser.get(f"{stack.console}/", timeout=10)
+    out = browser.post(f"{stack.console}/logout", data={"csrf": csrf_of(queue.text)}, allow_redirects=False)
+    assert out.status_code == 302 and out.headers["Location"] == "/login"
+    assert copied.get(f"{stack.console}/api/queue", timeout=10).status_code == 401
+    again = logged_in()  # logging in again works, with a new session
+    assert again.get(f"{stack.console}/api/queue", timeout=10).status_code == 200
+    create_agent(store, "salida", "otra-clave-larga")  # the administrator sets a new password
+    assert again.get(f"{stack.console}/api/queue", timeout=10).status_code == 401

@@ -130,6 +130,17 @@ class Desk:
         self.server.shutdown()
 
 
+def test_logging_out_and_a_new_password_end_the_agents_sessions(handoffs):
+    assert not handoffs.agent_session_valid("nadie", NOW)  # no such agent
+    handoffs.save_agent("ana", hash_password("una-clave-larga"), now=NOW)
+    assert handoffs.agent_session_valid("ana", NOW + timedelta(minutes=1))
+    handoffs.end_agent_sessions("ana", now=NOW + timedelta(hours=1))
+    assert not handoffs.agent_session_valid("ana", NOW + timedelta(minutes=59))
+    assert handoffs.agent_session_valid("ana", NOW + timedelta(hours=1, microseconds=1))
+    handoffs.save_agent("ana", hash_password("otra-clave-larga"), now=NOW + timedelta(hours=2))
+    assert not handoffs.agent_session_valid("ana", NOW + timedelta(hours=1, minutes=30))
+
+
 @pytest.fixture
 def desk():
     server = Desk()

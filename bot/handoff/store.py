@@ -74,6 +74,9 @@ agents = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("password_hash", sa.String(300), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # Console sessions signed before this moment are refused: set by logging out and by a new
+    # password, so a copied session cookie stops working at once, not when it expires.
+    sa.Column("sessions_valid_after", sa.DateTime),
 )
 
 ACTIVE = ("waiting", "open")
@@ -390,14 +393,34 @@ class HandoffStore:
         """Create the agent, or set a new password for an existing one."""
         with self._connect() as conn:
             exists = conn.execute(sa.select(agents.c.name).where(agents.c.name == name)).first()
-            if exists:
-                conn.execute(agents.update().where(agents.c.name == name).values(password_hash=password_hash))
+            if exists:  # a new password ends the sessions opened with the old one
+                conn.execute(
+                    agents.update()
+                    .where(agents.c.name == name)
+                    .values(password_hash=password_hash, sessions_valid_after=to_db_time(now or _now()))
+                )
             else:
                 conn.execute(
                     agents.insert().values(
                         name=name, password_hash=password_hash, created_at=to_db_time(now or _now())
                     )
                 )
+
+    def end_agent_sessions(self, name: str, now: datetime | None = None) -> None:
+        """Refuse every console session of `name` signed until now (logging out)."""
+        with self._connect() as conn:
+            moment = to_db_time(now or _now())
+            conn.execute(agents.update().where(agents.c.name == name).values(sessions_valid_after=moment))
+
+    def agent_session_valid(self, name: str, signed_at: datetime) -> bool:
+        """Whether a session of `name` signed at `signed_at` may still be used: the agent
+        exists and has not logged out (or changed password) since."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(agents.c.sessions_valid_after).where(agents.c.name == name)).first()
+        if row is None:
+            return False
+        valid_after = from_db_time(row.sessions_valid_after)
+        return valid_after is None or signed_at > valid_after
 
     def agent_password_hash(self, name: str) -> str | None:
         with self._connect() as conn:

@@ -133,14 +133,24 @@ def create_app(
         if secure_cookies:
             reply.cookies[key]["secure"] = True
 
-    def session_of(request: Request) -> dict[str, str] | None:
+    async def session_of(request: Request) -> dict[str, Any] | None:
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
         try:
-            return sessions.loads(raw, max_age=SESSION_MAX_AGE_S)
+            session = sessions.loads(raw, max_age=SESSION_MAX_AGE_S)
         except BadSignature:  # tampered with, or expired (SignatureExpired is a BadSignature)
             return None
+        # Signed and fresh is not enough: the agent may have logged out (or had a new password
+        # set) since, and a copy of the cookie must stop working then.
+        try:
+            issued = datetime.fromtimestamp(float(session["issued"]), timezone.utc)
+            agent = str(session["agent"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not await asyncio.to_thread(store.agent_session_valid, agent, issued):
+            return None
+        return session
 
     def csrf_ok(request: Request, session: dict[str, str]) -> bool:
         given = request.form.get("csrf") or ""
@@ -232,23 +242,30 @@ def create_app(
             logger.warning("console: failed login for %r", name[:64])
             return login_page(request, "Usuario o contraseña incorrectos.", status=401)
         reply = response.redirect("/")
-        session = {"agent": name, "csrf": secrets.token_urlsafe(24)}
+        session = {
+            "agent": name,
+            "csrf": secrets.token_urlsafe(24),
+            "issued": datetime.now(timezone.utc).timestamp(),
+        }
         set_cookie(reply, SESSION_COOKIE, sessions.dumps(session), SESSION_MAX_AGE_S)
         del reply.cookies[LOGIN_COOKIE]
         return reply
 
     @app.post("/logout")
     async def logout(request: Request) -> response.HTTPResponse:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None or not csrf_ok(request, session):
             return response.text("forbidden", status=403)
+        # Every session of this agent ends, not only this browser's cookie: a copy of it (another
+        # tab, another machine, a stolen cookie) is refused from now on.
+        await asyncio.to_thread(store.end_agent_sessions, session["agent"])
         reply = response.redirect("/login")
         del reply.cookies[SESSION_COOKIE]
         return reply
 
     @app.get("/")
     async def queue_page(request: Request) -> response.HTTPResponse:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return response.redirect("/login")
         rows = await asyncio.to_thread(queue_rows, datetime.now(timezone.utc))
@@ -256,13 +273,13 @@ def create_app(
 
     @app.get("/api/queue")
     async def queue_json(request: Request) -> response.HTTPResponse:
-        if session_of(request) is None:
+        if await session_of(request) is None:
             return response.json({"error": "login required"}, status=401)
         return response.json({"handoffs": await asyncio.to_thread(queue_rows, datetime.now(timezone.utc))})
 
     @app.get("/handoffs/<handoff_id>")
     async def conversation_page(request: Request, handoff_id: str) -> response.HTTPResponse:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return response.redirect("/login")
         handoff = await load(handoff_id)
@@ -299,7 +316,7 @@ def create_app(
 
     @app.get("/api/handoffs/<handoff_id>/messages")
     async def messages_json(request: Request, handoff_id: str) -> response.HTTPResponse:
-        if session_of(request) is None:
+        if await session_of(request) is None:
             return response.json({"error": "login required"}, status=401)
         handoff = await load(handoff_id)
         if handoff is None:
@@ -319,7 +336,7 @@ def create_app(
 
     @app.get("/handoffs/<handoff_id>/packet.json")
     async def packet_json(request: Request, handoff_id: str) -> response.HTTPResponse:
-        if session_of(request) is None:
+        if await session_of(request) is None:
             return response.json({"error": "login required"}, status=401)
         handoff = await load(handoff_id)
         if handoff is None:
@@ -328,7 +345,7 @@ def create_app(
 
     @app.post("/handoffs/<handoff_id>/reply")
     async def reply(request: Request, handoff_id: str) -> response.HTTPResponse:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None or not csrf_ok(request, session):
             return response.text("forbidden", status=403)
         handoff = await load(handoff_id)
@@ -363,7 +380,7 @@ def create_app(
         return back(handoff_id, "sent")
 
     async def end(request: Request, handoff_id: str, status: str) -> response.HTTPResponse:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None or not csrf_ok(request, session):
             return response.text("forbidden", status=403)
         handoff = await load(handoff_id)
