@@ -1,10 +1,12 @@
-"""Three repeated computations in Rasa 3.6's message handling, each done once instead.
+"""Three repeated computations in Rasa 3.6's message handling, each done once instead, and
+the loaded model kept out of the garbage collector's full passes (`warm_up_and_freeze`).
 
 `make bench` profiled the Rasa process holding the GIL (py-spy --gil) while 20 customers wrote:
 - 22% of it validated each action server answer with `jsonschema.validate`, which checks the
   schema itself against the JSON Schema meta-schema on every call before checking the answer;
 - 8% rebuilt the dialogue states of the whole conversation, which each policy asks for
-  separately (Memoization, Rule several times, TED) on the same tracker for one prediction;
+  separately (Memoization, Rule several times, TED) on every prediction, replaying every
+  event of the session each time;
 - 3% recomputed, on every graph run, which nodes the run needs (a recursive walk that visits
   shared dependencies again and again).
 
@@ -12,7 +14,9 @@ Each patch computes exactly what Rasa computes, keyed on everything the result d
 predictions, validation errors and events are unchanged (tests/test_rasa_tuning.py compares
 them with Rasa's own functions). `apply()` is idempotent; the Rasa process calls it when it
 builds the tracker store and the Twilio channel (connectors/stores.py, twilio_channel.py).
-Re-check these three functions when upgrading Rasa: the patches replace them by name.
+Re-check these three functions when upgrading Rasa: the patches replace them by name, and
+`_add_turn` repeats the loop body of `Domain.states_for_tracker_history` (the test fails if
+they drift apart).
 """
 
 from __future__ import annotations
@@ -123,7 +127,10 @@ class _History:
 class _Histories:
     """Per conversation and arguments: where the replay of its states stopped."""
 
-    MAX_ENTRIES = 2000  # about 500 conversations with the policies' four sets of arguments
+    # About 250 conversations with the policies' four sets of arguments: the ones being written
+    # in right now. An entry holds a state per turn of the session (about 1 kB each), so this
+    # stays in the tens of megabytes; a conversation that falls out is replayed in full once.
+    MAX_ENTRIES = 1000
 
     def __init__(self) -> None:
         self._entries: OrderedDict[tuple, _History] = OrderedDict()
