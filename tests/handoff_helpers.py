@@ -23,14 +23,18 @@ def ensure_agent(stack) -> None:
     create_agent(handoff_store(stack), AGENT, PASSWORD)
 
 
-def console_session(stack) -> requests.Session:
-    ensure_agent(stack)
+def console_session(stack, name: str | None = None, password: str | None = None) -> requests.Session:
+    """A browser session logged in to the console: as the test agent, or as `name` (which must
+    exist already)."""
+    if name is None:
+        ensure_agent(stack)
+        name, password = AGENT, PASSWORD
     session = requests.Session()
     form = session.get(f"{stack.console}/login", timeout=10)
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     answer = session.post(
         f"{stack.console}/login",
-        data={"csrf": csrf, "name": AGENT, "password": PASSWORD},
+        data={"csrf": csrf, "name": name, "password": password},
         allow_redirects=False,
         timeout=10,
     )

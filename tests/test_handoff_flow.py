@@ -204,16 +204,7 @@ def test_logging_out_ends_the_session_everywhere_and_a_new_password_too(stack):
     create_agent(store, "salida", "una-clave-larga")
 
     def logged_in() -> requests.Session:
-        session = requests.Session()
-        page = session.get(f"{stack.console}/login", timeout=10)
-        answer = session.post(
-            f"{stack.console}/login",
-            data={"csrf": csrf_of(page.text), "name": "salida", "password": "una-clave-larga"},
-            allow_redirects=False,
-            timeout=10,
-        )
-        assert answer.status_code == 302, answer.text
-        return session
+        return console_session(stack, "salida", "una-clave-larga")
 
     browser = logged_in()
     copied = requests.Session()  # the same cookie, copied to another machine
