@@ -1,5 +1,6 @@
 """Three repeated computations in Rasa 3.6's message handling, each done once instead, and
-the loaded model kept out of the garbage collector's full passes (`warm_up_and_freeze`).
+the loaded model kept out of the garbage collector's full passes (`warm_up_and_freeze`; a model
+loaded later, through the HTTP API or a model server, releases the frozen one).
 
 `make bench` profiled the Rasa process holding the GIL (py-spy --gil) while 20 customers wrote:
 - 22% of it validated each action server answer with `jsonschema.validate`, which checks the
@@ -44,6 +45,7 @@ def apply() -> None:
         _DOMAIN_STATES = Domain.states_for_tracker_history
         _remember_past_states_per_tracker()
         _remember_minimal_graph_schemas()
+        _unfreeze_when_a_model_is_replaced()
         _applied = True
 
 
@@ -327,3 +329,27 @@ async def warm_up_and_freeze(agent: Any) -> None:
     gc.collect()
     gc.freeze()
     logger.info("model warmed up; %d objects exempt from garbage collection", gc.get_freeze_count())
+
+
+def _unfreeze_when_a_model_is_replaced() -> None:
+    """A model loaded while the server runs (PUT /model, a model server) replaces the frozen
+    one, which would stay in memory for good: unfreeze first, so the old model can be freed.
+    Full collections walk the new model until the next restart freezes it again."""
+    import gc
+    import logging
+
+    from rasa.core.agent import Agent
+
+    original = Agent.load_model
+
+    @functools.wraps(original)
+    def load_model(self: Agent, *args: Any, **kwargs: Any) -> None:
+        if gc.get_freeze_count():
+            gc.unfreeze()
+            logging.getLogger(__name__).info(
+                "a new model replaces the running one: the old one is released from gc.freeze() "
+                "(restart the server to freeze the new one)"
+            )
+        original(self, *args, **kwargs)
+
+    Agent.load_model = load_model

@@ -152,3 +152,16 @@ def test_loaded_objects_are_frozen_out_of_the_garbage_collector():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_model_loaded_later_releases_the_frozen_one(tmp_path):
+    from rasa.core.agent import Agent
+
+    try:
+        asyncio.run(rasa_tuning.warm_up_and_freeze(None))
+        assert gc.get_freeze_count() > 0
+        with pytest.raises(Exception):  # noqa: B017 (any failure to load: the unfreeze came first)
+            Agent().load_model(tmp_path / "no-such-model.tar.gz")
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
