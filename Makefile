@@ -58,8 +58,8 @@ evaluate: install ## NLU on the held-out set tests/nlu_holdout.yml: report in re
 services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh
 
-bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60; ~4 min)
-	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS))
+bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60 RAMP_UP=1; ~4 min)
+	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(RAMP_UP),--ramp-up $(RAMP_UP))
 
 demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force

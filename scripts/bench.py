@@ -2,9 +2,10 @@
 
 Each variant gets a fresh stack (Rasa + action server, SQLite tracker store, in-process locks,
 the demo data) and a local endpoint speaking Twilio's Messages API with a realistic API latency.
-N simulated WhatsApp customers write signed webhooks in a closed loop (write, wait for the
-reply, think, write again); a share of messages is delivered twice with the same MessageSid,
-as Twilio does when it retries. Reported per variant: acknowledgement latency (webhook POST →
+N simulated WhatsApp customers, starting at random moments over a ramp-up (one mean think
+time unless told), write signed webhooks in a closed loop (write, wait for the reply, think,
+write again); a share of messages is delivered twice with the same MessageSid, as Twilio does
+when it retries. Reported per variant: acknowledgement latency (webhook POST →
 HTTP answer), end-to-end latency (webhook POST → the reply's Messages API request arrives),
 messages per second, lost, duplicated, errors, and each process's peak memory (VmHWM).
 """
@@ -149,16 +150,16 @@ class Variant:
 
 
 def drive(variant: Variant, running: dict, fake: FakeTwilio, customers: int, seconds: float,
-          think_s: float, replay_share: float) -> Outcome:  # fmt: skip
+          think_s: float, replay_share: float, ramp_up_s: float) -> Outcome:  # fmt: skip
     """The load: one asyncio client for all customers, so the generator takes little CPU from
     the 2-core machine it shares with the system under test."""
     return asyncio.run(
-        _drive(running, fake, Outcome(variant.name, customers, seconds), think_s, replay_share)
+        _drive(running, fake, Outcome(variant.name, customers, seconds), think_s, replay_share, ramp_up_s)
     )
 
 
 async def _drive(
-    running: dict, fake: FakeTwilio, outcome: Outcome, think_s: float, replay_share: float
+    running: dict, fake: FakeTwilio, outcome: Outcome, think_s: float, replay_share: float, ramp_up_s: float
 ) -> Outcome:
     loop = asyncio.get_running_loop()
     webhook = f"http://127.0.0.1:{running['rasa_port']}/webhooks/twilio/webhook"
@@ -175,6 +176,9 @@ async def _drive(
         phone = f"+5255{90000000 + index * 7919 + (0 if measure else 5000000):08d}"
         rng = random.Random(index)
         inbox = inboxes[phone]
+        # Customers start at random moments over the ramp-up, as people do; --ramp-up 0 starts
+        # them all at the same millisecond (a burst of N first messages).
+        await asyncio.sleep(rng.uniform(0, ramp_up_s))
         while time.perf_counter() < until:
             text = rng.choice(MESSAGES)
             form = inbound_form(phone, text)
@@ -239,6 +243,7 @@ def report(ours: Outcome, builtin: Outcome, settings: dict) -> bool:
 
     print(
         f"\nBenchmark: {settings['customers']} WhatsApp customers × {settings['seconds']:.0f} s, "
+        f"starting over {settings['ramp_up_s']:.1f} s, "
         f"think time {settings['think_s'] * 0.5:.1f}–{settings['think_s'] * 1.5:.1f} s, "
         f"{settings['replay_share']:.0%} of messages delivered twice, "
         f"Twilio API latency {settings['api_latency_ms']:.0f} ms, model {settings['model']}\n"
@@ -293,10 +298,19 @@ def main(argv: list[str] | None = None) -> int:
         help="how long the Messages API takes to answer each request",
     )
     parser.add_argument(
+        "--ramp-up",
+        type=float,
+        default=None,
+        help="customers start at random moments over this many seconds (default: the mean think "
+        "time; 0: all at once)",
+    )
+    parser.add_argument(
         "--replay-share", type=float, default=0.1, help="share of webhooks Twilio delivers twice"
     )
     parser.add_argument("--only", choices=["ours", "builtin"], help="run one variant")
     args = parser.parse_args(argv)
+    if args.ramp_up is None:
+        args.ramp_up = args.think
 
     settings = stack.load_settings()
     model = stack.ensure_model(settings)
@@ -318,7 +332,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 stack.say(f"{variant.label}: {args.customers} customers for {args.seconds:.0f} s...")
                 outcome = drive(
-                    variant, running, fake, args.customers, args.seconds, args.think, args.replay_share
+                    variant,
+                    running,
+                    fake,
+                    args.customers,
+                    args.seconds,
+                    args.think,
+                    args.replay_share,
+                    args.ramp_up,
                 )
                 actions, server = running["processes"]
                 pids = {"rasa": server.pid, "actions": actions.pid}
@@ -343,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         outcomes["ours"],
         outcomes["builtin"],
         {"customers": args.customers, "seconds": args.seconds, "think_s": args.think,
-         "replay_share": args.replay_share, "api_latency_ms": args.api_latency_ms, "model": model.name},
+         "ramp_up_s": args.ramp_up, "replay_share": args.replay_share,
+         "api_latency_ms": args.api_latency_ms, "model": model.name},
     )  # fmt: skip
     print(f"\n  Raw figures: {results / 'bench.json'}")
     return 0 if met else 1
