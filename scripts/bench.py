@@ -308,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         "--replay-share", type=float, default=0.1, help="share of webhooks Twilio delivers twice"
     )
     parser.add_argument("--only", choices=["ours", "builtin"], help="run one variant")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "results" / "bench.json", help="where the raw figures go"
+    )
     args = parser.parse_args(argv)
     if args.ramp_up is None:
         args.ramp_up = args.think
@@ -351,13 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.say(f"{variant.label}: {outcome.answered} answered, {outcome.per_second:.1f} msg/s.")
     fake.stop()
 
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     summary = {
         "settings": vars(args) | {"model": model.name},
         "outcomes": {name: asdict(outcome) for name, outcome in outcomes.items()},
     }
-    (results / "bench.json").write_text(json.dumps(summary, indent=2))
+    args.output.write_text(json.dumps(summary, indent=2, default=str))
     if len(outcomes) < 2:
         return 0
     met = report(
@@ -367,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
          "ramp_up_s": args.ramp_up, "replay_share": args.replay_share,
          "api_latency_ms": args.api_latency_ms, "model": model.name},
     )  # fmt: skip
-    print(f"\n  Raw figures: {results / 'bench.json'}")
+    print(f"\n  Raw figures: {args.output}")
     return 0 if met else 1
 
 
