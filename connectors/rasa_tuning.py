@@ -34,14 +34,13 @@ _apply_lock = threading.Lock()
 
 
 def apply() -> None:
-    global _applied
+    global _applied, _DOMAIN_STATES
+    from rasa.shared.core.domain import Domain
+
     with _apply_lock:
         if _applied:
             return
         _validate_action_results_with_a_compiled_schema()
-        global _DOMAIN_STATES
-        from rasa.shared.core.domain import Domain
-
         _DOMAIN_STATES = Domain.states_for_tracker_history
         _remember_past_states_per_tracker()
         _remember_minimal_graph_schemas()
