@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends
+from bot.backends import backends, clock
 from bot.cases import request_case
 from bot.handoff.rules import Reason, Signals, handover_reason, parse_amount
 from bot.handoff.service import services
@@ -95,6 +95,7 @@ class ActionOpenCase(Action):
                 kind,
                 case_details(tracker),
                 conversation_id=tracker.sender_id,
+                now=clock().now(),
             )
         except (BackendUnavailable, WriteRejected):
             logger.exception("cases: the case could not be recorded, not even queued")

@@ -22,7 +22,7 @@ from actions.verification import (
     subject_customer,
 )
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends
+from bot.backends import backends, clock
 from bot.contact_data import (
     clean_address,
     clean_district,
@@ -195,6 +195,7 @@ class ActionUpdateContact(Action):
                 tracker.sender_id,
                 sender_phone(tracker),
                 FIELD_NAMES[field.value],
+                clock().now(),
             )
         except (BackendUnavailable, LookupError, WriteRejected):
             logger.exception("contact data: the change could not be written, not even queued")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -25,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends
+from bot.backends import backends, clock
 from bot.handoff.rules import Reason, reason_of
 from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, services, wait_phrase
 
@@ -80,7 +79,7 @@ class ActionHandoff(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         found = services()
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         form = (tracker.active_loop or {}).get("name")
         request = HandoffRequest(
             conversation_id=tracker.sender_id,

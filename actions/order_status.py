@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -12,7 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends
+from bot.backends import backends, clock
 from bot.choices import pick_choice
 from bot.order_status import Outcome, choice_title, describe, look_up_status
 from bot.phone import InvalidPhoneNumber, normalize_phone
@@ -68,7 +67,7 @@ class ActionOrderStatus(Action):
             return [SlotSet("handoff_reason", "backend_unavailable")]
 
         if lookup.outcome is Outcome.FOUND:
-            now = datetime.now(timezone.utc)
+            now = clock().now()
             view = describe(lookup.order, lookup.customer, now, settings.bot_timezone)
             dispatcher.utter_message(response=f"utter_order_{view.situation}", **view.values)
             return [SlotSet("order_choices", None)]

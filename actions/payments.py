@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends
+from bot.backends import backends, clock
 from bot.cases import open_case
 from bot.handoff.rules import Reason
 from bot.money import format_due_date, format_money
@@ -104,7 +104,7 @@ class ActionCompleteFlow(Action):
         """ "te pago el viernes": record the promise for the oldest open invoice. False when the
         request names no later day (then the links are sent)."""
         zone = customer.timezone or current().bot_timezone
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         today = now.astimezone(ZoneInfo(zone)).date()
         day = parse_promise_date(tracker.get_slot("promise_date") or "", zone, now)
         pending = open_invoices(invoices)
@@ -122,6 +122,7 @@ class ActionCompleteFlow(Action):
                 tracker.sender_id,
                 sender_phone(tracker),
                 format_date(day, "EEEE d 'de' MMMM", locale=locale_for(customer.country)),
+                now,
             )
         except WriteRejected as refused:
             raise BackendUnavailable(f"the ERP refused the promise: {refused}") from refused
@@ -140,7 +141,7 @@ class ActionCompleteFlow(Action):
 
     @staticmethod
     def show_balance(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         balance = balance_of(customer, invoices, customer_today(customer, current().bot_timezone, now))
         if not balance.lines:
             dispatcher.utter_message(response="utter_balance_zero", name=customer.first_name)
@@ -174,7 +175,7 @@ class ActionCompleteFlow(Action):
             dispatcher.utter_message(response="utter_nothing_to_pay", name=customer.first_name)
             return None
         settings = current()
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         for_a_person: list[str] = []
         for invoice in pending:
             amount = format_money(invoice.amount, invoice.currency, customer.country)
@@ -225,7 +226,7 @@ class ActionReportPayment(Action):
         if needs_person_for(text) is PersonReason.DISPUTE:
             dispatcher.utter_message(response="utter_payment_dispute_person")
             return handoff_events(Reason.DISPUTE, text)
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         found = recent_payments(payments, now)
         if found:
             payment = found[0]
@@ -272,6 +273,7 @@ async def attach_receipt(
             CaseKind.PAYMENT_RECEIPT,
             details,
             conversation_id=tracker.sender_id,
+            now=clock().now(),
         )
     except BackendUnavailable:
         logger.exception("receipt: case book unavailable")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends
+from bot.backends import backends, clock
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
 from bot.order_status import Outcome, choice_title, look_up_status
@@ -221,7 +221,7 @@ class ValidateRescheduleForm(FormValidationAction):
         if blocker is not None:
             dispatcher.utter_message(response=BLOCKER_RESPONSES[blocker], order_id=order.id)
             return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        loaded = _load(sender_phone(tracker), order_id, datetime.now(timezone.utc))
+        loaded = _load(sender_phone(tracker), order_id, clock().now())
         windows = loaded.calendar.next_windows(exclude=loaded.current_slot_ids()) if loaded else []
         if not windows:
             dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
@@ -242,7 +242,7 @@ class ValidateRescheduleForm(FormValidationAction):
         chosen = self._offered_choice(tracker, offer)
         if chosen is not None:
             return [SlotSet(WINDOW, chosen), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         loaded = _load(sender_phone(tracker), tracker.get_slot(ORDER), now)
         if loaded is None:
             dispatcher.utter_message(response="utter_reschedule_systems_down")
@@ -292,15 +292,12 @@ class ValidateRescheduleForm(FormValidationAction):
             dispatcher.utter_message(response="utter_reschedule_choose_again")
             return [SlotSet(WINDOW, None), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
         if not (intent == "affirm" or text in YES_WORDS):
-            if (
-                intent in ("inform", "reschedule_delivery")
-                or interpret_date(text, datetime.now()) is not None
-            ):
+            if intent in ("inform", "reschedule_delivery") or interpret_date(text, clock().now()) is not None:
                 # "mejor el viernes": a change of mind answered like the window step.
                 return self._pick_window(dispatcher, tracker)
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_confirm")
 
-        now = datetime.now(timezone.utc)
+        now = clock().now()
         phone, order_id = sender_phone(tracker), tracker.get_slot(ORDER)
         context: dict[str, Any] = tracker.get_slot(CONTEXT) or {}
         try:
@@ -332,7 +329,7 @@ class ValidateRescheduleForm(FormValidationAction):
         try:
             result = request_reschedule(
                 backends(), order_id, customer_id, old_window, slot.id, slot.window, phone,
-                _channel(tracker), tracker.sender_id, confirmation_phrase(slot.window, zone, locale), now,
+                _channel(tracker), tracker.sender_id, confirmation_phrase(slot.window, zone, locale), now=now,
             )  # fmt: skip
         except WriteRejected:
             logger.exception("reschedule: the ERP refused the change")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -22,7 +21,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, code_verifier, message_sender
+from bot.backends import backends, clock, code_verifier, message_sender
 from bot.choices import fold
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import OutboundMessage
@@ -74,7 +73,7 @@ def session_verified_customer(tracker: Tracker) -> str | None:
     """The customer verified earlier in this session, while VERIFICATION_TTL_MINUTES lasts."""
     until = tracker.get_slot("verified_until")
     customer_id = tracker.get_slot("verified_customer_id")
-    if customer_id and until and float(until) > time.time():
+    if customer_id and until and float(until) > clock().now().timestamp():
         return customer_id
     return None
 
@@ -203,7 +202,7 @@ class VerificationSteps:
             return {
                 "otp_code": None,
                 "verified_customer_id": customer.id,
-                "verified_until": time.time() + ttl,
+                "verified_until": clock().now().timestamp() + ttl,
                 "verified_how": how,
                 "verification_status": "ok",
                 "wrong_answers": None,

@@ -9,6 +9,7 @@ from functools import lru_cache
 from bot.adapters.base import CaseBook, Crm, Erp
 from bot.adapters.rest import RestCaseBook, RestClient, RestCrm, RestErp
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlOtpSecrets, SqlStore
+from bot.clock import Clock, SystemClock
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
 from bot.outbox import Outbox
@@ -42,6 +43,12 @@ def build_backends(settings: Settings) -> Backends:
 
 
 @lru_cache(maxsize=1)
+def clock() -> Clock:
+    """This process's clock: the machine's, moved by BOT_NOW in development (bot/clock.py)."""
+    return SystemClock(current().clock_shift)
+
+
+@lru_cache(maxsize=1)
 def backends() -> Backends:
     """This process's backends, built from its environment on first use."""
     return build_backends(current())
@@ -68,7 +75,7 @@ def code_verifier() -> CodeVerifier:
     require_payment_secrets(settings)
     return CodeVerifier(
         SqlOtpSecrets(SqlStore(settings.database_url)),
-        attempt_store_for(settings.redis_url),
+        attempt_store_for(settings.redis_url, clock()),
         settings.otp_secret_key,
     )
 
@@ -77,6 +84,6 @@ def code_verifier() -> CodeVerifier:
 def message_sender() -> MessageSender:
     """The one sender (Twilio or the local outbox), for messages the actions send themselves: codes."""
     settings = current()
-    store = MessagingStore(SqlStore(settings.database_url))
+    store = MessagingStore(SqlStore(settings.database_url), clock())
     store.create_schema()
-    return MessageSender(settings, store, transport_for(settings))
+    return MessageSender(settings, store, transport_for(settings), clock=clock())

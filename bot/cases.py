@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from bot.adapters.base import BackendUnavailable, CaseBook
 from bot.adapters.rest.wire import case_to_wire
@@ -41,14 +41,13 @@ def open_case(
     kind: CaseKind,
     details: Mapping[str, str | None],
     conversation_id: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> str:
     """Open a case for the customer writing from `phone` and return its management ID.
 
     The same request again in the same conversation within REPEAT_WINDOW (same kind, same
     order number) returns the case already open instead of a second one.
     """
-    now = now or datetime.now(timezone.utc)
     details = {key: str(value) for key, value in details.items() if value not in (None, "")}
     for case in book.recent_open_cases(conversation_id, kind, now - REPEAT_WINDOW):
         if case.details.get("order_id") == details.get("order_id"):
@@ -76,14 +75,13 @@ def request_case(
     kind: CaseKind,
     details: Mapping[str, str | None],
     conversation_id: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> WriteOutcome:
     """Open a case like `open_case`, but through the outbox: if the case book cannot be reached,
     the case is queued with its management ID and applied when it comes back.
 
     A repeat of the same request returns the case already open, or the one still queued.
     """
-    now = now or datetime.now(timezone.utc)
     outbox = backends.outbox or default_outbox()
     details = {key: str(value) for key, value in details.items() if value not in (None, "")}
     try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -60,6 +61,11 @@ class FixedClock:
         with self._lock:
             self._moment += delta
             self._elapsed += delta.total_seconds()
+
+
+def local_day(now: datetime, zone: str) -> date:
+    """The calendar day it is at `now` in the IANA time zone `zone`."""
+    return now.astimezone(ZoneInfo(zone)).date()
 
 
 def parse_moment(value: str) -> datetime:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 from bot.adapters.base import BackendUnavailable, Crm
 from bot.adapters.rest.wire import contact_change_to_wire  # the outbox keeps the contract's shape
@@ -75,7 +75,8 @@ def change_contact(
     channel: str,
     verified_how: str,
     district: str | None = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> ContactChange:
     """Write the new value through the CRM with its audit record (old → new, channel, how verified)."""
     details = crm.contact_details(customer_id)
@@ -92,7 +93,7 @@ def change_contact(
         new=new_value,
         channel=channel,
         verified_how=verified_how,
-        changed_at=now or datetime.now(timezone.utc),
+        changed_at=now,
     )
     crm.update_contact(change, district=district)
     return change
@@ -112,7 +113,7 @@ def request_contact_change(
     conversation_id: str,
     phone: str | None,
     field_name: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> tuple[ContactChange, WriteOutcome]:
     """Write the change like `change_contact`, but through the outbox (bot/outbox.py).
 
@@ -137,7 +138,7 @@ def request_contact_change(
         new=new_value,
         channel=channel,
         verified_how=verified_how,
-        changed_at=now or datetime.now(timezone.utc),
+        changed_at=now,
     )
     payload = {
         "change": contact_change_to_wire(change),

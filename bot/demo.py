@@ -37,6 +37,7 @@ from bot.adapters.sql import (
     schedule_changes,
     to_db_time,
 )
+from bot.clock import SystemClock, local_day
 from bot.migrations import migrate
 from bot.phone import InvalidPhoneNumber, normalize_phone
 from bot.records import OrderState
@@ -248,10 +249,13 @@ def parse_payment_fixture(text: str, anchor: date, default_timezone: str, custom
 
 
 def load_demo(
-    store: SqlStore, path: Path, settings: Settings, today: date | None = None, force: bool = False
+    store: SqlStore, path: Path, settings: Settings, today: date, force: bool = False
 ) -> LoadResult:
-    """Replace the CRM/ERP tables with the fixture when it changed or was anchored on another day."""
-    anchor = today or datetime.now(ZoneInfo(settings.bot_timezone)).date()
+    """Replace the CRM/ERP tables with the fixture when it changed or was anchored on another day.
+
+    `today` is the business's day (bot.clock.local_day of the clock's now): relative days count
+    from it, so "mañana" in the fixture is always tomorrow."""
+    anchor = today
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -416,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     migrate(settings.database_url)
     store = SqlStore(settings.database_url)
     try:
-        result = load_demo(store, settings.demo_data, settings, force=args.force)
+        today = local_day(SystemClock(settings.clock_shift).now(), settings.bot_timezone)
+        result = load_demo(store, settings.demo_data, settings, today, force=args.force)
     except FixtureError as error:
         print(f"error: demo data {settings.demo_data}: {error}", file=sys.stderr)
         return 1

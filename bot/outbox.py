@@ -26,7 +26,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -40,6 +40,7 @@ from bot.adapters.rest.wire import (  # payloads use the contract's JSON shapes
     contact_change_from_wire,
 )
 from bot.adapters.sql import SqlCaseBook, SqlStore, from_db_time, to_db_time
+from bot.clock import SystemClock
 from bot.records import CaseKind, ContactField, RescheduleOutcome
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ def apply_promise(backends: Any, payload: Mapping[str, Any]) -> None:
         payload.get("invoice_id"),
         date.fromisoformat(payload["promised_for"]),
         payload["channel"],
+        datetime.fromisoformat(payload["made_at"]),
     )
 
 
@@ -246,10 +248,6 @@ def _entry(row: sa.engine.Row) -> OutboxEntry:
         failure_case_id=row.failure_case_id,
         created_at=from_db_time(row.created_at),
     )
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Outbox:
@@ -389,7 +387,7 @@ def submit_write(
     management_id: str | None = None,
     backends: Any = None,
     outbox: Outbox | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> WriteOutcome:
     """Record the change durably, try it once now, and keep it for the worker if the system is down.
 
@@ -408,22 +406,21 @@ def submit_write(
 
         backends = current_backends()
     outbox = outbox or default_outbox()
-    now = now or _now()
     entry = outbox.add(kind, payload, management_id, conversation_id, customer_phone, now)
     try:
         with idempotency_key(entry.idempotency_key):
             WRITE_KINDS[kind].apply(backends, payload)
     except WriteRejected as error:
-        outbox.mark_failed(entry.id, 1, _now(), f"rejected: {error}", None)
+        outbox.mark_failed(entry.id, 1, now, f"rejected: {error}", None)
         raise
     except BackendUnavailable as error:
         if not error.retryable:
-            outbox.mark_failed(entry.id, 1, _now(), f"rejected: {error}", None)
+            outbox.mark_failed(entry.id, 1, now, f"rejected: {error}", None)
             raise WriteRejected(str(error)) from error
         logger.warning("outbox: %s %s queued after a failed attempt: %s", kind, management_id, error)
-        outbox.retry_later(entry.id, 1, _now() + timedelta(seconds=backoff(1, 2.0, 600)), str(error))
+        outbox.retry_later(entry.id, 1, now + timedelta(seconds=backoff(1, 2.0, 600)), str(error))
         return WriteOutcome(WriteStatus.QUEUED, management_id)
-    outbox.mark_applied(entry.id, 1, _now())
+    outbox.mark_applied(entry.id, 1, now)
     return WriteOutcome(WriteStatus.APPLIED, management_id)
 
 
@@ -442,11 +439,11 @@ class OutboxWorker:
         backends: Any,
         failure_cases: CaseBook,
         notify: Notify,
+        clock: Callable[[], datetime],
         max_attempts: int = 20,
         max_age: timedelta = timedelta(hours=24),
         base_delay_s: float = 2.0,
         max_delay_s: float = 600.0,
-        clock: Callable[[], datetime] = _now,
     ) -> None:
         self.outbox = outbox
         self.backends = backends
@@ -576,14 +573,16 @@ def build_worker(settings: Any) -> tuple[OutboxWorker, Callable[[], Awaitable[No
     from bot.messaging.sender import MessageSender, transport_for
     from bot.messaging.store import MessagingStore
 
+    clock = SystemClock(settings.clock_shift)
     store = SqlStore(settings.database_url)
-    messaging = MessagingStore(store)
-    sender = MessageSender(settings, messaging, transport_for(settings))
+    messaging = MessagingStore(store, clock)
+    sender = MessageSender(settings, messaging, transport_for(settings), clock=clock)
     worker = OutboxWorker(
         Outbox(store),
         build_backends(settings),
         SqlCaseBook(store),
         sender_notify(sender, messaging),
+        clock.now,
         max_attempts=settings.outbox_max_attempts,
         max_age=timedelta(seconds=settings.outbox_max_age_s),
     )

@@ -64,12 +64,11 @@ class VerifiedLink:
     expires_at: datetime
 
 
-def verify_payment_link(url: str, secret: str, now: datetime | None = None) -> VerifiedLink:
+def verify_payment_link(url: str, secret: str, now: datetime) -> VerifiedLink:
     """What a payment link asks to pay, if we signed it and it has not expired.
 
     The payment page calls this before charging; anything else raises InvalidPaymentLink.
     """
-    now = now or datetime.now(timezone.utc)
     token = url.rstrip("/").rsplit("/", 1)[-1]
     try:
         data = URLSafeSerializer(secret, salt=LINK_SALT).loads(token)
@@ -245,7 +244,7 @@ def request_promise(
     conversation_id: str,
     phone: str | None,
     day_text: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> WriteOutcome:
     """Record the promise through the outbox (bot/outbox.py): when the ERP does not answer it is
     kept under a management ID, recorded later and confirmed to the customer with `day_text`
@@ -258,6 +257,7 @@ def request_promise(
         "invoice_id": invoice_id,
         "promised_for": promised_for.isoformat(),
         "channel": channel,
+        "made_at": now.isoformat(),
         "notice": {"day": day_text},
     }
     return submit_write(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from enum import Enum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -284,10 +284,9 @@ def reschedule_delivery(
     slot: WindowSlot,
     phone: str | None,
     channel: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> RescheduleResult:
     """Move `order` to `slot` in the ERP and record who asked; the ERP enforces the capacity."""
-    now = now or datetime.now(timezone.utc)
     for _ in range(_ID_DRAWS):
         change = ScheduleChange(
             id=new_case_id(),
@@ -320,7 +319,7 @@ def request_reschedule(
     channel: str,
     conversation_id: str,
     notice: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> RescheduleResult:
     """Move the order like `reschedule_delivery`, but through the outbox (bot/outbox.py).
 
@@ -330,7 +329,6 @@ def request_reschedule(
     `notice` (the window as the customer was shown it). Raises WriteRejected when the ERP refuses
     the request itself, BackendUnavailable when not even the outbox can record it.
     """
-    now = now or datetime.now(timezone.utc)
     for _ in range(_ID_DRAWS):
         change = ScheduleChange(
             id=new_case_id(),

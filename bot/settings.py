@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from cryptography.fernet import Fernet
+
+from bot.clock import parse_moment, shift_to
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
@@ -93,6 +96,8 @@ class Settings:
     payment_link_ttl_minutes: int = 24 * 60
     payment_handoff_threshold: Decimal = Decimal("100000")
     verification_ttl_minutes: int = 60
+    # --- the clock: development may move the whole stack to another moment (BOT_NOW) ---
+    clock_shift: timedelta = timedelta(0)
 
     @property
     def is_development(self) -> bool:
@@ -169,6 +174,7 @@ class Settings:
             )
         # --- end handoff ---
         payments = _payment_settings(get, environment)
+        clock_shift = _clock_shift(get, environment)
 
         return cls(
             environment=environment,
@@ -210,6 +216,7 @@ class Settings:
             handoff_webhook_secret=get("HANDOFF_WEBHOOK_SECRET"),
             # --- end handoff ---
             **payments,
+            clock_shift=clock_shift,
         )
 
 
@@ -242,6 +249,29 @@ def _positive(get, name: str, default: float, kind: type) -> float:
     if value <= 0:
         raise SettingsError(f"{name}={raw!r}: use a positive {'whole ' if kind is int else ''}number.")
     return value
+
+
+def _clock_shift(get, environment: str) -> timedelta:
+    """How far the assistant's clock is moved from the machine's: BOT_NOW (a moment the clock
+    reads when the process starts) or BOT_CLOCK_SHIFT_S (seconds; what `make run` hands its
+    processes so that all of them agree). Development only: production runs on real time."""
+    moment, seconds = get("BOT_NOW"), get("BOT_CLOCK_SHIFT_S")
+    if moment is None and seconds is None:
+        return timedelta(0)
+    if environment != "development":
+        raise SettingsError(
+            "BOT_NOW and BOT_CLOCK_SHIFT_S move the assistant's clock: they are allowed only with "
+            "BOT_ENV=development. Unset them in production."
+        )
+    if seconds is not None:
+        try:
+            return timedelta(seconds=float(seconds))
+        except (ValueError, OverflowError):
+            raise SettingsError(f"BOT_CLOCK_SHIFT_S={seconds!r}: use a number of seconds.") from None
+    try:
+        return shift_to(parse_moment(moment))
+    except ValueError as error:
+        raise SettingsError(f"BOT_NOW: {error}.") from None
 
 
 def _backend(get, system: str) -> BackendSettings:

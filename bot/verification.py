@@ -10,7 +10,6 @@ so it works once. Wrong codes and sends are counted there too.
 from __future__ import annotations
 
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import redis
 from cryptography.fernet import Fernet, InvalidToken
 
 from bot.adapters.base import BackendUnavailable, OtpSecrets
+from bot.clock import Clock
 
 CODE_DIGITS = 6
 CODE_TTL = timedelta(minutes=5)
@@ -57,10 +57,10 @@ class AttemptStore(ABC):
 
 
 class MemoryAttemptStore(AttemptStore):
-    """In-process attempts for a single action server (REDIS_URL unset); the clock is injectable."""
+    """In-process attempts for a single action server (REDIS_URL unset); expiry on the given clock."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock.monotonic
         self._values: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -145,11 +145,11 @@ class RedisAttemptStore(AttemptStore):
             self._call(lambda: self._redis.delete(*(self._prefix + key for key in keys)))
 
 
-def attempt_store_for(redis_url: str | None) -> AttemptStore:
-    """Redis when REDIS_URL is set, in-process otherwise."""
+def attempt_store_for(redis_url: str | None, clock: Clock) -> AttemptStore:
+    """Redis when REDIS_URL is set (expiry on Redis's own timers), in-process otherwise."""
     if redis_url:
         return RedisAttemptStore(redis.Redis.from_url(redis_url, socket_timeout=5))
-    return MemoryAttemptStore()
+    return MemoryAttemptStore(clock)
 
 
 class SendOutcome(str, Enum):

@@ -36,6 +36,7 @@ from twilio.request_validator import RequestValidator
 from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
 from bot.choices import fold, numbered_options, pick_choice
+from bot.clock import SystemClock
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
 from bot.handoff.service import HandoffServices, build_services
@@ -215,12 +216,13 @@ class TwilioInput(InputChannel):
     ) -> None:
         rasa_tuning.apply()
         self.settings = settings
-        self.store = store or MessagingStore(SqlStore(settings.database_url))
+        self.clock = SystemClock(settings.clock_shift)
+        self.store = store or MessagingStore(SqlStore(settings.database_url), self.clock)
         self.store.create_schema()
         self.handoff = handoff or build_services(settings)
         self._api_sender: MessageSender | None = None
         self.claims = claims or claims_for(settings.redis_url)
-        self.sender = sender or MessageSender(settings, self.store, transport_for(settings))
+        self.sender = sender or MessageSender(settings, self.store, transport_for(settings), clock=self.clock)
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
         self._card_senders: set[str] = set()  # whose last message held a card number
@@ -257,7 +259,9 @@ class TwilioInput(InputChannel):
         """For `?output_channel=twilio` on Rasa's HTTP API (the console's hand-back): replies go to
         the channel the customer last wrote from, through a sender of the server's own loop."""
         if self._api_sender is None:
-            self._api_sender = MessageSender(self.settings, self.store, transport_for(self.settings))
+            self._api_sender = MessageSender(
+                self.settings, self.store, transport_for(self.settings), clock=self.clock
+            )
         return TwilioOutput(self._api_sender, self.store, None)
 
     # --- handoff ----------------------------------------------------------------------------

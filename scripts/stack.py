@@ -127,6 +127,9 @@ def child_env(settings: Settings) -> dict[str, str]:
             "RASA_TELEMETRY_ENABLED": "false",
         }
     )
+    if settings.clock_shift:
+        # BOT_NOW is turned into one shift here, so that every process reads the same moment.
+        env["BOT_CLOCK_SHIFT_S"] = str(settings.clock_shift.total_seconds())
     return env
 
 

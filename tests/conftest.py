@@ -1,20 +1,28 @@
-"""Shared fixtures: real SQLite and PostgreSQL stores loaded with the demo fixture, real Redis."""
+"""Shared fixtures: real SQLite and PostgreSQL stores loaded with the demo fixture, real Redis.
+
+Time is an input: the suite runs at TEST_NOW (default a Thursday morning in Mexico City), whatever
+the machine's date. Every process the tests start (the stack, the reference CRM/ERP server) reads
+the same moment through BOT_CLOCK_SHIFT_S, set here before anything builds a clock.
+`TEST_NOW=2027-11-30T21:00:00-06:00 make test` runs the whole suite at another moment.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 import sqlalchemy as sa
+from babel.dates import format_date
 from cryptography.fernet import Fernet
 
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
+from bot.clock import SystemClock, parse_moment, shift_to
 from bot.demo import load_demo
 from bot.migrations import target_metadata
 from bot.outbox import Outbox
@@ -31,9 +39,24 @@ STACK_PAYMENT_LINK_SECRET = (
     "stack-payment-link-secret-" + uuid.uuid4().hex
 )  # what the fake signs webhooks against, as Twilio would
 
-# The demo data is anchored on this Thursday; "now" is that morning in Mexico City.
-TODAY = date(2026, 11, 26)
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("America/Mexico_City"))
+# The moment the suite runs at: the demo data is anchored on its day in Mexico City.
+NOW = parse_moment(os.environ.get("TEST_NOW") or "2026-11-26T10:00:00-06:00").astimezone(
+    ZoneInfo("America/Mexico_City")
+)
+TODAY = NOW.date()
+# The machine's clock moved to NOW for every process of the test run (bot/clock.py, BOT_NOW):
+# it starts at NOW and runs, so stack tests see time pass as a real conversation would.
+os.environ["BOT_CLOCK_SHIFT_S"] = str(shift_to(NOW).total_seconds())
+CLOCK = SystemClock(shift_to(NOW))
+
+
+def written_day(offset: int, today: date | None = None) -> str:
+    """How the assistant writes the day `offset` days from TODAY: `viernes 27 de noviembre`
+    (with the year when it is not this year's), for expectations that move with TEST_NOW."""
+    today = today or TODAY
+    day = today + timedelta(days=offset)
+    return format_date(day, "EEEE d 'de' MMMM" + ("" if day.year == today.year else " 'de' y"), locale="es")
+
 
 MARIANA_MX = "+525512345678"  # one open order (in transit, arrives tomorrow) + one delivered
 JULIAN_AR = "+5491123456789"  # three open orders + one cancelled

@@ -10,13 +10,14 @@ import requests
 from bot.adapters.sql import SqlStore
 from bot.handoff.agents import create_agent
 from bot.handoff.store import Handoff, HandoffStore
+from tests.conftest import CLOCK
 from tests.harness import TOKEN
 
 AGENT, PASSWORD = "ana", "clave-de-prueba-1"
 
 
 def handoff_store(stack) -> HandoffStore:
-    return HandoffStore(SqlStore(stack.database_url))
+    return HandoffStore(SqlStore(stack.database_url), CLOCK)
 
 
 def ensure_agent(stack) -> None:

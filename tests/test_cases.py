@@ -79,7 +79,9 @@ def test_a_broken_random_source_fails_loudly(book, monkeypatch):
 
 def test_the_table_is_created_on_first_use(tmp_path):
     store = SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}")  # no demo loader, no create_schema
-    case_id = open_case(SqlCaseBook(store), None, CaseKind.RETURN_REQUEST, {"text": "devolver"}, "c1")
+    case_id = open_case(
+        SqlCaseBook(store), None, CaseKind.RETURN_REQUEST, {"text": "devolver"}, "c1", now=NOW
+    )
     assert SqlCaseBook(store).case(case_id).kind is CaseKind.RETURN_REQUEST
     store.dispose()
 
@@ -87,4 +89,4 @@ def test_the_table_is_created_on_first_use(tmp_path):
 def test_database_down_is_backend_unavailable(tmp_path):
     store = SqlStore("postgresql+psycopg2://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(BackendUnavailable):
-        open_case(SqlCaseBook(store), None, CaseKind.HUMAN_HANDOFF, {}, "c1")
+        open_case(SqlCaseBook(store), None, CaseKind.HUMAN_HANDOFF, {}, "c1", now=NOW)

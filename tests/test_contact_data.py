@@ -79,6 +79,7 @@ def test_an_address_change_keeps_the_district_and_its_audit(demo):
         "sms",
         "order_document+sms_code",
         district="Miraflores",
+        now=datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc),
     )
     details = demo.crm.contact_details("C-003")
     assert (details.address, details.district) == ("Av. Arequipa 1234, Miraflores", "Miraflores")
@@ -99,6 +100,7 @@ def test_a_customer_without_details_gets_them_on_the_first_address(demo):
         "whatsapp",
         "sms_code",
         district="Providencia",
+        now=datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc),
     )
     assert demo.crm.contact_details("C-004").address == "Los Leones 456, Providencia"
 

@@ -5,7 +5,6 @@ it (its filled slots stay), and the answer to the satisfaction question re-activ
 """
 
 import asyncio
-from datetime import datetime, timezone
 
 import pytest
 from rasa_sdk import Tracker
@@ -24,7 +23,7 @@ from bot.handoff.config import parse_config
 from bot.handoff.rules import Reason
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import HandoffStore
-from tests.conftest import JULIAN_AR, MARIANA_MX, STRANGER
+from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, STRANGER
 from tests.test_actions import DOMAIN
 
 ALWAYS_OPEN = parse_config(
@@ -44,7 +43,7 @@ CLEARED = [SlotSet("handoff_reason", None), SlotSet("handoff_detail", None)]
 
 @pytest.fixture
 def found(store, demo, monkeypatch):
-    services = HandoffServices(HandoffStore(store), ALWAYS_OPEN, Announcer(None), desk_enabled=False)
+    services = HandoffServices(HandoffStore(store, CLOCK), ALWAYS_OPEN, Announcer(None), desk_enabled=False)
     monkeypatch.setattr(action_module, "services", lambda: services)
     monkeypatch.setattr(action_module, "backends", lambda: demo)
     monkeypatch.setattr(cases_module, "services", lambda: services)
@@ -194,7 +193,7 @@ def test_a_payment_handoff_shows_the_reason_its_detail_and_the_code_verification
         "handoff_reason": Reason.AMOUNT_OVER_THRESHOLD.value,
         "handoff_detail": "F-2004: $ 150.000,00",
         "verified_customer_id": "C-002",
-        "verified_until": datetime.now(timezone.utc).timestamp() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
         "verified_how": "sms_code",
     }
     run(ActionHandoff(), tracker(JULIAN_AR, intent="make_payment", text="quiero pagar", slots=slots))
@@ -214,7 +213,7 @@ def test_an_expired_code_verification_is_not_shown_as_verified(found):
 def test_a_number_not_on_file_verified_by_order_and_code_is_shown_as_that_customer(found):
     slots = {
         "verified_customer_id": "C-001",
-        "verified_until": datetime.now(timezone.utc).timestamp() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
         "verified_how": "order_document+sms_code",
     }
     run(ActionHandoff(), tracker(STRANGER, slots=slots))
@@ -304,4 +303,4 @@ def test_handoff_responses_are_in_the_domain():
 def test_handoff_time_is_recorded_in_utc(found):
     run(ActionHandoff(), tracker())
     created = found.store.active_for(MARIANA_MX).created_at
-    assert created.tzinfo is not None and abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+    assert created.tzinfo is not None and abs((CLOCK.now() - created).total_seconds()) < 60

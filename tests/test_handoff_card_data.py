@@ -20,7 +20,7 @@ from bot.messaging.inbound import parse_inbound
 from bot.messaging.sender import MessageSender, OutboxTransport
 from bot.messaging.store import MessagingStore
 from connectors.twilio_channel import TwilioInput
-from tests.conftest import MARIANA_MX
+from tests.conftest import CLOCK, MARIANA_MX
 from tests.fake_twilio import inbound_form
 from tests.harness import is_response
 
@@ -29,10 +29,10 @@ CARD = "4111 1111 1111 1111"
 
 @pytest.fixture
 def channel(store, settings):
-    handoffs = HandoffStore(store)
+    handoffs = HandoffStore(store, CLOCK)
     services = HandoffServices(handoffs, parse_config({}), Announcer(None), desk_enabled=False)
-    messages = MessagingStore(store)
-    sender = MessageSender(settings, messages, OutboxTransport())
+    messages = MessagingStore(store, CLOCK)
+    sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
     yield TwilioInput(settings, store=messages, claims=InProcessClaims(), sender=sender, handoff=services)
     handoffs.drop_schema()
 

@@ -16,7 +16,7 @@ import requests
 from bot.adapters.sql import SqlStore
 from bot.handoff.agents import create_agent
 from bot.messaging.store import MessagingStore
-from tests.conftest import ANDRES_CO
+from tests.conftest import ANDRES_CO, CLOCK
 from tests.handoff_helpers import (
     console_session,
     csrf_of,
@@ -143,7 +143,7 @@ def test_cancelar_while_waiting_withdraws_the_request_and_does_not_opt_out(stack
         write(stack, twilio, phone, "cancelar")
         assert is_response(said(twilio, phone, 2)[-1], "utter_handoff_withdrawn")
         assert handoff_store(stack).get(handoff.id).status == "withdrawn"
-        contact = MessagingStore(SqlStore(stack.database_url)).contact(phone)
+        contact = MessagingStore(SqlStore(stack.database_url), CLOCK).contact(phone)
         assert not contact.opted_out
         eventually(lambda: not paused(stack, phone), what="the resume")
         write(stack, twilio, phone, "hola")

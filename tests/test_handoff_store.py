@@ -13,14 +13,14 @@ from bot.handoff.agents import AgentError, authenticate, create_agent, hash_pass
 from bot.handoff.announce import CHANNEL, Announcer
 from bot.handoff.desk import SIGNATURE_HEADER, deliver_due, retry_delay
 from bot.handoff.store import HandoffStore, new_handoff_id
-from tests.conftest import REDIS_URL
+from tests.conftest import CLOCK, REDIS_URL
 
 NOW = datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def handoffs(store) -> HandoffStore:
-    book = HandoffStore(store)
+    book = HandoffStore(store, CLOCK)
     yield book
     book.drop_schema()
 

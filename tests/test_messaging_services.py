@@ -1,7 +1,7 @@
 """Claims on real Redis, the messaging store on SQLite and PostgreSQL, the sender over real HTTP."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from bot.messaging.sender import (
 )
 from bot.messaging.store import MessagingStore
 from bot.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.conftest import CLOCK, REDIS_URL
 from tests.fake_twilio import FakeTwilio
 
 PHONE = "+525512345678"
@@ -46,7 +46,7 @@ def test_redis_claim_is_once_even_across_clients(redis_client):
 
 @pytest.fixture
 def messaging(store) -> MessagingStore:
-    messaging_store = MessagingStore(store)
+    messaging_store = MessagingStore(store, CLOCK)
     messaging_store.drop_schema()
     messaging_store.create_schema()
     yield messaging_store
@@ -108,7 +108,7 @@ def send(settings, messaging, message, timeout_s=10, **kwargs):
         transport = TwilioTransport(
             settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base, timeout_s
         )
-        sender = MessageSender(settings, messaging, transport, retry_delays_s=(0.01, 0.02, 0.04))
+        sender = MessageSender(settings, messaging, transport, retry_delays_s=(0.01, 0.02, 0.04), clock=CLOCK)
         try:
             return await sender.send(message, **kwargs)
         finally:
@@ -200,7 +200,7 @@ def test_whatsapp_free_form_needs_the_24_hour_window(fake, messaging):
     settings = twilio_settings(fake)
     with pytest.raises(OutsideSessionWindow):
         send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "hola"))  # never wrote
-    messaging.record_inbound(PHONE, Channel.WHATSAPP, at=datetime.now(timezone.utc) - timedelta(hours=25))
+    messaging.record_inbound(PHONE, Channel.WHATSAPP, at=CLOCK.now() - timedelta(hours=25))
     with pytest.raises(OutsideSessionWindow):
         send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "hola"))
     send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, content_sid="HX1"))  # templates may
@@ -227,7 +227,7 @@ def test_opted_out_numbers_get_only_the_confirmation(fake, messaging):
 
 def test_without_a_twilio_account_messages_go_to_the_outbox(messaging, capsys):
     async def scenario():
-        sender = MessageSender(Settings.from_env({}), messaging, OutboxTransport())
+        sender = MessageSender(Settings.from_env({}), messaging, OutboxTransport(), clock=CLOCK)
         return await sender.send(OutboundMessage(PHONE, Channel.SMS, "¿Dónde está?"))
 
     result = asyncio.run(scenario())

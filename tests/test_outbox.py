@@ -8,7 +8,7 @@ as a separate process, killed) in the middle of the run. Rows are counted on the
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from bot.order_status import look_up_status
 from bot.outbox import Outbox, OutboxWorker, WriteRejected, WriteStatus, sender_notify, submit_write
 from bot.records import Case, CaseKind
 from bot.settings import DEFAULT_DEMO_DATA, Settings
-from tests.conftest import ANDRES_CO, JULIAN_AR, MARIANA_MX, NOW, TODAY
+from tests.conftest import ANDRES_CO, CLOCK, JULIAN_AR, MARIANA_MX, NOW, TODAY
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, ServerProcess, rest_backends
 
@@ -54,25 +54,27 @@ def crm_case_ids(crm_store: SqlStore) -> list[str]:
 
 def later(hours: float = 1):
     """The worker's clock: past every scheduled retry, well within the outbox's maximum age."""
-    return lambda: datetime.now(timezone.utc) + timedelta(hours=hours)
+    return lambda: CLOCK.now() + timedelta(hours=hours)
 
 
 def worker_for(store, backends, **options) -> OutboxWorker:
-    messaging = MessagingStore(store)
-    sender = MessageSender(Settings.from_env({}), messaging, OutboxTransport(), retry_delays_s=())
+    messaging = MessagingStore(store, CLOCK)
+    sender = MessageSender(
+        Settings.from_env({}), messaging, OutboxTransport(), retry_delays_s=(), clock=CLOCK
+    )
     return OutboxWorker(
         backends.outbox, backends, SqlCaseBook(store), sender_notify(sender, messaging), **options
     )
 
 
 def messages_to(store, phone: str) -> list[str]:
-    return [record.body for record in MessagingStore(store).outbound(to_phone=phone)]
+    return [record.body for record in MessagingStore(store, CLOCK).outbound(to_phone=phone)]
 
 
 @pytest.fixture
 def customers_wrote(store):
     """The customers wrote on WhatsApp just now: confirmations fit in the 24-hour window."""
-    messaging = MessagingStore(store)
+    messaging = MessagingStore(store, CLOCK)
     for phone in (MARIANA_MX, JULIAN_AR, ANDRES_CO):
         messaging.record_inbound(phone, Channel.WHATSAPP)
 
@@ -81,7 +83,9 @@ def test_a_case_is_applied_at_once_when_the_crm_answers(store, crm_store):
     server = crm_server(crm_store, 0)
     try:
         backends = rest_backends(server.url, outbox=Outbox(store))
-        outcome = request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX)
+        outcome = request_case(
+            backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+        )
     finally:
         server.stop()
     assert outcome.status is WriteStatus.APPLIED
@@ -99,10 +103,14 @@ def test_writes_queued_while_the_crm_is_down_are_applied_once_when_it_returns(
         (JULIAN_AR, CaseKind.CANCEL_ORDER, {"text": "cancelen el 1004", "order_id": "PED-1004"}),
         (ANDRES_CO, CaseKind.RETURN_REQUEST, {"text": "vino roto"}),
     ]
-    outcomes = [request_case(backends, phone, kind, details, phone) for phone, kind, details in requests]
+    outcomes = [
+        request_case(backends, phone, kind, details, phone, now=NOW) for phone, kind, details in requests
+    ]
     assert {outcome.status for outcome in outcomes} == {WriteStatus.QUEUED}
     # Asking again while it waits gives the same management ID, not a second case.
-    again = request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor!!"}, MARIANA_MX)
+    again = request_case(
+        backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor!!"}, MARIANA_MX, now=NOW
+    )
     assert again == outcomes[0]
     assert crm_case_ids(crm_store) == []
 
@@ -127,7 +135,9 @@ def test_a_retry_whose_first_answer_was_lost_is_not_applied_twice(store, crm_sto
     try:
         backends = rest_backends(server.url, outbox=Outbox(store))
         server.faults.lose_next_answers(1)  # applied, but the bot hears a 500
-        outcome = request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX)
+        outcome = request_case(
+            backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+        )
         assert outcome.status is WriteStatus.QUEUED
         assert asyncio.run(worker_for(store, backends, clock=later()).run_once()) == 1
     finally:
@@ -144,13 +154,17 @@ def test_a_crm_killed_mid_run_and_restarted_loses_nothing_and_doubles_nothing(
     backends = rest_backends(crm.url, outbox=Outbox(store), clock=clock)
     try:
         assert look_up_status(backends.crm, backends.erp, MARIANA_MX).order.id == "PED-1001"
-        first = request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX)
+        first = request_case(
+            backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+        )
         assert first.status is WriteStatus.APPLIED
 
         crm.kill()
         with pytest.raises(BackendUnavailable):
             look_up_status(backends.crm, backends.erp, JULIAN_AR)
-        second = request_case(backends, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, JULIAN_AR)
+        second = request_case(
+            backends, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, JULIAN_AR, now=NOW
+        )
         assert second.status is WriteStatus.QUEUED
 
         crm.start()
@@ -171,7 +185,9 @@ def test_a_crm_killed_mid_run_and_restarted_loses_nothing_and_doubles_nothing(
 def test_a_write_that_never_goes_through_becomes_a_case_for_a_person(store, customers_wrote):
     clock = FakeClock()
     backends = rest_backends(f"http://127.0.0.1:{free_port()}/v1", outbox=Outbox(store), clock=clock)
-    outcome = request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX)
+    outcome = request_case(
+        backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+    )
     assert outcome.status is WriteStatus.QUEUED
     worker = worker_for(store, backends, max_attempts=3, clock=later())
     for hour in range(1, 4):
@@ -190,7 +206,7 @@ def test_a_write_that_never_goes_through_becomes_a_case_for_a_person(store, cust
 
 def test_a_write_older_than_the_maximum_age_is_given_up(store, customers_wrote):
     backends = rest_backends(f"http://127.0.0.1:{free_port()}/v1", outbox=Outbox(store))
-    request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX)
+    request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW)
     worker = worker_for(store, backends, max_age=timedelta(hours=24), clock=later(hours=25))
     asyncio.run(worker.run_once())
     assert Outbox(store).entries()[0].status == "failed"
@@ -204,7 +220,7 @@ def test_a_write_the_crm_refuses_is_not_queued(store, crm_store):
         with pytest.raises(WriteRejected):
             submit_write(
                 "case.add", case_to_wire(bad), conversation_id=MARIANA_MX, customer_phone=MARIANA_MX,
-                management_id=bad.id, backends=backends, outbox=backends.outbox,
+                management_id=bad.id, backends=backends, outbox=backends.outbox, now=NOW,
             )  # fmt: skip
     finally:
         server.stop()
@@ -223,7 +239,7 @@ def test_two_workers_never_take_the_same_write(store):
 def test_a_broken_write_neither_stops_the_worker_nor_is_lost(store, customers_wrote):
     outbox = Outbox(store)
     backends = rest_backends(f"http://127.0.0.1:{free_port()}/v1", outbox=outbox)
-    now = datetime.now(timezone.utc)
+    now = CLOCK.now()
     broken = outbox.add("case.add", {"id": "?"}, "GES-23456789", MARIANA_MX, MARIANA_MX, now)
     outbox.retry_later(broken.id, 0, now, "")
     worker = worker_for(store, backends, max_attempts=1, clock=later())

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
@@ -24,6 +22,7 @@ from actions.verification import ActionAskOtpCode, ActionStopFlow, ValidateVerif
 from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlErp, SqlOtpSecrets
 from bot.backends import Backends
+from bot.clock import local_day
 from bot.demo import load_demo
 from bot.messaging.sender import MessageSender, OutboxTransport
 from bot.messaging.store import MessagingStore
@@ -31,7 +30,7 @@ from bot.payments import PaymentLinkSigner, verify_payment_link
 from bot.records import CaseKind
 from bot.settings import DEFAULT_DEMO_DATA
 from bot.verification import CodeVerifier, MemoryAttemptStore
-from tests.conftest import JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
+from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
 from tests.test_actions import DOMAIN
 
 LINK_SECRET = "test-link-secret"
@@ -44,15 +43,15 @@ def world(monkeypatch, store, demo, settings):
         store,
         DEFAULT_DEMO_DATA,
         settings,
-        today=datetime.now(ZoneInfo(settings.bot_timezone)).date(),
+        today=local_day(CLOCK.now(), settings.bot_timezone),
         force=True,
     )
     signer = PaymentLinkSigner(LINK_SECRET, "https://pagos.example.test/pagar", timedelta(hours=24))
     backends = Backends(crm=demo.crm, erp=SqlErp(store, signer), cases=demo.cases, outbox=demo.outbox)
-    verifier = CodeVerifier(SqlOtpSecrets(store), MemoryAttemptStore(), Fernet.generate_key().decode())
-    messages = MessagingStore(store)
+    verifier = CodeVerifier(SqlOtpSecrets(store), MemoryAttemptStore(CLOCK), Fernet.generate_key().decode())
+    messages = MessagingStore(store, CLOCK)
     messages.create_schema()
-    sender = MessageSender(settings, messages, OutboxTransport())
+    sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
     for module in (verification_module, payments_module, contact_module):
         monkeypatch.setattr(module, "backends", lambda: backends)
     monkeypatch.setattr(verification_module, "code_verifier", lambda: verifier)
@@ -124,7 +123,7 @@ def test_a_right_code_verifies_the_session_and_the_slot_never_keeps_it(world):
     state = verify(MARIANA_MX, messages, MARIANA_MX)
     assert state["otp_code"] is None
     assert (state["verified_customer_id"], state["verification_status"]) == ("C-001", "ok")
-    assert state["verified_until"] > time.time() + 59 * 60
+    assert state["verified_until"] > CLOCK.now().timestamp() + 59 * 60
     # Verified: the form needs no more steps in this session.
     steps = asyncio.run(
         ValidateVerificationForm().required_slots(
@@ -181,7 +180,7 @@ def test_payment_links_are_signed_and_verifiable(world):
     state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
     responses, sent, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
     assert responses == ["utter_payment_link", "utter_payment_link"]
-    link = verify_payment_link(sent[0]["url"], LINK_SECRET)
+    link = verify_payment_link(sent[0]["url"], LINK_SECRET, CLOCK.now())
     assert (link.invoice_id, str(link.amount)) == ("F-2002", "899.00")
 
 
@@ -202,7 +201,7 @@ def test_an_amount_above_the_threshold_goes_to_a_person_through_the_handoff(worl
     reason, detail = handed_over(events)
     assert reason == "amount_over_threshold" and detail.startswith("F-2004: ")
     assert slots_of(events)["pending_flow"] is None  # the flow is over; the person takes it from here
-    since = datetime.now(ZoneInfo("UTC")) - timedelta(minutes=5)
+    since = CLOCK.now() - timedelta(minutes=5)
     # No case: a person answers in this chat.
     assert backends.cases.recent_open_cases(JULIAN_AR, CaseKind.PAYMENT_REVIEW, since) == []
 
@@ -303,7 +302,7 @@ def test_contact_form_asks_verification_then_the_field_value_district_and_confir
     assert steps == ["otp_code", "contact_field", "contact_value", "contact_district", "contact_confirmed"]
     verified = {
         "verified_customer_id": "C-003",
-        "verified_until": time.time() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
         "contact_field": "email",
     }
     steps = asyncio.run(
@@ -318,7 +317,7 @@ def test_a_bad_email_twice_explains_and_offers_a_person(world):
         "contact_field": "email",
         "requested_slot": "contact_value",
         "verified_customer_id": "C-003",
-        "verified_until": time.time() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
     }
     responses, _, events = run(form, tracker(ROSA_PE, "rosa@", slots={**state, "contact_value": "rosa@"}))
     assert responses == ["utter_contact_email_invalid"]
@@ -333,7 +332,7 @@ def test_a_confirmed_change_is_written_and_audited(world):
     backends, _ = world
     state = {
         "verified_customer_id": "C-003",
-        "verified_until": time.time() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
         "verified_how": "sms_code",
         "contact_field": "address",
         "contact_value": "Av. Arequipa 1234",
@@ -352,7 +351,7 @@ def test_a_refused_change_writes_nothing(world):
     backends, _ = world
     state = {
         "verified_customer_id": "C-003",
-        "verified_until": time.time() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
         "contact_field": "email",
         "contact_value": "x@y.com",
         "contact_confirmed": False,
@@ -464,7 +463,7 @@ def test_a_contact_change_confirmed_while_the_crm_is_down_is_queued_and_applied_
     backends, _ = world
     state = {
         "verified_customer_id": "C-003",
-        "verified_until": time.time() + 600,
+        "verified_until": CLOCK.now().timestamp() + 600,
         "verified_how": "sms_code",
         "contact_field": "email",
         "contact_value": "rosa.q@example.pe",
@@ -489,7 +488,7 @@ def test_a_contact_change_confirmed_while_the_crm_is_down_is_queued_and_applied_
     async def notify(phone, conversation_id, response, values):
         told.append((phone, response, values))
 
-    later = lambda: datetime.now(ZoneInfo("UTC")) + timedelta(hours=1)  # noqa: E731
+    later = lambda: CLOCK.now() + timedelta(hours=1)  # noqa: E731
     worker = OutboxWorker(Outbox(store), backends, SqlCaseBook(store), notify, clock=later)
     assert asyncio.run(worker.run_once()) == 1
     assert asyncio.run(worker.run_once()) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -154,6 +155,10 @@ def test_amounts_above_the_threshold_go_to_a_person():
 # --- promises to pay ---------------------------------------------------------------------
 
 
+# Promise dates are read against a fixed moment: the expectations below are calendar days.
+THURSDAY_MORNING = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("America/Mexico_City"))
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -166,16 +171,16 @@ def test_amounts_above_the_threshold_go_to_a_person():
     ],
 )
 def test_promise_dates_are_read_in_spanish_in_the_customer_s_zone(text, expected):
-    assert parse_promise_date(text, "America/Mexico_City", NOW) == expected
+    assert parse_promise_date(text, "America/Mexico_City", THURSDAY_MORNING) == expected
 
 
 def test_a_promise_in_the_past_or_unreadable_is_none():
-    assert parse_promise_date("ayer", "America/Lima", NOW) is None
+    assert parse_promise_date("ayer", "America/Lima", THURSDAY_MORNING) is None
     assert parse_promise_date("cuando pueda", "America/Lima", NOW) is None
 
 
 def test_a_promise_is_recorded(store, demo):
-    demo.erp.record_promise("C-002", "F-2003", date(2026, 11, 30), "whatsapp")
+    demo.erp.record_promise("C-002", "F-2003", date(2026, 11, 30), "whatsapp", NOW)
     with store.connect() as conn:
         row = conn.execute(sa.select(payment_promises)).one()
     assert (row.customer_id, row.invoice_id, row.promised_for, row.channel) == (

@@ -17,6 +17,7 @@ from bot.records import CaseKind
 from tests.conftest import (
     ANDRES_CO,
     CAMILA_CL,
+    CLOCK,
     JULIAN_AR,
     MARIANA_MX,
     ROSA_PE,
@@ -185,5 +186,5 @@ def test_cancelar_on_whatsapp_inside_the_code_question_leaves_it_without_opting_
     write(stack, fake_twilio, ROSA_PE, "cancelar")
     reply = fake_twilio.wait_for(ROSA_PE, 3)[2].body
     assert is_response(reply, "utter_flow_left"), reply
-    contact = MessagingStore(SqlStore(stack.database_url)).contact(ROSA_PE)
+    contact = MessagingStore(SqlStore(stack.database_url), CLOCK).contact(ROSA_PE)
     assert not contact.opted_out

@@ -22,10 +22,11 @@ from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, delivery_slots
 from bot.backends import Backends
 from bot.cases import is_case_id
+from bot.clock import local_day
 from bot.demo import load_demo
 from bot.outbox import Outbox, OutboxWorker
 from bot.settings import DEFAULT_DEMO_DATA
-from tests.conftest import CAMILA_CL, JULIAN_AR, LUCIA_MX, STRANGER
+from tests.conftest import CAMILA_CL, CLOCK, JULIAN_AR, LUCIA_MX, STRANGER
 
 DOMAIN = yaml.safe_load((Path(__file__).parent.parent / "domain.yml").read_text())
 SLOTS = (
@@ -41,7 +42,7 @@ SLOTS = (
 @pytest.fixture
 def live(store, settings, monkeypatch) -> Backends:
     """The demo anchored on the real today: the actions read the real clock."""
-    today = datetime.now(ZoneInfo(settings.bot_timezone)).date()
+    today = local_day(CLOCK.now(), settings.bot_timezone)
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=today, force=True)
     found = Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store))
     monkeypatch.setattr(module, "backends", lambda: found)
@@ -162,7 +163,7 @@ def test_a_written_day_and_part_of_day_picks_that_window(live):
 def test_a_day_too_far_ahead_gets_the_reason_and_the_nearest_windows(live):
     _, events, _ = start(LUCIA_MX)
     state = {**slots_of(events), "requested_slot": "reschedule_window"}
-    far = datetime.now(ZoneInfo("America/Mexico_City")) + timedelta(days=40)
+    far = CLOCK.now().astimezone(ZoneInfo("America/Mexico_City")) + timedelta(days=40)
     responses, events, messages = validate(tracker(LUCIA_MX, f"el {far:%d/%m/%Y}", slots=state))
     assert responses == ["utter_reschedule_refused_too_far"]
     assert messages[0]["max_days"] == "14"
@@ -316,7 +317,7 @@ def test_an_erp_down_at_the_confirmation_queues_the_change_and_the_outbox_applie
     async def notify(phone, conversation_id, response, values):
         told.append((phone, response, values))
 
-    later = lambda: datetime.now(ZoneInfo("UTC")) + timedelta(hours=1)  # noqa: E731
+    later = lambda: CLOCK.now() + timedelta(hours=1)  # noqa: E731
     worker = OutboxWorker(Outbox(store), live, SqlCaseBook(store), notify, clock=later)
     assert asyncio.run(worker.run_once()) == 1
     assert asyncio.run(worker.run_once()) == 0

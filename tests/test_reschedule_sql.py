@@ -1,7 +1,7 @@
 """The ERP's delivery calendar and the atomic reschedule write, on SQLite and the real PostgreSQL."""
 
 import threading
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,10 +12,9 @@ from bot.cases import is_case_id
 from bot.order_status import describe
 from bot.records import RescheduleOutcome, ScheduleChange, WindowSlot
 from bot.scheduling import reschedule_delivery
-from tests.conftest import LUCIA_MX, MARIANA_MX, TODAY
+from tests.conftest import LUCIA_MX, MARIANA_MX, NOW, TODAY, written_day
 
 MEXICO = ZoneInfo("America/Mexico_City")
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=MEXICO)
 
 
 def slot_at(erp: SqlErp, zone_id: str, day: date, hour: int) -> WindowSlot:
@@ -92,7 +91,7 @@ def test_the_status_answer_shows_the_new_window(demo):
     demo.erp.reschedule(change_for(order, new))
     customer = demo.crm.customer_by_phone(MARIANA_MX)
     view = describe(demo.erp.order("PED-1001"), customer, NOW, "America/Mexico_City")
-    assert view.values["eta"] == "el martes 1 de diciembre entre 09:00 y 13:00"
+    assert view.values["eta"] == f"el {written_day(5)} entre 09:00 y 13:00"
 
 
 def test_a_full_window_is_refused_and_nothing_changes(demo):

@@ -22,7 +22,7 @@ from bot.messaging.store import MessagingStore
 from bot.outbox import Outbox, WriteStatus
 from bot.payments import PaymentLinkSigner, request_promise, verify_payment_link
 from bot.records import ContactChange, ContactField
-from tests.conftest import MARIANA_MX, ROSA_PE
+from tests.conftest import CLOCK, MARIANA_MX, ROSA_PE
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, client_for, rest_backends
 from tests.test_outbox import crm_store, later, messages_to, worker_for  # noqa: F401
@@ -119,7 +119,7 @@ def test_a_payment_link_over_http_is_signed_by_the_erp_and_recorded(server, demo
     [invoice, _] = erp.invoices_of("C-001")
     link = erp.payment_link(invoice, NOW)
     assert (link.invoice_id, link.amount, link.currency) == (invoice.id, invoice.amount, invoice.currency)
-    verified = verify_payment_link(link.url, SECRET, datetime.now(timezone.utc))
+    verified = verify_payment_link(link.url, SECRET, CLOCK.now())
     assert (verified.invoice_id, verified.amount) == (invoice.id, invoice.amount)
     assert [row.url for row in rows(store, payment_links)] == [link.url]
     with pytest.raises(BackendRejected) as missing:
@@ -144,8 +144,8 @@ def test_a_promise_to_pay_over_http_is_recorded_once(server, store):
     erp = RestErp(client_for(server.url))
     server.faults.lose_next_answers(1)
     with pytest.raises(BackendServerError):
-        erp.record_promise("C-001", "F-2002", date(2026, 11, 30), "whatsapp")
-    erp.record_promise("C-001", "F-2002", date(2026, 11, 30), "whatsapp")  # the same: replayed
+        erp.record_promise("C-001", "F-2002", date(2026, 11, 30), "whatsapp", NOW)
+    erp.record_promise("C-001", "F-2002", date(2026, 11, 30), "whatsapp", NOW)  # the same: replayed
     [promise] = rows(store, payment_promises)
     assert (promise.customer_id, promise.invoice_id, promise.promised_for) == (
         "C-001",
@@ -153,7 +153,7 @@ def test_a_promise_to_pay_over_http_is_recorded_once(server, store):
         date(2026, 11, 30),
     )
     with pytest.raises(BackendRejected):
-        erp.record_promise("C-404", None, date(2026, 11, 30), "whatsapp")
+        erp.record_promise("C-404", None, date(2026, 11, 30), "whatsapp", NOW)
 
 
 # --- through the outbox while the CRM/ERP is down -------------------------------------------------------
@@ -168,16 +168,16 @@ def test_a_contact_change_and_a_promise_queued_while_the_system_is_down_are_appl
     crm_store,  # noqa: F811
 ):
     for phone in (ROSA_PE, MARIANA_MX):
-        MessagingStore(store).record_inbound(phone, Channel.WHATSAPP)
+        MessagingStore(store, CLOCK).record_inbound(phone, Channel.WHATSAPP)
     port, clock = free_port(), FakeClock()
     backends = rest_backends(f"http://127.0.0.1:{port}/v1", outbox=Outbox(store), clock=clock)
     change, contact = request_contact_change(
         backends, "C-003", ContactField.EMAIL, "rosa.q@example.pe", "whatsapp", "sms_code", None,
-        ROSA_PE, ROSA_PE, "correo",
+        ROSA_PE, ROSA_PE, "correo", NOW,
     )  # fmt: skip
     promise = request_promise(
         backends, "C-001", "F-2002", date(2026, 11, 30), "whatsapp", MARIANA_MX, MARIANA_MX,
-        "lunes 30 de noviembre",
+        "lunes 30 de noviembre", NOW,
     )  # fmt: skip
     assert contact.status is promise.status is WriteStatus.QUEUED
     assert change.old is None  # the CRM could not be read: its own value is recorded later

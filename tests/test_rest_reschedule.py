@@ -26,7 +26,7 @@ from bot.cases import is_case_id
 from bot.outbox import Outbox
 from bot.records import CaseKind, RescheduleOutcome, WindowSlot
 from bot.scheduling import CalendarRules, load_context, request_reschedule
-from tests.conftest import LUCIA_MX, TODAY
+from tests.conftest import CLOCK, LUCIA_MX, TODAY
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, client_for, rest_backends, start_server
 from tests.test_outbox import crm_store, customers_wrote, later, messages_to, worker_for  # noqa: F401
@@ -226,7 +226,7 @@ def move_lucia(backends, crm_store: SqlStore, day_offset: int = 5, hour: int = 9
     order = erp.order("PED-1010")
     return slot, request_reschedule(
         backends, "PED-1010", "C-006", order.window, slot.id, slot.window, LUCIA_MX, "whatsapp",
-        LUCIA_MX, "martes 1 de diciembre, de 09:00 a 13:00", NOW,
+        LUCIA_MX, "martes 1 de diciembre, de 09:00 a 13:00", now=NOW,
     )  # fmt: skip
 
 
@@ -268,7 +268,7 @@ def test_a_reschedule_queued_while_the_erp_is_down_is_applied_once_and_confirmed
     from bot.messaging.inbound import Channel
     from bot.messaging.store import MessagingStore
 
-    MessagingStore(store).record_inbound(LUCIA_MX, Channel.WHATSAPP)
+    MessagingStore(store, CLOCK).record_inbound(LUCIA_MX, Channel.WHATSAPP)
     port, clock = free_port(), FakeClock()
     backends = rest_backends(f"http://127.0.0.1:{port}/v1", outbox=Outbox(store), clock=clock)
     slot, result = move_lucia(backends, crm_store)
@@ -301,7 +301,7 @@ def test_a_queued_reschedule_whose_window_was_taken_meanwhile_becomes_a_case_and
     from bot.messaging.inbound import Channel
     from bot.messaging.store import MessagingStore
 
-    MessagingStore(store).record_inbound(LUCIA_MX, Channel.WHATSAPP)
+    MessagingStore(store, CLOCK).record_inbound(LUCIA_MX, Channel.WHATSAPP)
     port, clock = free_port(), FakeClock()
     backends = rest_backends(f"http://127.0.0.1:{port}/v1", outbox=Outbox(store), clock=clock)
     slot, result = move_lucia(backends, crm_store, day_offset=2, hour=9)  # one place left

@@ -8,14 +8,14 @@ with a real HTTP client.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from babel.dates import format_date
 
-from tests.conftest import ANDRES_CO, CAMILA_CL, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
+from tests.conftest import ANDRES_CO, CAMILA_CL, CLOCK, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
 from tests.handoff_helpers import release, wait_for_handoff
 from tests.harness import TOKEN, is_response, is_up
 
@@ -27,7 +27,7 @@ def texts(messages: list[dict]) -> str:
 
 
 def local_day(zone: str, offset: int) -> str:
-    day = datetime.now(ZoneInfo(zone)).date() + timedelta(days=offset)
+    day = CLOCK.now().astimezone(ZoneInfo(zone)).date() + timedelta(days=offset)
     return format_date(day, "EEEE d 'de' MMMM", locale="es")
 
 

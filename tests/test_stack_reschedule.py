@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.conftest import MARIANA_MX
+from tests.conftest import CLOCK, MARIANA_MX
 from tests.harness import is_response
 
 pytestmark = pytest.mark.integration
@@ -93,4 +93,4 @@ def test_on_whatsapp_a_number_picks_a_window_and_cancelar_inside_the_form_is_not
     write(stack, fake_twilio, phone, "cancelar")
     left = fake_twilio.wait_for(phone, 3)[2]
     assert is_response(left.body, "utter_reschedule_cancelled")
-    assert not MessagingStore(SqlStore(stack.database_url)).contact(phone).opted_out
+    assert not MessagingStore(SqlStore(stack.database_url), CLOCK).contact(phone).opted_out

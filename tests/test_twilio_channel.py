@@ -12,7 +12,7 @@ import requests
 
 from bot.adapters.sql import SqlStore
 from bot.messaging.store import MessagingStore
-from tests.conftest import JULIAN_AR, MARIANA_MX, PUBLIC_URL, ROSA_PE
+from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, PUBLIC_URL, ROSA_PE
 from tests.fake_twilio import inbound_form
 from tests.harness import TOKEN, is_response
 
@@ -47,7 +47,7 @@ def write(stack, fake, phone: str, body: str, channel: str = "whatsapp", **extra
 
 
 def outbound(stack, phone: str):
-    return MessagingStore(SqlStore(stack.database_url)).outbound(phone)
+    return MessagingStore(SqlStore(stack.database_url), CLOCK).outbound(phone)
 
 
 def record_of(stack, phone: str, sid: str, timeout_s: float = 10):
@@ -198,7 +198,7 @@ def test_cancelar_answers_an_open_question_instead_of_opting_out(stack, twilio):
     twilio.wait_for(JULIAN_AR)
     write(stack, twilio, JULIAN_AR, "cancelar")
     twilio.wait_for(JULIAN_AR, 2)
-    contact = MessagingStore(SqlStore(stack.database_url)).contact(JULIAN_AR)
+    contact = MessagingStore(SqlStore(stack.database_url), CLOCK).contact(JULIAN_AR)
     assert not contact.opted_out
 
 

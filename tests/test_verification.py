@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.adapters.sql import SqlOtpSecrets, otp_secrets
+from bot.clock import FixedClock
 from bot.verification import (
     CheckOutcome,
     CodeVerifier,
@@ -17,24 +18,14 @@ from bot.verification import (
     RedisAttemptStore,
     SendOutcome,
 )
+from tests.conftest import NOW
 
 KEY = Fernet.generate_key().decode()
 
 
-class FrozenClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta.total_seconds()
-
-
 @pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
+def clock() -> FixedClock:
+    return FixedClock(NOW)
 
 
 @pytest.fixture

@@ -106,9 +106,14 @@ class Erp(ABC):
 
     @abstractmethod
     def record_promise(
-        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+        self,
+        customer_id: str,
+        invoice_id: str | None,
+        promised_for: date,
+        channel: str,
+        made_at: datetime,
     ) -> None:
-        """Record that the customer promised to pay on `promised_for`."""
+        """Record that the customer promised, at `made_at`, to pay on `promised_for`."""
 
 
 class CaseBook(ABC):

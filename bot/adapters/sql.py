@@ -325,12 +325,15 @@ class SqlBilling:
             return issue_payment_link_in(conn, self._link_signer, invoice, now)
 
     def record_promise(
-        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+        self,
+        customer_id: str,
+        invoice_id: str | None,
+        promised_for: date,
+        channel: str,
+        made_at: datetime,
     ) -> None:
         with self._store.connect() as conn:
-            record_promise_in(
-                conn, customer_id, invoice_id, promised_for, channel, datetime.now(timezone.utc)
-            )
+            record_promise_in(conn, customer_id, invoice_id, promised_for, channel, made_at)
 
 
 class SqlContactBook:

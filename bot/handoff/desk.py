@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import requests
 
@@ -37,10 +37,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def deliver_due(
-    store: HandoffStore, url: str, secret: str | None, now: datetime | None = None, timeout_s: float = 10
+    store: HandoffStore, url: str, secret: str | None, now: datetime, timeout_s: float = 10
 ) -> int:
     """Send every due delivery once; returns how many the desk accepted (2xx)."""
-    moment = now or datetime.now(timezone.utc)
+    moment = now
     accepted = 0
     for handoff_id in store.claim_due_deliveries(moment):
         handoff = store.get(handoff_id)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.adapters.base import BackendUnavailable, Crm
 from bot.adapters.sql import SqlStore
+from bot.clock import SystemClock
 from bot.handoff.announce import Announcer
 from bot.handoff.config import HandoffConfig, load_config
 from bot.handoff.packet import build_packet, verified_customer_id
@@ -34,7 +35,7 @@ class HandoffServices:
 
 def build_services(settings: Settings) -> HandoffServices:
     return HandoffServices(
-        store=HandoffStore(SqlStore(settings.database_url)),
+        store=HandoffStore(SqlStore(settings.database_url), SystemClock(settings.clock_shift)),
         config=load_config(settings.handoff_config),
         announcer=Announcer(settings.redis_url),
         desk_enabled=bool(settings.handoff_webhook_url),

@@ -12,13 +12,14 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
+from bot.clock import Clock
 
 metadata = sa.MetaData()
 
@@ -87,10 +88,6 @@ def new_handoff_id() -> str:
     return "HO-" + "".join(secrets.choice(ALPHABET) for _ in range(8))
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @dataclass(frozen=True)
 class Handoff:
     id: str
@@ -151,9 +148,10 @@ def _handoff(row: sa.engine.Row) -> Handoff:
 class HandoffStore:
     """Every read and write of handoffs; synchronous (callers in async code use a thread)."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, clock: Clock) -> None:
         self._store = store
         self._ready = False
+        self._clock = clock
 
     @property
     def sql(self) -> SqlStore:
@@ -226,7 +224,7 @@ class HandoffStore:
         now: datetime | None = None,
     ) -> Handoff:
         """Store a new waiting handoff, and its pending desk delivery in the same transaction."""
-        moment = to_db_time(now or _now())
+        moment = to_db_time(now or self._clock.now())
         with self._connect() as conn:
             conn.execute(
                 handoffs.insert().values(
@@ -267,13 +265,17 @@ class HandoffStore:
     def accept(self, handoff_id: str, agent: str, now: datetime | None = None) -> bool:
         """An agent takes a waiting handoff; False if it is not waiting any more."""
         return self._transition(
-            handoff_id, ("waiting",), status="open", agent=agent, accepted_at=to_db_time(now or _now())
+            handoff_id,
+            ("waiting",),
+            status="open",
+            agent=agent,
+            accepted_at=to_db_time(now or self._clock.now()),
         )
 
     def end(self, handoff_id: str, status: str, note: str | None = None, now: datetime | None = None) -> bool:
         """handed_back, closed or withdrawn; only an active handoff ends, and only once."""
         assert status in ("handed_back", "closed", "withdrawn")
-        values: dict[str, Any] = {"status": status, "ended_at": to_db_time(now or _now())}
+        values: dict[str, Any] = {"status": status, "ended_at": to_db_time(now or self._clock.now())}
         if note is not None:
             values["resolution_note"] = note
         if status == "closed":
@@ -287,7 +289,7 @@ class HandoffStore:
             handoff_id,
             ("handed_back", "closed"),
             satisfaction=score,
-            satisfaction_at=to_db_time(now or _now()),
+            satisfaction_at=to_db_time(now or self._clock.now()),
         )
 
     # --- messages after the handoff ----------------------------------------------------------
@@ -305,7 +307,7 @@ class HandoffStore:
             result = conn.execute(
                 handoff_messages.insert().values(
                     handoff_id=handoff_id, sender=sender, agent=agent, text=text,
-                    attachments=attachments or [], at=to_db_time(now or _now()),
+                    attachments=attachments or [], at=to_db_time(now or self._clock.now()),
                 )
             )  # fmt: skip
             return int(result.inserted_primary_key[0])
@@ -331,7 +333,7 @@ class HandoffStore:
         self, now: datetime | None = None, lease: timedelta = timedelta(seconds=60)
     ) -> list[str]:
         """Handoff ids whose desk delivery is due, each leased so no other process sends it too."""
-        moment = now or _now()
+        moment = now or self._clock.now()
         claimed: list[str] = []
         with self._connect() as conn:
             due = conn.execute(
@@ -370,7 +372,7 @@ class HandoffStore:
                 .values(
                     status="delivered",
                     attempts=handoff_deliveries.c.attempts + 1,
-                    delivered_at=to_db_time(now or _now()),
+                    delivered_at=to_db_time(now or self._clock.now()),
                     last_error=None,
                 )
             )
@@ -397,19 +399,23 @@ class HandoffStore:
                 conn.execute(
                     agents.update()
                     .where(agents.c.name == name)
-                    .values(password_hash=password_hash, sessions_valid_after=to_db_time(now or _now()))
+                    .values(
+                        password_hash=password_hash, sessions_valid_after=to_db_time(now or self._clock.now())
+                    )
                 )
             else:
                 conn.execute(
                     agents.insert().values(
-                        name=name, password_hash=password_hash, created_at=to_db_time(now or _now())
+                        name=name,
+                        password_hash=password_hash,
+                        created_at=to_db_time(now or self._clock.now()),
                     )
                 )
 
     def end_agent_sessions(self, name: str, now: datetime | None = None) -> None:
         """Refuse every console session of `name` signed until now (logging out)."""
         with self._connect() as conn:
-            moment = to_db_time(now or _now())
+            moment = to_db_time(now or self._clock.now())
             conn.execute(agents.update().where(agents.c.name == name).values(sessions_valid_after=moment))
 
     def agent_session_valid(self, name: str, signed_at: datetime) -> bool:

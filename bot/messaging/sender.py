@@ -15,15 +15,16 @@ import logging
 import random
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from bot.clock import Clock
 from bot.messaging.inbound import Channel
 from bot.messaging.sms import TWILIO_MAX_BODY, sms_part_limit, split_text
 from bot.messaging.store import MessagingStore
@@ -194,7 +195,8 @@ class MessageSender:
         store: MessagingStore,
         transport: Transport,
         retry_delays_s: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        *,
+        clock: Clock,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -235,7 +237,7 @@ class MessageSender:
 
         if message.channel is Channel.WHATSAPP and not message.content_sid:
             last = contact.whatsapp_last_inbound_at if contact else None
-            if last is None or self._clock() - last > WHATSAPP_WINDOW:
+            if last is None or self._clock.now() - last > WHATSAPP_WINDOW:
                 raise OutsideSessionWindow(
                     f"{message.to} last wrote on WhatsApp {last or 'never'}: send an approved template "
                     "(content_sid and content_variables) instead of free-form text"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
+from bot.clock import Clock
 from bot.messaging.inbound import Channel
 
 metadata = sa.MetaData()
@@ -55,10 +56,6 @@ outbound_messages = sa.Table(
 STATUS_ORDER = ["sending", "accepted", "queued", "sending_twilio", "sent", "delivered", "read"]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @dataclass(frozen=True)
 class Contact:
     phone: str
@@ -91,8 +88,9 @@ class OutboundRecord:
 class MessagingStore:
     """Contacts and outbound messages on the assistant's database."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
 
     def create_schema(self) -> None:
         with self._store.connect() as conn:
@@ -128,7 +126,7 @@ class MessagingStore:
     def record_inbound(
         self, phone: str, channel: Channel, address: str | None = None, at: datetime | None = None
     ) -> None:
-        moment = to_db_time(at or _now())
+        moment = to_db_time(at or self._clock.now())
         values = {"last_channel": channel.value, "last_inbound_at": moment}
         if channel is Channel.WHATSAPP:
             values["whatsapp_last_inbound_at"] = moment
@@ -138,12 +136,16 @@ class MessagingStore:
             self._upsert_contact(conn, phone, values)
 
     def opt_out(self, phone: str, channel: Channel, at: datetime | None = None) -> None:
-        values = {"opted_out_at": to_db_time(at or _now()), "opted_out_channel": channel.value}
+        values = {"opted_out_at": to_db_time(at or self._clock.now()), "opted_out_channel": channel.value}
         with self._store.connect() as conn:
             self._upsert_contact(conn, phone, values)
 
     def opt_in(self, phone: str, at: datetime | None = None) -> None:
-        values = {"opted_out_at": None, "opted_out_channel": None, "opted_in_at": to_db_time(at or _now())}
+        values = {
+            "opted_out_at": None,
+            "opted_out_channel": None,
+            "opted_in_at": to_db_time(at or self._clock.now()),
+        }
         with self._store.connect() as conn:
             self._upsert_contact(conn, phone, values)
 
@@ -170,7 +172,7 @@ class MessagingStore:
         content_sid: str | None,
         status: str,
     ) -> int:
-        now = to_db_time(_now())
+        now = to_db_time(self._clock.now())
         with self._store.connect() as conn:
             result = conn.execute(
                 outbound_messages.insert().values(
@@ -193,7 +195,7 @@ class MessagingStore:
             conn.execute(
                 outbound_messages.update()
                 .where(outbound_messages.c.id == record_id)
-                .values(updated_at=to_db_time(_now()), **values)
+                .values(updated_at=to_db_time(self._clock.now()), **values)
             )
 
     def record_status(self, sid: str, status: str, error_code: str | None = None) -> bool:
@@ -210,7 +212,7 @@ class MessagingStore:
             both_in_flow = current in STATUS_ORDER and new in STATUS_ORDER
             if both_in_flow and STATUS_ORDER.index(new) < STATUS_ORDER.index(current):
                 return True
-            values: dict[str, object] = {"status": new, "updated_at": to_db_time(_now())}
+            values: dict[str, object] = {"status": new, "updated_at": to_db_time(self._clock.now())}
             if error_code:
                 values["error_code"] = error_code
             conn.execute(outbound_messages.update().where(outbound_messages.c.id == row.id).values(**values))

@@ -25,6 +25,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 
 from bot.adapters.sql import SqlStore
+from bot.clock import SystemClock
 from bot.handoff.agents import authenticate
 from bot.handoff.desk import deliver_due
 from bot.handoff.service import HandoffServices
@@ -105,8 +106,9 @@ def create_app(
     settings: Settings, services: HandoffServices, secret: str, rasa: RasaApi, name: str = "agent_console"
 ) -> Sanic:
     app = Sanic(name)
+    clock = SystemClock(settings.clock_shift)
     store = services.store
-    messaging = MessagingStore(SqlStore(settings.database_url))
+    messaging = MessagingStore(SqlStore(settings.database_url), clock)
     messaging.create_schema()
     store.create_schema()
     sessions = URLSafeTimedSerializer(secret, salt="console-session")
@@ -121,7 +123,7 @@ def create_app(
     def sender() -> MessageSender:
         # Built inside the server's loop: the Twilio client's session belongs to it.
         if "sender" not in sender_holder:
-            sender_holder["sender"] = MessageSender(settings, messaging, transport_for(settings))
+            sender_holder["sender"] = MessageSender(settings, messaging, transport_for(settings), clock=clock)
         return sender_holder["sender"]
 
     def set_cookie(reply: response.HTTPResponse, key: str, value: str, max_age: int) -> None:
@@ -245,7 +247,7 @@ def create_app(
         session = {
             "agent": name,
             "csrf": secrets.token_urlsafe(24),
-            "issued": datetime.now(timezone.utc).timestamp(),
+            "issued": clock.now().timestamp(),
         }
         set_cookie(reply, SESSION_COOKIE, sessions.dumps(session), SESSION_MAX_AGE_S)
         del reply.cookies[LOGIN_COOKIE]
@@ -268,14 +270,14 @@ def create_app(
         session = await session_of(request)
         if session is None:
             return response.redirect("/login")
-        rows = await asyncio.to_thread(queue_rows, datetime.now(timezone.utc))
+        rows = await asyncio.to_thread(queue_rows, clock.now())
         return render(request, "queue.html", agent=session["agent"], csrf=session["csrf"], rows=rows)
 
     @app.get("/api/queue")
     async def queue_json(request: Request) -> response.HTTPResponse:
         if await session_of(request) is None:
             return response.json({"error": "login required"}, status=401)
-        return response.json({"handoffs": await asyncio.to_thread(queue_rows, datetime.now(timezone.utc))})
+        return response.json({"handoffs": await asyncio.to_thread(queue_rows, clock.now())})
 
     @app.get("/handoffs/<handoff_id>")
     async def conversation_page(request: Request, handoff_id: str) -> response.HTTPResponse:
@@ -309,7 +311,7 @@ def create_app(
             history=packet.get("messages") or [],
             later=[message_row(m) for m in later],
             last_id=later[-1].id if later else 0,
-            waiting=_ago(handoff.created_at, datetime.now(timezone.utc)),
+            waiting=_ago(handoff.created_at, clock.now()),
             notice=NOTICES.get(request.args.get("notice", "")),
             active=handoff.active,
         )
@@ -437,7 +439,11 @@ def create_app(
         while True:
             try:
                 await asyncio.to_thread(
-                    deliver_due, store, settings.handoff_webhook_url, settings.handoff_webhook_secret
+                    deliver_due,
+                    store,
+                    settings.handoff_webhook_url,
+                    settings.handoff_webhook_secret,
+                    clock.now(),
                 )
             except Exception:
                 logger.exception("console: desk delivery round failed; next round in %d s", DESK_POLL_S)

@@ -197,8 +197,15 @@ class RestErp(Erp):
         return _parsed(payment_link_from_wire, reply.body, "POST /invoices/{id}/payment-links")
 
     def record_promise(
-        self, customer_id: str, invoice_id: str | None, promised_for: date, channel: str
+        self,
+        customer_id: str,
+        invoice_id: str | None,
+        promised_for: date,
+        channel: str,
+        made_at: datetime,
     ) -> None:
+        # The contract has the ERP stamp the promise when it records it (docs/crm-erp-api.yaml).
+        del made_at
         body = promise_to_wire(invoice_id, promised_for, channel)
         self.client.write(
             "POST",

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,9 +78,10 @@ from bot.adapters.sql import (
     zone_in,
     zone_of_order_in,
 )
+from bot.clock import SystemClock, local_day
 from bot.payments import PaymentLinkSigner
 from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
-from bot.settings import VAR_DIR, Settings, SettingsError
+from bot.settings import VAR_DIR, Settings, SettingsError, current
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,11 @@ idempotency_keys = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+
+def _now() -> datetime:
+    """The server keeps the assistant's time: BOT_NOW / BOT_CLOCK_SHIFT_S move it in development."""
+    return SystemClock(current().clock_shift).now()
 
 
 @dataclass
@@ -572,7 +578,7 @@ def create_promise(conn: Connection, match, _q, body: Any) -> Answer:
         raise ApiError(400, "invalid_request", "promised_for must be a date, YYYY-MM-DD")
     channel = _short_text(asked, "channel", 32)
     customer_id = _customer_row(conn, match)
-    recorded_at = datetime.now(timezone.utc)
+    recorded_at = _now()
     promise_id = record_promise_in(conn, customer_id, invoice_id, promised_for, channel, recorded_at)
     return 201, {
         "id": str(promise_id),
@@ -590,7 +596,7 @@ def create_payment_link(signer: PaymentLinkSigner | None, conn: Connection, matc
     invoice = invoice_in(conn, _id(match))
     if invoice is None:
         raise ApiError(404, "not_found", "no invoice with this id")
-    link = issue_payment_link_in(conn, signer, invoice, datetime.now(timezone.utc))
+    link = issue_payment_link_in(conn, signer, invoice, _now())
     return 201, payment_link_to_wire(link)
 
 
@@ -781,7 +787,7 @@ class ReferenceServer:
                 request_sha256=digest,
                 status=status,
                 body=json.dumps(answer, ensure_ascii=False),
-                created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                created_at=_now().replace(tzinfo=None),
             )
         )
 
@@ -868,7 +874,8 @@ def main(argv: list[str] | None = None) -> int:
     store = SqlStore(database_url)
     if settings.crm_server_demo_data is not None:
         try:
-            result = load_demo(store, settings.crm_server_demo_data, settings)
+            today = local_day(SystemClock(settings.clock_shift).now(), settings.bot_timezone)
+            result = load_demo(store, settings.crm_server_demo_data, settings, today)
         except FixtureError as error:
             print(f"error: demo data {settings.crm_server_demo_data}: {error}", file=sys.stderr)
             return 1
