@@ -52,6 +52,10 @@ def test_amounts_are_written_in_each_country_s_own_way(country, expected):
     assert format_money(Decimal("1234.50"), currency_of(country), country) == expected
 
 
+# A fixed moment for what is read against a calendar: promise dates, a link's expiry.
+THURSDAY_MORNING = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("America/Mexico_City"))
+
+
 def test_due_dates_are_spanish():
     assert format_due_date(date(2026, 11, 30)) == "lunes 30 de noviembre"
 
@@ -92,7 +96,7 @@ def test_a_link_signed_for_another_purpose_is_rejected():
         {"inv": "F-9001", "amt": "1.00", "cur": "MXN", "exp": 4_000_000_000}
     )
     with pytest.raises(InvalidPaymentLink):
-        verify_payment_link(f"https://x/{other}", SECRET)
+        verify_payment_link(f"https://x/{other}", SECRET, THURSDAY_MORNING)
 
 
 def test_the_sql_erp_records_every_link_it_issues(store, demo):
@@ -153,10 +157,6 @@ def test_amounts_above_the_threshold_go_to_a_person():
 
 
 # --- promises to pay ---------------------------------------------------------------------
-
-
-# Promise dates are read against a fixed moment: the expectations below are calendar days.
-THURSDAY_MORNING = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("America/Mexico_City"))
 
 
 @pytest.mark.parametrize(

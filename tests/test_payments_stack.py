@@ -86,7 +86,7 @@ def test_balance_then_code_then_payment_link_without_a_second_code(stack, fake_t
     links = texts(stack.say(MARIANA_MX, "ok pasame el link para pagar"))
     assert is_response(links, "utter_payment_link"), links
     urls = re.findall(r"https://pagos\.example\.com/pagar/\S+", links)
-    assert [verify_payment_link(url, STACK_PAYMENT_LINK_SECRET).invoice_id for url in urls] == [
+    assert [verify_payment_link(url, STACK_PAYMENT_LINK_SECRET, CLOCK.now()).invoice_id for url in urls] == [
         "F-2002",
         "F-2001",
     ]
