@@ -389,7 +389,7 @@ class TwilioInput(InputChannel):
                 await self._opt_out(message)
             elif decision.route is Route.OPT_IN:
                 await self._opt_in(message)
-            else:
+            elif decision.route is Route.TO_BOT:
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory)
                 await on_new_message(
                     UserMessage(
