@@ -52,13 +52,7 @@ class ValidateContactForm(VerificationSteps, FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
-        if tracker.get_slot("verification_status") in (
-            "locked",
-            "too_many_sends",
-            "failed",
-            "down",
-            "unknown",
-        ):
+        if tracker.get_slot("verification_status") in STOPPED:
             return []
         steps = await self.verification_slots(tracker)
         steps += ["contact_field", "contact_value"]

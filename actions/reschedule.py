@@ -24,6 +24,7 @@ from bot.adapters.base import BackendUnavailable
 from bot.backends import backends, clock
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
+from bot.messaging.keywords import CONFIRM_NO, CONFIRM_YES, LEAVE_FORM
 from bot.order_status import Outcome, choice_title, look_up_status
 from bot.outbox import WriteRejected
 from bot.records import Customer, DeliveryWindow, RescheduleOutcome, WindowSlot, normalize_order_id
@@ -53,9 +54,7 @@ INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff"
 # "cancelar", "mejor no", "olvidalo" are `deny` (data/nlu/basics.yml): at the window step a deny
 # leaves; at the confirmation a plain "no" means another window, so only these words leave there.
 # "salir" is read here because as an intent it would be opt_out ("salir de la lista").
-LEAVE_WORDS = {"cancelar", "cancela", "cancelalo", "salir", "sali", "mejor no", "dejalo", "olvidalo", "ya no"}
-YES_WORDS = {"si", "sii", "sip", "dale", "ok", "okey", "confirmo", "confirmar", "si confirmo", "correcto"}
-NO_WORDS = {"no", "nop", "otro", "otra", "elegir otro", "otro horario", "otro dia"}
+# The words are bot/messaging/keywords.py's LEAVE_FORM, CONFIRM_YES and CONFIRM_NO.
 
 BLOCKER_RESPONSES = {
     Blocker.OUT_FOR_DELIVERY: "utter_reschedule_blocked_out_for_delivery",
@@ -138,7 +137,7 @@ def unread_message(tracker: Tracker) -> bool:
 
 
 def _leaves(text: str) -> bool:
-    return text in LEAVE_WORDS or "cancel" in text or text.startswith("salir")
+    return text in LEAVE_FORM or "cancel" in text or text.startswith("salir")
 
 
 def _intent(tracker: Tracker) -> str | None:
@@ -288,10 +287,10 @@ class ValidateRescheduleForm(FormValidationAction):
 
     def _confirm(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         intent, text = _intent(tracker), fold(tracker.latest_message.get("text") or "")
-        if intent == "deny" or text in NO_WORDS or text == "/deny":
+        if intent == "deny" or text in CONFIRM_NO or text == "/deny":
             dispatcher.utter_message(response="utter_reschedule_choose_again")
             return [SlotSet(WINDOW, None), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
-        if not (intent == "affirm" or text in YES_WORDS):
+        if not (intent == "affirm" or text in CONFIRM_YES):
             if intent in ("inform", "reschedule_delivery") or interpret_date(text, clock().now()) is not None:
                 # "mejor el viernes": a change of mind answered like the window step.
                 return self._pick_window(dispatcher, tracker)

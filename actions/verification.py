@@ -22,8 +22,8 @@ from rasa_sdk.types import DomainDict
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.backends import backends, clock, code_verifier, message_sender
-from bot.choices import fold
 from bot.messaging.inbound import Channel
+from bot.messaging.keywords import leaves_form
 from bot.messaging.sender import OutboundMessage
 from bot.records import Customer, normalize_order_id
 from bot.settings import current, require_payment_secrets
@@ -55,13 +55,9 @@ FLOW_SLOTS = [
     "contact_district",
     "contact_confirmed",
 ]
-# verification_status values that end a form early (the reason was already told).
+# verification_status values that end a form early (the reason was already told); the one set
+# every form with a verification step reads (contact data, payments).
 STOPPED = {"locked", "too_many_sends", "failed", "down", "unknown", "left"}
-# Answers that leave a form whatever NLU made of them ("cancelar" can read as cancel_order).
-LEAVE_WORDS = {
-    "cancelar", "cancela", "cancelalo", "salir", "quiero salir", "mejor no", "dejalo", "ya no",
-    "olvidalo", "no quiero", "no gracias", "basta", "chau", "stop",
-}  # fmt: skip
 DOCUMENT_DIGITS = 4
 
 
@@ -124,7 +120,7 @@ class VerificationSteps:
 
     def left(self, slot: str, value: Any, dispatcher: CollectingDispatcher) -> dict[str, Any] | None:
         """The slots that end the form when the answer is a way of leaving, else None."""
-        if fold(str(value or "")) not in LEAVE_WORDS:
+        if not leaves_form(str(value or "")):
             return None
         dispatcher.utter_message(response="utter_flow_left")
         return {slot: None, "verification_status": "left"}

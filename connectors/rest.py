@@ -16,7 +16,8 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.masking import screen_message
+from bot.messaging.inbound_rules import screen_for_bot
+from bot.messaging.memory import ConversationMemory, InProcessMemory, memory_for
 from bot.settings import current
 
 
@@ -29,23 +30,21 @@ class TokenRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> TokenRestInput:
-        return cls(token=current().rasa_token)
+        settings = current()
+        return cls(token=settings.rasa_token, memory=memory_for(settings.redis_url))
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, memory: ConversationMemory | None = None) -> None:
         self.token = token
-        # payments (issue 6): senders whose last message held a card number (its CVV may follow)
-        self._card_senders: set[str] = set()
+        # payments (issue 6): whose last message held a card number (its CVV may follow), shared
+        # with the Twilio channel and every replica when REDIS_URL is set.
+        self.memory = memory or InProcessMemory()
 
     def _extract_message(self, req: Request) -> str | None:
         """The message, with card data turned into the card_data intent before Rasa sees it."""
         text = super()._extract_message(req)
         sender = str((req.json or {}).get("sender") or "")
-        screened = screen_message(text or "", after_card=sender in self._card_senders)
-        if screened.card_data:
-            self._card_senders.add(sender)
-        else:
-            self._card_senders.discard(sender)
-        return screened.text if text is not None else None
+        screened = screen_for_bot(self.memory, sender, text or "")
+        return screened if text is not None else None
 
     def get_metadata(self, request: Request) -> dict[str, Any] | None:
         """`metadata` of the trusted caller's JSON (attachments: {"media": [{"url", "content_type"}]})."""

@@ -8,10 +8,11 @@ they would hold every acknowledgement back. Outbound: every reply goes through
 bot.messaging.sender.MessageSender (async Twilio REST client, retries, 24-hour window, opt-out).
 Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
 
-Handoff: while a conversation waits for or talks to an agent (an active row in the handoffs
-table), what the customer writes skips NLU: it is masked, stored for the console, announced, and
-appended to the (paused) tracker as it is. "cancelar" or "ya no" while still waiting withdraws
-the request. Angry or urgent wording (bot/handoff_config.yml) is handed over at once.
+What a message means before Rasa (handoff routing, opt-out and opt-in words, card screening,
+numbered options, escalation) is decided by bot.messaging.inbound_rules.decide; this module reads
+the conversation's state for it and carries the decision out. While a conversation waits for or
+talks to an agent, what the customer writes skips NLU: it is stored for the console, announced,
+and appended to the (paused) tracker as it is.
 """
 
 from __future__ import annotations
@@ -35,23 +36,21 @@ from twilio.request_validator import RequestValidator
 
 from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
-from bot.choices import fold, numbered_options, pick_choice
+from bot.choices import numbered_options
 from bot.clock import SystemClock
-from bot.handoff.packet import is_secret_slot, mask_customer_text
-from bot.handoff.rules import language_reason
 from bot.handoff.service import HandoffServices, build_services
-from bot.masking import mask_card_data, mask_sensitive, screen_message
+from bot.handoff.store import Handoff
 from bot.messaging.claims import MessageClaims, claims_for
-from bot.messaging.inbound import (
-    OPT_OUT_WHEN_IDLE,
-    Channel,
-    InboundMessage,
-    Keyword,
-    MalformedWebhook,
-    keyword_of,
-    parse_inbound,
-    rasa_text,
+from bot.messaging.inbound import Channel, InboundMessage, MalformedWebhook, parse_inbound
+from bot.messaging.inbound_rules import (
+    ConversationState,
+    HandoffState,
+    InboundDecision,
+    Route,
+    decide,
+    facts_needed,
 )
+from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
 from bot.messaging.store import MessagingStore
 from bot.phone import InvalidPhoneNumber
@@ -60,19 +59,6 @@ from bot.settings import Settings, current
 from connectors import rasa_tuning
 
 logger = logging.getLogger(__name__)
-
-
-# While waiting for a person, these (the whole message) withdraw the request.
-WITHDRAW_WORDS = {
-    "cancelar",
-    "cancela",
-    "cancelo",
-    "ya no",
-    "ya no gracias",
-    "mejor no",
-    "olvidalo",
-    "ya no hace falta",
-}
 
 
 def channel_response(name: str) -> str:
@@ -131,9 +117,16 @@ class TwilioOutput(OutputChannel):
     def name(cls) -> str:
         return "twilio"
 
-    def __init__(self, sender: MessageSender, store: MessagingStore, channel: Channel | None) -> None:
+    def __init__(
+        self,
+        sender: MessageSender,
+        store: MessagingStore,
+        channel: Channel | None,
+        memory: ConversationMemory,
+    ) -> None:
         self.sender = sender
         self.store = store
+        self.memory = memory
         self.channel = channel  # None: the channel the customer last wrote from
 
     async def _channel_for(self, recipient_id: str) -> Channel:
@@ -161,7 +154,7 @@ class TwilioOutput(OutputChannel):
         # WhatsApp free-form messages and SMS have no buttons: a numbered list, and the
         # options are remembered so "2", "dos", "la segunda" or a title can be read back.
         options = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in buttons]
-        await asyncio.to_thread(self.store.set_pending_buttons, recipient_id, options)
+        await asyncio.to_thread(self.memory.set_pending_buttons, recipient_id, options)
         await self._send(recipient_id, body=numbered_options(text or "", [o["title"] for o in options]))
 
     async def send_quick_replies(
@@ -213,6 +206,7 @@ class TwilioInput(InputChannel):
         claims: MessageClaims | None = None,
         sender: MessageSender | None = None,
         handoff: HandoffServices | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         rasa_tuning.apply()
         self.settings = settings
@@ -225,7 +219,8 @@ class TwilioInput(InputChannel):
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings), clock=self.clock)
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
-        self._card_senders: set[str] = set()  # whose last message held a card number
+        # What the inbound rules remember between messages (card data, options on screen).
+        self.memory = memory or memory_for(settings.redis_url)
         if not settings.twilio_validate_signature:
             logger.warning("TWILIO_VALIDATE_SIGNATURE=false: webhooks are NOT verified (development only)")
         elif not settings.twilio_auth_token:
@@ -262,7 +257,7 @@ class TwilioInput(InputChannel):
             self._api_sender = MessageSender(
                 self.settings, self.store, transport_for(self.settings), clock=self.clock
             )
-        return TwilioOutput(self._api_sender, self.store, None)
+        return TwilioOutput(self._api_sender, self.store, None, self.memory)
 
     # --- handoff ----------------------------------------------------------------------------
 
@@ -278,58 +273,72 @@ class TwilioInput(InputChannel):
                 tracker.update(event)
             await agent.tracker_store.save(tracker)
 
-    async def _route_to_agent(self, message: InboundMessage, app: Any) -> bool:
-        """While a handoff is active, the message goes to the agent; True when it was handled here."""
+    async def _active_handoff(self, message: InboundMessage) -> Handoff | None:
         try:
-            handoff = await asyncio.to_thread(self.handoff.store.active_for, message.phone)
+            return await asyncio.to_thread(self.handoff.store.active_for, message.phone)
         except BackendUnavailable:
             # The bot still answers (and apologises if it needs the same database).
             logger.exception("handoff table unavailable; %s goes to the bot", message.sid)
+            return None
+
+    async def _form_active(self, phone: str, app: Any) -> bool:
+        agent = getattr(getattr(app, "ctx", None), "agent", None)
+        if agent is None or agent.tracker_store is None:
             return False
-        if handoff is None:
-            return False
-        word = fold(message.text)
-        if handoff.status == "waiting" and word in WITHDRAW_WORDS:
-            if await asyncio.to_thread(self.handoff.store.end, handoff.id, "withdrawn"):
-                self.handoff.announcer.announce("handoff_withdrawn", handoff.id)
-                text = channel_response("utter_handoff_withdrawn")
-                await self._append_to_tracker(
-                    app,
-                    message.phone,
-                    [
-                        UserUttered(message.text, input_channel=self.name(), message_id=message.sid),
-                        ConversationResumed(),
-                        BotUttered(text),
-                        ActionExecuted(ACTION_LISTEN_NAME),  # the bot listens again, as after any turn
-                    ],
-                )
-                await self.sender.send(OutboundMessage(message.phone, message.channel, body=text))
-            return True
-        if keyword_of(message.text) is not None and word not in OPT_OUT_WHEN_IDLE:
-            return False  # BAJA / STOP still opt out, handoff or not; "cancelar" goes to the agent
-        answering_secret = is_secret_slot(handoff.packet.get("requested_slot"))
-        # The same card screening as for the bot (a lone CVV right after a card number too): the
-        # agent, the handoff tables and the tracker only ever get the masked text.
-        screened = mask_card_data(message.text, after_card=message.phone in self._card_senders)
-        self._remember_card_sender(message.phone, screened.changed)
-        text = mask_customer_text(screened.text, answering_secret)
+        tracker = await agent.tracker_store.retrieve(phone)
+        return bool(tracker and tracker.active_loop_name)
+
+    async def _opted_out(self, phone: str) -> bool:
+        contact = await asyncio.to_thread(self.store.contact, phone)
+        return bool(contact and contact.opted_out)
+
+    async def _state(self, message: InboundMessage, handoff: Handoff | None, app: Any) -> ConversationState:
+        """What the inbound rules need to know of the conversation; costly reads only when needed."""
+        phone, needed = message.phone, facts_needed(message.text)
+        buttons = await asyncio.to_thread(self.memory.pending_buttons, phone)
+        return ConversationState(
+            handoff=None
+            if handoff is None
+            else HandoffState(handoff.status, handoff.packet.get("requested_slot")),
+            pending_buttons=tuple(buttons),
+            after_card=await asyncio.to_thread(self.memory.after_card, phone),
+            form_active=needed.form_active and not buttons and await self._form_active(phone, app),
+            opted_out=needed.opted_out and await self._opted_out(phone),
+        )
+
+    async def _withdraw(self, message: InboundMessage, handoff: Handoff, app: Any) -> None:
+        if not await asyncio.to_thread(self.handoff.store.end, handoff.id, "withdrawn"):
+            return
+        self.handoff.announcer.announce("handoff_withdrawn", handoff.id)
+        text = channel_response("utter_handoff_withdrawn")
+        await self._append_to_tracker(
+            app,
+            message.phone,
+            [
+                UserUttered(message.text, input_channel=self.name(), message_id=message.sid),
+                ConversationResumed(),
+                BotUttered(text),
+                ActionExecuted(ACTION_LISTEN_NAME),  # the bot listens again, as after any turn
+            ],
+        )
+        await self.sender.send(OutboundMessage(message.phone, message.channel, body=text))
+
+    async def _to_agent(
+        self, message: InboundMessage, handoff: Handoff, decision: InboundDecision, app: Any
+    ) -> None:
         media = [{"url": m.url, "content_type": m.content_type} for m in message.media]
-        await asyncio.to_thread(self.handoff.store.add_message, handoff.id, "customer", text, None, media)
+        await asyncio.to_thread(
+            self.handoff.store.add_message, handoff.id, "customer", decision.text, None, media
+        )
         self.handoff.announcer.announce("customer_message", handoff.id)
         events: list[Event] = [
-            UserUttered(text, input_channel=self.name(), message_id=message.sid, metadata=message.metadata())
+            UserUttered(
+                decision.text, input_channel=self.name(), message_id=message.sid, metadata=message.metadata()
+            )
         ]
-        if screened.changed:
+        if decision.advise_against_card_data:
             events.append(await self._advise_against_card_data(message, handoff.id))
         await self._append_to_tracker(app, message.phone, events)
-        return True
-
-    def _remember_card_sender(self, phone: str, sent_card_data: bool) -> None:
-        """A 3-4 digit message right after card data is its security code."""
-        if sent_card_data:
-            self._card_senders.add(phone)
-        else:
-            self._card_senders.discard(phone)
 
     async def _advise_against_card_data(self, message: InboundMessage, handoff_id: str) -> Event:
         """Card data typed to an agent: the customer gets the same advice the bot gives, and the
@@ -339,52 +348,19 @@ class TwilioInput(InputChannel):
         await self.sender.send(OutboundMessage(message.phone, message.channel, body=advice))
         return BotUttered(advice)
 
-    def _hand_over_at_once(self, message: InboundMessage, text: str) -> tuple[str, dict[str, Any]]:
-        """Angry or urgent wording becomes a request for a person, keeping what was written."""
-        metadata = message.metadata()
-        reason = language_reason(text, self.handoff.config) if text and not text.startswith("/") else None
-        if reason is None:
-            return text, metadata
-        return "/human_handoff", {
-            **metadata,
-            "handoff_reason": reason.value,
-            "original_text": mask_sensitive(text),
-        }
+    async def _opt_out(self, message: InboundMessage) -> None:
+        await asyncio.to_thread(self.store.opt_out, message.phone, message.channel)
+        logger.info("%s opted out on %s", message.phone, message.channel.value)
+        reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_out"))
+        await self.sender.send(reply, opt_out_confirmation=True)
+
+    async def _opt_in(self, message: InboundMessage) -> None:
+        await asyncio.to_thread(self.store.opt_in, message.phone)
+        logger.info("%s opted back in on %s", message.phone, message.channel.value)
+        reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
+        await self.sender.send(reply)
 
     # --- processing -------------------------------------------------------------------------
-
-    async def _question_open(self, phone: str, app: Any) -> bool:
-        """Whether the bot is waiting for an answer: options on screen or a form running."""
-        contact = await asyncio.to_thread(self.store.contact, phone)
-        if contact and contact.pending_buttons:
-            return True
-        agent = getattr(getattr(app, "ctx", None), "agent", None)
-        if agent is None or agent.tracker_store is None:
-            return False
-        tracker = await agent.tracker_store.retrieve(phone)
-        return bool(tracker and tracker.active_loop_name)
-
-    async def _apply_keyword(self, message: InboundMessage, app: Any) -> bool:
-        """Opt-out / opt-in keywords; True when the message was one and is fully handled."""
-        keyword = keyword_of(message.text)
-        if keyword is Keyword.OPT_OUT:
-            if fold(message.text) in OPT_OUT_WHEN_IDLE and await self._question_open(message.phone, app):
-                return False  # "cancelar" answers the open question; NLU reads it
-            await asyncio.to_thread(self.store.opt_out, message.phone, message.channel)
-            logger.info("%s opted out on %s", message.phone, message.channel.value)
-            reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_out"))
-            await self.sender.send(reply, opt_out_confirmation=True)
-            return True
-        if keyword is Keyword.OPT_IN:
-            contact = await asyncio.to_thread(self.store.contact, message.phone)
-            if not (contact and contact.opted_out):
-                return False  # "yes" / "start" from someone subscribed is just a message
-            await asyncio.to_thread(self.store.opt_in, message.phone)
-            logger.info("%s opted back in on %s", message.phone, message.channel.value)
-            reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
-            await self.sender.send(reply)
-            return True
-        return False
 
     async def handle(
         self,
@@ -399,31 +375,32 @@ class TwilioInput(InputChannel):
             lock = self._conversations[message.phone] = asyncio.Lock()
         async with lock:
             await asyncio.to_thread(self.store.record_inbound, message.phone, message.channel, sender_address)
-            if await self._route_to_agent(message, app):
-                return
-            if await self._apply_keyword(message, app):
-                return
-            # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
-            screened = screen_message(rasa_text(message), after_card=message.phone in self._card_senders)
-            self._remember_card_sender(message.phone, screened.card_data)
-            text = screened.text
-            offered = await asyncio.to_thread(self.store.take_pending_buttons, message.phone)
-            if offered and not text.startswith("/"):
-                picked = pick_choice(text, [option["title"] for option in offered])
-                if picked is not None:
-                    text = offered[picked]["payload"]
-            text, metadata = self._hand_over_at_once(message, text)
-            output = TwilioOutput(self.sender, self.store, message.channel)
-            await on_new_message(
-                UserMessage(
-                    text,
-                    output,
-                    message.phone,
-                    input_channel=self.name(),
-                    message_id=message.sid,
-                    metadata=metadata,
+            handoff = await self._active_handoff(message)
+            decision = decide(message, await self._state(message, handoff, app), self.handoff.config)
+            if decision.held_card_data is not None:
+                await asyncio.to_thread(self.memory.remember_card, message.phone, decision.held_card_data)
+            if decision.answered_buttons:
+                await asyncio.to_thread(self.memory.clear_pending_buttons, message.phone)
+            if decision.route is Route.WITHDRAW_HANDOFF and handoff is not None:
+                await self._withdraw(message, handoff, app)
+            elif decision.route is Route.TO_AGENT and handoff is not None:
+                await self._to_agent(message, handoff, decision, app)
+            elif decision.route is Route.OPT_OUT:
+                await self._opt_out(message)
+            elif decision.route is Route.OPT_IN:
+                await self._opt_in(message)
+            elif decision.route is Route.TO_BOT:
+                output = TwilioOutput(self.sender, self.store, message.channel, self.memory)
+                await on_new_message(
+                    UserMessage(
+                        decision.text,
+                        output,
+                        message.phone,
+                        input_channel=self.name(),
+                        message_id=message.sid,
+                        metadata=decision.metadata,
+                    )
                 )
-            )
 
     def _spawn(self, work: Coroutine[Any, Any, None], sid: str) -> None:
         async def guarded() -> None:
@@ -444,6 +421,7 @@ class TwilioInput(InputChannel):
             self._worker.run(self.sender.transport.close(), timeout_s=5)
             self._worker.stop()
         await self.claims.close()
+        self.memory.close()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("hardened_twilio_webhook", __name__)

@@ -3,7 +3,8 @@
 import pytest
 
 from bot.choices import numbered_options
-from bot.messaging.inbound import Channel, Keyword, MalformedWebhook, keyword_of, parse_inbound, rasa_text
+from bot.messaging.inbound import Channel, MalformedWebhook, parse_inbound, rasa_text
+from bot.messaging.keywords import Keyword, keyword_of
 from bot.messaging.sms import is_gsm7, sms_part_limit, sms_segments, split_text
 from tests.fake_twilio import inbound_form
 

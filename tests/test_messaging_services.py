@@ -53,7 +53,7 @@ def messaging(store) -> MessagingStore:
     messaging_store.drop_schema()
 
 
-def test_store_remembers_window_address_opt_out_and_options(messaging):
+def test_store_remembers_window_address_and_opt_out(messaging):
     messaging.record_inbound(PHONE, Channel.WHATSAPP, "whatsapp:+5215512345678")
     contact = messaging.contact(PHONE)
     assert contact.whatsapp_address == "whatsapp:+5215512345678"
@@ -64,9 +64,7 @@ def test_store_remembers_window_address_opt_out_and_options(messaging):
     messaging.opt_in(PHONE)
     assert not messaging.contact(PHONE).opted_out
 
-    messaging.set_pending_buttons(PHONE, [{"title": "A", "payload": "/a"}])
-    assert messaging.take_pending_buttons(PHONE) == [{"title": "A", "payload": "/a"}]
-    assert messaging.take_pending_buttons(PHONE) == []
+    # The options on screen moved to bot.messaging.memory: tests/test_inbound_memory.py.
 
 
 def test_status_callbacks_never_go_backwards(messaging):

@@ -311,6 +311,18 @@ def test_contact_form_asks_verification_then_the_field_value_district_and_confir
     assert steps == ["contact_field", "contact_value", "contact_confirmed"]
 
 
+@pytest.mark.parametrize("status", sorted(verification_module.STOPPED))
+def test_contact_form_asks_nothing_more_once_verification_stopped(world, status):
+    # "left" too: the customer who said "salir" at the code is not asked for the new e-mail.
+    slots = {"verification_status": status, "contact_field": "email"}
+    steps = asyncio.run(
+        ValidateContactForm().required_slots(
+            [], CollectingDispatcher(), tracker(ROSA_PE, slots=slots), DOMAIN
+        )
+    )
+    assert steps == []
+
+
 def test_a_bad_email_twice_explains_and_offers_a_person(world):
     form = ValidateContactForm()
     state = {

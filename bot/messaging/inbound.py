@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from bot.choices import fold
 from bot.phone import normalize_phone
 
 
@@ -115,26 +114,3 @@ def rasa_text(message: InboundMessage) -> str:
     if not message.text.strip() and message.media:
         return "/share_media"
     return message.text
-
-
-# Twilio's own opt-out and opt-in words and their Spanish counterparts.
-OPT_OUT_WORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "baja", "alto", "cancelar"}
-OPT_IN_WORDS = {"start", "unstop", "yes", "alta", "iniciar"}
-# Words that also answer a question in a conversation ("cancelar" leaves a form): they opt out
-# only when no question of the bot's is open.
-OPT_OUT_WHEN_IDLE = {"cancelar", "cancel"}
-
-
-class Keyword(str, Enum):
-    OPT_OUT = "opt_out"
-    OPT_IN = "opt_in"
-
-
-def keyword_of(text: str) -> Keyword | None:
-    """Whether the whole message is an opt-out or opt-in keyword ("BAJA", "stop.", "Alta!")."""
-    word = fold(text)
-    if word in OPT_OUT_WORDS:
-        return Keyword.OPT_OUT
-    if word in OPT_IN_WORDS:
-        return Keyword.OPT_IN
-    return None

@@ -14,8 +14,8 @@ from bot.messaging.inbound import Channel
 
 metadata = sa.MetaData()
 
-# One row per customer phone: the WhatsApp 24-hour window, opt-out, and the numbered options
-# last offered (so "2" or "la segunda" can be read on whichever replica gets the answer).
+# One row per customer phone: the WhatsApp 24-hour window and opt-out. The numbered options last
+# offered now live in bot.messaging.memory (Redis when set); their column is no longer written.
 contacts = sa.Table(
     "channel_contacts",
     metadata,
@@ -29,7 +29,7 @@ contacts = sa.Table(
     sa.Column("opted_out_at", sa.DateTime),
     sa.Column("opted_out_channel", sa.String(16)),
     sa.Column("opted_in_at", sa.DateTime),
-    sa.Column("pending_buttons", sa.Text),  # JSON [{title, payload}]
+    sa.Column("pending_buttons", sa.Text),  # unused: to be dropped by a migration
 )
 
 # Every message the assistant sends, with the status Twilio reports for it.
@@ -63,7 +63,6 @@ class Contact:
     whatsapp_last_inbound_at: datetime | None
     whatsapp_address: str | None
     opted_out_at: datetime | None
-    pending_buttons: list[dict]
 
     @property
     def opted_out(self) -> bool:
@@ -120,7 +119,6 @@ class MessagingStore:
             whatsapp_last_inbound_at=from_db_time(row.whatsapp_last_inbound_at),
             whatsapp_address=row.whatsapp_address,
             opted_out_at=from_db_time(row.opted_out_at),
-            pending_buttons=json.loads(row.pending_buttons) if row.pending_buttons else [],
         )
 
     def record_inbound(
@@ -148,19 +146,6 @@ class MessagingStore:
         }
         with self._store.connect() as conn:
             self._upsert_contact(conn, phone, values)
-
-    def set_pending_buttons(self, phone: str, buttons: list[dict]) -> None:
-        with self._store.connect() as conn:
-            self._upsert_contact(conn, phone, {"pending_buttons": json.dumps(buttons, ensure_ascii=False)})
-
-    def take_pending_buttons(self, phone: str) -> list[dict]:
-        """The options last offered to `phone`, forgotten as they are read: one answer each."""
-        with self._store.connect() as conn:
-            row = conn.execute(sa.select(contacts.c.pending_buttons).where(contacts.c.phone == phone)).first()
-            if row is None or not row.pending_buttons:
-                return []
-            conn.execute(contacts.update().where(contacts.c.phone == phone).values(pending_buttons=None))
-        return json.loads(row.pending_buttons)
 
     def add_outbound(
         self,
