@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "actions", "connectors")
 
@@ -342,3 +344,16 @@ def test_imports_inside_functions_are_refused_in_bot_only_and_unless_allowed(tmp
         "import inside a function: bot/demo.py:3 bot.demo imports bot.settings "
         "(import at the top; break the cycle instead)"
     ]
+
+
+# --- the real tree ---------------------------------------------------------------------------------
+
+
+def test_the_code_keeps_the_directions_of_the_architecture():
+    modules, imports = scan(ROOT)
+    assert len(modules) > 50 and imports
+    found = violations(modules, imports)
+    if found:
+        pytest.fail(
+            f"{len(found)} violations of ARCHITECTURE.md's directions:\n" + "\n".join(found), pytrace=False
+        )
