@@ -98,6 +98,8 @@ class Settings:
     verification_ttl_minutes: int = 60
     # --- the clock: development may move the whole stack to another moment (BOT_NOW) ---
     clock_shift: timedelta = timedelta(0)
+    # Rasa's hot paths computed once (connectors/rasa_patches.py); False runs Rasa as shipped.
+    rasa_patches: bool = True
 
     @property
     def is_development(self) -> bool:
@@ -175,6 +177,12 @@ class Settings:
         # --- end handoff ---
         payments = _payment_settings(get, environment)
         clock_shift = _clock_shift(get, environment)
+        rasa_patches = (get("RASA_PATCHES") or "on").lower()
+        if rasa_patches not in ("on", "off"):
+            raise SettingsError(
+                f"RASA_PATCHES={rasa_patches!r}: use on (Rasa's hot paths computed once) "
+                "or off (Rasa as shipped)."
+            )
 
         return cls(
             environment=environment,
@@ -217,6 +225,7 @@ class Settings:
             # --- end handoff ---
             **payments,
             clock_shift=clock_shift,
+            rasa_patches=rasa_patches == "on",
         )
 
 

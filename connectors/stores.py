@@ -35,7 +35,6 @@ from sqlalchemy.orm import sessionmaker
 from bot.adapters.sql import create_engine, is_sqlite_file
 from bot.masking import CARD_MASK, SECRET_MASK, mask_card_data, mask_sensitive
 from bot.settings import Settings, current
-from connectors import rasa_tuning
 
 
 def tracker_store_arguments(database_url: str) -> dict[str, Any]:
@@ -84,7 +83,6 @@ class SettingsTrackerStore(SQLTrackerStore):
         settings: Settings | None = None,
         **_endpoint_kwargs: Any,
     ) -> None:
-        rasa_tuning.apply()  # this store is built by the Rasa process: tune its hot paths
         settings = settings or current()
         super().__init__(
             domain=domain,

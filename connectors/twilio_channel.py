@@ -56,7 +56,7 @@ from bot.messaging.store import MessagingStore
 from bot.phone import InvalidPhoneNumber
 from bot.responses import render
 from bot.settings import Settings, current
-from connectors import rasa_tuning
+from connectors import rasa_patches
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,6 @@ class TwilioInput(InputChannel):
         handoff: HandoffServices | None = None,
         memory: ConversationMemory | None = None,
     ) -> None:
-        rasa_tuning.apply()
         self.settings = settings
         self.clock = SystemClock(settings.clock_shift)
         self.store = store or MessagingStore(SqlStore(settings.database_url), self.clock)
@@ -429,7 +428,7 @@ class TwilioInput(InputChannel):
         @webhook.listener("after_server_start")
         async def warm_up(app: Any, _loop: Any) -> None:
             # Rasa loads the model before the server starts; trace it and freeze it now.
-            await rasa_tuning.warm_up_and_freeze(getattr(app.ctx, "agent", None))
+            await rasa_patches.warm_up_and_freeze(getattr(app.ctx, "agent", None))
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> response.HTTPResponse:

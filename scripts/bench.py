@@ -126,7 +126,7 @@ class Variant:
             rasa = [sys.executable, str(ROOT / "scripts" / "builtin_twilio_rasa.py")]
         else:
             credentials.write_text("connectors.twilio_channel.TwilioInput:\n")
-            rasa = [str(stack.VENV_BIN / "rasa")]
+            rasa = stack.SERVING_RASA
         log = (workdir / "servers.log").open("w")
         subprocess.run([sys.executable, "-m", "bot.demo"], cwd=ROOT, env=env, check=True, stdout=log)
         actions = subprocess.Popen(

@@ -1,11 +1,14 @@
 """`rasa` for the benchmark's baseline: Rasa's built-in twilio channel, its Twilio calls aimed at
 BENCH_TWILIO_API_BASE. Only the host changes; the built-in blocking client and code path stay.
+Started like our variant's server (connectors/rasa_launcher.py), with the same Rasa patches, so
+the two variants differ only in the channel.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from twilio.http.http_client import TwilioHttpClient
 
@@ -23,7 +26,7 @@ def _request_to_bench_endpoint(self, method, url, *args, **kwargs):
 TwilioHttpClient.request = _request_to_bench_endpoint
 
 if __name__ == "__main__":
-    from rasa.__main__ import main
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from connectors.rasa_launcher import main
 
-    sys.argv[0] = "rasa"
     main()

@@ -137,6 +137,11 @@ def rasa(*args: str, settings: Settings) -> int:
     return subprocess.call([str(VENV_BIN / "rasa"), *args], cwd=ROOT, env=child_env(settings))
 
 
+# What serves the model (`run`, `shell`): the `rasa` command with connectors/rasa_patches.py
+# applied first, as RASA_PATCHES says; training, validation and tests run the bare command.
+SERVING_RASA = [str(VENV_BIN / "python"), "-m", "connectors.rasa_launcher"]
+
+
 # --- the model, cached by content hash ------------------------------------------------------
 
 
@@ -391,7 +396,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         load_demo(settings)
     token = rasa_token(settings)
     rasa_server = [
-        str(VENV_BIN / "rasa"), "run", "--model", str(model), "--endpoints", "endpoints.yml",
+        *SERVING_RASA, "run", "--model", str(model), "--endpoints", "endpoints.yml",
         "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
         "--enable-api", "--auth-token", token,
     ]  # fmt: skip
@@ -457,8 +462,11 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
     say(f"Talking as {args.phone}. Rasa takes 20-60 s to load; type /stop to leave.")
     try:
         # Its own port, so the shell also works while `make run` holds RASA_PORT.
-        return rasa("shell", "--model", str(model), "--endpoints", "endpoints.yml",
-                    "--conversation-id", args.phone, "--port", str(args.port), settings=settings)  # fmt: skip
+        return subprocess.call(
+            [*SERVING_RASA, "shell", "--model", str(model), "--endpoints", "endpoints.yml",
+             "--conversation-id", args.phone, "--port", str(args.port)],
+            cwd=ROOT, env=child_env(settings),
+        )  # fmt: skip
     finally:
         stop(processes)
 

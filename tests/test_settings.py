@@ -160,3 +160,10 @@ def test_build_backends_picks_the_rest_adapters_when_asked():
     rest = build_backends(Settings.from_env({"CRM_BACKEND": "rest", "CRM_URL": url}))
     assert isinstance(rest.crm, RestCrm) and isinstance(rest.cases, RestCaseBook)
     assert rest.outbox is not None
+
+
+def test_rasa_patches_are_on_by_default_and_off_turns_them_off():
+    assert Settings.from_env({}).rasa_patches
+    assert not Settings.from_env({"RASA_PATCHES": "OFF"}).rasa_patches
+    with pytest.raises(SettingsError, match="RASA_PATCHES='maybe': use on .* or off"):
+        Settings.from_env({"RASA_PATCHES": "maybe"})

@@ -168,6 +168,11 @@ def test_conversations_are_kept_in_the_configured_database(stack):
     assert any(event.get("text") == "hola" for event in tracker["events"])
 
 
+def test_the_rasa_server_starts_with_the_rasa_patches_applied(stack):
+    # connectors/rasa_launcher.py says so before Rasa loads: the server went through it.
+    assert "Rasa patches applied to Rasa 3.6." in stack.log.read_text()
+
+
 @pytest.mark.stops_stack
 def test_ctrl_c_stops_every_server(stack):
     assert is_up(f"http://127.0.0.1:{stack.action_port}/health")

@@ -1,6 +1,7 @@
-"""Three repeated computations in Rasa 3.6's message handling, each done once instead, and
-the loaded model kept out of the garbage collector's full passes (`warm_up_and_freeze`; a model
-loaded later, through the HTTP API or a model server, releases the frozen one).
+"""Rasa 3.6's repeated computations done once, and the loaded model kept out of the garbage
+collector's full passes: patches of four Rasa internals, applied once when the Rasa process
+starts (`connectors/rasa_launcher.py`, which `make run`, `make shell` and `make bench` start
+instead of the bare `rasa` command).
 
 `make bench` profiled the Rasa process holding the GIL (py-spy --gil) while 20 customers wrote:
 - 22% of it validated each action server answer with `jsonschema.validate`, which checks the
@@ -10,42 +11,92 @@ loaded later, through the HTTP API or a model server, releases the frozen one).
   event of the session each time;
 - 3% recomputed, on every graph run, which nodes the run needs (a recursive walk that visits
   shared dependencies again and again).
+The fourth patch releases the model that `warm_up_and_freeze` froze when another replaces it.
 
 Each patch computes exactly what Rasa computes, keyed on everything the result depends on, so
-predictions, validation errors and events are unchanged (tests/test_rasa_tuning.py compares
-them with Rasa's own functions). `apply()` is idempotent; the Rasa process calls it when it
-builds the tracker store and the Twilio channel (connectors/stores.py, twilio_channel.py).
-Re-check these three functions when upgrading Rasa: the patches replace them by name, and
-`_add_turn` repeats the loop body of `Domain.states_for_tracker_history` (the test fails if
-they drift apart).
+predictions, validation errors and events are unchanged (tests/test_rasa_patches.py compares
+them with Rasa's own functions). They replace Rasa's functions by name and `_add_turn` repeats
+the loop body of `Domain.states_for_tracker_history`, so they are written for one Rasa minor
+version (`WRITTEN_FOR`): on another, `apply()` logs a warning and patches nothing, and the
+assistant runs on Rasa as shipped, only slower. `RASA_PATCHES=off` does the same on purpose
+(to tell whether a problem comes from them). When upgrading Rasa, re-read the four functions,
+run the equivalence test, then move `WRITTEN_FOR`.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+WRITTEN_FOR = (3, 6)  # the Rasa minor version whose internals these patches replace
+
+logger = logging.getLogger(__name__)
 _applied = False
 _DOMAIN_STATES: Any = None  # Rasa's Domain.states_for_tracker_history, which part 2 replays
 _apply_lock = threading.Lock()
 
 
-def apply() -> None:
-    global _applied, _DOMAIN_STATES
-    from rasa.shared.core.domain import Domain
+def is_applied() -> bool:
+    return _applied
 
+
+def apply(enabled: bool = True) -> bool:
+    """Patch Rasa, once per process; whether the patches are in place afterwards.
+
+    `enabled` is the RASA_PATCHES setting. On a Rasa other than `WRITTEN_FOR` nothing is
+    patched: a replaced function that no longer matches Rasa's would change predictions.
+    Calling it again does nothing (the functions are not wrapped twice).
+    """
+    global _applied, _DOMAIN_STATES
     with _apply_lock:
         if _applied:
-            return
+            return True
+        if not enabled:
+            logger.info("RASA_PATCHES=off: Rasa runs as shipped")
+            return False
+        import rasa
+
+        if not is_written_for(rasa.__version__):
+            logger.warning(
+                "Rasa %s is not the Rasa %s the patches in connectors/rasa_patches.py were written "
+                "for: they are skipped and Rasa runs as shipped (slower). Check them against this "
+                "version (tests/test_rasa_patches.py) and update WRITTEN_FOR.",
+                rasa.__version__,
+                ".".join(map(str, WRITTEN_FOR)) + ".x",
+            )
+            return False
+        from rasa.shared.core.domain import Domain
+
         _validate_action_results_with_a_compiled_schema()
         _DOMAIN_STATES = Domain.states_for_tracker_history
         _remember_past_states_per_tracker()
         _remember_minimal_graph_schemas()
         _unfreeze_when_a_model_is_replaced()
         _applied = True
+        logger.info("Rasa %s patched: %s", rasa.__version__, ", ".join(PATCHED))
+        return True
+
+
+def is_written_for(version: str) -> bool:
+    """Whether `version` (like "3.6.21") is the minor version the patches were written for."""
+    parts = version.split(".")
+    try:
+        return tuple(int(part) for part in parts[:2]) == WRITTEN_FOR
+    except ValueError:  # a version we cannot read is not the one we know
+        return False
+
+
+# What apply() replaces, as "module:Class.function": tests check that nothing else is touched.
+PATCHED = (
+    "rasa.core.actions.action:RemoteAction._validate_action_result",
+    "rasa.shared.core.trackers:DialogueStateTracker.past_states",
+    "rasa.engine.graph:GraphSchema.minimal_graph_schema",
+    "rasa.core.agent:Agent.load_model",
+)
 
 
 # --- 1. action server answers ---------------------------------------------------------------
@@ -301,14 +352,15 @@ async def warm_up_and_freeze(agent: Any) -> None:
     TensorFlow's traced functions, caches) out of the collector's sight; it still collects
     everything created afterwards. The warm-up parse and prediction trace TensorFlow's
     functions before the first customer's message instead of during it.
+
+    The freeze needs the fourth patch (a replaced model would otherwise stay frozen in memory
+    for good): without the patches (RASA_PATCHES=off, another Rasa) the model is only warmed up.
     """
     import gc
-    import logging
 
     from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    logger = logging.getLogger(__name__)
     if agent is not None and agent.is_ready():
         try:
             parse_data = await agent.parse_message("hola")
@@ -325,6 +377,9 @@ async def warm_up_and_freeze(agent: Any) -> None:
             agent.predict_next_with_tracker(tracker)  # not stored: nothing reaches the tracker store
         except Exception:  # noqa: BLE001 (a warm-up failing must not stop the server)
             logger.exception("model warm-up failed; the first message will be slower")
+    if not _applied:
+        logger.info("model warmed up; not frozen out of garbage collection (Rasa patches not applied)")
+        return
     gc.collect()
     gc.freeze()
     logger.info("model warmed up; %d objects exempt from garbage collection", gc.get_freeze_count())
@@ -335,7 +390,6 @@ def _unfreeze_when_a_model_is_replaced() -> None:
     one, which would stay in memory for good: unfreeze first, so the old model can be freed.
     Full collections walk the new model until the next restart freezes it again."""
     import gc
-    import logging
 
     from rasa.core.agent import Agent
 
@@ -345,7 +399,7 @@ def _unfreeze_when_a_model_is_replaced() -> None:
     def load_model(self: Agent, *args: Any, **kwargs: Any) -> None:
         if gc.get_freeze_count():
             gc.unfreeze()
-            logging.getLogger(__name__).info(
+            logger.info(
                 "a new model replaces the running one: the old one is released from gc.freeze() "
                 "(restart the server to freeze the new one)"
             )

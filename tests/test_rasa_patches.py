@@ -1,11 +1,14 @@
-"""connectors/rasa_tuning.py computes what Rasa computes, only once: each patched function is
-compared with Rasa's own on the project's real domain, stories and rules."""
+"""connectors/rasa_patches.py computes what Rasa computes, only once: each patched function is
+compared with Rasa's own on the project's real domain, stories and rules. And the patches are
+applied only when they should be: once, on the Rasa they were written for, unless turned off."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import gc
+import importlib
+import logging
 import random
 from pathlib import Path
 
@@ -25,12 +28,12 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from connectors import rasa_tuning
+from connectors import rasa_patches
 
 ROOT = Path(__file__).resolve().parent.parent
 
-rasa_tuning.apply()
-RASA_STATES = rasa_tuning._DOMAIN_STATES  # Rasa's own Domain.states_for_tracker_history
+rasa_patches.apply()
+RASA_STATES = rasa_patches._DOMAIN_STATES  # Rasa's own Domain.states_for_tracker_history
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,7 @@ def as_stored(events: list[Event]) -> list[Event]:
 
 def test_states_match_rasa_at_every_turn_of_every_conversation(domain, conversations):
     rng = random.Random(7)
-    rasa_tuning._histories.clear()
+    rasa_patches._histories.clear()
     checked = 0
     for number, events in enumerate(conversations):
         events = copy.deepcopy(events)
@@ -148,7 +151,7 @@ def test_minimal_graph_schemas_are_rasas():
 
 def test_loaded_objects_are_frozen_out_of_the_garbage_collector():
     try:
-        asyncio.run(rasa_tuning.warm_up_and_freeze(None))
+        asyncio.run(rasa_patches.warm_up_and_freeze(None))
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
@@ -158,10 +161,93 @@ def test_a_model_loaded_later_releases_the_frozen_one(tmp_path):
     from rasa.core.agent import Agent
 
     try:
-        asyncio.run(rasa_tuning.warm_up_and_freeze(None))
+        asyncio.run(rasa_patches.warm_up_and_freeze(None))
         assert gc.get_freeze_count() > 0
         with pytest.raises(Exception):  # noqa: B017 (any failure to load: the unfreeze came first)
             Agent().load_model(tmp_path / "no-such-model.tar.gz")
         assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+
+
+# --- when the patches are applied --------------------------------------------------------------
+
+
+def patched_functions() -> dict[str, object]:
+    """What Rasa's classes hold now under every name the patches replace."""
+    functions = {}
+    for target in rasa_patches.PATCHED:
+        module, qualified = target.split(":")
+        owner, name = qualified.split(".")
+        functions[target] = vars(getattr(importlib.import_module(module), owner))[name]
+    return functions
+
+
+@pytest.fixture
+def unpatched_rasa(monkeypatch) -> dict[str, object]:
+    """Rasa's own functions back in place (this module patched them at import) for one test."""
+    originals = {}
+    for target, function in patched_functions().items():
+        module, qualified = target.split(":")
+        owner, name = qualified.split(".")
+        original = getattr(function, "__wrapped__", function)
+        monkeypatch.setattr(getattr(importlib.import_module(module), owner), name, original)
+        originals[target] = original
+    monkeypatch.setattr(rasa_patches, "_applied", False)
+    monkeypatch.setattr(rasa_patches, "_DOMAIN_STATES", None)
+    return originals
+
+
+def test_rasa_patches_off_leaves_rasa_untouched(unpatched_rasa):
+    assert rasa_patches.apply(enabled=False) is False
+    assert patched_functions() == unpatched_rasa
+    assert not rasa_patches.is_applied()
+
+
+def test_another_rasa_version_is_skipped_with_a_warning(unpatched_rasa, monkeypatch, caplog):
+    import rasa
+
+    monkeypatch.setattr(rasa, "__version__", "3.7.2")
+    with caplog.at_level(logging.WARNING, logger=rasa_patches.__name__):
+        assert rasa_patches.apply() is False
+    assert patched_functions() == unpatched_rasa
+    assert "Rasa 3.7.2 is not the Rasa 3.6.x" in caplog.text and "skipped" in caplog.text
+
+
+def test_the_version_check_reads_major_and_minor():
+    assert rasa_patches.is_written_for("3.6.21")
+    assert rasa_patches.is_written_for("3.6.0rc1")
+    assert not rasa_patches.is_written_for("3.7.0")
+    assert not rasa_patches.is_written_for("4.6.1")
+    assert not rasa_patches.is_written_for("3")
+    assert not rasa_patches.is_written_for("3.x")
+
+
+def test_applying_twice_patches_once(unpatched_rasa):
+    assert rasa_patches.apply() is True
+    first = patched_functions()
+    assert rasa_patches.apply() is True
+    assert patched_functions() == first
+    for target, function in first.items():
+        assert function is not unpatched_rasa[target]
+        assert function.__wrapped__ is unpatched_rasa[target]  # one wrapper, around Rasa's own
+
+
+def test_without_the_patches_the_model_is_warmed_up_but_not_frozen(unpatched_rasa):
+    gc.unfreeze()
+    asyncio.run(rasa_patches.warm_up_and_freeze(None))
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_launcher_applies_the_patches_as_the_setting_says(unpatched_rasa, monkeypatch):
+    from connectors import rasa_launcher
+
+    monkeypatch.setenv("RASA_PATCHES", "off")
+    assert rasa_launcher.apply_patches().startswith("Rasa patches off")
+    assert patched_functions() == unpatched_rasa
+    monkeypatch.setenv("RASA_PATCHES", "on")
+    assert rasa_launcher.apply_patches().startswith("Rasa patches applied to Rasa 3.6.")
+    assert rasa_patches.is_applied()
+    monkeypatch.setenv("RASA_PATCHES", "sometimes")
+    with pytest.raises(SystemExit, match="RASA_PATCHES='sometimes'"):
+        rasa_launcher.apply_patches()
