@@ -163,7 +163,11 @@ def test_a_person_in_the_middle_of_a_reschedule_sees_it_all_hands_back_and_the_f
         write(stack, fake_twilio, phone, "si")
         done = chat.until("utter_reschedule_done")
         assert CASE_ID.search(done)
-        last_loop = [e for e in tracker(stack, phone)["events"] if e["event"] == "active_loop"][-1]
-        assert last_loop["name"] is None  # the form finished
+
+        def form_finished() -> bool:
+            loops = [e for e in tracker(stack, phone)["events"] if e["event"] == "active_loop"]
+            return loops[-1]["name"] is None
+
+        eventually(form_finished, what="the reschedule form finished")
     finally:
         release(stack, phone)
