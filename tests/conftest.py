@@ -13,11 +13,11 @@ import redis
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
 from bot.demo import load_demo
 from bot.migrations import target_metadata
-from bot.outbox import Outbox
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.fake_twilio import FakeTwilio
 from tests.harness import Stack
