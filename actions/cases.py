@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock
+from bot.backends import backends, clock, outbox_of
 from bot.cases import request_case
 from bot.handoff.rules import Reason, Signals, handover_reason, parse_amount
 from bot.handoff.service import services
@@ -87,10 +87,12 @@ class ActionOpenCase(Action):
         reason = handover_instead(tracker, customer.id if customer else None)
         if reason is not None:
             return handoff_events(reason)
+        found = backends()
         try:
             outcome = await asyncio.to_thread(
                 request_case,
-                backends(),
+                found.cases,
+                outbox_of(found),
                 phone,
                 kind,
                 case_details(tracker),

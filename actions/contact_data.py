@@ -22,7 +22,7 @@ from actions.verification import (
     subject_customer,
 )
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock
+from bot.backends import backends, clock, outbox_of
 from bot.contact_data import (
     clean_address,
     clean_district,
@@ -175,11 +175,13 @@ class ActionUpdateContact(Action):
             dispatcher.utter_message(response="utter_contact_not_changed")
             return reset_flow()
         field = ContactField(tracker.get_slot("contact_field"))
+        found = backends()
         try:
             # Through the outbox: a CRM down at this point gets the change queued, not lost.
             change, outcome = await asyncio.to_thread(
                 request_contact_change,
-                backends(),
+                found.crm,
+                outbox_of(found),
                 customer_id,
                 field,
                 tracker.get_slot("contact_value"),

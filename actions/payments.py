@@ -17,8 +17,8 @@ from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock
-from bot.cases import open_case
+from bot.backends import backends, clock, outbox_of
+from bot.cases import request_case
 from bot.handoff.rules import Reason
 from bot.money import format_due_date, format_money
 from bot.outbox import WriteRejected, WriteStatus
@@ -111,10 +111,12 @@ class ActionCompleteFlow(Action):
         if day is None or day <= today or not pending:
             return False
         # Through the outbox: an ERP down at this point gets the promise queued, not lost.
+        found = backends()
         try:
             outcome = await asyncio.to_thread(
                 request_promise,
-                backends(),
+                found.erp,
+                outbox_of(found),
                 customer.id,
                 pending[0].id,
                 day,
@@ -265,21 +267,26 @@ async def attach_receipt(
     }
     for index, item in enumerate(media[1:], start=2):
         details[f"media_url_{index}"] = item["url"]
+    found = backends()
     try:
-        case_id = await asyncio.to_thread(
-            open_case,
-            backends().cases,
+        outcome = await asyncio.to_thread(
+            request_case,
+            found.cases,
+            outbox_of(found),
             sender_phone(tracker),
             CaseKind.PAYMENT_RECEIPT,
             details,
             conversation_id=tracker.sender_id,
             now=clock().now(),
         )
-    except BackendUnavailable:
-        logger.exception("receipt: case book unavailable")
+    except (BackendUnavailable, WriteRejected):
+        logger.exception("receipt: the case could not be recorded, not even queued")
         dispatcher.utter_message(response="utter_case_failed")
         return []
-    dispatcher.utter_message(response="utter_receipt_received", case_id=case_id)
+    if outcome.status is WriteStatus.QUEUED:
+        dispatcher.utter_message(response="utter_case_queued", case_id=outcome.management_id)
+    else:
+        dispatcher.utter_message(response="utter_receipt_received", case_id=outcome.management_id)
     return [SlotSet("awaiting_receipt", False)]
 
 

@@ -21,7 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock
+from bot.backends import backends, clock, outbox_of
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
 from bot.messaging.keywords import CONFIRM_NO, CONFIRM_YES, LEAVE_FORM
@@ -33,6 +33,7 @@ from bot.scheduling import (
     CalendarRules,
     Refusal,
     RescheduleContext,
+    RescheduleRequest,
     load_context,
     request_reschedule,
     reschedule_blocker,
@@ -325,11 +326,20 @@ class ValidateRescheduleForm(FormValidationAction):
                 ZoneInfo(context.get("timezone") or current().bot_timezone),
                 locale_for(context.get("country")),
             )
+        request = RescheduleRequest(
+            order_id=order_id,
+            customer_id=customer_id,
+            old_window=old_window,
+            slot_id=slot.id,
+            new_window=slot.window,
+            phone=phone,
+            channel=_channel(tracker),
+            conversation_id=tracker.sender_id,
+            notice=confirmation_phrase(slot.window, zone, locale),
+        )
         try:
-            result = request_reschedule(
-                backends(), order_id, customer_id, old_window, slot.id, slot.window, phone,
-                _channel(tracker), tracker.sender_id, confirmation_phrase(slot.window, zone, locale), now=now,
-            )  # fmt: skip
+            found = backends()
+            result = request_reschedule(found.erp, outbox_of(found), request, now)
         except WriteRejected:
             logger.exception("reschedule: the ERP refused the change")
             dispatcher.utter_message(response="utter_reschedule_systems_down")

@@ -1,4 +1,8 @@
-"""Builds the CRM, ERP and case book the settings ask for, once per process."""
+"""Builds the CRM, ERP, case book and outbox the settings ask for, once per process: the wiring.
+
+Services in bot/ receive what they use from here through their callers (actions, connectors,
+the console, the outbox worker); they never import this module.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ from datetime import timedelta
 from functools import lru_cache
 
 from bot.adapters.base import CaseBook, Crm, Erp
+from bot.adapters.outbox_sql import Outbox
+from bot.adapters.payment_links import PaymentLinkSigner
 from bot.adapters.rest import RestCaseBook, RestClient, RestCrm, RestErp
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlOtpSecrets, SqlStore
 from bot.clock import Clock, SystemClock
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
-from bot.outbox import Outbox
-from bot.payments import PaymentLinkSigner
 from bot.settings import Settings, current, require_payment_secrets
 from bot.verification import CodeVerifier, attempt_store_for
 
@@ -52,6 +56,17 @@ def clock() -> Clock:
 def backends() -> Backends:
     """This process's backends, built from its environment on first use."""
     return build_backends(current())
+
+
+@lru_cache(maxsize=1)
+def default_outbox() -> Outbox:
+    """This process's outbox on DATABASE_URL, for backends built without one."""
+    return Outbox(SqlStore(current().database_url))
+
+
+def outbox_of(found: Backends) -> Outbox:
+    """Where writes to `found` wait while a system is down."""
+    return found.outbox or default_outbox()
 
 
 # --- payments and one-time codes (issue 6) ---

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from bot.adapters.base import BackendUnavailable, Crm
-from bot.adapters.rest.wire import contact_change_to_wire  # the outbox keeps the contract's shape
-from bot.backends import Backends
+from bot.adapters.outbox_sql import Outbox
+from bot.adapters.rest.wire import (  # the outbox keeps the contract's shape
+    contact_change_from_wire,
+    contact_change_to_wire,
+)
 from bot.choices import fold
-from bot.outbox import WriteOutcome, default_outbox, submit_write
+from bot.outbox import WriteKind, WriteOutcome, WriteRejected, submit_write
 from bot.records import ContactChange, ContactField
 
 # Pragmatic syntax check: one @, a dot in the domain, no spaces; the mailbox proves the rest.
@@ -67,43 +73,42 @@ def field_named(text: str) -> ContactField | None:
     return None
 
 
-def change_contact(
-    crm: Crm,
-    customer_id: str,
-    field: ContactField,
-    new: str,
-    channel: str,
-    verified_how: str,
-    district: str | None = None,
-    *,
-    now: datetime,
-) -> ContactChange:
-    """Write the new value through the CRM with its audit record (old → new, channel, how verified)."""
-    details = crm.contact_details(customer_id)
-    if details is None:
-        raise LookupError(f"no customer {customer_id}")
-    old = details.email if field is ContactField.EMAIL else details.address
-    # The address is kept as the customer reads it, district included; the district is also
-    # stored on its own for routing deliveries.
-    new_value = f"{new}, {district}" if field is ContactField.ADDRESS and district else new
-    change = ContactChange(
-        customer_id=customer_id,
-        field=field,
-        old=old,
-        new=new_value,
-        channel=channel,
-        verified_how=verified_how,
-        changed_at=now,
-    )
-    crm.update_contact(change, district=district)
-    return change
+# --- the write kind: a contact change in the CRM, with its audit record -------------------------------
+
+
+def _apply_contact_update(crm: Crm, payload: Mapping[str, Any]) -> None:
+    change = contact_change_from_wire(payload["change"])
+    if change.old is None:
+        # Queued while the CRM could not even be read: the audit's old value is read now, before
+        # the change (an HTTP CRM records it from its own data anyway).
+        details = crm.contact_details(change.customer_id)
+        if details is None:
+            raise WriteRejected(f"no customer {change.customer_id}")
+        old = details.email if change.field is ContactField.EMAIL else details.address
+        change = replace(change, old=old)
+    crm.update_contact(change, district=payload.get("district"))
+
+
+def _contact_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    notice = payload.get("notice") or {}
+    return {"field": str(notice.get("field", "")), "new": str(notice.get("new", ""))}
+
+
+CONTACT_UPDATE = WriteKind(
+    "contact.update",
+    _apply_contact_update,
+    system="crm",
+    confirmation="utter_contact_confirmed_later",
+    values=_contact_notice,
+)
 
 
 # --- the write through the outbox: never lost while the CRM is down ---------------------------------
 
 
 def request_contact_change(
-    backends: Backends,
+    crm: Crm,
+    outbox: Outbox,
     customer_id: str,
     field: ContactField,
     new: str,
@@ -115,17 +120,19 @@ def request_contact_change(
     field_name: str,
     now: datetime,
 ) -> tuple[ContactChange, WriteOutcome]:
-    """Write the change like `change_contact`, but through the outbox (bot/outbox.py).
+    """Write the new value through the CRM with its audit record (old → new, channel, how
+    verified), through the outbox.
 
-    When the CRM does not answer, the change is kept under a management ID and the outbox worker
-    writes it later and tells the customer (`field_name` is how the field is called to them).
-    Raises LookupError for an unknown customer, WriteRejected when the CRM refuses the change,
-    BackendUnavailable when not even the outbox can record it.
+    The address is kept as the customer reads it, district included; the district is also stored
+    on its own for routing deliveries. When the CRM does not answer, the change is kept under a
+    management ID and the outbox worker writes it later and tells the customer (`field_name` is
+    how the field is called to them). Raises LookupError for an unknown customer, WriteRejected
+    when the CRM refuses the change, BackendUnavailable when not even the outbox can record it.
     """
     try:
-        details = backends.crm.contact_details(customer_id)
+        details = crm.contact_details(customer_id)
     except BackendUnavailable:
-        old = None  # read again when the change is applied (bot.outbox.apply_contact_update)
+        old = None  # read again when the change is applied (_apply_contact_update)
     else:
         if details is None:
             raise LookupError(f"no customer {customer_id}")
@@ -146,12 +153,12 @@ def request_contact_change(
         "notice": {"field": field_name, "new": new_value},
     }
     outcome = submit_write(
-        "contact.update",
+        CONTACT_UPDATE,
         payload,
+        system=crm,
+        outbox=outbox,
         conversation_id=conversation_id,
         customer_phone=phone,
-        backends=backends,
-        outbox=backends.outbox or default_outbox(),
         now=change.changed_at,
     )
     return change, outcome

@@ -4,86 +4,29 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import dateparser
-from itsdangerous import BadSignature, URLSafeSerializer
 
+from bot.adapters.base import Erp
+from bot.adapters.outbox_sql import Outbox
+
+# Signing lives with the ERP that issues links; the check is re-exported for the payment page.
+from bot.adapters.payment_links import LINK_SALT as LINK_SALT
+from bot.adapters.payment_links import InvalidPaymentLink as InvalidPaymentLink
+from bot.adapters.payment_links import PaymentLinkSigner as PaymentLinkSigner
+from bot.adapters.payment_links import VerifiedLink as VerifiedLink
+from bot.adapters.payment_links import verify_payment_link as verify_payment_link
 from bot.choices import fold
 from bot.money import format_due_date, format_money
-from bot.records import Customer, Invoice, InvoiceStatus, Payment, PaymentLink
-
-if TYPE_CHECKING:
-    from bot.outbox import WriteOutcome
-
-# Binds signatures to this one purpose: a token signed for something else never opens a payment.
-LINK_SALT = "autoservicio.payment-link.v1"
-
-
-class InvalidPaymentLink(ValueError):
-    """The link was not issued by us, was altered, or has expired."""
-
-
-@dataclass(frozen=True)
-class PaymentLinkSigner:
-    """Signs payment links for the embedded ERP: invoice, amount, currency and expiry inside."""
-
-    secret: str
-    base_url: str
-    ttl: timedelta
-
-    def sign(self, invoice: Invoice, now: datetime) -> PaymentLink:
-        expires_at = now + self.ttl
-        token = URLSafeSerializer(self.secret, salt=LINK_SALT).dumps(
-            {
-                "inv": invoice.id,
-                "amt": str(invoice.amount),
-                "cur": invoice.currency,
-                "exp": int(expires_at.timestamp()),
-            }
-        )
-        return PaymentLink(
-            url=f"{self.base_url.rstrip('/')}/{token}",
-            invoice_id=invoice.id,
-            amount=invoice.amount,
-            currency=invoice.currency,
-            expires_at=expires_at,
-        )
-
-
-@dataclass(frozen=True)
-class VerifiedLink:
-    invoice_id: str
-    amount: Decimal
-    currency: str
-    expires_at: datetime
-
-
-def verify_payment_link(url: str, secret: str, now: datetime) -> VerifiedLink:
-    """What a payment link asks to pay, if we signed it and it has not expired.
-
-    The payment page calls this before charging; anything else raises InvalidPaymentLink.
-    """
-    token = url.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        data = URLSafeSerializer(secret, salt=LINK_SALT).loads(token)
-        link = VerifiedLink(
-            invoice_id=str(data["inv"]),
-            amount=Decimal(data["amt"]),
-            currency=str(data["cur"]),
-            expires_at=datetime.fromtimestamp(int(data["exp"]), timezone.utc),
-        )
-    except (BadSignature, KeyError, TypeError, ValueError, ArithmeticError) as error:
-        raise InvalidPaymentLink("not a payment link we signed") from error
-    if now >= link.expires_at:
-        raise InvalidPaymentLink("the payment link has expired")
-    return link
-
+from bot.outbox import WriteKind, WriteOutcome, submit_write
+from bot.records import Customer, Invoice, InvoiceStatus, Payment
 
 # --- balance ------------------------------------------------------------------------------
 
@@ -235,8 +178,32 @@ def needs_person_for(text: str) -> PersonReason | None:
 # --- the promise through the outbox: never lost while the ERP is down ---------------------------------
 
 
+def _apply_promise(erp: Erp, payload: Mapping[str, Any]) -> None:
+    erp.record_promise(
+        payload["customer_id"],
+        payload.get("invoice_id"),
+        date.fromisoformat(payload["promised_for"]),
+        payload["channel"],
+        datetime.fromisoformat(payload["made_at"]),
+    )
+
+
+def _promise_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    return {"day": str((payload.get("notice") or {}).get("day", ""))}
+
+
+PROMISE = WriteKind(
+    "billing.promise",
+    _apply_promise,
+    system="erp",
+    confirmation="utter_promise_confirmed_later",
+    values=_promise_notice,
+)
+
+
 def request_promise(
-    backends: Any,
+    erp: Erp,
+    outbox: Outbox,
     customer_id: str,
     invoice_id: str | None,
     promised_for: date,
@@ -246,12 +213,9 @@ def request_promise(
     day_text: str,
     now: datetime,
 ) -> WriteOutcome:
-    """Record the promise through the outbox (bot/outbox.py): when the ERP does not answer it is
-    kept under a management ID, recorded later and confirmed to the customer with `day_text`
-    (the day as they were told it). Raises WriteRejected when the ERP refuses it."""
-    # Imported here: the SQL adapter imports this module (PaymentLinkSigner), and the outbox it.
-    from bot.outbox import default_outbox, submit_write
-
+    """Record the promise through the outbox: when the ERP does not answer it is kept under a
+    management ID, recorded later and confirmed to the customer with `day_text` (the day as they
+    were told it). Raises WriteRejected when the ERP refuses it."""
     payload = {
         "customer_id": customer_id,
         "invoice_id": invoice_id,
@@ -261,11 +225,11 @@ def request_promise(
         "notice": {"day": day_text},
     }
     return submit_write(
-        "billing.promise",
+        PROMISE,
         payload,
+        system=erp,
+        outbox=outbox,
         conversation_id=conversation_id,
         customer_phone=phone,
-        backends=backends,
-        outbox=backends.outbox or default_outbox(),
         now=now,
     )

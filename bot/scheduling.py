@@ -8,21 +8,22 @@ orders not yet out for delivery. Services receive what they need (the ERP, the t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
 
 from bot.adapters.base import Crm, Erp
-from bot.adapters.rest.wire import change_to_wire  # the outbox keeps the contract's JSON shape
-from bot.backends import Backends
-from bot.cases import new_case_id
+from bot.adapters.outbox_sql import Outbox
+from bot.adapters.rest.wire import change_from_wire, change_to_wire  # the outbox keeps the contract's shape
 from bot.date_phrases import DateRequest
-from bot.outbox import WriteConflict, WriteStatus, default_outbox, submit_write
+from bot.management_ids import new_management_id
+from bot.outbox import WriteConflict, WriteKind, WriteStatus, submit_write
 from bot.records import (
     Customer,
     DeliveryWindow,
@@ -277,80 +278,99 @@ class RescheduleResult:
 _ID_DRAWS = 5
 
 
-def reschedule_delivery(
-    erp: Erp,
-    order: Order,
-    customer: Customer,
-    slot: WindowSlot,
-    phone: str | None,
-    channel: str,
-    now: datetime,
-) -> RescheduleResult:
-    """Move `order` to `slot` in the ERP and record who asked; the ERP enforces the capacity."""
-    for _ in range(_ID_DRAWS):
-        change = ScheduleChange(
-            id=new_case_id(),
-            order_id=order.id,
-            customer_id=customer.id,
-            phone=phone,
-            channel=channel,
-            changed_at=now,
-            old_window=order.window,
-            new_window=slot.window,
-            new_slot_id=slot.id,
-        )
-        outcome = erp.reschedule(change)
-        if outcome is not RescheduleOutcome.ID_TAKEN:
-            return RescheduleResult(outcome, change.id if outcome is RescheduleOutcome.DONE else None)
-    raise RuntimeError(f"no free management ID after {_ID_DRAWS} draws")
+# --- the write kind: a change of delivery window in the ERP ----------------------------------------
+# payload {"change": ScheduleChange as the contract writes it, "notice": {order_id, window}: how
+# the customer was told the window, for the confirmation}
+
+
+def _apply_reschedule(erp: Erp, payload: Mapping[str, Any]) -> None:
+    change = change_from_wire(payload["change"])
+    outcome = erp.reschedule(change)
+    if outcome is RescheduleOutcome.ID_TAKEN and any(
+        done.id == change.id and done.new_slot_id == change.new_slot_id
+        for done in erp.schedule_history(change.order_id)
+    ):
+        # Applied by an attempt whose answer was lost (an ERP without idempotency keys, such as
+        # the SQL one when the connection dropped at commit): this very change is there.
+        return
+    if outcome is not RescheduleOutcome.DONE:
+        raise WriteConflict(f"reschedule {change.id}: {outcome.value}", code=outcome.value)
+
+
+def _reschedule_notice(payload: Mapping[str, Any]) -> dict[str, str]:
+    notice = payload.get("notice") or {}
+    return {"order_id": str(notice.get("order_id", "")), "window": str(notice.get("window", ""))}
+
+
+RESCHEDULE = WriteKind(
+    "delivery.reschedule",
+    _apply_reschedule,
+    system="erp",
+    confirmation="utter_reschedule_confirmed_later",
+    failure="utter_reschedule_queued_failed",
+    conflict="utter_reschedule_queued_conflict",
+    values=_reschedule_notice,
+)
 
 
 # --- the write through the outbox: never lost while the ERP is down -------------------------------
 
 
+@dataclass(frozen=True)
+class RescheduleRequest:
+    """A confirmed change of delivery window, as the customer chose it."""
+
+    order_id: str
+    customer_id: str
+    old_window: DeliveryWindow | None  # the window the order holds now (the audit's "before")
+    slot_id: int
+    new_window: DeliveryWindow
+    phone: str | None
+    channel: str
+    conversation_id: str
+    notice: str  # the window as the customer was shown it, for the later confirmation
+
+
 def request_reschedule(
-    backends: Backends,
-    order_id: str,
-    customer_id: str,
-    old_window: DeliveryWindow | None,
-    slot_id: int,
-    new_window: DeliveryWindow,
-    phone: str | None,
-    channel: str,
-    conversation_id: str,
-    notice: str,
+    erp: Erp,
+    outbox: Outbox,
+    request: RescheduleRequest,
     now: datetime,
 ) -> RescheduleResult:
-    """Move the order like `reschedule_delivery`, but through the outbox (bot/outbox.py).
+    """Move the order to the chosen window in the ERP, through the outbox; the ERP enforces the
+    capacity and records who asked.
 
-    When the ERP answers, the result is the same as `reschedule_delivery`'s: DONE, or the window
-    taken, or the order no longer movable, at once. When it does not, the change is kept under its
-    management ID (`queued`) and the outbox worker applies it later and tells the customer, with
-    `notice` (the window as the customer was shown it). Raises WriteRejected when the ERP refuses
-    the request itself, BackendUnavailable when not even the outbox can record it.
+    When the ERP answers, the result is at once: DONE with a management ID, or the window taken,
+    or the order no longer movable. When it does not, the change is kept under its management ID
+    (`queued`) and the outbox worker applies it later and tells the customer, with
+    `request.notice`. Raises WriteRejected when the ERP refuses the request itself,
+    BackendUnavailable when not even the outbox can record it.
     """
     for _ in range(_ID_DRAWS):
         change = ScheduleChange(
-            id=new_case_id(),
-            order_id=order_id,
-            customer_id=customer_id,
-            phone=phone,
-            channel=channel,
+            id=new_management_id(),
+            order_id=request.order_id,
+            customer_id=request.customer_id,
+            phone=request.phone,
+            channel=request.channel,
             changed_at=now,
-            old_window=old_window,
-            new_window=new_window,
-            new_slot_id=slot_id,
+            old_window=request.old_window,
+            new_window=request.new_window,
+            new_slot_id=request.slot_id,
         )
-        payload = {"change": change_to_wire(change), "notice": {"order_id": order_id, "window": notice}}
+        payload = {
+            "change": change_to_wire(change),
+            "notice": {"order_id": request.order_id, "window": request.notice},
+        }
         try:
             written = submit_write(
-                "delivery.reschedule",
+                RESCHEDULE,
                 payload,
-                conversation_id=conversation_id,
-                customer_phone=phone,
+                system=erp,
+                outbox=outbox,
+                conversation_id=request.conversation_id,
+                customer_phone=request.phone,
                 management_id=change.id,
-                backends=backends,
-                outbox=backends.outbox or default_outbox(),
                 now=now,
             )
         except WriteConflict as conflict:

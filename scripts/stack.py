@@ -376,7 +376,7 @@ def migrate(settings: Settings) -> None:
 
 
 def outbox_worker() -> list[str]:
-    return [str(VENV_BIN / "python"), "-m", "bot.outbox"]
+    return [str(VENV_BIN / "python"), "-m", "bot.outbox_worker"]
 
 
 def backend_line(name: str, backend: BackendSettings) -> str:
@@ -434,7 +434,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
     CRM            {backend_line("CRM", settings.crm)}
     ERP            {backend_line("ERP", settings.erp)}
-    Outbox worker  retries CRM/ERP writes that failed (bot/outbox.py)
+    Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py)
 
   Try it from another terminal:
     make shell PHONE=+5491123456789

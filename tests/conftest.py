@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from babel.dates import format_date
 from cryptography.fernet import Fernet
 
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
 from bot.clock import SystemClock, parse_moment, shift_to
 from bot.demo import load_demo
 from bot.migrations import target_metadata
-from bot.outbox import Outbox
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.fake_twilio import FakeTwilio
 from tests.harness import Stack

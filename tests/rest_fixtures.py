@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import RestCaseBook, RestClient, RestCrm, RestErp
 from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.backends import Backends
-from bot.outbox import Outbox
 from bot.settings import BackendSettings
 from tests.harness import free_port
 

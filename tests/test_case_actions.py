@@ -8,11 +8,11 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import cases as action_module
 from actions.cases import ActionOpenCase
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import RestCaseBook
 from bot.adapters.sql import SqlStore
 from bot.backends import Backends
 from bot.cases import is_case_id
-from bot.outbox import Outbox
 from bot.records import CaseKind
 from tests.conftest import MARIANA_MX
 from tests.harness import free_port

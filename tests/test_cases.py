@@ -1,4 +1,4 @@
-"""The case service (bot/cases.py) over the real SQL case book, on SQLite and PostgreSQL."""
+"""The case service (bot/cases.py) over the real SQL case book and outbox, on SQLite and PostgreSQL."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -6,8 +6,10 @@ import pytest
 
 from bot import cases as case_service
 from bot.adapters.base import BackendUnavailable
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlStore
-from bot.cases import REPEAT_WINDOW, CaseIdExhausted, is_case_id, open_case
+from bot.cases import REPEAT_WINDOW, CaseIdExhausted, is_case_id, request_case
+from bot.outbox import WriteStatus
 from bot.records import CaseKind
 from tests.conftest import JULIAN_AR, MARIANA_MX
 
@@ -19,9 +21,21 @@ def book(store) -> SqlCaseBook:
     return SqlCaseBook(store)
 
 
-def test_a_case_gets_a_management_id_and_keeps_what_the_customer_asked(book):
+@pytest.fixture
+def outbox(store) -> Outbox:
+    return Outbox(store)
+
+
+def opened_case(book, outbox, phone, kind, details, conversation_id, now=NOW) -> str:
+    """The case's management ID, through the outbox; the case book answers, so it is applied."""
+    outcome = request_case(book, outbox, phone, kind, details, conversation_id, now=now)
+    assert outcome.status is WriteStatus.APPLIED
+    return outcome.management_id
+
+
+def test_a_case_gets_a_management_id_and_keeps_what_the_customer_asked(book, outbox):
     details = {"text": "quiero cancelar el PED-1001", "order_id": "PED-1001", "date": None}
-    case_id = open_case(book, MARIANA_MX, CaseKind.CANCEL_ORDER, details, MARIANA_MX, now=NOW)
+    case_id = opened_case(book, outbox, MARIANA_MX, CaseKind.CANCEL_ORDER, details, MARIANA_MX, now=NOW)
     assert is_case_id(case_id) and case_id.startswith("GES-")
     case = book.case(case_id)
     assert (case.kind, case.customer_phone, case.conversation_id) == (
@@ -33,9 +47,9 @@ def test_a_case_gets_a_management_id_and_keeps_what_the_customer_asked(book):
     assert (case.opened_at, case.status) == (NOW, "open")
 
 
-def test_management_ids_are_unique_and_not_sequential(book):
+def test_management_ids_are_unique_and_not_sequential(book, outbox):
     ids = [
-        open_case(book, None, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, f"web-{n}", now=NOW)
+        opened_case(book, outbox, None, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, f"web-{n}", now=NOW)
         for n in range(60)
     ]
     assert len(set(ids)) == 60
@@ -43,44 +57,52 @@ def test_management_ids_are_unique_and_not_sequential(book):
     assert ids != sorted(ids)
 
 
-def test_asking_again_in_the_same_conversation_gives_the_same_case(book):
-    first = open_case(book, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, JULIAN_AR, now=NOW)
-    again = open_case(book, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor!!"}, JULIAN_AR, now=NOW)
+def test_asking_again_in_the_same_conversation_gives_the_same_case(book, outbox):
+    first = opened_case(
+        book, outbox, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, JULIAN_AR, now=NOW
+    )
+    again = opened_case(
+        book, outbox, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor!!"}, JULIAN_AR, now=NOW
+    )
     assert again == first
 
 
-def test_another_order_kind_or_day_opens_a_new_case(book):
+def test_another_order_kind_or_day_opens_a_new_case(book, outbox):
     def cancel(order_id, now=NOW):
-        return open_case(book, JULIAN_AR, CaseKind.CANCEL_ORDER, {"order_id": order_id}, JULIAN_AR, now=now)
+        return opened_case(
+            book, outbox, JULIAN_AR, CaseKind.CANCEL_ORDER, {"order_id": order_id}, JULIAN_AR, now=now
+        )
 
     first = cancel("PED-1003")
     assert cancel("PED-1005") != first
     assert (
-        open_case(book, JULIAN_AR, CaseKind.RETURN_REQUEST, {"order_id": "PED-1003"}, JULIAN_AR, now=NOW)
+        opened_case(
+            book, outbox, JULIAN_AR, CaseKind.RETURN_REQUEST, {"order_id": "PED-1003"}, JULIAN_AR, now=NOW
+        )
         != first
     )
     assert cancel("PED-1003", now=NOW + REPEAT_WINDOW + timedelta(minutes=1)) != first
 
 
-def test_an_id_already_taken_is_drawn_again(book, monkeypatch):
+def test_an_id_already_taken_is_drawn_again(book, outbox, monkeypatch):
     drawn = iter(["GES-AAAAAAAA", "GES-AAAAAAAA", "GES-BBBBBBBB"])
     monkeypatch.setattr(case_service, "new_case_id", lambda: next(drawn))
-    assert open_case(book, None, CaseKind.HUMAN_HANDOFF, {}, "one", now=NOW) == "GES-AAAAAAAA"
-    assert open_case(book, None, CaseKind.HUMAN_HANDOFF, {}, "two", now=NOW) == "GES-BBBBBBBB"
+    assert opened_case(book, outbox, None, CaseKind.HUMAN_HANDOFF, {}, "one", now=NOW) == "GES-AAAAAAAA"
+    assert opened_case(book, outbox, None, CaseKind.HUMAN_HANDOFF, {}, "two", now=NOW) == "GES-BBBBBBBB"
 
 
-def test_a_broken_random_source_fails_loudly(book, monkeypatch):
-    open_case(book, None, CaseKind.HUMAN_HANDOFF, {}, "one", now=NOW)
+def test_a_broken_random_source_fails_loudly(book, outbox, monkeypatch):
+    opened_case(book, outbox, None, CaseKind.HUMAN_HANDOFF, {}, "one", now=NOW)
     taken = book.recent_open_cases("one", CaseKind.HUMAN_HANDOFF, NOW)[0].id
     monkeypatch.setattr(case_service, "new_case_id", lambda: taken)
     with pytest.raises(CaseIdExhausted):
-        open_case(book, None, CaseKind.HUMAN_HANDOFF, {}, "two", now=NOW)
+        opened_case(book, outbox, None, CaseKind.HUMAN_HANDOFF, {}, "two", now=NOW)
 
 
-def test_the_table_is_created_on_first_use(tmp_path):
+def test_the_table_is_created_on_first_use(tmp_path, outbox):
     store = SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}")  # no demo loader, no create_schema
-    case_id = open_case(
-        SqlCaseBook(store), None, CaseKind.RETURN_REQUEST, {"text": "devolver"}, "c1", now=NOW
+    case_id = opened_case(
+        SqlCaseBook(store), outbox, None, CaseKind.RETURN_REQUEST, {"text": "devolver"}, "c1"
     )
     assert SqlCaseBook(store).case(case_id).kind is CaseKind.RETURN_REQUEST
     store.dispose()
@@ -89,4 +111,4 @@ def test_the_table_is_created_on_first_use(tmp_path):
 def test_database_down_is_backend_unavailable(tmp_path):
     store = SqlStore("postgresql+psycopg2://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(BackendUnavailable):
-        open_case(SqlCaseBook(store), None, CaseKind.HUMAN_HANDOFF, {}, "c1", now=NOW)
+        request_case(SqlCaseBook(store), Outbox(store), None, CaseKind.HUMAN_HANDOFF, {}, "c1", now=NOW)

@@ -7,14 +7,25 @@ from datetime import datetime, timezone
 import pytest
 
 from bot.contact_data import (
-    change_contact,
     clean_address,
     clean_district,
     clean_email,
     district_label,
     field_named,
+    request_contact_change,
 )
+from bot.outbox import WriteStatus
 from bot.records import ContactField
+
+
+def changed_contact(crm, outbox, customer_id, field, new, channel, verified_how, district=None, now=None):
+    """The change through the outbox, applied at once because the CRM answers."""
+    change, outcome = request_contact_change(
+        crm, outbox, customer_id, field, new, channel, verified_how, district, customer_id, None,
+        field.value, now=now,
+    )  # fmt: skip
+    assert outcome.status is WriteStatus.APPLIED
+    return change
 
 
 @pytest.mark.parametrize(
@@ -61,8 +72,15 @@ def test_which_data_is_read_from_the_answer(text, field):
 
 def test_an_email_change_is_written_with_its_audit_record(demo):
     when = datetime(2026, 11, 26, 16, 0, tzinfo=timezone.utc)
-    change = change_contact(
-        demo.crm, "C-001", ContactField.EMAIL, "mariana.nueva@gmail.com", "whatsapp", "sms_code", now=when
+    change = changed_contact(
+        demo.crm,
+        demo.outbox,
+        "C-001",
+        ContactField.EMAIL,
+        "mariana.nueva@gmail.com",
+        "whatsapp",
+        "sms_code",
+        now=when,
     )
     assert demo.crm.contact_details("C-001").email == "mariana.nueva@gmail.com"
     assert demo.crm.customer_by_id("C-001").email == "mariana.nueva@gmail.com"
@@ -71,8 +89,9 @@ def test_an_email_change_is_written_with_its_audit_record(demo):
 
 
 def test_an_address_change_keeps_the_district_and_its_audit(demo):
-    change = change_contact(
+    change = changed_contact(
         demo.crm,
+        demo.outbox,
         "C-003",
         ContactField.ADDRESS,
         "Av. Arequipa 1234",
@@ -92,8 +111,9 @@ def test_an_address_change_keeps_the_district_and_its_audit(demo):
 
 
 def test_a_customer_without_details_gets_them_on_the_first_address(demo):
-    change_contact(
+    changed_contact(
         demo.crm,
+        demo.outbox,
         "C-004",
         ContactField.ADDRESS,
         "Los Leones 456",

@@ -14,17 +14,19 @@ import pytest
 import sqlalchemy as sa
 
 from bot.adapters.base import BackendUnavailable
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.rest.wire import case_to_wire
 from bot.adapters.sql import SqlCaseBook, SqlStore, cases
-from bot.cases import new_case_id, request_case
+from bot.cases import CASE_ADD, new_case_id, request_case
 from bot.demo import load_demo
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import MessageSender, OutboxTransport
 from bot.messaging.store import MessagingStore
 from bot.migrations import migrate
 from bot.order_status import look_up_status
-from bot.outbox import Outbox, OutboxWorker, WriteRejected, WriteStatus, sender_notify, submit_write
+from bot.outbox import WriteRejected, WriteStatus, submit_write
+from bot.outbox_worker import OutboxWorker, sender_notify
 from bot.records import Case, CaseKind
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.conftest import ANDRES_CO, CLOCK, JULIAN_AR, MARIANA_MX, NOW, TODAY
@@ -84,7 +86,13 @@ def test_a_case_is_applied_at_once_when_the_crm_answers(store, crm_store):
     try:
         backends = rest_backends(server.url, outbox=Outbox(store))
         outcome = request_case(
-            backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+            backends.cases,
+            backends.outbox,
+            MARIANA_MX,
+            CaseKind.HUMAN_HANDOFF,
+            {"text": "asesor"},
+            MARIANA_MX,
+            now=NOW,
         )
     finally:
         server.stop()
@@ -104,12 +112,19 @@ def test_writes_queued_while_the_crm_is_down_are_applied_once_when_it_returns(
         (ANDRES_CO, CaseKind.RETURN_REQUEST, {"text": "vino roto"}),
     ]
     outcomes = [
-        request_case(backends, phone, kind, details, phone, now=NOW) for phone, kind, details in requests
+        request_case(backends.cases, backends.outbox, phone, kind, details, phone, now=NOW)
+        for phone, kind, details in requests
     ]
     assert {outcome.status for outcome in outcomes} == {WriteStatus.QUEUED}
     # Asking again while it waits gives the same management ID, not a second case.
     again = request_case(
-        backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor!!"}, MARIANA_MX, now=NOW
+        backends.cases,
+        backends.outbox,
+        MARIANA_MX,
+        CaseKind.HUMAN_HANDOFF,
+        {"text": "asesor!!"},
+        MARIANA_MX,
+        now=NOW,
     )
     assert again == outcomes[0]
     assert crm_case_ids(crm_store) == []
@@ -136,7 +151,13 @@ def test_a_retry_whose_first_answer_was_lost_is_not_applied_twice(store, crm_sto
         backends = rest_backends(server.url, outbox=Outbox(store))
         server.faults.lose_next_answers(1)  # applied, but the bot hears a 500
         outcome = request_case(
-            backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+            backends.cases,
+            backends.outbox,
+            MARIANA_MX,
+            CaseKind.HUMAN_HANDOFF,
+            {"text": "asesor"},
+            MARIANA_MX,
+            now=NOW,
         )
         assert outcome.status is WriteStatus.QUEUED
         assert asyncio.run(worker_for(store, backends, clock=later()).run_once()) == 1
@@ -155,7 +176,13 @@ def test_a_crm_killed_mid_run_and_restarted_loses_nothing_and_doubles_nothing(
     try:
         assert look_up_status(backends.crm, backends.erp, MARIANA_MX).order.id == "PED-1001"
         first = request_case(
-            backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+            backends.cases,
+            backends.outbox,
+            MARIANA_MX,
+            CaseKind.HUMAN_HANDOFF,
+            {"text": "asesor"},
+            MARIANA_MX,
+            now=NOW,
         )
         assert first.status is WriteStatus.APPLIED
 
@@ -163,7 +190,13 @@ def test_a_crm_killed_mid_run_and_restarted_loses_nothing_and_doubles_nothing(
         with pytest.raises(BackendUnavailable):
             look_up_status(backends.crm, backends.erp, JULIAN_AR)
         second = request_case(
-            backends, JULIAN_AR, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, JULIAN_AR, now=NOW
+            backends.cases,
+            backends.outbox,
+            JULIAN_AR,
+            CaseKind.HUMAN_HANDOFF,
+            {"text": "asesor"},
+            JULIAN_AR,
+            now=NOW,
         )
         assert second.status is WriteStatus.QUEUED
 
@@ -186,7 +219,13 @@ def test_a_write_that_never_goes_through_becomes_a_case_for_a_person(store, cust
     clock = FakeClock()
     backends = rest_backends(f"http://127.0.0.1:{free_port()}/v1", outbox=Outbox(store), clock=clock)
     outcome = request_case(
-        backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW
+        backends.cases,
+        backends.outbox,
+        MARIANA_MX,
+        CaseKind.HUMAN_HANDOFF,
+        {"text": "asesor"},
+        MARIANA_MX,
+        now=NOW,
     )
     assert outcome.status is WriteStatus.QUEUED
     worker = worker_for(store, backends, max_attempts=3, clock=later())
@@ -206,7 +245,15 @@ def test_a_write_that_never_goes_through_becomes_a_case_for_a_person(store, cust
 
 def test_a_write_older_than_the_maximum_age_is_given_up(store, customers_wrote):
     backends = rest_backends(f"http://127.0.0.1:{free_port()}/v1", outbox=Outbox(store))
-    request_case(backends, MARIANA_MX, CaseKind.HUMAN_HANDOFF, {"text": "asesor"}, MARIANA_MX, now=NOW)
+    request_case(
+        backends.cases,
+        backends.outbox,
+        MARIANA_MX,
+        CaseKind.HUMAN_HANDOFF,
+        {"text": "asesor"},
+        MARIANA_MX,
+        now=NOW,
+    )
     worker = worker_for(store, backends, max_age=timedelta(hours=24), clock=later(hours=25))
     asyncio.run(worker.run_once())
     assert Outbox(store).entries()[0].status == "failed"
@@ -219,8 +266,8 @@ def test_a_write_the_crm_refuses_is_not_queued(store, crm_store):
         bad = Case(new_case_id(), CaseKind.HUMAN_HANDOFF, MARIANA_MX, "5512345678", {"text": "x"}, NOW)
         with pytest.raises(WriteRejected):
             submit_write(
-                "case.add", case_to_wire(bad), conversation_id=MARIANA_MX, customer_phone=MARIANA_MX,
-                management_id=bad.id, backends=backends, outbox=backends.outbox, now=NOW,
+                CASE_ADD, case_to_wire(bad), system=backends.cases, outbox=backends.outbox,
+                conversation_id=MARIANA_MX, customer_phone=MARIANA_MX, management_id=bad.id, now=NOW,
             )  # fmt: skip
     finally:
         server.stop()

@@ -469,8 +469,9 @@ def test_a_contact_change_confirmed_while_the_crm_is_down_is_queued_and_applied_
     world, store, monkeypatch
 ):
     from bot.adapters.base import BackendUnavailable
+    from bot.adapters.outbox_sql import Outbox
     from bot.adapters.sql import SqlCaseBook
-    from bot.outbox import Outbox, OutboxWorker
+    from bot.outbox_worker import OutboxWorker
 
     backends, _ = world
     state = {
@@ -523,8 +524,8 @@ def test_a_promise_made_while_the_erp_is_down_is_queued_with_a_management_id(wor
     import sqlalchemy as sa
 
     from bot.adapters.base import BackendUnavailable
+    from bot.adapters.outbox_sql import Outbox
     from bot.adapters.sql import payment_promises
-    from bot.outbox import Outbox
 
     backends, messages = world
     state = verify(

@@ -19,12 +19,13 @@ from actions.reschedule import (
     ValidateRescheduleForm,
 )
 from bot.adapters.base import BackendUnavailable
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, delivery_slots
 from bot.backends import Backends
 from bot.cases import is_case_id
 from bot.clock import local_day
 from bot.demo import load_demo
-from bot.outbox import Outbox, OutboxWorker
+from bot.outbox_worker import OutboxWorker
 from bot.settings import DEFAULT_DEMO_DATA
 from tests.conftest import CAMILA_CL, CLOCK, JULIAN_AR, LUCIA_MX, STRANGER
 

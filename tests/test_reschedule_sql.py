@@ -11,7 +11,7 @@ from bot.adapters.sql import SqlErp, SqlStore, delivery_slots
 from bot.cases import is_case_id
 from bot.order_status import describe
 from bot.records import RescheduleOutcome, ScheduleChange, WindowSlot
-from bot.scheduling import reschedule_delivery
+from bot.scheduling import RescheduleRequest, request_reschedule
 from tests.conftest import LUCIA_MX, MARIANA_MX, NOW, TODAY, written_day
 
 MEXICO = ZoneInfo("America/Mexico_City")
@@ -133,14 +133,28 @@ def test_a_management_id_already_used_is_reported_so_another_is_drawn(demo):
     assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=6), 9).booked == target.booked
 
 
+def move(demo, order_id: str, phone: str, slot: WindowSlot):
+    """The customer of `phone` moves `order_id` to `slot`, through the outbox (the ERP answers)."""
+    order, customer = demo.erp.order(order_id), demo.crm.customer_by_phone(phone)
+    request = RescheduleRequest(
+        order_id=order.id,
+        customer_id=customer.id,
+        old_window=order.window,
+        slot_id=slot.id,
+        new_window=slot.window,
+        phone=phone,
+        channel="sms",
+        conversation_id=phone,
+        notice="",
+    )
+    return request_reschedule(demo.erp, demo.outbox, request, NOW)
+
+
 def test_the_service_gives_a_management_id_and_fills_a_window_only_to_its_capacity(demo):
     nearly_full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 9)  # 3 of 4
-    mariana, lucia = demo.crm.customer_by_phone(MARIANA_MX), demo.crm.customer_by_phone(LUCIA_MX)
-    won = reschedule_delivery(
-        demo.erp, demo.erp.order("PED-1001"), mariana, nearly_full, MARIANA_MX, "sms", NOW
-    )
-    lost = reschedule_delivery(demo.erp, demo.erp.order("PED-1010"), lucia, nearly_full, LUCIA_MX, "sms", NOW)
-    assert won.outcome is RescheduleOutcome.DONE and is_case_id(won.change_id)
+    won = move(demo, "PED-1001", MARIANA_MX, nearly_full)
+    lost = move(demo, "PED-1010", LUCIA_MX, nearly_full)
+    assert won.outcome is RescheduleOutcome.DONE and is_case_id(won.change_id) and not won.queued
     assert lost.outcome is RescheduleOutcome.WINDOW_FULL and lost.change_id is None
     assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 9).booked == 4
 

@@ -13,13 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from bot.adapters.base import idempotency_key
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import BackendRejected, BackendServerError, RestCrm, RestErp
 from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.sql import SqlCrm, SqlStore, contact_changes, customers, payment_links, payment_promises
 from bot.contact_data import request_contact_change
 from bot.messaging.inbound import Channel
 from bot.messaging.store import MessagingStore
-from bot.outbox import Outbox, WriteStatus
+from bot.outbox import WriteStatus
 from bot.payments import PaymentLinkSigner, request_promise, verify_payment_link
 from bot.records import ContactChange, ContactField
 from tests.conftest import CLOCK, MARIANA_MX, ROSA_PE
@@ -172,12 +173,12 @@ def test_a_contact_change_and_a_promise_queued_while_the_system_is_down_are_appl
     port, clock = free_port(), FakeClock()
     backends = rest_backends(f"http://127.0.0.1:{port}/v1", outbox=Outbox(store), clock=clock)
     change, contact = request_contact_change(
-        backends, "C-003", ContactField.EMAIL, "rosa.q@example.pe", "whatsapp", "sms_code", None,
-        ROSA_PE, ROSA_PE, "correo", NOW,
+        backends.crm, backends.outbox, "C-003", ContactField.EMAIL, "rosa.q@example.pe", "whatsapp",
+        "sms_code", None, ROSA_PE, ROSA_PE, "correo", NOW,
     )  # fmt: skip
     promise = request_promise(
-        backends, "C-001", "F-2002", date(2026, 11, 30), "whatsapp", MARIANA_MX, MARIANA_MX,
-        "lunes 30 de noviembre", NOW,
+        backends.erp, backends.outbox, "C-001", "F-2002", date(2026, 11, 30), "whatsapp", MARIANA_MX,
+        MARIANA_MX, "lunes 30 de noviembre", NOW,
     )  # fmt: skip
     assert contact.status is promise.status is WriteStatus.QUEUED
     assert change.old is None  # the CRM could not be read: its own value is recorded later

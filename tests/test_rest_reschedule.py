@@ -19,13 +19,13 @@ import requests
 import sqlalchemy as sa
 
 from bot.adapters.base import idempotency_key
+from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import BackendServerError, RestErp
 from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.sql import SqlErp, SqlStore, delivery_slots, delivery_zones, orders, schedule_changes
 from bot.cases import is_case_id
-from bot.outbox import Outbox
 from bot.records import CaseKind, RescheduleOutcome, WindowSlot
-from bot.scheduling import CalendarRules, load_context, request_reschedule
+from bot.scheduling import CalendarRules, RescheduleRequest, load_context, request_reschedule
 from tests.conftest import CLOCK, LUCIA_MX, TODAY
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, client_for, rest_backends, start_server
@@ -224,10 +224,18 @@ def move_lucia(backends, crm_store: SqlStore, day_offset: int = 5, hour: int = 9
     erp = SqlErp(crm_store)
     slot = slot_at(erp, "MX-CDMX", TODAY + timedelta(days=day_offset), hour)
     order = erp.order("PED-1010")
-    return slot, request_reschedule(
-        backends, "PED-1010", "C-006", order.window, slot.id, slot.window, LUCIA_MX, "whatsapp",
-        LUCIA_MX, "martes 1 de diciembre, de 09:00 a 13:00", now=NOW,
-    )  # fmt: skip
+    request = RescheduleRequest(
+        order_id="PED-1010",
+        customer_id="C-006",
+        old_window=order.window,
+        slot_id=slot.id,
+        new_window=slot.window,
+        phone=LUCIA_MX,
+        channel="whatsapp",
+        conversation_id=LUCIA_MX,
+        notice="martes 1 de diciembre, de 09:00 a 13:00",
+    )
+    return slot, request_reschedule(backends.erp, backends.outbox, request, NOW)
 
 
 def crm_server(erp_store: SqlStore, port: int) -> ReferenceServer:

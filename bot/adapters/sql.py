@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
-from bot.payments import PaymentLinkSigner
+from bot.adapters.payment_links import PaymentLinkSigner
 from bot.records import (
     Case,
     CaseKind,

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.base import BackendUnavailable
+from bot.adapters.payment_links import PaymentLinkSigner
 from bot.adapters.rest.wire import (
     WireError,
     case_to_wire,
@@ -79,7 +80,6 @@ from bot.adapters.sql import (
     zone_of_order_in,
 )
 from bot.clock import SystemClock, local_day
-from bot.payments import PaymentLinkSigner
 from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
 from bot.settings import VAR_DIR, Settings, SettingsError, current
 

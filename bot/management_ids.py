@@ -1,0 +1,20 @@
+"""Management IDs (GES-7F3K2Q9M): what the customer is told for a case or a change, and types back."""
+
+from __future__ import annotations
+
+import secrets
+
+PREFIX = "GES-"
+# No 0/O, 1/I/L: the ID is read aloud and typed back by people.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+LENGTH = 8  # 31**8, about 40 bits: not guessable, still easy to read out
+
+
+def new_management_id() -> str:
+    """A random management ID such as GES-7F3K2Q9M, from the OS's secure random source."""
+    return PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def is_management_id(text: str) -> bool:
+    body = text.removeprefix(PREFIX)
+    return text.startswith(PREFIX) and len(body) == LENGTH and all(ch in ALPHABET for ch in body)
