@@ -17,12 +17,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock, outbox_of
 from bot.cases import request_case
 from bot.handoff.rules import Reason, Signals, handover_reason, parse_amount
-from bot.handoff.service import services
 from bot.outbox import WriteRejected, WriteStatus
 from bot.records import CaseKind, normalize_order_id
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def handover_instead(tracker: Tracker, customer_id: str | None) -> Reason | None
         amount=max((a for a in amounts if a is not None), default=None),
         customer_id=customer_id,
     )
-    return handover_reason(signals, services().config)
+    return handover_reason(signals, wiring().handoff.config)
 
 
 def case_details(tracker: Tracker) -> dict[str, str | None]:
@@ -81,23 +80,25 @@ class ActionOpenCase(Action):
         guide, opened = CASE_RESPONSES[kind]
         phone = sender_phone(tracker)
         try:
-            customer = await asyncio.to_thread(backends().crm.customer_by_phone, phone) if phone else None
+            customer = (
+                await asyncio.to_thread(wiring().backends.crm.customer_by_phone, phone) if phone else None
+            )
         except BackendUnavailable:
             customer = None
         reason = handover_instead(tracker, customer.id if customer else None)
         if reason is not None:
             return handoff_events(reason)
-        found = backends()
+        found = wiring().backends
         try:
             outcome = await asyncio.to_thread(
                 request_case,
                 found.cases,
-                outbox_of(found),
+                wiring().outbox,
                 phone,
                 kind,
                 case_details(tracker),
                 conversation_id=tracker.sender_id,
-                now=clock().now(),
+                now=wiring().clock.now(),
             )
         except (BackendUnavailable, WriteRejected):
             logger.exception("cases: the case could not be recorded, not even queued")

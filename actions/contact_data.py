@@ -22,7 +22,6 @@ from actions.verification import (
     subject_customer,
 )
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock, outbox_of
 from bot.contact_data import (
     clean_address,
     clean_district,
@@ -33,6 +32,7 @@ from bot.contact_data import (
 )
 from bot.outbox import WriteRejected, WriteStatus
 from bot.records import ContactField
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
@@ -175,13 +175,13 @@ class ActionUpdateContact(Action):
             dispatcher.utter_message(response="utter_contact_not_changed")
             return reset_flow()
         field = ContactField(tracker.get_slot("contact_field"))
-        found = backends()
+        found = wiring().backends
         try:
             # Through the outbox: a CRM down at this point gets the change queued, not lost.
             change, outcome = await asyncio.to_thread(
                 request_contact_change,
                 found.crm,
-                outbox_of(found),
+                wiring().outbox,
                 customer_id,
                 field,
                 tracker.get_slot("contact_value"),
@@ -191,7 +191,7 @@ class ActionUpdateContact(Action):
                 tracker.sender_id,
                 sender_phone(tracker),
                 FIELD_NAMES[field.value],
-                clock().now(),
+                wiring().clock.now(),
             )
         except (BackendUnavailable, LookupError, WriteRejected):
             logger.exception("contact data: the change could not be written, not even queued")

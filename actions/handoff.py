@@ -24,9 +24,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock
 from bot.handoff.rules import Reason, reason_of
-from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, services, wait_phrase
+from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, wait_phrase
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class ActionHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        found = services()
-        now = clock().now()
+        found = wiring().handoff
+        now = wiring().clock.now()
         form = (tracker.active_loop or {}).get("name")
         request = HandoffRequest(
             conversation_id=tracker.sender_id,
@@ -93,7 +93,7 @@ class ActionHandoff(Action):
             reason_detail=tracker.get_slot("handoff_detail"),
         )
         try:
-            crm = backends().crm
+            crm = wiring().backends.crm
             opened = await asyncio.to_thread(open_handoff, found, crm, request)
         except BackendUnavailable:
             logger.exception("handoff: the database is unavailable")
@@ -134,7 +134,7 @@ class ActionRecordSatisfaction(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        store = services().store
+        store = wiring().handoff.store
         try:
             handoff = await asyncio.to_thread(store.latest_for, tracker.sender_id)
             score = parse_rating(tracker)

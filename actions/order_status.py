@@ -11,11 +11,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock
 from bot.choices import pick_choice
 from bot.order_status import Outcome, choice_title, describe, look_up_status
 from bot.phone import InvalidPhoneNumber, normalize_phone
-from bot.settings import current
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ NO_ORDER_RESPONSES = {
 def sender_phone(tracker: Tracker) -> str | None:
     """The customer's phone, as the channel identified the sender; None if it is not a phone."""
     try:
-        return normalize_phone(tracker.sender_id, current().default_country)
+        return normalize_phone(tracker.sender_id, wiring().settings.default_country)
     except InvalidPhoneNumber:
         return None
 
@@ -55,8 +54,8 @@ class ActionOrderStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        settings = current()
-        found = backends()
+        settings = wiring().settings
+        found = wiring().backends
         phone, reference = sender_phone(tracker), order_reference(tracker)
         try:
             lookup = await asyncio.to_thread(look_up_status, found.crm, found.erp, phone, reference)
@@ -67,7 +66,7 @@ class ActionOrderStatus(Action):
             return [SlotSet("handoff_reason", "backend_unavailable")]
 
         if lookup.outcome is Outcome.FOUND:
-            now = clock().now()
+            now = wiring().clock.now()
             view = describe(lookup.order, lookup.customer, now, settings.bot_timezone)
             dispatcher.utter_message(response=f"utter_order_{view.situation}", **view.values)
             return [SlotSet("order_choices", None)]

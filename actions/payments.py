@@ -17,7 +17,6 @@ from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock, outbox_of
 from bot.cases import request_case
 from bot.handoff.rules import Reason
 from bot.money import format_due_date, format_money
@@ -34,8 +33,8 @@ from bot.payments import (
     request_promise,
 )
 from bot.records import CaseKind, Customer, InvoiceStatus
-from bot.settings import current
 from bot.spanish_time import day_phrase, locale_for, moment_phrase
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +72,8 @@ class ActionCompleteFlow(Action):
         if reason is PersonReason.INSTALLMENTS and flow != "payment_link":
             reason = None  # "cuantas cuotas me faltan" asks for the balance
         try:
-            customer = await asyncio.to_thread(backends().crm.customer_by_id, customer_id)
-            invoices = await asyncio.to_thread(backends().erp.invoices_of, customer_id)
+            customer = await asyncio.to_thread(wiring().backends.crm.customer_by_id, customer_id)
+            invoices = await asyncio.to_thread(wiring().backends.erp.invoices_of, customer_id)
             if customer is None:
                 raise BackendUnavailable(f"verified customer {customer_id} vanished")
             if reason is not None:
@@ -103,20 +102,20 @@ class ActionCompleteFlow(Action):
     ) -> bool:
         """ "te pago el viernes": record the promise for the oldest open invoice. False when the
         request names no later day (then the links are sent)."""
-        zone = customer.timezone or current().bot_timezone
-        now = clock().now()
+        zone = customer.timezone or wiring().settings.bot_timezone
+        now = wiring().clock.now()
         today = now.astimezone(ZoneInfo(zone)).date()
         day = parse_promise_date(tracker.get_slot("promise_date") or "", zone, now)
         pending = open_invoices(invoices)
         if day is None or day <= today or not pending:
             return False
         # Through the outbox: an ERP down at this point gets the promise queued, not lost.
-        found = backends()
+        found = wiring().backends
         try:
             outcome = await asyncio.to_thread(
                 request_promise,
                 found.erp,
-                outbox_of(found),
+                wiring().outbox,
                 customer.id,
                 pending[0].id,
                 day,
@@ -143,8 +142,10 @@ class ActionCompleteFlow(Action):
 
     @staticmethod
     def show_balance(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:
-        now = clock().now()
-        balance = balance_of(customer, invoices, customer_today(customer, current().bot_timezone, now))
+        now = wiring().clock.now()
+        balance = balance_of(
+            customer, invoices, customer_today(customer, wiring().settings.bot_timezone, now)
+        )
         if not balance.lines:
             dispatcher.utter_message(response="utter_balance_zero", name=customer.first_name)
             return
@@ -176,8 +177,8 @@ class ActionCompleteFlow(Action):
         if not pending:
             dispatcher.utter_message(response="utter_nothing_to_pay", name=customer.first_name)
             return None
-        settings = current()
-        now = clock().now()
+        settings = wiring().settings
+        now = wiring().clock.now()
         for_a_person: list[str] = []
         for invoice in pending:
             amount = format_money(invoice.amount, invoice.currency, customer.country)
@@ -187,7 +188,7 @@ class ActionCompleteFlow(Action):
                 )
                 for_a_person.append(f"{invoice.id}: {amount}")
                 continue
-            link = await asyncio.to_thread(backends().erp.payment_link, invoice, now)
+            link = await asyncio.to_thread(wiring().backends.erp.payment_link, invoice, now)
             dispatcher.utter_message(
                 response="utter_payment_link",
                 invoice_id=invoice.id,
@@ -200,7 +201,7 @@ class ActionCompleteFlow(Action):
 
 def describe_day_and_time(moment: datetime, customer: Customer, now: datetime) -> str:
     """`mañana viernes 27 de noviembre a las 10:00`, in the customer's zone."""
-    return moment_phrase(moment, ZoneInfo(customer.timezone or current().bot_timezone), now)
+    return moment_phrase(moment, ZoneInfo(customer.timezone or wiring().settings.bot_timezone), now)
 
 
 class ActionReportPayment(Action):
@@ -217,7 +218,7 @@ class ActionReportPayment(Action):
             if customer is None:
                 dispatcher.utter_message(response="utter_unknown_customer")
                 return []
-            payments = await asyncio.to_thread(backends().erp.payments_of, customer.id)
+            payments = await asyncio.to_thread(wiring().backends.erp.payments_of, customer.id)
         except BackendUnavailable:
             logger.exception("report payment: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
@@ -228,7 +229,7 @@ class ActionReportPayment(Action):
         if needs_person_for(text) is PersonReason.DISPUTE:
             dispatcher.utter_message(response="utter_payment_dispute_person")
             return handoff_events(Reason.DISPUTE, text)
-        now = clock().now()
+        now = wiring().clock.now()
         found = recent_payments(payments, now)
         if found:
             payment = found[0]
@@ -267,17 +268,17 @@ async def attach_receipt(
     }
     for index, item in enumerate(media[1:], start=2):
         details[f"media_url_{index}"] = item["url"]
-    found = backends()
+    found = wiring().backends
     try:
         outcome = await asyncio.to_thread(
             request_case,
             found.cases,
-            outbox_of(found),
+            wiring().outbox,
             sender_phone(tracker),
             CaseKind.PAYMENT_RECEIPT,
             details,
             conversation_id=tracker.sender_id,
-            now=clock().now(),
+            now=wiring().clock.now(),
         )
     except (BackendUnavailable, WriteRejected):
         logger.exception("receipt: the case could not be recorded, not even queued")

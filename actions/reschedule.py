@@ -21,7 +21,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock, outbox_of
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
 from bot.messaging.keywords import CONFIRM_NO, CONFIRM_YES, LEAVE_FORM
@@ -38,8 +37,8 @@ from bot.scheduling import (
     request_reschedule,
     reschedule_blocker,
 )
-from bot.settings import current
 from bot.spanish_time import day_phrase, locale_for, window_phrase
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +66,12 @@ REFUSAL_RESPONSES = {refusal: f"utter_reschedule_refused_{refusal.value}" for re
 
 
 def _rules() -> CalendarRules:
-    settings = current()
+    settings = wiring().settings
     return CalendarRules(settings.reschedule_cutoff_hour, settings.reschedule_max_days_ahead)
 
 
 def customer_zone(customer: Customer) -> ZoneInfo:
-    return ZoneInfo(customer.timezone or current().bot_timezone)
+    return ZoneInfo(customer.timezone or wiring().settings.bot_timezone)
 
 
 def window_title(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> str:
@@ -151,7 +150,7 @@ def _channel(tracker: Tracker) -> str:
 
 
 def _load(phone: str | None, order_id: str, now: datetime) -> RescheduleContext | None:
-    found, settings = backends(), current()
+    found, settings = wiring().backends, wiring().settings
     return load_context(found.crm, found.erp, phone, order_id, _rules(), settings.bot_timezone, now)
 
 
@@ -191,7 +190,7 @@ class ValidateRescheduleForm(FormValidationAction):
     # --- step 1: which order ---
 
     def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        found = backends()
+        found = wiring().backends
         written = next(tracker.get_latest_entity_values("order_id"), None)
         lookup = look_up_status(found.crm, found.erp, sender_phone(tracker), written)
         if lookup.outcome is Outcome.FOUND:
@@ -214,14 +213,14 @@ class ValidateRescheduleForm(FormValidationAction):
     def _order_chosen(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str
     ) -> list[EventType]:
-        found = backends()
+        found = wiring().backends
         order = found.erp.order(order_id)
         zone = found.erp.delivery_zone_of(order_id)
         blocker = reschedule_blocker(order, zone)
         if blocker is not None:
             dispatcher.utter_message(response=BLOCKER_RESPONSES[blocker], order_id=order.id)
             return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        loaded = _load(sender_phone(tracker), order_id, clock().now())
+        loaded = _load(sender_phone(tracker), order_id, wiring().clock.now())
         windows = loaded.calendar.next_windows(exclude=loaded.current_slot_ids()) if loaded else []
         if not windows:
             dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
@@ -242,7 +241,7 @@ class ValidateRescheduleForm(FormValidationAction):
         chosen = self._offered_choice(tracker, offer)
         if chosen is not None:
             return [SlotSet(WINDOW, chosen), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
-        now = clock().now()
+        now = wiring().clock.now()
         loaded = _load(sender_phone(tracker), tracker.get_slot(ORDER), now)
         if loaded is None:
             dispatcher.utter_message(response="utter_reschedule_systems_down")
@@ -292,12 +291,15 @@ class ValidateRescheduleForm(FormValidationAction):
             dispatcher.utter_message(response="utter_reschedule_choose_again")
             return [SlotSet(WINDOW, None), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
         if not (intent == "affirm" or text in CONFIRM_YES):
-            if intent in ("inform", "reschedule_delivery") or interpret_date(text, clock().now()) is not None:
+            if (
+                intent in ("inform", "reschedule_delivery")
+                or interpret_date(text, wiring().clock.now()) is not None
+            ):
                 # "mejor el viernes": a change of mind answered like the window step.
                 return self._pick_window(dispatcher, tracker)
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_confirm")
 
-        now = clock().now()
+        now = wiring().clock.now()
         phone, order_id = sender_phone(tracker), tracker.get_slot(ORDER)
         context: dict[str, Any] = tracker.get_slot(CONTEXT) or {}
         try:
@@ -323,7 +325,7 @@ class ValidateRescheduleForm(FormValidationAction):
                 _window_of(context["window"]) if context.get("window") else None,
             )
             zone, locale = (
-                ZoneInfo(context.get("timezone") or current().bot_timezone),
+                ZoneInfo(context.get("timezone") or wiring().settings.bot_timezone),
                 locale_for(context.get("country")),
             )
         request = RescheduleRequest(
@@ -338,8 +340,8 @@ class ValidateRescheduleForm(FormValidationAction):
             notice=confirmation_phrase(slot.window, zone, locale),
         )
         try:
-            found = backends()
-            result = request_reschedule(found.erp, outbox_of(found), request, now)
+            found = wiring().backends
+            result = request_reschedule(found.erp, wiring().outbox, request, now)
         except WriteRejected:
             logger.exception("reschedule: the ERP refused the change")
             dispatcher.utter_message(response="utter_reschedule_systems_down")
@@ -441,10 +443,12 @@ class ActionAskRescheduleConfirmed(Action):
     ) -> list[EventType]:
         chosen = tracker.get_slot(WINDOW) or {}
         try:
-            customer = await asyncio.to_thread(backends().crm.customer_by_phone, sender_phone(tracker) or "")
+            customer = await asyncio.to_thread(
+                wiring().backends.crm.customer_by_phone, sender_phone(tracker) or ""
+            )
         except BackendUnavailable:
             customer = None
-        zone = customer_zone(customer) if customer else ZoneInfo(current().bot_timezone)
+        zone = customer_zone(customer) if customer else ZoneInfo(wiring().settings.bot_timezone)
         locale = locale_for(customer.country if customer else None)
         dispatcher.utter_message(
             response="utter_ask_reschedule_confirmed",

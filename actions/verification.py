@@ -21,20 +21,22 @@ from rasa_sdk.types import DomainDict
 
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
-from bot.backends import backends, clock, code_verifier, message_sender
 from bot.messaging.inbound import Channel
 from bot.messaging.keywords import leaves_form
 from bot.messaging.sender import OutboundMessage
 from bot.records import Customer, normalize_order_id
-from bot.settings import current, require_payment_secrets
+from bot.settings import Settings, require_payment_secrets
 from bot.verification import CheckOutcome, SendOutcome
+from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
 
 # Production refuses to start the action server without the keys that protect codes and links
 # (development gets them from scripts/stack.py, generated into var/).
-if not current().is_development:
-    require_payment_secrets(current())
+# Read here once, at import, so that the server refuses to start rather than the first customer.
+_STARTING_WITH = Settings.from_env()
+if not _STARTING_WITH.is_development:
+    require_payment_secrets(_STARTING_WITH)
 
 VERIFICATION_SLOTS = ["identity_order_id", "identity_document", "otp_code"]
 # Slots a flow leaves behind; every way out of a form empties them (action_stop_flow and the
@@ -69,7 +71,7 @@ def session_verified_customer(tracker: Tracker) -> str | None:
     """The customer verified earlier in this session, while VERIFICATION_TTL_MINUTES lasts."""
     until = tracker.get_slot("verified_until")
     customer_id = tracker.get_slot("verified_customer_id")
-    if customer_id and until and float(until) > clock().now().timestamp():
+    if customer_id and until and float(until) > wiring().clock.now().timestamp():
         return customer_id
     return None
 
@@ -79,13 +81,13 @@ async def customer_on_file(tracker: Tracker) -> Customer | None:
     phone = sender_phone(tracker)
     if phone is None:
         return None
-    return await asyncio.to_thread(backends().crm.customer_by_phone, phone)
+    return await asyncio.to_thread(wiring().backends.crm.customer_by_phone, phone)
 
 
 async def subject_customer(tracker: Tracker) -> Customer | None:
     """Whom this conversation is about: the verified customer, else the sender's number on file,
     else the customer identified by order and document (still to be verified by code)."""
-    crm = backends().crm
+    crm = wiring().backends.crm
     customer_id = session_verified_customer(tracker) or tracker.get_slot("identity_customer_id")
     if customer_id:
         return await asyncio.to_thread(crm.customer_by_id, customer_id)
@@ -148,7 +150,7 @@ class VerificationSteps:
             return leaving
         digits = "".join(ch for ch in str(value or "") if ch.isdigit())
         order_id = tracker.get_slot("identity_order_id")
-        found = backends()
+        found = wiring().backends
         try:
             order = await asyncio.to_thread(found.erp.order, order_id) if order_id else None
             details = await asyncio.to_thread(found.crm.contact_details, order.customer_id) if order else None
@@ -186,19 +188,19 @@ class VerificationSteps:
         if customer is None:
             return {"otp_code": None, "verification_status": "down"}
         try:
-            check = await asyncio.to_thread(code_verifier().check, customer.id, str(value or ""))
+            check = await asyncio.to_thread(wiring().code_verifier().check, customer.id, str(value or ""))
         except BackendUnavailable:
             logger.exception("verification: code store unavailable")
             dispatcher.utter_message(response="utter_systems_down")
             return {"otp_code": None, "verification_status": "down"}
         if check.outcome is CheckOutcome.VERIFIED:
             how = "sms_code" if not tracker.get_slot("identity_customer_id") else "order_document+sms_code"
-            ttl = current().verification_ttl_minutes * 60
+            ttl = wiring().settings.verification_ttl_minutes * 60
             dispatcher.utter_message(response="utter_otp_verified")
             return {
                 "otp_code": None,
                 "verified_customer_id": customer.id,
-                "verified_until": clock().now().timestamp() + ttl,
+                "verified_until": wiring().clock.now().timestamp() + ttl,
                 "verified_how": how,
                 "verification_status": "ok",
                 "wrong_answers": None,
@@ -262,7 +264,7 @@ class ActionAskOtpCode(Action):
                 # so this is a number that is not a phone (REST channel) or a vanished customer.
                 dispatcher.utter_message(response="utter_unknown_customer")
                 return [SlotSet("verification_status", "unknown"), *stop]
-            outcome, code = await asyncio.to_thread(code_verifier().issue, customer.id)
+            outcome, code = await asyncio.to_thread(wiring().code_verifier().issue, customer.id)
         except BackendUnavailable:
             logger.exception("verification: could not issue a code")
             dispatcher.utter_message(response="utter_systems_down")
@@ -276,7 +278,7 @@ class ActionAskOtpCode(Action):
         template = random.choice(domain["responses"]["utter_otp_sms"])["text"]  # noqa: S311 (a wording)
         # Always an SMS to the number on file, never to whoever is asking.
         sms = OutboundMessage(customer.phone, Channel.SMS, body=template.format(code=code))
-        result = await message_sender().send(sms)
+        result = await wiring().sender().send(sms)
         if result.status in ("failed", "blocked"):
             logger.error("verification: the code SMS was %s (outbound %s)", result.status, result.record_ids)
             dispatcher.utter_message(response="utter_otp_not_delivered")

@@ -1,35 +1,27 @@
 """The outbox worker: retries queued CRM/ERP writes until they go through or finally fail.
 
-Its own process (`python -m bot.outbox_worker`, started by `make run`). Each due write is leased,
+Its own process (`python -m connectors.outbox_worker`, started by `make run`). Each due write is leased,
 applied with its Idempotency-Key through the kind found in bot/write_kinds.py, and its fate told
 to the customer through the one MessageSender; see bot/outbox.py for the whole story.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import logging
-import signal
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.adapters.base import BackendUnavailable, CaseBook, idempotency_key
 from bot.adapters.outbox_sql import Outbox, OutboxEntry
-from bot.adapters.sql import SqlCaseBook, SqlStore
-from bot.backends import build_backends  # the wiring: this module is also the worker's process entry
 from bot.cases import record_failed_write
-from bot.clock import SystemClock
 from bot.messaging.inbound import Channel
-from bot.messaging.sender import MessageSender, OutboundMessage, transport_for
-from bot.messaging.store import MessagingStore
+from bot.messaging.sender import OutboundMessage
 from bot.outbox import WriteConflict, WriteKind, WriteRejected, backoff
 from bot.responses import render
-from bot.settings import Settings
 from bot.write_kinds import WRITE_KINDS
 
 logger = logging.getLogger(__name__)
@@ -171,53 +163,3 @@ def sender_notify(sender: Any, messaging_store: Any) -> Notify:
         await sender.send(OutboundMessage(phone, channel, body=render(response, **values)))
 
     return notify
-
-
-def build_worker(settings: Settings) -> tuple[OutboxWorker, Callable[[], Awaitable[None]]]:
-    """The worker `make run` starts, and how to release what it holds."""
-    clock = SystemClock(settings.clock_shift)
-    store = SqlStore(settings.database_url)
-    messaging = MessagingStore(store, clock)
-    sender = MessageSender(settings, messaging, transport_for(settings), clock=clock)
-    worker = OutboxWorker(
-        Outbox(store),
-        build_backends(settings),
-        SqlCaseBook(store),
-        sender_notify(sender, messaging),
-        clock.now,
-        max_attempts=settings.outbox_max_attempts,
-        max_age=timedelta(seconds=settings.outbox_max_age_s),
-    )
-
-    async def close() -> None:
-        await sender.transport.close()
-        store.dispose()
-
-    return worker, close
-
-
-async def _serve(poll_s: float) -> None:
-    settings = Settings.from_env()
-    worker, close = build_worker(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"Outbox worker: retrying queued CRM/ERP writes (database {settings.database_url}).", flush=True)
-    try:
-        await worker.run_forever(stop, poll_s)
-    finally:
-        await close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks when idle")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_serve(args.poll))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

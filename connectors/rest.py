@@ -17,8 +17,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.messaging.inbound_rules import screen_for_bot
-from bot.messaging.memory import ConversationMemory, InProcessMemory, memory_for
-from bot.settings import current
+from bot.messaging.memory import ConversationMemory, InProcessMemory
+from bot.wiring import wiring
 
 
 class TokenRestInput(RestInput):
@@ -30,8 +30,8 @@ class TokenRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> TokenRestInput:
-        settings = current()
-        return cls(token=settings.rasa_token, memory=memory_for(settings.redis_url))
+        graph = wiring()
+        return cls(token=graph.settings.rasa_token, memory=graph.memory)
 
     def __init__(self, token: str | None, memory: ConversationMemory | None = None) -> None:
         self.token = token

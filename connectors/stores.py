@@ -34,7 +34,8 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.adapters.sql import create_engine, is_sqlite_file
 from bot.masking import CARD_MASK, SECRET_MASK, mask_card_data, mask_sensitive
-from bot.settings import Settings, current
+from bot.settings import Settings
+from bot.wiring import wiring
 
 
 def tracker_store_arguments(database_url: str) -> dict[str, Any]:
@@ -83,7 +84,7 @@ class SettingsTrackerStore(SQLTrackerStore):
         settings: Settings | None = None,
         **_endpoint_kwargs: Any,
     ) -> None:
-        settings = settings or current()
+        settings = settings or wiring().settings
         super().__init__(
             domain=domain,
             event_broker=event_broker,
@@ -218,4 +219,4 @@ class SettingsLockStore:
     """endpoints.yml's lock store type: constructing it yields the store `lock_store_for` picks."""
 
     def __new__(cls, endpoint_config: Any = None) -> LockStore:  # type: ignore[misc]
-        return lock_store_for(current())
+        return lock_store_for(wiring().settings)

@@ -35,10 +35,9 @@ from sanic.request import Request
 from twilio.request_validator import RequestValidator
 
 from bot.adapters.base import BackendUnavailable
-from bot.adapters.sql import SqlStore
 from bot.choices import numbered_options
-from bot.clock import SystemClock
-from bot.handoff.service import HandoffServices, build_services
+from bot.clock import Clock
+from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
 from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import Channel, InboundMessage, MalformedWebhook, parse_inbound
@@ -55,7 +54,8 @@ from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionW
 from bot.messaging.store import MessagingStore
 from bot.phone import InvalidPhoneNumber
 from bot.responses import render
-from bot.settings import Settings, current
+from bot.settings import Settings
+from bot.wiring import wiring
 from connectors import rasa_patches
 
 logger = logging.getLogger(__name__)
@@ -197,22 +197,31 @@ class TwilioInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> TwilioInput:
-        return cls(current())
+        graph = wiring()
+        return cls(
+            graph.settings,
+            store=graph.messaging,
+            handoff=graph.handoff,
+            clock=graph.clock,
+            memory=graph.memory,
+        )
 
     def __init__(
         self,
         settings: Settings,
-        store: MessagingStore | None = None,
+        *,
+        store: MessagingStore,
+        handoff: HandoffServices,
+        clock: Clock,
         claims: MessageClaims | None = None,
         sender: MessageSender | None = None,
-        handoff: HandoffServices | None = None,
         memory: ConversationMemory | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = SystemClock(settings.clock_shift)
-        self.store = store or MessagingStore(SqlStore(settings.database_url), self.clock)
+        self.clock = clock
+        self.store = store
         self.store.create_schema()
-        self.handoff = handoff or build_services(settings)
+        self.handoff = handoff
         self._api_sender: MessageSender | None = None
         self.claims = claims or claims_for(settings.redis_url)
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings), clock=self.clock)

@@ -376,7 +376,7 @@ def migrate(settings: Settings) -> None:
 
 
 def outbox_worker() -> list[str]:
-    return [str(VENV_BIN / "python"), "-m", "bot.outbox_worker"]
+    return [str(VENV_BIN / "python"), "-m", "connectors.outbox_worker"]
 
 
 def backend_line(name: str, backend: BackendSettings) -> str:

@@ -6,20 +6,19 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.adapters.base import BackendUnavailable, Crm
 from bot.adapters.sql import SqlStore
-from bot.clock import SystemClock
+from bot.clock import Clock
 from bot.handoff.announce import Announcer
 from bot.handoff.config import HandoffConfig, load_config
 from bot.handoff.packet import build_packet, verified_customer_id
 from bot.handoff.rules import Reason, WaitEstimate, estimate_wait
 from bot.handoff.store import Handoff, HandoffStore, new_handoff_id
 from bot.records import Customer
-from bot.settings import Settings, current
+from bot.settings import Settings
 from bot.spanish_time import moment_phrase
 
 logger = logging.getLogger(__name__)
@@ -33,19 +32,14 @@ class HandoffServices:
     desk_enabled: bool
 
 
-def build_services(settings: Settings) -> HandoffServices:
+def build_services(settings: Settings, store: SqlStore, clock: Clock) -> HandoffServices:
+    """The handoff store, configuration and announcer for `settings` (bot/wiring.py calls this)."""
     return HandoffServices(
-        store=HandoffStore(SqlStore(settings.database_url), SystemClock(settings.clock_shift)),
+        store=HandoffStore(store, clock),
         config=load_config(settings.handoff_config),
         announcer=Announcer(settings.redis_url),
         desk_enabled=bool(settings.handoff_webhook_url),
     )
-
-
-@lru_cache(maxsize=1)
-def services() -> HandoffServices:
-    """This process's handoff store, configuration and announcer, built on first use."""
-    return build_services(current())
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import secrets
 import sys
 
 from bot.handoff.agents import AgentError, create_agent
-from bot.handoff.service import build_services
 from bot.settings import VAR_DIR, Settings, SettingsError
+from bot.wiring import build_wiring
 from connectors.console.app import create_app
 from connectors.console.rasa_api import RasaApi
 
@@ -47,7 +47,7 @@ def serve(settings: Settings, port: int) -> int:
     rasa = RasaApi(
         f"http://127.0.0.1:{settings.rasa_port}", os.environ.get("RASA_TOKEN") or settings.rasa_token
     )
-    app = create_app(settings, build_services(settings), console_secret(settings), rasa)
+    app = create_app(build_wiring(settings), console_secret(settings), rasa)
     app.run(host="0.0.0.0", port=port, access_log=False, workers=1)  # noqa: S104 (agents reach it over the network)
     return 0
 
@@ -60,7 +60,7 @@ def add_agent(settings: Settings, name: str) -> int:
             print("error: the passwords differ.", file=sys.stderr)
             return 1
     try:
-        create_agent(build_services(settings).store, name.strip().lower(), password)
+        create_agent(build_wiring(settings).handoff.store, name.strip().lower(), password)
     except AgentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -76,7 +76,7 @@ def demo_agent(settings: Settings) -> int:
         )
         return 1
     password = secrets.token_urlsafe(12)
-    create_agent(build_services(settings).store, DEMO_AGENT, password)
+    create_agent(build_wiring(settings).handoff.store, DEMO_AGENT, password)
     print(f"Development agent created: user {DEMO_AGENT!r}, password {password!r} (new on every call).")
     return 0
 

@@ -24,17 +24,13 @@ from jinja2 import Environment, FileSystemLoader
 from sanic import Sanic, response
 from sanic.request import Request
 
-from bot.adapters.sql import SqlStore
-from bot.clock import SystemClock
 from bot.handoff.agents import authenticate
 from bot.handoff.desk import deliver_due
-from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff, HandoffMessage
 from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
-from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
-from bot.messaging.store import MessagingStore
-from bot.settings import Settings
+from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow
+from bot.wiring import Wiring
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
 logger = logging.getLogger(__name__)
@@ -102,13 +98,12 @@ def _safe_url(url: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
-def create_app(
-    settings: Settings, services: HandoffServices, secret: str, rasa: RasaApi, name: str = "agent_console"
-) -> Sanic:
+def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_console") -> Sanic:
+    """The console over the process's graph (bot/wiring.py): its settings, clock, handoff services,
+    messaging store and sender."""
     app = Sanic(name)
-    clock = SystemClock(settings.clock_shift)
+    settings, clock, services, messaging = graph.settings, graph.clock, graph.handoff, graph.messaging
     store = services.store
-    messaging = MessagingStore(SqlStore(settings.database_url), clock)
     messaging.create_schema()
     store.create_schema()
     sessions = URLSafeTimedSerializer(secret, salt="console-session")
@@ -118,13 +113,10 @@ def create_app(
     templates.filters["status"] = lambda code: STATUSES.get(code, code)
     templates.filters["when"] = _when
     secure_cookies = not settings.is_development
-    sender_holder: dict[str, MessageSender] = {}
 
     def sender() -> MessageSender:
-        # Built inside the server's loop: the Twilio client's session belongs to it.
-        if "sender" not in sender_holder:
-            sender_holder["sender"] = MessageSender(settings, messaging, transport_for(settings), clock=clock)
-        return sender_holder["sender"]
+        # First built inside the server's loop: the Twilio client's session belongs to it.
+        return graph.sender()
 
     def set_cookie(reply: response.HTTPResponse, key: str, value: str, max_age: int) -> None:
         reply.cookies[key] = value
@@ -457,7 +449,7 @@ def create_app(
 
     @app.listener("before_server_stop")
     async def close_sender(*_: Any) -> None:
-        if "sender" in sender_holder:
-            await sender_holder["sender"].transport.close()
+        if graph.message_sender is not None:
+            await graph.message_sender.transport.close()
 
     return app

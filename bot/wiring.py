@@ -1,0 +1,136 @@
+"""The composition root: builds the settings, clock, CRM/ERP adapters, outbox, messaging store,
+sender and handoff services once per process and hands them to the entrypoints.
+
+Entrypoints (actions/, connectors/, the console, the outbox worker, CLIs) call `wiring()` and
+pass what a service needs as arguments; nothing else in bot/ imports this module
+(tests/test_architecture.py). Tests build the same graph with fakes (`Wiring.of(...)`) and
+`install()` it, so one call replaces what every module of the process sees.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.adapters.base import CaseBook, Crm, Erp
+from bot.adapters.outbox_sql import Outbox
+from bot.adapters.sql import SqlOtpSecrets, SqlStore
+from bot.backends import Backends, build_backends
+from bot.clock import Clock, SystemClock
+from bot.handoff.service import HandoffServices, build_services
+from bot.messaging.memory import ConversationMemory, memory_for
+from bot.messaging.sender import MessageSender, transport_for
+from bot.messaging.store import MessagingStore
+from bot.settings import Settings, require_payment_secrets
+from bot.verification import CodeVerifier, attempt_store_for
+
+
+class NotWired:
+    """A part a test did not give: any use says so instead of reaching a real system."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise LookupError(f"{self._name} is not wired in this test: pass it to Wiring.of({self._name}=...)")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise LookupError(f"{self._name} is not wired in this test: pass it to Wiring.of({self._name}=...)")
+
+
+@dataclass
+class Wiring:
+    """Everything a process of the assistant uses, built once."""
+
+    settings: Settings
+    clock: Clock
+    backends: Backends
+    messaging: MessagingStore
+    handoff: HandoffServices
+    memory: ConversationMemory  # what the inbound rules remember between messages
+    # Built on first use: the verifier needs the payment secrets (refused without them), and the
+    # sender's HTTP session belongs to the event loop that first sends.
+    verifier: CodeVerifier | None = None
+    message_sender: MessageSender | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def crm(self) -> Crm:
+        return self.backends.crm
+
+    @property
+    def erp(self) -> Erp:
+        return self.backends.erp
+
+    @property
+    def cases(self) -> CaseBook:
+        return self.backends.cases
+
+    @property
+    def outbox(self) -> Outbox:
+        if self.backends.outbox is None:
+            raise LookupError("these backends have no outbox: build them with one")
+        return self.backends.outbox
+
+    def code_verifier(self) -> CodeVerifier:
+        """The one-time-code verifier: secrets in the database, attempts in Redis or memory."""
+        with self._lock:
+            if self.verifier is None:
+                require_payment_secrets(self.settings)
+                self.verifier = CodeVerifier(
+                    SqlOtpSecrets(SqlStore(self.settings.database_url)),
+                    attempt_store_for(self.settings.redis_url, self.clock),
+                    self.settings.otp_secret_key,
+                )
+            return self.verifier
+
+    def sender(self) -> MessageSender:
+        """The one sender (Twilio, or the local outbox without an account)."""
+        with self._lock:
+            if self.message_sender is None:
+                self.message_sender = MessageSender(
+                    self.settings, self.messaging, transport_for(self.settings), clock=self.clock
+                )
+            return self.message_sender
+
+    @classmethod
+    def of(cls, settings: Settings, clock: Clock, **parts: Any) -> Wiring:
+        """A graph of the given parts only (tests): a part left out fails loudly when used."""
+        names = ("backends", "messaging", "handoff", "memory")
+        given = {name: parts.pop(name, None) or NotWired(name) for name in names}
+        return cls(settings=settings, clock=clock, **given, **parts)
+
+
+def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
+    """The real graph for `settings`: what `make run` starts each process with."""
+    clock = clock or SystemClock(settings.clock_shift)
+    store = SqlStore(settings.database_url)
+    return Wiring(
+        settings=settings,
+        clock=clock,
+        backends=build_backends(settings, store),
+        messaging=MessagingStore(store, clock),
+        handoff=build_services(settings, store, clock),
+        memory=memory_for(settings.redis_url),
+    )
+
+
+_process: Wiring | None = None
+_building = threading.Lock()
+
+
+def wiring() -> Wiring:
+    """This process's graph, built from its environment on first use."""
+    global _process
+    with _building:
+        if _process is None:
+            _process = build_wiring(Settings.from_env())
+        return _process
+
+
+def install(graph: Wiring | None) -> None:
+    """Make `graph` this process's graph (None: build it again from the environment)."""
+    global _process
+    with _building:
+        _process = graph
