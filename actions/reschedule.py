@@ -1,15 +1,19 @@
 """reschedule_form: move a delivery to another window in three steps (order, window, confirmation).
 
-validate_reschedule_form reads every answer of the form (it replaces slot mappings: the answer
-is read by the step that asked); the action_ask_* actions ask each step; action_reschedule_reset
+validate_reschedule_form follows rasa_sdk's form idiom: `required_slots` lists the steps left,
+`extract_<step>` takes the customer's message as the answer to the step the form asked (the
+slots have custom mappings: an answer is read only by the step that asked), `validate_<step>`
+reads it and fills what follows. The action_ask_* actions ask each step; action_reschedule_reset
 clears the form's slots when it ends, whichever way. Questions in the middle (order status, a
-frequent question) are not answers: the form lets the rules answer them and then asks again.
+frequent question) are not answers: nothing is extracted, so Rasa lets the rules answer them,
+and then the form asks its step again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +22,8 @@ from babel.dates import format_date
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
+from rasa_sdk.types import DomainDict
 
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
@@ -48,6 +54,10 @@ OFFER, MISSES = "reschedule_offer", "reschedule_misses"
 # What the confirmation needs to queue the change if the CRM/ERP is down by then.
 CONTEXT = "reschedule_context"
 FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, CONTEXT, "order_choices")
+# How a step ends the form without a change (left, nothing to move, systems down), the reason
+# already said: reschedule_confirmed False empties required_slots, so rasa_sdk sets requested_slot
+# to None and Rasa ends the form. True is the change made (or queued).
+ENDED: dict[str, Any] = {CONFIRMED: False, MISSES: 0}
 
 # Not answers to the form: the rules answer them and the form asks its question again.
 INTERRUPTIONS = {"order_status", "faq", "help", "bot_challenge", "human_handoff", "share_media"}
@@ -120,11 +130,14 @@ def confirmation_phrase(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> 
 def unread_message(tracker: Tracker) -> bool:
     """Whether the customer's latest message is still unanswered, so the form must read it.
 
-    Rasa runs the validation on a copy of the tracker that ends with the form's own execution,
-    so `latest_action_name` is always the form: look behind that. A user message comes first when
-    it is fresh; an action (action_order_status, utter_faq…) when the form resumes after it.
+    Rasa runs the validation on a copy of the tracker that ends with the form's own execution
+    (then the slots being extracted and validated), so `latest_action_name` is always the form:
+    look behind that. A user message comes first when it is fresh; an action
+    (action_order_status, utter_faq…) when the form resumes after it.
     """
     events = list(tracker.events)
+    while events and events[-1].get("event") == "slot":
+        events.pop()
     if events and events[-1].get("event") == "action" and events[-1].get("name") == FORM:
         events.pop()
     for event in reversed(events):
@@ -144,6 +157,24 @@ def _intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+def _leaving(tracker: Tracker) -> bool:
+    """A way of leaving, at any step once the form has asked one."""
+    requested = tracker.get_slot(REQUESTED_SLOT)
+    text = fold(tracker.latest_message.get("text") or "")
+    return bool(requested) and (_leaves(text) or (_intent(tracker) == "deny" and requested != CONFIRMED))
+
+
+def _answer(tracker: Tracker, step: str) -> dict[str, Any]:
+    """The customer's message as the answer to `step`, when the form asked that step and the
+    message is one; the request that opened the form is read by the first step, the order."""
+    requested = tracker.get_slot(REQUESTED_SLOT)
+    if (requested or ORDER) != step or not unread_message(tracker):
+        return {}  # another step's answer, or back after an interruption: nothing new to read
+    if requested and _intent(tracker) in INTERRUPTIONS and not _leaving(tracker):
+        return {}  # not an answer: the rules take this turn
+    return {step: tracker.latest_message.get("text") or ""}
+
+
 def _channel(tracker: Tracker) -> str:
     metadata = tracker.latest_message.get("metadata") or {}
     return str(metadata.get("channel") or tracker.get_latest_input_channel() or "chat")
@@ -155,41 +186,90 @@ def _load(phone: str | None, order_id: str, now: datetime) -> RescheduleContext 
 
 
 class ValidateRescheduleForm(FormValidationAction):
-    """Reads the answer to the step the form asked, and decides the next step."""
+    """rasa_sdk's form idiom: `required_slots` says which steps are left, `extract_<step>` takes
+    the message that answers the step the form asked, `validate_<step>` reads it and sets what
+    follows (the next step is the first one still empty)."""
 
     def name(self) -> str:
         return "validate_reschedule_form"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        requested = tracker.get_slot("requested_slot")
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        if tracker.get_slot(CONFIRMED) is False:
+            return []  # ended without a change (left, nothing to move, systems down): already said
+        if not tracker.get_slot(OFFER):
+            # Which order comes first: its windows are offered once it is known. With only one
+            # order the step is filled at once and never asked.
+            return [ORDER]
+        return [WINDOW, CONFIRMED]
+
+    # --- the answer to the step asked: the customer's message, when it is one ---
+
+    def extract_reschedule_order(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return _answer(tracker, ORDER)
+
+    def extract_reschedule_window(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return _answer(tracker, WINDOW)
+
+    def extract_reschedule_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return _answer(tracker, CONFIRMED)
+
+    # --- what the answer means (`value` is the message; its entities are in the tracker) ---
+
+    async def validate_reschedule_order(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        step = self._start if tracker.get_slot(REQUESTED_SLOT) is None else self._pick_order
+        return await self._read(ORDER, step, dispatcher, tracker)
+
+    async def validate_reschedule_window(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return await self._read(WINDOW, self._pick_window, dispatcher, tracker)
+
+    async def validate_reschedule_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return await self._read(CONFIRMED, self._confirm, dispatcher, tracker)
+
+    @staticmethod
+    async def _read(
+        slot: str,
+        step: Callable[[CollectingDispatcher, Tracker], dict[str, Any]],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+    ) -> dict[str, Any]:
+        """What ends the form at any step (leaving, the CRM/ERP down), else the step's reading.
+
+        The slot is emptied unless the step fills it: it held the message, not an answer yet.
+        """
         if not unread_message(tracker):
-            return []  # back after an interruption: nothing new to read, the form asks again
-        intent, text = _intent(tracker), fold(tracker.latest_message.get("text") or "")
-        if requested and (_leaves(text) or (intent == "deny" and requested != CONFIRMED)):
+            # A value kept from before the form was paused (a handoff): checked back then.
+            return {}
+        if _leaving(tracker):
             dispatcher.utter_message(response="utter_reschedule_cancelled")
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        if requested and intent in INTERRUPTIONS:
-            return []  # not an answer: the rules take this turn
+            return {slot: None, **ENDED}
         try:
-            if requested is None:
-                return await asyncio.to_thread(self._start, dispatcher, tracker)
-            if requested == ORDER:
-                return await asyncio.to_thread(self._pick_order, dispatcher, tracker)
-            if requested == WINDOW:
-                return await asyncio.to_thread(self._pick_window, dispatcher, tracker)
-            if requested == CONFIRMED:
-                return await asyncio.to_thread(self._confirm, dispatcher, tracker)
+            return {slot: None, **await asyncio.to_thread(step, dispatcher, tracker)}
         except BackendUnavailable:
             logger.exception("reschedule: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_reschedule_systems_down")
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        return []
+            return {slot: None, **ENDED}
 
     # --- step 1: which order ---
 
-    def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
         found = wiring().backends
         written = next(tracker.get_latest_entity_values("order_id"), None)
         lookup = look_up_status(found.crm, found.erp, sender_phone(tracker), written)
@@ -197,12 +277,12 @@ class ValidateRescheduleForm(FormValidationAction):
             return self._order_chosen(dispatcher, tracker, lookup.order.id)
         if lookup.outcome is Outcome.CHOOSE:
             options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
-            return [SlotSet("order_choices", options), SlotSet("requested_slot", ORDER)]
+            return {"order_choices": options}
         name = lookup.customer.first_name if lookup.customer else ""
         dispatcher.utter_message(response=NO_ORDER_RESPONSES[lookup.outcome], name=name)
-        return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        return ENDED
 
-    def _pick_order(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    def _pick_order(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
         reference = order_reference(tracker) or ""
         offered = [option["id"] for option in tracker.get_slot("order_choices") or []]
         picked = normalize_order_id(reference) or reference.strip().upper()
@@ -212,40 +292,39 @@ class ValidateRescheduleForm(FormValidationAction):
 
     def _order_chosen(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str
-    ) -> list[EventType]:
+    ) -> dict[str, Any]:
         found = wiring().backends
         order = found.erp.order(order_id)
         zone = found.erp.delivery_zone_of(order_id)
         blocker = reschedule_blocker(order, zone)
         if blocker is not None:
             dispatcher.utter_message(response=BLOCKER_RESPONSES[blocker], order_id=order.id)
-            return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+            return {"order_choices": None, **ENDED}
         loaded = _load(sender_phone(tracker), order_id, wiring().clock.now())
         windows = loaded.calendar.next_windows(exclude=loaded.current_slot_ids()) if loaded else []
         if not windows:
             dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
-            return [SlotSet("order_choices", None), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        return [
-            SlotSet(ORDER, order_id),
-            SlotSet(CONTEXT, context_of(loaded)),
-            SlotSet("order_choices", None),
-            SlotSet(OFFER, offer_of(windows, loaded.customer)),
-            SlotSet(MISSES, 0),
-            SlotSet("requested_slot", WINDOW),
-        ]
+            return {"order_choices": None, **ENDED}
+        return {
+            ORDER: order_id,
+            CONTEXT: context_of(loaded),
+            "order_choices": None,
+            OFFER: offer_of(windows, loaded.customer),
+            MISSES: 0,
+        }
 
     # --- step 2: which window ---
 
-    def _pick_window(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    def _pick_window(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
         offer: list[dict[str, Any]] = tracker.get_slot(OFFER) or []
         chosen = self._offered_choice(tracker, offer)
         if chosen is not None:
-            return [SlotSet(WINDOW, chosen), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
+            return {WINDOW: chosen, MISSES: 0}
         now = wiring().clock.now()
         loaded = _load(sender_phone(tracker), tracker.get_slot(ORDER), now)
         if loaded is None:
             dispatcher.utter_message(response="utter_reschedule_systems_down")
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+            return ENDED
         request = interpret_date(
             tracker.latest_message.get("text") or "", now.astimezone(loaded.customer_zone)
         )
@@ -254,7 +333,7 @@ class ValidateRescheduleForm(FormValidationAction):
         proposal = loaded.calendar.propose(request, exclude=loaded.current_slot_ids())
         if len(proposal.fitting) == 1:
             [slot] = offer_of(list(proposal.fitting), loaded.customer)
-            return [SlotSet(WINDOW, slot), SlotSet(MISSES, 0), SlotSet("requested_slot", CONFIRMED)]
+            return {WINDOW: slot, MISSES: 0}
         asked = day_phrase(
             request.day, now.astimezone(loaded.customer_zone).date(), locale_for(loaded.customer.country)
         )
@@ -271,8 +350,8 @@ class ValidateRescheduleForm(FormValidationAction):
             new_offer = offer_of(list(proposal.alternatives), loaded.customer)
         if not new_offer:
             dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=loaded.order.id)
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
-        return [SlotSet(OFFER, new_offer), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
+            return ENDED
+        return {WINDOW: None, OFFER: new_offer, MISSES: 0}
 
     @staticmethod
     def _offered_choice(tracker: Tracker, offer: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -285,11 +364,11 @@ class ValidateRescheduleForm(FormValidationAction):
 
     # --- step 3: confirmation, and the write ---
 
-    def _confirm(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    def _confirm(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
         intent, text = _intent(tracker), fold(tracker.latest_message.get("text") or "")
         if intent == "deny" or text in CONFIRM_NO or text == "/deny":
             dispatcher.utter_message(response="utter_reschedule_choose_again")
-            return [SlotSet(WINDOW, None), SlotSet(MISSES, 0), SlotSet("requested_slot", WINDOW)]
+            return {WINDOW: None, MISSES: 0}
         if not (intent == "affirm" or text in CONFIRM_YES):
             if (
                 intent in ("inform", "reschedule_delivery")
@@ -313,7 +392,7 @@ class ValidateRescheduleForm(FormValidationAction):
         else:
             if loaded is None:
                 dispatcher.utter_message(response="utter_reschedule_systems_down")
-                return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+                return ENDED
         chosen = tracker.get_slot(WINDOW)
         slot = WindowSlot(int(chosen["id"]), "", _window_of(chosen), 0, 0)
         if loaded is not None:
@@ -340,12 +419,12 @@ class ValidateRescheduleForm(FormValidationAction):
             notice=confirmation_phrase(slot.window, zone, locale),
         )
         try:
-            found = wiring().backends
-            result = request_reschedule(found.erp, wiring().outbox, request, now)
+            graph = wiring()
+            result = request_reschedule(graph.erp, graph.outbox, request, now)
         except WriteRejected:
             logger.exception("reschedule: the ERP refused the change")
             dispatcher.utter_message(response="utter_reschedule_systems_down")
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+            return ENDED
         if result.queued:
             dispatcher.utter_message(
                 response="utter_reschedule_queued",
@@ -353,7 +432,7 @@ class ValidateRescheduleForm(FormValidationAction):
                 window=confirmation_phrase(slot.window, zone, locale),
                 case_id=result.change_id,
             )
-            return [SlotSet(CONFIRMED, True), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+            return {CONFIRMED: True, MISSES: 0}
         if result.outcome is RescheduleOutcome.DONE:
             dispatcher.utter_message(
                 response="utter_reschedule_done",
@@ -361,7 +440,7 @@ class ValidateRescheduleForm(FormValidationAction):
                 window=window_phrase(slot.window, zone, now, locale),
                 case_id=result.change_id,
             )
-            return [SlotSet(CONFIRMED, True), SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+            return {CONFIRMED: True, MISSES: 0}
         if result.outcome is RescheduleOutcome.WINDOW_FULL:
             if loaded is None:  # the ERP answered the write, so it answers reads again
                 loaded = _load(phone, order_id, now)
@@ -370,28 +449,23 @@ class ValidateRescheduleForm(FormValidationAction):
             )
             if windows:
                 dispatcher.utter_message(response="utter_reschedule_window_taken")
-                return [
-                    SlotSet(WINDOW, None),
-                    SlotSet(OFFER, offer_of(windows, loaded.customer)),
-                    SlotSet(MISSES, 0),
-                    SlotSet("requested_slot", WINDOW),
-                ]
+                return {WINDOW: None, OFFER: offer_of(windows, loaded.customer), MISSES: 0}
             dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
-            return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+            return ENDED
         dispatcher.utter_message(response="utter_reschedule_blocked_out_for_delivery", order_id=order_id)
-        return [SlotSet(MISSES, 0), SlotSet("requested_slot", None)]
+        return ENDED
 
     # --- answers that are none of the expected ones ---
 
     @staticmethod
-    def _missed(dispatcher: CollectingDispatcher, tracker: Tracker, explanation: str) -> list[EventType]:
+    def _missed(dispatcher: CollectingDispatcher, tracker: Tracker, explanation: str) -> dict[str, Any]:
         """First miss: ask again; second in a row: explain what fits and offer a person."""
         misses = int(tracker.get_slot(MISSES) or 0) + 1
         if misses >= 2:
             dispatcher.utter_message(response=explanation)
-            return [SlotSet(MISSES, 0)]
+            return {MISSES: 0}
         dispatcher.utter_message(response="utter_reschedule_not_understood")
-        return [SlotSet(MISSES, misses)]
+        return {MISSES: misses}
 
 
 class ActionAskRescheduleOrder(Action):
