@@ -20,13 +20,18 @@ import sqlalchemy as sa
 from babel.dates import format_date
 from cryptography.fernet import Fernet
 
+from bot import wiring as wiring_module
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
 from bot.backends import Backends
 from bot.clock import SystemClock, parse_moment, shift_to
 from bot.demo import load_demo
+from bot.handoff.announce import Announcer
+from bot.handoff.config import load_config
+from bot.handoff.service import HandoffServices
 from bot.migrations import target_metadata
 from bot.settings import DEFAULT_DEMO_DATA, Settings
+from bot.wiring import NotWired, Wiring
 from tests.fake_twilio import FakeTwilio
 from tests.harness import Stack
 
@@ -110,6 +115,26 @@ def demo(store, settings) -> Backends:
     """The CRM and ERP holding the demo fixture, anchored on TODAY, and an empty case book."""
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=TODAY, force=True)
     return Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store))
+
+
+@pytest.fixture
+def wire(monkeypatch, settings):
+    """Installs a graph of the given parts as the process's (bot/wiring.py) for one test: what
+    the actions and channels then use. A part left out fails loudly instead of reaching a real
+    system; the handoff rules are the shipped configuration unless a test gives its own. A second
+    call in the same test replaces only the parts it names."""
+    given: dict = {
+        "clock": CLOCK,
+        "handoff": HandoffServices(NotWired("handoff store"), load_config(None), Announcer(None), False),
+    }
+
+    def install(**parts) -> Wiring:
+        given.update(parts)
+        graph = Wiring.of(settings, **given)
+        monkeypatch.setattr(wiring_module, "_process", graph)
+        return graph
+
+    return install
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ def run(action_tracker: Tracker):
 
 
 @pytest.fixture(autouse=True)
-def use_demo(monkeypatch, demo):
-    monkeypatch.setattr(action_module, "backends", lambda: demo)
+def use_demo(wire, demo):
+    wire(backends=demo)
 
 
 def order_entity(value: str) -> dict:
@@ -129,12 +129,12 @@ def test_unknown_sender_and_non_phone_sender():
     assert run(tracker("a1b2c3d4e5", "mi pedido"))[0][0]["response"] == "utter_unknown_customer"
 
 
-def test_backend_down_gets_a_polite_message_not_a_crash(monkeypatch):
+def test_backend_down_gets_a_polite_message_not_a_crash(wire):
     class DownCrm:
         def customer_by_phone(self, phone):
             raise BackendUnavailable("connection refused")
 
-    monkeypatch.setattr(action_module, "backends", lambda: Backends(crm=DownCrm(), erp=None, cases=None))
+    wire(backends=Backends(crm=DownCrm(), erp=None, cases=None))
     messages, events = run(tracker(MARIANA_MX, "mi pedido"))
     assert [m["response"] for m in messages] == ["utter_systems_down"]
     assert events == [SlotSet("handoff_reason", "backend_unavailable")]  # if they accept a person, why

@@ -9,6 +9,7 @@ synthetic trees that each kind of violation is found, and one test holds the rea
   `ADAPTERS_MAY_IMPORT`;
 - actions/ reach databases and HTTP through bot/: no sqlalchemy, no requests;
 - connectors/ never import actions/;
+- nothing in bot/ imports the composition root (bot/wiring.py) but itself: only entrypoints do;
 - no import cycle among the modules, counting every import (inside functions and under
   `if TYPE_CHECKING:` too: a cycle hidden in a function is still a cycle of the design);
 - no import inside a function in bot/ (the way a cycle is dodged) but those in
@@ -46,6 +47,9 @@ FUNCTION_IMPORTS_ALLOWED = {
     ),
     ("bot.messaging.store", "sqlalchemy.dialects.sqlite"): "the same, for SQLite",
 }
+
+# The one module that builds the process's graph; services receive what they use as arguments.
+COMPOSITION_ROOT = "bot.wiring"
 
 FORBIDDEN = (
     # (importing package, imported packages, why)
@@ -138,6 +142,14 @@ def violations(modules: set[str], imports: list[Import]) -> list[str]:
             and item.target not in ADAPTERS_MAY_IMPORT
         ):
             found.append(f"upward import: {where} (adapters import no service: see ADAPTERS_MAY_IMPORT)")
+        if (
+            is_within(item.source, "bot")
+            and item.target == COMPOSITION_ROOT
+            and item.source != COMPOSITION_ROOT
+        ):
+            found.append(
+                f"upward import: {where} (only entrypoints take the graph from the composition root)"
+            )
         if (
             item.in_function
             and is_within(item.source, "bot")

@@ -21,8 +21,8 @@ from tests.test_actions import DOMAIN, order_entity, tracker
 
 
 @pytest.fixture(autouse=True)
-def use_demo(monkeypatch, demo):
-    monkeypatch.setattr(action_module, "backends", lambda: demo)
+def use_demo(wire, demo):
+    wire(backends=demo)
 
 
 def run(intent: str, text: str, entities=(), sender: str = MARIANA_MX):
@@ -68,8 +68,8 @@ def crm_down(demo) -> Backends:
     return replace(demo, cases=down)
 
 
-def test_crm_down_queues_the_case_and_gives_its_id_honestly(monkeypatch, demo):
-    monkeypatch.setattr(action_module, "backends", lambda: crm_down(demo))
+def test_crm_down_queues_the_case_and_gives_its_id_honestly(demo, wire):
+    wire(backends=crm_down(demo))
     messages, events = run("cancel_order", "cancelen el 1001", [order_entity("1001")])
     assert [m["response"] for m in messages] == ["utter_cancel_order_guide", "utter_case_queued"]
     [entry] = demo.outbox.entries(status="pending")
@@ -77,15 +77,15 @@ def test_crm_down_queues_the_case_and_gives_its_id_honestly(monkeypatch, demo):
     assert entry.payload["details"]["order_id"] == "PED-1001" and events == []
 
 
-def test_asking_again_while_the_case_is_queued_gives_the_same_id(monkeypatch, demo):
-    monkeypatch.setattr(action_module, "backends", lambda: crm_down(demo))
+def test_asking_again_while_the_case_is_queued_gives_the_same_id(demo, wire):
+    wire(backends=crm_down(demo))
     first, _ = run("return_request", "lo quiero devolver")
     again, _ = run("return_request", "lo quiero devolver porfa")
     assert first[1]["case_id"] == again[1]["case_id"] and len(demo.outbox.entries()) == 1
 
 
-def test_own_database_down_too_gets_a_polite_message(monkeypatch, demo):
+def test_own_database_down_too_gets_a_polite_message(demo, wire):
     unreachable = Outbox(SqlStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/none"))
-    monkeypatch.setattr(action_module, "backends", lambda: replace(crm_down(demo), outbox=unreachable))
+    wire(backends=replace(crm_down(demo), outbox=unreachable))
     messages, events = run("return_request", "quiero devolver algo")
     assert [m["response"] for m in messages] == ["utter_case_failed"] and events == []

@@ -11,8 +11,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import cases as cases_module
-from actions import handoff as action_module
 from actions.cases import ActionOpenCase
 from actions.clarify import ActionClarify
 from actions.handoff import ActionHandback, ActionHandoff, ActionRecordSatisfaction, handoff_events
@@ -42,12 +40,9 @@ CLEARED = [SlotSet("handoff_reason", None), SlotSet("handoff_detail", None)]
 
 
 @pytest.fixture
-def found(store, demo, monkeypatch):
+def found(store, demo, wire):
     services = HandoffServices(HandoffStore(store, CLOCK), ALWAYS_OPEN, Announcer(None), desk_enabled=False)
-    monkeypatch.setattr(action_module, "services", lambda: services)
-    monkeypatch.setattr(action_module, "backends", lambda: demo)
-    monkeypatch.setattr(cases_module, "services", lambda: services)
-    monkeypatch.setattr(cases_module, "backends", lambda: demo)
+    wire(backends=demo, handoff=services)
     yield services
     services.store.drop_schema()
 
@@ -111,11 +106,11 @@ def test_the_next_customer_waits_longer_and_a_repeat_does_not_queue_twice(found)
     assert again[0]["wait"] == "unos 5 minutos" and len(found.store.queue()) == 2
 
 
-def test_outside_hours_the_customer_is_told_when_they_will_be_answered(found, monkeypatch):
+def test_outside_hours_the_customer_is_told_when_they_will_be_answered(found, demo, wire):
     closed = HandoffServices(
         found.store, parse_config({"business_hours": {"monday": ["09:00", "09:01"]}}), Announcer(None), False
     )
-    monkeypatch.setattr(action_module, "services", lambda: closed)
+    wire(backends=demo, handoff=closed)
     messages, events = run(ActionHandoff(), tracker())
     assert [m["response"] for m in messages] == ["utter_handoff_after_hours"]
     assert "lunes" in messages[0]["opens"] and "a las 09:00" in messages[0]["opens"]
@@ -135,24 +130,24 @@ def test_a_vip_customer_is_served_first(found):
     assert [h.conversation_id for h in found.store.queue()] == [JULIAN_AR, MARIANA_MX]
 
 
-def test_a_crm_outage_still_hands_over_without_the_record(found, monkeypatch):
+def test_a_crm_outage_still_hands_over_without_the_record(found, wire):
     class DownCrm:
         def customer_by_phone(self, phone):
             raise BackendUnavailable("timeout")
 
-    monkeypatch.setattr(action_module, "backends", lambda: Backends(crm=DownCrm(), erp=None, cases=None))
+    wire(backends=Backends(crm=DownCrm(), erp=None, cases=None), handoff=found)
     messages, _ = run(ActionHandoff(), tracker())
     assert messages[0]["response"] == "utter_handoff_waiting"
     assert found.store.active_for(MARIANA_MX).packet["customer"]["known"] is False
 
 
-def test_a_database_outage_gets_a_polite_message_and_no_pause(found, monkeypatch):
+def test_a_database_outage_gets_a_polite_message_and_no_pause(found, demo, wire):
     class DownStore:
         def active_for(self, conversation_id):
             raise BackendUnavailable("connection refused")
 
     broken = HandoffServices(DownStore(), ALWAYS_OPEN, Announcer(None), False)
-    monkeypatch.setattr(action_module, "services", lambda: broken)
+    wire(backends=demo, handoff=broken)
     messages, events = run(ActionHandoff(), tracker())
     assert [m["response"] for m in messages] == ["utter_handoff_failed"]
     assert ConversationPaused() not in events

@@ -33,7 +33,9 @@ def channel(store, settings):
     services = HandoffServices(handoffs, parse_config({}), Announcer(None), desk_enabled=False)
     messages = MessagingStore(store, CLOCK)
     sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
-    yield TwilioInput(settings, store=messages, claims=InProcessClaims(), sender=sender, handoff=services)
+    yield TwilioInput(
+        settings, store=messages, claims=InProcessClaims(), sender=sender, handoff=services, clock=CLOCK
+    )
     handoffs.drop_schema()
 
 

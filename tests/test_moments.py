@@ -113,10 +113,9 @@ def test_an_order_arriving_tomorrow_is_on_time_and_said_to_arrive_tomorrow(demo_
     assert view.values["eta"].startswith("mañana ") and view.values["eta"].endswith("entre 14:00 y 18:00")
 
 
-def test_the_status_action_reads_the_same_clock_as_the_demo(demo_then, moment, monkeypatch):
+def test_the_status_action_reads_the_same_clock_as_the_demo(demo_then, moment, wire):
     """The bug that turned CI red: the action read the machine's clock, the demo a fixed day."""
-    monkeypatch.setattr(order_status_action, "backends", lambda: demo_then)
-    monkeypatch.setattr(order_status_action, "clock", lambda: FixedClock(moment.at))
+    wire(backends=demo_then, clock=FixedClock(moment.at))
     dispatcher = CollectingDispatcher()
     asyncio.run(
         order_status_action.ActionOrderStatus().run(dispatcher, tracker(MARIANA_MX, "mi pedido?"), DOMAIN)

@@ -13,8 +13,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import contact_data as contact_module
-from actions import payments as payments_module
 from actions import verification as verification_module
 from actions.contact_data import ActionUpdateContact, ValidateContactForm
 from actions.payments import ActionAttachReceipt, ActionCompleteFlow, ActionReportPayment
@@ -37,7 +35,7 @@ LINK_SECRET = "test-link-secret"
 
 
 @pytest.fixture
-def world(monkeypatch, store, demo, settings):
+def world(wire, store, demo, settings):
     # The actions read the real clock: anchor the demo's days on the real today.
     load_demo(
         store,
@@ -52,10 +50,7 @@ def world(monkeypatch, store, demo, settings):
     messages = MessagingStore(store, CLOCK)
     messages.create_schema()
     sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
-    for module in (verification_module, payments_module, contact_module):
-        monkeypatch.setattr(module, "backends", lambda: backends)
-    monkeypatch.setattr(verification_module, "code_verifier", lambda: verifier)
-    monkeypatch.setattr(verification_module, "message_sender", lambda: sender)
+    wire(backends=backends, verifier=verifier, message_sender=sender, messaging=messages)
     return backends, messages
 
 
@@ -554,11 +549,11 @@ class Unreachable:
         return refuse
 
 
-def test_a_crm_erp_down_after_the_code_offers_a_person_and_the_handoff_will_say_why(world, monkeypatch):
+def test_a_crm_erp_down_after_the_code_offers_a_person_and_the_handoff_will_say_why(world, wire):
     backends, messages = world
     state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "balance"})
     down = Backends(crm=Unreachable(), erp=Unreachable(), cases=backends.cases)
-    monkeypatch.setattr(payments_module, "backends", lambda: down)
+    wire(backends=down)
     responses, _, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
     assert responses == ["utter_systems_down"]
     assert slots_of(events)["handoff_reason"] == "backend_unavailable"

@@ -11,7 +11,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import reschedule as module
 from actions.reschedule import (
     ActionAskRescheduleConfirmed,
     ActionAskRescheduleWindow,
@@ -41,12 +40,12 @@ SLOTS = (
 
 
 @pytest.fixture
-def live(store, settings, monkeypatch) -> Backends:
+def live(store, settings, wire) -> Backends:
     """The demo anchored on the real today: the actions read the real clock."""
     today = local_day(CLOCK.now(), settings.bot_timezone)
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=today, force=True)
     found = Backends(crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store))
-    monkeypatch.setattr(module, "backends", lambda: found)
+    wire(backends=found)
     return found
 
 
