@@ -71,6 +71,16 @@ def _day(value: Any, anchor: date, where: str) -> date:
         ) from None
 
 
+def _working_day(value: Any, anchor: date, working: list[str], where: str) -> date:
+    """`_day`, but an offset that lands on a day without deliveries moves to the next working day:
+    the demo's full and closed days then exist whatever weekday the demo is loaded on."""
+    day = _day(value, anchor, where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        while WEEKDAYS[day.weekday()] not in working:
+            day += timedelta(days=1)
+    return day
+
+
 def _clock(value: Any, where: str) -> time:
     try:
         return time.fromisoformat(str(value))
@@ -341,7 +351,10 @@ def parse_calendar(text: str, anchor: date) -> DemoCalendar:
             raise FixtureError(f"{where}.days: use {', '.join(WEEKDAYS)}")
         taken = {}
         for spec in record.get("booked") or []:
-            key = (_day(spec.get("day"), anchor, f"{where}.booked"), _clock(spec.get("from"), where))
+            key = (
+                _working_day(spec.get("day"), anchor, working, f"{where}.booked"),
+                _clock(spec.get("from"), where),
+            )
             taken[key] = int(spec.get("booked", 0))
         for offset in range(CALENDAR_DAYS):
             day = anchor + timedelta(days=offset)
@@ -364,7 +377,7 @@ def parse_calendar(text: str, anchor: date) -> DemoCalendar:
                     }
                 )
         for spec in record.get("closed") or []:
-            day = _day(spec.get("day"), anchor, f"{where}.closed")
+            day = _working_day(spec.get("day"), anchor, working, f"{where}.closed")
             closure_rows.append({"zone_id": zone_id, "day": day, "reason": str(spec.get("reason", ""))})
     order_zones = {
         str(record["id"]): str(record["zone"])

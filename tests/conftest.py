@@ -55,6 +55,13 @@ os.environ["BOT_CLOCK_SHIFT_S"] = str(shift_to(NOW).total_seconds())
 CLOCK = SystemClock(shift_to(NOW))
 
 
+def delivery_day(offset: int) -> date:
+    """TODAY + `offset` days, or the next day with deliveries in the demo's Mexico City zone (Monday
+    to Saturday): where the demo fixture puts its booked and closed days given as offsets."""
+    day = TODAY + timedelta(days=offset)
+    return day + timedelta(days=1) if day.weekday() == 6 else day
+
+
 def written_day(offset: int, today: date | None = None) -> str:
     """How the assistant writes the day `offset` days from TODAY: `viernes 27 de noviembre`
     (with the year when it is not this year's), for expectations that move with TEST_NOW."""

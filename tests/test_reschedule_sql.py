@@ -12,7 +12,7 @@ from bot.cases import is_case_id
 from bot.order_status import describe
 from bot.records import RescheduleOutcome, ScheduleChange, WindowSlot
 from bot.scheduling import RescheduleRequest, request_reschedule
-from tests.conftest import LUCIA_MX, MARIANA_MX, NOW, TODAY, written_day
+from tests.conftest import LUCIA_MX, MARIANA_MX, NOW, TODAY, delivery_day, written_day
 
 MEXICO = ZoneInfo("America/Mexico_City")
 
@@ -46,7 +46,7 @@ def test_orders_know_their_delivery_zone(demo):
 
 
 def test_window_slots_are_the_zones_local_days_with_capacity_and_places_taken(demo):
-    day = TODAY + timedelta(days=2)
+    day = delivery_day(2)
     slots = demo.erp.window_slots("MX-CDMX", day, day)
     assert [(s.window.start.astimezone(MEXICO).time(), s.capacity, s.booked) for s in slots] == [
         (time(9, 0), 4, 3),  # nearly full
@@ -63,18 +63,18 @@ def test_an_orders_current_window_holds_a_place(demo):
 
 def test_closed_days_come_with_their_reason(demo):
     closed = demo.erp.closed_days("MX-CDMX", TODAY, TODAY + timedelta(days=30))
-    assert closed == {TODAY + timedelta(days=10): "inventario anual"}
+    assert closed == {delivery_day(10): "inventario anual"}
 
 
 def test_reschedule_moves_the_window_releases_the_old_place_and_records_the_change(demo):
     order = demo.erp.order("PED-1001")
     old = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=1), 14)
-    new = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)
+    new = slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)
     assert demo.erp.reschedule(change_for(order, new)) is RescheduleOutcome.DONE
 
     assert demo.erp.order("PED-1001").window == new.window
     assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=1), 14).booked == old.booked - 1
-    assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9).booked == new.booked + 1
+    assert slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9).booked == new.booked + 1
     [recorded] = demo.erp.schedule_history("PED-1001")
     assert (recorded.id, recorded.customer_id, recorded.phone, recorded.channel) == (
         "GES-TESTTEST",
@@ -87,26 +87,26 @@ def test_reschedule_moves_the_window_releases_the_old_place_and_records_the_chan
 
 def test_the_status_answer_shows_the_new_window(demo):
     order = demo.erp.order("PED-1001")
-    new = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)
+    new = slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)
     demo.erp.reschedule(change_for(order, new))
     customer = demo.crm.customer_by_phone(MARIANA_MX)
     view = describe(demo.erp.order("PED-1001"), customer, NOW, "America/Mexico_City")
-    assert view.values["eta"] == f"el {written_day(5)} entre 09:00 y 13:00"
+    assert view.values["eta"] == f"el {written_day((delivery_day(5) - TODAY).days)} entre 09:00 y 13:00"
 
 
 def test_a_full_window_is_refused_and_nothing_changes(demo):
     order = demo.erp.order("PED-1001")
-    full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 14)
+    full = slot_at(demo.erp, "MX-CDMX", delivery_day(2), 14)
     assert demo.erp.reschedule(change_for(order, full)) is RescheduleOutcome.WINDOW_FULL
     assert demo.erp.order("PED-1001").window == order.window
     assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=1), 14).booked == 1
-    assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 14).booked == 4
+    assert slot_at(demo.erp, "MX-CDMX", delivery_day(2), 14).booked == 4
     assert demo.erp.schedule_history("PED-1001") == []
 
 
 def test_an_order_out_for_delivery_is_refused_and_the_place_is_not_taken(demo):
     order = demo.erp.order("PED-1004")
-    day = TODAY + timedelta(days=5)
+    day = delivery_day(5)
     new = next(s for s in demo.erp.window_slots("AR-CABA", day, day + timedelta(days=3)))
     assert demo.erp.reschedule(change_for(order, new)) is RescheduleOutcome.NOT_ALLOWED
     assert (
@@ -117,7 +117,7 @@ def test_an_order_out_for_delivery_is_refused_and_the_place_is_not_taken(demo):
 
 def test_a_window_of_another_zone_is_refused(demo):
     order = demo.erp.order("PED-1001")  # Mexico City
-    day = TODAY + timedelta(days=5)
+    day = delivery_day(5)
     elsewhere = demo.erp.window_slots("AR-CABA", day, day)[0]
     assert demo.erp.reschedule(change_for(order, elsewhere)) is RescheduleOutcome.NOT_ALLOWED
     assert demo.erp.window_slots("AR-CABA", day, day)[0].booked == elsewhere.booked
@@ -126,11 +126,11 @@ def test_a_window_of_another_zone_is_refused(demo):
 
 def test_a_management_id_already_used_is_reported_so_another_is_drawn(demo):
     first = demo.erp.order("PED-1001")
-    demo.erp.reschedule(change_for(first, slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)))
+    demo.erp.reschedule(change_for(first, slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)))
     second = demo.erp.order("PED-1010")
-    target = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=6), 9)
+    target = slot_at(demo.erp, "MX-CDMX", delivery_day(6), 9)
     assert demo.erp.reschedule(change_for(second, target)) is RescheduleOutcome.ID_TAKEN
-    assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=6), 9).booked == target.booked
+    assert slot_at(demo.erp, "MX-CDMX", delivery_day(6), 9).booked == target.booked
 
 
 def move(demo, order_id: str, phone: str, slot: WindowSlot):
@@ -151,16 +151,16 @@ def move(demo, order_id: str, phone: str, slot: WindowSlot):
 
 
 def test_the_service_gives_a_management_id_and_fills_a_window_only_to_its_capacity(demo):
-    nearly_full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 9)  # 3 of 4
+    nearly_full = slot_at(demo.erp, "MX-CDMX", delivery_day(2), 9)  # 3 of 4
     won = move(demo, "PED-1001", MARIANA_MX, nearly_full)
     lost = move(demo, "PED-1010", LUCIA_MX, nearly_full)
     assert won.outcome is RescheduleOutcome.DONE and is_case_id(won.change_id) and not won.queued
     assert lost.outcome is RescheduleOutcome.WINDOW_FULL and lost.change_id is None
-    assert slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 9).booked == 4
+    assert slot_at(demo.erp, "MX-CDMX", delivery_day(2), 9).booked == 4
 
 
 def test_the_database_itself_refuses_a_booking_beyond_capacity(demo, store):
-    full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 14)
+    full = slot_at(demo.erp, "MX-CDMX", delivery_day(2), 14)
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
         conn.execute(delivery_slots.update().where(delivery_slots.c.id == full.id).values(booked=5))
 

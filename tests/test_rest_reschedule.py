@@ -26,7 +26,7 @@ from bot.adapters.sql import SqlErp, SqlStore, delivery_slots, delivery_zones, o
 from bot.cases import is_case_id
 from bot.records import CaseKind, RescheduleOutcome, WindowSlot
 from bot.scheduling import CalendarRules, RescheduleRequest, load_context, request_reschedule
-from tests.conftest import CLOCK, LUCIA_MX, TODAY
+from tests.conftest import CLOCK, LUCIA_MX, TODAY, delivery_day
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, client_for, rest_backends, start_server
 from tests.test_outbox import crm_store, customers_wrote, later, messages_to, worker_for  # noqa: F401
@@ -64,7 +64,7 @@ def test_delivery_zones_windows_and_closed_days_are_those_of_the_sql_erp(server,
     for zone in rows(store, delivery_zones):
         assert erp.window_slots(zone.id, *CALENDAR) == demo.erp.window_slots(zone.id, *CALENDAR)
         assert erp.closed_days(zone.id, *CALENDAR) == demo.erp.closed_days(zone.id, *CALENDAR)
-    assert erp.closed_days("MX-CDMX", *CALENDAR) == {TODAY + timedelta(days=10): "inventario anual"}
+    assert erp.closed_days("MX-CDMX", *CALENDAR) == {delivery_day(10): "inventario anual"}
     assert erp.delivery_zone_of("PED-1002") is None  # delivered outside any zone
     assert erp.delivery_zone_of("PED-9999") is None
     assert erp.window_slots("NOWHERE", *CALENDAR) == [] and erp.closed_days("NOWHERE", *CALENDAR) == {}
@@ -91,7 +91,7 @@ def test_a_reschedule_over_http_moves_the_window_releases_the_old_place_and_reco
     erp = RestErp(client_for(server.url))
     order = demo.erp.order("PED-1001")
     old = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=1), 14)
-    new = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)
+    new = slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)
     assert erp.reschedule(change_for(order, new)) is RescheduleOutcome.DONE
     assert demo.erp.order("PED-1001").window == new.window
     assert booked(demo.erp, new) == new.booked + 1 and booked(demo.erp, old) == old.booked - 1
@@ -104,12 +104,12 @@ def test_a_reschedule_over_http_moves_the_window_releases_the_old_place_and_reco
 def test_a_full_window_another_zones_window_and_a_taken_id_are_refused_and_change_nothing(server, demo):
     erp = RestErp(client_for(server.url))
     order = demo.erp.order("PED-1001")
-    full = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=2), 14)
-    elsewhere = demo.erp.window_slots("AR-CABA", TODAY + timedelta(days=5), TODAY + timedelta(days=5))[0]
+    full = slot_at(demo.erp, "MX-CDMX", delivery_day(2), 14)
+    elsewhere = demo.erp.window_slots("AR-CABA", delivery_day(5), delivery_day(5))[0]
     assert erp.reschedule(change_for(order, full)) is RescheduleOutcome.WINDOW_FULL
     assert erp.reschedule(change_for(order, elsewhere)) is RescheduleOutcome.NOT_ALLOWED
     assert booked(demo.erp, full) == full.capacity
-    free = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)
+    free = slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)
     assert erp.reschedule(change_for(order, free, "GES-TAKEN222")) is RescheduleOutcome.DONE
     lucia = demo.erp.order("PED-1010")
     assert erp.reschedule(change_for(lucia, free, "GES-TAKEN222")) is RescheduleOutcome.ID_TAKEN
@@ -131,7 +131,7 @@ def test_an_order_out_for_delivery_is_refused_and_the_place_the_server_took_is_g
 
 def test_a_customer_cannot_move_another_customers_order(server, demo):
     erp = RestErp(client_for(server.url))
-    slot = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)
+    slot = slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)
     mariana_as_lucia = replace(change_for(demo.erp.order("PED-1001"), slot), customer_id="C-006")
     assert erp.reschedule(mariana_as_lucia) is RescheduleOutcome.NOT_ALLOWED
     assert demo.erp.schedule_history("PED-1001") == []
@@ -139,7 +139,7 @@ def test_a_customer_cannot_move_another_customers_order(server, demo):
 
 def test_the_same_reschedule_sent_twice_with_one_key_is_applied_once(server, demo, store):
     erp = RestErp(client_for(server.url))
-    slot = slot_at(demo.erp, "MX-CDMX", TODAY + timedelta(days=5), 9)
+    slot = slot_at(demo.erp, "MX-CDMX", delivery_day(5), 9)
     change = change_for(demo.erp.order("PED-1010"), slot)
     server.faults.lose_next_answers(1)
     with idempotency_key("reschedule-outbox-key"):
@@ -222,7 +222,7 @@ def erp_changes(erp_store: SqlStore) -> list[str]:
 def move_lucia(backends, crm_store: SqlStore, day_offset: int = 5, hour: int = 9):  # noqa: F811
     """Lucía confirms PED-1010 into a window of the ERP's calendar (read on the ERP's own data)."""
     erp = SqlErp(crm_store)
-    slot = slot_at(erp, "MX-CDMX", TODAY + timedelta(days=day_offset), hour)
+    slot = slot_at(erp, "MX-CDMX", delivery_day(day_offset), hour)
     order = erp.order("PED-1010")
     request = RescheduleRequest(
         order_id="PED-1010",
