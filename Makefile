@@ -65,7 +65,7 @@ demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force
 
 crm-server: install ## The reference CRM/ERP HTTP server (docs/crm-erp-api.yaml) on CRM_SERVER_PORT (8090)
-	@$(PY) -m bot.adapters.rest.reference_server
+	@$(PY) -m reference
 
 migrate: install ## Apply the database migrations (Alembic) to DATABASE_URL; `make run` does it too
 	@$(PY) -m bot.migrations upgrade

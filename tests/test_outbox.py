@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 from bot.adapters.base import BackendUnavailable
-from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.rest.wire import case_to_wire
 from bot.adapters.sql import SqlCaseBook, SqlStore, cases
 from bot.cases import new_case_id, request_case
@@ -27,6 +26,7 @@ from bot.order_status import look_up_status
 from bot.outbox import Outbox, OutboxWorker, WriteRejected, WriteStatus, sender_notify, submit_write
 from bot.records import Case, CaseKind
 from bot.settings import DEFAULT_DEMO_DATA, Settings
+from reference.server import Credentials, ReferenceServer
 from tests.conftest import ANDRES_CO, CLOCK, JULIAN_AR, MARIANA_MX, NOW, TODAY
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, ServerProcess, rest_backends

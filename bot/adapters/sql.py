@@ -355,7 +355,7 @@ class SqlContactBook:
 
 
 # The same reads and writes inside a caller's transaction: the SQL CRM/ERP open one per call;
-# the reference server (bot/adapters/rest/reference_server.py) runs them in its own, with the
+# the reference server (reference/operations.py) runs them in its own, with the
 # write's Idempotency-Key, so both answer alike.
 
 
@@ -835,7 +835,7 @@ def reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome
 
 
 # The calendar reads inside a caller's transaction: SqlErp opens one per call; the reference
-# server (bot/adapters/rest/reference_server.py) runs them on its own, so both answer alike.
+# server (reference/operations.py) runs them on its own, so both answer alike.
 
 
 def zone_of_order_in(conn: Connection, order_id: str) -> DeliveryZone | None:
