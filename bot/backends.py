@@ -85,5 +85,4 @@ def message_sender() -> MessageSender:
     """The one sender (Twilio or the local outbox), for messages the actions send themselves: codes."""
     settings = current()
     store = MessagingStore(SqlStore(settings.database_url), clock())
-    store.create_schema()
     return MessageSender(settings, store, transport_for(settings), clock=clock())

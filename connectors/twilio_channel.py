@@ -218,7 +218,6 @@ class TwilioInput(InputChannel):
         self.settings = settings
         self.clock = SystemClock(settings.clock_shift)
         self.store = store or MessagingStore(SqlStore(settings.database_url), self.clock)
-        self.store.create_schema()
         self.handoff = handoff or build_services(settings)
         self._api_sender: MessageSender | None = None
         self.claims = claims or claims_for(settings.redis_url)

@@ -50,7 +50,6 @@ def world(monkeypatch, store, demo, settings):
     backends = Backends(crm=demo.crm, erp=SqlErp(store, signer), cases=demo.cases, outbox=demo.outbox)
     verifier = CodeVerifier(SqlOtpSecrets(store), MemoryAttemptStore(CLOCK), Fernet.generate_key().decode())
     messages = MessagingStore(store, CLOCK)
-    messages.create_schema()
     sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
     for module in (verification_module, payments_module, contact_module):
         monkeypatch.setattr(module, "backends", lambda: backends)

@@ -109,8 +109,6 @@ def create_app(
     clock = SystemClock(settings.clock_shift)
     store = services.store
     messaging = MessagingStore(SqlStore(settings.database_url), clock)
-    messaging.create_schema()
-    store.create_schema()
     sessions = URLSafeTimedSerializer(secret, salt="console-session")
     logins = URLSafeTimedSerializer(secret, salt="console-login")
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
