@@ -65,7 +65,7 @@ demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force
 
 crm-server: install ## The reference CRM/ERP HTTP server (docs/crm-erp-api.yaml) on CRM_SERVER_PORT (8090)
-	@$(PY) -m bot.adapters.rest.reference_server
+	@$(PY) -m reference
 
 migrate: install ## Apply the database migrations (Alembic) to DATABASE_URL; `make run` does it too
 	@$(PY) -m bot.migrations upgrade
@@ -74,11 +74,11 @@ migration: install ## Autogenerate a migration from the tables in code: make mig
 	@test -n "$(MSG)" || { echo 'usage: make migration MSG="what it changes"'; exit 1; }
 	@$(PY) -m bot.migrations revision -m "$(MSG)"
 	@.venv/bin/ruff format bot/migrations/versions && .venv/bin/ruff check --fix -q bot/migrations/versions
-agent: install ## Create a console agent or reset its password: make agent NAME=ana (AGENT_PASSWORD=... for scripts)
+agent: install migrate ## Create a console agent or reset its password: make agent NAME=ana (AGENT_PASSWORD=... for scripts)
 	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name>"; exit 1; }
 	@$(PY) -m connectors.console agent "$(NAME)"
 
-demo-agent: install ## Development only: create console agent 'demo' with a random password, printed
+demo-agent: install migrate ## Development only: create console agent 'demo' with a random password, printed
 	@$(PY) -m connectors.console demo-agent
 
 browser: ## Make Debian's chromium available for the console's browser test (apt-get if missing)

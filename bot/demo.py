@@ -264,7 +264,8 @@ def load_demo(
     """Replace the CRM/ERP tables with the fixture when it changed or was anchored on another day.
 
     `today` is the business's day (bot.clock.local_day of the clock's now): relative days count
-    from it, so "mañana" in the fixture is always tomorrow."""
+    from it, so "mañana" in the fixture is always tomorrow. The tables come from the migrations
+    (`migrate`, as `main` and `make run` do first)."""
     anchor = today
     try:
         text = path.read_text(encoding="utf-8")
@@ -273,7 +274,6 @@ def load_demo(
     digest = hashlib.sha256(text.encode()).hexdigest()
     wanted = {"fixture_sha256": digest, "anchor_day": anchor.isoformat()}
 
-    store.create_schema()
     with store.connect() as conn:
         current = dict(conn.execute(sa.select(demo_meta.c.key, demo_meta.c.value)).all())
         if not force and all(current.get(key) == value for key, value in wanted.items()):

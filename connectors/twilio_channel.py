@@ -220,7 +220,6 @@ class TwilioInput(InputChannel):
         self.settings = settings
         self.clock = clock
         self.store = store
-        self.store.create_schema()
         self.handoff = handoff
         self._api_sender: MessageSender | None = None
         self.claims = claims or claims_for(settings.redis_url)

@@ -32,6 +32,7 @@ from bot.handoff.service import HandoffServices
 from bot.migrations import target_metadata
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from bot.wiring import NotWired, Wiring
+from reference.tables import metadata as reference_server_tables
 from tests.fake_twilio import FakeTwilio
 from tests.harness import Stack
 
@@ -105,14 +106,16 @@ def store(request, tmp_path, pg_url) -> Iterator[SqlStore]:
     """An empty SQL store on SQLite and, as a second run of the same test, on PostgreSQL."""
     url = f"sqlite:///{tmp_path / 'bot.db'}" if request.param == "sqlite" else pg_url
     sql_store = SqlStore(url)
-    # Every table the assistant owns (CRM/ERP, cases, channel, outbox, idempotency keys).
+    # Every table the assistant owns (CRM/ERP, cases, channel, outbox, handoffs), and the
+    # reference server's idempotency keys, so no test replays another's answer.
+    every_table = [*target_metadata(), reference_server_tables]
     with sql_store.connect() as conn:
-        for tables in target_metadata():
+        for tables in every_table:
             tables.drop_all(conn)
             tables.create_all(conn)
     yield sql_store
     with sql_store.connect() as conn:
-        for tables in target_metadata():
+        for tables in every_table:
             tables.drop_all(conn)
     sql_store.dispose()
 

@@ -14,9 +14,9 @@ import requests
 
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import RestCaseBook, RestClient, RestCrm, RestErp
-from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.backends import Backends
 from bot.settings import BackendSettings
+from reference.server import Credentials, ReferenceServer
 from tests.harness import free_port
 
 ROOT = Path(__file__).parent.parent
@@ -70,7 +70,7 @@ def start_server(store, port: int = 0) -> ReferenceServer:
 
 
 class ServerProcess:
-    """`python -m bot.adapters.rest.reference_server` (what `make crm-server` runs), killable."""
+    """`python -m reference` (what `make crm-server` runs), killable."""
 
     def __init__(self, tmp: Path, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -95,7 +95,7 @@ class ServerProcess:
         }
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot.adapters.rest.reference_server"],
+                [sys.executable, "-m", "reference"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -9,6 +9,7 @@ from bot.adapters.base import BackendUnavailable
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlStore
 from bot.cases import REPEAT_WINDOW, CaseIdExhausted, is_case_id, request_case
+from bot.migrations import migrate
 from bot.outbox import WriteStatus
 from bot.records import CaseKind
 from tests.conftest import JULIAN_AR, MARIANA_MX
@@ -99,8 +100,10 @@ def test_a_broken_random_source_fails_loudly(book, outbox, monkeypatch):
         opened_case(book, outbox, None, CaseKind.HUMAN_HANDOFF, {}, "two", now=NOW)
 
 
-def test_the_table_is_created_on_first_use(tmp_path, outbox):
-    store = SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}")  # no demo loader, no create_schema
+def test_a_database_with_only_the_migrations_holds_cases(tmp_path, outbox):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    migrate(url)  # no demo loader: the table is the migrations', as in production
+    store = SqlStore(url)
     case_id = opened_case(
         SqlCaseBook(store), outbox, None, CaseKind.RETURN_REQUEST, {"text": "devolver"}, "c1"
     )

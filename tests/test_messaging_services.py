@@ -46,9 +46,7 @@ def test_redis_claim_is_once_even_across_clients(redis_client):
 
 @pytest.fixture
 def messaging(store) -> MessagingStore:
-    messaging_store = MessagingStore(store, CLOCK)
-    messaging_store.drop_schema()
-    messaging_store.create_schema()
+    messaging_store = MessagingStore(store, CLOCK)  # its tables: the `store` fixture made them
     yield messaging_store
     messaging_store.drop_schema()
 

@@ -6,8 +6,10 @@ fails here; `make migration MSG=...` writes the missing revision.
 
 from __future__ import annotations
 
+import ast
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from bot.adapters.sql import SqlStore
 from bot.adapters.sql import metadata as crm_erp_and_cases
 from bot.messaging.store import metadata as messaging
-from bot.migrations import downgrade, migrate, owned_tables, schema_differences
+from bot.migrations import HERE, downgrade, migrate, owned_tables, schema_differences
 from tests.conftest import PG_URL
 
 
@@ -102,3 +104,29 @@ def test_migrations_go_down_and_up_again_on_postgresql(pg_schema_url):
     assert tables(pg_schema_url) == {"alembic_version"}
     migrate(pg_schema_url)
     assert differences(pg_schema_url) == []
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add((node.module or "").split(".")[0])
+    return found
+
+
+def test_a_revision_imports_no_live_code():
+    """An old revision must not change when the code does: sqlalchemy and alembic only."""
+    revisions = sorted((HERE / "versions").glob("*.py"))
+    assert revisions
+    for revision in revisions:
+        assert imported_modules(revision) <= {"__future__", "sqlalchemy", "alembic"}, revision.name
+
+
+def test_the_product_never_imports_the_reference_server():
+    """The reference CRM/ERP server is a development tool: it imports the product, not the reverse."""
+    root = HERE.parent.parent
+    for package in ("bot", "actions", "connectors"):
+        for module in (root / package).rglob("*.py"):
+            assert "reference" not in imported_modules(module), module

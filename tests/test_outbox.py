@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from bot.adapters.base import BackendUnavailable
 from bot.adapters.outbox_sql import Outbox
-from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.rest.wire import case_to_wire
 from bot.adapters.sql import SqlCaseBook, SqlStore, cases
 from bot.cases import CASE_ADD, new_case_id, request_case
@@ -29,6 +28,7 @@ from bot.outbox import WriteRejected, WriteStatus, submit_write
 from bot.outbox_worker import OutboxWorker, sender_notify
 from bot.records import Case, CaseKind
 from bot.settings import DEFAULT_DEMO_DATA, Settings
+from reference.server import Credentials, ReferenceServer
 from tests.conftest import ANDRES_CO, CLOCK, JULIAN_AR, MARIANA_MX, NOW, TODAY
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, ServerProcess, rest_backends

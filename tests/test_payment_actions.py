@@ -48,7 +48,6 @@ def world(wire, store, demo, settings):
     backends = Backends(crm=demo.crm, erp=SqlErp(store, signer), cases=demo.cases, outbox=demo.outbox)
     verifier = CodeVerifier(SqlOtpSecrets(store), MemoryAttemptStore(CLOCK), Fernet.generate_key().decode())
     messages = MessagingStore(store, CLOCK)
-    messages.create_schema()
     sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
     wire(backends=backends, verifier=verifier, message_sender=sender, messaging=messages)
     return backends, messages

@@ -26,11 +26,11 @@ from bot.adapters.rest import (
     RestErp,
 )
 from bot.adapters.rest.breaker import CircuitState
-from bot.adapters.rest.reference_server import ReferenceServer
 from bot.adapters.sql import cases, customers, orders
 from bot.cases import new_case_id
 from bot.order_status import Outcome, look_up_status
 from bot.records import Case, CaseKind
+from reference.server import ReferenceServer
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW, STRANGER
 from tests.harness import free_port
 from tests.rest_fixtures import API_KEY, TOKEN, FakeClock, client_for, start_server

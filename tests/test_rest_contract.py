@@ -13,12 +13,12 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 
-from bot.adapters.rest.reference_server import IDEMPOTENCY_KEY, Credentials, ReferenceServer
 from bot.adapters.sql import SqlStore
 from bot.demo import load_demo
 from bot.migrations import migrate
 from bot.payments import PaymentLinkSigner
 from bot.settings import DEFAULT_DEMO_DATA, Settings
+from reference.server import IDEMPOTENCY_KEY, Credentials, ReferenceServer
 from tests.conftest import TODAY
 
 CONTRACT = Path(__file__).parent.parent / "docs" / "crm-erp-api.yaml"

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from bot.adapters.base import idempotency_key
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import BackendRejected, BackendServerError, RestCrm, RestErp
-from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.sql import SqlCrm, SqlStore, contact_changes, customers, payment_links, payment_promises
 from bot.contact_data import request_contact_change
 from bot.messaging.inbound import Channel
@@ -23,6 +22,7 @@ from bot.messaging.store import MessagingStore
 from bot.outbox import WriteStatus
 from bot.payments import PaymentLinkSigner, request_promise, verify_payment_link
 from bot.records import ContactChange, ContactField
+from reference.server import Credentials, ReferenceServer
 from tests.conftest import CLOCK, MARIANA_MX, ROSA_PE
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, client_for, rest_backends

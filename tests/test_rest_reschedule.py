@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from bot.adapters.base import idempotency_key
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest import BackendServerError, RestErp
-from bot.adapters.rest.reference_server import Credentials, ReferenceServer
 from bot.adapters.sql import SqlErp, SqlStore, delivery_slots, delivery_zones, orders, schedule_changes
 from bot.cases import is_case_id
 from bot.records import CaseKind, RescheduleOutcome, WindowSlot
 from bot.scheduling import CalendarRules, RescheduleRequest, load_context, request_reschedule
+from reference.server import Credentials, ReferenceServer
 from tests.conftest import CLOCK, LUCIA_MX, TODAY, delivery_day
 from tests.harness import free_port, is_response
 from tests.rest_fixtures import TOKEN, FakeClock, client_for, rest_backends, start_server

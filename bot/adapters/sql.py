@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -152,10 +152,6 @@ class SqlStore:
 
     def __init__(self, url: str) -> None:
         self.engine: Engine = create_engine(url)
-
-    def create_schema(self) -> None:
-        with self.connect() as conn:
-            metadata.create_all(conn)
 
     def drop_schema(self) -> None:
         with self.connect() as conn:
@@ -355,7 +351,7 @@ class SqlContactBook:
 
 
 # The same reads and writes inside a caller's transaction: the SQL CRM/ERP open one per call;
-# the reference server (bot/adapters/rest/reference_server.py) runs them in its own, with the
+# the reference server (reference/operations.py) runs them in its own, with the
 # write's Idempotency-Key, so both answer alike.
 
 
@@ -485,31 +481,14 @@ def contact_changes_in(conn: Connection, customer_id: str) -> list[ContactChange
     ]
 
 
-class _TableOnFirstUse:
-    """A store of the assistant's own whose table is created on first use, for databases that
-    were never migrated (production has no demo loader)."""
-
-    table: sa.Table
+class SqlOtpSecrets(OtpSecrets):
+    """Per-customer code secrets in `otp_secrets` (a table of the migrations, like every other)."""
 
     def __init__(self, store: SqlStore) -> None:
         self._store = store
-        self._table_ready = False
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        if not self._table_ready:
-            with self._store.connect() as conn:
-                self.table.create(conn, checkfirst=True)
-            self._table_ready = True
-        return self._store.connect()
-
-
-class SqlOtpSecrets(_TableOnFirstUse, OtpSecrets):
-    """Per-customer code secrets in `otp_secrets`, created on first use like the case book."""
-
-    table = otp_secrets
 
     def secret_of(self, customer_id: str) -> bytes | None:
-        with self._connect() as conn:
+        with self._store.connect() as conn:
             row = conn.execute(
                 sa.select(otp_secrets.c.secret).where(otp_secrets.c.customer_id == customer_id)
             ).first()
@@ -518,7 +497,7 @@ class SqlOtpSecrets(_TableOnFirstUse, OtpSecrets):
     def next_counter(self, customer_id: str, new_secret: bytes) -> tuple[bytes, int]:
         for _ in range(2):
             try:
-                with self._connect() as conn:
+                with self._store.connect() as conn:
                     # An UPDATE that increments takes the row lock, so two sends never share a counter.
                     updated = conn.execute(
                         otp_secrets.update()
@@ -651,10 +630,11 @@ def _case(row: sa.engine.Row) -> Case:
     )
 
 
-class SqlCaseBook(_TableOnFirstUse, CaseBook):
-    """Cases in the `cases` table, created on first use (production has no demo loader)."""
+class SqlCaseBook(CaseBook):
+    """Cases in the `cases` table (a table of the migrations: `make migrate`, or `make run`)."""
 
-    table = cases
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
 
     def add(self, case: Case) -> bool:
         row = {
@@ -667,14 +647,14 @@ class SqlCaseBook(_TableOnFirstUse, CaseBook):
             "opened_at": to_db_time(case.opened_at),
         }
         try:
-            with self._connect() as conn:
+            with self._store.connect() as conn:
                 conn.execute(cases.insert(), row)
         except sa.exc.IntegrityError:
             return False
         return True
 
     def case(self, case_id: str) -> Case | None:
-        with self._connect() as conn:
+        with self._store.connect() as conn:
             row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
         return _case(row) if row else None
 
@@ -689,7 +669,7 @@ class SqlCaseBook(_TableOnFirstUse, CaseBook):
             )
             .order_by(cases.c.opened_at.desc())
         )
-        with self._connect() as conn:
+        with self._store.connect() as conn:
             return [_case(row) for row in conn.execute(query)]
 
 
@@ -835,7 +815,7 @@ def reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome
 
 
 # The calendar reads inside a caller's transaction: SqlErp opens one per call; the reference
-# server (bot/adapters/rest/reference_server.py) runs them on its own, so both answer alike.
+# server (reference/operations.py) runs them on its own, so both answer alike.
 
 
 def zone_of_order_in(conn: Connection, order_id: str) -> DeliveryZone | None:

@@ -1,7 +1,7 @@
 """Handoffs, their messages, the desk deliveries, agents and satisfaction answers, in SQL.
 
-Its own tables on the assistant's database (DATABASE_URL), created on first use like the case
-book: handoffs (one per request, with the packet), handoff_messages (what was said after it),
+Its own tables on the assistant's database (DATABASE_URL), made by the migrations like every
+other table: handoffs (one per request, with the packet), handoff_messages (what was said after it),
 handoff_deliveries (the durable queue for the external desk's webhook) and agents.
 """
 
@@ -150,27 +150,18 @@ class HandoffStore:
 
     def __init__(self, store: SqlStore, clock: Clock) -> None:
         self._store = store
-        self._ready = False
         self._clock = clock
 
     @property
     def sql(self) -> SqlStore:
         return self._store
 
-    def create_schema(self) -> None:
-        with self._store.connect() as conn:
-            metadata.create_all(conn)
-        self._ready = True
-
     def drop_schema(self) -> None:
         with self._store.connect() as conn:
             metadata.drop_all(conn)
-        self._ready = False
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        if not self._ready:
-            self.create_schema()
         with self._store.connect() as conn:
             yield conn
 

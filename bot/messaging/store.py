@@ -91,10 +91,6 @@ class MessagingStore:
         self._store = store
         self._clock = clock
 
-    def create_schema(self) -> None:
-        with self._store.connect() as conn:
-            metadata.create_all(conn)
-
     def drop_schema(self) -> None:
         with self._store.connect() as conn:
             metadata.drop_all(conn)

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from bot.migrations import include_name, target_metadata
+from bot.settings import Settings
 
 config = context.config
 
@@ -14,8 +15,6 @@ def database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return url
-    from bot.settings import Settings
-
     return Settings.from_env().database_url
 
 

@@ -102,10 +102,8 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
     """The console over the process's graph (bot/wiring.py): its settings, clock, handoff services,
     messaging store and sender."""
     app = Sanic(name)
-    settings, clock, services, messaging = graph.settings, graph.clock, graph.handoff, graph.messaging
+    settings, clock, services = graph.settings, graph.clock, graph.handoff
     store = services.store
-    messaging.create_schema()
-    store.create_schema()
     sessions = URLSafeTimedSerializer(secret, salt="console-session")
     logins = URLSafeTimedSerializer(secret, salt="console-login")
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)

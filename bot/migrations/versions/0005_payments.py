@@ -11,12 +11,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from bot.adapters.sql import Money
-
 revision = "0005_payments"
 down_revision = "0004_handoff"
 branch_labels = None
 depends_on = None
+
+# An amount column as the `Money` type of bot/adapters/sql.py created it in this revision:
+# NUMERIC(14, 2), and text on SQLite (no decimal type there). Written out here, not imported,
+# so this revision stays what it was when the code changes.
+AMOUNT = sa.Numeric(precision=14, scale=2).with_variant(sa.String(length=32), "sqlite")
 
 
 def upgrade() -> None:
@@ -31,7 +34,7 @@ def upgrade() -> None:
         "payment_links",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("invoice_id", sa.String(length=64), nullable=False),
-        sa.Column("amount", Money(precision=14, scale=2), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("url", sa.String(length=1000), nullable=False),
         sa.Column("issued_at", sa.DateTime(), nullable=False),
@@ -77,7 +80,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("order_id", sa.String(length=64), nullable=True),
-        sa.Column("amount", Money(precision=14, scale=2), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("issued_on", sa.Date(), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
@@ -113,7 +116,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("invoice_id", sa.String(length=64), nullable=True),
-        sa.Column("amount", Money(precision=14, scale=2), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("paid_at", sa.DateTime(), nullable=False),
         sa.Column("method", sa.String(length=64), nullable=False),

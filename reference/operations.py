@@ -1,38 +1,21 @@
-"""The reference CRM/ERP server: docs/crm-erp-api.yaml over the SQL store, for `rest` mode and integrators.
+"""The operations of docs/crm-erp-api.yaml the reference server implements: one function each.
 
-`make crm-server` runs it (`python -m bot.adapters.rest.reference_server`): a threaded stdlib
-HTTP server (blocking SQL is fine on its own threads, and it needs nothing outside the lock).
-It checks the same credentials the bot sends (CRM_TOKEN / ERP_TOKEN as bearer tokens,
-CRM_API_KEY / ERP_API_KEY as X-API-Key), stores every Idempotency-Key with the first answer in
-the `idempotency_keys` table, in the same transaction as the change, and replays that answer for
-a repeated key. Fault injection (latency, 5xx, answers lost after the change) exists only as a
-Python object handed to the constructor by tests: no request, setting or flag can turn it on.
+Each handler gets a connection (one transaction), the path's parameters, the query and the JSON
+body, and answers (status, body); a refusal is an `ApiError`. They run the SQL CRM/ERP's own
+public functions (`reschedule_in`, `issue_payment_link_in`...), so the server and the embedded
+adapter answer alike, and read rows with this package's readers (reference/tables.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import logging
 import re
-import sys
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from functools import partial
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import date, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.adapters.base import BackendUnavailable
 from bot.adapters.payment_links import PaymentLinkSigner
 from bot.adapters.rest.wire import (
     WireError,
@@ -51,13 +34,7 @@ from bot.adapters.rest.wire import (
     time_from_wire,
     time_to_wire,
 )
-
-# The SQL adapter's row readers, so a row means the same record on both sides of the wire.
 from bot.adapters.sql import (
-    SqlStore,
-    _case,
-    _customer,
-    _order,
     cases,
     closed_days_in,
     contact_changes_in,
@@ -79,103 +56,19 @@ from bot.adapters.sql import (
     zone_in,
     zone_of_order_in,
 )
-from bot.clock import SystemClock, local_day
+from bot.clock import SystemClock
 from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
-from bot.settings import VAR_DIR, Settings, SettingsError, current
+from bot.settings import current
+from reference.tables import case_from_row, customer_from_row, order_from_row
 
-logger = logging.getLogger(__name__)
-
-BASE_PATH = "/v1"
-MAX_BODY_BYTES = 64 * 1024
 CASE_STATUSES = ("open", "closed")
 CASE_ID = re.compile(r"^GES-[2-9A-HJKMNP-Z]{8}$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-metadata = sa.MetaData()
-
-# Every write's Idempotency-Key with its first answer, so a repeated key gets that answer again.
-idempotency_keys = sa.Table(
-    "idempotency_keys",
-    metadata,
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("method", sa.String(8), nullable=False),
-    sa.Column("path", sa.String(500), nullable=False),
-    sa.Column("request_sha256", sa.String(64), nullable=False),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-)
 
 
-def _now() -> datetime:
+def server_now() -> datetime:
     """The server keeps the assistant's time: BOT_NOW / BOT_CLOCK_SHIFT_S move it in development."""
     return SystemClock(current().clock_shift).now()
-
-
-@dataclass
-class Credentials:
-    """Accepted bearer tokens and API keys; none at all means an open server (development)."""
-
-    tokens: frozenset[str] = frozenset()
-    api_keys: frozenset[str] = frozenset()
-
-    @property
-    def open(self) -> bool:
-        return not self.tokens and not self.api_keys
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Credentials:
-        tokens = {s.token for s in (settings.crm, settings.erp) if s.token}
-        keys = {s.api_key for s in (settings.crm, settings.erp) if s.api_key}
-        return cls(frozenset(tokens), frozenset(keys))
-
-    def accepts(self, headers: Any) -> bool:
-        if self.open:
-            return True
-        authorization = headers.get("Authorization") or ""
-        if authorization.startswith("Bearer ") and authorization[7:].strip() in self.tokens:
-            return True
-        return (headers.get("X-API-Key") or "") in self.api_keys
-
-
-@dataclass
-class Faults:
-    """Test-only trouble: set by tests on the server object, never from outside the process."""
-
-    latency_s: float = 0.0  # every request waits this long before it is handled
-    _fail_left: int = 0
-    _fail_status: int = 500
-    _lose_left: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail_next(self, count: int, status: int = 500) -> None:
-        """The next `count` requests answer `status` without being handled."""
-        with self._lock:
-            self._fail_left, self._fail_status = count, status
-
-    def lose_next_answers(self, count: int) -> None:
-        """The next `count` writes are applied, then answered 500: the client cannot know."""
-        with self._lock:
-            self._lose_left = count
-
-    def clear(self) -> None:
-        with self._lock:
-            self.latency_s, self._fail_left, self._lose_left = 0.0, 0, 0
-
-    def take_failure(self) -> int | None:
-        with self._lock:
-            if self._fail_left <= 0:
-                return None
-            self._fail_left -= 1
-            return self._fail_status
-
-    def take_lost_answer(self) -> bool:
-        with self._lock:
-            if self._lose_left <= 0:
-                return False
-            self._lose_left -= 1
-            return True
 
 
 class ApiError(Exception):
@@ -201,7 +94,7 @@ def _param(query: dict[str, str], name: str) -> str:
 def find_customers(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
     phone = _param(query, "phone")
     rows = conn.execute(sa.select(customers).where(customers.c.phone == phone)).all()
-    return 200, {"items": [customer_to_wire(_customer(row)) for row in rows]}
+    return 200, {"items": [customer_to_wire(customer_from_row(row)) for row in rows]}
 
 
 MAX_ID_LENGTH = 64
@@ -217,14 +110,14 @@ def get_customer(conn: Connection, match, _q, _body) -> Answer:
     row = conn.execute(sa.select(customers).where(customers.c.id == _id(match))).first()
     if row is None:
         raise ApiError(404, "not_found", "no customer with this id")
-    return 200, customer_to_wire(_customer(row))
+    return 200, customer_to_wire(customer_from_row(row))
 
 
 def get_order(conn: Connection, match, _q, _body) -> Answer:
     row = conn.execute(sa.select(orders).where(orders.c.id == _id(match))).first()
     if row is None:
         raise ApiError(404, "not_found", "no order with this id")
-    return 200, order_to_wire(_order(row))
+    return 200, order_to_wire(order_from_row(row))
 
 
 def orders_of_customer(conn: Connection, match, _q, _body) -> Answer:
@@ -233,14 +126,14 @@ def orders_of_customer(conn: Connection, match, _q, _body) -> Answer:
         .where(orders.c.customer_id == _id(match))
         .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
     )
-    return 200, {"items": [order_to_wire(_order(row)) for row in conn.execute(query)]}
+    return 200, {"items": [order_to_wire(order_from_row(row)) for row in conn.execute(query)]}
 
 
 def get_case(conn: Connection, match, _q, _body) -> Answer:
     row = conn.execute(sa.select(cases).where(cases.c.id == match["id"])).first()
     if row is None:
         raise ApiError(404, "not_found", "no case with this id")
-    return 200, case_to_wire(_case(row))
+    return 200, case_to_wire(case_from_row(row))
 
 
 def _kind(value: Any) -> CaseKind:
@@ -284,7 +177,7 @@ def search_cases(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
         )
         .order_by(cases.c.opened_at.desc())
     )
-    return 200, {"items": [case_to_wire(_case(row)) for row in conn.execute(select)]}
+    return 200, {"items": [case_to_wire(case_from_row(row)) for row in conn.execute(select)]}
 
 
 CASE_FIELDS = {"id", "kind", "conversation_id", "customer_phone", "details", "opened_at", "status"}
@@ -340,7 +233,7 @@ def create_case(conn: Connection, _m, _q, body: Any) -> Answer:
         raise ApiError(409, "case_id_taken", "a case with this id exists: draw another id")
     conn.execute(cases.insert(), row)
     stored = conn.execute(sa.select(cases).where(cases.c.id == row["id"])).one()
-    return 201, case_to_wire(_case(stored))
+    return 201, case_to_wire(case_from_row(stored))
 
 
 # --- reschedule: the delivery calendar and the atomic move, over the SQL ERP's own functions ------
@@ -447,7 +340,7 @@ def _reschedule_body(body: Any) -> dict[str, Any]:
 def reschedule_delivery(conn: Connection, match, _q, body: Any) -> Answer:
     """Both windows come from the ERP's own rows; the move is the SQL ERP's atomic one."""
     asked = _reschedule_body(body)
-    order = _order(_order_row(conn, _id(match)))
+    order = order_from_row(_order_row(conn, _id(match)))
     if order.customer_id != asked["customer_id"]:
         raise ApiError(409, "not_reschedulable", "the order is not this customer's")
     taken = conn.execute(sa.select(schedule_changes.c.id).where(schedule_changes.c.id == asked["id"])).first()
@@ -578,7 +471,7 @@ def create_promise(conn: Connection, match, _q, body: Any) -> Answer:
         raise ApiError(400, "invalid_request", "promised_for must be a date, YYYY-MM-DD")
     channel = _short_text(asked, "channel", 32)
     customer_id = _customer_row(conn, match)
-    recorded_at = _now()
+    recorded_at = server_now()
     promise_id = record_promise_in(conn, customer_id, invoice_id, promised_for, channel, recorded_at)
     return 201, {
         "id": str(promise_id),
@@ -596,7 +489,7 @@ def create_payment_link(signer: PaymentLinkSigner | None, conn: Connection, matc
     invoice = invoice_in(conn, _id(match))
     if invoice is None:
         raise ApiError(404, "not_found", "no invoice with this id")
-    link = issue_payment_link_in(conn, signer, invoice, _now())
+    link = issue_payment_link_in(conn, signer, invoice, server_now())
     return 201, payment_link_to_wire(link)
 
 
@@ -626,280 +519,3 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
 
 # Served with the server's own link signer (see ReferenceServer.routes).
 PAYMENT_LINKS = re.compile(r"^/invoices/(?P<id>[^/]+)/payment-links$")
-
-
-# --- the HTTP server ----------------------------------------------------------------------------
-
-
-class ReferenceServer:
-    """The contract over `store`, on 127.0.0.1:`port` (0 picks a free port), on its own threads."""
-
-    def __init__(
-        self,
-        store: SqlStore,
-        credentials: Credentials | None = None,
-        port: int = 0,
-        faults: Faults | None = None,
-        host: str = "127.0.0.1",
-        link_signer: PaymentLinkSigner | None = None,
-    ) -> None:
-        self.store = store
-        self.routes = [*ROUTES, ("POST", PAYMENT_LINKS, partial(create_payment_link, link_signer), True)]
-        self.credentials = credentials or Credentials()
-        self.faults = faults or Faults()
-        # One idempotent write at a time, so two requests with one key never race. Several server
-        # processes would instead rely on the key's primary key: the loser gets a 500 and its
-        # client's retry is then answered from the stored response.
-        self._write_lock = threading.Lock()
-        # (method, path) of the latest requests, for tests; bounded for a long-running server.
-        self.received: deque[tuple[str, str]] = deque(maxlen=1000)
-        self.httpd = ThreadingHTTPServer((host, port), _handler_class(self))
-        self.httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}{BASE_PATH}"
-
-    def start(self) -> ReferenceServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="crm-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    # --- request handling ----------------------------------------------------------------------
-
-    def answer(self, method: str, target: str, headers: Any, raw_body: bytes) -> tuple[int, Any, dict]:
-        """(status, JSON body, extra headers) for one request."""
-        self.received.append((method, urlsplit(target).path))
-        if self.faults.latency_s:
-            time.sleep(self.faults.latency_s)
-        failure = self.faults.take_failure()
-        if failure is not None:
-            return failure, {"code": "injected_failure", "message": "test fault"}, {}
-        split = urlsplit(target)
-        if split.path in ("/health", f"{BASE_PATH}/health"):
-            if method != "GET":
-                return 405, {"code": "method_not_allowed", "message": "use GET"}, {"Allow": "GET"}
-            return 200, {"status": "ok"}, {}
-        if not self.credentials.accepts(headers):
-            return (
-                401,
-                {"code": "unauthorized", "message": "send Authorization: Bearer <token> or X-API-Key"},
-                {"WWW-Authenticate": 'Bearer realm="crm"'},
-            )
-        try:
-            if not split.path.startswith(BASE_PATH + "/"):
-                raise ApiError(404, "not_found", "no such path")
-            path = split.path[len(BASE_PATH) :]
-            query = {key: values[0] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
-            allowed = []
-            for route_method, pattern, handler, is_write in self.routes:
-                match = pattern.match(path)
-                if not match:
-                    continue
-                allowed.append(route_method)
-                if route_method != method:
-                    continue
-                match_values = {k: unquote(v) for k, v in match.groupdict().items()}
-                if is_write:
-                    return self._write(method, split.path, headers, raw_body, handler, match_values)
-                with self.store.connect() as conn:
-                    status, body = handler(conn, match_values, query, None)
-                return status, body, {}
-            if allowed:
-                methods = ", ".join(sorted(set(allowed)))
-                return 405, {"code": "method_not_allowed", "message": f"use {methods}"}, {"Allow": methods}
-            raise ApiError(404, "not_found", "no such path")
-        except ApiError as error:
-            return error.status, {"code": error.code, "message": error.message}, {}
-        except BackendUnavailable:
-            logger.exception("reference server: database unavailable")
-            return (
-                503,
-                {"code": "unavailable", "message": "the database is unavailable"},
-                {"Retry-After": "1"},
-            )
-
-    def _write(
-        self, method: str, path: str, headers: Any, raw_body: bytes, handler: Handler, match: dict
-    ) -> tuple[int, Any, dict]:
-        key = headers.get("Idempotency-Key") or ""
-        if not IDEMPOTENCY_KEY.match(key):
-            raise ApiError(
-                400,
-                "idempotency_key_required",
-                "send an Idempotency-Key header: 1-255 visible ASCII characters",
-            )
-        if "json" not in (headers.get("Content-Type") or ""):
-            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
-        try:
-            body = json.loads(raw_body or b"null")
-        except ValueError:
-            raise ApiError(400, "invalid_json", "the body is not JSON") from None
-        digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + raw_body).hexdigest()
-        with self._write_lock:
-            try:
-                with self.store.connect() as conn:
-                    seen = conn.execute(
-                        sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
-                    ).first()
-                    if seen is not None:
-                        if seen.request_sha256 != digest:
-                            raise ApiError(
-                                422,
-                                "idempotency_key_reused",
-                                "this Idempotency-Key was used for another request",
-                            )
-                        return seen.status, json.loads(seen.body), {"Idempotent-Replayed": "true"}
-                    status, answer = handler(conn, match, {}, body)
-                    self._remember(conn, key, method, path, digest, status, answer)
-            except ApiError as error:
-                if error.code == "idempotency_key_reused":
-                    raise
-                # A refused write changes nothing (leaving the block rolled back whatever the
-                # handler did), and the refusal is what a retry with this key hears again.
-                status, answer = error.status, {"code": error.code, "message": error.message}
-                with self.store.connect() as conn:
-                    self._remember(conn, key, method, path, digest, status, answer)
-        if self.faults.take_lost_answer():
-            return 500, {"code": "injected_failure", "message": "applied, answer lost (test fault)"}, {}
-        return status, answer, {}
-
-    @staticmethod
-    def _remember(
-        conn: Connection, key: str, method: str, path: str, digest: str, status: int, answer: Any
-    ) -> None:
-        conn.execute(
-            idempotency_keys.insert().values(
-                key=key,
-                method=method,
-                path=path,
-                request_sha256=digest,
-                status=status,
-                body=json.dumps(answer, ensure_ascii=False),
-                created_at=_now().replace(tzinfo=None),
-            )
-        )
-
-
-def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, so the bot's pooled connections are reused
-        server_version = "crm-reference/1"
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._reply(413, {"code": "too_large", "message": "the body is too large"}, {})
-                self.close_connection = True
-                return
-            raw = self.rfile.read(length) if length else b""
-            try:
-                status, body, extra = server.answer(self.command, self.path, self.headers, raw)
-            except Exception:
-                logger.exception("reference server: %s %s failed", self.command, self.path)
-                status, body, extra = 500, {"code": "internal_error", "message": "unexpected error"}, {}
-            self._reply(status, body, extra)
-
-        def _reply(self, status: int, body: Any, extra: dict) -> None:
-            payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            try:
-                self.send_response(
-                    status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-                )
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True  # the client gave up (its read timeout)
-
-        def __getattr__(self, name: str) -> Any:
-            # Every method (TRACE, QUERY...) reaches the router: those the contract lacks get 405.
-            if name.startswith("do_"):
-                return self._handle
-            raise AttributeError(name)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-            logger.info("%s - %s", self.address_string(), format % args)
-
-    return Handler
-
-
-def link_signer(settings: Settings) -> PaymentLinkSigner | None:
-    """Signs the payment links this server issues, as the embedded ERP does (PAYMENT_LINK_SECRET;
-    in development the one `make run` generated into var/, so the bot's checks accept them)."""
-    secret = settings.payment_link_secret
-    generated = VAR_DIR / "payment_link_secret"
-    if not secret and settings.is_development and generated.exists():
-        secret = generated.read_text().strip()
-    if not secret:
-        return None
-    return PaymentLinkSigner(
-        secret,
-        settings.payment_base_url,
-        timedelta(minutes=settings.payment_link_ttl_minutes),
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, help="default CRM_SERVER_PORT (8090)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    from bot.demo import FixtureError, load_demo
-    from bot.migrations import migrate
-
-    database_url = settings.crm_server_database_url
-    migrate(database_url)
-    store = SqlStore(database_url)
-    if settings.crm_server_demo_data is not None:
-        try:
-            today = local_day(SystemClock(settings.clock_shift).now(), settings.bot_timezone)
-            result = load_demo(store, settings.crm_server_demo_data, settings, today)
-        except FixtureError as error:
-            print(f"error: demo data {settings.crm_server_demo_data}: {error}", file=sys.stderr)
-            return 1
-        print(f"Demo data: {result.customers} customers, {result.orders} orders.", flush=True)
-    credentials = Credentials.from_settings(settings)
-    server = ReferenceServer(
-        store, credentials, port=args.port or settings.crm_server_port, link_signer=link_signer(settings)
-    )
-    auth = "open (no CRM_TOKEN/ERP_TOKEN/CRM_API_KEY/ERP_API_KEY set)" if credentials.open else "required"
-    print(
-        f"Reference CRM/ERP server on {server.url}  (database {database_url}; auth {auth})\n"
-        f"  Point the bot at it: CRM_BACKEND=rest CRM_URL={server.url} "
-        f"ERP_BACKEND=rest ERP_URL={server.url} make run",
-        flush=True,
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.httpd.server_close()
-        store.dispose()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
