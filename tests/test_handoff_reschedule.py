@@ -129,7 +129,9 @@ def test_a_person_in_the_middle_of_a_reschedule_sees_it_all_hands_back_and_the_f
         )
         page = console.get(f"{stack.console}/handoffs/{handoff.id}", timeout=10)
         for place in (str(tracker(stack, phone)["events"]), events_table(stack), page.text):
-            assert "4111" not in place and CARD.replace(" ", "") not in place
+            # The card's digit groups in any spacing; a bare "4111" also turns up inside floats
+            # (an NLU confidence, an event timestamp) and says nothing about card data.
+            assert not re.search(r"4111[\s.-]?1111", place)
         assert CARD_MASK in page.text and CVV_MASK in page.text
 
         answer = console.post(
