@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -387,9 +386,3 @@ def _minutes(get, name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) == 0:
         raise SettingsError(f"{name}={raw!r}: use a whole number of minutes, at least 1.")
     return int(raw)
-
-
-@lru_cache(maxsize=1)
-def current() -> Settings:
-    """The settings of this process, read once from its environment."""
-    return Settings.from_env()

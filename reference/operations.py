@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,7 +59,7 @@ from bot.adapters.sql import (
 )
 from bot.clock import SystemClock
 from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
-from bot.settings import current
+from bot.settings import Settings
 from reference.tables import case_from_row, customer_from_row, order_from_row
 
 CASE_STATUSES = ("open", "closed")
@@ -66,9 +67,14 @@ CASE_ID = re.compile(r"^GES-[2-9A-HJKMNP-Z]{8}$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
+@lru_cache(maxsize=1)
+def _clock() -> SystemClock:
+    return SystemClock(Settings.from_env().clock_shift)
+
+
 def server_now() -> datetime:
     """The server keeps the assistant's time: BOT_NOW / BOT_CLOCK_SHIFT_S move it in development."""
-    return SystemClock(current().clock_shift).now()
+    return _clock().now()
 
 
 class ApiError(Exception):

@@ -9,9 +9,11 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
+from bot import wiring as wiring_module
 from bot.settings import Settings
+from bot.wiring import Wiring
 from connectors.stores import SettingsLockStore, SettingsTrackerStore, lock_store_for, tracker_store_arguments
-from tests.conftest import REDIS_URL
+from tests.conftest import CLOCK, REDIS_URL
 
 
 def test_sqlite_url_becomes_tracker_store_arguments(tmp_path):
@@ -49,14 +51,11 @@ def test_no_redis_url_means_in_process_locks():
 
 
 def test_redis_url_means_shared_locks_in_redis(redis_client, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", REDIS_URL)
-    from bot import settings as settings_module
-
-    settings_module.current.cache_clear()
-    try:
-        store = SettingsLockStore(endpoint_config=None)
-    finally:
-        settings_module.current.cache_clear()
+    # endpoints.yml's lock store reads the process's settings from the composition root.
+    monkeypatch.setattr(
+        wiring_module, "_process", Wiring.of(Settings.from_env({"REDIS_URL": REDIS_URL}), CLOCK)
+    )
+    store = SettingsLockStore(endpoint_config=None)
     assert isinstance(store, RedisLockStore)
 
     async def hold_lock() -> list[bytes]:
