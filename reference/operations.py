@@ -36,14 +36,17 @@ from bot.adapters.rest.wire import (
     time_to_wire,
 )
 from bot.adapters.sql import (
+    case_from_row,
     cases,
     closed_days_in,
     contact_changes_in,
     contact_details_in,
+    customer_from_row,
     customers,
     invoice_in,
     invoices_of_in,
     issue_payment_link_in,
+    order_from_row,
     orders,
     payments_of_in,
     record_promise_in,
@@ -60,7 +63,6 @@ from bot.adapters.sql import (
 from bot.clock import SystemClock
 from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
 from bot.settings import Settings
-from reference.tables import case_from_row, customer_from_row, order_from_row
 
 CASE_STATUSES = ("open", "closed")
 CASE_ID = re.compile(r"^GES-[2-9A-HJKMNP-Z]{8}$")

@@ -524,7 +524,8 @@ class SqlOtpSecrets(OtpSecrets):
 # --- end of issue 6 block ---
 
 
-def _customer(row: sa.engine.Row) -> Customer:
+def customer_from_row(row: sa.engine.Row) -> Customer:
+    """A `customers` row as the record (also read by the reference server, reference/)."""
     return Customer(
         id=row.id,
         name=row.name,
@@ -535,7 +536,7 @@ def _customer(row: sa.engine.Row) -> Customer:
     )
 
 
-def _order(row: sa.engine.Row) -> Order:
+def order_from_row(row: sa.engine.Row) -> Order:
     window = None
     if row.window_start is not None and row.window_end is not None:
         window = DeliveryWindow(from_db_time(row.window_start), from_db_time(row.window_end))
@@ -560,12 +561,12 @@ class SqlCrm(SqlContactBook, Crm):
     def customer_by_phone(self, phone: str) -> Customer | None:
         with self._store.connect() as conn:
             row = conn.execute(sa.select(customers).where(customers.c.phone == phone)).first()
-        return _customer(row) if row else None
+        return customer_from_row(row) if row else None
 
     def customer_by_id(self, customer_id: str) -> Customer | None:
         with self._store.connect() as conn:
             row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
-        return _customer(row) if row else None
+        return customer_from_row(row) if row else None
 
 
 class SqlErp(SqlBilling, Erp):
@@ -576,7 +577,7 @@ class SqlErp(SqlBilling, Erp):
     def order(self, order_id: str) -> Order | None:
         with self._store.connect() as conn:
             row = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
-        return _order(row) if row else None
+        return order_from_row(row) if row else None
 
     def orders_of(self, customer_id: str) -> list[Order]:
         query = (
@@ -585,7 +586,7 @@ class SqlErp(SqlBilling, Erp):
             .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
         )
         with self._store.connect() as conn:
-            return [_order(row) for row in conn.execute(query)]
+            return [order_from_row(row) for row in conn.execute(query)]
 
     # --- reschedule: zones, windows with capacity, closures and the change history ---
 
@@ -618,7 +619,7 @@ class SqlErp(SqlBilling, Erp):
             return schedule_history_in(conn, order_id)
 
 
-def _case(row: sa.engine.Row) -> Case:
+def case_from_row(row: sa.engine.Row) -> Case:
     return Case(
         id=row.id,
         kind=CaseKind(row.kind),
@@ -656,7 +657,7 @@ class SqlCaseBook(CaseBook):
     def case(self, case_id: str) -> Case | None:
         with self._store.connect() as conn:
             row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
-        return _case(row) if row else None
+        return case_from_row(row) if row else None
 
     def recent_open_cases(self, conversation_id: str, kind: CaseKind, since: datetime) -> list[Case]:
         query = (
@@ -670,7 +671,7 @@ class SqlCaseBook(CaseBook):
             .order_by(cases.c.opened_at.desc())
         )
         with self._store.connect() as conn:
-            return [_case(row) for row in conn.execute(query)]
+            return [case_from_row(row) for row in conn.execute(query)]
 
 
 # --- reschedule: the ERP's delivery calendar (zones, windows with capacity, closures) and the
