@@ -2,10 +2,11 @@
 
 The server's database is a copy of the assistant's CRM/ERP schema (`make crm-server` migrates it
 with the assistant's migrations and loads the demo data), so it reads the SQL adapter's public
-tables with the adapter's public row readers, so the two answer alike. Its bookkeeping is its own: `idempotency_keys` belongs to this development tool, not to
-the assistant, so Alembic does not own it and the server creates it in its own database
-(`create_tables`) when it starts. Keeping it out of the assistant's migrations means the product
-never imports this package, and an old migration never changes when this tool does.
+tables with the adapter's public row readers, and the two answer alike. Its bookkeeping is its
+own: `idempotency_keys` belongs to this development tool, not to the assistant, so Alembic does
+not own it and the server creates it in its own database (`create_tables`) when it starts.
+Keeping it out of the assistant's migrations means the product never imports this package, and
+an old migration never changes when this tool does.
 """
 
 from __future__ import annotations
