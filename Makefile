@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit test-stories services demo evaluate bench lock clean crm-server migrate migration agent demo-agent browser
+.PHONY: help install run test shell train validate lint format unit integration test-stories services demo evaluate bench lock clean crm-server migrate migration agent demo-agent browser
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -25,7 +25,7 @@ install: ## Build .venv from requirements.lock (cached by content hash; Python 3
 run: install ## Train if data changed, migrate, load the demo data, serve Rasa + actions + outbox worker (Ctrl-C stops)
 	@$(STACK) run
 
-test: install services lint validate unit test-stories evaluate ## Everything CI checks
+test: install lint validate unit integration test-stories evaluate ## Everything CI checks: the fast checks first, then the slow ones
 	@echo "==> make test: all checks passed."
 
 shell: install ## Talk to the bot in the terminal as PHONE (default: +525512345678)
@@ -44,10 +44,14 @@ lint: install ## ruff check and format check
 format: install ## Reformat the Python code with ruff
 	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
-unit: install services browser ## pytest: unit and integration tests (trains first if needed)
+unit: install ## pytest tests/unit: the fast loop, no services and no model (under a minute)
+	@echo "==> Running the unit tests..."
+	@.venv/bin/pytest tests/unit
+
+integration: install services browser ## pytest tests/integration: databases, Redis, the real stack (trains first if needed)
 	@$(STACK) model
-	@echo "==> Running pytest..."
-	@.venv/bin/pytest
+	@echo "==> Running the integration tests..."
+	@.venv/bin/pytest tests/integration
 
 test-stories: install ## Conversation tests in tests/stories/*.yml (rasa test core)
 	@$(STACK) test-stories

@@ -3,7 +3,7 @@ sender and handoff services once per process and hands them to the entrypoints.
 
 Entrypoints (actions/, connectors/, the console, the outbox worker, CLIs) call `wiring()` and
 pass what a service needs as arguments; nothing else in bot/ imports this module
-(tests/test_architecture.py). Tests build the same graph with fakes (`Wiring.of(...)`) and
+(tests/unit/test_architecture.py). Tests build the same graph with fakes (`Wiring.of(...)`) and
 `install()` it, so one call replaces what every module of the process sees.
 """
 

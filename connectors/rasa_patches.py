@@ -14,7 +14,7 @@ instead of the bare `rasa` command).
 The fourth patch releases the model that `warm_up_and_freeze` froze when another replaces it.
 
 Each patch computes exactly what Rasa computes, keyed on everything the result depends on, so
-predictions, validation errors and events are unchanged (tests/test_rasa_patches.py compares
+predictions, validation errors and events are unchanged (tests/unit/test_rasa_patches.py compares
 them with Rasa's own functions). They replace Rasa's functions by name and `_add_turn` repeats
 the loop body of `Domain.states_for_tracker_history`, so they are written for one Rasa minor
 version (`WRITTEN_FOR`): on another, `apply()` logs a warning and patches nothing, and the
@@ -64,7 +64,7 @@ def apply(enabled: bool = True) -> bool:
             logger.warning(
                 "Rasa %s is not the Rasa %s the patches in connectors/rasa_patches.py were written "
                 "for: they are skipped and Rasa runs as shipped (slower). Check them against this "
-                "version (tests/test_rasa_patches.py) and update WRITTEN_FOR.",
+                "version (tests/unit/test_rasa_patches.py) and update WRITTEN_FOR.",
                 rasa.__version__,
                 ".".join(map(str, WRITTEN_FOR)) + ".x",
             )

@@ -289,7 +289,7 @@ def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     # Not --fail-on-warnings: Rasa 3.6 warns about every response only a custom action sends.
-    # tests/test_conversation_design.py holds the strict checks instead.
+    # tests/unit/test_conversation_design.py holds the strict checks instead.
     say("Validating domain, data and stories...")
     return rasa("data", "validate", "--config", "config.yml", *domain_args(), "--data", "data",
                 settings=settings)  # fmt: skip

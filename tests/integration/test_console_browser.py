@@ -1,0 +1,103 @@
+"""The agent console in headless Chromium (Debian's package, driven by Playwright; no download).
+
+An agent logs in, sees the queue, opens a handoff whose customer sent HTML with a <script> and a
+photo, sees the packet at a glance and the script shown as text (never run), replies, and hands
+back. Screenshots of the queue and the conversation go to results/console/; with
+UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test run leaves the tree clean).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.conftest import JULIAN_AR
+from tests.handoff_helpers import AGENT, PASSWORD, ensure_agent, release, wait_for_handoff, wait_for_messages
+from tests.harness import is_response
+from tests.stack_helpers import write
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = (
+    ROOT / "docs" / "img" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ROOT / "results" / "console"
+)
+INJECTED = '<script>window.injected = true; alert("xss")</script><b>hola?</b>'
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_twilio, browser):
+    fake_twilio.reset()
+    phone = JULIAN_AR
+    try:
+        write(stack, fake_twilio, phone, "y mis compras cuando llegan?")
+        write(stack, fake_twilio, phone, "me llego roto el pedido, pasame con una persona")
+        fake_twilio.wait_for(phone, 2, timeout_s=60)
+        handoff = wait_for_handoff(stack, phone)
+        photo = {
+            "NumMedia": "1",
+            "MediaUrl0": "https://api.twilio.com/media/ME42",
+            "MediaContentType0": "image/jpeg",
+        }
+        write(stack, fake_twilio, phone, INJECTED, **photo)
+        wait_for_messages(stack, handoff.id, 1)
+        ensure_agent(stack)
+
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{stack.console}/")
+        assert page.url.endswith("/login")
+        page.fill("input[name=name]", AGENT)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+
+        row = page.locator(f"tr[data-id='{handoff.id}']")
+        row.wait_for()
+        assert "Julián Pereyra" in row.inner_text() and "VIP" in row.inner_text()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "console-queue.png"), full_page=True)
+
+        row.get_by_role("link", name="Abrir").click()
+        page.locator("#packet").wait_for()
+        packet = page.locator("#packet").inner_text()
+        assert "Julián Pereyra" in packet and "+5491123456789" in packet and "Lo pidió el cliente" in packet
+        assert "action_order_status" in page.content()  # what the bot already did
+        assert (
+            page.locator("#attachments a").first.get_attribute("href") == "https://api.twilio.com/media/ME42"
+        )
+        transcript = page.locator("#transcript").inner_text()
+        assert INJECTED in transcript  # shown as text...
+        assert page.evaluate("window.injected === undefined") and dialogs == []  # ...never run
+        assert page.locator("#transcript b").count() == 0
+
+        page.fill("textarea[name=text]", "Hola Julián, soy Ana. Vi la foto: te cambiamos el producto.")
+        page.click("form[action$='/reply'] button")
+        page.get_by_text("Respuesta enviada.").wait_for()
+        replies = fake_twilio.wait_for(phone, 3, timeout_s=30)
+        assert replies[-1].body == "Hola Julián, soy Ana. Vi la foto: te cambiamos el producto."
+        page.get_by_text("Hola Julián, soy Ana").first.wait_for()
+        page.screenshot(path=str(SCREENSHOTS / "console-conversation.png"), full_page=True)
+
+        page.fill("#handback-note", "cambio coordinado")
+        page.click("#handback")
+        page.get_by_text("Conversación devuelta al bot.").wait_for()
+        back = fake_twilio.wait_for(phone, 5, timeout_s=60)
+        assert is_response(back[3].body, "utter_bot_back")
+        assert is_response(back[4].body.split("\n")[0], "utter_ask_satisfaction")
+        assert dialogs == []
+    finally:
+        release(stack, phone)

@@ -1,0 +1,232 @@
+"""Claims on real Redis, the messaging store on SQLite and PostgreSQL, the sender over real HTTP."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from bot.messaging.claims import InProcessClaims, RedisClaims
+from bot.messaging.inbound import Channel
+from bot.messaging.sender import (
+    MessageSender,
+    OutboundMessage,
+    OutboxTransport,
+    OutsideSessionWindow,
+    TwilioTransport,
+)
+from bot.messaging.store import MessagingStore
+from bot.settings import Settings
+from tests.conftest import CLOCK, REDIS_URL
+from tests.fake_twilio import FakeTwilio
+
+PHONE = "+525512345678"
+
+
+def test_in_process_claim_is_once_per_sid():
+    async def scenario():
+        claims = InProcessClaims()
+        results = await asyncio.gather(*(claims.claim("SM1") for _ in range(20)))
+        return results, await claims.claim("SM2")
+
+    results, other = asyncio.run(scenario())
+    assert results.count(True) == 1 and other
+
+
+def test_redis_claim_is_once_even_across_clients(redis_client):
+    async def scenario():
+        replicas = [RedisClaims(REDIS_URL) for _ in range(4)]
+        results = await asyncio.gather(*(replicas[i % 4].claim("SM-concurrent") for i in range(40)))
+        for replica in replicas:
+            await replica.close()
+        return results
+
+    assert asyncio.run(scenario()).count(True) == 1
+    assert 0 < redis_client.ttl("twilio:claim:SM-concurrent") <= 24 * 3600
+
+
+@pytest.fixture
+def messaging(store) -> MessagingStore:
+    messaging_store = MessagingStore(store, CLOCK)  # its tables: the `store` fixture made them
+    yield messaging_store
+    messaging_store.drop_schema()
+
+
+def test_store_remembers_window_address_and_opt_out(messaging):
+    messaging.record_inbound(PHONE, Channel.WHATSAPP, "whatsapp:+5215512345678")
+    contact = messaging.contact(PHONE)
+    assert contact.whatsapp_address == "whatsapp:+5215512345678"
+    assert contact.whatsapp_last_inbound_at is not None and not contact.opted_out
+
+    messaging.opt_out(PHONE, Channel.WHATSAPP)
+    assert messaging.contact(PHONE).opted_out
+    messaging.opt_in(PHONE)
+    assert not messaging.contact(PHONE).opted_out
+
+    # The options on screen moved to bot.messaging.memory: tests/integration/test_inbound_memory.py.
+
+
+def test_status_callbacks_never_go_backwards(messaging):
+    record = messaging.add_outbound(PHONE, Channel.SMS, "twilio", "hola", [], None, "sending")
+    messaging.update_outbound(record, sid="SM1", status="queued")
+    assert messaging.record_status("SM1", "delivered")
+    assert messaging.record_status("SM1", "sent")  # arrives late
+    assert messaging.outbound(PHONE)[0].status == "delivered"
+    assert messaging.record_status("SM1", "failed", "30008")
+    assert (messaging.outbound(PHONE)[0].status, messaging.outbound(PHONE)[0].error_code) == (
+        "failed",
+        "30008",
+    )
+    assert not messaging.record_status("SM-unknown", "sent")
+
+
+@pytest.fixture
+def fake():
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+def twilio_settings(fake: FakeTwilio, **overrides) -> Settings:
+    env = {
+        "TWILIO_ACCOUNT_SID": fake.account_sid,
+        "TWILIO_AUTH_TOKEN": fake.auth_token,
+        "TWILIO_API_BASE": fake.url,
+        "TWILIO_WHATSAPP_NUMBER": "+14155238886",
+        "TWILIO_SMS_NUMBER": "+15005550006",
+        "PUBLIC_URL": "https://bot.example.com",
+        **overrides,
+    }
+    return Settings.from_env(env)
+
+
+def send(settings, messaging, message, timeout_s=10, **kwargs):
+    async def scenario():
+        transport = TwilioTransport(
+            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base, timeout_s
+        )
+        sender = MessageSender(settings, messaging, transport, retry_delays_s=(0.01, 0.02, 0.04), clock=CLOCK)
+        try:
+            return await sender.send(message, **kwargs)
+        finally:
+            await transport.close()
+
+    return asyncio.run(scenario())
+
+
+def test_whatsapp_reply_goes_to_the_address_the_customer_wrote_from(fake, messaging):
+    messaging.record_inbound(PHONE, Channel.WHATSAPP, "whatsapp:+5215512345678")
+    result = send(
+        twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "¡Hola! ¿Cómo estás? 😊")
+    )
+    [received] = fake.received
+    assert (received.to, received.from_) == ("whatsapp:+5215512345678", "whatsapp:+14155238886")
+    assert received.body == "¡Hola! ¿Cómo estás? 😊"
+    assert received.status_callback == "https://bot.example.com/webhooks/twilio/status"
+    assert result.status == "queued" and result.sids == [received.sid]
+    assert messaging.outbound(PHONE)[0].sid == received.sid
+
+
+def test_sms_long_text_goes_in_parts_in_order(fake, messaging):
+    text = " ".join(f"Paso {n}: revisá tu pedido." for n in range(120))
+    send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, text))
+    bodies = [m.body for m in fake.received]
+    assert len(bodies) > 1 and " ".join(bodies) == text
+    assert all(m.from_ == "+15005550006" and m.to == PHONE for m in fake.received)
+
+
+def test_media_and_templates(fake, messaging):
+    messaging.record_inbound(PHONE, Channel.WHATSAPP)
+    settings = twilio_settings(fake)
+    send(
+        settings,
+        messaging,
+        OutboundMessage(PHONE, Channel.WHATSAPP, "Tu factura:", ("https://x.example/f.pdf",)),
+    )
+    assert [(m.body, m.media_urls) for m in fake.received] == [
+        ("Tu factura:", []),
+        (None, ["https://x.example/f.pdf"]),
+    ]
+    template = OutboundMessage(
+        PHONE, Channel.WHATSAPP, content_sid="HX123", content_variables={"1": "Mariana"}
+    )
+    send(settings, messaging, template)
+    assert (fake.received[-1].content_sid, fake.received[-1].content_variables) == (
+        "HX123",
+        '{"1": "Mariana"}',
+    )
+
+
+def test_rate_limits_and_server_errors_are_retried(fake, messaging):
+    fake.fail_next(429, times=1)
+    fake.fail_next(503, times=1)
+    result = send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
+    assert result.status == "queued"
+    assert fake.attempts == 3 and len(fake.received) == 1
+    assert messaging.outbound(PHONE)[0].attempts == 3
+
+
+def test_a_timeout_is_retried(fake, messaging):
+    fake.fail_next(201, delay_s=1.0)  # first answer comes too late
+    result = send(
+        twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"), timeout_s=0.3
+    )
+    assert result.status == "queued"
+    assert messaging.outbound(PHONE)[0].attempts == 2
+
+
+@pytest.mark.parametrize("code", [21211, 21610])
+def test_permanent_errors_are_not_retried_and_are_recorded(fake, messaging, code):
+    fake.fail_next(400, code=code)
+    result = send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
+    assert (result.status, result.error_code) == ("failed", str(code))
+    assert fake.attempts == 1
+    record = messaging.outbound(PHONE)[0]
+    assert (record.status, record.error_code, record.attempts) == ("failed", str(code), 1)
+
+
+def test_a_message_that_keeps_failing_is_recorded_as_failed(fake, messaging):
+    fake.fail_next(500, times=10)
+    result = send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
+    assert result.status == "failed"
+    assert fake.attempts == 4  # the first try and three retries
+    assert messaging.outbound(PHONE)[0].status == "failed"
+
+
+def test_whatsapp_free_form_needs_the_24_hour_window(fake, messaging):
+    settings = twilio_settings(fake)
+    with pytest.raises(OutsideSessionWindow):
+        send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "hola"))  # never wrote
+    messaging.record_inbound(PHONE, Channel.WHATSAPP, at=CLOCK.now() - timedelta(hours=25))
+    with pytest.raises(OutsideSessionWindow):
+        send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "hola"))
+    send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, content_sid="HX1"))  # templates may
+    assert len(fake.received) == 1
+    send(settings, messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))  # SMS has no window
+    assert len(fake.received) == 2
+
+
+def test_opted_out_numbers_get_only_the_confirmation(fake, messaging):
+    messaging.record_inbound(PHONE, Channel.WHATSAPP)
+    messaging.opt_out(PHONE, Channel.WHATSAPP)
+    settings = twilio_settings(fake)
+    blocked = send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "promo"))
+    assert blocked.status == "blocked" and fake.received == []
+    assert messaging.outbound(PHONE)[0].status == "blocked"  # recorded, not silently dropped
+    send(
+        settings,
+        messaging,
+        OutboundMessage(PHONE, Channel.WHATSAPP, "Listo, baja"),
+        opt_out_confirmation=True,
+    )
+    assert [m.body for m in fake.received] == ["Listo, baja"]
+
+
+def test_without_a_twilio_account_messages_go_to_the_outbox(messaging, capsys):
+    async def scenario():
+        sender = MessageSender(Settings.from_env({}), messaging, OutboxTransport(), clock=CLOCK)
+        return await sender.send(OutboundMessage(PHONE, Channel.SMS, "¿Dónde está?"))
+
+    result = asyncio.run(scenario())
+    assert result.status == "outbox"
+    assert "[outbox → +525512345678] ¿Dónde está?" in capsys.readouterr().out
+    assert messaging.outbound(PHONE)[0].transport == "outbox"

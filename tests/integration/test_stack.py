@@ -1,0 +1,181 @@
+"""End to end: `scripts/stack.py run` (what `make run` starts) with the trained model, over HTTP.
+
+One Rasa server and one action server for the whole session (tests/conftest.py), on free ports
+and a fresh SQLite database with the demo data; these conversations go through the REST channel
+with a real HTTP client.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from babel.dates import format_date
+
+from tests.conftest import ANDRES_CO, CAMILA_CL, CLOCK, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
+from tests.handoff_helpers import release, wait_for_handoff
+from tests.harness import TOKEN, is_response, is_up
+from tests.stack_helpers import texts
+
+pytestmark = pytest.mark.integration
+
+
+def local_day(zone: str, offset: int) -> str:
+    day = CLOCK.now().astimezone(ZoneInfo(zone)).date() + timedelta(days=offset)
+    return format_date(day, "EEEE d 'de' MMMM", locale="es")
+
+
+def test_one_open_order_gets_status_eta_carrier_and_tracking(stack):
+    reply = texts(stack.say(MARIANA_MX, "hola, donde esta mi pedido?"))
+    assert "PED-1001" in reply
+    assert f"mañana {local_day('America/Mexico_City', 1)} entre 14:00 y 18:00" in reply
+    assert "Estafeta" in reply
+    assert "https://rastreo.example.com/PED-1001" in reply
+
+
+def test_several_orders_are_offered_and_a_number_picks_one(stack):
+    messages = stack.say(JULIAN_AR, "y mis compras cuando llegan?")
+    buttons = [button for message in messages for button in message.get("buttons", [])]
+    assert [button["title"].split(" ")[0] for button in buttons] == ["PED-1004", "PED-1005", "PED-1003"]
+    assert is_response(texts(messages), "utter_ask_which_order")
+
+    picked = texts(stack.say(JULIAN_AR, "2"))
+    assert "PED-1005" in picked and "OCA" in picked
+
+
+def test_a_button_payload_picks_an_order(stack):
+    stack.say(JULIAN_AR, "mi pedido?")
+    reply = texts(stack.say(JULIAN_AR, '/inform{"order_id":"PED-1003"}'))
+    assert "PED-1003" in reply
+    assert is_response(reply, "utter_order_created")
+
+
+def test_no_open_orders_asks_for_the_number_and_finds_it(stack):
+    first = texts(stack.say(ROSA_PE, "hola q paso con mi pedido"))
+    assert is_response(first, "utter_no_open_orders")
+    assert "Rosa" in first
+    second = texts(stack.say(ROSA_PE, "el 1007"))
+    assert "PED-1007" in second
+    assert is_response(second, "utter_order_delivered")
+    assert "15:20" in second
+
+
+def test_customer_without_any_order(stack):
+    assert is_response(texts(stack.say(CAMILA_CL, "donde viene mi encomienda")), "utter_no_open_orders")
+
+
+def test_order_without_delivery_day(stack):
+    reply = texts(stack.say(ANDRES_CO, "en que va mi pedido parce"))
+    assert "PED-1009" in reply and "Servientrega" in reply
+    assert is_response(reply, "utter_order_in_transit_no_eta")
+
+
+def test_order_number_written_in_the_question(stack):
+    reply = texts(stack.say(MARIANA_MX, "me podes decir como va el pedido PED-1002?"))
+    assert "PED-1002" in reply
+    assert is_response(reply, "utter_order_delivered")
+
+
+def test_someone_elses_order_is_answered_like_a_missing_one(stack):
+    others = texts(stack.say(MARIANA_MX, "estado del pedido PED-1003"))  # Julián's
+    missing = texts(stack.say(MARIANA_MX, "estado del pedido PED-9999"))
+    for reply in (others, missing):
+        assert is_response(reply, "utter_order_not_found")
+        assert "Mate" not in reply and "Julián" not in reply
+
+
+def test_unknown_number(stack):
+    assert is_response(texts(stack.say(STRANGER, "donde esta mi pedido")), "utter_unknown_customer")
+
+
+CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
+
+
+def test_the_menu_and_a_typed_number_open_the_chosen_case(stack):
+    menu = stack.say(ANDRES_CO, "menu")
+    assert is_response(texts(menu), "utter_menu")
+    payloads = [button["payload"] for message in menu for button in message.get("buttons", [])]
+    assert payloads == [
+        "/order_status", "/reschedule_delivery", "/check_balance", "/report_payment",
+        "/cancel_order", "/return_request", "/update_contact_data", "/human_handoff",
+    ]  # fmt: skip
+    reply = texts(stack.say(ANDRES_CO, "5"))
+    assert is_response(reply, "utter_cancel_order_guide")
+    assert is_response(reply, "utter_cancel_order_case") and CASE_ID.search(reply)
+
+
+def test_out_of_scope_says_so_and_shows_the_menu(stack):
+    reply = texts(stack.say(CAMILA_CL, "me recomiendas una peli para ver hoy?"))
+    assert is_response(reply, "utter_out_of_scope") and is_response(reply, "utter_menu")
+
+
+def test_a_frequent_question_gets_its_answer(stack):
+    assert is_response(texts(stack.say(CAMILA_CL, "a q hora abren el sabado?")), "utter_faq/horarios")
+
+
+def test_not_understood_twice_offers_a_person_and_yes_hands_over(stack):
+    sender = "+525500000001"
+    try:
+        stack.say(sender, "/nlu_fallback")
+        offer = stack.say(sender, "/nlu_fallback")
+        assert is_response(texts(offer), "utter_offer_human")
+        reply = texts(stack.say(sender, "si"))
+        assert is_response(reply, "utter_handoff_waiting") or is_response(reply, "utter_handoff_after_hours")
+        assert wait_for_handoff(stack, sender).reason == "not_understood"
+        assert stack.say(sender, "hola?") == []  # paused: a person answers now, not the bot
+    finally:
+        release(stack, sender)
+
+
+def test_rest_channel_refuses_requests_without_the_token(stack):
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        reply = requests.post(
+            f"{stack.base}/webhooks/rest/webhook",
+            json={"sender": MARIANA_MX, "message": "donde esta mi pedido"},
+            headers=headers,
+            timeout=30,
+        )
+        assert reply.status_code == 401
+        assert "PED-1001" not in reply.text
+
+
+def test_rest_channel_accepts_the_token_as_query_parameter(stack):
+    reply = requests.post(
+        f"{stack.base}/webhooks/rest/webhook?token={TOKEN}",
+        json={"sender": MARIANA_MX, "message": "gracias"},
+        timeout=30,
+    )
+    assert reply.status_code == 200 and reply.json()
+
+
+def test_http_api_requires_the_token(stack):
+    tracker = f"{stack.base}/conversations/{MARIANA_MX}/tracker"
+    assert requests.get(tracker, timeout=30).status_code == 401
+    assert requests.get(tracker, params={"token": TOKEN}, timeout=30).status_code == 200
+
+
+def test_conversations_are_kept_in_the_configured_database(stack):
+    stack.say(CAMILA_CL, "hola")
+    tracker = requests.get(
+        f"{stack.base}/conversations/{CAMILA_CL}/tracker", params={"token": TOKEN}, timeout=30
+    ).json()
+    assert any(event.get("text") == "hola" for event in tracker["events"])
+
+
+def test_the_rasa_server_starts_with_the_rasa_patches_applied(stack):
+    # connectors/rasa_launcher.py says so before Rasa loads: the server went through it.
+    assert "Rasa patches applied to Rasa 3.6." in stack.log.read_text()
+
+
+@pytest.mark.stops_stack
+def test_ctrl_c_stops_every_server(stack):
+    assert is_up(f"http://127.0.0.1:{stack.action_port}/health")
+    stack.stop()
+    assert stack.process.returncode == 0, stack.tail()
+    assert not is_up(f"http://127.0.0.1:{stack.action_port}/health")
+    assert not is_up(f"{stack.base}/")
+    assert not is_up(f"{stack.console}/health")
+    assert "Stopped." in stack.log.read_text()
