@@ -3,7 +3,7 @@
 Time is an input: the suite runs at TEST_NOW (default a Thursday morning in Mexico City), whatever
 the machine's date. Every process the tests start (the stack, the reference CRM/ERP server) reads
 the same moment through BOT_CLOCK_SHIFT_S, set here before anything builds a clock.
-`TEST_NOW=2027-11-30T21:00:00-06:00 make test` runs the whole suite at another moment.
+`TEST_NOW=2027-11-25T10:00:00-06:00 make test` runs the whole suite at another moment.
 """
 
 from __future__ import annotations
