@@ -387,6 +387,15 @@ def backend_line(name: str, backend: BackendSettings) -> str:
     return f"rest {backend.url} ({state})"
 
 
+def rasa_run_arguments(model: Path, port: int, token: str) -> list[str]:
+    """`rasa run …` for the server of `make run`: the token as one "=" joined argument, so that a
+    token starting with "-" (token_urlsafe draws one in 64) is not read as an option."""
+    return [
+        "run", "--model", str(model), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+        "--port", str(port), "--enable-api", f"--auth-token={token}",
+    ]  # fmt: skip
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     model = ensure_model(settings)
     migrate(settings)
@@ -395,11 +404,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         load_demo(settings)
     token = rasa_token(settings)
-    rasa_server = [
-        *SERVING_RASA, "run", "--model", str(model), "--endpoints", "endpoints.yml",
-        "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
-        "--enable-api", "--auth-token", token,
-    ]  # fmt: skip
+    rasa_server = [*SERVING_RASA, *rasa_run_arguments(model, settings.rasa_port, token)]
     say(
         "Starting the action server, the outbox worker, the Rasa server and the agent console "
         "(Rasa takes 20-60 s to load)..."
