@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from itertools import accumulate
 
 import phonenumbers
 
 CARD_MASK = "[tarjeta oculta]"
 CVV_MASK = "[cvv oculto]"
 
-# Digits, alone or in groups joined by single spaces or dashes ("4111 1111 1111 1111",
-# "4111-1111-1111-1111"); a card is 13 to 19 of them in consecutive groups. A leading "+"
-# marks a phone number, never a card.
-_DIGIT_GROUPS = re.compile(r"(?<![\d+])\d+(?:[ \-]\d+)*(?!\d)")
-_GROUP = re.compile(r"\d+")
+# A card number is 13 to 19 digits in groups; between two groups customers put anything that
+# reads as a gap: spaces (several, tabs, newlines, no-break and other Unicode spaces), ".", "-",
+# " - ", "/", dashes and invisible joiners. A comma is not one: "$1,234.50" is an amount.
+_SEPARATORS = frozenset(
+    ".-/"
+    "\u00ad"  # soft hyphen
+    "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"  # hyphens, dashes, minus, full-width "-"
+    "\uff0e\uff0f\u3002"  # full-width "." and "/", ideographic full stop
+    "\u200b\u200c\u200d\u2060\ufeff"  # zero-width space, joiners, word joiner, BOM
+)
+# A gap between two groups of one card: 1 to 5 separators ("4111 - 1111" has 3). `\\s` is
+# str.isspace: tabs, newlines, no-break and the other Unicode spaces.
+_GAP = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + r"\s]{1,5}")
+# Digits right after "+" start a phone number, never a card.
+_PHONE_MARKS = "+\uff0b"
+# Each phone lookup costs ~30 µs; past this many in one text, a Luhn-valid number of a card
+# brand is masked without asking (masking too much is the safe side), so no text costs more.
+_PHONE_LOOKUPS_PER_TEXT = 32
+_CARD_LENGTHS = range(13, 20)
+# Digit runs of any script (`\\d` is str.isdecimal: ASCII, full-width U+FF10-FF19, Arabic-Indic...),
+# with what lies between them; a flat pattern, linear.
+_DIGIT_RUN_SPLIT = re.compile(r"(\d+)")
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED_VALUES = bytes.maketrans(b"0123456789", bytes(_LUHN_DOUBLED))
+_NO_END = b"\x0a"  # a residue no slice has: no group ends at that digit
+
 # A security code named as such: "cvv 123", "cvc: 1234", "código de seguridad 123", "el de atrás es 123".
 _NAMED_CVV = re.compile(
     r"\b(?:cvv2?|cvc2?|cv2|c[oó]d(?:igo)?\.?\s+(?:de\s+)?seguridad|(?:los\s+)?(?:n[uú]meros?\s+)?de\s+atr[aá]s)"
@@ -24,7 +48,7 @@ _NAMED_CVV = re.compile(
 # Right after a card number in the same message, a lone 3- or 4-digit group is its security code
 # ("4111 1111 1111 1111 12/27 123"); an expiry has a slash and stays, and a number further on
 # (an order number) is left alone.
-_CODE_AFTER_CARD = re.compile(r"^([^\d]{0,20}?(?:\d{1,2}/\d{2,4}[^\d]{0,20}?)?)(?<![\d/])(\d{3,4})(?![\d/])")
+_CODE_AFTER_CARD = re.compile(r"([^\d]{0,20}?(?:\d{1,2}/\d{2,4}[^\d]{0,20}?)?)(?<![\d/])(\d{3,4})(?![\d/])")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -32,11 +56,7 @@ def luhn_valid(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):
         value = int(char)
-        if position % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+        total += _LUHN_DOUBLED[value] if position % 2 == 1 else value
     return total % 10 == 0
 
 
@@ -51,38 +71,150 @@ def _is_phone_number(digits: str) -> bool:
         return False
 
 
-def _is_card_number(digits: str) -> bool:
-    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
-        return False
+def _is_card_brand(digits: str) -> bool:
     # Short numbers belong to few brands (13: Visa; 14: Diners; 15: Amex, JCB); the rest of
     # 13-15-digit runs are phone numbers or IDs with a lucky checksum.
-    if len(digits) == 13 and not digits.startswith("4"):
-        return False
-    if len(digits) == 14 and not digits.startswith(("30", "36", "38", "39")):
-        return False
-    if len(digits) == 15 and not digits.startswith(("34", "37", "1800", "2131")):
-        return False
-    return not _is_phone_number(digits)
+    if len(digits) == 13:
+        return digits.startswith("4")
+    if len(digits) == 14:
+        return digits.startswith(("30", "36", "38", "39"))
+    if len(digits) == 15:
+        return digits.startswith(("34", "37", "1800", "2131"))
+    return True
+
+
+def _is_card_number(digits: str) -> bool:
+    return (
+        len(digits) in _CARD_LENGTHS
+        and luhn_valid(digits)
+        and _is_card_brand(digits)
+        and not _is_phone_number(digits)
+    )
+
+
+@dataclass
+class _Chain:
+    """Digit groups joined by short gaps of separators: where a card number can be."""
+
+    starts: list[int]  # per group: where it starts in the text
+    ends: list[int]  # per group: where it ends in the text
+    digits: list[str]  # per group: its digits in ASCII
+    offsets: list[int]  # per group: the index of its first digit in "".join(digits); then the total
+    after_plus: bool  # the first group follows "+": a phone number, never a card
+
+    def card_spans(self, budget: list[int]) -> list[tuple[int, int]]:
+        """Where cards are, in the text: from each group, the longest card starting there.
+
+        A card starts and ends at group boundaries and has 13 to 19 digits. Luhn prefix sums
+        make each slice's checksum O(1), and `rfind` over the residues at group ends finds the
+        longest slice passing it in the 7-digit window, so the work is linear in the digits.
+        """
+        offsets, total = self.offsets, self.offsets[-1]
+        if total < _CARD_LENGTHS.start:
+            return []
+        text = "".join(self.digits)
+        values = text.encode("ascii").translate(_DIGIT_VALUES)
+        doubled = text.encode("ascii").translate(_DOUBLED_VALUES)
+        # A slice text[s:e] doubles every second digit counting from its last: those at indexes
+        # of e's parity. even_sums / odd_sums are prefix sums with the even / odd indexes doubled.
+        even, odd = bytearray(values), bytearray(values)
+        even[0::2], odd[1::2] = doubled[0::2], doubled[1::2]
+        even_sums, odd_sums = [0, *accumulate(even)], [0, *accumulate(odd)]
+        # At each group end of each parity, the residue a slice ending there must start with.
+        even_ends, odd_ends = bytearray(_NO_END) * (total + 1), bytearray(_NO_END) * (total + 1)
+        group_ending_at = {}
+        for group, stop in enumerate(offsets[1:]):
+            group_ending_at[stop] = group
+            if stop % 2:
+                odd_ends[stop] = odd_sums[stop] % 10
+            else:
+                even_ends[stop] = even_sums[stop] % 10
+        spans: list[tuple[int, int]] = []
+        first = 1 if self.after_plus else 0
+        while first < len(self.digits):
+            begin = offsets[first]
+            low, high = begin + _CARD_LENGTHS.start, begin + _CARD_LENGTHS.stop
+            even_residue, odd_residue = even_sums[begin] % 10, odd_sums[begin] % 10
+            found = -1
+            while found < 0 and high > low:
+                stop = max(even_ends.rfind(even_residue, low, high), odd_ends.rfind(odd_residue, low, high))
+                if stop < 0:
+                    break
+                if self._brand_not_phone(text[begin:stop], budget):
+                    found = group_ending_at[stop]
+                high = stop
+            if found < 0:
+                first += 1
+            else:
+                spans.append((self.starts[first], self.ends[found]))
+                first = found + 1
+        return spans
+
+    @staticmethod
+    def _brand_not_phone(digits: str, budget: list[int]) -> bool:
+        if not _is_card_brand(digits):
+            return False
+        if len(digits) > 15 or budget[0] <= 0:
+            return True
+        budget[0] -= 1
+        return not _is_phone_number(digits)
+
+
+class _AsciiDigitTable(dict[int, str]):
+    """A str.translate table from any Unicode decimal digit to its ASCII one, filled as met
+    (at most the ~700 decimal digits Unicode has)."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = str(unicodedata.digit(chr(code)))
+        return self[code]
+
+
+_ASCII_DIGITS = _AsciiDigitTable()
+
+
+def _ascii_digits(run: str) -> str:
+    return run if run.isascii() else run.translate(_ASCII_DIGITS)
+
+
+def _chains(text: str) -> list[_Chain]:
+    """The text's digit groups, joined into chains where only a short gap of separators lies
+    between them: one pass of a flat regex, then list operations over the groups."""
+    parts = _DIGIT_RUN_SPLIT.split(text)  # [gap, digits, gap, digits, ..., gap]
+    runs, gaps = parts[1::2], parts[2::2]
+    if not runs:
+        return []
+    bounds = [0, *accumulate(map(len, parts))]
+    starts, ends = bounds[1::2], bounds[2::2]
+    digits = runs if text.isascii() else [_ascii_digits(run) for run in runs]
+    joins = {gap: bool(_GAP.fullmatch(gap)) for gap in set(gaps)}
+    chains: list[_Chain] = []
+    first = 0
+    for last, gap in enumerate(gaps):
+        if joins[gap] and last + 1 < len(runs):
+            continue
+        begin = starts[first]
+        chains.append(
+            _Chain(
+                starts[first : last + 1],
+                ends[first : last + 1],
+                digits[first : last + 1],
+                [0, *accumulate(map(len, runs[first : last + 1]))],
+                begin > 0 and text[begin - 1] in _PHONE_MARKS,
+            )
+        )
+        first = last + 1
+    return chains
 
 
 def _card_spans(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    for run in _DIGIT_GROUPS.finditer(text):
-        groups = [
-            (run.start() + g.start(), run.start() + g.end(), g.group()) for g in _GROUP.finditer(run.group())
-        ]
-        first = 0
-        while first < len(groups):
-            # The longest card starting at this group: "4111 1111 1111 1111 12" holds a card
-            # followed by something else.
-            for last in range(len(groups) - 1, first - 1, -1):
-                digits = "".join(group for _, _, group in groups[first : last + 1])
-                if _is_card_number(digits):
-                    spans.append((groups[first][0], groups[last][1]))
-                    first = last
-                    break
-            first += 1
-    return spans
+    """Where card numbers are in the text, in order; linear in its length.
+
+    One regex pass finds the digit runs (`\\d+`, no nesting), joined into chains by short gaps
+    of separators. In a chain, a card starts and ends at group boundaries and has 13 to 19
+    digits, so from each group at most 7 ends are tried, each checked in O(1) with prefix sums.
+    """
+    budget = [_PHONE_LOOKUPS_PER_TEXT]
+    return [span for chain in _chains(text) for span in chain.card_spans(budget)]
 
 
 def contains_card_number(text: str) -> bool:
@@ -118,14 +250,20 @@ def mask_card_data(text: str, *, after_card: bool = False) -> Masked:
     if not text:
         return Masked(text or "")
     spans = _card_spans(text)
-    masked, card, cvv = text, bool(spans), False
-    for start, end in reversed(spans):
-        tail = masked[end:]
-        if card:
-            # The code that follows a card number in the same message ("... 1111 cvv 123", "... 1111 123").
-            tail, count = _CODE_AFTER_CARD.subn(lambda m: m.group(1) + CVV_MASK, tail, count=1)
-            cvv = cvv or bool(count)
-        masked = masked[:start] + CARD_MASK + tail
+    pieces: list[str] = []
+    position, cvv = 0, False
+    for index, (start, end) in enumerate(spans):
+        pieces += [text[position:start], CARD_MASK]
+        position = end
+        # The code that follows a card number in the same message ("... 1111 cvv 123", "... 1111 123"),
+        # looked for before the next card only; the pattern reads at most ~50 characters.
+        limit = spans[index + 1][0] if index + 1 < len(spans) else len(text)
+        code = _CODE_AFTER_CARD.match(text, end, limit)
+        if code:
+            pieces += [code.group(1), CVV_MASK]
+            position, cvv = code.end(), True
+    pieces.append(text[position:])
+    masked, card = "".join(pieces), bool(spans)
     masked, named = _NAMED_CVV.subn(lambda m: m.group().replace(m.group(1), CVV_MASK), masked)
     cvv = cvv or bool(named)
     if after_card and not card and re.fullmatch(r"\d{3,4}", masked.strip()):
