@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+import unicodedata
+
+import phonenumbers
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from bot.masking import (
     CARD_MASK,
@@ -100,3 +106,180 @@ def test_luhn_checksum() -> None:
 
 def test_mask_sensitive_keeps_ordinary_text() -> None:
     assert mask_sensitive("¿dónde está mi pedido? 🙏") == "¿dónde está mi pedido? 🙏"
+
+
+# --- every way a card number is typed (issue 15) ---
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111.1111.1111.1111",
+        "4111\n1111\n1111\n1111",
+        "4111\t1111\t1111\t1111",
+        "4111\u00a01111\u00a01111\u00a01111",  # no-break space
+        "4111\u202f1111\u2007\u20071111\u30001111",  # narrow, figure and ideographic spaces
+        "4111  1111  1111  1111",
+        "4111 - 1111 - 1111 - 1111",
+        "4111/1111/1111/1111",
+        "4111\u20131111\u20141111\u22121111",  # en dash, em dash, minus sign
+        "4111\u200b1111\u200b1111\u200b1111",  # zero-width space
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "4111 1111 1111 1111".translate(FULL_WIDTH),
+        "4111111111111111".translate(ARABIC_INDIC),
+        "5500-0000.0000 0004",
+    ],
+)
+def test_card_numbers_are_masked_with_any_separator_and_any_digits(card: str) -> None:
+    masked = mask_card_data(f"mi tarjeta es {card}, gracias")
+    assert masked.card
+    assert masked.text == f"mi tarjeta es {CARD_MASK}, gracias"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "son $1,234.50 y 1,234,567,890,123,456 pesos",
+        "el 15/12/2026 a las 10.30, o el 2026-12-16",
+        "pedidos PED-1001, PED-1002 y PED-1003",
+        "mi numero es +52 55 1234 5678 o +54 9 11 2345 6789",
+        "4111.1111.1111.1112",  # fails the checksum
+    ],
+)
+def test_amounts_dates_order_numbers_and_phones_stay_with_the_new_separators(text: str) -> None:
+    assert mask_card_data(text).text == text
+
+
+def test_the_code_after_a_card_is_masked_with_the_new_separators_too() -> None:
+    masked = mask_card_data("4111.1111.1111.1111 vence 12/27 cvv 123")
+    assert masked.text == f"{CARD_MASK} vence 12/27 cvv {CVV_MASK}"
+    both = mask_card_data("4111 1111 1111 1111 y 5500-0000-0000-0004 987")
+    assert both.text == f"{CARD_MASK} y {CARD_MASK} {CVV_MASK}"
+
+
+HOSTILE = {
+    "spaced ones": "1 ",
+    "dashed ones": "1-",
+    "spaced digits": "4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 1 ",
+    "mixed separators": "41 - 11.1\t1/11\u00a011  1",
+    "full-width": "１ ",
+    "cards and codes": "4111 1111 1111 1111 cvv 123 ",
+    "phone-like runs": "4420712345678 ",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_complexity_guard_10_kb_of_hostile_digits_mask_in_milliseconds(name: str) -> None:
+    """A complexity guard, not a benchmark: the bound is ~10x what a loaded laptop takes, and
+    only a super-linear detector (the old regex took 3 s for 1,600 chars) can break it."""
+    text = (HOSTILE[name] * 10_000)[:10_000]
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        mask_card_data(text)
+        timings.append(time.perf_counter() - started)
+    assert min(timings) < 0.050
+
+
+# --- property-based: generated cards in generated Spanish text ---
+
+# (prefix, lengths) of card brands in use: Visa, Mastercard (51-55 and 2221-2720), Amex,
+# Diners, Discover, JCB, UnionPay.
+BRANDS = [
+    ("4", (13, 16, 19)),
+    *((str(prefix), (16,)) for prefix in range(51, 56)),
+    ("2221", (16,)),
+    ("2720", (16,)),
+    ("34", (15,)),
+    ("37", (15,)),
+    ("36", (14,)),
+    ("38", (14,)),
+    ("39", (14,)),
+    ("6011", (16, 19)),
+    ("65", (16,)),
+    ("35", (16, 17, 18, 19)),
+    ("62", (16, 17, 18, 19)),
+]
+SEPARATORS = ["", " ", "  ", "   ", "\t", "\n", "\u00a0", "\u2007", "\u202f", "\u3000", ".", "-", " - ", "/"]
+SPANISH = [
+    "hola", "mi", "tarjeta", "es", "la", "de", "crédito", "¿me", "cobran?", "¡gracias!", "número",
+    "pago", "por", "favor", "ñandú", "señora", "acá", "está", ",", ".", "…", "🙏", "—", "(visa)",
+]  # fmt: skip
+DIGIT_SCRIPTS = ["0123456789", "０１２３４５６７８９", "٠١٢٣٤٥٦٧٨٩", "०१२३४५६७८९"]
+
+
+def with_check_digit(body: str) -> str:
+    return next(body + digit for digit in "0123456789" if luhn_valid(body + digit))
+
+
+def is_international_phone(digits: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+@st.composite
+def card_numbers(draw: st.DrawFn) -> str:
+    prefix, lengths = draw(st.sampled_from(BRANDS))
+    length = draw(st.sampled_from(lengths))
+    body = draw(st.text("0123456789", min_size=length - len(prefix) - 1, max_size=length - len(prefix) - 1))
+    digits = with_check_digit(prefix + body)
+    # Deliberately left alone: a 13-15-digit run that is a valid international phone number
+    # once "+" is put in front (13% of 13-digit Visas, a few 14-digit Diners 38/39).
+    assume(len(digits) > 15 or not is_international_phone(digits))
+    return digits
+
+
+@st.composite
+def rendered(draw: st.DrawFn, digits: str) -> str:
+    """The card as a customer might type it: groups of any size, any separators, any digits."""
+    out = []
+    for index, digit in enumerate(digits):
+        if index and draw(st.integers(0, 3)) == 0:
+            out.append(draw(st.sampled_from(SEPARATORS)))
+        out.append(draw(st.sampled_from(DIGIT_SCRIPTS))[int(digit)])
+    return "".join(out)
+
+
+spanish_text = st.lists(st.sampled_from(SPANISH), max_size=8).map(" ".join)
+
+
+def ascii_digits(text: str) -> str:
+    return "".join(str(unicodedata.digit(char)) for char in text if char.isdecimal())
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), card=card_numbers(), before=spanish_text, after=spanish_text)
+def test_property_no_digit_of_a_generated_card_survives_masking(data, card, before, after) -> None:
+    typed = data.draw(rendered(card))
+    code = data.draw(
+        st.sampled_from(["", " 123", " cvv ４５６", ", el cvv es 7890", " código de seguridad 321"])
+    )
+    text = f"{before} {typed}{code} {after}"
+    masked = mask_card_data(text)
+    assert masked.card
+    assert ascii_digits(masked.text) == ""  # not the card, not a run of it, not its code
+    assert ascii_digits(mask_card_data(f"{before} {typed} {after}", after_card=True).text) == ""
+
+
+# Digits, separators and words that touch the detector's edges: "+", commas, codes, order numbers.
+TOKENS = [*"0123456789 -./\t\n\u00a0+,$", "４", "cvv ", "PED-", "hola ", "4111", "4111 1111 1111 1111"]
+texts_with_digits = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(texts_with_digits, st.text(max_size=80)))
+def test_property_masking_is_idempotent(text: str) -> None:
+    once = mask_card_data(text).text
+    assert mask_card_data(once).text == once
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(max_size=200).filter(lambda text: not any(char.isdecimal() for char in text)))
+def test_property_text_without_digits_is_never_changed(text: str) -> None:
+    masked = mask_card_data(text)
+    assert masked.text == text and not masked.changed
