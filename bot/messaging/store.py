@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
 from bot.clock import Clock
+from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
 
 metadata = sa.MetaData()
@@ -153,6 +154,8 @@ class MessagingStore:
         content_sid: str | None,
         status: str,
     ) -> int:
+        """Record a message about to be sent. Its body is stored with card data masked: an
+        agent may type a card number in a console reply, and this table is kept and read."""
         now = to_db_time(self._clock.now())
         with self._store.connect() as conn:
             result = conn.execute(
@@ -160,7 +163,7 @@ class MessagingStore:
                     to_phone=to_phone,
                     channel=channel.value,
                     transport=transport,
-                    body=body,
+                    body=mask_sensitive(body),
                     media_urls=json.dumps(media_urls) if media_urls else None,
                     content_sid=content_sid,
                     status=status,

@@ -79,6 +79,22 @@ def test_status_callbacks_never_go_backwards(messaging):
     assert not messaging.record_status("SM-unknown", "sent")
 
 
+def test_an_outbound_message_with_card_data_is_stored_masked(messaging):
+    # An agent's console reply goes through the sender, which records it with add_outbound.
+    body = "te confirmo la tarjeta 4111.1111.1111.1111 cvv 123, ¿es correcta?"
+    messaging.add_outbound(PHONE, Channel.WHATSAPP, "twilio", body, [], None, "sending")
+    stored = messaging.outbound(PHONE)[0].body
+    assert stored == "te confirmo la tarjeta [tarjeta oculta] cvv [cvv oculto], ¿es correcta?"
+
+
+def test_an_agent_reply_with_a_card_number_is_sent_and_stored_masked(messaging):
+    sender = MessageSender(Settings.from_env({}), messaging, OutboxTransport(), clock=CLOCK)
+    messaging.record_inbound(PHONE, Channel.SMS)
+    result = asyncio.run(sender.send(OutboundMessage(PHONE, Channel.SMS, body="la 4111 1111 1111 1111?")))
+    assert result.status == "outbox"
+    assert [record.body for record in messaging.outbound(PHONE)] == ["la [tarjeta oculta]?"]
+
+
 @pytest.fixture
 def fake():
     server = FakeTwilio().start()
