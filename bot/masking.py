@@ -22,7 +22,7 @@ _SEPARATORS = frozenset(
     "\uff0e\uff0f\u3002"  # full-width "." and "/", ideographic full stop
     "\u200b\u200c\u200d\u2060\ufeff"  # zero-width space, joiners, word joiner, BOM
 )
-# A gap between two groups of one card: 1 to 5 separators ("4111 - 1111" has 3). `\\s` is
+# A gap between two groups of one card: 1 to 5 separators ("4111 - 1111" has 3). `\s` is
 # str.isspace: tabs, newlines, no-break and the other Unicode spaces.
 _GAP = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + r"\s]{1,5}")
 # Digits right after "+" start a phone number, never a card.
@@ -31,7 +31,7 @@ _PHONE_MARKS = "+\uff0b"
 # brand is masked without asking (masking too much is the safe side), so no text costs more.
 _PHONE_LOOKUPS_PER_TEXT = 32
 _CARD_LENGTHS = range(13, 20)
-# Digit runs of any script (`\\d` is str.isdecimal: ASCII, full-width U+FF10-FF19, Arabic-Indic...),
+# Digit runs of any script (`\d` is str.isdecimal: ASCII, full-width U+FF10-FF19, Arabic-Indic...),
 # with what lies between them; a flat pattern, linear.
 _DIGIT_RUN_SPLIT = re.compile(r"(\d+)")
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
