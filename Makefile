@@ -9,6 +9,9 @@ PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 PHONE ?= +525512345678
 export PYTHONPATH := $(CURDIR)
+# The Makefile is the developer's tool: development unless the caller says otherwise. Without
+# BOT_ENV every process of the assistant starts in production (README, "Security").
+export BOT_ENV ?= development
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +22,7 @@ VAR_DIR = PROJECT_ROOT / "var"
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo" / "fixture.yml"
 ENVIRONMENTS = ("development", "production")
 DEFAULT_PAYMENT_BASE_URL = "https://pagos.example.com/pagar"
+LOOPBACK = "127.0.0.1"
 
 
 class SettingsError(ValueError):
@@ -69,6 +72,11 @@ class Settings:
     twilio_api_base: str | None = None
     public_url: str | None = None
     twilio_validate_signature: bool = True
+    # --- where the internal services listen: loopback unless an operator opens them ---
+    rasa_host: str = LOOPBACK
+    action_host: str = LOOPBACK
+    console_host: str = LOOPBACK
+    action_server_token: str | None = None  # Rasa -> action server shared secret
     # --- reschedule: business-wide defaults; a delivery zone in the ERP may override them ---
     reschedule_cutoff_hour: int = 18
     reschedule_max_days_ahead: int = 14
@@ -117,7 +125,9 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        environment = (get("BOT_ENV") or "development").lower()
+        # Production unless told otherwise: a deployment that forgets BOT_ENV gets the safe
+        # behaviour (unsafe options refused, secrets required); `make run` sets development.
+        environment = (get("BOT_ENV") or "production").lower()
         if environment not in ENVIRONMENTS:
             raise SettingsError(f"BOT_ENV={environment!r}: use one of {', '.join(ENVIRONMENTS)}.")
 
@@ -191,6 +201,10 @@ class Settings:
             rasa_port=_port(get, "RASA_PORT", 5005),
             action_port=_port(get, "ACTION_PORT", 5055),
             rasa_token=get("RASA_TOKEN"),
+            rasa_host=_host(get, "RASA_HOST"),
+            action_host=_host(get, "ACTION_HOST"),
+            console_host=_host(get, "CONSOLE_HOST"),
+            action_server_token=get("ACTION_SERVER_TOKEN"),
             bot_timezone=timezone,
             default_country=country,
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
@@ -235,6 +249,26 @@ def _port(get, name: str, default: int) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise SettingsError(f"{name}={raw!r}: use a TCP port number between 1 and 65535.")
     return int(raw)
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _host(get, name: str) -> str:
+    """The address a server listens on: 127.0.0.1 unless the operator opens it (0.0.0.0 for all)."""
+    raw = get(name)
+    if raw is None:
+        return LOOPBACK
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(raw):
+        raise SettingsError(
+            f"{name}={raw!r}: give the address to listen on, like 127.0.0.1 (this machine only) "
+            "or 0.0.0.0 (every interface)."
+        )
+    return raw
 
 
 def _bounded(get, name: str, default: int, low: int, high: int) -> int:

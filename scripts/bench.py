@@ -106,6 +106,8 @@ class Variant:
             "RASA_PORT": str(rasa_port),
             "ACTION_PORT": str(action_port),
             "RASA_TOKEN": uuid.uuid4().hex,
+            "ACTION_SERVER_TOKEN": uuid.uuid4().hex,
+            "BOT_ENV": "development",
             "TWILIO_ACCOUNT_SID": fake.account_sid,
             "TWILIO_AUTH_TOKEN": fake.auth_token,
             "TWILIO_API_BASE": fake.url,
@@ -130,12 +132,12 @@ class Variant:
         log = (workdir / "servers.log").open("w")
         subprocess.run([sys.executable, "-m", "bot.demo"], cwd=ROOT, env=env, check=True, stdout=log)
         actions = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+            [sys.executable, "-m", "connectors.action_server"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         server = subprocess.Popen(
             [*rasa, "run", "--model", str(model), "--endpoints", "endpoints.yml",
-             "--credentials", str(credentials), "--port", str(rasa_port)],
+             "--credentials", str(credentials), "--interface", "127.0.0.1", "--port", str(rasa_port)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         processes = [actions, server]

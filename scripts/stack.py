@@ -112,6 +112,13 @@ def payment_secrets(settings: Settings) -> dict[str, str]:
     }
 
 
+def action_server_token(settings: Settings) -> str:
+    """The secret Rasa sends the action server (endpoints.yml) and the action server checks."""
+    return development_secret(
+        "action_server_token", settings.action_server_token, settings, lambda: secrets.token_urlsafe(32)
+    )
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -120,6 +127,7 @@ def child_env(settings: Settings) -> dict[str, str]:
             "RASA_PORT": str(settings.rasa_port),
             "ACTION_PORT": str(settings.action_port),
             "RASA_TOKEN": rasa_token(settings),
+            "ACTION_SERVER_TOKEN": action_server_token(settings),
             **payment_secrets(settings),
             # Quiet the noise Rasa's dependencies print on every start.
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
@@ -244,10 +252,8 @@ def wait_until_up(checks: dict[str, str], processes: list[subprocess.Popen]) -> 
 
 
 def action_server(settings: Settings) -> list[str]:
-    return [
-        str(VENV_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
-        "--port", str(settings.action_port),
-    ]  # fmt: skip
+    # rasa_sdk's app behind our launcher: ACTION_HOST and ACTION_PORT, ACTION_SERVER_TOKEN checked.
+    return [str(VENV_BIN / "python"), "-m", "connectors.action_server"]
 
 
 def console_server(settings: Settings) -> list[str]:
@@ -387,12 +393,13 @@ def backend_line(name: str, backend: BackendSettings) -> str:
     return f"rest {backend.url} ({state})"
 
 
-def rasa_run_arguments(model: Path, port: int, token: str) -> list[str]:
+def rasa_run_arguments(model: Path, port: int, token: str, host: str = "127.0.0.1") -> list[str]:
     """`rasa run …` for the server of `make run`: the token as one "=" joined argument, so that a
-    token starting with "-" (token_urlsafe draws one in 64) is not read as an option."""
+    token starting with "-" (token_urlsafe draws one in 64) is not read as an option. Rasa
+    listens on RASA_HOST (loopback by default; Twilio reaches it through PUBLIC_URL's proxy)."""
     return [
         "run", "--model", str(model), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-        "--port", str(port), "--enable-api", f"--auth-token={token}",
+        "--interface", host, "--port", str(port), "--enable-api", f"--auth-token={token}",
     ]  # fmt: skip
 
 
@@ -404,7 +411,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         load_demo(settings)
     token = rasa_token(settings)
-    rasa_server = [*SERVING_RASA, *rasa_run_arguments(model, settings.rasa_port, token)]
+    rasa_server = [*SERVING_RASA, *rasa_run_arguments(model, settings.rasa_port, token, settings.rasa_host)]
     say(
         "Starting the action server, the outbox worker, the Rasa server and the agent console "
         "(Rasa takes 20-60 s to load)..."
@@ -430,9 +437,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"""
   Assistant ready.
-    Rasa server    http://localhost:{settings.rasa_port}  (HTTP API; REST channel at /webhooks/rest/webhook)
-    Action server  http://localhost:{settings.action_port}
-    Agent console  http://localhost:{settings.console_port}  (first time: make agent NAME=ana{
+    Rasa server    http://{settings.rasa_host}:{
+            settings.rasa_port
+        }  (HTTP API; REST at /webhooks/rest/webhook)
+    Action server  http://{settings.action_host}:{settings.action_port}  (answers only Rasa's token)
+    Agent console  http://{settings.console_host}:{settings.console_port}  (first time: make agent NAME=ana{
             ", or make demo-agent" if settings.is_development else ""
         })
     Database       {settings.database_url}
@@ -469,7 +478,7 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
         # Its own port, so the shell also works while `make run` holds RASA_PORT.
         return subprocess.call(
             [*SERVING_RASA, "shell", "--model", str(model), "--endpoints", "endpoints.yml",
-             "--conversation-id", args.phone, "--port", str(args.port)],
+             "--conversation-id", args.phone, "--interface", "127.0.0.1", "--port", str(args.port)],
             cwd=ROOT, env=child_env(settings),
         )  # fmt: skip
     finally:
@@ -495,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     shell.add_argument("--port", type=int, default=5006, help="port of the shell's own Rasa server")
     shell.set_defaults(handler=cmd_shell)
     args = parser.parse_args(argv)
+    # This is the development launcher (`make run`, `make shell`, training, tests): development
+    # unless the caller says otherwise. Everything else starts in production by default.
+    os.environ.setdefault("BOT_ENV", "development")
     return args.handler(args, load_settings())
 
 

@@ -53,6 +53,9 @@ TODAY = NOW.date()
 # The machine's clock moved to NOW for every process of the test run (bot/clock.py, BOT_NOW):
 # it starts at NOW and runs, so stack tests see time pass as a real conversation would.
 os.environ["BOT_CLOCK_SHIFT_S"] = str(shift_to(NOW).total_seconds())
+# Moving the clock is a development setting, and so is every process the suite starts or builds
+# its settings from the environment in (production is the default when BOT_ENV is unset).
+os.environ["BOT_ENV"] = "development"
 CLOCK = SystemClock(shift_to(NOW))
 
 
@@ -82,7 +85,7 @@ LUCIA_MX = "+523312345678"  # one order being prepared, free to move (the resche
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings.from_env({})
+    return Settings.from_env({"BOT_ENV": "development"})
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import yaml
 
 ROOT = Path(__file__).parent.parent
 TOKEN = "integration-" + uuid.uuid4().hex
+ACTION_SERVER_TOKEN = "actions-" + uuid.uuid4().hex  # what Rasa sends the stack's action server
 RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text())["responses"]
 
 
@@ -46,6 +47,7 @@ class Stack:
             "ACTION_PORT": str(self.action_port),
             "CONSOLE_PORT": str(self.console_port),
             "RASA_TOKEN": TOKEN,
+            "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
             "BOT_ENV": "development",
             **extra_env,
         }

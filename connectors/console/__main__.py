@@ -48,7 +48,8 @@ def serve(settings: Settings, port: int) -> int:
         f"http://127.0.0.1:{settings.rasa_port}", os.environ.get("RASA_TOKEN") or settings.rasa_token
     )
     app = create_app(build_wiring(settings), console_secret(settings), rasa)
-    app.run(host="0.0.0.0", port=port, access_log=False, workers=1)  # noqa: S104 (agents reach it over the network)
+    # CONSOLE_HOST: loopback by default; 0.0.0.0 behind a proxy for agents on the network.
+    app.run(host=settings.console_host, port=port, access_log=False, workers=1)
     return 0
 
 

@@ -10,8 +10,38 @@ def test_nothing_configured_gives_the_embedded_defaults():
     assert settings.demo_data == DEFAULT_DEMO_DATA
     assert (settings.rasa_port, settings.action_port) == (5005, 5055)
     assert settings.bot_timezone == "America/Mexico_City"
-    assert settings.is_development
     assert settings.action_endpoint_url == "http://127.0.0.1:5055/webhook"
+
+
+def test_production_is_the_default_and_development_must_be_asked_for():
+    assert not Settings.from_env({}).is_development
+    assert Settings.from_env({"BOT_ENV": "development"}).is_development
+    # What a forgotten BOT_ENV used to let through is refused now.
+    for unsafe in ({"TWILIO_VALIDATE_SIGNATURE": "false"}, {"BOT_NOW": "2031-01-01T00:00:00-03:00"}):
+        with pytest.raises(SettingsError, match="BOT_ENV=development"):
+            Settings.from_env(unsafe)
+
+
+def test_internal_services_listen_on_loopback_unless_configured():
+    settings = Settings.from_env({})
+    assert (settings.rasa_host, settings.action_host, settings.console_host) == ("127.0.0.1",) * 3
+    assert settings.action_server_token is None
+    opened = Settings.from_env(
+        {
+            "RASA_HOST": "0.0.0.0",  # noqa: S104 (a setting read, nothing bound)
+            "ACTION_HOST": "10.0.0.5",
+            "CONSOLE_HOST": "::",
+            "ACTION_SERVER_TOKEN": " s ",
+        }
+    )
+    assert (opened.rasa_host, opened.action_host, opened.console_host) == ("0.0.0.0", "10.0.0.5", "::")  # noqa: S104
+    assert opened.action_server_token == "s"
+
+
+@pytest.mark.parametrize("name", ["RASA_HOST", "ACTION_HOST", "CONSOLE_HOST"])
+def test_a_bad_listen_address_is_named(name):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: "http://0.0.0.0:80"})
 
 
 def test_own_database_gets_no_demo_data_unless_asked():
@@ -76,9 +106,12 @@ def test_twilio_settings_are_read_and_public_url_loses_its_trailing_slash():
 
 
 def test_signature_checks_can_be_turned_off_only_in_development():
-    assert not Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "false"}).twilio_validate_signature
+    development = {"TWILIO_VALIDATE_SIGNATURE": "false", "BOT_ENV": "development"}
+    assert not Settings.from_env(development).twilio_validate_signature
     with pytest.raises(SettingsError, match="only with BOT_ENV=development"):
         Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "false", "BOT_ENV": "production"})
+    with pytest.raises(SettingsError, match="only with BOT_ENV=development"):
+        Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "false"})  # production by default
     with pytest.raises(SettingsError, match="TWILIO_VALIDATE_SIGNATURE"):
         Settings.from_env({"TWILIO_VALIDATE_SIGNATURE": "maybe"})
 
