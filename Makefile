@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration test-stories services demo evaluate bench lock clean crm-server migrate migration agent demo-agent browser
+.PHONY: help install run test shell train validate lint format unit integration test-stories services demo evaluate bench lock clean crm-server migrate migration agent agent-unlock demo-agent browser
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -84,6 +84,10 @@ migration: install ## Autogenerate a migration from the tables in code: make mig
 agent: install migrate ## Create a console agent or reset its password: make agent NAME=ana (AGENT_PASSWORD=... for scripts)
 	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name>"; exit 1; }
 	@$(PY) -m connectors.console agent "$(NAME)"
+
+agent-unlock: install ## Lift a console login lockout: make agent-unlock NAME=ana [ADDRESS=10.0.0.7] (needs REDIS_URL)
+	@test -n "$(NAME)" || { echo "usage: make agent-unlock NAME=<agent name> [ADDRESS=<client address>]"; exit 1; }
+	@$(PY) -m connectors.console unlock "$(NAME)" $(if $(ADDRESS),--address "$(ADDRESS)")
 
 demo-agent: install migrate ## Development only: create console agent 'demo' with a random password, printed
 	@$(PY) -m connectors.console demo-agent

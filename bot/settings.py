@@ -92,6 +92,10 @@ class Settings:
     # --- handoff ---
     console_port: int = 8080
     console_secret: str | None = None  # signs the console's session cookies and CSRF tokens
+    # Failed console logins before a lockout, per account and per client address, in a window.
+    console_login_max_tries: int = 5
+    console_login_max_tries_per_address: int = 20
+    console_login_window_minutes: int = 15
     handoff_config: Path | None = None  # None: bot/handoff_config.yml
     handoff_webhook_url: str | None = None
     handoff_webhook_secret: str | None = None
@@ -232,6 +236,11 @@ class Settings:
             # --- handoff ---
             console_port=_port(get, "CONSOLE_PORT", 8080),
             console_secret=get("CONSOLE_SECRET"),
+            console_login_max_tries=_bounded(get, "CONSOLE_LOGIN_MAX_TRIES", 5, 1, 1000),
+            console_login_max_tries_per_address=_bounded(
+                get, "CONSOLE_LOGIN_MAX_TRIES_PER_ADDRESS", 20, 1, 10000
+            ),
+            console_login_window_minutes=_bounded(get, "CONSOLE_LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
             handoff_config=handoff_config_path,
             handoff_webhook_url=webhook_url,
             handoff_webhook_secret=get("HANDOFF_WEBHOOK_SECRET"),

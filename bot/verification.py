@@ -145,10 +145,11 @@ class RedisAttemptStore(AttemptStore):
             self._call(lambda: self._redis.delete(*(self._prefix + key for key in keys)))
 
 
-def attempt_store_for(redis_url: str | None, clock: Clock) -> AttemptStore:
-    """Redis when REDIS_URL is set (expiry on Redis's own timers), in-process otherwise."""
+def attempt_store_for(redis_url: str | None, clock: Clock, prefix: str = "autoservicio:otp:") -> AttemptStore:
+    """Redis when REDIS_URL is set (expiry on Redis's own timers), in-process otherwise; `prefix`
+    keeps one user's Redis keys (codes, console logins) apart from another's."""
     if redis_url:
-        return RedisAttemptStore(redis.Redis.from_url(redis_url, socket_timeout=5))
+        return RedisAttemptStore(redis.Redis.from_url(redis_url, socket_timeout=5), prefix)
     return MemoryAttemptStore(clock)
 
 

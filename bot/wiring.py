@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from bot.adapters.base import CaseBook, Crm, Erp
@@ -18,6 +19,7 @@ from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlOtpSecrets, SqlStore
 from bot.backends import Backends, build_backends
 from bot.clock import Clock, SystemClock
+from bot.handoff.logins import LoginLimits
 from bot.handoff.service import HandoffServices, build_services
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, transport_for
@@ -53,6 +55,7 @@ class Wiring:
     # sender's HTTP session belongs to the event loop that first sends.
     verifier: CodeVerifier | None = None
     message_sender: MessageSender | None = None
+    login_limits: LoginLimits | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -84,6 +87,20 @@ class Wiring:
                     self.settings.otp_secret_key,
                 )
             return self.verifier
+
+    def console_logins(self) -> LoginLimits:
+        """The console's failed-login counts: in Redis when REDIS_URL is set (every replica and the
+        unlock command see them), else in this process on the graph's clock."""
+        with self._lock:
+            if self.login_limits is None:
+                settings = self.settings
+                self.login_limits = LoginLimits(
+                    attempt_store_for(settings.redis_url, self.clock, prefix="autoservicio:console-login:"),
+                    per_account=settings.console_login_max_tries,
+                    per_address=settings.console_login_max_tries_per_address,
+                    window=timedelta(minutes=settings.console_login_window_minutes),
+                )
+            return self.login_limits
 
     def sender(self) -> MessageSender:
         """The one sender (Twilio, or the local outbox without an account)."""

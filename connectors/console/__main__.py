@@ -4,6 +4,7 @@ python -m connectors.console serve [--port 8080]
 python -m connectors.console agent NAME       # asks the password twice, without echo;
                                               # AGENT_PASSWORD=... for scripts
 python -m connectors.console demo-agent       # development only: prints a random password
+python -m connectors.console unlock NAME [--address IP]   # lifts a login lockout
 """
 
 from __future__ import annotations
@@ -82,6 +83,21 @@ def demo_agent(settings: Settings) -> int:
     return 0
 
 
+def unlock(settings: Settings, name: str, address: str | None) -> int:
+    if not settings.redis_url:
+        # The counts then live inside the console process: nothing this process could clear.
+        print(
+            "error: without REDIS_URL the login counts live in the console process; restart the "
+            f"console to lift every lockout, or wait {settings.console_login_window_minutes} minutes.",
+            file=sys.stderr,
+        )
+        return 1
+    build_wiring(settings).console_logins().unlock(name, address)
+    lifted = f"agent {name.strip().lower()}" + (f" and address {address}" if address else "")
+    print(f"Login lockout lifted for {lifted}; failed tries forgotten.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m connectors.console", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     agent = commands.add_parser("agent", help="create an agent, or set a new password")
     agent.add_argument("name")
     commands.add_parser("demo-agent", help="development: create agent 'demo' with a printed random password")
+    lift = commands.add_parser("unlock", help="lift an agent's login lockout (and an address's)")
+    lift.add_argument("name")
+    lift.add_argument("--address", default=None, help="also clear this client address's failed tries")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -100,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings, args.port or settings.console_port)
     if args.command == "agent":
         return add_agent(settings, args.name)
+    if args.command == "unlock":
+        return unlock(settings, args.name, args.address)
     return demo_agent(settings)
 
 

@@ -103,6 +103,7 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
     messaging store and sender."""
     app = Sanic(name)
     settings, clock, services = graph.settings, graph.clock, graph.handoff
+    limits = graph.console_logins()
     store = services.store
     sessions = URLSafeTimedSerializer(secret, salt="console-session")
     logins = URLSafeTimedSerializer(secret, salt="console-login")
@@ -230,9 +231,24 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
             return login_page(request, "La sesión del formulario venció; vuelve a intentarlo.", status=403)
         name = (request.form.get("name") or "").strip().lower()
         password = request.form.get("password") or ""
+        # The peer's address: behind a proxy that is the proxy's, shared by every agent behind it
+        # (docs/agents.md); X-Forwarded-For is not read, since any client can write it.
+        address = request.ip
+        # Before scrypt: a locked account or address costs no hashing.
+        if not await asyncio.to_thread(limits.allows, name, address):
+            logger.warning("console: login refused, too many failures for %r or %s", name[:64], address)
+            minutes = int(limits.window.total_seconds() // 60)
+            return login_page(
+                request,
+                f"Demasiados intentos fallidos. Espera {minutes} minutos o pide a un supervisor "
+                "que desbloquee tu cuenta.",
+                status=429,
+            )
         if not await asyncio.to_thread(authenticate, store, name, password):
-            logger.warning("console: failed login for %r", name[:64])
+            logger.warning("console: failed login for %r from %s", name[:64], address)
+            await asyncio.to_thread(limits.failed, name, address)
             return login_page(request, "Usuario o contraseña incorrectos.", status=401)
+        await asyncio.to_thread(limits.succeeded, name)
         reply = response.redirect("/")
         session = {
             "agent": name,

@@ -200,3 +200,25 @@ def test_rasa_patches_are_on_by_default_and_off_turns_them_off():
     assert not Settings.from_env({"RASA_PATCHES": "OFF"}).rasa_patches
     with pytest.raises(SettingsError, match="RASA_PATCHES='maybe': use on .* or off"):
         Settings.from_env({"RASA_PATCHES": "maybe"})
+
+
+def test_console_login_limits_default_to_5_per_account_20_per_address_in_15_minutes():
+    settings = Settings.from_env({})
+    assert settings.console_login_max_tries == 5
+    assert settings.console_login_max_tries_per_address == 20
+    assert settings.console_login_window_minutes == 15
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("CONSOLE_LOGIN_MAX_TRIES", "0"),
+        ("CONSOLE_LOGIN_MAX_TRIES", "cinco"),
+        ("CONSOLE_LOGIN_MAX_TRIES_PER_ADDRESS", "-1"),
+        ("CONSOLE_LOGIN_WINDOW_MINUTES", "0"),
+        ("CONSOLE_LOGIN_WINDOW_MINUTES", "2000"),
+    ],
+)
+def test_a_console_login_limit_that_is_not_a_sensible_count_is_named(name, raw):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({"BOT_ENV": "development", name: raw})

@@ -1,0 +1,222 @@
+"""Console logins are rate-limited per account and per client address, before scrypt runs.
+
+The console runs for real on a free loopback port (Sanic in a thread) over a SQLite store and
+is driven with a real HTTP client; the in-process attempt store runs on a FixedClock, the Redis
+one on TEST_REDIS_URL. scrypt is spied on to prove a locked try costs no hashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import requests
+from sanic import Sanic
+
+from bot.adapters.sql import SqlStore
+from bot.clock import FixedClock
+from bot.handoff.agents import create_agent
+from bot.handoff.service import build_services
+from bot.migrations import target_metadata
+from bot.settings import Settings
+from bot.wiring import Wiring
+from connectors.console.__main__ import main as console_cli
+from connectors.console.app import create_app
+from connectors.console.rasa_api import RasaApi
+from tests.conftest import NOW, REDIS_URL
+
+AGENT, PASSWORD = "ana", "contraseña-larga-1"
+WRONG = "no-es-la-clave"
+
+Sanic.test_mode = True  # many apps in one process
+
+
+class RunningConsole:
+    """One console app served on a free loopback port until `stop()`."""
+
+    def __init__(self, graph: Wiring) -> None:
+        self.graph = graph
+        app = create_app(
+            graph, "test-secret", RasaApi("http://127.0.0.1:9", None), name=f"c{uuid.uuid4().hex}"
+        )
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+
+            async def start() -> None:
+                self._server = await app.create_server(
+                    host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
+                )
+                await self._server.startup()
+                started.set()
+
+            self._loop.run_until_complete(start())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        assert started.wait(10), "the console did not start"
+
+    def login(self, name: str, password: str) -> requests.Response:
+        session = requests.Session()
+        form = session.get(f"http://127.0.0.1:{self.port}/login", timeout=10)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        return session.post(
+            f"http://127.0.0.1:{self.port}/login",
+            data={"csrf": csrf, "name": name, "password": password},
+            allow_redirects=False,
+            timeout=10,
+        )
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self._server.close()
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def sql_store(tmp_path) -> Iterator[SqlStore]:
+    store = SqlStore(f"sqlite:///{tmp_path / 'bot.db'}")
+    with store.connect() as conn:
+        for tables in target_metadata():
+            tables.create_all(conn)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch) -> list[int]:
+    """Every scrypt the process runs from now on, counted (each is 16 MiB and ~50 ms)."""
+    calls: list[int] = []
+    real = hashlib.scrypt
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+@pytest.fixture
+def consoles(sql_store) -> Iterator:
+    """Starts consoles over one database: `consoles(env, clock)`; all stop after the test."""
+    running: list[RunningConsole] = []
+
+    def start(env: dict[str, str] | None = None, clock: FixedClock | None = None) -> RunningConsole:
+        settings = Settings.from_env({"BOT_ENV": "development", **(env or {})})
+        clock = clock or FixedClock(NOW)
+        graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+        create_agent(graph.handoff.store, AGENT, PASSWORD)
+        console = RunningConsole(graph)
+        running.append(console)
+        return console
+
+    yield start
+    for console in running:
+        console.stop()
+
+
+def test_the_sixth_try_after_five_wrong_passwords_is_refused_without_hashing(consoles, scrypt_calls):
+    console = consoles()
+    scrypt_calls.clear()
+    for _ in range(5):
+        assert console.login(AGENT, WRONG).status_code == 401
+    assert len(scrypt_calls) == 5
+
+    refused = console.login(AGENT, PASSWORD)
+
+    assert refused.status_code == 429
+    assert "Demasiados intentos fallidos" in refused.text
+    assert "desbloquee" in refused.text
+    assert len(scrypt_calls) == 5  # the right password was not even hashed
+
+
+def test_the_lockout_lasts_the_window_and_then_the_right_password_works(consoles):
+    clock = FixedClock(NOW)
+    console = consoles(clock=clock)
+    for _ in range(5):
+        console.login(AGENT, WRONG)
+
+    clock.advance(timedelta(minutes=14))
+    assert console.login(AGENT, PASSWORD).status_code == 429
+    clock.advance(timedelta(minutes=1, seconds=1))
+    assert console.login(AGENT, PASSWORD).status_code == 302
+
+
+def test_a_successful_login_forgives_the_accounts_earlier_failures(consoles):
+    console = consoles()
+    for _ in range(4):
+        assert console.login(AGENT, WRONG).status_code == 401
+    assert console.login(AGENT, PASSWORD).status_code == 302
+    for _ in range(4):
+        assert console.login(AGENT, WRONG).status_code == 401
+    assert console.login(AGENT, PASSWORD).status_code == 302
+
+
+def test_one_address_is_locked_across_account_names(consoles, scrypt_calls):
+    console = consoles({"CONSOLE_LOGIN_MAX_TRIES_PER_ADDRESS": "6"})
+    for number in range(6):  # one wrong try each: no account reaches its own limit
+        assert console.login(f"agente{number}", WRONG).status_code == 401
+    scrypt_calls.clear()
+
+    assert console.login(AGENT, PASSWORD).status_code == 429
+    assert scrypt_calls == []
+
+
+def test_an_operator_unlock_lifts_the_lockout(consoles):
+    console = consoles()
+    for _ in range(5):
+        console.login(AGENT, WRONG)
+    assert console.login(AGENT, PASSWORD).status_code == 429
+
+    console.graph.console_logins().unlock(AGENT)
+
+    assert console.login(AGENT, PASSWORD).status_code == 302
+
+
+def test_redis_counts_are_shared_by_consoles_and_lifted_by_the_unlock_command(
+    consoles, redis_client, monkeypatch, capsys
+):
+    env = {"REDIS_URL": REDIS_URL, "CONSOLE_LOGIN_MAX_TRIES_PER_ADDRESS": "8"}
+    first, second = consoles(env), consoles(env)
+    for _ in range(3):
+        assert first.login(AGENT, WRONG).status_code == 401
+    for _ in range(2):
+        assert second.login(AGENT, WRONG).status_code == 401
+    assert first.login(AGENT, PASSWORD).status_code == 429
+    assert second.login(AGENT, PASSWORD).status_code == 429
+    assert redis_client.keys("autoservicio:console-login:lock:account:ana")
+
+    # The address has 5 failures of its 8: three more under other names lock it for every name.
+    for number in range(3):
+        second.login(f"agente{number}", WRONG)
+    assert first.login("agente0", WRONG).status_code == 429
+
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    assert console_cli(["unlock", AGENT, "--address", "127.0.0.1"]) == 0
+    assert "lifted" in capsys.readouterr().out
+
+    assert second.login(AGENT, PASSWORD).status_code == 302
+
+
+def test_the_unlock_command_says_it_cannot_reach_in_process_counts(monkeypatch, capsys):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert console_cli(["unlock", AGENT]) == 1
+    assert "restart the console" in capsys.readouterr().err
