@@ -3,6 +3,11 @@
 The assistant identifies customers by the sender (their phone number), so a channel that lets
 the caller write any sender must not be open: every request needs RASA_TOKEN, as
 `Authorization: Bearer <token>` or `?token=<token>` (the same token as Rasa's HTTP API).
+
+It carries customers' text, so a message starting with "/" loses the slash instead of reaching
+Rasa as an "/intent{entities}" command (bot.messaging.inbound_rules.neutralise_command). Only in
+development may a caller send `"command": true` to have its "/intent" read as one (the end-to-end
+tests' "/restart" and "/nlu_fallback"); production ignores the flag.
 """
 
 from __future__ import annotations
@@ -31,19 +36,28 @@ class TokenRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> TokenRestInput:
         graph = wiring()
-        return cls(token=graph.settings.rasa_token, memory=graph.memory)
+        return cls(
+            token=graph.settings.rasa_token,
+            memory=graph.memory,
+            allow_commands=graph.settings.is_development,
+        )
 
-    def __init__(self, token: str | None, memory: ConversationMemory | None = None) -> None:
+    def __init__(
+        self, token: str | None, memory: ConversationMemory | None = None, *, allow_commands: bool = False
+    ) -> None:
         self.token = token
+        self.allow_commands = allow_commands  # development only: honour `"command": true`
         # payments (issue 6): whose last message held a card number (its CVV may follow), shared
         # with the Twilio channel and every replica when REDIS_URL is set.
         self.memory = memory or InProcessMemory()
 
     def _extract_message(self, req: Request) -> str | None:
-        """The message, with card data turned into the card_data intent before Rasa sees it."""
+        """The message, with a leading "/" dropped and card data turned into the card_data intent."""
         text = super()._extract_message(req)
-        sender = str((req.json or {}).get("sender") or "")
-        screened = screen_for_bot(self.memory, sender, text or "")
+        body = req.json or {}
+        sender = str(body.get("sender") or "")
+        command = self.allow_commands and body.get("command") is True
+        screened = screen_for_bot(self.memory, sender, text or "", command=command)
         return screened if text is not None else None
 
     def get_metadata(self, request: Request) -> dict[str, Any] | None:

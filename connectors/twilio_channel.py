@@ -1,10 +1,11 @@
 """WhatsApp and SMS through Twilio: a hardened replacement for Rasa's built-in twilio channel.
 
-Inbound (POST /webhooks/twilio/webhook): signature checked against PUBLIC_URL, MessageSid
-claimed once (Redis SET NX across replicas), empty 204 to Twilio at once, then processing in
-the background, one conversation at a time in arrival order, on a thread of its own: Rasa's
-NLU and policies are CPU-bound and run in whatever loop calls them, so on the server's loop
-they would hold every acknowledgement back. Outbound: every reply goes through
+Inbound (POST /webhooks/twilio/webhook): no signature header or a body over MAX_FORM_BYTES is
+refused before the body is read (`refuse_before_body`); then the signature is checked against
+PUBLIC_URL, MessageSid claimed once (Redis SET NX across replicas), empty 204 to Twilio at once,
+then processing in the background, one conversation at a time in arrival order, on a thread of
+its own: Rasa's NLU and policies are CPU-bound and run in whatever loop calls them, so on the
+server's loop they would hold every acknowledgement back. Outbound: every reply goes through
 bot.messaging.sender.MessageSender (async Twilio REST client, retries, 24-hour window, opt-out).
 Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
 
@@ -31,6 +32,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
 from sanic import Blueprint, response
+from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from twilio.request_validator import RequestValidator
 
@@ -59,6 +61,12 @@ from bot.wiring import wiring
 from connectors import rasa_patches
 
 logger = logging.getLogger(__name__)
+
+# The largest webhook body accepted. Twilio's form for a message with 10 media is about 3 KB
+# (ten MediaUrlN/MediaContentTypeN pairs of ~150 bytes, plus some twenty short fields); the
+# largest legitimate one is a 4,096-character WhatsApp Body of 4-byte characters, which
+# percent-encodes to 48 KiB. 64 KiB holds that with room; Sanic's default is 100 MB.
+MAX_FORM_BYTES = 64 * 1024
 
 
 def channel_response(name: str) -> str:
@@ -239,6 +247,41 @@ class TwilioInput(InputChannel):
     def twilio_form(request: Request) -> dict[str, str]:
         """The POSTed parameters, blank ones included: Twilio signs them all (an empty Body too)."""
         return dict(parse_qsl(request.body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+    def refuse_before_body(self, request: Request) -> response.HTTPResponse | None:
+        """A refusal decided from the headers alone, before a byte of the body is read.
+
+        The routes stream their body (Sanic would otherwise read up to REQUEST_MAX_SIZE, 100 MB,
+        before the handler runs), so a request without Twilio's signature header costs nothing,
+        and one declaring more than MAX_FORM_BYTES is refused without reading it. The stream's own
+        limit is lowered too: a chunked body stops being read at the limit, and what a refused
+        request still sends is not drained (the connection is closed instead).
+        """
+        if request.stream is not None:
+            request.stream.request_max_size = MAX_FORM_BYTES
+        if self.settings.twilio_validate_signature and not request.headers.get("X-Twilio-Signature"):
+            logger.warning(
+                "refused a Twilio webhook without a signature from %s", request.remote_addr or request.ip
+            )
+            return response.text("forbidden", status=403)
+        length = request.headers.get("Content-Length")
+        if length is None and request.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return response.text("length required", status=411)
+        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+            logger.warning("refused a Twilio webhook of %s bytes (limit %d)", length, MAX_FORM_BYTES)
+            return response.text("payload too large", status=413)
+        return None
+
+    async def read_form(self, request: Request) -> dict[str, str] | response.HTTPResponse:
+        """The form, read only after `refuse_before_body` let the request through."""
+        refusal = self.refuse_before_body(request)
+        if refusal is not None:
+            return refusal
+        try:
+            await request.receive_body()
+        except PayloadTooLarge:  # a chunked body that went past the limit
+            return response.text("payload too large", status=413)
+        return self.twilio_form(request)
 
     def _url_twilio_signed(self, request: Request) -> str:
         if not self.settings.public_url:
@@ -442,9 +485,11 @@ class TwilioInput(InputChannel):
         async def health(_: Request) -> response.HTTPResponse:
             return response.json({"status": "ok"})
 
-        @webhook.route("/webhook", methods=["POST"])
+        @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> response.HTTPResponse:
-            form = self.twilio_form(request)
+            form = await self.read_form(request)
+            if isinstance(form, response.HTTPResponse):
+                return form
             if not self.is_signed_by_twilio(request, form):
                 logger.warning(
                     "refused a Twilio webhook with a missing or wrong signature from %s (MessageSid %s)",
@@ -463,9 +508,11 @@ class TwilioInput(InputChannel):
             self._spawn(self.handle(message, form["From"], on_new_message, request.app), message.sid)
             return response.empty(status=204)
 
-        @webhook.route("/status", methods=["POST"])
+        @webhook.route("/status", methods=["POST"], stream=True)
         async def delivery_status(request: Request) -> response.HTTPResponse:
-            form = self.twilio_form(request)
+            form = await self.read_form(request)
+            if isinstance(form, response.HTTPResponse):
+                return form
             if not self.is_signed_by_twilio(request, form):
                 logger.warning("refused a status callback with a missing or wrong signature")
                 return response.text("forbidden", status=403)

@@ -81,11 +81,13 @@ class Stack:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text().splitlines()[-lines:])
 
-    def say(self, sender: str, message: str, token: str | None = TOKEN) -> list[dict]:
+    def say(self, sender: str, message: str, token: str | None = TOKEN, command: bool = False) -> list[dict]:
+        """`command=True`: "/intent" is read as a command (the REST channel allows it in development
+        only); otherwise it is a customer's text and its leading "/" is dropped."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         reply = requests.post(
             f"{self.base}/webhooks/rest/webhook",
-            json={"sender": sender, "message": message},
+            json={"sender": sender, "message": message, "command": command},
             headers=headers,
             timeout=60,
         )

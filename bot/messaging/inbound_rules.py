@@ -9,7 +9,8 @@ The rules, in the order they apply:
    word ("ALTA") opts an opted-out number back in; from anyone else it is just a message.
 3. Everything else goes to the bot: card data becomes the card_data intent, a number or word
    answering the options on screen becomes that option's payload, and angry or urgent wording
-   becomes a request for a person that keeps what was written.
+   becomes a request for a person that keeps what was written. A typed text starting with "/"
+   (or "／") loses the slash: only the channel's own payloads reach Rasa as "/intent" commands.
 
 The channel reads the conversation's state (see `facts_needed` for the two reads that cost a
 query and are only made for some words), calls `decide`, and does what the decision says.
@@ -115,9 +116,34 @@ def _to_agent(message: InboundMessage, state: ConversationState) -> InboundDecis
     )
 
 
+# Rasa reads a text that starts with "/" (after str.strip(), so after any Unicode whitespace) as
+# "/intent{entities}" and skips NLU (rasa.shared...YAMLStoryReader.unpack_regex_message, run by
+# the RegexMessageHandler). The full-width "／" is not read so today, but is dropped as well in
+# case some normalisation (NFKC) turns it into "/" on the way.
+COMMAND_PREFIXES = "/\uff0f"
+
+
+def neutralise_command(text: str) -> str:
+    """Text a customer typed, made unreadable as a Rasa command and still readable for NLU: the
+    leading slashes (and the whitespace around them) are dropped, the rest is kept as written.
+    "/human_handoff" becomes "human_handoff"; a text without a leading slash is returned as is.
+    The rest is not touched: a "/" inside the text, or after a word, is never read as a command."""
+    stripped = text.strip()
+    if not stripped.startswith(tuple(COMMAND_PREFIXES)):
+        return text
+    while stripped and (stripped[0] in COMMAND_PREFIXES or stripped[0].isspace()):
+        stripped = stripped[1:]
+    return stripped or "\uff0f"  # slashes alone: one full-width slash, not an empty message
+
+
 def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffConfig) -> InboundDecision:
+    # Only the channel's own intents (a location, a bare attachment, card data, a picked option,
+    # an escalation) reach Rasa as commands: what the customer typed never does.
+    text = rasa_text(message)
+    if text == message.text:
+        text = neutralise_command(text)
     # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
-    screened = screen_message(rasa_text(message), after_card=state.after_card)
+    screened = screen_message(text, after_card=state.after_card)
     text = screened.text
     if state.pending_buttons and not text.startswith("/"):
         picked = pick_choice(text, [button["title"] for button in state.pending_buttons])
@@ -138,9 +164,14 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
     )
 
 
-def screen_for_bot(memory: ConversationMemory, conversation_id: str, text: str) -> str:
+def screen_for_bot(
+    memory: ConversationMemory, conversation_id: str, text: str, *, command: bool = False
+) -> str:
     """Card screening alone, with the shared card memory, for channels without the other rules
-    (the REST channel): card data becomes the card_data intent, a CVV after a card too."""
+    (the REST channel): card data becomes the card_data intent, a CVV after a card too. A leading
+    "/" is neutralised unless the caller vouches for `command` (a button payload it produced)."""
+    if not command:
+        text = neutralise_command(text)
     screened = screen_message(text, after_card=memory.after_card(conversation_id))
     memory.remember_card(conversation_id, screened.card_data)
     return screened.text

@@ -77,7 +77,7 @@ def test_a_person_in_the_middle_of_a_reschedule_sees_it_all_hands_back_and_the_f
 ):
     phone = LUCIA_MX
     release(stack, phone)
-    stack.say(phone, "/restart")
+    stack.say(phone, "/restart", command=True)
     fake_twilio.reset()
     chat = Chat(fake_twilio, phone)
     try:

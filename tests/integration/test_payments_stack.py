@@ -46,11 +46,11 @@ def fresh_conversations(stack):
     shared.close()
     for sender in senders:
         release(stack, sender)  # a handoff left open would keep the conversation paused
-        stack.say(sender, "/restart")
+        stack.say(sender, "/restart", command=True)
     yield
     for sender in senders:
         release(stack, sender)
-        stack.say(sender, "/restart")
+        stack.say(sender, "/restart", command=True)
 
 
 def code_sent_to(fake_twilio, phone: str, after: int) -> str:

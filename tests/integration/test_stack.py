@@ -119,8 +119,8 @@ def test_a_frequent_question_gets_its_answer(stack):
 def test_not_understood_twice_offers_a_person_and_yes_hands_over(stack):
     sender = "+525500000001"
     try:
-        stack.say(sender, "/nlu_fallback")
-        offer = stack.say(sender, "/nlu_fallback")
+        stack.say(sender, "/nlu_fallback", command=True)
+        offer = stack.say(sender, "/nlu_fallback", command=True)
         assert is_response(texts(offer), "utter_offer_human")
         reply = texts(stack.say(sender, "si"))
         assert is_response(reply, "utter_handoff_waiting") or is_response(reply, "utter_handoff_after_hours")

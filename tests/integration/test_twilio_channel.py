@@ -14,6 +14,7 @@ from bot.adapters.sql import SqlStore
 from bot.messaging.store import MessagingStore
 from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, PUBLIC_URL, ROSA_PE
 from tests.fake_twilio import inbound_form
+from tests.handoff_helpers import handoff_store
 from tests.harness import TOKEN, is_response
 from tests.stack_helpers import STATUS, WEBHOOK, post, write
 
@@ -111,8 +112,8 @@ def test_duplicate_message_sids_are_answered_once(stack, twilio):
     assert len(twilio.messages_to(ROSA_PE)) == 2
 
 
-@pytest.mark.parametrize("signature", [None, "forged", "wrong-url"])
-def test_unsigned_or_forged_webhooks_are_refused_and_not_processed(stack, twilio, signature):
+@pytest.mark.parametrize("signature", ["forged", "wrong-url"])
+def test_forged_webhooks_are_refused_and_not_processed(stack, twilio, signature):
     phone = "+525512340000"
     body = f"mensaje forjado {uuid.uuid4().hex}"
     form = inbound_form(phone, body)
@@ -124,6 +125,45 @@ def test_unsigned_or_forged_webhooks_are_refused_and_not_processed(stack, twilio
     log = stack.log.read_text()
     assert form["MessageSid"] in log  # the refusal is logged...
     assert body not in log  # ...without the body
+
+
+@pytest.mark.parametrize("path", [WEBHOOK, STATUS])
+def test_a_webhook_without_signature_is_refused_before_its_body_is_read(stack, twilio, path):
+    phone = "+525512340001"
+    form = inbound_form(phone, f"sin firma {uuid.uuid4().hex}")
+    started = time.monotonic()
+    reply = post(stack, twilio, path, form, signature=None)
+    assert reply.status_code == 403 and time.monotonic() - started < 1
+    assert form["MessageSid"] not in stack.log.read_text()  # the form was never parsed
+    assert quiet(twilio, phone)
+    assert outbound(stack, phone) == []
+    assert all(event["event"] != "user" for event in tracker(stack, phone)["events"])
+
+
+def test_an_oversized_body_is_refused_without_reading_it(stack, twilio):
+    # 10 MB: Sanic's default limit (100 MB) would read and parse it all; Twilio's forms are KBs.
+    body = b"Body=" + b"1+" * (5 * 1024 * 1024)
+    started = time.monotonic()
+    reply = requests.post(
+        f"{stack.base}{WEBHOOK}",
+        data=body,
+        headers={"X-Twilio-Signature": "whatever", "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert reply.status_code == 413
+    assert time.monotonic() - started < 1  # a generous guard: the refusal reads no body
+    # A legitimate form of the largest size (a 4,096-character body of emoji) still gets in.
+    phone = "+525512340002"
+    sid = write(stack, twilio, phone, "😀" * 4096)
+    assert user_turn(stack, phone, sid, timeout_s=30)["text"] == "😀" * 4096
+
+
+def test_a_customer_typing_a_command_does_not_run_it(stack, twilio):
+    phone = "+525512340003"
+    sid = write(stack, twilio, phone, "/human_handoff")
+    turn = user_turn(stack, phone, sid, timeout_s=30)
+    assert turn["text"] == "human_handoff"  # read by NLU as words, not by the regex parser
+    assert handoff_store(stack).active_for(phone) is None
 
 
 def test_media_reaches_the_tracker_and_is_acknowledged(stack, twilio):

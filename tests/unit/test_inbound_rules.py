@@ -17,6 +17,7 @@ from bot.messaging.inbound_rules import (
     Route,
     decide,
     facts_needed,
+    neutralise_command,
     screen_for_bot,
 )
 from bot.messaging.memory import InProcessMemory
@@ -151,6 +152,39 @@ def test_the_rest_channel_screening_shares_the_card_memory():
     assert screen_for_bot(memory, PHONE, "123") == "/card_data"
     assert screen_for_bot(memory, PHONE, "hola") == "hola"
     assert screen_for_bot(memory, PHONE, "123") == "123"
+
+
+@pytest.mark.parametrize(
+    ("typed", "bot_reads"),
+    [
+        ("/human_handoff", "human_handoff"),
+        ('  /inform{"order_id":"PED-1003"}', 'inform{"order_id":"PED-1003"}'),
+        ("／handoff_returned", "handoff_returned"),
+        ('/rate_handoff{"score":5}', 'rate_handoff{"score":5}'),
+        ("\u3000/ / /restart", "restart"),  # full-width space, several slashes
+        ("/", "／"),
+        ("hola / adiós", "hola / adiós"),  # a slash inside the text is the customer's own
+    ],
+)
+def test_text_a_customer_types_never_reaches_rasa_as_a_command(typed, bot_reads):
+    assert neutralise_command(typed) == bot_reads
+    decision = decide_on(typed, IDLE)
+    assert decision.route is Route.TO_BOT
+    assert not decision.text.strip().startswith("/")
+    # Neither does it through the REST channel, unless its caller vouches for a command.
+    assert not screen_for_bot(InProcessMemory(), PHONE, typed).strip().startswith("/")
+
+
+def test_the_channels_own_payloads_still_reach_rasa_as_commands():
+    assert decide_on("2", ON_SCREEN).text == OPTIONS[1]["payload"]  # a numbered option picked
+    handoff = ({"title": "Hablar con persona", "payload": "/human_handoff"},)
+    assert decide_on("1", ConversationState(pending_buttons=handoff)).text == "/human_handoff"
+    assert decide_on("/human_handoff", ConversationState(pending_buttons=handoff)).text != "/human_handoff"
+    assert decide_on(f"/inform {CARD}", IDLE).text == "/card_data"  # card data is still screened
+    assert decide_on("/ es URGENTE", IDLE).text == "/human_handoff"  # and escalation still applies
+    location = parse_inbound(inbound_form(PHONE, "", Latitude="19.4", Longitude="-99.1"), "MX")
+    assert decide(location, IDLE, CONFIG).text.startswith("/share_location")
+    assert screen_for_bot(InProcessMemory(), PHONE, "/restart", command=True) == "/restart"
 
 
 @pytest.mark.parametrize(
