@@ -89,17 +89,12 @@ def _apply_contact_update(crm: Crm, payload: Mapping[str, Any]) -> None:
     crm.update_contact(change, district=payload.get("district"))
 
 
-def _contact_notice(payload: Mapping[str, Any]) -> dict[str, str]:
-    notice = payload.get("notice") or {}
-    return {"field": str(notice.get("field", "")), "new": str(notice.get("new", ""))}
-
-
 CONTACT_UPDATE = WriteKind(
     "contact.update",
     _apply_contact_update,
     system="crm",
     confirmation="utter_contact_confirmed_later",
-    values=_contact_notice,
+    notice_fields=("field", "new"),
 )
 
 

@@ -58,10 +58,6 @@ class WriteConflict(WriteRejected):
         self.code = code
 
 
-def _no_values(_payload: Mapping[str, Any]) -> dict[str, str]:
-    return {}
-
-
 # Which of the CRM/ERP a kind writes to: the attribute of the worker's backends it is applied on.
 System = Literal["crm", "erp", "cases"]
 
@@ -76,9 +72,13 @@ class WriteKind:
     confirmation: str  # domain response sent when a queued write goes through
     failure: str = "utter_write_failed"  # ...when it finally fails (a case for a person is opened)
     conflict: str | None = None  # ...when it meets a WriteConflict on a retry; None: `failure`
-    # Extra {placeholders} of those responses, read from the payload (management_id and case_id
-    # are always there).
-    values: Callable[[Mapping[str, Any]], dict[str, str]] = _no_values
+    # Extra {placeholders} of those responses: these keys of the payload's "notice", how the
+    # customer was told the change (management_id and case_id are always there).
+    notice_fields: tuple[str, ...] = ()
+
+    def values(self, payload: Mapping[str, Any]) -> dict[str, str]:
+        notice = payload.get("notice") or {}
+        return {name: str(notice.get(name, "")) for name in self.notice_fields}
 
 
 def backoff(attempts: int, base_s: float, cap_s: float) -> float:

@@ -188,16 +188,12 @@ def _apply_promise(erp: Erp, payload: Mapping[str, Any]) -> None:
     )
 
 
-def _promise_notice(payload: Mapping[str, Any]) -> dict[str, str]:
-    return {"day": str((payload.get("notice") or {}).get("day", ""))}
-
-
 PROMISE = WriteKind(
     "billing.promise",
     _apply_promise,
     system="erp",
     confirmation="utter_promise_confirmed_later",
-    values=_promise_notice,
+    notice_fields=("day",),
 )
 
 

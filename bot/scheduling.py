@@ -297,11 +297,6 @@ def _apply_reschedule(erp: Erp, payload: Mapping[str, Any]) -> None:
         raise WriteConflict(f"reschedule {change.id}: {outcome.value}", code=outcome.value)
 
 
-def _reschedule_notice(payload: Mapping[str, Any]) -> dict[str, str]:
-    notice = payload.get("notice") or {}
-    return {"order_id": str(notice.get("order_id", "")), "window": str(notice.get("window", ""))}
-
-
 RESCHEDULE = WriteKind(
     "delivery.reschedule",
     _apply_reschedule,
@@ -309,7 +304,7 @@ RESCHEDULE = WriteKind(
     confirmation="utter_reschedule_confirmed_later",
     failure="utter_reschedule_queued_failed",
     conflict="utter_reschedule_queued_conflict",
-    values=_reschedule_notice,
+    notice_fields=("order_id", "window"),
 )
 
 
