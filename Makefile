@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration test-stories services demo evaluate bench lock clean crm-server migrate migration agent agent-unlock demo-agent browser
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench lock clean crm-server migrate migration agent agent-unlock demo-agent browser
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -28,7 +28,7 @@ install: ## Build .venv from requirements.lock (cached by content hash; Python 3
 run: install ## Train if data changed, migrate, load the demo data, serve Rasa + actions + outbox worker (Ctrl-C stops)
 	@$(STACK) run
 
-test: install lint validate unit integration test-stories evaluate ## Everything CI checks: the fast checks first, then the slow ones
+test: install lint validate unit integration security test-stories evaluate ## Everything CI checks: the fast checks first, then the slow ones
 	@echo "==> make test: all checks passed."
 
 shell: install ## Talk to the bot in the terminal as PHONE (default: +525512345678)
@@ -55,6 +55,11 @@ integration: install services browser ## pytest tests/integration: databases, Re
 	@$(STACK) model
 	@echo "==> Running the integration tests..."
 	@.venv/bin/pytest tests/integration
+
+security: install services ## pytest tests/security: one test per finding of the trust audit (README, "Security")
+	@$(STACK) model
+	@echo "==> Running the security tests..."
+	@.venv/bin/pytest tests/security
 
 test-stories: install ## Conversation tests in tests/stories/*.yml (rasa test core)
 	@$(STACK) test-stories
