@@ -61,7 +61,7 @@ class Settings:
     demo_data: Path | None
     rasa_port: int
     action_port: int
-    rasa_token: str | None
+    rasa_token: str | None  # Rasa's HTTP API (`--auth-token`), nothing else
     bot_timezone: str
     default_country: str
     twilio_account_sid: str | None = None
@@ -77,6 +77,10 @@ class Settings:
     action_host: str = LOOPBACK
     console_host: str = LOOPBACK
     action_server_token: str | None = None  # Rasa -> action server shared secret
+    # --- the doors into the Rasa server: one credential each, none opens another ---
+    rest_channel_token: str | None = None  # the REST channel (its caller chooses the sender)
+    console_rasa_token: str | None = None  # the console's own route (connectors/console_bridge.py)
+    rasa_api_writes: bool = False  # Rasa's HTTP API may change models and conversations
     # --- reschedule: business-wide defaults; a delivery zone in the ERP may override them ---
     reschedule_cutoff_hour: int = 18
     reschedule_max_days_ahead: int = 14
@@ -197,6 +201,14 @@ class Settings:
                 "or off (Rasa as shipped)."
             )
 
+        doors = _door_tokens(get)
+        api_writes = (get("RASA_API_WRITES") or "off").lower()
+        if api_writes not in ("on", "off"):
+            raise SettingsError(
+                f"RASA_API_WRITES={api_writes!r}: use off (Rasa's HTTP API only reads) or on (it may "
+                "also replace the model and write into conversations)."
+            )
+
         return cls(
             environment=environment,
             database_url=database_url or f"sqlite:///{VAR_DIR / 'bot.db'}",
@@ -204,7 +216,8 @@ class Settings:
             demo_data=demo_data,
             rasa_port=_port(get, "RASA_PORT", 5005),
             action_port=_port(get, "ACTION_PORT", 5055),
-            rasa_token=get("RASA_TOKEN"),
+            **doors,
+            rasa_api_writes=api_writes == "on",
             rasa_host=_host(get, "RASA_HOST"),
             action_host=_host(get, "ACTION_HOST"),
             console_host=_host(get, "CONSOLE_HOST"),
@@ -278,6 +291,55 @@ def _host(get, name: str) -> str:
             "or 0.0.0.0 (every interface)."
         )
     return raw
+
+
+DOOR_TOKENS = {
+    "RASA_TOKEN": "rasa_token",
+    "REST_CHANNEL_TOKEN": "rest_channel_token",
+    "CONSOLE_RASA_TOKEN": "console_rasa_token",
+}
+
+
+def _door_tokens(get) -> dict[str, str | None]:
+    """The three credentials of the Rasa server's doors. Equal values would let one door's
+    token open another (the REST channel's caller could write into the tracker), so they must
+    differ."""
+    given = {name: get(name) for name in DOOR_TOKENS}
+    named = [name for name, value in given.items() if value]
+    for index, name in enumerate(named):
+        for other in named[index + 1 :]:
+            if given[name] == given[other]:
+                raise SettingsError(
+                    f"{name} and {other} have the same value: each door of the Rasa server needs its "
+                    "own secret, so that one cannot open the other. Give them different values."
+                )
+    return {field_name: given[name] for name, field_name in DOOR_TOKENS.items()}
+
+
+_DOOR_PURPOSES = {
+    "RASA_TOKEN": "the secret of Rasa's HTTP API (`--auth-token`)",
+    "REST_CHANNEL_TOKEN": (
+        "the secret callers of the REST channel send as 'Authorization: Bearer <token>' (RASA_TOKEN "
+        "is Rasa's HTTP API's alone and does not open the channel)"
+    ),
+    "CONSOLE_RASA_TOKEN": (
+        "the agent console's own credential to the Rasa server (/webhooks/console/), set the same in "
+        "the Rasa server and the console"
+    ),
+}
+
+
+def required_token(settings: Settings, variable: str) -> str:
+    """A door's token, or a SettingsError saying what to set: each process that uses one refuses
+    to start without it."""
+    value = getattr(settings, DOOR_TOKENS[variable])
+    if not value:
+        raise SettingsError(
+            f"{variable} must be set: {_DOOR_PURPOSES[variable]}. A long random secret "
+            f"(python -c 'import secrets; print(secrets.token_urlsafe(32))'); in development "
+            f"`make run` generates it into var/{variable.lower()}."
+        )
+    return value
 
 
 def _bounded(get, name: str, default: int, low: int, high: int) -> int:

@@ -1,7 +1,9 @@
 """Rasa 3.6's repeated computations done once, and the loaded model kept out of the garbage
 collector's full passes: patches of four Rasa internals, applied once when the Rasa process
 starts (`connectors/rasa_launcher.py`, which `make run`, `make shell` and `make bench` start
-instead of the bare `rasa` command).
+instead of the bare `rasa` command). And one patch that is not about speed: Rasa's HTTP API
+scoped to reads (`scope_http_api`, at the end), applied by the launcher whatever RASA_PATCHES
+says and on any Rasa version, since turning it off would open the server rather than slow it.
 
 `make bench` profiled the Rasa process holding the GIL (py-spy --gil) while 20 customers wrote:
 - 22% of it validated each action server answer with `jsonschema.validate`, which checks the
@@ -406,3 +408,89 @@ def _unfreeze_when_a_model_is_replaced() -> None:
         original(self, *args, **kwargs)
 
     Agent.load_model = load_model
+
+
+# --- 5. Rasa's HTTP API, scoped to reads ------------------------------------------------------
+#
+# `rasa run --enable-api` puts the whole HTTP API on the server's port behind one token: replace
+# the model (PUT /model), train, write any event into any conversation (a SlotSet forging a
+# verified identity), run actions or intents. The assistant needs none of that from outside: the
+# console writes through its own route (connectors/console_bridge.py). So unless an operator
+# sets RASA_API_WRITES=on, every route of Rasa's API but its reads is refused with 403 before
+# its handler (and its token check) runs. Reads: every GET (/, /version, /status, a tracker, a
+# story, the domain) and POST /model/parse. Input channels (/webhooks/...) are not API routes:
+# they are registered after the API and keep their own checks.
+
+SCOPE_PATCHED = ("rasa.server:create_app",)  # replaced by scope_http_api, whatever RASA_PATCHES says
+WRITES_SETTING = "RASA_API_WRITES"
+_READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READING_POSTS = frozenset({"model/parse"})  # a POST that only reads: NLU on a text
+_api_writes = False
+
+
+def is_http_api_scoped() -> bool:
+    import rasa.server
+
+    return hasattr(rasa.server.create_app, "_scoped_http_api")
+
+
+def refuses(method: str, path: str) -> bool:
+    """Whether a request to Rasa's API route `path` (as Sanic names it: "model", "conversations/
+    <conversation_id:path>/tracker/events") is refused while writes are off."""
+    if method.upper() in _READING_METHODS:
+        return False
+    return not (method.upper() == "POST" and path in _READING_POSTS)
+
+
+def scope_http_api(writes_allowed: bool = False) -> None:
+    """Make every Rasa HTTP API app built from now on refuse writes unless `writes_allowed`
+    (RASA_API_WRITES). Calling it again changes the setting, never wraps twice."""
+    global _api_writes
+    import rasa.server
+
+    with _apply_lock:
+        _api_writes = writes_allowed
+        if is_http_api_scoped():
+            return
+        original = rasa.server.create_app
+
+        @functools.wraps(original)
+        def create_app(*args: Any, **kwargs: Any) -> Any:
+            app = original(*args, **kwargs)
+            _refuse_writes(app)
+            return app
+
+        create_app._scoped_http_api = True
+        rasa.server.create_app = create_app
+
+
+def _refuse_writes(app: Any) -> None:
+    from sanic import response
+
+    # The API's own routes, named now, before any channel's blueprint is added.
+    api_routes = {route.name for route in app.router.routes}
+    if _api_writes:
+        logger.warning(
+            "%s=on: Rasa's HTTP API may replace the model and write into conversations "
+            "(anyone holding RASA_TOKEN can forge a conversation's slots)",
+            WRITES_SETTING,
+        )
+        return
+    logger.info("Rasa's HTTP API reads only (%s=off): model and conversation writes get 403", WRITES_SETTING)
+
+    @app.middleware("request")
+    async def refuse_api_writes(request: Any) -> Any:
+        route = getattr(request, "route", None)
+        if route is None or route.name not in api_routes or not refuses(request.method, route.path):
+            return None
+        return response.json(
+            {
+                "error": (
+                    f"forbidden: Rasa's HTTP API only reads here; {request.method} {request.path} "
+                    f"is refused. An operator turns model and conversation writes on with "
+                    f"{WRITES_SETTING}=on (README, Security)."
+                ),
+                "setting": WRITES_SETTING,
+            },
+            status=403,
+        )

@@ -359,7 +359,7 @@ class TwilioInput(InputChannel):
     async def _withdraw(self, message: InboundMessage, handoff: Handoff, app: Any) -> None:
         if not await asyncio.to_thread(self.handoff.store.end, handoff.id, "withdrawn"):
             return
-        self.handoff.announcer.announce("handoff_withdrawn", handoff.id)
+        await asyncio.to_thread(self.handoff.announcer.announce, "handoff_withdrawn", handoff.id)
         text = channel_response("utter_handoff_withdrawn")
         await self._append_to_tracker(
             app,
@@ -380,7 +380,7 @@ class TwilioInput(InputChannel):
         await asyncio.to_thread(
             self.handoff.store.add_message, handoff.id, "customer", decision.text, None, media
         )
-        self.handoff.announcer.announce("customer_message", handoff.id)
+        await asyncio.to_thread(self.handoff.announcer.announce, "customer_message", handoff.id)
         events: list[Event] = [
             UserUttered(
                 decision.text, input_channel=self.name(), message_id=message.sid, metadata=message.metadata()

@@ -1,8 +1,11 @@
 """Trains, validates, tests and serves the assistant: what the Makefile's targets run.
 
 Every Rasa command gets its environment from bot.settings, so ports, the database and the
-token are configured once. Usage: python scripts/stack.py {model,train,validate,run,shell,
-test-stories,evaluate} [options]; `make help` lists the targets that call it.
+tokens are configured once. Each process gets only the credentials it uses: the Rasa server
+the three of its doors (RASA_TOKEN, REST_CHANNEL_TOKEN, CONSOLE_RASA_TOKEN), the console its own
+(CONSOLE_RASA_TOKEN), the action server and the outbox worker none of them.
+Usage: python scripts/stack.py {model,train,validate,run,shell,test-stories,evaluate} [options];
+`make help` lists the targets that call it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from bot.settings import VAR_DIR, BackendSettings, Settings, SettingsError  # noqa: E402
+from bot.settings import DOOR_TOKENS, VAR_DIR, BackendSettings, Settings, SettingsError  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 MODELS_DIR = ROOT / "models"
@@ -35,7 +38,6 @@ CACHE_DIR = Path(
     os.environ.get("BOT_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autoservicio"
 )
-TOKEN_FILE = VAR_DIR / "rasa_token"
 # Rasa reads training data from every YAML file under data/ that holds nlu, stories, rules or
 # responses; data/demo/ is the CRM/ERP fixture and does not change the model.
 NOT_TRAINING_DATA = ROOT / "data" / "demo"
@@ -65,21 +67,6 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as error:
         fail(str(error))
-
-
-def rasa_token(settings: Settings) -> str:
-    """RASA_TOKEN, or in development a random one kept in var/rasa_token."""
-    if settings.rasa_token:
-        return settings.rasa_token
-    if not settings.is_development:
-        fail("BOT_ENV=production needs RASA_TOKEN: a long random secret for the HTTP API and REST channel.")
-    if TOKEN_FILE.exists():
-        return TOKEN_FILE.read_text().strip()
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    TOKEN_FILE.write_text(token + "\n")
-    TOKEN_FILE.chmod(0o600)
-    return token
 
 
 # --- payments and one-time codes (issue 6) ---
@@ -112,6 +99,24 @@ def payment_secrets(settings: Settings) -> dict[str, str]:
     }
 
 
+def door_token(settings: Settings, variable: str) -> str:
+    """A credential of the Rasa server's doors (bot.settings.DOOR_TOKENS), or in development a
+    random one kept in var/<variable, lowercase>: var/rasa_token (Rasa's HTTP API),
+    var/rest_channel_token (the REST channel), var/console_rasa_token (the console's route)."""
+    given = getattr(settings, DOOR_TOKENS[variable])
+    return development_secret(variable.lower(), given, settings, lambda: secrets.token_urlsafe(32))
+
+
+def rasa_token(settings: Settings) -> str:
+    """RASA_TOKEN: Rasa's HTTP API, and nothing else."""
+    return door_token(settings, "RASA_TOKEN")
+
+
+# Which process holds which door's credential; every other process gets none of them.
+RASA_SERVER_DOORS = tuple(DOOR_TOKENS)
+CONSOLE_DOORS = ("CONSOLE_RASA_TOKEN",)
+
+
 def action_server_token(settings: Settings) -> str:
     """The secret Rasa sends the action server (endpoints.yml) and the action server checks."""
     return development_secret(
@@ -119,14 +124,16 @@ def action_server_token(settings: Settings) -> str:
     )
 
 
-def child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+def child_env(settings: Settings, doors: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment of a child process, holding the credentials of `doors` and no other
+    door's, even when this launcher was given them."""
+    env = {name: value for name, value in os.environ.items() if name not in DOOR_TOKENS}
+    env.update({name: door_token(settings, name) for name in doors})
     env.update(
         {
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
             "RASA_PORT": str(settings.rasa_port),
             "ACTION_PORT": str(settings.action_port),
-            "RASA_TOKEN": rasa_token(settings),
             "ACTION_SERVER_TOKEN": action_server_token(settings),
             **payment_secrets(settings),
             # Quiet the noise Rasa's dependencies print on every start.
@@ -213,10 +220,10 @@ def answers(url: str) -> bool:
         return False
 
 
-def start(command: list[str], settings: Settings) -> subprocess.Popen:
+def start(command: list[str], settings: Settings, doors: tuple[str, ...] = ()) -> subprocess.Popen:
     # A session of its own, so Ctrl-C reaches only this launcher, which then stops the children
     # in order instead of having them die half-way through a request.
-    return subprocess.Popen(command, cwd=ROOT, env=child_env(settings), start_new_session=True)
+    return subprocess.Popen(command, cwd=ROOT, env=child_env(settings, doors), start_new_session=True)
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -422,8 +429,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     processes = [
         start(action_server(settings), settings),
         start(outbox_worker(), settings),
-        start(rasa_server, settings),
-        start(console_server(settings), settings),
+        start(rasa_server, settings, doors=RASA_SERVER_DOORS),
+        start(console_server(settings), settings, doors=CONSOLE_DOORS),
     ]
     wait_until_up(
         {
@@ -433,13 +440,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         },
         processes,
     )
-    token_hint = "$(cat var/rasa_token)" if not settings.rasa_token else "$RASA_TOKEN"
+    rest_hint = "$REST_CHANNEL_TOKEN" if settings.rest_channel_token else "$(cat var/rest_channel_token)"
+    api_hint = "$RASA_TOKEN" if settings.rasa_token else "$(cat var/rasa_token)"
+    api_scope = "may write: RASA_API_WRITES=on" if settings.rasa_api_writes else "reads only"
     print(
         f"""
   Assistant ready.
-    Rasa server    http://{settings.rasa_host}:{
-            settings.rasa_port
-        }  (HTTP API; REST at /webhooks/rest/webhook)
+    Rasa server    http://{settings.rasa_host}:{settings.rasa_port}  (HTTP API, {
+            api_scope
+        }; REST at /webhooks/rest/webhook)
     Action server  http://{settings.action_host}:{settings.action_port}  (answers only Rasa's token)
     Agent console  http://{settings.console_host}:{settings.console_port}  (first time: make agent NAME=ana{
             ", or make demo-agent" if settings.is_development else ""
@@ -452,9 +461,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
   Try it from another terminal:
     make shell PHONE=+5491123456789
-    curl -s -H "Authorization: Bearer {token_hint}" -H 'Content-Type: application/json' \\
+    curl -s -H "Authorization: Bearer {rest_hint}" -H 'Content-Type: application/json' \\
       -d '{{"sender": "+525512345678", "message": "hola, donde esta mi pedido?"}}' \\
       http://localhost:{settings.rasa_port}/webhooks/rest/webhook
+    curl -s "http://localhost:{settings.rasa_port}/conversations/+525512345678/tracker?token={api_hint}"
 
   Ctrl-C stops them all.
 """,

@@ -11,7 +11,7 @@ from bot.adapters.sql import SqlStore
 from bot.handoff.agents import create_agent
 from bot.handoff.store import Handoff, HandoffStore
 from tests.conftest import CLOCK
-from tests.harness import TOKEN
+from tests.harness import API_TOKEN, CONSOLE_TOKEN
 
 AGENT, PASSWORD = "ana", "clave-de-prueba-1"
 
@@ -71,7 +71,7 @@ def wait_for_messages(stack, handoff_id: str, count: int, timeout_s: float = 15)
 
 def tracker(stack, phone: str) -> dict:
     return requests.get(
-        f"{stack.base}/conversations/{phone}/tracker", params={"token": TOKEN}, timeout=30
+        f"{stack.base}/conversations/{phone}/tracker", params={"token": API_TOKEN}, timeout=30
     ).json()
 
 
@@ -81,12 +81,15 @@ def release(stack, phone: str) -> None:
     active = store.active_for(phone)
     if active is not None:
         store.end(active.id, "closed", "test cleanup")
-        # As the console does: the pause stopped the bot before its action_listen, and without
-        # it the next message (even /restart) matches no rule and falls back.
+        # As the console does, through its route: the pause stopped the bot before its
+        # action_listen, and without it the next message (even /restart) matches no rule.
         requests.post(
-            f"{stack.base}/conversations/{phone}/tracker/events",
-            params={"token": TOKEN},
-            json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+            f"{stack.base}/webhooks/console/events",
+            headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"},
+            json={
+                "conversation_id": phone,
+                "events": [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+            },
             timeout=30,
         )
 

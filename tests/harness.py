@@ -16,7 +16,10 @@ import requests
 import yaml
 
 ROOT = Path(__file__).parent.parent
-TOKEN = "integration-" + uuid.uuid4().hex
+# One credential per door of the Rasa server, as in production: none opens another.
+API_TOKEN = "api-" + uuid.uuid4().hex  # RASA_TOKEN: Rasa's HTTP API (reads only by default)
+REST_TOKEN = "rest-" + uuid.uuid4().hex  # REST_CHANNEL_TOKEN: the REST channel
+CONSOLE_TOKEN = "console-" + uuid.uuid4().hex  # CONSOLE_RASA_TOKEN: the console's route
 ACTION_SERVER_TOKEN = "actions-" + uuid.uuid4().hex  # what Rasa sends the stack's action server
 RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text())["responses"]
 
@@ -46,7 +49,9 @@ class Stack:
             "RASA_PORT": str(self.rasa_port),
             "ACTION_PORT": str(self.action_port),
             "CONSOLE_PORT": str(self.console_port),
-            "RASA_TOKEN": TOKEN,
+            "RASA_TOKEN": API_TOKEN,
+            "REST_CHANNEL_TOKEN": REST_TOKEN,
+            "CONSOLE_RASA_TOKEN": CONSOLE_TOKEN,
             "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
             "BOT_ENV": "development",
             **extra_env,
@@ -81,7 +86,9 @@ class Stack:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text().splitlines()[-lines:])
 
-    def say(self, sender: str, message: str, token: str | None = TOKEN, command: bool = False) -> list[dict]:
+    def say(
+        self, sender: str, message: str, token: str | None = REST_TOKEN, command: bool = False
+    ) -> list[dict]:
         """`command=True`: "/intent" is read as a command (the REST channel allows it in development
         only); otherwise it is a customer's text and its leading "/" is dropped."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -17,7 +17,7 @@ import secrets
 import sys
 
 from bot.handoff.agents import AgentError, create_agent
-from bot.settings import VAR_DIR, Settings, SettingsError
+from bot.settings import VAR_DIR, Settings, SettingsError, required_token
 from bot.wiring import build_wiring
 from connectors.console.app import create_app
 from connectors.console.rasa_api import RasaApi
@@ -45,9 +45,12 @@ def console_secret(settings: Settings) -> str:
 
 def serve(settings: Settings, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
-    rasa = RasaApi(
-        f"http://127.0.0.1:{settings.rasa_port}", os.environ.get("RASA_TOKEN") or settings.rasa_token
-    )
+    try:
+        # Its own credential to the Rasa server's console route, not Rasa's HTTP API token.
+        token = required_token(settings, "CONSOLE_RASA_TOKEN")
+    except SettingsError as error:
+        raise SystemExit(f"error: {error}") from None
+    rasa = RasaApi(f"http://127.0.0.1:{settings.rasa_port}", token)
     app = create_app(build_wiring(settings), console_secret(settings), rasa)
     # CONSOLE_HOST: loopback by default; 0.0.0.0 behind a proxy for agents on the network.
     app.run(host=settings.console_host, port=port, access_log=False, workers=1)

@@ -113,6 +113,10 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
     templates.filters["when"] = _when
     secure_cookies = not settings.is_development
 
+    async def announce(event: str, handoff_id: str, **details: Any) -> None:
+        # A Redis publish is a blocking round trip: in a worker thread, off the console's loop.
+        await asyncio.to_thread(services.announcer.announce, event, handoff_id, **details)
+
     def sender() -> MessageSender:
         # First built inside the server's loop: the Twilio client's session belongs to it.
         return graph.sender()
@@ -296,7 +300,7 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
         if handoff.status == "waiting" and await asyncio.to_thread(
             store.accept, handoff.id, session["agent"]
         ):
-            services.announcer.announce("handoff_accepted", handoff.id, agent=session["agent"])
+            await announce("handoff_accepted", handoff.id, agent=session["agent"])
             handoff = await load(handoff_id)
         later = await asyncio.to_thread(store.messages, handoff.id)
         packet = handoff.packet
@@ -428,7 +432,7 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
         for message in said:
             if message.get("text"):
                 await asyncio.to_thread(store.add_message, handoff.id, "bot", mask_sensitive(message["text"]))
-        services.announcer.announce(f"handoff_{status}", handoff.id, agent=session["agent"])
+        await announce(f"handoff_{status}", handoff.id, agent=session["agent"])
         return back(handoff_id, status)
 
     @app.post("/handoffs/<handoff_id>/handback")

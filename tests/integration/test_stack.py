@@ -17,7 +17,7 @@ from babel.dates import format_date
 
 from tests.conftest import ANDRES_CO, CAMILA_CL, CLOCK, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
 from tests.handoff_helpers import release, wait_for_handoff
-from tests.harness import TOKEN, is_response, is_up
+from tests.harness import API_TOKEN, REST_TOKEN, is_response, is_up
 from tests.stack_helpers import texts
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def test_rest_channel_refuses_requests_without_the_token(stack):
 
 def test_rest_channel_accepts_the_token_as_query_parameter(stack):
     reply = requests.post(
-        f"{stack.base}/webhooks/rest/webhook?token={TOKEN}",
+        f"{stack.base}/webhooks/rest/webhook?token={REST_TOKEN}",
         json={"sender": MARIANA_MX, "message": "gracias"},
         timeout=30,
     )
@@ -154,13 +154,13 @@ def test_rest_channel_accepts_the_token_as_query_parameter(stack):
 def test_http_api_requires_the_token(stack):
     tracker = f"{stack.base}/conversations/{MARIANA_MX}/tracker"
     assert requests.get(tracker, timeout=30).status_code == 401
-    assert requests.get(tracker, params={"token": TOKEN}, timeout=30).status_code == 200
+    assert requests.get(tracker, params={"token": API_TOKEN}, timeout=30).status_code == 200
 
 
 def test_conversations_are_kept_in_the_configured_database(stack):
     stack.say(CAMILA_CL, "hola")
     tracker = requests.get(
-        f"{stack.base}/conversations/{CAMILA_CL}/tracker", params={"token": TOKEN}, timeout=30
+        f"{stack.base}/conversations/{CAMILA_CL}/tracker", params={"token": API_TOKEN}, timeout=30
     ).json()
     assert any(event.get("text") == "hola" for event in tracker["events"])
 

@@ -14,7 +14,7 @@ from bot.adapters.sql import SqlStore
 from bot.messaging.store import MessagingStore
 from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, PUBLIC_URL, ROSA_PE
 from tests.fake_twilio import inbound_form
-from tests.harness import TOKEN, is_response
+from tests.harness import API_TOKEN, is_response
 from tests.stack_helpers import STATUS, WEBHOOK, post, write
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def record_of(stack, phone: str, sid: str, timeout_s: float = 10):
 
 def tracker(stack, phone: str) -> dict:
     return requests.get(
-        f"{stack.base}/conversations/{phone}/tracker", params={"token": TOKEN}, timeout=30
+        f"{stack.base}/conversations/{phone}/tracker", params={"token": API_TOKEN}, timeout=30
     ).json()
 
 
