@@ -251,3 +251,85 @@ def test_the_launcher_applies_the_patches_as_the_setting_says(unpatched_rasa, mo
     monkeypatch.setenv("RASA_PATCHES", "sometimes")
     with pytest.raises(SystemExit, match="RASA_PATCHES='sometimes'"):
         rasa_launcher.apply_patches()
+
+
+# --- the HTTP API's scope (security: applied whatever RASA_PATCHES says) --------------------------
+
+
+@pytest.fixture
+def unscoped_rasa_server(monkeypatch):
+    """rasa.server.create_app as Rasa ships it, put back after the test."""
+    import rasa.server
+    from sanic import Sanic
+
+    original = getattr(rasa.server.create_app, "__wrapped__", rasa.server.create_app)
+    monkeypatch.setattr(rasa.server, "create_app", original)
+    monkeypatch.setattr(Sanic, "test_mode", True)  # every test builds an app named rasa_server
+    return rasa.server
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "refused"),
+    [
+        ("GET", "", False),
+        ("GET", "status", False),
+        ("GET", "version", False),
+        ("GET", "conversations/<conversation_id:path>/tracker", False),
+        ("POST", "model/parse", False),
+        ("PUT", "model", True),
+        ("DELETE", "model", True),
+        ("POST", "model/train", True),
+        ("POST", "conversations/<conversation_id:path>/tracker/events", True),
+        ("PUT", "conversations/<conversation_id:path>/tracker/events", True),
+        ("POST", "conversations/<conversation_id:path>/execute", True),
+        ("POST", "conversations/<conversation_id:path>/trigger_intent", True),
+        ("POST", "conversations/<conversation_id:path>/predict", True),
+        ("POST", "conversations/<conversation_id:path>/messages", True),
+        ("POST", "model/test/stories", True),
+    ],
+)
+def test_the_http_api_reads_and_refuses_everything_else(method, path, refused):
+    assert rasa_patches.refuses(method, path) is refused
+
+
+def _api_request(app, method: str, name: str):
+    route = next(route for route in app.router.routes if route.name == f"rasa_server.{name}")
+    return type("Request", (), {"route": route, "method": method, "path": "/" + route.path})()
+
+
+def _scope_middleware(app):
+    return [m for m in app.request_middleware if getattr(m, "__name__", "") == "refuse_api_writes"]
+
+
+def test_an_api_app_refuses_writes_with_403_naming_the_setting(unscoped_rasa_server):
+    rasa_patches.scope_http_api(writes_allowed=False)
+    app = unscoped_rasa_server.create_app(auth_token="t")
+    [refuse] = _scope_middleware(app)
+    answer = asyncio.run(refuse(_api_request(app, "PUT", "load_model")))
+    assert answer.status == 403 and b"RASA_API_WRITES=on" in answer.body
+    assert asyncio.run(refuse(_api_request(app, "GET", "retrieve_tracker"))) is None
+    assert asyncio.run(refuse(_api_request(app, "POST", "parse"))) is None
+    # A route added after the API (an input channel's) is not the API's to scope.
+    channel = type("Request", (), {"route": type("Route", (), {"name": "x.webhook"})(), "method": "POST"})()
+    assert asyncio.run(refuse(channel)) is None
+
+
+def test_writes_turned_on_leave_the_api_as_shipped(unscoped_rasa_server):
+    rasa_patches.scope_http_api(writes_allowed=True)
+    try:
+        assert _scope_middleware(unscoped_rasa_server.create_app(auth_token="t")) == []
+    finally:
+        rasa_patches.scope_http_api(writes_allowed=False)
+
+
+def test_the_launcher_scopes_the_api_even_with_the_patches_off(
+    unpatched_rasa, unscoped_rasa_server, monkeypatch
+):
+    from connectors import rasa_launcher
+
+    monkeypatch.setenv("RASA_PATCHES", "off")
+    monkeypatch.delenv("RASA_API_WRITES", raising=False)
+    said = rasa_launcher.apply_patches()
+    assert "Rasa's HTTP API reads only (RASA_API_WRITES=off)" in said
+    assert rasa_patches.is_http_api_scoped()
+    assert _scope_middleware(unscoped_rasa_server.create_app(auth_token="t"))

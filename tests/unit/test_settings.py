@@ -1,6 +1,6 @@
 import pytest
 
-from bot.settings import DEFAULT_DEMO_DATA, PROJECT_ROOT, Settings, SettingsError
+from bot.settings import DEFAULT_DEMO_DATA, PROJECT_ROOT, Settings, SettingsError, required_token
 
 
 def test_nothing_configured_gives_the_embedded_defaults():
@@ -222,3 +222,42 @@ def test_console_login_limits_default_to_5_per_account_20_per_address_in_15_minu
 def test_a_console_login_limit_that_is_not_a_sensible_count_is_named(name, raw):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({"BOT_ENV": "development", name: raw})
+
+
+def test_each_door_of_the_rasa_server_has_its_own_token():
+    settings = Settings.from_env(
+        {"RASA_TOKEN": "api", "REST_CHANNEL_TOKEN": "rest", "CONSOLE_RASA_TOKEN": "desk"}
+    )
+    assert (settings.rasa_token, settings.rest_channel_token, settings.console_rasa_token) == (
+        "api",
+        "rest",
+        "desk",
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"RASA_TOKEN": "same", "REST_CHANNEL_TOKEN": "same"},
+        {"RASA_TOKEN": "same", "CONSOLE_RASA_TOKEN": "same"},
+        {"REST_CHANNEL_TOKEN": "same", "CONSOLE_RASA_TOKEN": "same"},
+    ],
+)
+def test_one_value_for_two_doors_is_refused(env):
+    with pytest.raises(SettingsError, match="same value"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("variable", ["RASA_TOKEN", "REST_CHANNEL_TOKEN", "CONSOLE_RASA_TOKEN"])
+def test_a_missing_door_token_says_what_to_set(variable):
+    with pytest.raises(SettingsError, match=f"{variable} must be set: .*var/{variable.lower()}"):
+        required_token(Settings.from_env({}), variable)
+    assert required_token(Settings.from_env({variable: "secret"}), variable) == "secret"
+
+
+def test_the_http_api_only_reads_unless_writes_are_turned_on():
+    assert Settings.from_env({}).rasa_api_writes is False
+    assert Settings.from_env({"RASA_API_WRITES": "off"}).rasa_api_writes is False
+    assert Settings.from_env({"RASA_API_WRITES": "ON"}).rasa_api_writes is True
+    with pytest.raises(SettingsError, match="RASA_API_WRITES='yes'"):
+        Settings.from_env({"RASA_API_WRITES": "yes"})

@@ -17,3 +17,30 @@ def test_rasa_reads_the_token_whatever_it_starts_with(token):
     arguments = stack.rasa_run_arguments(Path("models/m.tar.gz"), 5005, token)
     parsed = create_argument_parser().parse_args(arguments)
     assert (parsed.auth_token, parsed.port, parsed.enable_api) == (token, 5005, True)
+
+
+def test_each_process_gets_only_the_door_tokens_it_uses(monkeypatch):
+    given = {
+        "BOT_ENV": "development",
+        "RASA_TOKEN": "api-token",
+        "REST_CHANNEL_TOKEN": "rest-token",
+        "CONSOLE_RASA_TOKEN": "console-token",
+        "ACTION_SERVER_TOKEN": "actions-token",
+        "OTP_SECRET_KEY": "8Qz3a6CzG8y2b4n3w1hJk9pL0sD5fR7tU2vX4yZ6aB0=",
+        "PAYMENT_LINK_SECRET": "links",
+    }
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)  # what the launcher itself was given
+    settings = stack.Settings.from_env()
+    doors = ("RASA_TOKEN", "REST_CHANNEL_TOKEN", "CONSOLE_RASA_TOKEN")
+
+    def held(env: dict[str, str]) -> dict[str, str]:
+        return {name: env[name] for name in doors if name in env}
+
+    assert held(stack.child_env(settings, stack.RASA_SERVER_DOORS)) == {
+        "RASA_TOKEN": "api-token",
+        "REST_CHANNEL_TOKEN": "rest-token",
+        "CONSOLE_RASA_TOKEN": "console-token",
+    }
+    assert held(stack.child_env(settings, stack.CONSOLE_DOORS)) == {"CONSOLE_RASA_TOKEN": "console-token"}
+    assert held(stack.child_env(settings)) == {}  # action server, outbox worker, training, migrations
