@@ -266,6 +266,29 @@ def test_wrong_identity_twice_ends_with_the_offer_of_a_person(world):
     assert state["verification_status"] == "failed"
 
 
+def test_identity_guesses_stay_bounded_across_form_runs_and_a_hit_then_is_refused(world):
+    form = ValidateVerificationForm()
+    fresh_run = {"identity_order_id": "PED-1004", "requested_slot": "identity_document"}
+    said = []
+    for _ in range(5):  # each run starts over: only the number's count carries on
+        responses, _, events = run(
+            form, tracker(STRANGER, "1111", slots={**fresh_run, "identity_document": "1111"})
+        )
+        said.append(responses)
+    assert said[:4] == [["utter_identity_mismatch"]] * 4
+    assert said[4] == ["utter_identity_too_many_guesses"]
+    assert slots_of(events)["verification_status"] == "guesses"
+    right = {**fresh_run, "identity_document": "3456"}
+    responses, _, events = run(form, tracker(STRANGER, "3456", slots=right))
+    assert responses == ["utter_identity_too_many_guesses"] and "identified_identity" not in slots_of(events)
+    # The next run is told at the order number, before it names an order.
+    asked = {"identity_order_id": "PED-1001", "requested_slot": "identity_order_id"}
+    responses, _, events = run(form, tracker(STRANGER, "PED-1001", slots=asked))
+    assert responses == ["utter_identity_too_many_guesses"]
+    state = slots_of(events)
+    assert (state["identity_order_id"], state["verification_status"]) == (None, "guesses")
+
+
 def test_ya_pague_found_confirms_date_and_amount(world):
     responses, sent, events = run(ActionReportPayment(), tracker(ROSA_PE, "ya pague", "report_payment"))
     assert responses == ["utter_payment_found"]
