@@ -17,3 +17,27 @@ def test_rasa_reads_the_token_whatever_it_starts_with(token):
     arguments = stack.rasa_run_arguments(Path("models/m.tar.gz"), 5005, token)
     parsed = create_argument_parser().parse_args(arguments)
     assert (parsed.auth_token, parsed.port, parsed.enable_api) == (token, 5005, True)
+
+
+def test_development_generates_the_identity_secret_once_and_passes_it_to_every_process(monkeypatch, tmp_path):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    settings = Settings.from_env({"BOT_ENV": "development"})
+    first = stack.payment_secrets(settings)["IDENTITY_SECRET"]
+    assert len(first) >= 32 and (tmp_path / "identity_secret").read_text().strip() == first
+    assert stack.payment_secrets(settings)["IDENTITY_SECRET"] == first  # kept, not regenerated
+    given = Settings.from_env({"BOT_ENV": "development", "IDENTITY_SECRET": "from-the-environment"})
+    assert stack.payment_secrets(given)["IDENTITY_SECRET"] == "from-the-environment"
+
+
+def test_production_without_identity_secret_does_not_start(monkeypatch, tmp_path):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    production = Settings.from_env(
+        {"OTP_SECRET_KEY": "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=", "PAYMENT_LINK_SECRET": "s"}
+    )
+    with pytest.raises(SystemExit):
+        stack.payment_secrets(production)
+    assert not (tmp_path / "identity_secret").exists()
