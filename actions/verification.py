@@ -223,17 +223,9 @@ class VerificationSteps:
             return {"identity_document": None, "verification_status": "down"}
         on_file = "".join(ch for ch in (details.document_id or "") if ch.isdigit()) if details else ""
         if len(digits) >= DOCUMENT_DIGITS and on_file and on_file.endswith(digits[-DOCUMENT_DIGITS:]):
-            claim = (
-                wiring()
-                .identity_signer()
-                .issue(
-                    IDENTIFIED,
-                    tracker.sender_id,
-                    order.customer_id,
-                    "order_document",
-                    wiring().clock.now(),
-                    IDENTIFIED_TTL,
-                )
+            signer, now = wiring().identity_signer(), wiring().clock.now()
+            claim = signer.issue(
+                IDENTIFIED, tracker.sender_id, order.customer_id, "order_document", now, IDENTIFIED_TTL
             )
             return {"identity_document": None, "identified_identity": claim, "wrong_answers": None}
         try:
@@ -277,11 +269,8 @@ class VerificationSteps:
             how = "order_document+sms_code" if identified_customer_id(tracker) else "sms_code"
             ttl = timedelta(minutes=wiring().settings.verification_ttl_minutes)
             # The one place a verified identity is issued: signed, for this sender, expiring.
-            claim = (
-                wiring()
-                .identity_signer()
-                .issue(VERIFIED, tracker.sender_id, customer.id, how, wiring().clock.now(), ttl)
-            )
+            signer, now = wiring().identity_signer(), wiring().clock.now()
+            claim = signer.issue(VERIFIED, tracker.sender_id, customer.id, how, now, ttl)
             dispatcher.utter_message(response="utter_otp_verified")
             return {
                 "otp_code": None,
