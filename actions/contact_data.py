@@ -18,7 +18,7 @@ from actions.verification import (
     VerificationSteps,
     channel_of,
     reset_flow,
-    session_verified_customer,
+    session_identity,
     subject_customer,
 )
 from bot.adapters.base import BackendUnavailable
@@ -167,9 +167,9 @@ class ActionUpdateContact(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        customer_id = session_verified_customer(tracker)
+        identity = session_identity(tracker)
         stopped = tracker.get_slot("verification_status") in STOPPED
-        if stopped or not customer_id or not tracker.get_slot("contact_value"):
+        if stopped or identity is None or not tracker.get_slot("contact_value"):
             return reset_flow()  # locked, failed or left: already told
         if tracker.get_slot("contact_confirmed") is not True:
             dispatcher.utter_message(response="utter_contact_not_changed")
@@ -182,11 +182,11 @@ class ActionUpdateContact(Action):
                 request_contact_change,
                 found.crm,
                 wiring().outbox,
-                customer_id,
+                identity.customer_id,
                 field,
                 tracker.get_slot("contact_value"),
                 channel_of(tracker),
-                tracker.get_slot("verified_how") or "sms_code",
+                identity.how,
                 tracker.get_slot("contact_district"),
                 tracker.sender_id,
                 sender_phone(tracker),

@@ -23,6 +23,7 @@ from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, FollowupA
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.order_status import sender_phone
+from actions.verification import session_identity
 from bot.adapters.base import BackendUnavailable
 from bot.handoff.rules import Reason, reason_of
 from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, wait_phrase
@@ -91,6 +92,7 @@ class ActionHandoff(Action):
             active_form=form,
             now=now,
             reason_detail=tracker.get_slot("handoff_detail"),
+            identity=session_identity(tracker),
         )
         try:
             crm = wiring().backends.crm

@@ -5,6 +5,13 @@ not on file, order number plus the last digits of a document first.
 for balance, payment links and invoices; contact_form for contact data). The code itself never
 stays in a slot: `otp_code` is emptied as soon as it is checked, and the tracker store masks the
 message that answered it (connectors/stores.py).
+
+Who was identified and who was verified are signed claims (bot/identity.py) bound to the
+conversation's sender: only these steps issue them, and `session_identity` and
+`identified_customer_id` are the only readers. A slot set from outside (a made-up tracker sent to
+the action server, a SlotSet through Rasa's HTTP API) fails the check and counts for nothing.
+Wrong identity answers are bounded per number and per customer across sessions
+(bot.verification.IdentityGuesses).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -21,11 +29,12 @@ from rasa_sdk.types import DomainDict
 
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
+from bot.identity import IDENTIFIED, IDENTIFIED_TTL, VERIFIED, IdentityClaim
 from bot.messaging.inbound import Channel
 from bot.messaging.keywords import leaves_form
 from bot.messaging.sender import OutboundMessage
 from bot.records import Customer, normalize_order_id
-from bot.settings import Settings, require_payment_secrets
+from bot.settings import Settings, require_identity_secret, require_payment_secrets
 from bot.verification import CheckOutcome, SendOutcome
 from bot.wiring import wiring
 
@@ -37,6 +46,7 @@ logger = logging.getLogger(__name__)
 _STARTING_WITH = Settings.from_env()
 if not _STARTING_WITH.is_development:
     require_payment_secrets(_STARTING_WITH)
+    require_identity_secret(_STARTING_WITH)
 
 VERIFICATION_SLOTS = ["identity_order_id", "identity_document", "otp_code"]
 # Slots a flow leaves behind; every way out of a form empties them (action_stop_flow and the
@@ -46,7 +56,7 @@ FLOW_SLOTS = [
     "otp_sent",
     "identity_order_id",
     "identity_document",
-    "identity_customer_id",
+    "identified_identity",
     "verification_status",
     "wrong_answers",
     "pending_flow",
@@ -59,7 +69,7 @@ FLOW_SLOTS = [
 ]
 # verification_status values that end a form early (the reason was already told); the one set
 # every form with a verification step reads (contact data, payments).
-STOPPED = {"locked", "too_many_sends", "failed", "down", "unknown", "left"}
+STOPPED = {"locked", "too_many_sends", "failed", "guesses", "down", "unknown", "left"}
 DOCUMENT_DIGITS = 4
 
 
@@ -67,13 +77,31 @@ def reset_flow() -> list[EventType]:
     return [SlotSet(slot, None) for slot in FLOW_SLOTS]
 
 
+def _claim(tracker: Tracker, slot: str, kind: str) -> IdentityClaim | None:
+    """The claim in `slot` if this process signed it for this conversation's sender and it has
+    not expired; a made-up, altered, copied or old value is None."""
+    value = tracker.get_slot(slot)
+    if not value:
+        return None
+    return wiring().identity_signer().verify(value, kind, tracker.sender_id, wiring().clock.now())
+
+
+def session_identity(tracker: Tracker) -> IdentityClaim | None:
+    """Who a one-time code verified in this session, while VERIFICATION_TTL_MINUTES lasts."""
+    return _claim(tracker, "verified_identity", VERIFIED)
+
+
 def session_verified_customer(tracker: Tracker) -> str | None:
-    """The customer verified earlier in this session, while VERIFICATION_TTL_MINUTES lasts."""
-    until = tracker.get_slot("verified_until")
-    customer_id = tracker.get_slot("verified_customer_id")
-    if customer_id and until and float(until) > wiring().clock.now().timestamp():
-        return customer_id
-    return None
+    """The customer verified earlier in this session (see session_identity)."""
+    claim = session_identity(tracker)
+    return claim.customer_id if claim else None
+
+
+def identified_customer_id(tracker: Tracker) -> str | None:
+    """The customer an order number and document identified in this form run (the code to their
+    number on file still to be answered)."""
+    claim = _claim(tracker, "identified_identity", IDENTIFIED)
+    return claim.customer_id if claim else None
 
 
 async def customer_on_file(tracker: Tracker) -> Customer | None:
@@ -88,10 +116,16 @@ async def subject_customer(tracker: Tracker) -> Customer | None:
     """Whom this conversation is about: the verified customer, else the sender's number on file,
     else the customer identified by order and document (still to be verified by code)."""
     crm = wiring().backends.crm
-    customer_id = session_verified_customer(tracker) or tracker.get_slot("identity_customer_id")
+    customer_id = session_verified_customer(tracker) or identified_customer_id(tracker)
     if customer_id:
         return await asyncio.to_thread(crm.customer_by_id, customer_id)
     return await customer_on_file(tracker)
+
+
+def guessing_number(tracker: Tracker) -> str:
+    """Whom wrong identity answers count against: the sender's phone (WhatsApp and SMS alike),
+    else the conversation's sender id."""
+    return sender_phone(tracker) or tracker.sender_id
 
 
 def last_digits(phone: str) -> str:
@@ -112,7 +146,7 @@ class VerificationSteps:
             return []
         if session_verified_customer(tracker):
             return []
-        if tracker.get_slot("identity_customer_id"):
+        if identified_customer_id(tracker):
             return ["otp_code"]
         try:
             known = await customer_on_file(tracker)
@@ -132,13 +166,32 @@ class VerificationSteps:
 
     # --- number not on file: order number + last digits of a document -------------------
 
-    def validate_identity_order_id(
+    async def _guesses_blocked(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, customer_id: str | None
+    ) -> bool:
+        """Whether this number, or the customer the order names, has used up its wrong answers
+        (then the customer is told and offered a person)."""
+        guesses = wiring().identity_guesses()
+        if await asyncio.to_thread(guesses.blocked, guessing_number(tracker), customer_id):
+            dispatcher.utter_message(response="utter_identity_too_many_guesses")
+            return True
+        return False
+
+    async def validate_identity_order_id(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if (leaving := self.left("identity_order_id", value, dispatcher)) is not None:
             return leaving
         order_id = normalize_order_id(str(value or ""))
         if order_id:
+            try:
+                # A number that used up its wrong answers is told so before it names an order.
+                if await self._guesses_blocked(dispatcher, tracker, None):
+                    return {"identity_order_id": None, "verification_status": "guesses"}
+            except BackendUnavailable:
+                logger.exception("verification: the guess counts are unavailable")
+                dispatcher.utter_message(response="utter_systems_down")
+                return {"identity_order_id": None, "verification_status": "down"}
             return {"identity_order_id": order_id}
         dispatcher.utter_message(response="utter_identity_order_invalid")
         return {"identity_order_id": None}
@@ -158,13 +211,32 @@ class VerificationSteps:
             logger.exception("verification: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
             return {"identity_document": None, "verification_status": "down"}
+        named = order.customer_id if order else None
+        stop = {"identity_order_id": None, "identity_document": None, "verification_status": "guesses"}
+        try:
+            # Checked before the answer: once the bound is hit, not even a right one counts.
+            if await self._guesses_blocked(dispatcher, tracker, named):
+                return stop
+        except BackendUnavailable:
+            logger.exception("verification: the guess counts are unavailable")
+            dispatcher.utter_message(response="utter_systems_down")
+            return {"identity_document": None, "verification_status": "down"}
         on_file = "".join(ch for ch in (details.document_id or "") if ch.isdigit()) if details else ""
         if len(digits) >= DOCUMENT_DIGITS and on_file and on_file.endswith(digits[-DOCUMENT_DIGITS:]):
-            return {
-                "identity_document": None,
-                "identity_customer_id": order.customer_id,
-                "wrong_answers": None,
-            }
+            signer, now = wiring().identity_signer(), wiring().clock.now()
+            claim = signer.issue(
+                IDENTIFIED, tracker.sender_id, order.customer_id, "order_document", now, IDENTIFIED_TTL
+            )
+            return {"identity_document": None, "identified_identity": claim, "wrong_answers": None}
+        try:
+            guesses = wiring().identity_guesses()
+            reached = await asyncio.to_thread(guesses.wrong, guessing_number(tracker), named)
+        except BackendUnavailable:
+            logger.exception("verification: the guess counts are unavailable")
+            reached = False
+        if reached:
+            dispatcher.utter_message(response="utter_identity_too_many_guesses")
+            return stop
         # One answer for a wrong order, a wrong document or both: nothing is revealed.
         wrong = self.count_wrong(tracker)
         if wrong >= 2:
@@ -194,14 +266,15 @@ class VerificationSteps:
             dispatcher.utter_message(response="utter_systems_down")
             return {"otp_code": None, "verification_status": "down"}
         if check.outcome is CheckOutcome.VERIFIED:
-            how = "sms_code" if not tracker.get_slot("identity_customer_id") else "order_document+sms_code"
-            ttl = wiring().settings.verification_ttl_minutes * 60
+            how = "order_document+sms_code" if identified_customer_id(tracker) else "sms_code"
+            ttl = timedelta(minutes=wiring().settings.verification_ttl_minutes)
+            # The one place a verified identity is issued: signed, for this sender, expiring.
+            signer, now = wiring().identity_signer(), wiring().clock.now()
+            claim = signer.issue(VERIFIED, tracker.sender_id, customer.id, how, now, ttl)
             dispatcher.utter_message(response="utter_otp_verified")
             return {
                 "otp_code": None,
-                "verified_customer_id": customer.id,
-                "verified_until": wiring().clock.now().timestamp() + ttl,
-                "verified_how": how,
+                "verified_identity": claim,
                 "verification_status": "ok",
                 "wrong_answers": None,
             }

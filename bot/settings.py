@@ -111,6 +111,13 @@ class Settings:
     payment_link_ttl_minutes: int = 24 * 60
     payment_handoff_threshold: Decimal = Decimal("100000")
     verification_ttl_minutes: int = 60
+    # --- identity: signed claims and bounded identity questions (bot/identity.py) ---
+    identity_secret: str | None = None  # signs identity claims (HMAC-SHA256)
+    # Wrong order number + document answers before the questions stop, per sender number and
+    # per customer an order named, within the window (across form runs and sessions).
+    identity_max_wrong_per_number: int = 5
+    identity_max_wrong_per_customer: int = 5
+    identity_guess_window_hours: int = 24
     # --- the clock: development may move the whole stack to another moment (BOT_NOW) ---
     clock_shift: timedelta = timedelta(0)
     # Rasa's hot paths computed once (connectors/rasa_patches.py); False runs Rasa as shipped.
@@ -459,6 +466,10 @@ def _payment_settings(get, environment: str) -> dict:
         "payment_link_ttl_minutes": _minutes(get, "PAYMENT_LINK_TTL", 24 * 60),
         "payment_handoff_threshold": threshold,
         "verification_ttl_minutes": _minutes(get, "VERIFICATION_TTL_MINUTES", 60),
+        "identity_secret": get("IDENTITY_SECRET"),
+        "identity_max_wrong_per_number": _bounded(get, "IDENTITY_MAX_WRONG_PER_NUMBER", 5, 1, 1000),
+        "identity_max_wrong_per_customer": _bounded(get, "IDENTITY_MAX_WRONG_PER_CUSTOMER", 5, 1, 1000),
+        "identity_guess_window_hours": _bounded(get, "IDENTITY_GUESS_WINDOW_HOURS", 24, 1, 24 * 30),
     }
 
 
@@ -481,6 +492,20 @@ def require_payment_secrets(settings: Settings) -> None:
             "one-time-code secrets (python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'), PAYMENT_LINK_SECRET a long random secret that "
             "signs payment links. In development `make run` generates both into var/."
+        )
+
+
+def require_identity_secret(settings: Settings) -> None:
+    """Refuse to run without the key that signs identity claims (bot/identity.py).
+
+    Development gets one generated into var/ by scripts/stack.py; production must give it.
+    """
+    if not settings.identity_secret:
+        raise SettingsError(
+            "IDENTITY_SECRET must be set: a long random secret that signs the identity a customer "
+            "proved with a one-time code (python -c 'import secrets; print(secrets.token_urlsafe(32))'). "
+            "Every action-server replica needs the same one. In development `make run` generates it "
+            "into var/."
         )
 
 

@@ -234,3 +234,50 @@ class CodeVerifier:
             raise BackendUnavailable(
                 "one-time-code secret cannot be decrypted: OTP_SECRET_KEY changed?"
             ) from error
+
+
+class IdentityGuesses:
+    """Wrong answers to the identity questions (order number + last digits of a document),
+    counted per sender number and per customer an order named, across form runs and sessions.
+
+    A form run forgives one wrong answer and a new run starts over, so without this an attacker
+    could keep guessing documents for a known order number. Here each wrong answer counts for
+    the number that sent it and for the customer whose order it named, in a window that starts at
+    the first wrong answer; once either count reaches its limit, no answer is checked (not even a
+    right one) until the window ends.
+    """
+
+    def __init__(self, attempts: AttemptStore, per_number: int, per_customer: int, window: timedelta) -> None:
+        self._attempts = attempts
+        self._per_number = per_number
+        self._per_customer = per_customer
+        self._window = window
+
+    @staticmethod
+    def _number_key(sender: str) -> str:
+        return f"number:{sender}"
+
+    @staticmethod
+    def _customer_key(customer_id: str) -> str:
+        return f"customer:{customer_id}"
+
+    def _count(self, key: str) -> int:
+        return int(self._attempts.get(key) or 0)
+
+    def number_blocked(self, sender: str) -> bool:
+        return self._count(self._number_key(sender)) >= self._per_number
+
+    def blocked(self, sender: str, customer_id: str | None) -> bool:
+        """Whether answers from `sender`, or about `customer_id`, are no longer checked."""
+        if self.number_blocked(sender):
+            return True
+        return customer_id is not None and self._count(self._customer_key(customer_id)) >= self._per_customer
+
+    def wrong(self, sender: str, customer_id: str | None) -> bool:
+        """Count a wrong answer (for the customer too when the order was real); True when it
+        reached a limit."""
+        reached = self._attempts.hit(self._number_key(sender), self._window) >= self._per_number
+        if customer_id is not None:
+            for_customer = self._attempts.hit(self._customer_key(customer_id), self._window)
+            reached = reached or for_customer >= self._per_customer
+        return reached

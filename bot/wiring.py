@@ -21,11 +21,12 @@ from bot.backends import Backends, build_backends
 from bot.clock import Clock, SystemClock
 from bot.handoff.logins import LoginLimits
 from bot.handoff.service import HandoffServices, build_services
+from bot.identity import IdentitySigner
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
-from bot.settings import Settings, require_payment_secrets
-from bot.verification import CodeVerifier, attempt_store_for
+from bot.settings import Settings, require_identity_secret, require_payment_secrets
+from bot.verification import CodeVerifier, IdentityGuesses, attempt_store_for
 
 
 class NotWired:
@@ -56,6 +57,8 @@ class Wiring:
     verifier: CodeVerifier | None = None
     message_sender: MessageSender | None = None
     login_limits: LoginLimits | None = None
+    identity: IdentitySigner | None = None
+    guesses: IdentityGuesses | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -87,6 +90,28 @@ class Wiring:
                     self.settings.otp_secret_key,
                 )
             return self.verifier
+
+    def identity_signer(self) -> IdentitySigner:
+        """Signs and checks identity claims (IDENTITY_SECRET; refused without it)."""
+        with self._lock:
+            if self.identity is None:
+                require_identity_secret(self.settings)
+                self.identity = IdentitySigner(self.settings.identity_secret)
+            return self.identity
+
+    def identity_guesses(self) -> IdentityGuesses:
+        """Wrong identity answers per number and per customer: in Redis when REDIS_URL is set
+        (every action-server replica counts together), else in this process on the graph's clock."""
+        with self._lock:
+            if self.guesses is None:
+                settings = self.settings
+                self.guesses = IdentityGuesses(
+                    attempt_store_for(settings.redis_url, self.clock, prefix="autoservicio:identity-guess:"),
+                    per_number=settings.identity_max_wrong_per_number,
+                    per_customer=settings.identity_max_wrong_per_customer,
+                    window=timedelta(hours=settings.identity_guess_window_hours),
+                )
+            return self.guesses
 
     def console_logins(self) -> LoginLimits:
         """The console's failed-login counts: in Redis when REDIS_URL is set (every replica and the

@@ -45,6 +45,11 @@ STACK_PAYMENT_LINK_SECRET = (
     "stack-payment-link-secret-" + uuid.uuid4().hex
 )  # what the fake signs webhooks against, as Twilio would
 
+# What the stack signs identity claims with (bot/identity.py), so tests can sign a right one.
+STACK_IDENTITY_SECRET = "stack-identity-secret-" + uuid.uuid4().hex
+# What the actions built in-process (the `wire` fixture) sign identity claims with.
+TEST_IDENTITY_SECRET = "test-identity-secret-" + uuid.uuid4().hex
+
 # The moment the suite runs at: the demo data is anchored on its day in Mexico City.
 NOW = parse_moment(os.environ.get("TEST_NOW") or "2026-11-26T10:00:00-06:00").astimezone(
     ZoneInfo("America/Mexico_City")
@@ -85,7 +90,7 @@ LUCIA_MX = "+523312345678"  # one order being prepared, free to move (the resche
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings.from_env({"BOT_ENV": "development"})
+    return Settings.from_env({"BOT_ENV": "development", "IDENTITY_SECRET": TEST_IDENTITY_SECRET})
 
 
 @pytest.fixture(scope="session")
@@ -171,24 +176,27 @@ def fake_twilio() -> Iterator[FakeTwilio]:
     server.stop()
 
 
+def stack_env(fake_twilio: FakeTwilio) -> dict[str, str]:
+    """What the test stacks run with: the Twilio channel aimed at the fake, known secrets."""
+    return {
+        "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
+        "TWILIO_API_BASE": fake_twilio.url,
+        "TWILIO_WHATSAPP_NUMBER": "+14155238886",
+        "TWILIO_SMS_NUMBER": "+15005550006",
+        "PUBLIC_URL": PUBLIC_URL,
+        "REDIS_URL": STACK_REDIS_URL,
+        # payments (issue 6): known secrets, so tests can check the links the stack signs
+        "PAYMENT_LINK_SECRET": STACK_PAYMENT_LINK_SECRET,
+        "OTP_SECRET_KEY": Fernet.generate_key().decode(),
+        "IDENTITY_SECRET": STACK_IDENTITY_SECRET,
+    }
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, fake_twilio) -> Iterator[Stack]:
     """The real stack with the trained model: REST channel, and Twilio channel aimed at the fake."""
-    running = Stack(
-        tmp_path_factory.mktemp("stack"),
-        {
-            "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
-            "TWILIO_API_BASE": fake_twilio.url,
-            "TWILIO_WHATSAPP_NUMBER": "+14155238886",
-            "TWILIO_SMS_NUMBER": "+15005550006",
-            "PUBLIC_URL": PUBLIC_URL,
-            "REDIS_URL": STACK_REDIS_URL,
-            # payments (issue 6): known secrets, so tests can check the links the stack signs
-            "PAYMENT_LINK_SECRET": STACK_PAYMENT_LINK_SECRET,
-            "OTP_SECRET_KEY": Fernet.generate_key().decode(),
-        },
-    )
+    running = Stack(tmp_path_factory.mktemp("stack"), stack_env(fake_twilio))
     try:
         running.wait_ready()
         yield running

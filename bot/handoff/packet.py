@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.handoff.rules import Reason, WaitEstimate
+from bot.identity import IdentityClaim
 from bot.masking import mask_sensitive
 from bot.records import Customer
 
@@ -32,16 +33,15 @@ _INTERNAL_SLOTS = {
     "handoff_detail",
     "session_started_metadata",
     "order_choices",
+    # Signed identity claims (bot/identity.py): opaque to an agent; the packet's customer section
+    # says who was verified and how, from the claim the action checked.
+    "identified_identity",
+    "verified_identity",
 }
 # Actions that are the machinery of every turn, not steps of a flow.
 _MACHINERY = {"action_listen", "action_session_start", "action_handoff", "action_unlikely_intent"}
 # Intents that answer or steer rather than say what the customer came for.
 _NOT_A_GOAL = {"human_handoff", "affirm", "deny", "inform", "nlu_fallback", "greet", "thank", "share_media"}
-# What the payments flow's step-up verification leaves (actions/verification.py): who, until when
-# (epoch seconds) and how ("sms_code", "order_document+sms_code").
-VERIFIED_CUSTOMER_SLOT = "verified_customer_id"
-VERIFIED_UNTIL_SLOT = "verified_until"
-VERIFIED_HOW_SLOT = "verified_how"
 
 
 def is_secret_slot(name: str | None) -> bool:
@@ -147,24 +147,12 @@ def _validations_failed(session: list[Mapping[str, Any]]) -> list[dict[str, Any]
     return failed
 
 
-def verified_customer_id(slots: Mapping[str, Any], now: datetime) -> str | None:
-    """The customer a one-time code verified in this session, while that verification lasts."""
-    customer_id, until = slots.get(VERIFIED_CUSTOMER_SLOT), slots.get(VERIFIED_UNTIL_SLOT)
-    try:
-        lasting = until is not None and float(until) > now.timestamp()
-    except (TypeError, ValueError):
-        lasting = False
-    return str(customer_id) if customer_id and lasting else None
-
-
-def _verification(
-    slots: Mapping[str, Any], customer: Customer | None, now: datetime
-) -> tuple[bool, str | None]:
-    verified_id = verified_customer_id(slots, now)
-    # A verification of someone else (a number not on file that proved another customer's
-    # order) still counts only for the customer it verified.
-    if verified_id and (customer is None or customer.id == verified_id):
-        return True, str(slots.get(VERIFIED_HOW_SLOT) or "one_time_code")
+def _verification(identity: IdentityClaim | None, customer: Customer | None) -> tuple[bool, str | None]:
+    """`identity` is the verified claim the action checked (signature, sender, expiry), never a
+    slot's word: a verification of someone else (a number not on file that proved another
+    customer's order) still counts only for the customer it verified."""
+    if identity is not None and (customer is None or customer.id == identity.customer_id):
+        return True, identity.how
     return False, ("phone_number_on_file" if customer else None)
 
 
@@ -195,6 +183,7 @@ def build_packet(
     wait: WaitEstimate | None = None,
     reason_detail: str | None = None,
     language: str = "es",
+    identity: IdentityClaim | None = None,
 ) -> dict[str, Any]:
     """The packet for one handoff; see docs/handoff-packet.schema.json for every field."""
     session = _session(events)
@@ -207,7 +196,7 @@ def build_packet(
         if event.get("event") == "action" and event.get("name") not in _MACHINERY
     ]
     bot_texts = " ".join(str(event.get("text") or "") for event in events if event.get("event") == "bot")
-    verified, method = _verification(slots, customer, created_at)
+    verified, method = _verification(identity, customer)
     filled = {
         name: _slot_value(name, value)
         for name, value in slots.items()

@@ -14,9 +14,10 @@ from bot.adapters.sql import SqlStore
 from bot.clock import Clock
 from bot.handoff.announce import Announcer
 from bot.handoff.config import HandoffConfig, load_config
-from bot.handoff.packet import build_packet, verified_customer_id
+from bot.handoff.packet import build_packet
 from bot.handoff.rules import Reason, WaitEstimate, estimate_wait
 from bot.handoff.store import Handoff, HandoffStore, new_handoff_id
+from bot.identity import IdentityClaim
 from bot.records import Customer
 from bot.settings import Settings
 from bot.spanish_time import moment_phrase
@@ -55,6 +56,8 @@ class HandoffRequest:
     active_form: str | None
     now: datetime
     reason_detail: str | None = None
+    # The verified identity, only as a claim the caller checked (signature, sender, expiry).
+    identity: IdentityClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _customer(crm: Crm | None, request: HandoffRequest) -> Customer | None:
     not on file can prove who it is), else the customer whose number on file is the sender's."""
     if crm is None:
         return None
-    verified_id = verified_customer_id(request.slots, request.now)
+    verified_id = request.identity.customer_id if request.identity else None
     try:
         if verified_id is not None:
             return crm.customer_by_id(verified_id) or (
@@ -105,6 +108,7 @@ def open_handoff(found: HandoffServices, crm: Crm | None, request: HandoffReques
         channel=request.channel,
         created_at=request.now,
         wait=wait,
+        identity=request.identity,
     )
     vip = customer is not None and customer.id in config.vip_customers
     handoff = store.create(

@@ -21,7 +21,7 @@ from bot.handoff.config import parse_config
 from bot.handoff.rules import Reason
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import HandoffStore
-from tests.action_helpers import DOMAIN
+from tests.action_helpers import DOMAIN, verified_identity
 from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, STRANGER
 
 ALWAYS_OPEN = parse_config(
@@ -187,9 +187,7 @@ def test_a_payment_handoff_shows_the_reason_its_detail_and_the_code_verification
     slots = {
         "handoff_reason": Reason.AMOUNT_OVER_THRESHOLD.value,
         "handoff_detail": "F-2004: $ 150.000,00",
-        "verified_customer_id": "C-002",
-        "verified_until": CLOCK.now().timestamp() + 600,
-        "verified_how": "sms_code",
+        "verified_identity": verified_identity(JULIAN_AR, "C-002"),
     }
     run(ActionHandoff(), tracker(JULIAN_AR, intent="make_payment", text="quiero pagar", slots=slots))
     packet = found.store.active_for(JULIAN_AR).packet
@@ -199,18 +197,21 @@ def test_a_payment_handoff_shows_the_reason_its_detail_and_the_code_verification
 
 
 def test_an_expired_code_verification_is_not_shown_as_verified(found):
-    slots = {"verified_customer_id": "C-001", "verified_until": 1.0, "verified_how": "sms_code"}
+    slots = {"verified_identity": verified_identity(MARIANA_MX, "C-001", minutes=-1)}
     run(ActionHandoff(), tracker(slots=slots))
     customer = found.store.active_for(MARIANA_MX).packet["customer"]
     assert (customer["verified"], customer["verification_method"]) == (False, "phone_number_on_file")
 
 
+def test_a_claim_signed_for_another_sender_or_a_bare_customer_id_is_not_shown_as_verified(found):
+    slots = {"verified_identity": verified_identity(MARIANA_MX, "C-001"), "verified_customer_id": "C-001"}
+    run(ActionHandoff(), tracker(STRANGER, slots=slots))
+    customer = found.store.active_for(STRANGER).packet["customer"]
+    assert (customer["id"], customer["verified"], customer["known"]) == (None, False, False)
+
+
 def test_a_number_not_on_file_verified_by_order_and_code_is_shown_as_that_customer(found):
-    slots = {
-        "verified_customer_id": "C-001",
-        "verified_until": CLOCK.now().timestamp() + 600,
-        "verified_how": "order_document+sms_code",
-    }
+    slots = {"verified_identity": verified_identity(STRANGER, "C-001", how="order_document+sms_code")}
     run(ActionHandoff(), tracker(STRANGER, slots=slots))
     customer = found.store.active_for(STRANGER).packet["customer"]
     assert (customer["id"], customer["verified"], customer["verification_method"]) == (

@@ -22,14 +22,15 @@ from bot.adapters.sql import SqlErp, SqlOtpSecrets
 from bot.backends import Backends
 from bot.clock import local_day
 from bot.demo import load_demo
+from bot.identity import IDENTIFIED, VERIFIED, IdentitySigner
 from bot.messaging.sender import MessageSender, OutboxTransport
 from bot.messaging.store import MessagingStore
 from bot.payments import PaymentLinkSigner, verify_payment_link
 from bot.records import CaseKind
 from bot.settings import DEFAULT_DEMO_DATA
 from bot.verification import CodeVerifier, MemoryAttemptStore
-from tests.action_helpers import DOMAIN
-from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER
+from tests.action_helpers import DOMAIN, verified_identity
+from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, ROSA_PE, STRANGER, TEST_IDENTITY_SECRET
 
 LINK_SECRET = "test-link-secret"
 
@@ -93,6 +94,12 @@ def sent_code(messages: MessagingStore, phone: str) -> str:
     return re.search(r"\b(\d{6})\b", body).group(1)
 
 
+def claim_in(state: dict, sender: str, kind: str = VERIFIED):
+    """The identity claim the actions left in `state` for `sender`, checked as they check it."""
+    slot = "verified_identity" if kind == VERIFIED else "identified_identity"
+    return IdentitySigner(TEST_IDENTITY_SECRET).verify(state.get(slot), kind, sender, CLOCK.now())
+
+
 def verify(sender: str, messages, phone_on_file: str, slots=None) -> dict:
     """Ask for the code, read it from the outbox, answer it: the slots after the form's check."""
     _, _, asked = run(ActionAskOtpCode(), tracker(sender, slots=slots))
@@ -116,8 +123,11 @@ def test_a_right_code_verifies_the_session_and_the_slot_never_keeps_it(world):
     _, messages = world
     state = verify(MARIANA_MX, messages, MARIANA_MX)
     assert state["otp_code"] is None
-    assert (state["verified_customer_id"], state["verification_status"]) == ("C-001", "ok")
-    assert state["verified_until"] > CLOCK.now().timestamp() + 59 * 60
+    claim = claim_in(state, MARIANA_MX)
+    assert (claim.customer_id, claim.how, state["verification_status"]) == ("C-001", "sms_code", "ok")
+    assert claim.expires_at > CLOCK.now().timestamp() + 59 * 60
+    # Bound to this conversation: the same text read for another sender is worth nothing.
+    assert claim_in(state, STRANGER) is None
     # Verified: the form needs no more steps in this session.
     steps = asyncio.run(
         ValidateVerificationForm().required_slots(
@@ -141,7 +151,7 @@ def test_wrong_codes_explain_after_the_second_and_lock_at_the_third(world):
         said.append(responses)
         state.update(slots_of(events))
     assert said == [["utter_otp_wrong"], ["utter_otp_wrong", "utter_otp_help"], ["utter_otp_locked"]]
-    assert state["verification_status"] == "locked" and state.get("verified_customer_id") is None
+    assert state["verification_status"] == "locked" and state.get("verified_identity") is None
     # Locked: the form ends, and asking again sends no code.
     responses, _, events = run(ActionAskOtpCode(), tracker(MARIANA_MX))
     assert responses == ["utter_otp_locked"] and ActiveLoop(None) in events
@@ -166,7 +176,7 @@ def test_balance_after_verification_shows_open_invoices_with_overdue_marked(worl
     assert responses == ["utter_balance_overdue"]
     assert "F-2002: $899.00" in sent[0]["lines"] and "vencida" in sent[0]["lines"]
     assert sent[0]["total"] == "$2,133.50"
-    assert slots_of(events)["pending_flow"] is None and "verified_customer_id" not in slots_of(events)
+    assert slots_of(events)["pending_flow"] is None and "verified_identity" not in slots_of(events)
 
 
 def test_payment_links_are_signed_and_verifiable(world):
@@ -235,10 +245,11 @@ def test_a_number_not_on_file_is_identified_by_order_and_document_and_the_code_g
         form, tracker(STRANGER, "termina en 3456", slots={**state, "identity_document": "termina en 3456"})
     )
     state.update(slots_of(events))
-    assert state["identity_customer_id"] == "C-002" and state["identity_document"] is None
+    assert claim_in(state, STRANGER, IDENTIFIED).customer_id == "C-002" and state["identity_document"] is None
     state = verify(STRANGER, messages, JULIAN_AR, state)
     assert messages.outbound(STRANGER) == []  # never to the number asking
-    assert (state["verified_customer_id"], state["verified_how"]) == ("C-002", "order_document+sms_code")
+    claim = claim_in(state, STRANGER)
+    assert (claim.customer_id, claim.how) == ("C-002", "order_document+sms_code")
 
 
 def test_wrong_identity_twice_ends_with_the_offer_of_a_person(world):
@@ -253,6 +264,29 @@ def test_wrong_identity_twice_ends_with_the_offer_of_a_person(world):
         state = {**state, **slots_of(events), "identity_order_id": "PED-1004"}
     assert said == [["utter_identity_mismatch"], ["utter_identity_failed"]]
     assert state["verification_status"] == "failed"
+
+
+def test_identity_guesses_stay_bounded_across_form_runs_and_a_hit_then_is_refused(world):
+    form = ValidateVerificationForm()
+    fresh_run = {"identity_order_id": "PED-1004", "requested_slot": "identity_document"}
+    said = []
+    for _ in range(5):  # each run starts over: only the number's count carries on
+        responses, _, events = run(
+            form, tracker(STRANGER, "1111", slots={**fresh_run, "identity_document": "1111"})
+        )
+        said.append(responses)
+    assert said[:4] == [["utter_identity_mismatch"]] * 4
+    assert said[4] == ["utter_identity_too_many_guesses"]
+    assert slots_of(events)["verification_status"] == "guesses"
+    right = {**fresh_run, "identity_document": "3456"}
+    responses, _, events = run(form, tracker(STRANGER, "3456", slots=right))
+    assert responses == ["utter_identity_too_many_guesses"] and "identified_identity" not in slots_of(events)
+    # The next run is told at the order number, before it names an order.
+    asked = {"identity_order_id": "PED-1001", "requested_slot": "identity_order_id"}
+    responses, _, events = run(form, tracker(STRANGER, "PED-1001", slots=asked))
+    assert responses == ["utter_identity_too_many_guesses"]
+    state = slots_of(events)
+    assert (state["identity_order_id"], state["verification_status"]) == (None, "guesses")
 
 
 def test_ya_pague_found_confirms_date_and_amount(world):
@@ -294,11 +328,7 @@ def test_contact_form_asks_verification_then_the_field_value_district_and_confir
         )
     )
     assert steps == ["otp_code", "contact_field", "contact_value", "contact_district", "contact_confirmed"]
-    verified = {
-        "verified_customer_id": "C-003",
-        "verified_until": CLOCK.now().timestamp() + 600,
-        "contact_field": "email",
-    }
+    verified = {"verified_identity": verified_identity(ROSA_PE, "C-003"), "contact_field": "email"}
     steps = asyncio.run(
         form.required_slots([], CollectingDispatcher(), tracker(ROSA_PE, slots=verified), DOMAIN)
     )
@@ -322,8 +352,7 @@ def test_a_bad_email_twice_explains_and_offers_a_person(world):
     state = {
         "contact_field": "email",
         "requested_slot": "contact_value",
-        "verified_customer_id": "C-003",
-        "verified_until": CLOCK.now().timestamp() + 600,
+        "verified_identity": verified_identity(ROSA_PE, "C-003"),
     }
     responses, _, events = run(form, tracker(ROSA_PE, "rosa@", slots={**state, "contact_value": "rosa@"}))
     assert responses == ["utter_contact_email_invalid"]
@@ -337,9 +366,7 @@ def test_a_bad_email_twice_explains_and_offers_a_person(world):
 def test_a_confirmed_change_is_written_and_audited(world):
     backends, _ = world
     state = {
-        "verified_customer_id": "C-003",
-        "verified_until": CLOCK.now().timestamp() + 600,
-        "verified_how": "sms_code",
+        "verified_identity": verified_identity(ROSA_PE, "C-003"),
         "contact_field": "address",
         "contact_value": "Av. Arequipa 1234",
         "contact_district": "Miraflores",
@@ -356,8 +383,7 @@ def test_a_confirmed_change_is_written_and_audited(world):
 def test_a_refused_change_writes_nothing(world):
     backends, _ = world
     state = {
-        "verified_customer_id": "C-003",
-        "verified_until": CLOCK.now().timestamp() + 600,
+        "verified_identity": verified_identity(ROSA_PE, "C-003"),
         "contact_field": "email",
         "contact_value": "x@y.com",
         "contact_confirmed": False,
@@ -371,7 +397,7 @@ def test_leaving_a_form_forgets_its_answers_but_keeps_the_verification(world):
     _, _, events = run(ActionStopFlow(), tracker(MARIANA_MX))
     assert events[0] == ActiveLoop(None)
     names = {event["name"] for event in events if event.get("event") == "slot"}
-    assert "otp_code" in names and "verified_customer_id" not in names
+    assert "otp_code" in names and "verified_identity" not in names
     assert SlotSet("pending_flow", None) in events
 
 
@@ -469,9 +495,7 @@ def test_a_contact_change_confirmed_while_the_crm_is_down_is_queued_and_applied_
 
     backends, _ = world
     state = {
-        "verified_customer_id": "C-003",
-        "verified_until": CLOCK.now().timestamp() + 600,
-        "verified_how": "sms_code",
+        "verified_identity": verified_identity(ROSA_PE, "C-003"),
         "contact_field": "email",
         "contact_value": "rosa.q@example.pe",
         "contact_confirmed": True,

@@ -1,6 +1,7 @@
 """The context packet: what it holds, what it masks, and that it follows the documented schema."""
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.handoff.packet import CODE_MASK, build_packet, mask_customer_text
 from bot.handoff.rules import Reason, WaitEstimate
+from bot.identity import VERIFIED, IdentityClaim
 from bot.masking import CARD_MASK, CVV_MASK
 from bot.records import Customer
 
@@ -112,17 +114,18 @@ def test_it_says_who_the_customer_is_and_how_they_were_identified():
         "id": "C-001", "name": "Mariana López", "phone": "+525512345678", "country": "MX",
         "known": True, "verified": False, "verification_method": "phone_number_on_file",
     }  # fmt: skip
-    by_code = {
-        "verified_customer_id": "C-001",
-        "verified_until": NOW.timestamp() + 60,
-        "verified_how": "sms_code",
-    }
-    verified = packet(slots={**SLOTS, **by_code})
+    # Only a claim the action checked (signature, sender, expiry) reaches the packet.
+    issued = NOW.timestamp()
+    by_code = IdentityClaim(VERIFIED, "+525512345678", "C-001", issued, issued + 60, "sms_code")
+    verified = packet(identity=by_code)
     assert verified["customer"]["verified"] and verified["customer"]["verification_method"] == "sms_code"
-    expired = packet(slots={**SLOTS, **by_code, "verified_until": NOW.timestamp() - 1})["customer"]
-    assert not expired["verified"] and expired["verification_method"] == "phone_number_on_file"
-    someone_else = packet(slots={**SLOTS, **by_code, "verified_customer_id": "C-002"})["customer"]
+    slots_alone = packet(slots={**SLOTS, "verified_customer_id": "C-001", "verified_how": "sms_code"})
+    assert not slots_alone["customer"]["verified"]
+    assert slots_alone["customer"]["verification_method"] == "phone_number_on_file"
+    someone_else = packet(identity=replace(by_code, customer_id="C-002"))["customer"]
     assert not someone_else["verified"]
+    claim_text = packet(slots={**SLOTS, "verified_identity": "v1.abc.def"}, identity=by_code)
+    assert "verified_identity" not in claim_text["slots"]
     stranger = packet(customer=None)["customer"]
     assert stranger["id"] is None and stranger["phone"] == "+525512345678" and not stranger["known"]
 

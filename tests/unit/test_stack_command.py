@@ -44,3 +44,27 @@ def test_each_process_gets_only_the_door_tokens_it_uses(monkeypatch):
     }
     assert held(stack.child_env(settings, stack.CONSOLE_DOORS)) == {"CONSOLE_RASA_TOKEN": "console-token"}
     assert held(stack.child_env(settings)) == {}  # action server, outbox worker, training, migrations
+
+
+def test_development_generates_the_identity_secret_once_and_passes_it_to_every_process(monkeypatch, tmp_path):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    settings = Settings.from_env({"BOT_ENV": "development"})
+    first = stack.payment_secrets(settings)["IDENTITY_SECRET"]
+    assert len(first) >= 32 and (tmp_path / "identity_secret").read_text().strip() == first
+    assert stack.payment_secrets(settings)["IDENTITY_SECRET"] == first  # kept, not regenerated
+    given = Settings.from_env({"BOT_ENV": "development", "IDENTITY_SECRET": "from-the-environment"})
+    assert stack.payment_secrets(given)["IDENTITY_SECRET"] == "from-the-environment"
+
+
+def test_production_without_identity_secret_does_not_start(monkeypatch, tmp_path):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    production = Settings.from_env(
+        {"OTP_SECRET_KEY": "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=", "PAYMENT_LINK_SECRET": "s"}
+    )
+    with pytest.raises(SystemExit):
+        stack.payment_secrets(production)
+    assert not (tmp_path / "identity_secret").exists()
