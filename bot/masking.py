@@ -25,7 +25,7 @@ _SEPARATORS = frozenset(
 # A gap between two groups of one card: 1 to 5 separators ("4111 - 1111" has 3). `\s` is
 # str.isspace: tabs, newlines, no-break and the other Unicode spaces.
 _GAP_LIMIT = 5
-_GAP = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + r"\s]{1,%d}" % _GAP_LIMIT)
+_GAP = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + rf"\s]{{1,{_GAP_LIMIT}}}")
 # Digits right after "+" start a phone number, never a card.
 _PHONE_MARKS = "+\uff0b"
 # Each phone lookup costs ~30 µs; past this many in one text, a Luhn-valid number of a card
@@ -326,7 +326,7 @@ def mask_carried_card(text: str, digits: int) -> str:
         return text
     chain = chains[-1]
     begin, total = chain.starts[0], 0
-    for start, group in zip(reversed(chain.starts), reversed(chain.digits)):
+    for start, group in zip(reversed(chain.starts), reversed(chain.digits), strict=True):
         total += len(group)
         if total == digits:
             begin = start

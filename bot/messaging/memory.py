@@ -4,8 +4,9 @@ Three facts: whether the last message held a card number (a lone 3-4 digit messa
 it is its security code), the digits the last message ended with when a card could start there
 (`bot.masking.card_tail`: at most 15 digits, kept 5 minutes, so a card split across two messages
 is caught in the second) and the numbered options last offered (so "2" or "la segunda" can be
-read back). The tail is partial card data: it lives only here, never in a table or a log. With REDIS_URL they live in Redis, where the replica that gets the next message
-finds them; without it, in a small bounded in-process memory, as the locks and claims do.
+read back). The tail is partial card data: it lives only here, never in a table or a log.
+With REDIS_URL they live in Redis, where the replica that gets the next message finds them;
+without it, in a small bounded in-process memory, as the locks and claims do.
 Synchronous on purpose: a call is one Redis round trip, made from whichever thread or event loop
 the channel runs in (an asyncio client is bound to the loop that created it).
 """
