@@ -153,7 +153,8 @@ def test_the_unused_pending_buttons_column_is_dropped_and_the_contacts_kept(empt
     migrate(empty_url)  # on SQLite: a batch copy of the table without the column
     assert "pending_buttons" not in columns(empty_url, "channel_contacts")
     with engine.begin() as conn:
-        row = conn.execute(sa.text("SELECT phone, last_channel, whatsapp_address FROM channel_contacts")).one()
+        query = "SELECT phone, last_channel, whatsapp_address FROM channel_contacts"
+        row = conn.execute(sa.text(query)).one()
     assert tuple(row) == ("+525512345678", "whatsapp", "whatsapp:+5215512345678")
     assert differences(empty_url) == []
     downgrade(empty_url, "0007_reference_keys_leave")
