@@ -362,9 +362,10 @@ def mask_card_data(text: str, *, after_card: bool = False, carried: str = "") ->
     spans = _card_spans(text)
     continued = _continued_card(carried, text)
     taken = 0
-    if continued is not None and not (spans and spans[0][0] < continued[0]):
-        # A card of this message alone that starts where the continued one would wins.
-        spans = [(0, continued[0]), *spans]
+    if continued is not None and not (spans and spans[0][0] < continued[0] < spans[0][1]):
+        # A card of this message alone that goes on past the continued one wins ("pedido 1234",
+        # then a whole card); one that ends where it does, or before, is its second part.
+        spans = [(0, continued[0]), *(span for span in spans if span[0] >= continued[0])]
         taken = continued[1]
     pieces: list[str] = []
     position, cvv = 0, False

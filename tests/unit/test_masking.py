@@ -345,3 +345,11 @@ def test_property_a_card_split_at_any_point_leaves_no_digit_of_its_second_part(d
     assert masked.card
     assert whole_second_is_a_card or masked.carried == len(ascii_digits(first))
     assert not any(char.isdecimal() for char in masked.text)
+
+
+def test_a_second_part_that_is_a_card_on_its_own_still_takes_the_first_part_when_they_end_together():
+    # "6" then 18 digits that happen to pass Luhn alone: masking the "6" too is the safe side.
+    second = "2 0 0 0 0 0000000000000"
+    assert contains_card_number(second)
+    masked = mask_card_data(second, carried=card_tail("mi tarjeta 6"))
+    assert masked.text == CARD_MASK and masked.carried == 1
