@@ -35,6 +35,7 @@ _CARD_LENGTHS = range(13, 20)
 # Digit runs of any script (`\d` is str.isdecimal: ASCII, full-width U+FF10-FF19, Arabic-Indic...),
 # with what lies between them; a flat pattern, linear.
 _DIGIT_RUN_SPLIT = re.compile(r"(\d+)")
+_DIGIT_RUN = re.compile(r"\d+")
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 _DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
 _DOUBLED_VALUES = bytes.maketrans(b"0123456789", bytes(_LUHN_DOUBLED))
@@ -298,8 +299,16 @@ def _continued_card(carried: str, text: str) -> tuple[int, int] | None:
     first = lead.end() if lead else 0
     if first >= len(text) or not text[first].isdecimal():
         return None
+    # Only this message's first 19 digits can end such a card: the join stops after the run
+    # that holds them, so the extra work is bounded whatever the message's length.
+    limit, seen = len(text), 0
+    for run in _DIGIT_RUN.finditer(text, first):
+        seen += len(run.group())
+        if seen >= _CARD_LENGTHS.stop:
+            limit = run.end()
+            break
     offset = len(carried) + 1
-    joined = carried + " " + text[first:]
+    joined = carried + " " + text[first:limit]
     spans = _card_spans(joined)
     if not spans or spans[0][0] >= len(carried) or spans[0][1] <= offset:
         return None
