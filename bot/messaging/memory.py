@@ -85,6 +85,9 @@ class InProcessMemory(ConversationMemory):
         self._entries: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
         self._lock = Lock()  # the webhook loop and the conversation worker thread both use it
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def _get(self, key: tuple[str, str]) -> Any:
         with self._lock:
             entry = self._entries.get(key)

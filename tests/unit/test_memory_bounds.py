@@ -47,7 +47,7 @@ def test_the_conversation_memory_stays_bounded():
     memory = InProcessMemory()
     for number in range(KEYS):
         memory.remember_card(f"+52155{number:08d}", True, "4111 1111")
-    assert len(memory._entries) <= IN_PROCESS_CAPACITY
+    assert len(memory) <= IN_PROCESS_CAPACITY
     assert memory.card_context(f"+52155{KEYS - 1:08d}").tail == "4111 1111"
 
 
