@@ -63,12 +63,19 @@ def fastest(work, runs: int = 3) -> float:
 @pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_input_masks_in_milliseconds(text):
     assert fastest(lambda: mask_card_data(text)) < BOUND_S
-    # The second half of a split card is looked for too: still linear.
-    assert fastest(lambda: mask_card_data(text, carried="4111 1111 1111")) < BOUND_S
 
 
 @pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_input_through_the_inbound_decision_costs_milliseconds(text):
+    message = parse_inbound(inbound_form("+525512345678", text), "MX")
+    assert fastest(lambda: decide(message, ConversationState(), load_config())) < BOUND_S
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_looking_for_the_second_half_of_a_split_card_stays_linear(text):
+    # New with the split-card detection (not on main): the previous message's digits are joined
+    # to this one's first 19 only, so hostile input costs what it costs alone.
+    assert fastest(lambda: mask_card_data(text, carried="4111 1111 1111")) < BOUND_S
     message = parse_inbound(inbound_form("+525512345678", text), "MX")
     state = ConversationState(card_tail="4111 1111")
     assert fastest(lambda: decide(message, state, load_config())) < BOUND_S
