@@ -154,7 +154,7 @@ def test_a_card_split_across_two_messages_is_card_data_and_stored_masked_in_both
     # The store's rewrite of a stored row on PostgreSQL too: tests/integration/test_secret_masking.py.
     tracker_store = sqlite_tracker_store()
     channel = channel_over(store, settings, InProcessMemory())
-    phone = "+525511112222"
+    phone = f"+52155{uuid.uuid4().int % 10**8:08d}"
     first = write(channel, phone, "mi tarjeta es 4111 1111")
     assert first.text == "mi tarjeta es 4111 1111"  # alone, the start of a card is not one yet
     save(tracker_store, phone, first)
