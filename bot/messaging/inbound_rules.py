@@ -115,7 +115,8 @@ def _to_agent(message: InboundMessage, state: ConversationState) -> InboundDecis
         text=mask_customer_text(screened.text, answering_secret),
         advise_against_card_data=screened.changed,
         held_card_data=screened.changed,
-        card_tail="" if screened.changed else card_tail(screened.text),
+        # A code typed for the agent's prompt is not kept as a card's possible start.
+        card_tail="" if screened.changed or answering_secret else card_tail(screened.text),
     )
 
 

@@ -246,3 +246,9 @@ def test_screen_for_bot_catches_a_split_card_through_the_memory():
     assert screen_for_bot(memory, PHONE, "1111 1111") == "/card_data"
     assert screen_for_bot(memory, PHONE, "123") == "/card_data"
     assert screen_for_bot(memory, PHONE, "1111 1111") == "1111 1111"  # the tail was used up
+
+
+def test_a_code_typed_for_an_agents_code_prompt_is_not_kept_as_a_card_start():
+    prompt = ConversationState(handoff=HandoffState("open", requested_slot="otp_code"))
+    assert decide_on("482913", prompt).card_tail == ""
+    assert decide_on("482913", WITH_AGENT).card_tail == "482913"
