@@ -24,7 +24,8 @@ _SEPARATORS = frozenset(
 )
 # A gap between two groups of one card: 1 to 5 separators ("4111 - 1111" has 3). `\s` is
 # str.isspace: tabs, newlines, no-break and the other Unicode spaces.
-_GAP = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + r"\s]{1,5}")
+_GAP_LIMIT = 5
+_GAP = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + rf"\s]{{1,{_GAP_LIMIT}}}")
 # Digits right after "+" start a phone number, never a card.
 _PHONE_MARKS = "+\uff0b"
 # Each phone lookup costs ~30 µs; past this many in one text, a Luhn-valid number of a card
@@ -34,6 +35,7 @@ _CARD_LENGTHS = range(13, 20)
 # Digit runs of any script (`\d` is str.isdecimal: ASCII, full-width U+FF10-FF19, Arabic-Indic...),
 # with what lies between them; a flat pattern, linear.
 _DIGIT_RUN_SPLIT = re.compile(r"(\d+)")
+_DIGIT_RUN = re.compile(r"\d+")
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 _DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
 _DOUBLED_VALUES = bytes.maketrans(b"0123456789", bytes(_LUHN_DOUBLED))
@@ -228,6 +230,119 @@ def looks_like_cvv(text: str) -> bool:
     return bool(re.fullmatch(r"\d{3,4}", stripped) or _NAMED_CVV.search(stripped))
 
 
+# --- a card number split across two consecutive messages ---
+# What a message leaves for the next one to continue: the digit groups it ends with, at most this
+# many digits (a card has 13-19, so the next message brings at least one), never a card itself.
+CARRY_DIGITS = 15
+# The country whose national phone numbers are never carried (a phone then a code is not a card).
+_CARRY_PHONE_REGION = "MX"
+# A number completed across two messages must start like a card brand: 2 (Mastercard 2221-2720),
+# 3 (Amex, Diners, JCB), 4 (Visa), 5 (Mastercard, Maestro), 6 (Discover, UnionPay, Maestro).
+_CARD_FIRST_DIGITS = "23456"
+
+
+def _is_any_phone_number(digits: str) -> bool:
+    if _is_phone_number(digits):
+        return True
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(digits, _CARRY_PHONE_REGION))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _without_trailing_gap(text: str) -> str:
+    end = len(text)
+    while end and (text[end - 1] in _SEPARATORS or text[end - 1].isspace()):
+        end -= 1
+    return text[:end]
+
+
+def card_tail(text: str) -> str:
+    """The digits a card number split across messages could start with: the digit groups the
+    text ends with (trailing separators allowed), as ASCII groups joined by one space, at most
+    CARRY_DIGITS digits, cut at a group boundary. Empty when the text does not end in digits,
+    when those digits follow "+" or are a phone number (national or international): a phone
+    and then a code must not make a card. Call it on text whose cards are already masked."""
+    if not text:
+        return ""
+    stripped = _without_trailing_gap(text)
+    if not stripped or len(text) - len(stripped) > _GAP_LIMIT:
+        return ""
+    chains = _chains(stripped)
+    if not chains or chains[-1].ends[-1] != len(stripped) or chains[-1].after_plus:
+        return ""
+    digits = chains[-1].digits
+    if _is_any_phone_number("".join(digits)):
+        return ""
+    kept: list[str] = []
+    total = 0
+    for group in reversed(digits):
+        if total + len(group) > CARRY_DIGITS:
+            break
+        kept.insert(0, group)
+        total += len(group)
+    if not kept or (len(kept) < len(digits) and _is_any_phone_number("".join(kept))):
+        return ""
+    return " ".join(kept)
+
+
+def _continued_card(carried: str, text: str) -> tuple[int, int] | None:
+    """Where in `text` a card that starts in `carried` (the previous message's tail) ends, and
+    how many of the previous message's digits it takes: (end, digits carried), or None.
+
+    The joined text is ~15 digits longer than `text`, so this stays linear. A number completed
+    so must also start like a card brand, and its part in this message must not be a phone number
+    on its own (a code after a phone number is not a card either)."""
+    if not carried or not text:
+        return None
+    lead = _GAP.match(text)
+    first = lead.end() if lead else 0
+    if first >= len(text) or not text[first].isdecimal():
+        return None
+    # Only this message's first 19 digits can end such a card: the join stops after the run
+    # that holds them, so the extra work is bounded whatever the message's length.
+    limit, seen = len(text), 0
+    for run in _DIGIT_RUN.finditer(text, first):
+        seen += len(run.group())
+        if seen >= _CARD_LENGTHS.stop:
+            limit = run.end()
+            break
+    offset = len(carried) + 1
+    joined = carried + " " + text[first:limit]
+    spans = _card_spans(joined)
+    if not spans or spans[0][0] >= len(carried) or spans[0][1] <= offset:
+        return None
+    start, end = spans[0]
+    taken = sum(char.isdecimal() for char in carried[start:])
+    whole = _ascii_digits("".join(char for char in joined[start:end] if char.isdecimal()))
+    if whole[0] not in _CARD_FIRST_DIGITS or _is_any_phone_number(whole[taken:]):
+        return None
+    return first + end - offset, taken
+
+
+# The metadata key of a message whose card began in the previous message: how many digits it
+# took from there (the tracker store masks them in the stored previous message).
+CARRIED_CARD_DIGITS = "card_digits_in_previous_message"
+
+
+def mask_carried_card(text: str, digits: int) -> str:
+    """The previous message, once the next one completed a card with its last `digits` digits:
+    those digits (from the group they start at to the end) masked. When the text no longer ends
+    so (it changed), its whole trailing digit chain is masked: too much is the safe side."""
+    stripped = _without_trailing_gap(text)
+    chains = _chains(stripped)
+    if not chains or chains[-1].ends[-1] != len(stripped) or digits <= 0:
+        return text
+    chain = chains[-1]
+    begin, total = chain.starts[0], 0
+    for start, group in zip(reversed(chain.starts), reversed(chain.digits), strict=True):
+        total += len(group)
+        if total == digits:
+            begin = start
+            break
+    return text[:begin] + CARD_MASK + text[len(stripped) :]
+
+
 @dataclass(frozen=True)
 class Masked:
     """A text with its card data replaced, and what was found in it."""
@@ -235,21 +350,32 @@ class Masked:
     text: str
     card: bool = False
     cvv: bool = False
+    # How many of the previous message's last digits a card completed here started with.
+    carried: int = 0
 
     @property
     def changed(self) -> bool:
         return self.card or self.cvv
 
 
-def mask_card_data(text: str, *, after_card: bool = False) -> Masked:
+def mask_card_data(text: str, *, after_card: bool = False, carried: str = "") -> Masked:
     """The text with card numbers and security codes replaced by placeholders.
 
     `after_card` says the previous message of the conversation held a card number, so a
-    message that is only a 3-4 digit code is that card's security code.
+    message that is only a 3-4 digit code is that card's security code. `carried` is the
+    previous message's `card_tail`: a card that starts there and ends here is masked here (its
+    digits in this message) and reported in `carried`.
     """
     if not text:
         return Masked(text or "")
     spans = _card_spans(text)
+    continued = _continued_card(carried, text)
+    taken = 0
+    if continued is not None and not (spans and spans[0][0] < continued[0] < spans[0][1]):
+        # A card of this message alone that goes on past the continued one wins ("pedido 1234",
+        # then a whole card); one that ends where it does, or before, is its second part.
+        spans = [(0, continued[0]), *(span for span in spans if span[0] >= continued[0])]
+        taken = continued[1]
     pieces: list[str] = []
     position, cvv = 0, False
     for index, (start, end) in enumerate(spans):
@@ -268,7 +394,7 @@ def mask_card_data(text: str, *, after_card: bool = False) -> Masked:
     cvv = cvv or bool(named)
     if after_card and not card and re.fullmatch(r"\d{3,4}", masked.strip()):
         masked, cvv = CVV_MASK, True
-    return Masked(masked, card=card, cvv=cvv)
+    return Masked(masked, card=card, cvv=cvv, carried=taken)
 
 
 def mask_sensitive(text: str) -> str:
@@ -291,11 +417,14 @@ class Screened:
 
     text: str
     card_data: bool
+    carried: int = 0  # digits of the previous message that a card completed here started with
+    tail: str = ""  # what the next message may continue (`card_tail`); empty after card data
 
 
-def screen_message(text: str, *, after_card: bool = False) -> Screened:
-    """The message for Rasa: itself, or the card_data intent when it holds card data."""
-    masked = mask_card_data(text or "", after_card=after_card)
+def screen_message(text: str, *, after_card: bool = False, carried: str = "") -> Screened:
+    """The message for Rasa: itself, or the card_data intent when it holds card data (also a card
+    that `carried`, the previous message's tail, began)."""
+    masked = mask_card_data(text or "", after_card=after_card, carried=carried)
     if masked.changed:
-        return Screened(f"/{CARD_DATA_INTENT}", card_data=True)
-    return Screened(text, card_data=False)
+        return Screened(f"/{CARD_DATA_INTENT}", card_data=True, carried=masked.carried)
+    return Screened(text, card_data=False, tail=card_tail(text or ""))

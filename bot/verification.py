@@ -9,6 +9,7 @@ so it works once. Wrong codes and sends are counted there too.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -55,14 +56,41 @@ class AttemptStore(ABC):
     def delete(self, *keys: str) -> None:
         """Forget these keys."""
 
+    def full(self) -> bool:
+        """Whether a new key would be refused now (only a bounded in-process store can be)."""
+        return False
+
+
+# Keys the in-process store holds at most: counters and locks of every customer (and console
+# name and address) active within the longest window, 15 minutes. One process serving more
+# than this many people in 15 minutes should run with REDIS_URL.
+IN_PROCESS_ATTEMPT_KEYS = 50_000
+
+
+class AttemptStoreFull(BackendUnavailable):
+    """The in-process attempt store holds `capacity` live keys: a new one would need evicting a
+    counter or a lock before its time, which could unlock someone early. Refused instead, as
+    when Redis is down: the caller refuses the code or the login (fails closed)."""
+
 
 class MemoryAttemptStore(AttemptStore):
-    """In-process attempts for a single action server (REDIS_URL unset); expiry on the given clock."""
+    """In-process attempts for a single action server (REDIS_URL unset); expiry on the given clock.
 
-    def __init__(self, clock: Clock) -> None:
+    Bounded: at most `capacity` keys. Expired keys go first (a heap of expiries finds them in
+    O(log n)); when every key is still live, a new key is refused (AttemptStoreFull) rather than
+    evicting a live one, because evicting a wrong-code counter or a lock would unlock early.
+    Counting on an existing key always works; `full()` lets a caller refuse before it costs.
+    """
+
+    def __init__(self, clock: Clock, capacity: int = IN_PROCESS_ATTEMPT_KEYS) -> None:
         self._clock = clock.monotonic
+        self._capacity = capacity
         self._values: dict[str, tuple[str, float]] = {}
+        self._expiries: list[tuple[float, str]] = []  # a heap; entries of replaced values go stale
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def _live(self, key: str) -> str | None:
         entry = self._values.get(key)
@@ -73,11 +101,39 @@ class MemoryAttemptStore(AttemptStore):
             return None
         return entry[0]
 
+    def _purge_expired(self) -> None:
+        now = self._clock()
+        while self._expiries and self._expiries[0][0] <= now:
+            until, key = heapq.heappop(self._expiries)
+            entry = self._values.get(key)
+            if entry is not None and entry[1] == until:
+                del self._values[key]
+        if len(self._expiries) > 2 * self._capacity:  # stale entries of replaced values
+            self._expiries = [(until, key) for key, (_, until) in self._values.items()]
+            heapq.heapify(self._expiries)
+
+    def _has_room(self, key: str | None = None) -> bool:
+        if key in self._values or len(self._values) < self._capacity:
+            return True
+        self._purge_expired()
+        return len(self._values) < self._capacity
+
+    def _store(self, key: str, value: str, until: float) -> None:
+        if not self._has_room(key):
+            raise AttemptStoreFull(f"in-process attempt store full ({self._capacity} live keys)")
+        self._values[key] = (value, until)
+        heapq.heappush(self._expiries, (until, key))
+
+    def full(self) -> bool:
+        """Whether a new key would be refused now (every key live, none expired)."""
+        with self._lock:
+            return not self._has_room()
+
     def hit(self, key: str, window: timedelta) -> int:
         with self._lock:
             current = self._live(key)
             if current is None:
-                self._values[key] = ("1", self._clock() + window.total_seconds())
+                self._store(key, "1", self._clock() + window.total_seconds())
                 return 1
             count = int(current) + 1
             self._values[key] = (str(count), self._values[key][1])
@@ -85,7 +141,7 @@ class MemoryAttemptStore(AttemptStore):
 
     def put(self, key: str, value: str, ttl: timedelta) -> None:
         with self._lock:
-            self._values[key] = (value, self._clock() + ttl.total_seconds())
+            self._store(key, value, self._clock() + ttl.total_seconds())
 
     def get(self, key: str) -> str | None:
         with self._lock:

@@ -33,7 +33,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from bot.adapters.sql import create_engine, is_sqlite_file
-from bot.masking import CARD_MASK, SECRET_MASK, mask_card_data, mask_sensitive
+from bot.masking import (
+    CARD_MASK,
+    CARRIED_CARD_DIGITS,
+    SECRET_MASK,
+    mask_card_data,
+    mask_carried_card,
+    mask_sensitive,
+)
 from bot.settings import Settings
 from bot.wiring import wiring
 
@@ -149,7 +156,28 @@ class SettingsTrackerStore(SQLTrackerStore):
         """
         new = list(super()._additional_events(session, tracker))
         first_new = len(tracker.events) - len(new)
-        return iter(masked_events(list(tracker.events), first_new))
+        events = list(tracker.events)
+        stored = [(index, event) for index, event in carried_card_rewrites(events) if index < first_new]
+        for index, masked in stored:
+            self._rewrite_stored_user_event(session, tracker.sender_id, events[index], masked)
+        return iter(masked_events(events, first_new))
+
+    def _rewrite_stored_user_event(self, session: Any, sender_id: str, old: Event, masked: Event) -> None:
+        """A card split across two messages: the first, stored before the second completed the
+        card, gets its digits masked in place (one UPDATE of its row, in the save's transaction)."""
+        rows = (
+            session.query(self.SQLEvent)
+            .filter(self.SQLEvent.sender_id == sender_id, self.SQLEvent.type_name == UserUttered.type_name)
+            .order_by(self.SQLEvent.id.desc())
+            .limit(5)
+            .all()
+        )
+        for row in rows:
+            if json.loads(row.data).get("text") == old.as_dict().get("text"):
+                row.data = json.dumps(masked.as_dict())
+                break
+        with self._sessions_lock:  # the cached events hold the old text
+            self._sessions.pop(sender_id, None)
 
 
 # --- payments (issue 6) ---
@@ -174,8 +202,34 @@ def _masked_user(event: UserUttered, secret_answer: bool, after_card: bool) -> t
     return Event.from_parameters(data), masked.card or CARD_MASK in text
 
 
+def carried_card_rewrites(events: list[Event]) -> list[tuple[int, Event]]:
+    """The customer messages that began a card the next message completed (its metadata says
+    how many digits it took, bot.masking.CARRIED_CARD_DIGITS), with those digits masked."""
+    rewrites: list[tuple[int, Event]] = []
+    previous: int | None = None
+    for index, event in enumerate(events):
+        if not isinstance(event, UserUttered):
+            continue
+        carried = (event.metadata or {}).get(CARRIED_CARD_DIGITS)
+        if previous is not None and isinstance(carried, int) and carried > 0:
+            before = events[previous]
+            text = mask_carried_card(before.text or "", carried)
+            if text != before.text:
+                data = before.as_dict()
+                parse_data = {**(data.get("parse_data") or {}), "text": text, "entities": []}
+                data["text"], data["parse_data"] = text, parse_data
+                rewrites.append((previous, Event.from_parameters(data)))
+        previous = index
+    return rewrites
+
+
 def masked_events(events: list[Event], first_new: int) -> list[Event]:
-    """events[first_new:] safe to store: card data, codes and document digits masked."""
+    """events[first_new:] safe to store: card data, codes and document digits masked (also the
+    first part of a card split across two messages, when both are new)."""
+    events = list(events)
+    for index, masked in carried_card_rewrites(events):
+        if index >= first_new:
+            events[index] = masked
     requested: str | None = None
     after_card = False
     out: list[Event] = []

@@ -346,12 +346,14 @@ class TwilioInput(InputChannel):
         """What the inbound rules need to know of the conversation; costly reads only when needed."""
         phone, needed = message.phone, facts_needed(message.text)
         buttons = await asyncio.to_thread(self.memory.pending_buttons, phone)
+        card = await asyncio.to_thread(self.memory.card_context, phone)
         return ConversationState(
             handoff=None
             if handoff is None
             else HandoffState(handoff.status, handoff.packet.get("requested_slot")),
             pending_buttons=tuple(buttons),
-            after_card=await asyncio.to_thread(self.memory.after_card, phone),
+            after_card=card.after_card,
+            card_tail=card.tail,
             form_active=needed.form_active and not buttons and await self._form_active(phone, app),
             opted_out=needed.opted_out and await self._opted_out(phone),
         )
@@ -428,7 +430,9 @@ class TwilioInput(InputChannel):
             handoff = await self._active_handoff(message)
             decision = decide(message, await self._state(message, handoff, app), self.handoff.config)
             if decision.held_card_data is not None:
-                await asyncio.to_thread(self.memory.remember_card, message.phone, decision.held_card_data)
+                await asyncio.to_thread(
+                    self.memory.remember_card, message.phone, decision.held_card_data, decision.card_tail
+                )
             if decision.answered_buttons:
                 await asyncio.to_thread(self.memory.clear_pending_buttons, message.phone)
             if decision.route is Route.WITHDRAW_HANDOFF and handoff is not None:

@@ -4,8 +4,10 @@ A handoff's delivery is written in the same transaction as the handoff (handoff_
 a desk that is down only delays it: `deliver_due` (run every few seconds by the console process)
 sends what is due, each claimed with a lease so two processes never send the same one, and on
 failure schedules the next attempt with exponential backoff. The desk gets
-`X-Handoff-Signature: sha256=<hex HMAC-SHA256 of the body with HANDOFF_WEBHOOK_SECRET>` and
-`X-Handoff-Id` (to drop a repeat if its answer was lost on the way back).
+`X-Handoff-Timestamp: <Unix seconds of the attempt>`,
+`X-Handoff-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with HANDOFF_WEBHOOK_SECRET>`
+(the timestamp is signed, so a captured POST replayed later is refused by `verify`) and
+`X-Handoff-Id` (to drop a repeat within the tolerance, or one whose answer was lost on the way back).
 """
 
 from __future__ import annotations
@@ -23,12 +25,41 @@ from bot.handoff.store import HandoffStore
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Handoff-Signature"
+TIMESTAMP_HEADER = "X-Handoff-Timestamp"
+# How old a signed POST a desk still accepts, and how far ahead of its clock: the two clocks
+# differ by seconds, a delivery's network time by less; a replay minutes later is refused.
+TOLERANCE = timedelta(minutes=5)
+FUTURE_SKEW = timedelta(minutes=1)
 FIRST_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=10)
 
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The signature of one POST: HMAC-SHA256 over "<timestamp>.<body>" (Stripe's scheme)."""
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify(
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    secret: str,
+    now: datetime,
+    *,
+    tolerance: timedelta = TOLERANCE,
+    future_skew: timedelta = FUTURE_SKEW,
+) -> bool:
+    """What a desk runs on each POST (the headers' values as received, its own clock's `now`):
+    True only for a signature of this body at this timestamp, made at most `tolerance` ago and
+    at most `future_skew` ahead. Compared in constant time."""
+    if not timestamp or not signature or not timestamp.isascii() or not timestamp.isdecimal():
+        return False
+    moment = int(timestamp)
+    current = now.timestamp()
+    if moment < current - tolerance.total_seconds() or moment > current + future_skew.total_seconds():
+        return False
+    return hmac.compare_digest(sign(body, secret, moment).encode(), signature.encode())
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -49,7 +80,10 @@ def deliver_due(
         body = json.dumps(handoff.packet, ensure_ascii=False, sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "X-Handoff-Id": handoff_id}
         if secret:
-            headers[SIGNATURE_HEADER] = sign(body, secret)
+            # Each attempt is signed at its own moment: a retry is a new POST, never a replay.
+            timestamp = int(moment.timestamp())
+            headers[TIMESTAMP_HEADER] = str(timestamp)
+            headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
         try:
             answer = requests.post(url, data=body, headers=headers, timeout=timeout_s)
             ok, error = 200 <= answer.status_code < 300, f"desk answered {answer.status_code}"

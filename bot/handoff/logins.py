@@ -43,7 +43,10 @@ class LoginLimits:
         return subjects
 
     def allows(self, name: str, address: str | None) -> bool:
-        """Whether a try for `name` from `address` may be checked at all (neither is locked)."""
+        """Whether a try for `name` from `address` may be checked at all (neither is locked).
+        A full in-process store could not count the failure, so nothing is allowed then."""
+        if self._attempts.full():
+            return False
         return all(
             self._attempts.get(self._keys(kind, value)[1]) is None
             for kind, value in self._subjects(name, address)

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.handoff.rules import Reason, WaitEstimate
 from bot.identity import IdentityClaim
-from bot.masking import mask_sensitive
+from bot.masking import CARRIED_CARD_DIGITS, mask_carried_card, mask_sensitive
 from bot.records import Customer
 
 SCHEMA_VERSION = 1
@@ -100,6 +100,7 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every customer, bot and agent message, oldest first, masked."""
     messages: list[dict[str, Any]] = []
     requested: str | None = None
+    previous: dict[str, Any] | None = None  # the last customer message
     for event in events:
         kind = event.get("event")
         if kind == "slot" and event.get("name") == "requested_slot":
@@ -107,6 +108,11 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         elif kind in ("session_started", "restart"):
             requested = None
         elif kind == "user":
+            carried = (event.get("metadata") or {}).get(CARRIED_CARD_DIGITS)
+            if isinstance(carried, int) and previous is not None:
+                # This message completed a card the previous one began (the tracker store masks
+                # it too; a tracker read before that save still holds it).
+                previous["text"] = mask_carried_card(previous["text"], carried)
             messages.append(
                 {
                     "at": _iso(event.get("timestamp")),
@@ -115,6 +121,7 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "attachments": _attachments(event),
                 }
             )
+            previous = messages[-1]
         elif kind == "bot":
             agent = (event.get("metadata") or {}).get("agent")
             messages.append(

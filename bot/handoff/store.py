@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
 from bot.clock import Clock
+from bot.masking import mask_sensitive
 
 metadata = sa.MetaData()
 
@@ -294,6 +295,8 @@ class HandoffStore:
         attachments: list[dict[str, str]] | None = None,
         now: datetime | None = None,
     ) -> int:
+        # Masked here too, whoever calls: this table is kept and shown (an agent may type a card).
+        text = mask_sensitive(text or "")
         with self._connect() as conn:
             result = conn.execute(
                 handoff_messages.insert().values(

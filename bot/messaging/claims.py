@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 
 import redis.asyncio as aioredis
 
@@ -20,22 +21,41 @@ class MessageClaims(ABC):
         """Release connections."""
 
 
-class InProcessClaims(MessageClaims):
-    """For a single Rasa process: check and set happen without an await in between."""
+# Claims one process keeps at most. Every claim lives the same TTL, so the oldest is the one
+# evicted: a message claimed this many messages ago. Twilio retries within minutes, so evicting
+# a claim hours old does not let a retry through; at 50,000 claims, only a process taking more
+# than 50,000 messages within a retry's minutes could (and such a process runs with REDIS_URL).
+IN_PROCESS_CLAIMS = 50_000
 
-    def __init__(self, ttl_s: float = CLAIM_TTL_S) -> None:
+
+class InProcessClaims(MessageClaims):
+    """For a single Rasa process: check and set happen without an await in between.
+
+    Claims are kept in the order they were made, which is the order they expire (one TTL for
+    all): expired ones are dropped from the front on each claim, and beyond `capacity` the
+    oldest goes, so the memory is bounded by `capacity` whatever the traffic."""
+
+    def __init__(self, ttl_s: float = CLAIM_TTL_S, capacity: int = IN_PROCESS_CLAIMS) -> None:
         self._ttl = ttl_s
-        self._seen: dict[str, float] = {}
-        self._next_sweep = time.monotonic() + ttl_s
+        self._capacity = capacity
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     async def claim(self, message_sid: str) -> bool:
         now = time.monotonic()
-        if now >= self._next_sweep:
-            self._seen = {sid: until for sid, until in self._seen.items() if until > now}
-            self._next_sweep = now + self._ttl
+        while self._seen:
+            oldest, until = next(iter(self._seen.items()))
+            if until > now:
+                break
+            del self._seen[oldest]
         if self._seen.get(message_sid, 0) > now:
             return False
         self._seen[message_sid] = now + self._ttl
+        self._seen.move_to_end(message_sid)
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
         return True
 
 

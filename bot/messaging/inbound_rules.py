@@ -26,7 +26,7 @@ from bot.choices import fold, pick_choice
 from bot.handoff.config import HandoffConfig
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
-from bot.masking import mask_card_data, mask_sensitive, screen_message
+from bot.masking import CARRIED_CARD_DIGITS, card_tail, mask_card_data, mask_sensitive, screen_message
 from bot.messaging import keywords
 from bot.messaging.inbound import InboundMessage, rasa_text
 from bot.messaging.keywords import Keyword, keyword_of
@@ -48,6 +48,7 @@ class ConversationState:
     handoff: HandoffState | None = None
     pending_buttons: tuple[Button, ...] = ()
     after_card: bool = False  # the previous message held a card number
+    card_tail: str = ""  # the digits the previous message ended with (bot.masking.card_tail)
     form_active: bool = False  # read only when `facts_needed(...).form_active`
     opted_out: bool = False  # read only when `facts_needed(...).opted_out`
 
@@ -73,6 +74,7 @@ class InboundDecision:
     metadata: dict[str, Any] = field(default_factory=dict)  # TO_BOT: the tracker's metadata
     advise_against_card_data: bool = False  # TO_AGENT: card data typed to a person
     held_card_data: bool | None = None  # the card memory's new value; None: leave it
+    card_tail: str = ""  # with held_card_data: the digits a card in the next message may continue
     answered_buttons: bool = False  # forget the options on screen
 
 
@@ -106,13 +108,15 @@ def decide(message: InboundMessage, state: ConversationState, config: HandoffCon
 def _to_agent(message: InboundMessage, state: ConversationState) -> InboundDecision:
     # The same card screening as for the bot (a lone CVV right after a card number too): the
     # agent, the handoff tables and the tracker only ever get the masked text.
-    screened = mask_card_data(message.text, after_card=state.after_card)
+    screened = mask_card_data(message.text, after_card=state.after_card, carried=state.card_tail)
     answering_secret = state.handoff is not None and is_secret_slot(state.handoff.requested_slot)
     return InboundDecision(
         Route.TO_AGENT,
         text=mask_customer_text(screened.text, answering_secret),
         advise_against_card_data=screened.changed,
         held_card_data=screened.changed,
+        # A code typed for the agent's prompt is not kept as a card's possible start.
+        card_tail="" if screened.changed or answering_secret else card_tail(screened.text),
     )
 
 
@@ -143,13 +147,16 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
     if text == message.text:
         text = neutralise_command(text)
     # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
-    screened = screen_message(text, after_card=state.after_card)
+    screened = screen_message(text, after_card=state.after_card, carried=state.card_tail)
     text = screened.text
     if state.pending_buttons and not text.startswith("/"):
         picked = pick_choice(text, [button["title"] for button in state.pending_buttons])
         if picked is not None:
             text = state.pending_buttons[picked]["payload"]
     metadata = message.metadata()
+    if screened.carried:
+        # The previous message began this card: the tracker store masks its stored digits too.
+        metadata = {**metadata, CARRIED_CARD_DIGITS: screened.carried}
     reason = language_reason(text, config) if text and not text.startswith("/") else None
     if reason is not None:
         # Angry or urgent wording becomes a request for a person, keeping what was written.
@@ -160,6 +167,7 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
         text=text,
         metadata=metadata,
         held_card_data=screened.card_data,
+        card_tail=screened.tail,
         answered_buttons=bool(state.pending_buttons),
     )
 
@@ -172,6 +180,7 @@ def screen_for_bot(
     "/" is neutralised unless the caller vouches for `command` (a button payload it produced)."""
     if not command:
         text = neutralise_command(text)
-    screened = screen_message(text, after_card=memory.after_card(conversation_id))
-    memory.remember_card(conversation_id, screened.card_data)
+    card = memory.card_context(conversation_id)
+    screened = screen_message(text, after_card=card.after_card, carried=card.tail)
+    memory.remember_card(conversation_id, screened.card_data, screened.tail)
     return screened.text

@@ -1,9 +1,12 @@
 """What the inbound rules remember per conversation between two messages, shared by every replica.
 
-Two facts: whether the last message held a card number (a lone 3-4 digit message right after
-it is its security code) and the numbered options last offered (so "2" or "la segunda" can be
-read back). With REDIS_URL they live in Redis, where the replica that gets the next message
-finds them; without it, in a small bounded in-process memory, as the locks and claims do.
+Three facts: whether the last message held a card number (a lone 3-4 digit message right after
+it is its security code), the digits the last message ended with when a card could start there
+(`bot.masking.card_tail`: at most 15 digits, kept 5 minutes, so a card split across two messages
+is caught in the second) and the numbered options last offered (so "2" or "la segunda" can be
+read back). The tail is partial card data: it lives only here, never in a table or a log.
+With REDIS_URL they live in Redis, where the replica that gets the next message finds them;
+without it, in a small bounded in-process memory, as the locks and claims do.
 Synchronous on purpose: a call is one Redis round trip, made from whichever thread or event loop
 the channel runs in (an asyncio client is bound to the loop that created it).
 """
@@ -14,6 +17,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
@@ -22,8 +26,18 @@ import redis
 # Long enough for any answer within WhatsApp's 24-hour window; then the memory lapses.
 MEMORY_TTL_S = 24 * 3600
 IN_PROCESS_CAPACITY = 10_000
+# The second half of a split card comes within seconds; the first half is forgotten soon after.
+CARD_TAIL_TTL_S = 300
 
 Button = dict[str, str]  # {"title": ..., "payload": ...}
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What the card screening of the next message needs of the previous one."""
+
+    after_card: bool = False  # it held card data
+    tail: str = ""  # the digits it ended with, which a card may continue (bot.masking.card_tail)
 
 
 class ConversationMemory(ABC):
@@ -32,8 +46,13 @@ class ConversationMemory(ABC):
         """Whether the conversation's last message held card data."""
 
     @abstractmethod
-    def remember_card(self, conversation_id: str, held_card_data: bool) -> None:
-        """Record whether the message just read held card data."""
+    def card_context(self, conversation_id: str) -> CardContext:
+        """The card facts of the conversation's last message, in one read."""
+
+    @abstractmethod
+    def remember_card(self, conversation_id: str, held_card_data: bool, tail: str = "") -> None:
+        """Record whether the message just read held card data, and the digits it ended with
+        that a card may continue (empty: none). Both replace what the previous message left."""
 
     @abstractmethod
     def set_pending_buttons(self, conversation_id: str, buttons: list[Button]) -> None:
@@ -66,6 +85,9 @@ class InProcessMemory(ConversationMemory):
         self._entries: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
         self._lock = Lock()  # the webhook loop and the conversation worker thread both use it
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def _get(self, key: tuple[str, str]) -> Any:
         with self._lock:
             entry = self._entries.get(key)
@@ -77,9 +99,9 @@ class InProcessMemory(ConversationMemory):
             self._entries.move_to_end(key)
             return entry[1]
 
-    def _set(self, key: tuple[str, str], value: Any) -> None:
+    def _set(self, key: tuple[str, str], value: Any, ttl_s: float | None = None) -> None:
         with self._lock:
-            self._entries[key] = (time.monotonic() + self._ttl, value)
+            self._entries[key] = (time.monotonic() + (self._ttl if ttl_s is None else ttl_s), value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
@@ -91,11 +113,18 @@ class InProcessMemory(ConversationMemory):
     def after_card(self, conversation_id: str) -> bool:
         return bool(self._get(("card", conversation_id)))
 
-    def remember_card(self, conversation_id: str, held_card_data: bool) -> None:
+    def card_context(self, conversation_id: str) -> CardContext:
+        return CardContext(self.after_card(conversation_id), self._get(("tail", conversation_id)) or "")
+
+    def remember_card(self, conversation_id: str, held_card_data: bool, tail: str = "") -> None:
         if held_card_data:
             self._set(("card", conversation_id), True)
         else:
             self._delete(("card", conversation_id))
+        if tail:
+            self._set(("tail", conversation_id), tail, CARD_TAIL_TTL_S)
+        else:
+            self._delete(("tail", conversation_id))
 
     def set_pending_buttons(self, conversation_id: str, buttons: list[Button]) -> None:
         self._set(("buttons", conversation_id), [dict(button) for button in buttons])
@@ -121,12 +150,22 @@ class RedisMemory(ConversationMemory):
     def after_card(self, conversation_id: str) -> bool:
         return bool(self._redis.exists(self._key("card", conversation_id)))
 
-    def remember_card(self, conversation_id: str, held_card_data: bool) -> None:
-        key = self._key("card", conversation_id)
-        if held_card_data:
-            self._redis.set(key, "1", ex=self._ttl)
-        else:
-            self._redis.delete(key)
+    def card_context(self, conversation_id: str) -> CardContext:
+        card, tail = self._redis.mget(self._key("card", conversation_id), self._key("tail", conversation_id))
+        return CardContext(card is not None, tail.decode() if tail else "")
+
+    def remember_card(self, conversation_id: str, held_card_data: bool, tail: str = "") -> None:
+        card_key, tail_key = self._key("card", conversation_id), self._key("tail", conversation_id)
+        with self._redis.pipeline(transaction=False) as pipe:  # one round trip
+            if held_card_data:
+                pipe.set(card_key, "1", ex=self._ttl)
+            else:
+                pipe.delete(card_key)
+            if tail:
+                pipe.set(tail_key, tail, ex=CARD_TAIL_TTL_S)
+            else:
+                pipe.delete(tail_key)
+            pipe.execute()
 
     def set_pending_buttons(self, conversation_id: str, buttons: list[Button]) -> None:
         value = json.dumps(buttons, ensure_ascii=False)

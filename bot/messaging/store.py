@@ -15,8 +15,8 @@ from bot.messaging.inbound import Channel
 
 metadata = sa.MetaData()
 
-# One row per customer phone: the WhatsApp 24-hour window and opt-out. The numbered options last
-# offered now live in bot.messaging.memory (Redis when set); their column is no longer written.
+# One row per customer phone: the WhatsApp 24-hour window and opt-out. (The numbered options last
+# offered live in bot.messaging.memory; revision 0009 dropped their old column.)
 contacts = sa.Table(
     "channel_contacts",
     metadata,
@@ -30,7 +30,6 @@ contacts = sa.Table(
     sa.Column("opted_out_at", sa.DateTime),
     sa.Column("opted_out_channel", sa.String(16)),
     sa.Column("opted_in_at", sa.DateTime),
-    sa.Column("pending_buttons", sa.Text),  # unused: to be dropped by a migration
 )
 
 # Every message the assistant sends, with the status Twilio reports for it.

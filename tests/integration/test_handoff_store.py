@@ -11,7 +11,7 @@ import pytest
 
 from bot.handoff.agents import AgentError, authenticate, create_agent, hash_password, verify_password
 from bot.handoff.announce import CHANNEL, Announcer
-from bot.handoff.desk import SIGNATURE_HEADER, deliver_due, retry_delay
+from bot.handoff.desk import SIGNATURE_HEADER, TIMESTAMP_HEADER, deliver_due, retry_delay, verify
 from bot.handoff.store import HandoffStore, new_handoff_id
 from tests.conftest import CLOCK, REDIS_URL
 
@@ -160,8 +160,11 @@ def test_a_desk_that_is_down_then_up_gets_the_handoff_once_and_signed(handoffs, 
     assert len(desk.accepted) == 1
     headers, packet, body = desk.accepted[0]
     assert packet == {"handoff_id": handoff.id} and headers["X-Handoff-Id"] == handoff.id
-    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    sent_at = int((NOW + retry_delay(1)).timestamp())
+    assert headers[TIMESTAMP_HEADER] == str(sent_at)  # the attempt's own moment, not the first's
+    expected = "sha256=" + hmac.new(b"s3cret", f"{sent_at}.".encode() + body, hashlib.sha256).hexdigest()
     assert headers[SIGNATURE_HEADER] == expected
+    assert verify(body, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], "s3cret", NOW + retry_delay(1))
     assert handoffs.delivery(handoff.id)["status"] == "delivered"
 
 

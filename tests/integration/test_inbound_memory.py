@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from bot.messaging.memory import ConversationMemory, InProcessMemory, RedisMemory, memory_for
+from bot.messaging.memory import (
+    CARD_TAIL_TTL_S,
+    CardContext,
+    ConversationMemory,
+    InProcessMemory,
+    RedisMemory,
+    memory_for,
+)
 from tests.conftest import REDIS_URL
 
 PHONE = "+525512345678"
@@ -77,3 +84,20 @@ def test_redis_is_used_when_configured():
     configured = memory_for(REDIS_URL)
     assert isinstance(configured, RedisMemory)
     configured.close()
+
+
+def test_the_card_tail_is_kept_with_the_card_fact_and_replaced_by_the_next_message(memory):
+    assert memory.card_context(PHONE) == CardContext()
+    memory.remember_card(PHONE, False, "4111 1111")
+    assert memory.card_context(PHONE) == CardContext(after_card=False, tail="4111 1111")
+    assert memory.card_context("+525500000000").tail == ""
+    memory.remember_card(PHONE, True)
+    assert memory.card_context(PHONE) == CardContext(after_card=True, tail="")
+
+
+def test_the_card_tail_lives_in_redis_for_minutes_only(redis_client):
+    memory = RedisMemory(REDIS_URL)
+    memory.remember_card(PHONE, False, "4111 1111")
+    assert 0 < redis_client.ttl(f"inbound:tail:{PHONE}") <= CARD_TAIL_TTL_S
+    assert RedisMemory(REDIS_URL).card_context(PHONE).tail == "4111 1111"  # another replica
+    memory.close()

@@ -130,3 +130,40 @@ def test_the_product_never_imports_the_reference_server():
     for package in ("bot", "actions", "connectors"):
         for module in (root / package).rglob("*.py"):
             assert "reference" not in imported_modules(module), module
+
+
+def columns(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url, future=True)
+    found = {column["name"] for column in sa.inspect(engine).get_columns(table)}
+    engine.dispose()
+    return found
+
+
+def test_the_unused_pending_buttons_column_is_dropped_and_the_contacts_kept(empty_url):
+    migrate(empty_url, "0007_reference_keys_leave")
+    assert "pending_buttons" in columns(empty_url, "channel_contacts")
+    engine = sa.create_engine(empty_url, future=True)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO channel_contacts (phone, last_channel, whatsapp_address, pending_buttons) "
+                "VALUES ('+525512345678', 'whatsapp', 'whatsapp:+5215512345678', '[]')"
+            )
+        )
+    migrate(empty_url)  # on SQLite: a batch copy of the table without the column
+    assert "pending_buttons" not in columns(empty_url, "channel_contacts")
+    with engine.begin() as conn:
+        query = "SELECT phone, last_channel, whatsapp_address FROM channel_contacts"
+        row = conn.execute(sa.text(query)).one()
+    assert tuple(row) == ("+525512345678", "whatsapp", "whatsapp:+5215512345678")
+    assert differences(empty_url) == []
+    downgrade(empty_url, "0007_reference_keys_leave")
+    assert "pending_buttons" in columns(empty_url, "channel_contacts")
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT phone, pending_buttons FROM channel_contacts")).one() == (
+            "+525512345678",
+            None,
+        )
+    engine.dispose()
+    migrate(empty_url)
+    assert differences(empty_url) == []

@@ -12,7 +12,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActiveLoop, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.masking import SECRET_MASK, screen_message
+from bot.masking import CARRIED_CARD_DIGITS, SECRET_MASK, screen_message
 from bot.settings import Settings
 from connectors.stores import SettingsTrackerStore
 
@@ -100,3 +100,32 @@ def test_later_saves_append_masked_events_only_once(tracker_store):
     asyncio.run(tracker_store.save(tracker))
     rows = stored_rows(tracker_store)
     assert "771204" not in rows and rows.count('"event": "user"') == 1 and SECRET_MASK in rows
+
+
+def test_the_first_half_of_a_split_card_is_masked_in_its_stored_row_once_the_second_completes_it(
+    tracker_store,
+):
+    sender = "+525512345678"
+    first = UserUttered("mi tarjeta es 4111 1111", {"name": "inform"})
+    tracker = DialogueStateTracker.from_events(sender, [UserUttered("hola", {"name": "greet"}), first])
+    asyncio.run(tracker_store.save(tracker))
+    assert "4111 1111" in stored_rows(tracker_store)
+    tracker = asyncio.run(tracker_store.retrieve(sender))  # cached by the store now
+    # The channel's decision for "1111 1111" said the previous message held 8 of the card's digits.
+    tracker.update(UserUttered("/card_data", {"name": "card_data"}, metadata={CARRIED_CARD_DIGITS: 8}))
+    asyncio.run(tracker_store.save(tracker))
+    rows = stored_rows(tracker_store)
+    assert "4111" not in rows and "mi tarjeta es [tarjeta oculta]" in rows and "hola" in rows
+    again = asyncio.run(tracker_store.retrieve(sender))
+    assert [event.text for event in again.events if isinstance(event, UserUttered)][1] == (
+        "mi tarjeta es [tarjeta oculta]"
+    )
+
+
+def test_a_split_card_saved_in_one_go_is_masked_in_both_messages(tracker_store):
+    events = [
+        UserUttered("4111 1111", {"name": "inform"}),
+        UserUttered("/card_data", {"name": "card_data"}, metadata={CARRIED_CARD_DIGITS: 8}),
+    ]
+    asyncio.run(tracker_store.save(DialogueStateTracker.from_events("+525512345670", events)))
+    assert "4111" not in stored_rows(tracker_store)

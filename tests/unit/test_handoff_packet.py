@@ -8,10 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bot.handoff.packet import CODE_MASK, build_packet, mask_customer_text
+from bot.handoff.packet import CODE_MASK, build_packet, mask_customer_text, transcript
 from bot.handoff.rules import Reason, WaitEstimate
 from bot.identity import VERIFIED, IdentityClaim
-from bot.masking import CARD_MASK, CVV_MASK
+from bot.masking import CARD_MASK, CARRIED_CARD_DIGITS, CVV_MASK
 from bot.records import Customer
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "handoff-packet.schema.json").read_text())
@@ -189,3 +189,19 @@ def test_agent_replies_are_told_apart_from_the_bot():
 @pytest.mark.parametrize("field", ["customer", "messages", "attachments", "wait", "timestamps"])
 def test_every_documented_field_is_present(field):
     assert field in packet() and field in SCHEMA["required"]
+
+
+def test_the_first_half_of_a_split_card_is_masked_in_the_transcript():
+    events = [
+        {"event": "user", "text": "mi tarjeta es 4111 1111", "timestamp": 1.0, "parse_data": {}},
+        {"event": "bot", "text": "¿Me repites?", "timestamp": 2.0},
+        {
+            "event": "user",
+            "text": "/card_data",
+            "timestamp": 3.0,
+            "metadata": {CARRIED_CARD_DIGITS: 8},
+            "parse_data": {},
+        },
+    ]
+    texts = [message["text"] for message in transcript(events)]
+    assert texts[0] == f"mi tarjeta es {CARD_MASK}" and "4111" not in "".join(texts)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from bot.handoff.config import load_config
-from bot.masking import CARD_MASK, CVV_MASK
+from bot.masking import CARD_MASK, CARRIED_CARD_DIGITS, CVV_MASK
 from bot.messaging import keywords
 from bot.messaging.inbound import parse_inbound
 from bot.messaging.inbound_rules import (
@@ -214,3 +214,41 @@ def test_the_rules_and_the_memory_load_without_rasa():
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+# --- a card number split across two messages ---
+
+
+def test_a_message_ending_in_digits_leaves_them_for_the_next_and_goes_on_as_written():
+    first = decide_on("mi tarjeta es 4111 1111", IDLE)
+    assert (first.route, first.text, first.held_card_data) == (Route.TO_BOT, "mi tarjeta es 4111 1111", False)
+    assert first.card_tail == "4111 1111"
+
+
+def test_the_second_half_of_a_split_card_is_card_data_and_says_how_much_the_first_held():
+    second = decide_on("1111 1111", ConversationState(card_tail="4111 1111"))
+    assert (second.route, second.text, second.held_card_data, second.card_tail) == (
+        Route.TO_BOT, "/card_data", True, "",
+    )  # fmt: skip
+    assert second.metadata[CARRIED_CARD_DIGITS] == 8
+    assert decide_on("123", AFTER_CARD).text == "/card_data"  # its CVV next, as after a whole card
+
+
+def test_the_second_half_of_a_split_card_typed_to_an_agent_is_masked():
+    decision = decide_on("1111 1111", ConversationState(handoff=HandoffState("open"), card_tail="4111 1111"))
+    assert decision.route is Route.TO_AGENT and decision.text == CARD_MASK
+    assert decision.advise_against_card_data and decision.held_card_data
+
+
+def test_screen_for_bot_catches_a_split_card_through_the_memory():
+    memory = InProcessMemory()
+    assert screen_for_bot(memory, PHONE, "4111 1111") == "4111 1111"
+    assert screen_for_bot(memory, PHONE, "1111 1111") == "/card_data"
+    assert screen_for_bot(memory, PHONE, "123") == "/card_data"
+    assert screen_for_bot(memory, PHONE, "1111 1111") == "1111 1111"  # the tail was used up
+
+
+def test_a_code_typed_for_an_agents_code_prompt_is_not_kept_as_a_card_start():
+    prompt = ConversationState(handoff=HandoffState("open", requested_slot="otp_code"))
+    assert decide_on("482913", prompt).card_tail == ""
+    assert decide_on("482913", WITH_AGENT).card_tail == "482913"

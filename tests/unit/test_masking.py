@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 
 from bot.masking import (
     CARD_MASK,
+    CARRY_DIGITS,
     CVV_MASK,
+    card_tail,
     contains_card_number,
     looks_like_cvv,
     luhn_valid,
     mask_card_data,
+    mask_carried_card,
     mask_sensitive,
 )
 
@@ -222,6 +225,14 @@ def is_international_phone(digits: str) -> bool:
         return False
 
 
+def is_any_phone(digits: str) -> bool:
+    try:
+        national = phonenumbers.is_valid_number(phonenumbers.parse(digits, "MX"))
+    except phonenumbers.NumberParseException:
+        national = False
+    return national or is_international_phone(digits)
+
+
 @st.composite
 def card_numbers(draw: st.DrawFn) -> str:
     prefix, lengths = draw(st.sampled_from(BRANDS))
@@ -283,3 +294,62 @@ def test_property_masking_is_idempotent(text: str) -> None:
 def test_property_text_without_digits_is_never_changed(text: str) -> None:
     masked = mask_card_data(text)
     assert masked.text == text and not masked.changed
+
+
+# --- a card number split across two messages ---
+
+
+def test_a_card_split_across_two_messages_is_masked_in_the_second():
+    tail = card_tail("mi tarjeta es 4111 1111")
+    assert tail == "4111 1111"
+    second = mask_card_data("1111 1111 y el cvv 123", carried=tail)
+    assert (second.text, second.card, second.carried) == ("[tarjeta oculta] y el cvv [cvv oculto]", True, 8)
+    assert mask_carried_card("mi tarjeta es 4111 1111", second.carried) == "mi tarjeta es [tarjeta oculta]"
+
+
+def test_the_tail_keeps_at_most_15_digits_at_group_boundaries():
+    assert card_tail("pedido 1010 4111 1111 1111") == "4111 1111 1111"
+    assert card_tail("4111 1111 ") == "4111 1111"
+    assert card_tail("4111111111111111") == ""  # a whole group too long to start a card later
+    assert card_tail("4111 1111, gracias") == ""  # a message that does not end in digits
+
+
+@pytest.mark.parametrize("first", ["5512345678", "55 1234 5678", "+52 55 1234 5678", "+5491123456789"])
+def test_a_phone_number_is_never_carried_so_a_code_after_it_is_not_a_card(first):
+    assert card_tail(first) == ""
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("PED-1010", "12/05/2026"), ("pedido 1010", "482913"), ("482913", "5512345678"), ("4821", "1010")],
+)
+def test_ordinary_consecutive_messages_do_not_make_a_card(first, second):
+    masked = mask_card_data(second, carried=card_tail(first))
+    assert masked.text == second and not masked.carried
+
+
+def test_a_whole_card_in_the_second_message_is_not_joined_to_the_previous_digits():
+    masked = mask_card_data("4111 1111 1111 1111", carried=card_tail("pedido 1234"))
+    assert masked.text == "[tarjeta oculta]" and masked.carried == 0
+
+
+@given(data=st.data(), card=card_numbers())
+def test_property_a_card_split_at_any_point_leaves_no_digit_of_its_second_part(data, card):
+    cut = data.draw(st.integers(1, min(len(card) - 1, CARRY_DIGITS)))
+    first, second = data.draw(rendered(card[:cut])), data.draw(rendered(card[cut:]))
+    # Deliberately left alone: a part that is a phone number on its own (a code after a phone).
+    assume(not is_any_phone(card[:cut]) and not is_any_phone(card[cut:]))
+    tail = card_tail("mi tarjeta " + first)
+    masked = mask_card_data(second + " gracias", carried=tail)
+    whole_second_is_a_card = contains_card_number(second)
+    assert masked.card
+    assert whole_second_is_a_card or masked.carried == len(ascii_digits(first))
+    assert not any(char.isdecimal() for char in masked.text)
+
+
+def test_a_second_part_that_is_a_card_on_its_own_still_takes_the_first_part_when_they_end_together():
+    # "6" then 18 digits that happen to pass Luhn alone: masking the "6" too is the safe side.
+    second = "2 0 0 0 0 0000000000000"
+    assert contains_card_number(second)
+    masked = mask_card_data(second, carried=card_tail("mi tarjeta 6"))
+    assert masked.text == CARD_MASK and masked.carried == 1
