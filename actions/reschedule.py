@@ -29,6 +29,7 @@ from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_pho
 from bot.adapters.base import BackendUnavailable
 from bot.choices import fold, pick_choice
 from bot.date_phrases import interpret_date
+from bot.identity import ORDER_OWNER, ORDER_OWNER_TTL
 from bot.messaging.keywords import CONFIRM_NO, CONFIRM_YES, LEAVE_FORM
 from bot.order_status import Outcome, choice_title, look_up_status
 from bot.outbox import WriteRejected
@@ -109,15 +110,37 @@ def _window_of(value: dict[str, Any]) -> DeliveryWindow:
     return DeliveryWindow(datetime.fromisoformat(value["start"]), datetime.fromisoformat(value["end"]))
 
 
-def context_of(loaded: RescheduleContext) -> dict[str, Any]:
-    """The customer and the order's current window, kept in the tracker with the chosen order."""
+def context_of(loaded: RescheduleContext, sender: str, now: datetime) -> dict[str, Any]:
+    """The customer and the order's current window, kept in the tracker with the chosen order,
+    with a signed claim that the order is the sender's (a slot alone could be made up)."""
     window = loaded.order.window
+    owner = (
+        wiring()
+        .identity_signer()
+        .issue(ORDER_OWNER, sender, loaded.customer.id, owned_order(loaded.order.id), now, ORDER_OWNER_TTL)
+    )
     return {
         "customer_id": loaded.customer.id,
+        "owner": owner,
         "timezone": loaded.customer_zone.key,
         "country": loaded.customer.country,
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()} if window else None,
     }
+
+
+def owned_order(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def context_owns(context: dict[str, Any], sender: str, order_id: str | None, now: datetime) -> bool:
+    """Whether the form's context holds a valid claim that `order_id` is `sender`'s customer's."""
+    claim = wiring().identity_signer().verify(context.get("owner"), ORDER_OWNER, sender, now)
+    return (
+        claim is not None
+        and order_id is not None
+        and claim.customer_id == context.get("customer_id")
+        and claim.how == owned_order(order_id)
+    )
 
 
 def confirmation_phrase(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> str:
@@ -307,7 +330,7 @@ class ValidateRescheduleForm(FormValidationAction):
             return {"order_choices": None, **ENDED}
         return {
             ORDER: order_id,
-            CONTEXT: context_of(loaded),
+            CONTEXT: context_of(loaded, tracker.sender_id, wiring().clock.now()),
             "order_choices": None,
             OFFER: offer_of(windows, loaded.customer),
             MISSES: 0,
@@ -384,8 +407,9 @@ class ValidateRescheduleForm(FormValidationAction):
         try:
             loaded = _load(phone, order_id, now)
         except BackendUnavailable:
-            # The change can still be queued with what the form learned when the order was chosen.
-            if not context.get("customer_id"):
+            # The change can still be queued with what the form learned when the order was chosen,
+            # if the claim signed then still says this order is this sender's.
+            if not context_owns(context, tracker.sender_id, order_id, now):
                 raise
             logger.warning("reschedule: CRM/ERP unavailable at the confirmation; queueing the change")
             loaded = None

@@ -8,8 +8,10 @@ customer's data checks one: the signature (compared in constant time), the kind,
 conversation's sender and the expiry against the clock's now. A claim that fails any check is
 worth nothing. Time is an input here: nothing reads the clock.
 
-Two kinds: IDENTIFIED (an order number and document matched a customer; the one-time code to that
-customer's number on file is still to come) and VERIFIED (the code was answered).
+Three kinds: IDENTIFIED (an order number and document matched a customer; the one-time code to that
+customer's number on file is still to come), VERIFIED (the code was answered) and ORDER_OWNER (the
+order a form works on was found among the sender's own; `how` names the order), which lets a form
+finish its write from what it learned when the CRM/ERP stops answering at the last step.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from datetime import datetime, timedelta
 
 IDENTIFIED = "identified"
 VERIFIED = "verified"
-KINDS = frozenset({IDENTIFIED, VERIFIED})
+ORDER_OWNER = "order_owner"
+KINDS = frozenset({IDENTIFIED, VERIFIED, ORDER_OWNER})
 # How long an order number + document identification lasts while the code is asked for.
 IDENTIFIED_TTL = timedelta(minutes=30)
+# How long a form may rely on "this order is the sender's" without asking the CRM/ERP again.
+ORDER_OWNER_TTL = timedelta(hours=2)
 VERSION = "v1"
 # A claim issued this far in the future (clocks of replicas drifting apart) is still accepted.
 CLOCK_SKEW = timedelta(seconds=60)

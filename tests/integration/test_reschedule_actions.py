@@ -367,6 +367,44 @@ def test_an_erp_down_at_the_confirmation_queues_the_change_and_the_outbox_applie
     assert values["window"] == messages[0]["window"]
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"customer_id": "C-001"},  # another customer's id, the claim left as it was
+        {"owner": None},  # no claim: the context of an older version, or made up
+        {"owner": "v1.e30.AAAA"},  # a made-up claim
+    ],
+    ids=["other-customer", "no-claim", "made-up-claim"],
+)
+def test_an_erp_down_at_the_confirmation_with_a_forged_context_changes_nothing(
+    live, store, monkeypatch, forged
+):
+    state = pick_and_confirm(live)
+    context = {**state["reschedule_context"], **forged}
+    state = {**state, "reschedule_context": context, "requested_slot": "reschedule_confirmed"}
+
+    def down(*_args, **_kwargs):
+        raise BackendUnavailable("ERP unavailable")
+
+    monkeypatch.setattr(live.erp, "order", down)
+    responses, _, _ = validate(tracker(LUCIA_MX, "si", "affirm", slots=state))
+    assert responses == ["utter_reschedule_systems_down"]
+    assert Outbox(store).entries("pending") == []
+
+
+def test_an_erp_down_at_the_confirmation_for_another_sender_changes_nothing(live, store, monkeypatch):
+    """The context copied into a stranger's tracker: the claim names Lucía's number, not theirs."""
+    state = {**pick_and_confirm(live), "requested_slot": "reschedule_confirmed"}
+
+    def down(*_args, **_kwargs):
+        raise BackendUnavailable("ERP unavailable")
+
+    monkeypatch.setattr(live.erp, "order", down)
+    responses, _, _ = validate(tracker("+5255" + "19283746", "si", "affirm", slots=state))
+    assert responses == ["utter_reschedule_systems_down"]
+    assert Outbox(store).entries("pending") == []
+
+
 def test_an_erp_down_at_the_confirmation_without_the_forms_context_changes_nothing(live, monkeypatch):
     state = {**pick_and_confirm(live), "reschedule_context": None, "requested_slot": "reschedule_confirmed"}
 
