@@ -4,7 +4,13 @@ It enforces the channel's rules before anything leaves: opted-out numbers get no
 opt-out confirmation; WhatsApp free-form text only within 24 hours of the customer's last
 message (after that, an approved template: ContentSid + ContentVariables); long texts split
 at natural breaks. It records every message and its fate in the outbound_messages table, and
-retries with backoff what can succeed later (429, 5xx, network) but not what cannot (4xx).
+retries with backoff only what Twilio certainly did not accept (429, 503, a connection refused
+before the request left): a timeout, a reset connection or another 5xx after the request was
+sent may mean Twilio took it, so that part is recorded as "unknown" and never sent again.
+
+A reply to a customer's message carries a key (the inbound MessageSid and its place among that
+message's replies); the key is recorded with the message before the request leaves, under a
+unique index, so a replay of the inbound message skips every reply already sent or tried.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # queued (or Twilio's first status) | outbox | blocked | failed
+    status: str  # queued (or Twilio's first status) | outbox | blocked | failed | unknown | duplicate
     record_ids: list[int] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)
     error_code: str | None = None
@@ -78,6 +84,11 @@ class TransientSendError(Exception):
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class AmbiguousSendError(Exception):
+    """The request left and no clear answer came back (a timeout, a reset connection, a 5xx other
+    than 503): Twilio may have accepted the message. Sending it again could send it twice."""
 
 
 class PermanentSendError(Exception):
@@ -151,11 +162,16 @@ class TwilioTransport(Transport):
             message = await asyncio.wait_for(self._twilio().messages.create_async(**arguments), self._timeout)
         except TwilioRestException as error:
             code = str(error.code) if error.code else str(error.status)
-            if error.status == 429 or error.status >= 500:
+            if error.status in (429, 503):  # rate limited, or unavailable: no message was created
                 raise TransientSendError(f"Twilio answered {error.status}", code) from error
+            if error.status >= 500:
+                raise AmbiguousSendError(f"Twilio answered {error.status}") from error
             raise PermanentSendError(f"Twilio refused the message ({error.status}, {code})", code) from error
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as error:
+            # The connection was never made: nothing was sent.
+            raise TransientSendError(f"could not connect: {error!r}") from error
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-            raise TransientSendError(f"network error: {error!r}") from error
+            raise AmbiguousSendError(f"no answer after sending: {error!r}") from error
         return message.sid, message.status or "queued"
 
     async def close(self) -> None:
@@ -223,14 +239,22 @@ class MessageSender:
             texts = split_text(body, TWILIO_MAX_BODY)
         return [(text, None) for text in texts] + [(None, url) for url in message.media_urls]
 
-    async def send(self, message: OutboundMessage, *, opt_out_confirmation: bool = False) -> SendResult:
-        """Send `message`; raise OutsideSessionWindow for WhatsApp free-form after 24 h."""
+    async def send(
+        self, message: OutboundMessage, *, opt_out_confirmation: bool = False, key: str | None = None
+    ) -> SendResult:
+        """Send `message`; raise OutsideSessionWindow for WhatsApp free-form after 24 h.
+
+        `key` names a reply to a customer's message (see the module docstring): the parts already
+        recorded under it are skipped ("duplicate" when they all were)."""
         contact = await asyncio.to_thread(self._store.contact, message.to)
         if contact and contact.opted_out and not opt_out_confirmation:
             record = await asyncio.to_thread(
                 self._store.add_outbound, message.to, message.channel, self.transport.name,
                 message.body, list(message.media_urls), message.content_sid, "blocked",
+                None if key is None else f"{key}.0",
             )  # fmt: skip
+            if record is None:
+                return SendResult("duplicate")
             await asyncio.to_thread(self._store.update_outbound, record, error_message="recipient opted out")
             logger.info("not sent to %s: opted out (outbound #%s)", message.to, record)
             return SendResult("blocked", [record])
@@ -252,13 +276,17 @@ class MessageSender:
             json.dumps(message.content_variables, ensure_ascii=False) if message.content_variables else None
         )
 
-        result = SendResult("queued")
-        for body, media_url in self._parts(message):
+        result = SendResult("duplicate" if key else "queued")
+        for part, (body, media_url) in enumerate(self._parts(message)):
             delivery = Delivery(to, from_, service, body, media_url, message.content_sid, variables, callback)
             record = await asyncio.to_thread(
                 self._store.add_outbound, message.to, message.channel, self.transport.name,
                 body or "", [media_url] if media_url else [], message.content_sid, "sending",
+                None if key is None else f"{key}.{part}",
             )  # fmt: skip
+            if record is None:
+                logger.info("reply %s.%d to %s was sent before: not sent again", key, part, message.to)
+                continue
             result.record_ids.append(record)
             sid, status, code = await self._deliver_with_retries(delivery, record)
             if sid:
@@ -287,6 +315,15 @@ class MessageSender:
                 await asyncio.sleep(delay)
             except PermanentSendError as error:
                 return await self._failed(record, attempts, error.code, str(error))
+            except AmbiguousSendError as error:
+                # Twilio may have it: recorded as such, never sent again (a status callback for
+                # it cannot be matched without its sid; an operator can look it up in Twilio).
+                logger.error("outbound #%s to %s: %s; not retried", record, delivery.to, error)
+                await asyncio.to_thread(
+                    self._store.update_outbound, record, status="unknown",
+                    error_message=str(error)[:500], attempts=attempts,
+                )  # fmt: skip
+                return None, "unknown", None
             else:
                 await asyncio.to_thread(
                     self._store.update_outbound, record, sid=sid, status=status, attempts=attempts

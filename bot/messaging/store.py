@@ -51,6 +51,10 @@ outbound_messages = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # "<inbound MessageSid>:<reply number>.<part>" for a reply to a customer's message: a replay
+    # of that message finds it and does not send it again (NULL for other messages).
+    sa.Column("idempotency_key", sa.String(100)),
+    sa.Index("ix_outbound_messages_idempotency_key", "idempotency_key", unique=True),
 )
 
 # Twilio's message statuses, in the order a message moves through them.
@@ -83,6 +87,7 @@ class OutboundRecord:
     status: str
     error_code: str | None
     attempts: int
+    idempotency_key: str | None = None
 
 
 class MessagingStore:
@@ -153,13 +158,36 @@ class MessagingStore:
         media_urls: list[str],
         content_sid: str | None,
         status: str,
-    ) -> int:
+        idempotency_key: str | None = None,
+    ) -> int | None:
         """Record a message about to be sent. Its body is stored with card data masked: an
-        agent may type a card number in a console reply, and this table is kept and read."""
+        agent may type a card number in a console reply, and this table is kept and read.
+        None when `idempotency_key` is already recorded: that message was sent (or tried) before."""
+        try:
+            return self._add_outbound(
+                to_phone, channel, transport, body, media_urls, content_sid, status, idempotency_key
+            )
+        except sa.exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            return None
+
+    def _add_outbound(
+        self,
+        to_phone: str,
+        channel: Channel,
+        transport: str,
+        body: str,
+        media_urls: list[str],
+        content_sid: str | None,
+        status: str,
+        idempotency_key: str | None,
+    ) -> int:
         now = to_db_time(self._clock.now())
         with self._store.connect() as conn:
             result = conn.execute(
                 outbound_messages.insert().values(
+                    idempotency_key=idempotency_key,
                     to_phone=to_phone,
                     channel=channel.value,
                     transport=transport,
@@ -221,6 +249,7 @@ class MessagingStore:
                 status=row.status,
                 error_code=row.error_code,
                 attempts=row.attempts,
+                idempotency_key=row.idempotency_key,
             )
             for row in rows
         ]
