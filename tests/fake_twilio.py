@@ -3,8 +3,11 @@
 POST /2010-04-01/Accounts/{AccountSid}/Messages.json takes the same form fields as Twilio
 (To, From, Body, MediaUrl, ContentSid, ContentVariables, StatusCallback, MessagingServiceSid),
 checks HTTP basic auth, answers 201 with a JSON message resource and records the request.
-It can be told to fail the next requests (429, 500, a 4xx with a Twilio error code) or to be
-slow. Also signs webhooks the way Twilio does, for sending messages to the assistant.
+It can be told to fail the next requests (429, 500, a 4xx with a Twilio error code), to be
+slow, to accept a message and answer too late (`fail_next(201, delay_s=…)`), or to accept one
+and drop the connection without answering (`drop_after_accepting`): the ambiguous cases where
+Twilio has the message and the sender cannot know it. Also signs webhooks the way Twilio
+does, for sending messages to the assistant.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Failure:
     status: int
     code: int | None = None
     delay_s: float = 0.0
+    drop: bool = False  # accept the message, then close the connection without an answer
 
 
 @dataclass
@@ -71,6 +75,10 @@ class FakeTwilio:
     def fail_next(self, status: int, times: int = 1, code: int | None = None, delay_s: float = 0.0) -> None:
         with self._lock:
             self._failures.extend(Failure(status, code, delay_s) for _ in range(times))
+
+    def drop_after_accepting(self, times: int = 1) -> None:
+        with self._lock:
+            self._failures.extend(Failure(201, drop=True) for _ in range(times))
 
     def slow_down(self, delay_s: float) -> None:
         self._delay_s = delay_s
@@ -197,6 +205,10 @@ class FakeTwilio:
         if self.on_message is not None:
             self.on_message(message)
         time.sleep(delay)  # the API's own latency: the message is accepted, the answer comes later
+        if failure is not None and failure.drop:
+            request.close_connection = True
+            request.connection.shutdown(2)  # a reset: no status line ever reaches the client
+            return
         request._reply(
             201,
             {

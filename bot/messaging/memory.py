@@ -22,6 +22,7 @@ import redis
 # Long enough for any answer within WhatsApp's 24-hour window; then the memory lapses.
 MEMORY_TTL_S = 24 * 3600
 IN_PROCESS_CAPACITY = 10_000
+REDIS_TIMEOUT_S = 2.0
 
 Button = dict[str, str]  # {"title": ..., "payload": ...}
 
@@ -111,7 +112,11 @@ class RedisMemory(ConversationMemory):
     """Shared by every replica: one key per fact and conversation, expiring after `ttl_s`."""
 
     def __init__(self, url: str, ttl_s: int = MEMORY_TTL_S, prefix: str = "inbound:") -> None:
-        self._redis = redis.Redis.from_url(url)
+        # A hung Redis fails the call in seconds (the message is retried from the journal)
+        # instead of holding the conversation, and everything behind it, for good.
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
         self._ttl = ttl_s
         self._prefix = prefix
 

@@ -22,7 +22,21 @@ branch_labels = None
 depends_on = None
 
 
+def _columns(table: str) -> set[str]:
+    return {column["name"] for column in sa.inspect(op.get_bind()).get_columns(table)}
+
+
 def upgrade() -> None:
+    # A database adopted from before Alembic (0001) may already have what create_all made.
+    if not sa.inspect(op.get_bind()).has_table("inbound_journal"):
+        _create_journal()
+    if "idempotency_key" not in _columns("outbound_messages"):
+        with op.batch_alter_table("outbound_messages") as table:
+            table.add_column(sa.Column("idempotency_key", sa.String(100)))
+            table.create_index("ix_outbound_messages_idempotency_key", ["idempotency_key"], unique=True)
+
+
+def _create_journal() -> None:
     op.create_table(
         "inbound_journal",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -43,9 +57,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_inbound_journal_conversation", "inbound_journal", ["phone", "status", "id"])
     op.create_index("ix_inbound_journal_status", "inbound_journal", ["status", "lease_until"])
-    with op.batch_alter_table("outbound_messages") as table:
-        table.add_column(sa.Column("idempotency_key", sa.String(100)))
-        table.create_index("ix_outbound_messages_idempotency_key", ["idempotency_key"], unique=True)
 
 
 def downgrade() -> None:
