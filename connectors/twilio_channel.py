@@ -646,6 +646,7 @@ class TwilioInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("hardened_twilio_webhook", __name__)
+        self._on_new_message = on_new_message
 
         @webhook.listener("after_server_start")
         async def warm_up(app: Any, _loop: Any) -> None:
@@ -684,6 +685,8 @@ class TwilioInput(InputChannel):
                 # Not stored, so not acknowledged: Twilio delivers it again.
                 logger.exception("message %s could not be journaled: answered 503", message.sid)
                 return response.text("service unavailable", status=503)
+            if self._app is None:  # before after_server_start ran (never, under Rasa's server)
+                self._app = request.app
             self.dispatch(message.phone)
             return response.empty(status=204)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +54,7 @@ PHASES = {"rasa": "kill -9 the Rasa server", "actions": "kill -9 the action serv
 FAULT_AFTER_S = 4.0  # into the phase: traffic is flowing when the fault lands
 PHASE_TIMEOUT_S = 240.0  # for every accepted message of a phase to be answered
 DUPLICATE_SHARE = 0.10
+KEPT_LOG = ROOT / "var" / "chaos" / "stack.log"
 
 
 def log(message: str) -> None:
@@ -78,6 +80,7 @@ class Tally:
     lost: int = 0
     doubled: int = 0
     out_of_order: int = 0
+    retried: int = 0  # taken from the journal more than once (replayed or retried): not a fault
 
     @property
     def clean(self) -> bool:
@@ -270,6 +273,15 @@ class Driver:
         finally:
             engine.dispose()
 
+    def journal_attempts(self) -> dict[str, int]:
+        engine = sa.create_engine(self.stack.database_url, future=True)
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(sa.text("SELECT message_sid, attempts FROM inbound_journal"))
+                return {row.message_sid: row.attempts for row in rows}
+        finally:
+            engine.dispose()
+
     def attributed(self) -> list[tuple[str, str, str | None]]:
         """(phone, inbound MessageSid or None, reply key) for each message at the fake, in arrival order."""
         records = self.records()
@@ -319,7 +331,9 @@ class Driver:
                 replies[inbound].append(key)
                 order[by_sid[inbound].phone].append(by_sid[inbound].index)
         turns = self.turns_in_trackers()
+        attempts = self.journal_attempts()
         tally = Tally(sent=len(messages), deliveries=sum(m.deliveries for m in messages))
+        tally.retried = sum(1 for m in messages if attempts.get(m.sid, 0) > 1)
         for message in messages:
             if not message.accepted:
                 continue
@@ -371,7 +385,7 @@ def run(customers: int, phases: list[str], seed: int) -> dict[str, Tally]:
                 log(
                     f"phase {name}: sent {tally.sent} (deliveries {tally.deliveries}), accepted "
                     f"{tally.accepted}, lost {tally.lost}, doubled {tally.doubled}, "
-                    f"out-of-order {tally.out_of_order}"
+                    f"out-of-order {tally.out_of_order} ({tally.retried} taken again from the journal)"
                 )
         except BaseException:
             print(stack.tail(80), flush=True)
@@ -380,6 +394,9 @@ def run(customers: int, phases: list[str], seed: int) -> dict[str, Tally]:
             stack.stop()
             fake.stop()
             redis.stop()
+            KEPT_LOG.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(stack.log, KEPT_LOG)
+            log(f"the stack's log is kept in {KEPT_LOG.relative_to(ROOT)}")
     return results
 
 
@@ -394,11 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phase(s) {unknown}; choose from {list(PHASES)}")
     results = run(args.customers, phases, args.seed)
-    print(f"\n  {'fault':<28}{'sent':>6}{'accepted':>10}{'lost':>6}{'doubled':>9}{'out-of-order':>14}")
+    print(
+        f"\n  {'fault':<28}{'sent':>6}{'accepted':>10}{'lost':>6}{'doubled':>9}{'out-of-order':>14}{'retried':>9}"
+    )
     for name, tally in results.items():
         print(
             f"  {PHASES[name]:<28}{tally.sent:>6}{tally.accepted:>10}{tally.lost:>6}"
-            f"{tally.doubled:>9}{tally.out_of_order:>14}"
+            f"{tally.doubled:>9}{tally.out_of_order:>14}{tally.retried:>9}"
         )
     clean = len(results) == len(phases) and all(tally.clean for tally in results.values())
     print(f"\n  {'PASS: no message lost, doubled or out of order' if clean else 'FAIL'}\n", flush=True)
