@@ -411,9 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phase(s) {unknown}; choose from {list(PHASES)}")
     results = run(args.customers, phases, args.seed)
-    print(
-        f"\n  {'fault':<28}{'sent':>6}{'accepted':>10}{'lost':>6}{'doubled':>9}{'out-of-order':>14}{'retried':>9}"
-    )
+    header = f"{'sent':>6}{'accepted':>10}{'lost':>6}{'doubled':>9}{'out-of-order':>14}{'retried':>9}"
+    print(f"\n  {'fault':<28}{header}")
     for name, tally in results.items():
         print(
             f"  {PHASES[name]:<28}{tally.sent:>6}{tally.accepted:>10}{tally.lost:>6}"
