@@ -32,6 +32,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -81,6 +82,7 @@ MAX_FORM_BYTES = 64 * 1024
 # How often a worker looks for journal rows nobody is processing: left by a crash, a dead
 # replica whose lease expired, or a failure whose backoff is over.
 SWEEP_S = 1.0
+PRUNE_EVERY_S = 3600.0  # finished rows older than the journal's RETENTION are deleted
 
 
 class ReplyKeys:
@@ -146,6 +148,19 @@ class ConversationWorker:
             await asyncio.wait(pending, timeout=timeout_s)
 
     def stop(self) -> None:
+        """Cancel what still runs here (the journal's sweep, unfinished messages: they stay in the
+        journal and are replayed), then stop the loop and its thread."""
+
+        async def cancel_all() -> None:
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
+        except Exception:  # noqa: BLE001 (stopping anyway)
+            logger.warning("the conversation worker's tasks did not all stop in 5 s")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
@@ -610,10 +625,16 @@ class TwilioInput(InputChannel):
 
     async def _sweep(self) -> None:
         """Take, now and every SWEEP_S, what nobody is processing: the replay after a restart."""
+        next_prune = 0.0
         while True:
             try:
                 for phone in await asyncio.to_thread(self.journal.conversations_due):
                     self._start_drain(phone)
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                    pruned = await asyncio.to_thread(self.journal.prune)
+                    if pruned:
+                        logger.info("deleted %d finished rows from the inbound journal", pruned)
             except Exception:
                 logger.exception("the inbound journal could not be read; trying again")
             await asyncio.sleep(SWEEP_S)

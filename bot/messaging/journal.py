@@ -13,7 +13,8 @@ conversation one at a time, oldest first, under a lease in the same table:
   so two replicas never process the same row, and renewed while the row is processed; a row
   whose lease expired (its process died) is taken again by whoever looks next;
 - `finish` marks it done; `retry_later` gives it back with a backoff (`lease_until` then says
-  when it may be taken again); after `MAX_ATTEMPTS` it is marked failed and logged.
+  when it may be taken again); after `MAX_ATTEMPTS` it is marked failed and logged;
+- `prune` deletes finished rows after `RETENTION` (a week: Twilio stops retrying long before).
 
 Card numbers never reach this table: the Body is stored masked (bot.masking), with a flag saying
 it held card data, which is all the inbound rules need to route it to the card_data intent.
@@ -41,6 +42,9 @@ ACCEPTED, DONE, FAILED = "accepted", "done", "failed"
 LEASE = timedelta(seconds=15)  # renewed every LEASE / 3 while a row is processed
 MAX_ATTEMPTS = 12  # then the row is marked failed: a poison message must not block its conversation
 BACKOFF_S = (1, 2, 4, 8, 15, 30)  # then 30 s between tries
+# Finished rows are kept this long, then deleted: far longer than Twilio goes on retrying a
+# delivery, so the de-duplication still holds, and the table does not grow without end.
+RETENTION = timedelta(days=7)
 
 inbound_journal = sa.Table(
     "inbound_journal",
@@ -244,6 +248,15 @@ class InboundJournal:
                 error,
             )
         return not give_up
+
+    def prune(self, older_than: timedelta = RETENTION) -> int:
+        """Delete rows finished (done or failed) more than `older_than` ago; how many."""
+        with self._store.connect() as conn:
+            return conn.execute(
+                inbound_journal.delete()
+                .where(inbound_journal.c.status.in_([DONE, FAILED]))
+                .where(inbound_journal.c.finished_at < self._now() - older_than)
+            ).rowcount
 
     def status_of(self, message_sid: str) -> str | None:
         with self._store.connect() as conn:

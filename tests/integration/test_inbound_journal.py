@@ -14,7 +14,7 @@ from bot.handoff.config import load_config
 from bot.masking import CARD_MASK, CVV_MASK
 from bot.messaging.inbound import parse_inbound
 from bot.messaging.inbound_rules import ConversationState, Route, decide
-from bot.messaging.journal import LEASE, MAX_ATTEMPTS, DuplicateMessage, InboundJournal
+from bot.messaging.journal import LEASE, MAX_ATTEMPTS, RETENTION, DuplicateMessage, InboundJournal
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW
 from tests.fake_twilio import inbound_form
 
@@ -103,3 +103,14 @@ def test_concurrent_workers_never_take_the_same_row(journal):
     with ThreadPoolExecutor(8) as pool:
         taken = list(pool.map(lambda n: journal.take_next(MARIANA_MX, f"w{n}"), range(16)))
     assert len([entry for entry in taken if entry is not None]) == 1
+
+
+def test_finished_rows_are_deleted_after_the_retention_and_unfinished_ones_never(journal, clock):
+    done = accept(journal, MARIANA_MX, "hola")
+    journal.finish(journal.take_next(MARIANA_MX, "w1").id, "w1")
+    waiting = accept(journal, JULIAN_AR, "hola")
+    clock.advance(RETENTION - timedelta(minutes=1))
+    assert journal.prune() == 0
+    clock.advance(timedelta(minutes=2))
+    assert journal.prune() == 1
+    assert journal.status_of(done) is None and journal.status_of(waiting) == "accepted"
