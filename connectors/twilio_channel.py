@@ -111,7 +111,7 @@ def channel_response(name: str) -> str:
 class ConversationWorker:
     """A thread with its own event loop where conversations are processed.
 
-    The server's loop only verifies, claims and acknowledges webhooks. Everything the
+    The server's loop only verifies, journals and acknowledges webhooks. Everything the
     processing touches works from any loop: Rasa's lock stores poll, its action-server client
     opens a session per call, the SQL stores are synchronous, and the Twilio client is created
     on first use inside this loop.

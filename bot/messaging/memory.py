@@ -3,7 +3,7 @@
 Two facts: whether the last message held a card number (a lone 3-4 digit message right after
 it is its security code) and the numbered options last offered (so "2" or "la segunda" can be
 read back). With REDIS_URL they live in Redis, where the replica that gets the next message
-finds them; without it, in a small bounded in-process memory, as the locks and claims do.
+finds them; without it, in a small bounded in-process memory, as the locks do.
 Synchronous on purpose: a call is one Redis round trip, made from whichever thread or event loop
 the channel runs in (an asyncio client is bound to the loop that created it).
 """
