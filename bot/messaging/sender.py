@@ -10,7 +10,9 @@ sent may mean Twilio took it, so that part is recorded as "unknown" and never se
 
 A reply to a customer's message carries a key (the inbound MessageSid and its place among that
 message's replies); the key is recorded with the message before the request leaves, under a
-unique index, so a replay of the inbound message skips every reply already sent or tried.
+unique index, so a replay of the inbound message skips every reply already sent. A reply a dead
+process left "sending" (killed between recording it and recording Twilio's answer) is looked up
+at Twilio (`Transport.find`) and sent only if Twilio does not have it.
 """
 
 from __future__ import annotations
@@ -106,6 +108,12 @@ class Transport(ABC):
     async def deliver(self, delivery: Delivery) -> tuple[str, str]:
         """Hand one message over; return (sid, status). Raise Transient/PermanentSendError."""
 
+    async def find(self, delivery: Delivery, newer_than_sid: str | None) -> list[tuple[str, str]]:
+        """(sid, status) of the messages like `delivery` the provider holds, newest first, down to
+        `newer_than_sid` (excluded); raise AmbiguousSendError when it cannot be asked. A transport
+        that cannot be asked finds nothing: a repeat of what it sends is harmless (the outbox)."""
+        return []
+
     async def close(self) -> None:  # noqa: B027 (optional: the outbox holds nothing)
         """Release connections."""
 
@@ -174,9 +182,33 @@ class TwilioTransport(Transport):
             raise AmbiguousSendError(f"no answer after sending: {error!r}") from error
         return message.sid, message.status or "queued"
 
+    async def find(self, delivery: Delivery, newer_than_sid: str | None) -> list[tuple[str, str]]:
+        filters = {"to": delivery.to, **({"from_": delivery.from_} if delivery.from_ else {})}
+        try:
+            listed = await asyncio.wait_for(
+                self._twilio().messages.list_async(**filters, limit=50, page_size=50), self._timeout
+            )
+        except (TwilioRestException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise AmbiguousSendError(f"could not list messages: {error!r}") from error
+        found = []
+        for message in listed:  # newest first
+            if message.sid == newer_than_sid:
+                break
+            if _same_message(message.body or "", int(message.num_media or 0), delivery):
+                found.append((message.sid, message.status or "queued"))
+        return found
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.http_client.close()
+
+
+def _same_message(body: str, num_media: int, delivery: Delivery) -> bool:
+    if delivery.body:
+        return body == delivery.body
+    if delivery.media_url:
+        return num_media > 0 and not body
+    return True  # a template: Twilio stores it rendered, so any message to them could be it
 
 
 class OutboxTransport(Transport):
@@ -285,8 +317,9 @@ class MessageSender:
                 None if key is None else f"{key}.{part}",
             )  # fmt: skip
             if record is None:
-                logger.info("reply %s.%d to %s was sent before: not sent again", key, part, message.to)
-                continue
+                record = await self._unsent(delivery, message.to, f"{key}.{part}")
+                if record is None:
+                    continue
             result.record_ids.append(record)
             sid, status, code = await self._deliver_with_retries(delivery, record)
             if sid:
@@ -296,6 +329,36 @@ class MessageSender:
                 return SendResult("failed", result.record_ids, result.sids, code)
             result = SendResult(status, result.record_ids, result.sids)
         return result
+
+    async def _unsent(self, delivery: Delivery, to_phone: str, part_key: str) -> int | None:
+        """The record of `part_key` if its message must still be sent, else None.
+
+        A reply recorded "sending" (or "unknown") was being sent when its process died, or got
+        no clear answer: Twilio may have it or not, and only Twilio knows. It is asked (the
+        messages to that address since the last one this database knows), and the reply is sent
+        only if Twilio does not have it; if Twilio cannot be asked, it is not sent (at most once).
+        """
+        existing = await asyncio.to_thread(self._store.outbound_by_key, part_key)
+        if existing is None or existing.status not in ("sending", "unknown"):
+            logger.info("reply %s to %s was sent before: not sent again", part_key, to_phone)
+            return None
+        anchor = await asyncio.to_thread(self._store.last_sid_before, to_phone, existing.id)
+        try:
+            candidates = await self.transport.find(delivery, anchor)
+        except AmbiguousSendError as error:
+            logger.error(
+                "reply %s may or may not have reached %s (%s): not sent again", part_key, to_phone, error
+            )
+            return None
+        known = await asyncio.to_thread(self._store.known_sids, [sid for sid, _ in candidates])
+        unclaimed = [(sid, status) for sid, status in candidates if sid not in known]
+        if unclaimed:
+            sid, status = unclaimed[-1]  # the oldest one no other record claims
+            await asyncio.to_thread(self._store.update_outbound, existing.id, sid=sid, status=status)
+            logger.info("reply %s reached Twilio before the interruption (%s): not sent again", part_key, sid)
+            return None
+        logger.warning("reply %s to %s never reached Twilio: sending it now", part_key, to_phone)
+        return existing.id
 
     async def _deliver_with_retries(
         self, delivery: Delivery, record: int

@@ -230,26 +230,53 @@ class MessagingStore:
             conn.execute(outbound_messages.update().where(outbound_messages.c.id == row.id).values(**values))
         return True
 
+    def outbound_by_key(self, idempotency_key: str) -> OutboundRecord | None:
+        query = sa.select(outbound_messages).where(outbound_messages.c.idempotency_key == idempotency_key)
+        with self._store.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _record(row)
+
+    def known_sids(self, sids: list[str]) -> set[str]:
+        """Which of these Twilio sids are recorded on a message already."""
+        if not sids:
+            return set()
+        query = sa.select(outbound_messages.c.sid).where(outbound_messages.c.sid.in_(sids))
+        with self._store.connect() as conn:
+            return {row.sid for row in conn.execute(query)}
+
+    def last_sid_before(self, to_phone: str, record_id: int) -> str | None:
+        """The Twilio sid of the latest message to `to_phone` recorded before `record_id`."""
+        query = (
+            sa.select(outbound_messages.c.sid)
+            .where(outbound_messages.c.to_phone == to_phone, outbound_messages.c.id < record_id)
+            .where(outbound_messages.c.sid.is_not(None))
+            .order_by(outbound_messages.c.id.desc())
+            .limit(1)
+        )
+        with self._store.connect() as conn:
+            return conn.execute(query).scalar()
+
     def outbound(self, to_phone: str | None = None, after_id: int = 0) -> list[OutboundRecord]:
         query = sa.select(outbound_messages).where(outbound_messages.c.id > after_id)
         if to_phone:
             query = query.where(outbound_messages.c.to_phone == to_phone)
         with self._store.connect() as conn:
             rows = conn.execute(query.order_by(outbound_messages.c.id)).all()
-        return [
-            OutboundRecord(
-                id=row.id,
-                sid=row.sid,
-                to_phone=row.to_phone,
-                channel=row.channel,
-                transport=row.transport,
-                body=row.body,
-                media_urls=json.loads(row.media_urls) if row.media_urls else [],
-                content_sid=row.content_sid,
-                status=row.status,
-                error_code=row.error_code,
-                attempts=row.attempts,
-                idempotency_key=row.idempotency_key,
-            )
-            for row in rows
-        ]
+        return [_record(row) for row in rows]
+
+
+def _record(row: sa.engine.Row) -> OutboundRecord:
+    return OutboundRecord(
+        id=row.id,
+        sid=row.sid,
+        to_phone=row.to_phone,
+        channel=row.channel,
+        transport=row.transport,
+        body=row.body,
+        media_urls=json.loads(row.media_urls) if row.media_urls else [],
+        content_sid=row.content_sid,
+        status=row.status,
+        error_code=row.error_code,
+        attempts=row.attempts,
+        idempotency_key=row.idempotency_key,
+    )

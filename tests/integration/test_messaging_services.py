@@ -267,3 +267,32 @@ def test_without_a_twilio_account_messages_go_to_the_outbox(messaging, capsys):
     assert result.status == "outbox"
     assert "[outbox → +525512345678] ¿Dónde está?" in capsys.readouterr().out
     assert messaging.outbound(PHONE)[0].transport == "outbox"
+
+
+def test_a_reply_twilio_took_before_its_process_died_is_not_sent_again(fake, messaging):
+    settings = twilio_settings(fake)
+    send(settings, messaging, OutboundMessage(PHONE, Channel.SMS, "¡Hola!"))  # an earlier reply
+    reply = OutboundMessage(PHONE, Channel.SMS, "Tu pedido llega mañana")
+    send(settings, messaging, reply, key="SMin:0")
+    # kill -9 after Twilio's 201 and before its answer was recorded: the record says "sending".
+    record = messaging.outbound(PHONE)[-1]
+    messaging.update_outbound(record.id, sid=None, status="sending")
+    again = send(settings, messaging, reply, key="SMin:0")  # the replay
+    assert again.status == "duplicate" and len(fake.received) == 2
+    assert messaging.outbound(PHONE)[-1].sid == fake.received[-1].sid  # Twilio's sid, found again
+
+
+def test_a_reply_whose_request_never_left_before_the_kill_is_sent_on_the_replay(fake, messaging):
+    settings = twilio_settings(fake)
+    send(
+        settings, messaging, OutboundMessage(PHONE, Channel.SMS, "Tu pedido llega mañana")
+    )  # the same text, earlier
+    # kill -9 after the record was written and before the request left.
+    messaging.add_outbound(
+        PHONE, Channel.SMS, "twilio", "Tu pedido llega mañana", [], None, "sending", "SMin:0.0"
+    )
+    result = send(
+        settings, messaging, OutboundMessage(PHONE, Channel.SMS, "Tu pedido llega mañana"), key="SMin:0"
+    )
+    assert result.status == "queued" and len(fake.received) == 2
+    assert [r.status for r in messaging.outbound(PHONE)] == ["queued", "queued"]
