@@ -107,7 +107,8 @@ class PrivateRedis:
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if subprocess.call(["redis-cli", "-p", str(self.port), "ping"], stdout=subprocess.DEVNULL) == 0:
+            ping = ["redis-cli", "-p", str(self.port), "ping"]
+            if subprocess.call(ping, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
                 return
             time.sleep(0.1)
         raise SystemExit("the private redis-server did not start")
