@@ -39,7 +39,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
+import redis
+import sqlalchemy
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.lock_store import LockError
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
 from sanic import Blueprint, response
@@ -83,6 +86,24 @@ MAX_FORM_BYTES = 64 * 1024
 # replica whose lease expired, or a failure whose backoff is over.
 SWEEP_S = 1.0
 PRUNE_EVERY_S = 3600.0  # finished rows older than the journal's RETENTION are deleted
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether processing failed because a system was down (the action server, Redis, the
+    database, Rasa's lock), not because of the message itself: retried without a limit."""
+    outages = (
+        rasa_patches.ActionServerUnavailable,
+        BackendUnavailable,
+        LockError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        ConnectionError,
+        TimeoutError,
+        asyncio.TimeoutError,
+    )
+    return isinstance(error, outages)
 
 
 class ReplyKeys:
@@ -543,6 +564,8 @@ class TwilioInput(InputChannel):
     async def _drain(self, phone: str) -> None:
         """Process the conversation's rows oldest first, until none is left that this worker may
         take: one failing (retried after its backoff) holds back the newer ones."""
+        if not self._model_ready():
+            return  # no model yet (starting, or being replaced): the sweep comes back for it
         try:
             while True:
                 self._again.discard(phone)
@@ -578,12 +601,18 @@ class TwilioInput(InputChannel):
                 entry.message.sid,
                 entry.attempts,
             )
-            retried = await asyncio.to_thread(self.journal.retry_later, entry, self.worker_id, repr(error))
+            retried = await asyncio.to_thread(
+                self.journal.retry_later, entry, self.worker_id, repr(error), outage=is_outage(error)
+            )
             return not retried  # given up: the conversation goes on with its next message
         finally:
             lease.cancel()
         await asyncio.to_thread(self.journal.finish, entry.id, self.worker_id)
         return True
+
+    def _model_ready(self) -> bool:
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        return agent is not None and agent.is_ready()
 
     async def _process_once(self, entry: JournalEntry) -> None:
         message, keys = entry.message, ReplyKeys(entry.message.sid)

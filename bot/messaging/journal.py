@@ -13,7 +13,8 @@ conversation one at a time, oldest first, under a lease in the same table:
   so two replicas never process the same row, and renewed while the row is processed; a row
   whose lease expired (its process died) is taken again by whoever looks next;
 - `finish` marks it done; `retry_later` gives it back with a backoff (`lease_until` then says
-  when it may be taken again); after `MAX_ATTEMPTS` it is marked failed and logged;
+  when it may be taken again); after `MAX_ATTEMPTS` failures of its own (an outage of the action
+  server, Redis or the database does not count) it is marked failed and logged;
 - `prune` deletes finished rows after `RETENTION` (a week: Twilio stops retrying long before).
 
 Card numbers never reach this table: the Body is stored masked (bot.masking), with a flag saying
@@ -224,9 +225,12 @@ class InboundJournal:
                 .values(status=DONE, claimed_by=None, lease_until=None, finished_at=self._now())
             )
 
-    def retry_later(self, entry: JournalEntry, worker: str, error: str) -> bool:
-        """Give the row back to be taken again after a backoff; False when it was given up."""
-        give_up = entry.attempts >= MAX_ATTEMPTS
+    def retry_later(self, entry: JournalEntry, worker: str, error: str, *, outage: bool = False) -> bool:
+        """Give the row back to be taken again after a backoff; False when it was given up.
+
+        `outage`: the failure came from a system being down (the action server, Redis, the
+        database), not from the message: such a row is retried for as long as the outage lasts."""
+        give_up = entry.attempts >= MAX_ATTEMPTS and not outage
         delay = BACKOFF_S[min(entry.attempts, len(BACKOFF_S)) - 1]
         values = {"claimed_by": None, "last_error": error[:500]}
         if give_up:

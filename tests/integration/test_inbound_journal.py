@@ -114,3 +114,12 @@ def test_finished_rows_are_deleted_after_the_retention_and_unfinished_ones_never
     clock.advance(timedelta(minutes=2))
     assert journal.prune() == 1
     assert journal.status_of(done) is None and journal.status_of(waiting) == "accepted"
+
+
+def test_an_outage_is_retried_for_as_long_as_it_lasts(journal, clock):
+    sid = accept(journal, MARIANA_MX, "hola")
+    for _ in range(MAX_ATTEMPTS + 3):
+        entry = journal.take_next(MARIANA_MX, "w1")
+        assert journal.retry_later(entry, "w1", "action server down", outage=True)
+        clock.advance(timedelta(seconds=31))
+    assert journal.status_of(sid) == "accepted"

@@ -311,3 +311,10 @@ def test_only_an_outage_fails_the_turn_and_rasas_own_refusals_are_left_to_rasa()
         raised_from(aiohttp.ClientResponseError(info, (), status=403))  # a wrong token: not an outage
     )
     assert not rasa_patches.is_action_server_unreachable(RasaException("no endpoint is configured"))
+
+
+def test_the_channel_retries_an_action_server_outage_without_a_limit():
+    from connectors.twilio_channel import is_outage
+
+    assert is_outage(rasa_patches.ActionServerUnavailable("action_order_status: refused"))
+    assert not is_outage(KeyError("a bug in the channel"))
