@@ -73,7 +73,7 @@ services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60 RAMP_UP=1; ~4 min)
 	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(RAMP_UP),--ramp-up $(RAMP_UP))
 
-chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while 30 customers write: 0 lost, doubled, out of order (~6 min, loopback)
+chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while 30 customers write: 0 lost, doubled, out of order (~3 min, loopback)
 	@$(STACK) model
 	@$(PY) scripts/chaos.py $(if $(CUSTOMERS),--customers $(CUSTOMERS))
 
