@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench lock clean crm-server migrate migration agent agent-unlock demo-agent browser
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -72,6 +72,10 @@ services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 
 bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60 RAMP_UP=1; ~4 min)
 	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(RAMP_UP),--ramp-up $(RAMP_UP))
+
+chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while 30 customers write: 0 lost, doubled, out of order (~3 min, loopback)
+	@$(STACK) model
+	@$(PY) scripts/chaos.py $(if $(CUSTOMERS),--customers $(CUSTOMERS))
 
 demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force

@@ -22,6 +22,7 @@ from bot.clock import Clock, SystemClock
 from bot.handoff.logins import LoginLimits
 from bot.handoff.service import HandoffServices, build_services
 from bot.identity import IdentitySigner
+from bot.messaging.journal import InboundJournal
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
@@ -52,6 +53,7 @@ class Wiring:
     messaging: MessagingStore
     handoff: HandoffServices
     memory: ConversationMemory  # what the inbound rules remember between messages
+    journal: InboundJournal | None = None  # the Twilio channel's inbound messages, durable
     # Built on first use: the verifier needs the payment secrets (refused without them), and the
     # sender's HTTP session belongs to the event loop that first sends.
     verifier: CodeVerifier | None = None
@@ -155,6 +157,7 @@ def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
         messaging=MessagingStore(store, clock),
         handoff=build_services(settings, store, clock),
         memory=memory_for(settings.redis_url),
+        journal=InboundJournal(store, clock),
     )
 
 

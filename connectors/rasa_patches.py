@@ -1,9 +1,10 @@
-"""Rasa 3.6's repeated computations done once, and the loaded model kept out of the garbage
-collector's full passes: patches of four Rasa internals, applied once when the Rasa process
-starts (`connectors/rasa_launcher.py`, which `make run`, `make shell` and `make bench` start
-instead of the bare `rasa` command). And one patch that is not about speed: Rasa's HTTP API
-scoped to reads (`scope_http_api`, at the end), applied by the launcher whatever RASA_PATCHES
-says and on any Rasa version, since turning it off would open the server rather than slow it.
+"""Rasa 3.6's repeated computations done once, the loaded model kept out of the garbage
+collector's full passes, and a turn failed when the action server is down: patches of Rasa
+internals, applied once when the Rasa process starts (`connectors/rasa_launcher.py`, which
+`make run`, `make shell` and `make bench` start instead of the bare `rasa` command). And one
+patch that is not about speed: Rasa's HTTP API scoped to reads (`scope_http_api`, at the end),
+applied by the launcher whatever RASA_PATCHES says and on any Rasa version, since turning it off
+would open the server rather than slow it.
 
 `make bench` profiled the Rasa process holding the GIL (py-spy --gil) while 20 customers wrote:
 - 22% of it validated each action server answer with `jsonschema.validate`, which checks the
@@ -14,6 +15,12 @@ says and on any Rasa version, since turning it off would open the server rather 
 - 3% recomputed, on every graph run, which nodes the run needs (a recursive walk that visits
   shared dependencies again and again).
 The fourth patch releases the model that `warm_up_and_freeze` froze when another replaces it.
+The fifth is not about speed: when the action server cannot be reached (refused, reset, a 5xx,
+a timeout: a kill -9 and restart), Rasa 3.6 logs the exception and goes on without the action's
+events, so the customer gets no answer and the turn is saved as if it were complete. Patched,
+such a turn raises `ActionServerUnavailable` instead, before the processor's only save point of
+the turn (`handle_message` saves at its end): the tracker is left as it was, and the Twilio
+channel retries the message from its journal after a backoff.
 
 Each patch computes exactly what Rasa computes, keyed on everything the result depends on, so
 predictions, validation errors and events are unchanged (tests/unit/test_rasa_patches.py compares
@@ -27,6 +34,7 @@ run the equivalence test, then move `WRITTEN_FOR`.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
@@ -78,6 +86,7 @@ def apply(enabled: bool = True) -> bool:
         _remember_past_states_per_tracker()
         _remember_minimal_graph_schemas()
         _unfreeze_when_a_model_is_replaced()
+        _fail_the_turn_when_the_action_server_is_unreachable()
         _applied = True
         logger.info("Rasa %s patched: %s", rasa.__version__, ", ".join(PATCHED))
         return True
@@ -98,6 +107,8 @@ PATCHED = (
     "rasa.shared.core.trackers:DialogueStateTracker.past_states",
     "rasa.engine.graph:GraphSchema.minimal_graph_schema",
     "rasa.core.agent:Agent.load_model",
+    "rasa.core.actions.action:RemoteAction.run",
+    "rasa.core.processor:MessageProcessor._run_action",
 )
 
 
@@ -410,7 +421,69 @@ def _unfreeze_when_a_model_is_replaced() -> None:
     Agent.load_model = load_model
 
 
-# --- 5. Rasa's HTTP API, scoped to reads ------------------------------------------------------
+# --- 5. an unreachable action server fails the turn ---------------------------------------------
+
+
+class ActionServerUnavailable(Exception):
+    """A custom action could not be run because the action server could not be reached; the
+    message is to be handled again later, not answered without the action."""
+
+
+_unreachable: contextvars.ContextVar[ActionServerUnavailable | None] = contextvars.ContextVar(
+    "action_server_unreachable", default=None
+)
+
+
+def is_action_server_unreachable(error: BaseException) -> bool:
+    """Whether RemoteAction.run failed because the server was down, restarting or overwhelmed
+    (connection refused or reset, a 5xx, a timeout), not because it refused the request."""
+    import asyncio
+
+    import aiohttp
+
+    cause = error.__cause__ or error.__context__ or error
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return cause.status >= 500
+    return isinstance(
+        cause, (aiohttp.ClientConnectionError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+    )
+
+
+def _fail_the_turn_when_the_action_server_is_unreachable() -> None:
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
+
+    original_run = RemoteAction.run
+    original_run_action = MessageProcessor._run_action
+
+    @functools.wraps(original_run)
+    async def run(self: RemoteAction, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original_run(self, *args, **kwargs)
+        except Exception as error:
+            # Rasa's _run_action catches every exception: the failure is noted for the wrapper
+            # below (same task, same context), which raises it once Rasa's code returns.
+            if is_action_server_unreachable(error):
+                _unreachable.set(ActionServerUnavailable(f"action {self.name()}: {error}"))
+            raise
+
+    @functools.wraps(original_run_action)
+    async def _run_action(self: MessageProcessor, *args: Any, **kwargs: Any) -> bool:
+        token = _unreachable.set(None)
+        try:
+            result = await original_run_action(self, *args, **kwargs)
+            failure = _unreachable.get()
+        finally:
+            _unreachable.reset(token)
+        if failure is not None:
+            raise failure
+        return result
+
+    RemoteAction.run = run
+    MessageProcessor._run_action = _run_action
+
+
+# --- 6. Rasa's HTTP API, scoped to reads ------------------------------------------------------
 #
 # `rasa run --enable-api` puts the whole HTTP API on the server's port behind one token: replace
 # the model (PUT /model), train, write any event into any conversation (a SlotSet forging a

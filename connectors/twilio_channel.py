@@ -2,12 +2,19 @@
 
 Inbound (POST /webhooks/twilio/webhook): no signature header or a body over MAX_FORM_BYTES is
 refused before the body is read (`refuse_before_body`); then the signature is checked against
-PUBLIC_URL, MessageSid claimed once (Redis SET NX across replicas), empty 204 to Twilio at once,
-then processing in the background, one conversation at a time in arrival order, on a thread of
-its own: Rasa's NLU and policies are CPU-bound and run in whatever loop calls them, so on the
-server's loop they would hold every acknowledgement back. Outbound: every reply goes through
-bot.messaging.sender.MessageSender (async Twilio REST client, retries, 24-hour window, opt-out).
-Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
+PUBLIC_URL and the message is written to the inbound journal (bot/messaging/journal.py) before
+anything is answered: empty 204 once the row is committed, 204 for a MessageSid already there
+(Twilio's duplicate delivery), 503 when the database cannot take it (Twilio delivers again).
+Processing happens on a thread of its own (Rasa's NLU and policies are CPU-bound and would hold
+every acknowledgement back on the server's loop): a worker takes each conversation's journal
+rows one at a time in arrival order under a lease, marks them done when finished, and gives them
+back with a backoff when processing failed (the action server or the database was down). At
+start, and every `SWEEP_S` after, it takes what was accepted and not finished: the rows a crash
+or a dead replica left. Replies are keyed by the inbound MessageSid and their place among its
+replies (`ReplyKeys`), so a replay never answers twice; a message whose turn is already in the
+tracker is not run through Rasa again, only its replies not sent yet are sent. Outbound: every
+reply goes through bot.messaging.sender.MessageSender (async Twilio REST client, 24-hour window,
+opt-out). Delivery status callbacks (POST /webhooks/twilio/status) update each outbound message.
 
 What a message means before Rasa (handoff routing, opt-out and opt-in words, card screening,
 numbered options, escalation) is decided by bot.messaging.inbound_rules.decide; this module reads
@@ -21,14 +28,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
+import socket
 import sys
 import threading
+import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
+import redis
+import sqlalchemy
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.lock_store import LockError
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, UserUttered
 from sanic import Blueprint, response
@@ -37,11 +51,11 @@ from sanic.request import Request
 from twilio.request_validator import RequestValidator
 
 from bot.adapters.base import BackendUnavailable
+from bot.adapters.sql import SqlStore
 from bot.choices import numbered_options
 from bot.clock import Clock
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
-from bot.messaging.claims import MessageClaims, claims_for
 from bot.messaging.inbound import Channel, InboundMessage, MalformedWebhook, parse_inbound
 from bot.messaging.inbound_rules import (
     ConversationState,
@@ -51,6 +65,7 @@ from bot.messaging.inbound_rules import (
     decide,
     facts_needed,
 )
+from bot.messaging.journal import LEASE, DuplicateMessage, InboundJournal, JournalEntry
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
 from bot.messaging.store import MessagingStore
@@ -67,6 +82,46 @@ logger = logging.getLogger(__name__)
 # largest legitimate one is a 4,096-character WhatsApp Body of 4-byte characters, which
 # percent-encodes to 48 KiB. 64 KiB holds that with room; Sanic's default is 100 MB.
 MAX_FORM_BYTES = 64 * 1024
+# How often a worker looks for journal rows nobody is processing: left by a crash, a dead
+# replica whose lease expired, or a failure whose backoff is over.
+SWEEP_S = 1.0
+PRUNE_EVERY_S = 3600.0  # finished rows older than the journal's RETENTION are deleted
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether processing failed because a system was down (the action server, Redis, the
+    database, Rasa's lock), not because of the message itself: retried without a limit."""
+    outages = (
+        rasa_patches.ActionServerUnavailable,
+        BackendUnavailable,
+        LockError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        ConnectionError,
+        TimeoutError,
+        asyncio.TimeoutError,
+    )
+    return isinstance(error, outages)
+
+
+class ReplyKeys:
+    """The keys of the replies to one inbound message, in the order they are produced: the n-th
+    reply to message X is "X:n" whether it is produced the first time or on a replay."""
+
+    def __init__(self, message_sid: str) -> None:
+        self.message_sid = message_sid
+        self._next = 0
+
+    def next(self) -> str:
+        key = f"{self.message_sid}:{self._next}"
+        self._next += 1
+        return key
+
+
+def _keyed(keys: ReplyKeys | None) -> str | None:
+    return keys.next() if keys is not None else None
 
 
 def channel_response(name: str) -> str:
@@ -77,7 +132,7 @@ def channel_response(name: str) -> str:
 class ConversationWorker:
     """A thread with its own event loop where conversations are processed.
 
-    The server's loop only verifies, claims and acknowledges webhooks. Everything the
+    The server's loop only verifies, journals and acknowledges webhooks. Everything the
     processing touches works from any loop: Rasa's lock stores poll, its action-server client
     opens a session per call, the SQL stores are synchronous, and the Twilio client is created
     on first use inside this loop.
@@ -114,6 +169,19 @@ class ConversationWorker:
             await asyncio.wait(pending, timeout=timeout_s)
 
     def stop(self) -> None:
+        """Cancel what still runs here (the journal's sweep, unfinished messages: they stay in the
+        journal and are replayed), then stop the loop and its thread."""
+
+        async def cancel_all() -> None:
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
+        except Exception:  # noqa: BLE001 (stopping anyway)
+            logger.warning("the conversation worker's tasks did not all stop in 5 s")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
@@ -131,11 +199,13 @@ class TwilioOutput(OutputChannel):
         store: MessagingStore,
         channel: Channel | None,
         memory: ConversationMemory,
+        keys: ReplyKeys | None = None,
     ) -> None:
         self.sender = sender
         self.store = store
         self.memory = memory
         self.channel = channel  # None: the channel the customer last wrote from
+        self.keys = keys  # the replies to a customer's message: sent once each, also on a replay
 
     async def _channel_for(self, recipient_id: str) -> Channel:
         if self.channel is not None:
@@ -149,7 +219,7 @@ class TwilioOutput(OutputChannel):
         channel = await self._channel_for(recipient_id)
         message = OutboundMessage(to=recipient_id, channel=channel, body=body, media_urls=media_urls, **extra)
         try:
-            await self.sender.send(message)
+            await self.sender.send(message, key=_keyed(self.keys))
         except OutsideSessionWindow:
             logger.exception("reply to %s not sent: outside the WhatsApp 24-hour window", recipient_id)
 
@@ -212,6 +282,7 @@ class TwilioInput(InputChannel):
             handoff=graph.handoff,
             clock=graph.clock,
             memory=graph.memory,
+            journal=graph.journal,
         )
 
     def __init__(
@@ -221,16 +292,22 @@ class TwilioInput(InputChannel):
         store: MessagingStore,
         handoff: HandoffServices,
         clock: Clock,
-        claims: MessageClaims | None = None,
         sender: MessageSender | None = None,
         memory: ConversationMemory | None = None,
+        journal: InboundJournal | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.store = store
         self.handoff = handoff
         self._api_sender: MessageSender | None = None
-        self.claims = claims or claims_for(settings.redis_url)
+        self.journal = journal or InboundJournal(SqlStore(settings.database_url), clock)
+        # Who holds a journal row's lease: unique per process, and readable in the table.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._draining: dict[str, asyncio.Task] = {}  # phone -> its drain, on the worker's loop
+        self._again: set[str] = set()  # phones given new rows while their drain was reading
+        self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
+        self._app: Any = None
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings), clock=self.clock)
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
@@ -358,7 +435,9 @@ class TwilioInput(InputChannel):
             opted_out=needed.opted_out and await self._opted_out(phone),
         )
 
-    async def _withdraw(self, message: InboundMessage, handoff: Handoff, app: Any) -> None:
+    async def _withdraw(
+        self, message: InboundMessage, handoff: Handoff, app: Any, keys: ReplyKeys | None
+    ) -> None:
         if not await asyncio.to_thread(self.handoff.store.end, handoff.id, "withdrawn"):
             return
         await asyncio.to_thread(self.handoff.announcer.announce, "handoff_withdrawn", handoff.id)
@@ -373,10 +452,15 @@ class TwilioInput(InputChannel):
                 ActionExecuted(ACTION_LISTEN_NAME),  # the bot listens again, as after any turn
             ],
         )
-        await self.sender.send(OutboundMessage(message.phone, message.channel, body=text))
+        await self.sender.send(OutboundMessage(message.phone, message.channel, body=text), key=_keyed(keys))
 
     async def _to_agent(
-        self, message: InboundMessage, handoff: Handoff, decision: InboundDecision, app: Any
+        self,
+        message: InboundMessage,
+        handoff: Handoff,
+        decision: InboundDecision,
+        app: Any,
+        keys: ReplyKeys | None,
     ) -> None:
         media = [{"url": m.url, "content_type": m.content_type} for m in message.media]
         await asyncio.to_thread(
@@ -389,28 +473,30 @@ class TwilioInput(InputChannel):
             )
         ]
         if decision.advise_against_card_data:
-            events.append(await self._advise_against_card_data(message, handoff.id))
+            events.append(await self._advise_against_card_data(message, handoff.id, keys))
         await self._append_to_tracker(app, message.phone, events)
 
-    async def _advise_against_card_data(self, message: InboundMessage, handoff_id: str) -> Event:
+    async def _advise_against_card_data(
+        self, message: InboundMessage, handoff_id: str, keys: ReplyKeys | None
+    ) -> Event:
         """Card data typed to an agent: the customer gets the same advice the bot gives, and the
         agent sees it in the conversation. Returns the bot message for the tracker."""
         advice = channel_response("utter_card_data_refused")
         await asyncio.to_thread(self.handoff.store.add_message, handoff_id, "bot", advice)
-        await self.sender.send(OutboundMessage(message.phone, message.channel, body=advice))
+        await self.sender.send(OutboundMessage(message.phone, message.channel, body=advice), key=_keyed(keys))
         return BotUttered(advice)
 
-    async def _opt_out(self, message: InboundMessage) -> None:
+    async def _opt_out(self, message: InboundMessage, keys: ReplyKeys | None) -> None:
         await asyncio.to_thread(self.store.opt_out, message.phone, message.channel)
         logger.info("%s opted out on %s", message.phone, message.channel.value)
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_out"))
-        await self.sender.send(reply, opt_out_confirmation=True)
+        await self.sender.send(reply, opt_out_confirmation=True, key=_keyed(keys))
 
-    async def _opt_in(self, message: InboundMessage) -> None:
+    async def _opt_in(self, message: InboundMessage, keys: ReplyKeys | None) -> None:
         await asyncio.to_thread(self.store.opt_in, message.phone)
         logger.info("%s opted back in on %s", message.phone, message.channel.value)
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
-        await self.sender.send(reply)
+        await self.sender.send(reply, key=_keyed(keys))
 
     # --- processing -------------------------------------------------------------------------
 
@@ -420,8 +506,10 @@ class TwilioInput(InputChannel):
         sender_address: str,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
         app: Any = None,
+        keys: ReplyKeys | None = None,
     ) -> None:
-        """Everything after the acknowledgement, for one message, in its conversation's turn."""
+        """Everything after the acknowledgement, for one message, in its conversation's turn.
+        `keys` names its replies (the journal's worker gives them; a direct call may not)."""
         lock = self._conversations.get(message.phone)
         if lock is None:
             lock = self._conversations[message.phone] = asyncio.Lock()
@@ -436,15 +524,15 @@ class TwilioInput(InputChannel):
             if decision.answered_buttons:
                 await asyncio.to_thread(self.memory.clear_pending_buttons, message.phone)
             if decision.route is Route.WITHDRAW_HANDOFF and handoff is not None:
-                await self._withdraw(message, handoff, app)
+                await self._withdraw(message, handoff, app, keys)
             elif decision.route is Route.TO_AGENT and handoff is not None:
-                await self._to_agent(message, handoff, decision, app)
+                await self._to_agent(message, handoff, decision, app, keys)
             elif decision.route is Route.OPT_OUT:
-                await self._opt_out(message)
+                await self._opt_out(message, keys)
             elif decision.route is Route.OPT_IN:
-                await self._opt_in(message)
+                await self._opt_in(message, keys)
             elif decision.route is Route.TO_BOT:
-                output = TwilioOutput(self.sender, self.store, message.channel, self.memory)
+                output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
                 await on_new_message(
                     UserMessage(
                         decision.text,
@@ -456,34 +544,170 @@ class TwilioInput(InputChannel):
                     )
                 )
 
-    def _spawn(self, work: Coroutine[Any, Any, None], sid: str) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                logger.exception("processing message %s failed", sid)
+    # --- the journal's worker -------------------------------------------------------------
 
+    def _worker_loop(self) -> ConversationWorker:
         if self._worker is None:
             self._worker = ConversationWorker()
-        self._worker.submit(guarded())
+        return self._worker
+
+    def dispatch(self, phone: str) -> None:
+        """Have the worker process `phone`'s journal rows (from any thread)."""
+        worker = self._worker_loop()
+        worker.loop.call_soon_threadsafe(self._start_drain, phone)
+
+    def _start_drain(self, phone: str) -> None:
+        # On the worker's loop only: `_draining` and `_again` are never touched from elsewhere.
+        if phone in self._draining:
+            self._again.add(phone)
+            return
+        task = self._worker_loop().loop.create_task(self._drain(phone))
+        self._draining[phone] = task
+        task.add_done_callback(lambda _: self._draining.pop(phone, None))
+
+    async def _drain(self, phone: str) -> None:
+        """Process the conversation's rows oldest first, until none is left that this worker may
+        take: one failing (retried after its backoff) holds back the newer ones."""
+        if not self._model_ready():
+            return  # no model yet (starting, or being replaced): the sweep comes back for it
+        try:
+            while True:
+                self._again.discard(phone)
+                entry = await asyncio.to_thread(self.journal.take_next, phone, self.worker_id)
+                if entry is None:
+                    if phone in self._again:
+                        continue
+                    return
+                if not await self._process(entry):
+                    return
+        except Exception:
+            # The database is down: the rows stay accepted and the sweep takes them again.
+            logger.exception("the journal of %s could not be read; retrying on the next sweep", phone)
+
+    async def _keep_lease(self, entry: JournalEntry) -> None:
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            try:
+                if not await asyncio.to_thread(self.journal.renew, entry.id, self.worker_id):
+                    logger.error("lost the lease of message %s", entry.message.sid)
+                    return
+            except Exception:
+                logger.exception("could not renew the lease of message %s", entry.message.sid)
+
+    async def _process(self, entry: JournalEntry) -> bool:
+        """One journal row, to the end; whether the conversation's next row may follow now."""
+        lease = asyncio.create_task(self._keep_lease(entry))
+        try:
+            await self._process_once(entry)
+        except Exception as error:
+            logger.exception(
+                "processing message %s failed (attempt %d); it will be retried",
+                entry.message.sid,
+                entry.attempts,
+            )
+            retried = await asyncio.to_thread(
+                self.journal.retry_later, entry, self.worker_id, repr(error), outage=is_outage(error)
+            )
+            return not retried  # given up: the conversation goes on with its next message
+        finally:
+            lease.cancel()
+        await asyncio.to_thread(self.journal.finish, entry.id, self.worker_id)
+        return True
+
+    def _model_ready(self) -> bool:
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        return agent is not None and agent.is_ready()
+
+    async def _process_once(self, entry: JournalEntry) -> None:
+        message, keys = entry.message, ReplyKeys(entry.message.sid)
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        if agent is None or not agent.is_ready():
+            raise RuntimeError("no model is loaded yet")
+        if entry.replayed:
+            replies = await self._replies_in_tracker(agent, message)
+            if replies is not None:
+                # Rasa saved this turn before the crash: its replies are in the tracker. Only those
+                # not sent yet go out (the sender skips the keys it recorded).
+                logger.info("message %s was handled before: sending its unsent replies", message.sid)
+                output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
+                for reply in replies:
+                    await output.send_response(message.phone, reply.message())
+                return
+        assert self._on_new_message is not None
+        await self.handle(message, entry.address or "", self._on_new_message, self._app, keys)
+
+    @staticmethod
+    async def _replies_in_tracker(agent: Any, message: InboundMessage) -> list[BotUttered] | None:
+        """The bot messages after `message`'s user turn in its tracker; None when Rasa never saved
+        that turn (then the message is to be handled from the start)."""
+        if agent.tracker_store is None:
+            return None
+        tracker = await agent.tracker_store.retrieve(message.phone)
+        if tracker is None:
+            return None
+        replies: list[BotUttered] | None = None
+        for event in tracker.events:
+            if isinstance(event, UserUttered):
+                if replies is not None:
+                    break  # the next user turn
+                if event.message_id == message.sid:
+                    replies = []
+            elif replies is not None and isinstance(event, BotUttered):
+                replies.append(event)
+        return replies
+
+    async def _sweep(self) -> None:
+        """Take, now and every SWEEP_S, what nobody is processing: the replay after a restart."""
+        next_prune = 0.0
+        while True:
+            try:
+                for phone in await asyncio.to_thread(self.journal.conversations_due):
+                    self._start_drain(phone)
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                    pruned = await asyncio.to_thread(self.journal.prune)
+                    if pruned:
+                        logger.info("deleted %d finished rows from the inbound journal", pruned)
+            except Exception:
+                logger.exception("the inbound journal could not be read; trying again")
+            await asyncio.sleep(SWEEP_S)
+
+    def start_processing(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Begin processing the journal (the server started): first what a crash left unfinished."""
+        self._app, self._on_new_message = app, on_new_message
+        worker = self._worker_loop()
+        worker.submit(self._sweep())
 
     async def drain(self, timeout_s: float = 20) -> None:
-        """Let in-flight messages finish (on shutdown), then release connections."""
+        """Let in-flight messages finish (on shutdown), then release connections. What is not
+        finished stays accepted in the journal: the next start replays it."""
         if self._worker is not None:
-            await self._worker.wait_idle(timeout_s)
+            worker = self._worker
+
+            async def in_flight() -> None:
+                tasks = [task for task in self._draining.values() if not task.done()]
+                if tasks:
+                    await asyncio.wait(tasks, timeout=timeout_s)
+
+            try:
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(in_flight(), worker.loop))
+            except Exception:
+                logger.exception("in-flight messages did not finish; they will be replayed")
             # The Twilio client's session belongs to the worker's loop: close it there.
-            self._worker.run(self.sender.transport.close(), timeout_s=5)
-            self._worker.stop()
-        await self.claims.close()
+            worker.run(self.sender.transport.close(), timeout_s=5)
+            worker.stop()
         self.memory.close()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("hardened_twilio_webhook", __name__)
+        self._on_new_message = on_new_message
 
         @webhook.listener("after_server_start")
         async def warm_up(app: Any, _loop: Any) -> None:
             # Rasa loads the model before the server starts; trace it and freeze it now.
             await rasa_patches.warm_up_and_freeze(getattr(app.ctx, "agent", None))
+            # Then the journal: what was accepted and not finished before a crash first.
+            self.start_processing(app, on_new_message)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> response.HTTPResponse:
@@ -506,10 +730,18 @@ class TwilioInput(InputChannel):
             except (MalformedWebhook, InvalidPhoneNumber) as error:
                 logger.warning("refused a Twilio webhook: %s", error)
                 return response.text("bad request", status=400)
-            if not await self.claims.claim(message.sid):
-                logger.info("MessageSid %s already claimed: duplicate ignored", message.sid)
+            try:
+                await asyncio.to_thread(self.journal.accept, message, form["From"])
+            except DuplicateMessage:
+                logger.info("MessageSid %s is already in the journal: duplicate ignored", message.sid)
                 return response.empty(status=204)
-            self._spawn(self.handle(message, form["From"], on_new_message, request.app), message.sid)
+            except Exception:
+                # Not stored, so not acknowledged: Twilio delivers it again.
+                logger.exception("message %s could not be journaled: answered 503", message.sid)
+                return response.text("service unavailable", status=503)
+            if self._app is None:  # before after_server_start ran (never, under Rasa's server)
+                self._app = request.app
+            self.dispatch(message.phone)
             return response.empty(status=204)
 
         @webhook.route("/status", methods=["POST"], stream=True)

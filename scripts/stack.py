@@ -279,7 +279,44 @@ def load_demo(settings: Settings) -> None:
         fail("the demo data could not be loaded; the line above says why.")
 
 
-def serve_until_stopped(processes: list[subprocess.Popen]) -> int:
+class Supervised:
+    """A child process that is started again when it dies, as systemd's Restart=always would.
+
+    A crash, an out-of-memory kill or a `kill -9` must not take the assistant down for good:
+    what Twilio delivered while it was down is retried by Twilio (README, "Operating"), and what
+    was accepted is replayed from the inbound journal once Rasa is back. A child that dies again
+    soon after starting waits longer each time (1, 2, 4 … 30 s), so a broken configuration does
+    not spin; one that ran for a minute starts over at 1 s.
+    """
+
+    STABLE_S = 60.0
+    MAX_DELAY_S = 30.0
+
+    def __init__(
+        self, name: str, command: list[str], settings: Settings, doors: tuple[str, ...] = ()
+    ) -> None:
+        self.name, self.command, self.settings, self.doors = name, command, settings, doors
+        self.process = start(command, settings, doors)
+        self.started = time.monotonic()
+        self.quick_deaths = 0
+        self.restart_at: float | None = None
+
+    def watch(self, now: float) -> None:
+        """Notice a death and schedule the restart; restart when its delay is over."""
+        if self.restart_at is None:
+            if self.process.poll() is None:
+                return
+            self.quick_deaths = 0 if now - self.started >= self.STABLE_S else self.quick_deaths + 1
+            delay = min(self.MAX_DELAY_S, 2.0 ** max(0, self.quick_deaths - 1))
+            say(f"{self.name} exited with code {self.process.returncode}; restarting it in {delay:.0f} s.")
+            self.restart_at = now + delay
+        elif now >= self.restart_at:
+            self.process = start(self.command, self.settings, self.doors)
+            self.started, self.restart_at = now, None
+            say(f"{self.name} restarted (pid {self.process.pid}).")
+
+
+def serve_until_stopped(children: list[Supervised]) -> int:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -288,12 +325,15 @@ def serve_until_stopped(processes: list[subprocess.Popen]) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    while not stopping and all(process.poll() is None for process in processes):
+    while not stopping:
+        now = time.monotonic()
+        for child in children:
+            child.watch(now)
         time.sleep(0.3)
-    say("Stopping..." if stopping else "A process stopped unexpectedly; stopping the others.")
-    stop(processes)
+    say("Stopping...")
+    stop([child.process for child in children])
     say("Stopped.")
-    return 0 if stopping else 1
+    return 0
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -430,11 +470,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # The outbox worker is a process of its own rather than a thread of the action server: it
     # keeps retrying while actions restart, it never competes with customers' requests for the
     # action server's loop, and several of either can run (claims are leases in the database).
-    processes = [
-        start(action_server(settings), settings),
-        start(outbox_worker(), settings),
-        start(rasa_server, settings, doors=RASA_SERVER_DOORS),
-        start(console_server(settings), settings, doors=CONSOLE_DOORS),
+    children = [
+        Supervised("Action server", action_server(settings), settings),
+        Supervised("Outbox worker", outbox_worker(), settings),
+        Supervised("Rasa server", rasa_server, settings, doors=RASA_SERVER_DOORS),
+        Supervised("Agent console", console_server(settings), settings, doors=CONSOLE_DOORS),
     ]
     wait_until_up(
         {
@@ -442,7 +482,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/status?token={token}",
             "Agent console": f"http://127.0.0.1:{settings.console_port}/health",
         },
-        processes,
+        [child.process for child in children],
     )
     rest_hint = "$REST_CHANNEL_TOKEN" if settings.rest_channel_token else "$(cat var/rest_channel_token)"
     api_hint = "$RASA_TOKEN" if settings.rasa_token else "$(cat var/rasa_token)"
@@ -470,11 +510,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
       http://localhost:{settings.rasa_port}/webhooks/rest/webhook
     curl -s "http://localhost:{settings.rasa_port}/conversations/+525512345678/tracker?token={api_hint}"
 
-  Ctrl-C stops them all.
+  A process that dies is restarted. Ctrl-C stops them all.
 """,
         flush=True,
     )
-    return serve_until_stopped(processes)
+    return serve_until_stopped(children)
 
 
 def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:

@@ -38,7 +38,7 @@ from tests.harness import Stack
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-# The running stack's own Redis database (claims and Rasa locks), apart from REDIS_URL's flushes.
+# The running stack's own Redis database (Rasa locks, conversation memories), apart from REDIS_URL's flushes.
 STACK_REDIS_URL = os.environ.get("TEST_STACK_REDIS_URL", "redis://127.0.0.1:6379/13")
 PUBLIC_URL = "https://bot.example.test"
 STACK_PAYMENT_LINK_SECRET = (

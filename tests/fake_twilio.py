@@ -3,8 +3,11 @@
 POST /2010-04-01/Accounts/{AccountSid}/Messages.json takes the same form fields as Twilio
 (To, From, Body, MediaUrl, ContentSid, ContentVariables, StatusCallback, MessagingServiceSid),
 checks HTTP basic auth, answers 201 with a JSON message resource and records the request.
-It can be told to fail the next requests (429, 500, a 4xx with a Twilio error code) or to be
-slow. Also signs webhooks the way Twilio does, for sending messages to the assistant.
+It can be told to fail the next requests (429, 500, a 4xx with a Twilio error code), to be
+slow, to accept a message and answer too late (`fail_next(201, delay_s=…)`), or to accept one
+and drop the connection without answering (`drop_after_accepting`): the ambiguous cases where
+Twilio has the message and the sender cannot know it. Also signs webhooks the way Twilio
+does, for sending messages to the assistant.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +28,15 @@ from urllib.parse import parse_qs
 from twilio.request_validator import RequestValidator
 
 from bot.phone import normalize_phone
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client killed mid-connection (a kill -9 of the assistant) is no error of the fake's."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Messages\.json$")
 
@@ -49,6 +62,7 @@ class Failure:
     status: int
     code: int | None = None
     delay_s: float = 0.0
+    drop: bool = False  # accept the message, then close the connection without an answer
 
 
 @dataclass
@@ -71,6 +85,10 @@ class FakeTwilio:
     def fail_next(self, status: int, times: int = 1, code: int | None = None, delay_s: float = 0.0) -> None:
         with self._lock:
             self._failures.extend(Failure(status, code, delay_s) for _ in range(times))
+
+    def drop_after_accepting(self, times: int = 1) -> None:
+        with self._lock:
+            self._failures.extend(Failure(201, drop=True) for _ in range(times))
 
     def slow_down(self, delay_s: float) -> None:
         self._delay_s = delay_s
@@ -128,12 +146,15 @@ class FakeTwilio:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                fake.list_messages(self)
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
                 form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
                 fake.handle(self, form)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -142,6 +163,50 @@ class FakeTwilio:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def _resource(self, message: ReceivedMessage) -> dict:
+        return {
+            "sid": message.sid,
+            "account_sid": self.account_sid,
+            "to": message.to,
+            "from": message.from_,
+            "body": message.body or "",
+            "status": "queued",
+            "num_segments": "1",
+            "num_media": str(len(message.media_urls)),
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message.sid}.json",
+        }
+
+    def list_messages(self, request: BaseHTTPRequestHandler) -> None:
+        """GET Messages.json?To=…&From=…: the messages accepted, newest first, as Twilio lists them."""
+        path, _, query = request.path.partition("?")
+        match = MESSAGES_PATH.match(path)
+        if not match or match["account"] != self.account_sid:
+            request._reply(404, {"code": 20404, "message": "not found", "status": 404})
+            return
+        params = {key: values[0] for key, values in parse_qs(query).items()}
+        with self._lock:
+            found = [
+                m
+                for m in reversed(self.received)
+                if m.to == params.get("To", m.to) and m.from_ == params.get("From", m.from_)
+            ][: int(params.get("PageSize") or 50)]
+        request._reply(
+            200,
+            {
+                "messages": [self._resource(m) for m in found],
+                "page": 0,
+                "page_size": len(found),
+                "start": 0,
+                "end": max(len(found) - 1, 0),
+                "uri": path,
+                "first_page_uri": path,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+            },
+        )
 
     def handle(self, request: BaseHTTPRequestHandler, form: dict[str, list[str]]) -> None:
         arrived = time.perf_counter()  # before any simulated latency: when Twilio has the request
@@ -197,22 +262,11 @@ class FakeTwilio:
         if self.on_message is not None:
             self.on_message(message)
         time.sleep(delay)  # the API's own latency: the message is accepted, the answer comes later
-        request._reply(
-            201,
-            {
-                "sid": message.sid,
-                "account_sid": self.account_sid,
-                "to": message.to,
-                "from": message.from_,
-                "body": message.body or "",
-                "status": "queued",
-                "num_segments": "1",
-                "num_media": str(len(message.media_urls)),
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message.sid}.json",
-            },
-        )
+        if failure is not None and failure.drop:
+            request.close_connection = True
+            request.connection.shutdown(2)  # a reset: no status line ever reaches the client
+            return
+        request._reply(201, self._resource(message))
 
     # --- the other direction: webhooks signed as Twilio signs them ---------------------------
 

@@ -39,6 +39,9 @@ class InboundMessage:
     wa_id: str | None = None
     media: tuple[Media, ...] = field(default_factory=tuple)
     location: Location | None = None
+    # The text as written held card data; `text` is then its masked form (the inbound journal
+    # never stores a card number), and the inbound rules route it as card data all the same.
+    card_data: bool = False
 
     def metadata(self) -> dict:
         """The channel facts carried into the Rasa tracker with the message."""

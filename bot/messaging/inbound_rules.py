@@ -26,7 +26,14 @@ from bot.choices import fold, pick_choice
 from bot.handoff.config import HandoffConfig
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
-from bot.masking import CARRIED_CARD_DIGITS, card_tail, mask_card_data, mask_sensitive, screen_message
+from bot.masking import (
+    CARD_DATA_INTENT,
+    CARRIED_CARD_DIGITS,
+    card_tail,
+    mask_card_data,
+    mask_sensitive,
+    screen_message,
+)
 from bot.messaging import keywords
 from bot.messaging.inbound import InboundMessage, rasa_text
 from bot.messaging.keywords import Keyword, keyword_of
@@ -110,13 +117,14 @@ def _to_agent(message: InboundMessage, state: ConversationState) -> InboundDecis
     # agent, the handoff tables and the tracker only ever get the masked text.
     screened = mask_card_data(message.text, after_card=state.after_card, carried=state.card_tail)
     answering_secret = state.handoff is not None and is_secret_slot(state.handoff.requested_slot)
+    card_data = screened.changed or message.card_data
     return InboundDecision(
         Route.TO_AGENT,
         text=mask_customer_text(screened.text, answering_secret),
-        advise_against_card_data=screened.changed,
-        held_card_data=screened.changed,
+        advise_against_card_data=card_data,
+        held_card_data=card_data,
         # A code typed for the agent's prompt is not kept as a card's possible start.
-        card_tail="" if screened.changed or answering_secret else card_tail(screened.text),
+        card_tail="" if card_data or answering_secret else card_tail(screened.text),
     )
 
 
@@ -148,7 +156,8 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
         text = neutralise_command(text)
     # payments (issue 6): card data never reaches Rasa, its logs or its tracker store.
     screened = screen_message(text, after_card=state.after_card, carried=state.card_tail)
-    text = screened.text
+    card_data = screened.card_data or message.card_data  # masked before it was journaled
+    text = f"/{CARD_DATA_INTENT}" if card_data else screened.text
     if state.pending_buttons and not text.startswith("/"):
         picked = pick_choice(text, [button["title"] for button in state.pending_buttons])
         if picked is not None:
@@ -166,8 +175,8 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
         Route.TO_BOT,
         text=text,
         metadata=metadata,
-        held_card_data=screened.card_data,
-        card_tail=screened.tail,
+        held_card_data=card_data,
+        card_tail="" if card_data else screened.tail,
         answered_buttons=bool(state.pending_buttons),
     )
 

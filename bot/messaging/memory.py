@@ -6,7 +6,7 @@ it is its security code), the digits the last message ended with when a card cou
 is caught in the second) and the numbered options last offered (so "2" or "la segunda" can be
 read back). The tail is partial card data: it lives only here, never in a table or a log.
 With REDIS_URL they live in Redis, where the replica that gets the next message finds them;
-without it, in a small bounded in-process memory, as the locks and claims do.
+without it, in a small bounded in-process memory, as the locks do.
 Synchronous on purpose: a call is one Redis round trip, made from whichever thread or event loop
 the channel runs in (an asyncio client is bound to the loop that created it).
 """
@@ -28,6 +28,7 @@ MEMORY_TTL_S = 24 * 3600
 IN_PROCESS_CAPACITY = 10_000
 # The second half of a split card comes within seconds; the first half is forgotten soon after.
 CARD_TAIL_TTL_S = 300
+REDIS_TIMEOUT_S = 2.0
 
 Button = dict[str, str]  # {"title": ..., "payload": ...}
 
@@ -140,7 +141,11 @@ class RedisMemory(ConversationMemory):
     """Shared by every replica: one key per fact and conversation, expiring after `ttl_s`."""
 
     def __init__(self, url: str, ttl_s: int = MEMORY_TTL_S, prefix: str = "inbound:") -> None:
-        self._redis = redis.Redis.from_url(url)
+        # A hung Redis fails the call in seconds (the message is retried from the journal)
+        # instead of holding the conversation, and everything behind it, for good.
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
         self._ttl = ttl_s
         self._prefix = prefix
 

@@ -4,7 +4,15 @@ It enforces the channel's rules before anything leaves: opted-out numbers get no
 opt-out confirmation; WhatsApp free-form text only within 24 hours of the customer's last
 message (after that, an approved template: ContentSid + ContentVariables); long texts split
 at natural breaks. It records every message and its fate in the outbound_messages table, and
-retries with backoff what can succeed later (429, 5xx, network) but not what cannot (4xx).
+retries with backoff only what Twilio certainly did not accept (429, 503, a connection refused
+before the request left): a timeout, a reset connection or another 5xx after the request was
+sent may mean Twilio took it, so that part is recorded as "unknown" and never sent again.
+
+A reply to a customer's message carries a key (the inbound MessageSid and its place among that
+message's replies); the key is recorded with the message before the request leaves, under a
+unique index, so a replay of the inbound message skips every reply already sent. A reply a dead
+process left "sending" (killed between recording it and recording Twilio's answer) is looked up
+at Twilio (`Transport.find`) and sent only if Twilio does not have it.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # queued (or Twilio's first status) | outbox | blocked | failed
+    status: str  # queued (or Twilio's first status) | outbox | blocked | failed | unknown | duplicate
     record_ids: list[int] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)
     error_code: str | None = None
@@ -80,6 +88,11 @@ class TransientSendError(Exception):
         self.code = code
 
 
+class AmbiguousSendError(Exception):
+    """The request left and no clear answer came back (a timeout, a reset connection, a 5xx other
+    than 503): Twilio may have accepted the message. Sending it again could send it twice."""
+
+
 class PermanentSendError(Exception):
     """Retrying cannot help (invalid number, unsubscribed recipient, bad request)."""
 
@@ -94,6 +107,12 @@ class Transport(ABC):
     @abstractmethod
     async def deliver(self, delivery: Delivery) -> tuple[str, str]:
         """Hand one message over; return (sid, status). Raise Transient/PermanentSendError."""
+
+    async def find(self, delivery: Delivery, newer_than_sid: str | None) -> list[tuple[str, str]]:
+        """(sid, status) of the messages like `delivery` the provider holds, newest first, down to
+        `newer_than_sid` (excluded); raise AmbiguousSendError when it cannot be asked. A transport
+        that cannot be asked finds nothing: a repeat of what it sends is harmless (the outbox)."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 (optional: the outbox holds nothing)
         """Release connections."""
@@ -151,16 +170,45 @@ class TwilioTransport(Transport):
             message = await asyncio.wait_for(self._twilio().messages.create_async(**arguments), self._timeout)
         except TwilioRestException as error:
             code = str(error.code) if error.code else str(error.status)
-            if error.status == 429 or error.status >= 500:
+            if error.status in (429, 503):  # rate limited, or unavailable: no message was created
                 raise TransientSendError(f"Twilio answered {error.status}", code) from error
+            if error.status >= 500:
+                raise AmbiguousSendError(f"Twilio answered {error.status}") from error
             raise PermanentSendError(f"Twilio refused the message ({error.status}, {code})", code) from error
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as error:
+            # The connection was never made: nothing was sent.
+            raise TransientSendError(f"could not connect: {error!r}") from error
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-            raise TransientSendError(f"network error: {error!r}") from error
+            raise AmbiguousSendError(f"no answer after sending: {error!r}") from error
         return message.sid, message.status or "queued"
+
+    async def find(self, delivery: Delivery, newer_than_sid: str | None) -> list[tuple[str, str]]:
+        filters = {"to": delivery.to, **({"from_": delivery.from_} if delivery.from_ else {})}
+        try:
+            listed = await asyncio.wait_for(
+                self._twilio().messages.list_async(**filters, limit=50, page_size=50), self._timeout
+            )
+        except (TwilioRestException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise AmbiguousSendError(f"could not list messages: {error!r}") from error
+        found = []
+        for message in listed:  # newest first
+            if message.sid == newer_than_sid:
+                break
+            if _same_message(message.body or "", int(message.num_media or 0), delivery):
+                found.append((message.sid, message.status or "queued"))
+        return found
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.http_client.close()
+
+
+def _same_message(body: str, num_media: int, delivery: Delivery) -> bool:
+    if delivery.body:
+        return body == delivery.body
+    if delivery.media_url:
+        return num_media > 0 and not body
+    return True  # a template: Twilio stores it rendered, so any message to them could be it
 
 
 class OutboxTransport(Transport):
@@ -223,14 +271,22 @@ class MessageSender:
             texts = split_text(body, TWILIO_MAX_BODY)
         return [(text, None) for text in texts] + [(None, url) for url in message.media_urls]
 
-    async def send(self, message: OutboundMessage, *, opt_out_confirmation: bool = False) -> SendResult:
-        """Send `message`; raise OutsideSessionWindow for WhatsApp free-form after 24 h."""
+    async def send(
+        self, message: OutboundMessage, *, opt_out_confirmation: bool = False, key: str | None = None
+    ) -> SendResult:
+        """Send `message`; raise OutsideSessionWindow for WhatsApp free-form after 24 h.
+
+        `key` names a reply to a customer's message (see the module docstring): the parts already
+        recorded under it are skipped ("duplicate" when they all were)."""
         contact = await asyncio.to_thread(self._store.contact, message.to)
         if contact and contact.opted_out and not opt_out_confirmation:
             record = await asyncio.to_thread(
                 self._store.add_outbound, message.to, message.channel, self.transport.name,
                 message.body, list(message.media_urls), message.content_sid, "blocked",
+                None if key is None else f"{key}.0",
             )  # fmt: skip
+            if record is None:
+                return SendResult("duplicate")
             await asyncio.to_thread(self._store.update_outbound, record, error_message="recipient opted out")
             logger.info("not sent to %s: opted out (outbound #%s)", message.to, record)
             return SendResult("blocked", [record])
@@ -252,13 +308,18 @@ class MessageSender:
             json.dumps(message.content_variables, ensure_ascii=False) if message.content_variables else None
         )
 
-        result = SendResult("queued")
-        for body, media_url in self._parts(message):
+        result = SendResult("duplicate" if key else "queued")
+        for part, (body, media_url) in enumerate(self._parts(message)):
             delivery = Delivery(to, from_, service, body, media_url, message.content_sid, variables, callback)
             record = await asyncio.to_thread(
                 self._store.add_outbound, message.to, message.channel, self.transport.name,
                 body or "", [media_url] if media_url else [], message.content_sid, "sending",
+                None if key is None else f"{key}.{part}",
             )  # fmt: skip
+            if record is None:
+                record = await self._unsent(delivery, message.to, f"{key}.{part}")
+                if record is None:
+                    continue
             result.record_ids.append(record)
             sid, status, code = await self._deliver_with_retries(delivery, record)
             if sid:
@@ -268,6 +329,36 @@ class MessageSender:
                 return SendResult("failed", result.record_ids, result.sids, code)
             result = SendResult(status, result.record_ids, result.sids)
         return result
+
+    async def _unsent(self, delivery: Delivery, to_phone: str, part_key: str) -> int | None:
+        """The record of `part_key` if its message must still be sent, else None.
+
+        A reply recorded "sending" (or "unknown") was being sent when its process died, or got
+        no clear answer: Twilio may have it or not, and only Twilio knows. It is asked (the
+        messages to that address since the last one this database knows), and the reply is sent
+        only if Twilio does not have it; if Twilio cannot be asked, it is not sent (at most once).
+        """
+        existing = await asyncio.to_thread(self._store.outbound_by_key, part_key)
+        if existing is None or existing.status not in ("sending", "unknown"):
+            logger.info("reply %s to %s was sent before: not sent again", part_key, to_phone)
+            return None
+        anchor = await asyncio.to_thread(self._store.last_sid_before, to_phone, existing.id)
+        try:
+            candidates = await self.transport.find(delivery, anchor)
+        except AmbiguousSendError as error:
+            logger.error(
+                "reply %s may or may not have reached %s (%s): not sent again", part_key, to_phone, error
+            )
+            return None
+        known = await asyncio.to_thread(self._store.known_sids, [sid for sid, _ in candidates])
+        unclaimed = [(sid, status) for sid, status in candidates if sid not in known]
+        if unclaimed:
+            sid, status = unclaimed[-1]  # the oldest one no other record claims
+            await asyncio.to_thread(self._store.update_outbound, existing.id, sid=sid, status=status)
+            logger.info("reply %s reached Twilio before the interruption (%s): not sent again", part_key, sid)
+            return None
+        logger.warning("reply %s to %s never reached Twilio: sending it now", part_key, to_phone)
+        return existing.id
 
     async def _deliver_with_retries(
         self, delivery: Delivery, record: int
@@ -287,6 +378,15 @@ class MessageSender:
                 await asyncio.sleep(delay)
             except PermanentSendError as error:
                 return await self._failed(record, attempts, error.code, str(error))
+            except AmbiguousSendError as error:
+                # Twilio may have it: recorded as such, never sent again (a status callback for
+                # it cannot be matched without its sid; an operator can look it up in Twilio).
+                logger.error("outbound #%s to %s: %s; not retried", record, delivery.to, error)
+                await asyncio.to_thread(
+                    self._store.update_outbound, record, status="unknown",
+                    error_message=str(error)[:500], attempts=attempts,
+                )  # fmt: skip
+                return None, "unknown", None
             else:
                 await asyncio.to_thread(
                     self._store.update_outbound, record, sid=sid, status=status, attempts=attempts

@@ -50,6 +50,10 @@ outbound_messages = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # "<inbound MessageSid>:<reply number>.<part>" for a reply to a customer's message: a replay
+    # of that message finds it and does not send it again (NULL for other messages).
+    sa.Column("idempotency_key", sa.String(100)),
+    sa.Index("ix_outbound_messages_idempotency_key", "idempotency_key", unique=True),
 )
 
 # Twilio's message statuses, in the order a message moves through them.
@@ -82,6 +86,7 @@ class OutboundRecord:
     status: str
     error_code: str | None
     attempts: int
+    idempotency_key: str | None = None
 
 
 class MessagingStore:
@@ -152,13 +157,36 @@ class MessagingStore:
         media_urls: list[str],
         content_sid: str | None,
         status: str,
-    ) -> int:
+        idempotency_key: str | None = None,
+    ) -> int | None:
         """Record a message about to be sent. Its body is stored with card data masked: an
-        agent may type a card number in a console reply, and this table is kept and read."""
+        agent may type a card number in a console reply, and this table is kept and read.
+        None when `idempotency_key` is already recorded: that message was sent (or tried) before."""
+        try:
+            return self._add_outbound(
+                to_phone, channel, transport, body, media_urls, content_sid, status, idempotency_key
+            )
+        except sa.exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            return None
+
+    def _add_outbound(
+        self,
+        to_phone: str,
+        channel: Channel,
+        transport: str,
+        body: str,
+        media_urls: list[str],
+        content_sid: str | None,
+        status: str,
+        idempotency_key: str | None,
+    ) -> int:
         now = to_db_time(self._clock.now())
         with self._store.connect() as conn:
             result = conn.execute(
                 outbound_messages.insert().values(
+                    idempotency_key=idempotency_key,
                     to_phone=to_phone,
                     channel=channel.value,
                     transport=transport,
@@ -201,25 +229,53 @@ class MessagingStore:
             conn.execute(outbound_messages.update().where(outbound_messages.c.id == row.id).values(**values))
         return True
 
+    def outbound_by_key(self, idempotency_key: str) -> OutboundRecord | None:
+        query = sa.select(outbound_messages).where(outbound_messages.c.idempotency_key == idempotency_key)
+        with self._store.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _record(row)
+
+    def known_sids(self, sids: list[str]) -> set[str]:
+        """Which of these Twilio sids are recorded on a message already."""
+        if not sids:
+            return set()
+        query = sa.select(outbound_messages.c.sid).where(outbound_messages.c.sid.in_(sids))
+        with self._store.connect() as conn:
+            return {row.sid for row in conn.execute(query)}
+
+    def last_sid_before(self, to_phone: str, record_id: int) -> str | None:
+        """The Twilio sid of the latest message to `to_phone` recorded before `record_id`."""
+        query = (
+            sa.select(outbound_messages.c.sid)
+            .where(outbound_messages.c.to_phone == to_phone, outbound_messages.c.id < record_id)
+            .where(outbound_messages.c.sid.is_not(None))
+            .order_by(outbound_messages.c.id.desc())
+            .limit(1)
+        )
+        with self._store.connect() as conn:
+            return conn.execute(query).scalar()
+
     def outbound(self, to_phone: str | None = None, after_id: int = 0) -> list[OutboundRecord]:
         query = sa.select(outbound_messages).where(outbound_messages.c.id > after_id)
         if to_phone:
             query = query.where(outbound_messages.c.to_phone == to_phone)
         with self._store.connect() as conn:
             rows = conn.execute(query.order_by(outbound_messages.c.id)).all()
-        return [
-            OutboundRecord(
-                id=row.id,
-                sid=row.sid,
-                to_phone=row.to_phone,
-                channel=row.channel,
-                transport=row.transport,
-                body=row.body,
-                media_urls=json.loads(row.media_urls) if row.media_urls else [],
-                content_sid=row.content_sid,
-                status=row.status,
-                error_code=row.error_code,
-                attempts=row.attempts,
-            )
-            for row in rows
-        ]
+        return [_record(row) for row in rows]
+
+
+def _record(row: sa.engine.Row) -> OutboundRecord:
+    return OutboundRecord(
+        id=row.id,
+        sid=row.sid,
+        to_phone=row.to_phone,
+        channel=row.channel,
+        transport=row.transport,
+        body=row.body,
+        media_urls=json.loads(row.media_urls) if row.media_urls else [],
+        content_sid=row.content_sid,
+        status=row.status,
+        error_code=row.error_code,
+        attempts=row.attempts,
+        idempotency_key=row.idempotency_key,
+    )

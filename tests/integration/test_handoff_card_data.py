@@ -15,7 +15,6 @@ from bot.handoff.config import parse_config
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import HandoffStore, new_handoff_id
 from bot.masking import CARD_MASK, CVV_MASK
-from bot.messaging.claims import InProcessClaims
 from bot.messaging.inbound import parse_inbound
 from bot.messaging.sender import MessageSender, OutboxTransport
 from bot.messaging.store import MessagingStore
@@ -33,9 +32,7 @@ def channel(store, settings):
     services = HandoffServices(handoffs, parse_config({}), Announcer(None), desk_enabled=False)
     messages = MessagingStore(store, CLOCK)
     sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
-    yield TwilioInput(
-        settings, store=messages, claims=InProcessClaims(), sender=sender, handoff=services, clock=CLOCK
-    )
+    yield TwilioInput(settings, store=messages, sender=sender, handoff=services, clock=CLOCK)
     handoffs.drop_schema()
 
 

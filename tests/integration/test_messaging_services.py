@@ -1,11 +1,12 @@
-"""Claims on real Redis, the messaging store on SQLite and PostgreSQL, the sender over real HTTP."""
+"""The messaging store on SQLite and PostgreSQL, the sender over real HTTP."""
 
 import asyncio
+import socket
+import time
 from datetime import timedelta
 
 import pytest
 
-from bot.messaging.claims import InProcessClaims, RedisClaims
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import (
     MessageSender,
@@ -16,32 +17,10 @@ from bot.messaging.sender import (
 )
 from bot.messaging.store import MessagingStore
 from bot.settings import Settings
-from tests.conftest import CLOCK, REDIS_URL
+from tests.conftest import CLOCK
 from tests.fake_twilio import FakeTwilio
 
 PHONE = "+525512345678"
-
-
-def test_in_process_claim_is_once_per_sid():
-    async def scenario():
-        claims = InProcessClaims()
-        results = await asyncio.gather(*(claims.claim("SM1") for _ in range(20)))
-        return results, await claims.claim("SM2")
-
-    results, other = asyncio.run(scenario())
-    assert results.count(True) == 1 and other
-
-
-def test_redis_claim_is_once_even_across_clients(redis_client):
-    async def scenario():
-        replicas = [RedisClaims(REDIS_URL) for _ in range(4)]
-        results = await asyncio.gather(*(replicas[i % 4].claim("SM-concurrent") for i in range(40)))
-        for replica in replicas:
-            await replica.close()
-        return results
-
-    assert asyncio.run(scenario()).count(True) == 1
-    assert 0 < redis_client.ttl("twilio:claim:SM-concurrent") <= 24 * 3600
 
 
 @pytest.fixture
@@ -181,13 +160,55 @@ def test_rate_limits_and_server_errors_are_retried(fake, messaging):
     assert messaging.outbound(PHONE)[0].attempts == 3
 
 
-def test_a_timeout_is_retried(fake, messaging):
-    fake.fail_next(201, delay_s=1.0)  # first answer comes too late
+def test_a_timeout_after_the_request_left_is_recorded_unknown_and_not_retried(fake, messaging):
+    fake.fail_next(201, delay_s=1.0)  # Twilio accepts the message; its answer comes too late
     result = send(
         twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"), timeout_s=0.3
     )
-    assert result.status == "queued"
-    assert messaging.outbound(PHONE)[0].attempts == 2
+    assert result.status == "unknown"
+    time.sleep(1.0)
+    assert fake.attempts == 1 and len(fake.received) == 1  # one message, not two
+    record = messaging.outbound(PHONE)[0]
+    assert (record.status, record.attempts) == ("unknown", 1)
+
+
+def test_a_connection_dropped_after_accepting_is_not_retried(fake, messaging):
+    fake.drop_after_accepting()
+    result = send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
+    assert result.status == "unknown"
+    assert fake.attempts == 1 and len(fake.received) == 1
+
+
+def test_a_500_may_have_created_the_message_and_is_not_retried(fake, messaging):
+    fake.fail_next(500)
+    result = send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
+    assert result.status == "unknown" and fake.attempts == 1
+
+
+def test_a_refused_connection_sent_nothing_and_is_retried(messaging):
+    closed = FakeTwilio()  # never started: a free port where nothing listens
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings.from_env({
+        "BOT_ENV": "development", "TWILIO_ACCOUNT_SID": closed.account_sid,
+        "TWILIO_AUTH_TOKEN": closed.auth_token, "TWILIO_API_BASE": f"http://127.0.0.1:{port}",
+        "TWILIO_SMS_NUMBER": "+15005550006",
+    })  # fmt: skip
+    result = send(settings, messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
+    record = messaging.outbound(PHONE)[0]
+    assert result.status == "failed" and (record.status, record.attempts) == ("failed", 4)
+
+
+def test_a_keyed_reply_is_sent_once_however_often_it_is_sent(fake, messaging):
+    settings = twilio_settings(fake)
+    message = OutboundMessage(PHONE, Channel.SMS, "hola")
+    first = send(settings, messaging, message, key="SMinbound:0")
+    again = send(settings, messaging, message, key="SMinbound:0")
+    other = send(settings, messaging, message, key="SMinbound:1")
+    assert (first.status, again.status, other.status) == ("queued", "duplicate", "queued")
+    assert len(fake.received) == 2
+    assert [r.idempotency_key for r in messaging.outbound(PHONE)] == ["SMinbound:0.0", "SMinbound:1.0"]
 
 
 @pytest.mark.parametrize("code", [21211, 21610])
@@ -201,7 +222,7 @@ def test_permanent_errors_are_not_retried_and_are_recorded(fake, messaging, code
 
 
 def test_a_message_that_keeps_failing_is_recorded_as_failed(fake, messaging):
-    fake.fail_next(500, times=10)
+    fake.fail_next(503, times=10)
     result = send(twilio_settings(fake), messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))
     assert result.status == "failed"
     assert fake.attempts == 4  # the first try and three retries
@@ -246,3 +267,32 @@ def test_without_a_twilio_account_messages_go_to_the_outbox(messaging, capsys):
     assert result.status == "outbox"
     assert "[outbox → +525512345678] ¿Dónde está?" in capsys.readouterr().out
     assert messaging.outbound(PHONE)[0].transport == "outbox"
+
+
+def test_a_reply_twilio_took_before_its_process_died_is_not_sent_again(fake, messaging):
+    settings = twilio_settings(fake)
+    send(settings, messaging, OutboundMessage(PHONE, Channel.SMS, "¡Hola!"))  # an earlier reply
+    reply = OutboundMessage(PHONE, Channel.SMS, "Tu pedido llega mañana")
+    send(settings, messaging, reply, key="SMin:0")
+    # kill -9 after Twilio's 201 and before its answer was recorded: the record says "sending".
+    record = messaging.outbound(PHONE)[-1]
+    messaging.update_outbound(record.id, sid=None, status="sending")
+    again = send(settings, messaging, reply, key="SMin:0")  # the replay
+    assert again.status == "duplicate" and len(fake.received) == 2
+    assert messaging.outbound(PHONE)[-1].sid == fake.received[-1].sid  # Twilio's sid, found again
+
+
+def test_a_reply_whose_request_never_left_before_the_kill_is_sent_on_the_replay(fake, messaging):
+    settings = twilio_settings(fake)
+    send(
+        settings, messaging, OutboundMessage(PHONE, Channel.SMS, "Tu pedido llega mañana")
+    )  # the same text, earlier
+    # kill -9 after the record was written and before the request left.
+    messaging.add_outbound(
+        PHONE, Channel.SMS, "twilio", "Tu pedido llega mañana", [], None, "sending", "SMin:0.0"
+    )
+    result = send(
+        settings, messaging, OutboundMessage(PHONE, Channel.SMS, "Tu pedido llega mañana"), key="SMin:0"
+    )
+    assert result.status == "queued" and len(fake.received) == 2
+    assert [r.status for r in messaging.outbound(PHONE)] == ["queued", "queued"]

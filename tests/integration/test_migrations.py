@@ -140,7 +140,7 @@ def columns(url: str, table: str) -> set[str]:
 
 
 def test_the_unused_pending_buttons_column_is_dropped_and_the_contacts_kept(empty_url):
-    migrate(empty_url, "0007_reference_keys_leave")
+    migrate(empty_url, "0008_inbound_journal")
     assert "pending_buttons" in columns(empty_url, "channel_contacts")
     engine = sa.create_engine(empty_url, future=True)
     with engine.begin() as conn:
@@ -157,7 +157,7 @@ def test_the_unused_pending_buttons_column_is_dropped_and_the_contacts_kept(empt
         row = conn.execute(sa.text(query)).one()
     assert tuple(row) == ("+525512345678", "whatsapp", "whatsapp:+5215512345678")
     assert differences(empty_url) == []
-    downgrade(empty_url, "0007_reference_keys_leave")
+    downgrade(empty_url, "0008_inbound_journal")
     assert "pending_buttons" in columns(empty_url, "channel_contacts")
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT phone, pending_buttons FROM channel_contacts")).one() == (

@@ -35,9 +35,9 @@ from bot.handoff.config import load_config, parse_config
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import HandoffStore, new_handoff_id
 from bot.masking import CARD_MASK, CVV_MASK, luhn_valid
-from bot.messaging.claims import InProcessClaims
 from bot.messaging.inbound import Channel, parse_inbound
 from bot.messaging.inbound_rules import ConversationState, HandoffState, Route, decide, screen_for_bot
+from bot.messaging.journal import InboundJournal
 from bot.messaging.memory import InProcessMemory, RedisMemory
 from bot.messaging.sender import MessageSender, OutboundMessage, OutboxTransport
 from bot.messaging.store import MessagingStore
@@ -131,8 +131,8 @@ def channel_over(store, settings, memory) -> TwilioInput:
     messages = MessagingStore(store, CLOCK)
     sender = MessageSender(settings, messages, OutboxTransport(), clock=CLOCK)
     return TwilioInput(
-        settings, store=messages, claims=InProcessClaims(), sender=sender, handoff=services,
-        clock=CLOCK, memory=memory,
+        settings, store=messages, sender=sender, handoff=services, clock=CLOCK, memory=memory,
+        journal=InboundJournal(store, CLOCK),
     )  # fmt: skip
 
 

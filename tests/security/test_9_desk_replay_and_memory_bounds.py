@@ -11,7 +11,6 @@ the event loop, the rest of finding 9, belong to the inbound journal's work, not
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,6 @@ from bot.clock import FixedClock
 from bot.handoff.desk import SIGNATURE_HEADER, TIMESTAMP_HEADER, deliver_due, verify
 from bot.handoff.logins import LoginLimits
 from bot.handoff.store import HandoffStore, new_handoff_id
-from bot.messaging.claims import InProcessClaims
 from bot.messaging.memory import InProcessMemory
 from bot.migrations import target_metadata
 from bot.verification import AttemptStoreFull, MemoryAttemptStore
@@ -109,18 +107,6 @@ def test_a_desk_post_replayed_later_is_refused(handoffs, desk):
     headers[TIMESTAMP_HEADER] = str(int(desk.now.timestamp()))
     assert replay() == 401
     assert len(desk.accepted) == 1
-
-
-def test_in_process_claims_stay_bounded():
-    claims = InProcessClaims()
-
-    async def push() -> bool:
-        for number in range(KEYS):
-            await claims.claim(f"SM{number:032x}")
-        return await claims.claim(f"SM{KEYS - 1:032x}")
-
-    assert asyncio.run(push()) is False  # a recent duplicate is still refused
-    assert len(claims) < KEYS
 
 
 def test_the_in_process_attempt_store_stays_bounded_and_never_unlocks_early():

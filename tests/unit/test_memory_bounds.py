@@ -4,43 +4,17 @@ someone early, let a fresh duplicate through) it does not."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from bot.clock import FixedClock
 from bot.handoff.logins import LoginLimits
-from bot.messaging.claims import IN_PROCESS_CLAIMS, InProcessClaims
 from bot.messaging.memory import IN_PROCESS_CAPACITY, InProcessMemory
 from bot.verification import IN_PROCESS_ATTEMPT_KEYS, AttemptStoreFull, MemoryAttemptStore
 
 KEYS = 100_000
 WINDOW = timedelta(minutes=15)
-
-
-def test_claims_stay_bounded_and_still_refuse_a_recent_duplicate():
-    claims = InProcessClaims()
-
-    async def push() -> None:
-        for number in range(KEYS):
-            assert await claims.claim(f"SM{number:032d}")
-        assert not await claims.claim(f"SM{KEYS - 1:032d}")  # the latest is still claimed
-        assert await claims.claim(f"SM{0:032d}")  # the oldest made room
-
-    asyncio.run(push())
-    assert len(claims) == IN_PROCESS_CLAIMS < KEYS
-
-
-def test_expired_claims_are_dropped_without_waiting_for_the_capacity():
-    claims = InProcessClaims(ttl_s=0.0)
-
-    async def push() -> None:
-        for number in range(1000):
-            await claims.claim(f"SM{number}")
-
-    asyncio.run(push())
-    assert len(claims) <= 1
 
 
 def test_the_conversation_memory_stays_bounded():

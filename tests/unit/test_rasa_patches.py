@@ -333,3 +333,70 @@ def test_the_launcher_scopes_the_api_even_with_the_patches_off(
     assert "Rasa's HTTP API reads only (RASA_API_WRITES=off)" in said
     assert rasa_patches.is_http_api_scoped()
     assert _scope_middleware(unscoped_rasa_server.create_app(auth_token="t"))
+
+
+# --- 5. an unreachable action server fails the turn ---------------------------------------------
+
+
+def run_remote_action(url: str, failure: Exception | None = None) -> tuple[DialogueStateTracker, object]:
+    """Rasa's processor running one custom action against `url`; (tracker, the outcome)."""
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.policies.policy import PolicyPrediction
+    from rasa.core.processor import MessageProcessor
+    from rasa.utils.endpoints import EndpointConfig
+
+    processor = MessageProcessor.__new__(MessageProcessor)  # only what _run_action reads
+    processor.domain = Domain.empty()
+    tracker = DialogueStateTracker.from_events("+525512345678", [UserUttered("hola", message_id="SM1")])
+    action = RemoteAction("action_order_status", EndpointConfig(url))
+    prediction = PolicyPrediction([], "RulePolicy")
+
+    async def run() -> object:
+        try:
+            return await processor._run_action(action, tracker, CollectingOutputChannel(), None, prediction)
+        except Exception as error:  # noqa: BLE001 (the outcome is what the test looks at)
+            return error
+
+    return tracker, asyncio.run(run())
+
+
+def test_an_unreachable_action_server_fails_the_turn_instead_of_going_on_without_it():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nothing listens there once the probe closes
+    _, outcome = run_remote_action(f"http://127.0.0.1:{closed_port}/webhook")
+    assert isinstance(outcome, rasa_patches.ActionServerUnavailable)
+    assert rasa_patches._unreachable.get() is None  # nothing left over for the next turn
+
+
+def test_only_an_outage_fails_the_turn_and_rasas_own_refusals_are_left_to_rasa():
+    import aiohttp
+    from rasa.shared.exceptions import RasaException
+
+    def raised_from(cause: BaseException) -> RasaException:
+        try:
+            raise cause
+        except BaseException:
+            try:
+                raise RasaException("Failed to execute custom action")  # as RemoteAction.run does
+            except RasaException as error:
+                return error
+
+    info = aiohttp.RequestInfo(aiohttp.client.URL("http://actions/webhook"), "POST", {})
+    assert rasa_patches.is_action_server_unreachable(raised_from(aiohttp.ServerDisconnectedError()))
+    assert rasa_patches.is_action_server_unreachable(
+        raised_from(aiohttp.ClientResponseError(info, (), status=502))
+    )
+    assert not rasa_patches.is_action_server_unreachable(
+        raised_from(aiohttp.ClientResponseError(info, (), status=403))  # a wrong token: not an outage
+    )
+    assert not rasa_patches.is_action_server_unreachable(RasaException("no endpoint is configured"))
+
+
+def test_the_channel_retries_an_action_server_outage_without_a_limit():
+    from connectors.twilio_channel import is_outage
+
+    assert is_outage(rasa_patches.ActionServerUnavailable("action_order_status: refused"))
+    assert not is_outage(KeyError("a bug in the channel"))
