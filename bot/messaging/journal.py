@@ -46,6 +46,9 @@ BACKOFF_S = (1, 2, 4, 8, 15, 30)  # then 30 s between tries
 # Finished rows are kept this long, then deleted: far longer than Twilio goes on retrying a
 # delivery, so the de-duplication still holds, and the table does not grow without end.
 RETENTION = timedelta(days=7)
+# How long after a message with card data a lone 3-4 digit message is read as its security code
+# (the inbound memory's MEMORY_TTL_S).
+AFTER_CARD = timedelta(hours=24)
 
 inbound_journal = sa.Table(
     "inbound_journal",
@@ -142,10 +145,14 @@ class InboundJournal:
     def _insert(self, message: InboundMessage, address: str | None) -> int:
         with self._store.connect() as conn:
             # A lone security code right after a card number is masked too: the conversation's
-            # previous message, in arrival order, says whether it held card data.
+            # previous message, in arrival order, says whether it held card data (if it came
+            # within AFTER_CARD, as long as the inbound memory remembers a card).
             previous = conn.execute(
                 sa.select(inbound_journal.c.card_data)
-                .where(inbound_journal.c.phone == message.phone)
+                .where(
+                    inbound_journal.c.phone == message.phone,
+                    inbound_journal.c.received_at >= to_db_time(self._clock.now() - AFTER_CARD),
+                )
                 .order_by(inbound_journal.c.id.desc())
                 .limit(1)
             ).scalar()
@@ -222,7 +229,18 @@ class InboundJournal:
             conn.execute(
                 inbound_journal.update()
                 .where(inbound_journal.c.id == entry_id, inbound_journal.c.claimed_by == worker)
-                .values(status=DONE, claimed_by=None, lease_until=None, finished_at=self._now())
+                # What the customer wrote is in the tracker now: the journal keeps only what
+                # de-duplication and the next message's card check need. (The first half of a
+                # card split over two messages is not masked by its own screening; it stays
+                # here only while its row is in flight.)
+                .values(
+                    status=DONE,
+                    claimed_by=None,
+                    lease_until=None,
+                    finished_at=self._now(),
+                    body="",
+                    details=None,
+                )
             )
 
     def retry_later(self, entry: JournalEntry, worker: str, error: str, *, outage: bool = False) -> bool:

@@ -123,3 +123,17 @@ def test_an_outage_is_retried_for_as_long_as_it_lasts(journal, clock):
         assert journal.retry_later(entry, "w1", "action server down", outage=True)
         clock.advance(timedelta(seconds=31))
     assert journal.status_of(sid) == "accepted"
+
+
+def test_a_finished_row_keeps_no_text_and_a_code_long_after_a_card_is_not_masked(journal, clock):
+    card_sid = accept(journal, MARIANA_MX, f"mi tarjeta es {CARD}")
+    entry = journal.take_next(MARIANA_MX, "w1")
+    journal.finish(entry.id, "w1")
+    assert journal.stored_body(card_sid) == ""  # the tracker holds what was written now
+    clock.advance(timedelta(hours=25))  # the next day: "1007" is an order number, not a CVV
+    later = accept(journal, MARIANA_MX, "1007")
+    assert journal.stored_body(later) == "1007"
+    clock.advance(timedelta(minutes=1))
+    card_again = accept(journal, MARIANA_MX, f"otra vez {CARD}")
+    cvv = accept(journal, MARIANA_MX, "123")
+    assert journal.stored_body(cvv) == CVV_MASK and CARD_MASK in journal.stored_body(card_again)

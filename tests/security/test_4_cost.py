@@ -25,9 +25,9 @@ from bot.handoff.config import load_config, parse_config
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import HandoffStore
 from bot.masking import mask_card_data
-from bot.messaging.claims import InProcessClaims
 from bot.messaging.inbound import parse_inbound
 from bot.messaging.inbound_rules import ConversationState, decide
+from bot.messaging.journal import InboundJournal
 from bot.messaging.memory import InProcessMemory
 from bot.messaging.sender import MessageSender, OutboxTransport
 from bot.messaging.store import MessagingStore
@@ -104,7 +104,7 @@ def webhook(tmp_path):
         HandoffStore(store, CLOCK), parse_config({}), Announcer(None), desk_enabled=False
     )
     channel = TwilioInput(
-        settings, store=messages, handoff=services, clock=CLOCK, claims=InProcessClaims(),
+        settings, store=messages, handoff=services, clock=CLOCK, journal=InboundJournal(store, CLOCK),
         memory=InProcessMemory(), sender=MessageSender(settings, messages, OutboxTransport(), clock=CLOCK),
     )  # fmt: skip
     reached: list = []
