@@ -15,6 +15,7 @@ from bot.adapters.base import BackendUnavailable, CaseBook
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.rest.wire import case_from_wire, case_to_wire  # the outbox keeps the contract's shape
 from bot.management_ids import is_management_id, new_management_id
+from bot.masking import mask_sensitive
 from bot.outbox import WriteConflict, WriteKind, WriteOutcome, WriteStatus, submit_write
 from bot.records import Case, CaseKind
 
@@ -32,7 +33,9 @@ class CaseIdExhausted(RuntimeError):
 
 
 def _clean(details: Mapping[str, str | None]) -> dict[str, str]:
-    return {key: str(value) for key, value in details.items() if value not in (None, "")}
+    """The details as stored: blanks dropped, card data masked (the channels screen what reaches
+    Rasa already; a case is read by people and other systems, so it is masked here again)."""
+    return {key: mask_sensitive(str(value)) for key, value in details.items() if value not in (None, "")}
 
 
 def _new_case(

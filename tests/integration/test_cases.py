@@ -115,3 +115,12 @@ def test_database_down_is_backend_unavailable(tmp_path):
     store = SqlStore("postgresql+psycopg2://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(BackendUnavailable):
         request_case(SqlCaseBook(store), Outbox(store), None, CaseKind.HUMAN_HANDOFF, {}, "c1", now=NOW)
+
+
+def test_card_data_in_a_cases_details_is_stored_masked(book, outbox):
+    from bot.masking import CARD_MASK
+
+    details = {"text": "cobren el pedido a la 4111 1111 1111 1111 porfa", "order_id": "PED-1001"}
+    case_id = opened_case(book, outbox, MARIANA_MX, CaseKind.CANCEL_ORDER, details, MARIANA_MX)
+    stored = book.case(case_id).details["text"]
+    assert "4111" not in stored and CARD_MASK in stored
