@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.phone import normalize_phone  # noqa: E402
 from tests.fake_twilio import FakeTwilio, inbound_form  # noqa: E402
-from tests.harness import TOKEN, Stack, free_port  # noqa: E402
+from tests.harness import API_TOKEN, Stack, free_port  # noqa: E402
 
 PUBLIC_URL = "https://chaos.example.test"
 WEBHOOK = "/webhooks/twilio/webhook"
@@ -314,7 +314,9 @@ class Driver:
         for phone in self.phones:
             try:
                 tracker = requests.get(
-                    f"{self.stack.base}/conversations/{phone}/tracker", params={"token": TOKEN}, timeout=30
+                    f"{self.stack.base}/conversations/{phone}/tracker",
+                    params={"token": API_TOKEN},
+                    timeout=30,
                 ).json()
             except (requests.RequestException, ValueError):
                 continue
