@@ -74,7 +74,12 @@ def window_start(value: str | None, clock: Clock, zone: str) -> datetime:
     try:
         day = date.fromisoformat(value.strip())
     except ValueError:
-        return parse_moment(value)
+        try:
+            return parse_moment(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r}: write a day (2026-11-01) or a moment with its offset (2026-11-01T08:00:00-06:00)"
+            ) from None
     return datetime.combine(day, time(0), ZoneInfo(zone))
 
 
