@@ -10,7 +10,9 @@ Rasa or a database. A message is exported when, in its turn:
   button, or the channel's escalation of angry or urgent wording), or the assistant handed the
   conversation over in its own turn (an amount above the threshold, say).
 Only what the customer typed is exported: button payloads and channel intents ("/…") are not.
-Every text is masked again here (bot.masking), whatever the tracker store did when it saved it.
+Every text is masked again here (bot.masking), whatever the tracker store did when it saved it,
+and phone numbers in it are masked too: the file goes to people who need the words, not the
+numbers (the conversation itself is named by a tag, never by its phone number).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import yaml
 
 from bot.choices import fold
@@ -38,6 +41,28 @@ OFFER_OF_A_PERSON = "utter_offer_human"
 
 FALLBACK, CLARIFIED, BEFORE_HANDOFF = "fallback", "clarified", "before_handoff"
 REASONS = (FALLBACK, CLARIFIED, BEFORE_HANDOFF)
+
+
+PHONE_MASK = "[teléfono oculto]"
+_DEFAULT_REGION = "MX"  # for conversations whose id is not a phone number (the REST channel, tests)
+
+
+def phone_region(conversation_id: str) -> str:
+    """The country of the conversation's phone number: how a number written without its
+    country code is read in its messages."""
+    try:
+        number = phonenumbers.parse(conversation_id.split(":")[-1], None)
+    except phonenumbers.NumberParseException:
+        return _DEFAULT_REGION
+    return phonenumbers.region_code_for_number(number) or _DEFAULT_REGION
+
+
+def mask_phone_numbers(text: str, region: str) -> str:
+    """The text with every valid phone number (of `region`, or international) masked."""
+    found = list(phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID))
+    for match in reversed(found):
+        text = text[: match.start] + PHONE_MASK + text[match.end :]
+    return text
 
 
 def conversation_tag(conversation_id: str) -> str:
@@ -111,7 +136,7 @@ def _payload_intent(text: str) -> str:
     return text.strip()[1:].split("{", 1)[0].strip()
 
 
-def _turns(events: Iterable[dict[str, Any]]) -> list[_Turn]:
+def _turns(events: Iterable[dict[str, Any]], region: str = _DEFAULT_REGION) -> list[_Turn]:
     """The conversation's customer messages, with the flags each turn earned; messages taken
     back (UserUtteranceReverted: "2" replaced by the option it picked) are marked reverted."""
     turns: list[_Turn] = []
@@ -135,7 +160,8 @@ def _turns(events: Iterable[dict[str, Any]]) -> list[_Turn]:
             after_card = _intent(event).get("name") == "card_data" or bool(
                 masked and (masked.card or CARD_MASK in raw)
             )
-            turn = _Turn(event, current, mask_sensitive(masked.text) if masked else raw, typed)
+            text = mask_phone_numbers(mask_sensitive(masked.text), region) if masked else raw
+            turn = _Turn(event, current, text, typed)
             if offer is not None and offer.answered:
                 offer = None  # the message after the options was not a pick, and stayed
             if offer is not None:
@@ -181,7 +207,7 @@ def misunderstood_messages(conversation_id: str, events: Iterable[dict[str, Any]
     were clarified or came right before a handoff, masked."""
     tag = conversation_tag(conversation_id)
     found: list[Misunderstood] = []
-    for turn in _turns(events):
+    for turn in _turns(events, phone_region(conversation_id)):
         if turn.reverted or not turn.typed:
             continue
         reasons = set()

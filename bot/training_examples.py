@@ -20,11 +20,11 @@ from typing import Any
 import yaml
 
 from bot.choices import fold
+from bot.inbox import PHONE_MASK
 from bot.masking import CARD_MASK, CVV_MASK, SECRET_MASK, mask_card_data
 
 # An entity marked in an example: [text](entity), [text](entity:value) or [text]{"entity": …}.
 ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^:)]+)(?::[^)]*)?\)|\{(?P<json>[^}]*)\})")
-_MASKS = (CARD_MASK, CVV_MASK, SECRET_MASK)
 FILE_HEADER = """\
 version: "3.1"
 # Real customer messages, labelled by designers from `make inbox` files and added by
@@ -134,8 +134,10 @@ def _label_problem(label: str, words: Vocabulary) -> str | None:
 def _text_problem(text: str, words: Vocabulary) -> str | None:
     if not text:
         return "empty text"
-    if any(mask in text for mask in _MASKS) or mask_card_data(text).changed:
-        return "holds card data or a masked secret: never a training example"
+    if CARD_MASK in text or CVV_MASK in text or mask_card_data(text).changed:
+        return "holds card data: never a training example (skip it)"
+    if SECRET_MASK in text or PHONE_MASK in text:
+        return "holds a mask: write an invented number in its place, or skip it"
     for match in ANNOTATION.finditer(text):
         entity = (match["entity"] or "").strip()
         if match["json"] is None and entity not in words.entities:

@@ -26,7 +26,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.inbox import conversation_tag
+from bot.inbox import PHONE_MASK, conversation_tag
 from bot.masking import CARD_MASK
 from bot.settings import Settings
 from connectors.stores import SettingsTrackerStore, tracker_store_arguments
@@ -176,7 +176,9 @@ def week_of_conversations(trackers, settings) -> None:
         trackers,
         LUCIA_MX,
         Conversation(start + timedelta(hours=4))
-        .not_understood("mi tarjeta es 4111 1111 1111 1111 y no pasa", [("make_payment", 0.3)])
+        .not_understood(
+            "mi tarjeta es 4111 1111 1111 1111 y no pasa, llamame al 33 1234 5678", [("make_payment", 0.3)]
+        )
         .runs("action_clarify", "No te entendí", response="utter_default")
         .listens(),
     )
@@ -241,7 +243,7 @@ def test_the_inbox_holds_what_fell_back_was_clarified_or_preceded_a_handoff(trac
         "ke onda con la platita del gobierno",
         "me cobraron dos veces la compra",
         "y el reembolso cómo va",
-        f"mi tarjeta es {CARD_MASK} y no pasa",
+        f"mi tarjeta es {CARD_MASK} y no pasa, llamame al {PHONE_MASK}",
         f"pago con {CARD_MASK} ok?",
     }
     assert all(item["label"] is None for item in items.values())
@@ -256,7 +258,7 @@ def test_no_card_number_and_no_phone_number_reaches_the_file(tracker_store, tmp_
     week_of_conversations(trackers, settings)
     _, out, _ = run_export(settings, tmp_path)
     written = out.read_text()
-    assert "4111" not in written and "5500" not in written
+    assert "4111" not in written and "5500" not in written and "1234 5678" not in written
     digits = re.sub(r"\D", "", written)
     phones = (MARIANA_MX, JULIAN_AR, ANDRES_CO, ROSA_PE, CAMILA_CL, LUCIA_MX, OLD_CUSTOMER)
     for phone in phones:

@@ -130,3 +130,21 @@ def test_identical_texts_are_one_entry_and_an_earlier_label_is_kept(tmp_path):
     assert "label: order_status" in written and "count: 2" in written
     latest = (NOW + timedelta(seconds=60)).astimezone(ZoneInfo("America/Lima"))
     assert f"at: '{latest.isoformat(timespec='seconds')}'" in written  # the latest, in local time
+
+
+def test_phone_numbers_in_a_message_are_masked_as_the_customers_country_writes_them():
+    texts = misunderstood_messages(
+        "whatsapp:+5491123456789",
+        [
+            user("mejor llamame al 11 2345-6789 o al +52 55 1234 5678", "nlu_fallback", 0.3),
+            action("action_clarify"),
+        ],
+    )
+    assert [message.text for message in texts] == [
+        "mejor llamame al [teléfono oculto] o al [teléfono oculto]"
+    ]
+
+
+def test_order_and_document_numbers_are_not_taken_for_phone_numbers():
+    texts = exported(user("el pedido 1007 y mi dni 30123456", "nlu_fallback", 0.3), action("action_clarify"))
+    assert list(texts) == ["el pedido 1007 y mi dni 30123456"]
