@@ -72,7 +72,7 @@ inbox: install ## Designers: export misunderstood customer messages, masked, to 
 
 accept: install ## Designers: add the labelled messages of FILE=inbox/<day>.yml to data/nlu/inbox_accepted.yml
 	@test -n "$(FILE)" || { echo "usage: make accept FILE=inbox/<day>.yml (written by make inbox)"; exit 1; }
-	@$(PY) scripts/accept.py "$(FILE)"
+	@$(PY) scripts/accept.py "$(FILE)" $(if $(TARGET),--target "$(TARGET)")
 
 services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -302,3 +304,36 @@ def test_an_empty_store_gives_an_empty_inbox(tracker_store, tmp_path):
     summary, out, _ = run_export(settings, tmp_path)
     assert yaml.safe_load(out.read_text())["messages"] == []
     assert summary.texts == 0
+
+
+def test_the_designers_loop_through_the_commands(tracker_store, tmp_path):
+    """`make inbox` and `make accept` as a designer runs them: the database from DATABASE_URL,
+    the window from the project's clock (moved to NOW for the test run), the labels back in."""
+    trackers, settings = tracker_store
+    week_of_conversations(trackers, settings)
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "BOT_ENV": "development"}
+    out = tmp_path / "inbox" / "today.yml"
+    python = str(ROOT / ".venv" / "bin" / "python")
+    exported = subprocess.run(
+        [python, "scripts/inbox.py", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "3 fallback, 1 clarified, 2 before_handoff" in exported.stdout
+    document = yaml.safe_load(out.read_text())
+    labels = {"y el reembolso cómo va": "order_status", "che y lo mío pa cuándo": "reschedule_delivery"}
+    for item in document["messages"]:
+        if item["text"] in labels:
+            item["label"] = labels[item["text"]]
+        elif CARD_MASK in item["text"]:
+            item["label"] = "make_payment"  # refused: card data never becomes an example
+        else:
+            item["skip"] = True
+    out.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False))
+    target = tmp_path / "nlu" / "inbox_accepted.yml"
+    accept = [python, "scripts/accept.py", str(out), "--target", str(target)]
+    accepted = subprocess.run(accept, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "2 examples added" in accepted.stdout and "2 refused" in accepted.stdout
+    again = subprocess.run(accept, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert "0 examples added" in again.stdout and "2 already there" in again.stdout
+    assert "- y el reembolso cómo va" in target.read_text()
