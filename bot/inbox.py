@@ -29,7 +29,7 @@ import phonenumbers
 import yaml
 
 from bot.choices import fold
-from bot.masking import CARD_MASK, mask_card_data, mask_sensitive
+from bot.masking import CARD_DATA_INTENT, CARD_MASK, mask_card_data, mask_sensitive
 
 FALLBACK_INTENT = "nlu_fallback"
 HANDOFF_INTENT = "human_handoff"
@@ -148,8 +148,8 @@ def _turns(events: Iterable[dict[str, Any]], region: str = _DEFAULT_REGION) -> l
     for event in events:
         kind = event.get("event")
         if kind in ("session_started", "restart"):
-            current, offer, last_action = None, None, None
-        elif kind == "pause":
+            current, offer, last_action, paused = None, None, None, False
+        elif kind == "pause":  # a person has the conversation: what the customer writes is for them
             paused = True
         elif kind == "resume":
             paused = False
@@ -157,10 +157,10 @@ def _turns(events: Iterable[dict[str, Any]], region: str = _DEFAULT_REGION) -> l
             raw = event.get("text") or ""
             typed = bool(raw.strip()) and not raw.strip().startswith("/")
             masked = mask_card_data(raw, after_card=after_card) if typed else None
-            after_card = _intent(event).get("name") == "card_data" or bool(
-                masked and (masked.card or CARD_MASK in raw)
-            )
             text = mask_phone_numbers(mask_sensitive(masked.text), region) if masked else raw
+            # As the tracker store reads it: a lone 3-4 digit code right after a card is its CVV.
+            card_here = masked is not None and (masked.card or CARD_MASK in raw)
+            after_card = card_here or _intent(event).get("name") == CARD_DATA_INTENT
             turn = _Turn(event, current, text, typed)
             if offer is not None and offer.answered:
                 offer = None  # the message after the options was not a pick, and stayed
