@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -66,6 +66,13 @@ test-stories: install ## Conversation tests in tests/stories/*.yml (rasa test co
 
 evaluate: install ## NLU on the held-out set tests/nlu_holdout.yml: report in results/holdout/, fails below the gate
 	@$(STACK) evaluate
+
+inbox: install ## Designers: export misunderstood customer messages, masked, to label (SINCE=2026-11-01 OUT=inbox/<day>.yml)
+	@$(PY) scripts/inbox.py $(if $(SINCE),--since "$(SINCE)") $(if $(OUT),--out "$(OUT)")
+
+accept: install ## Designers: add the labelled messages of FILE=inbox/<day>.yml to data/nlu/inbox_accepted.yml
+	@test -n "$(FILE)" || { echo "usage: make accept FILE=inbox/<day>.yml (written by make inbox)"; exit 1; }
+	@$(PY) scripts/accept.py "$(FILE)" $(if $(TARGET),--target "$(TARGET)")
 
 services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh
