@@ -76,9 +76,6 @@ def quiet_rasa() -> None:
 def classify(model: Path, sources: list[Source]) -> tuple[dict[str, list[Prediction]], list[str]]:
     """Every message of every source through the model, loaded once; progress on stdout."""
     quiet_rasa()
-    # Rasa's dependencies warn about their own deprecations on import and on the first parse;
-    # none of it is about this check, and it would bury the table.
-    warnings.simplefilter("ignore")
     from rasa.core.agent import Agent
 
     print(f"    loading {model.name} once for every source...", flush=True)
@@ -156,6 +153,16 @@ def chart(report: dict, path: Path) -> None:
 
 def evaluate(model: Path, own_macro_f1: float, own_oos_recall: float | None, floor: float) -> dict:
     """Classify, print the tables, write results/external/; the caller gates on `worst`."""
+    # Rasa and its dependencies warn about their own deprecations on import, on the first parse
+    # and when matplotlib draws; none of it is about this check, and it would bury the table.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Some of them reset the filters on import; what is not shown cannot bury anything.
+        warnings.showwarning = lambda *args, **kwargs: None
+        return _evaluate(model, own_macro_f1, own_oos_recall, floor)
+
+
+def _evaluate(model: Path, own_macro_f1: float, own_oos_recall: float | None, floor: float) -> dict:
     sources = load_sources()
     if not any(source.gated for source in sources):
         raise SystemExit(f"error: no gated source in {SOURCES_DIR.relative_to(ROOT)}/.")
