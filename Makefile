@@ -64,7 +64,7 @@ security: install services ## pytest tests/security: one test per finding of the
 test-stories: install ## Conversation tests in tests/stories/*.yml (rasa test core)
 	@$(STACK) test-stories
 
-evaluate: install ## NLU on the held-out set tests/nlu_holdout.yml: report in results/holdout/, fails below the gate
+evaluate: install ## NLU on the held-out set, then per external source (tests/nlu_external/): reports in results/, fails below either gate
 	@$(STACK) evaluate
 
 inbox: install ## Designers: export misunderstood customer messages, masked, to label (SINCE=2026-11-01 OUT=inbox/<day>.yml)

@@ -47,6 +47,13 @@ HOLDOUT = ROOT / "tests" / "nlu_holdout.yml"
 EVALUATION_DIR = ROOT / "results" / "holdout"
 GATE_INTENT_MACRO_F1 = 0.95
 GATE_ENTITY_F1 = 0.90
+# The external check (issue 16; scripts/external_check.py, sources in tests/nlu_external/): the
+# WORST gated source's intent macro-F1 must reach this floor. Issue 16's target is 0.90 on every
+# source (goal 0.95). On 2026-11-30 the model (12c61a4e697e5c461e27) measured 0.864 on its worst
+# source (bitext_es_translated) and 0.867 on written_independent, so the floor is that minus 0.02,
+# rounded down: it stops regressions, it does not say the model is good enough. Raise it as the
+# model improves; never lower it to let a change through.
+GATE_EXTERNAL_WORST_F1 = 0.84
 ENTITY_EXTRACTOR = "CRFEntityExtractor"  # the pipeline's only entity extractor (config.yml)
 
 
@@ -379,7 +386,7 @@ def per_label(report: dict) -> dict[str, dict]:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    """rasa test nlu on the held-out set; fails below the gate.
+    """rasa test nlu on the held-out set, then the external check; fails below either gate.
 
     Intent F1 is the macro average over intents (results/holdout/intent_report.json). Entity F1
     is the micro average over the entity types, counted per token as Rasa does, of the
@@ -419,9 +426,22 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print("    weakest intents:     " + ", ".join(f"{label} {v['f1-score']:.2f}" for label, v in weakest))
     print(f"    report:              {EVALUATION_DIR.relative_to(ROOT)}/ (intent_report.json, "
           f"intent_confusion_matrix.png, intent_errors.json, {ENTITY_EXTRACTOR}_report.json)\n")  # fmt: skip
-    if intent_f1 < GATE_INTENT_MACRO_F1 or entity_f1 < GATE_ENTITY_F1:
+    holdout_passed = intent_f1 >= GATE_INTENT_MACRO_F1 and entity_f1 >= GATE_ENTITY_F1
+
+    say("External check: messages from sources the model's authors did not write (tests/nlu_external/)...")
+    import external_check  # here, not at the top: it loads Rasa, which the other commands do not need
+
+    own_oos_recall = intents.get("out_of_scope", {}).get("recall")
+    external = external_check.evaluate(model, intent_f1, own_oos_recall, GATE_EXTERNAL_WORST_F1)
+    external_passed = external["worst_macro_f1"] >= GATE_EXTERNAL_WORST_F1
+    if not holdout_passed:
         fail("the model understands the held-out messages less well than the gate asks (see above).")
-    say("Held-out evaluation passed the gate.")
+    if not external_passed:
+        fail(
+            f"on {external['worst_source']}, the worst external source, intent macro-F1 is "
+            f"{external['worst_macro_f1']:.3f}, below the floor {GATE_EXTERNAL_WORST_F1:.2f} (see above)."
+        )
+    say("Held-out evaluation and external check passed their gates.")
     return 0
 
 
