@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.adapters.sql import cases, schedule_changes
-from tests.conftest import ANDRES_CO, JULIAN_AR, LUCIA_MX, MARIANA_MX, PUBLIC_URL, STACK_REDIS_URL
+from tests.conftest import ANDRES_CO, JULIAN_AR, LUCIA_MX, MARIANA_MX, stack_env
 from tests.harness import Stack, is_response
 from tests.rest_fixtures import TOKEN, ServerProcess
 from tests.stack_helpers import write
@@ -47,16 +47,7 @@ def rest_stack(tmp_path_factory, fake_twilio, crm) -> Iterator[Stack]:
     }
     running = Stack(
         tmp_path_factory.mktemp("rest-stack"),
-        {
-            **rest,
-            "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
-            "TWILIO_API_BASE": fake_twilio.url,
-            "TWILIO_WHATSAPP_NUMBER": "+14155238886",
-            "TWILIO_SMS_NUMBER": "+15005550006",
-            "PUBLIC_URL": PUBLIC_URL,
-            "REDIS_URL": STACK_REDIS_URL,
-        },
+        {**stack_env(fake_twilio), **rest},
     )
     try:
         running.wait_ready()
