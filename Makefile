@@ -25,7 +25,7 @@ help: ## List the targets
 install: ## Build .venv from requirements.lock (cached by content hash; Python 3.10 found by itself)
 	@bash scripts/bootstrap.sh
 
-run: install ## Train if data changed, migrate, load the demo data, serve Rasa + actions + outbox worker (Ctrl-C stops)
+run: install ## Train if data changed, migrate, load the demo data, serve Rasa, actions, outbox worker and console, restarting any that dies (Ctrl-C stops)
 	@$(STACK) run
 
 test: install lint validate unit integration security test-stories evaluate ## Everything CI checks: the fast checks first, then the slow ones
