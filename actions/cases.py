@@ -1,7 +1,9 @@
-"""action_open_case: cancel_order and return_request open a case a person follows up (or hand over).
+"""action_open_case: requests and problems that open a case a person follows up (or hand over).
 
-The case goes through the outbox (bot/outbox.py): when the CRM is down it is queued with its
-management ID, the customer is told honestly, and a confirmation follows when it goes through.
+cancel_order, return_request and wrong_or_damaged_item (into the return flow), order_not_arrived,
+payment_problem and refund_status. The case goes through the outbox (bot/outbox.py): when the
+CRM is down it is queued with its management ID, the customer is told honestly, and a
+confirmation follows when it goes through.
 """
 
 from __future__ import annotations
@@ -29,17 +31,43 @@ logger = logging.getLogger(__name__)
 CASE_RESPONSES: dict[CaseKind, tuple[str | None, str]] = {
     CaseKind.CANCEL_ORDER: ("utter_cancel_order_guide", "utter_cancel_order_case"),
     CaseKind.RETURN_REQUEST: ("utter_return_guide", "utter_return_case"),
+    CaseKind.ORDER_NOT_ARRIVED: ("utter_order_not_arrived_guide", "utter_order_not_arrived_case"),
+    # The guide is the card data rule: nothing of the card is needed to check a charge.
+    CaseKind.PAYMENT_PROBLEM: ("utter_payment_problem_guide", "utter_payment_problem_case"),
+    # The refund's state cannot be read from here yet: the guide says so before the case.
+    CaseKind.REFUND_STATUS: ("utter_refund_status_guide", "utter_refund_status_case"),
 }
+
+# Intents that open a case of another kind, with their own guide: a wrong or damaged item is
+# a return (the same case, the same follow-up), with an apology instead of the return rules.
+INTENT_KINDS: dict[str, tuple[CaseKind, str]] = {
+    "wrong_or_damaged_item": (CaseKind.RETURN_REQUEST, "utter_wrong_item_guide"),
+}
+
+# Kinds whose case message already offers a person (a button): when the case is only queued,
+# or cannot be recorded at all, the offer follows the message that replaces it.
+OFFER_PERSON = {CaseKind.ORDER_NOT_ARRIVED, CaseKind.PAYMENT_PROBLEM, CaseKind.REFUND_STATUS}
 
 
 def case_kind(tracker: Tracker) -> CaseKind:
     """The kind named by the latest intent; anything else is read as a return (the broader request)."""
     intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if intent in INTENT_KINDS:
+        return INTENT_KINDS[intent][0]
     try:
         kind = CaseKind(intent)
     except ValueError:
         return CaseKind.RETURN_REQUEST
-    return CaseKind.RETURN_REQUEST if kind is CaseKind.HUMAN_HANDOFF else kind
+    return kind if kind in CASE_RESPONSES else CaseKind.RETURN_REQUEST
+
+
+def case_responses(tracker: Tracker) -> tuple[str | None, str]:
+    """The guide and the case message for the latest intent."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    guide, opened = CASE_RESPONSES[case_kind(tracker)]
+    if intent in INTENT_KINDS:
+        guide = INTENT_KINDS[intent][1]
+    return guide, opened
 
 
 def handover_instead(tracker: Tracker, customer_id: str | None) -> Reason | None:
@@ -77,7 +105,7 @@ class ActionOpenCase(Action):
             # a person takes the chat now.
             return handoff_events(Reason.CUSTOMER_REQUEST)
         kind = case_kind(tracker)
-        guide, opened = CASE_RESPONSES[kind]
+        guide, opened = case_responses(tracker)
         phone = sender_phone(tracker)
         try:
             customer = (
@@ -103,11 +131,15 @@ class ActionOpenCase(Action):
         except (BackendUnavailable, WriteRejected):
             logger.exception("cases: the case could not be recorded, not even queued")
             dispatcher.utter_message(response="utter_case_failed")
+            if kind in OFFER_PERSON:
+                dispatcher.utter_message(response="utter_case_offer_human")
             return []
         if guide:
             dispatcher.utter_message(response=guide)
         if outcome.status is WriteStatus.QUEUED:
             dispatcher.utter_message(response="utter_case_queued", case_id=outcome.management_id)
+            if kind in OFFER_PERSON:
+                dispatcher.utter_message(response="utter_case_offer_human")
         else:
             dispatcher.utter_message(response=opened, case_id=outcome.management_id)
         return []

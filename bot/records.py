@@ -65,6 +65,10 @@ class CaseKind(str, Enum):
     CANCEL_ORDER = "cancel_order"
     RETURN_REQUEST = "return_request"
     HUMAN_HANDOFF = "human_handoff"
+    # --- problems reported (issue 16); a wrong or damaged item is a RETURN_REQUEST ---
+    ORDER_NOT_ARRIVED = "order_not_arrived"  # not received, even if it shows as delivered
+    PAYMENT_PROBLEM = "payment_problem"  # charged twice, card rejected, charged but failed
+    REFUND_STATUS = "refund_status"  # a follow-up: how a refund is going (not readable here yet)
     # --- outbox: a change the CRM/ERP never accepted, for a person to finish by hand ---
     FAILED_WRITE = "failed_write"
     # --- payments (issue 6) ---

@@ -59,7 +59,74 @@ def test_asking_twice_gives_the_same_case_again():
 
 def test_every_response_the_action_sends_is_in_the_domain():
     sent = {name for pair in action_module.CASE_RESPONSES.values() for name in pair if name}
-    assert sent | {"utter_case_failed", "utter_case_queued"} <= set(DOMAIN["responses"])
+    sent |= {guide for _, guide in action_module.INTENT_KINDS.values()}
+    assert sent | {"utter_case_failed", "utter_case_queued", "utter_case_offer_human"} <= set(
+        DOMAIN["responses"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("intent", "text", "kind", "responses"),
+    [
+        (
+            "order_not_arrived",
+            "dice entregado y nunca llego",
+            CaseKind.ORDER_NOT_ARRIVED,
+            ["utter_order_not_arrived_guide", "utter_order_not_arrived_case"],
+        ),
+        (
+            "payment_problem",
+            "me cobraron doble",
+            CaseKind.PAYMENT_PROBLEM,
+            ["utter_payment_problem_guide", "utter_payment_problem_case"],
+        ),
+        (
+            "refund_status",
+            "y mi reembolso?",
+            CaseKind.REFUND_STATUS,
+            ["utter_refund_status_guide", "utter_refund_status_case"],
+        ),
+        (
+            "wrong_or_damaged_item",
+            "me mandaron otro modelo",
+            CaseKind.RETURN_REQUEST,
+            ["utter_wrong_item_guide", "utter_return_case"],
+        ),
+    ],
+)
+def test_problems_reported_open_their_case(demo, intent, text, kind, responses):
+    messages, events = run(intent, text)
+    assert [m["response"] for m in messages] == responses and events == []
+    case = demo.cases.case(messages[1]["case_id"])
+    assert (case.kind, case.details["text"]) == (kind, text)
+
+
+def test_the_problems_case_offers_a_person_and_never_asks_for_card_data():
+    for intent in ("order_not_arrived", "payment_problem", "refund_status"):
+        _, opened = action_module.CASE_RESPONSES[CaseKind(intent)]
+        for variation in DOMAIN["responses"][opened]:
+            assert [b["payload"] for b in variation["buttons"]] == ["/human_handoff"], opened
+    for variation in DOMAIN["responses"]["utter_payment_problem_guide"]:
+        assert "tarjeta" in variation["text"] and "no" in variation["text"].lower()
+
+
+def test_a_wrong_item_and_a_return_are_the_same_case():
+    first, _ = run("wrong_or_damaged_item", "me llego roto")
+    again, _ = run("return_request", "lo quiero devolver")
+    assert first[1]["case_id"] == again[1]["case_id"]
+
+
+def test_a_problem_while_the_crm_is_down_is_queued_and_a_person_offered(demo, wire):
+    wire(backends=crm_down(demo))
+    messages, events = run("payment_problem", "me cobraron doble el pedido", [order_entity("1002")])
+    assert [m["response"] for m in messages] == [
+        "utter_payment_problem_guide",
+        "utter_case_queued",
+        "utter_case_offer_human",
+    ]
+    [entry] = demo.outbox.entries(status="pending")
+    assert messages[1]["case_id"] == entry.management_id and entry.payload["kind"] == "payment_problem"
+    assert events == []
 
 
 def crm_down(demo) -> Backends:
@@ -89,3 +156,13 @@ def test_own_database_down_too_gets_a_polite_message(demo, wire):
     wire(backends=replace(crm_down(demo), outbox=unreachable))
     messages, events = run("return_request", "quiero devolver algo")
     assert [m["response"] for m in messages] == ["utter_case_failed"] and events == []
+
+
+def test_a_problem_that_cannot_be_recorded_at_all_still_offers_a_person(demo, wire):
+    unreachable = Outbox(SqlStore(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/none"))
+    wire(backends=replace(crm_down(demo), outbox=unreachable))
+    messages, events = run("order_not_arrived", "nunca me llego")
+    assert [m["response"] for m in messages] == [
+        "utter_case_failed",
+        "utter_case_offer_human",
+    ] and events == []

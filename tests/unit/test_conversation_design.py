@@ -98,3 +98,11 @@ def test_option_labels_name_real_intents():
         name.removeprefix("utter_option_") for name in DOMAIN["responses"] if name.startswith("utter_option_")
     }
     assert labelled <= set(DOMAIN["intents"])
+
+
+def test_option_labels_fit_a_whatsapp_button():
+    # action_clarify sends each label as a button's title (capitalised): 20 characters at most.
+    for name, variations in DOMAIN["responses"].items():
+        if name.startswith("utter_option_"):
+            for variation in variations:
+                assert len(variation["text"]) <= 20, (name, variation["text"])
