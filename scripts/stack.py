@@ -49,11 +49,12 @@ GATE_INTENT_MACRO_F1 = 0.95
 GATE_ENTITY_F1 = 0.90
 # The external check (issue 16; scripts/external_check.py, sources in tests/nlu_external/): the
 # WORST gated source's intent macro-F1 must reach this floor. Issue 16's target is 0.90 on every
-# source (goal 0.95). On 2026-11-30 the model (12c61a4e697e5c461e27) measured 0.864 on its worst
-# source (bitext_es_translated) and 0.867 on written_independent, so the floor is that minus 0.02,
-# rounded down: it stops regressions, it does not say the model is good enough. Raise it as the
-# model improves; never lower it to let a change through.
-GATE_EXTERNAL_WORST_F1 = 0.84
+# source (goal 0.95). On 2026-11-30 the model measured 0.864 on its worst source
+# (bitext_es_translated); after issue 16's new intents and off-topic data the same day, 0.905 on
+# both gated sources. The floor is the worst minus 0.02, rounded down: it stops regressions, it
+# does not say the model is good enough. Raise it as the model improves; never lower it to let a
+# change through.
+GATE_EXTERNAL_WORST_F1 = 0.88
 ENTITY_EXTRACTOR = "CRFEntityExtractor"  # the pipeline's only entity extractor (config.yml)
 
 
