@@ -22,6 +22,7 @@ from bot.adapters.base import BackendUnavailable
 from bot.cases import request_case
 from bot.handoff.rules import Reason, Signals, handover_reason, parse_amount
 from bot.outbox import WriteRejected, WriteStatus
+from bot.payments import PersonReason, needs_person_for
 from bot.records import CaseKind, normalize_order_id
 from bot.wiring import wiring
 
@@ -113,6 +114,14 @@ class ActionOpenCase(Action):
             )
         except BackendUnavailable:
             customer = None
+        text = tracker.latest_message.get("text") or ""
+        if kind is CaseKind.PAYMENT_PROBLEM and needs_person_for(text) is PersonReason.DISPUTE:
+            # A charge the customer disputes ("me cobraron dos veces") goes to a person with
+            # what was said, as when it comes with "ya pagué" (actions/payments.py).
+            if guide:
+                dispatcher.utter_message(response=guide)
+            dispatcher.utter_message(response="utter_payment_dispute_person")
+            return handoff_events(Reason.DISPUTE, text)
         reason = handover_instead(tracker, customer.id if customer else None)
         if reason is not None:
             return handoff_events(reason)

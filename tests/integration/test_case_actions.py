@@ -129,6 +129,18 @@ def test_a_problem_while_the_crm_is_down_is_queued_and_a_person_offered(demo, wi
     assert events == []
 
 
+def test_a_disputed_charge_reported_as_a_payment_problem_goes_to_a_person(demo):
+    text = "me cobraron dos veces la misma compra"
+    messages, events = run("payment_problem", text)
+    assert [m["response"] for m in messages] == [
+        "utter_payment_problem_guide",
+        "utter_payment_dispute_person",
+    ]
+    assert [e.get("value") for e in events[:2]] == ["dispute", text]
+    assert events[2]["name"] == "action_handoff"
+    assert demo.outbox.entries(status="pending") == []
+
+
 def crm_down(demo) -> Backends:
     """The demo's CRM/ERP, but cases are kept by a CRM over HTTP that refuses connections."""
     down = RestCaseBook(client_for(f"http://127.0.0.1:{free_port()}/v1"))
