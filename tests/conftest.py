@@ -8,6 +8,7 @@ the same moment through BOT_CLOCK_SHIFT_S, set here before anything builds a clo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -207,3 +208,17 @@ def stack(tmp_path_factory, fake_twilio) -> Iterator[Stack]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that stop the shared stack run last."""
     items.sort(key=lambda item: item.get_closest_marker("stops_stack") is not None)
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch) -> list[int]:
+    """Every scrypt the process runs from now on, counted (each is 16 MiB and ~50 ms)."""
+    calls: list[int] = []
+    real = hashlib.scrypt
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls

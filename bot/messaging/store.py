@@ -162,44 +162,29 @@ class MessagingStore:
         """Record a message about to be sent. Its body is stored with card data masked: an
         agent may type a card number in a console reply, and this table is kept and read.
         None when `idempotency_key` is already recorded: that message was sent (or tried) before."""
+        now = to_db_time(self._clock.now())
         try:
-            return self._add_outbound(
-                to_phone, channel, transport, body, media_urls, content_sid, status, idempotency_key
-            )
+            with self._store.connect() as conn:
+                result = conn.execute(
+                    outbound_messages.insert().values(
+                        idempotency_key=idempotency_key,
+                        to_phone=to_phone,
+                        channel=channel.value,
+                        transport=transport,
+                        body=mask_sensitive(body),
+                        media_urls=json.dumps(media_urls) if media_urls else None,
+                        content_sid=content_sid,
+                        status=status,
+                        attempts=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return int(result.inserted_primary_key[0])
         except sa.exc.IntegrityError:
             if idempotency_key is None:
                 raise
             return None
-
-    def _add_outbound(
-        self,
-        to_phone: str,
-        channel: Channel,
-        transport: str,
-        body: str,
-        media_urls: list[str],
-        content_sid: str | None,
-        status: str,
-        idempotency_key: str | None,
-    ) -> int:
-        now = to_db_time(self._clock.now())
-        with self._store.connect() as conn:
-            result = conn.execute(
-                outbound_messages.insert().values(
-                    idempotency_key=idempotency_key,
-                    to_phone=to_phone,
-                    channel=channel.value,
-                    transport=transport,
-                    body=mask_sensitive(body),
-                    media_urls=json.dumps(media_urls) if media_urls else None,
-                    content_sid=content_sid,
-                    status=status,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            return int(result.inserted_primary_key[0])
 
     def update_outbound(self, record_id: int, **values: object) -> None:
         with self._store.connect() as conn:

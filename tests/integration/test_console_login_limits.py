@@ -8,7 +8,6 @@ one on TEST_REDIS_URL. scrypt is spied on to prove a locked try costs no hashing
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import socket
 import threading
@@ -98,20 +97,6 @@ def sql_store(tmp_path) -> Iterator[SqlStore]:
             tables.create_all(conn)
     yield store
     store.dispose()
-
-
-@pytest.fixture
-def scrypt_calls(monkeypatch) -> list[int]:
-    """Every scrypt the process runs from now on, counted (each is 16 MiB and ~50 ms)."""
-    calls: list[int] = []
-    real = hashlib.scrypt
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(hashlib, "scrypt", counting)
-    return calls
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ driven over HTTP; hashlib.scrypt is spied on to prove a refused try costs no has
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -73,19 +72,6 @@ def console(tmp_path, clock) -> Iterator:
 
     yield start
     store.dispose()
-
-
-@pytest.fixture
-def scrypt_calls(monkeypatch) -> list[int]:
-    calls: list[int] = []
-    real = hashlib.scrypt
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(hashlib, "scrypt", counting)
-    return calls
 
 
 def test_an_account_is_locked_after_five_failures_and_the_next_try_gets_429_before_scrypt(
