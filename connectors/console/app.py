@@ -14,8 +14,9 @@ import asyncio
 import hmac
 import logging
 import secrets
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader
 from sanic import Sanic, response
 from sanic.request import Request
 
+from bot.clock import local_day
 from bot.handoff.agents import authenticate
 from bot.handoff.desk import deliver_due
 from bot.handoff.store import Handoff, HandoffMessage
@@ -31,6 +33,8 @@ from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow
 from bot.wiring import Wiring
+from bot.kb import KBError, KnowledgeBase, knowledge_base
+from connectors.console import knowledge
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
 logger = logging.getLogger(__name__)
@@ -71,6 +75,7 @@ NOTICES = {
     "handed_back": "Conversación devuelta al bot.",
     "closed": "Conversación cerrada.",
 }
+KB_BROKEN = "La base de conocimiento no se pudo cargar; avisa a quien la mantiene."
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
@@ -98,9 +103,16 @@ def _safe_url(url: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
-def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_console") -> Sanic:
+def create_app(
+    graph: Wiring,
+    secret: str,
+    rasa: RasaApi,
+    name: str = "agent_console",
+    kb: Callable[[], KnowledgeBase] = knowledge_base,
+) -> Sanic:
     """The console over the process's graph (bot/wiring.py): its settings, clock, handoff services,
-    messaging store and sender."""
+    messaging store and sender; `kb` gives the knowledge base (the process-wide one, which reloads
+    itself when kb/ changes)."""
     app = Sanic(name)
     settings, clock, services = graph.settings, graph.clock, graph.handoff
     limits = graph.console_logins()
@@ -214,6 +226,70 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
     def back(handoff_id: str, notice: str) -> response.HTTPResponse:
         return response.redirect(f"/handoffs/{quote(handoff_id)}?notice={notice}")
 
+    def today() -> date:
+        # The project's clock in the business's zone: an article is due for review on that day.
+        return local_day(clock.now(), settings.bot_timezone)
+
+    def kb_page_values(
+        raw_query: str | None, raw_country: str | None, raw_channel: str | None, review: bool
+    ) -> dict[str, Any]:
+        """What the knowledge base page shows (in a worker thread: a search or a reload of kb/ is
+        milliseconds of CPU and file reads)."""
+        try:
+            base = kb()
+        except KBError as error:
+            logger.error("console: the knowledge base does not load: %s", error)
+            return {"kb_error": KB_BROKEN}
+        day = today()
+        known = knowledge.countries(base)
+        query = knowledge.clean_query(raw_query)
+        country = knowledge.clean_country(raw_country, known)
+        channel = knowledge.clean_channel(raw_channel)
+        values: dict[str, Any] = {
+            "query": query,
+            "country": country,
+            "channel": channel,
+            "countries": known,
+            "channels": knowledge.CHANNELS,
+            "review": review,
+            "today": day.isoformat(),
+            "total": len(base.articles),
+            "due_count": len(knowledge.due_for_review(base, today=day)),
+        }
+        if review:
+            values["due"] = knowledge.due_for_review(base, today=day, country=country, channel=channel)
+        elif query:
+            values["results"], values["verdict"] = knowledge.search(
+                base, query, today=day, country=country, channel=channel
+            )
+        else:
+            values["groups"] = knowledge.by_tag(base, today=day, country=country, channel=channel)
+        return values
+
+    def handoff_kb(handoff: Handoff, raw_query: str | None, insert: str | None) -> dict[str, Any]:
+        """The knowledge base beside a conversation's reply box: the top hits for the agent's query
+        and, when the agent chose one, its text for this customer's channel and country."""
+        query = knowledge.clean_query(raw_query)
+        channel = knowledge.clean_channel(handoff.channel)
+        country = str((handoff.packet.get("customer") or {}).get("country") or "").upper() or None
+        values: dict[str, Any] = {"kb_query": query, "kb_hits": [], "draft": "", "kb_error": None}
+        if not query and not insert:
+            return values
+        try:
+            base = kb()
+        except KBError as error:
+            logger.error("console: the knowledge base does not load: %s", error)
+            return {**values, "kb_error": KB_BROKEN}
+        if query:
+            values["kb_hits"] = knowledge.search(
+                base, query, today=today(), country=country, channel=channel, limit=knowledge.HANDOFF_LIMIT
+            )[0]
+        if insert:
+            values["draft"] = (knowledge.reply_text(base, insert, country=country, channel=channel) or "")[
+                :MAX_REPLY
+            ]
+        return values
+
     # --- routes ---------------------------------------------------------------------------
 
     @app.get("/health")
@@ -303,6 +379,9 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
             await announce("handoff_accepted", handoff.id, agent=session["agent"])
             handoff = await load(handoff_id)
         later = await asyncio.to_thread(store.messages, handoff.id)
+        kb_values = await asyncio.to_thread(
+            handoff_kb, handoff, request.args.get("kb"), request.args.get("insert")
+        )
         packet = handoff.packet
         # What came with the packet, then what the customer sent while waiting.
         attachments = [
@@ -324,6 +403,44 @@ def create_app(graph: Wiring, secret: str, rasa: RasaApi, name: str = "agent_con
             waiting=_ago(handoff.created_at, clock.now()),
             notice=NOTICES.get(request.args.get("notice", "")),
             active=handoff.active,
+            **kb_values,
+        )
+
+    @app.get("/kb")
+    async def kb_page(request: Request) -> response.HTTPResponse:
+        session = await session_of(request)
+        if session is None:
+            return response.redirect("/login")
+        values = await asyncio.to_thread(
+            kb_page_values,
+            request.args.get("q"),
+            request.args.get("country"),
+            request.args.get("channel"),
+            request.args.get("review") == "1",
+        )
+        return render(request, "kb.html", agent=session["agent"], csrf=session["csrf"], **values)
+
+    @app.get("/api/handoffs/<handoff_id>/kb")
+    async def handoff_kb_json(request: Request, handoff_id: str) -> response.HTTPResponse:
+        """The same search as the reply box's form, for its script: the hits with their text for
+        this conversation, so the agent's draft stays in the textarea."""
+        if await session_of(request) is None:
+            return response.json({"error": "login required"}, status=401)
+        handoff = await load(handoff_id)
+        if handoff is None:
+            return response.json({"error": "not found"}, status=404)
+        values = await asyncio.to_thread(handoff_kb, handoff, request.args.get("q"), None)
+        if values["kb_error"]:
+            return response.json({"error": values["kb_error"]}, status=503)
+        hits = [
+            {
+                key: hit[key]
+                for key in ("id", "title", "short", "text", "link", "review_due", "last_reviewed", "owner")
+            }
+            for hit in values["kb_hits"]
+        ]
+        return response.json(
+            {"query": values["kb_query"], "hits": hits}, headers={"Cache-Control": "no-store"}
         )
 
     @app.get("/api/handoffs/<handoff_id>/messages")

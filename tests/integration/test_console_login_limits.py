@@ -7,17 +7,10 @@ one on TEST_REDIS_URL. scrypt is spied on to prove a locked try costs no hashing
 
 from __future__ import annotations
 
-import asyncio
-import re
-import socket
-import threading
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import requests
-from sanic import Sanic
 
 from bot.adapters.sql import SqlStore
 from bot.clock import FixedClock
@@ -27,66 +20,11 @@ from bot.migrations import target_metadata
 from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.__main__ import main as console_cli
-from connectors.console.app import create_app
-from connectors.console.rasa_api import RasaApi
 from tests.conftest import NOW, REDIS_URL
+from tests.console_helpers import RunningConsole
 
 AGENT, PASSWORD = "ana", "contraseña-larga-1"
 WRONG = "no-es-la-clave"
-
-Sanic.test_mode = True  # many apps in one process
-
-
-class RunningConsole:
-    """One console app served on a free loopback port until `stop()`."""
-
-    def __init__(self, graph: Wiring) -> None:
-        self.graph = graph
-        app = create_app(
-            graph, "test-secret", RasaApi("http://127.0.0.1:9", None), name=f"c{uuid.uuid4().hex}"
-        )
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-
-            async def start() -> None:
-                self._server = await app.create_server(
-                    host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
-                )
-                await self._server.startup()
-                started.set()
-
-            self._loop.run_until_complete(start())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        assert started.wait(10), "the console did not start"
-
-    def login(self, name: str, password: str) -> requests.Response:
-        session = requests.Session()
-        form = session.get(f"http://127.0.0.1:{self.port}/login", timeout=10)
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
-        return session.post(
-            f"http://127.0.0.1:{self.port}/login",
-            data={"csrf": csrf, "name": name, "password": password},
-            allow_redirects=False,
-            timeout=10,
-        )
-
-    def stop(self) -> None:
-        async def close() -> None:
-            self._server.close()
-            await self._server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @pytest.fixture
