@@ -1,8 +1,9 @@
 """The agent console in headless Chromium (Debian's package, driven by Playwright; no download).
 
 An agent logs in, sees the queue, opens a handoff whose customer sent HTML with a <script> and a
-photo, sees the packet at a glance and the script shown as text (never run), replies, and hands
-back. Screenshots of the queue and the conversation go to results/console/; with
+photo, sees the packet at a glance and the script shown as text (never run), replies, searches
+the knowledge base beside the reply box, inserts an article into a draft and sends it, and hands
+back. Screenshots of the queue, the conversation and the knowledge base search go to results/console/; with
 UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test run leaves the tree clean).
 """
 
@@ -92,12 +93,29 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         page.get_by_text("Hola Julián, soy Ana").first.wait_for()
         page.screenshot(path=str(SCREENSHOTS / "console-conversation.png"), full_page=True)
 
+        # The knowledge base beside the reply box: the agent searches, adds the article to a
+        # draft (Julián writes from Argentina on WhatsApp: the Argentine variant, with its steps),
+        # and sends it.
+        page.fill("#reply", "Julián, te paso cómo pagar:")
+        page.fill("#kb-q", "con qué puedo pagar")
+        page.click("#kb-form button")
+        hit = page.locator("#kb-hits .kb-hit[data-id='medios-de-pago']")
+        hit.wait_for()
+        hit.get_by_role("link", name="Insertar en la respuesta").click()
+        draft = page.input_value("#reply")
+        assert draft.startswith("Julián, te paso cómo pagar:\n\nEn Argentina podés pagar")
+        assert "\n1. " in draft and draft.endswith("https://ayuda.tienda.example/medios-de-pago")
+        page.screenshot(path=str(SCREENSHOTS / "console-kb.png"), full_page=True)
+        page.click("form[action$='/reply'] button")
+        replies = fake_twilio.wait_for(phone, 4, timeout_s=30)
+        assert replies[-1].body == draft
+
         page.fill("#handback-note", "cambio coordinado")
         page.click("#handback")
         page.get_by_text("Conversación devuelta al bot.").wait_for()
-        back = fake_twilio.wait_for(phone, 5, timeout_s=60)
-        assert is_response(back[3].body, "utter_bot_back")
-        assert is_response(back[4].body.split("\n")[0], "utter_ask_satisfaction")
+        back = fake_twilio.wait_for(phone, 6, timeout_s=60)
+        assert is_response(back[4].body, "utter_bot_back")
+        assert is_response(back[5].body.split("\n")[0], "utter_ask_satisfaction")
         assert dialogs == []
     finally:
         release(stack, phone)

@@ -190,7 +190,7 @@ def test_a_search_shows_title_short_answer_steps_owner_review_date_link_and_tags
     first = page.text.split('<article class="card kb-article"')[1]
     assert "Aceptamos tarjeta de crédito y débito" in first
     assert "<li>Elige tarjeta, transferencia o efectivo.</li>" in first
-    assert "Equipo de Pagos · revisado el 2026-11-15" in first and "próxima revisión 2026-02-13" in first
+    assert "Equipo de Pagos · revisado el 2026-11-15" in first and "próxima revisión 2027-02-13" in first
     assert 'href="https://ayuda.tienda.example/medios-de-pago"' in first
     assert 'href="/kb#tag-pagos">pagos</a>' in first
     assert "kb-due" not in first
