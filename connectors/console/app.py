@@ -14,9 +14,9 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -29,11 +29,11 @@ from bot.clock import local_day
 from bot.handoff.agents import authenticate
 from bot.handoff.desk import deliver_due
 from bot.handoff.store import Handoff, HandoffMessage
+from bot.kb import KBError, KnowledgeBase, knowledge_base
 from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow
 from bot.wiring import Wiring
-from bot.kb import KBError, KnowledgeBase, knowledge_base
 from connectors.console import knowledge
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
@@ -108,7 +108,7 @@ def create_app(
     secret: str,
     rasa: RasaApi,
     name: str = "agent_console",
-    kb: Callable[[], KnowledgeBase] = knowledge_base,
+    kb: Callable[[], KnowledgeBase] | None = None,
 ) -> Sanic:
     """The console over the process's graph (bot/wiring.py): its settings, clock, handoff services,
     messaging store and sender; `kb` gives the knowledge base (the process-wide one, which reloads
@@ -123,6 +123,12 @@ def create_app(
     templates.filters["reason"] = lambda code: REASONS.get(code, code)
     templates.filters["status"] = lambda code: STATUSES.get(code, code)
     templates.filters["when"] = _when
+    if kb is None:
+        folder = settings.kb_dir
+
+        def kb() -> KnowledgeBase:
+            return knowledge_base(folder)
+
     secure_cookies = not settings.is_development
 
     async def announce(event: str, handoff_id: str, **details: Any) -> None:
@@ -241,15 +247,14 @@ def create_app(
             logger.error("console: the knowledge base does not load: %s", error)
             return {"kb_error": KB_BROKEN}
         day = today()
-        known = knowledge.countries(base)
         query = knowledge.clean_query(raw_query)
-        country = knowledge.clean_country(raw_country, known)
+        country = knowledge.clean_country(raw_country)
         channel = knowledge.clean_channel(raw_channel)
         values: dict[str, Any] = {
             "query": query,
             "country": country,
             "channel": channel,
-            "countries": known,
+            "countries": knowledge.COUNTRIES,
             "channels": knowledge.CHANNELS,
             "review": review,
             "today": day.isoformat(),

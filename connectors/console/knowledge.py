@@ -9,13 +9,15 @@ milliseconds, too long for the event loop that serves every agent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from bot.kb import Article, KnowledgeBase
+from bot.kb.articles import CHANNELS as CHANNEL_CODES
+from bot.kb.articles import COUNTRIES
 
-CHANNELS = {"whatsapp": "WhatsApp", "sms": "SMS"}
+CHANNEL_LABELS = {"whatsapp": "WhatsApp", "sms": "SMS"}
+CHANNELS = {code: CHANNEL_LABELS.get(code, code) for code in CHANNEL_CODES}
 MAX_QUERY = 200
 SEARCH_LIMIT = 10  # the knowledge base page
 HANDOFF_LIMIT = 3  # beside the reply box: the top few, as the bot offers them
@@ -29,35 +31,17 @@ def clean_channel(raw: str | None) -> str | None:
     return raw if raw in CHANNELS else None
 
 
-def clean_country(raw: str | None, known: Iterable[str]) -> str | None:
+def clean_country(raw: str | None) -> str | None:
     country = (raw or "").strip().upper()
-    return country if country in set(known) else None
-
-
-def countries(kb: KnowledgeBase) -> list[str]:
-    """The countries some article or variant is written for: what the filter offers."""
-    found: set[str] = set()
-    for article in _with_variants(kb):
-        found.update(code for code in article.countries if code != "all")
-    return sorted(found)
+    return country if country in COUNTRIES else None
 
 
 def _safe_url(url: str | None) -> str | None:
     return url if url and url.startswith(("https://", "http://")) else None
 
 
-def _variants(article: Article) -> list[Article]:
-    return list(getattr(article, "variants", None) or [])
-
-
 def _with_variants(kb: KnowledgeBase) -> list[Article]:
-    return [one for article in kb.articles for one in (article, *_variants(article))]
-
-
-def _applies(article: Article, country: str | None, channel: str | None) -> bool:
-    return (country is None or "all" in article.countries or country in article.countries) and (
-        channel is None or "all" in article.channels or channel in article.channels
-    )
+    return [one for article in kb.articles for one in (article, *kb.variants(article.id))]
 
 
 def article_row(article: Article, today: date, channel: str | None = None) -> dict[str, Any]:
@@ -71,7 +55,7 @@ def article_row(article: Article, today: date, channel: str | None = None) -> di
         "if_fails": article.if_fails,
         "owner": article.owner,
         "last_reviewed": article.last_reviewed.isoformat(),
-        "review_by": (article.last_reviewed + timedelta(days=article.review_days)).isoformat(),
+        "review_by": article.review_due_on().isoformat(),
         "review_due": article.review_due(today),
         "link": _safe_url(article.link),
         "tags": list(article.tags),
@@ -96,7 +80,7 @@ def search(
     result = kb.search(query, country=country, channel=channel, limit=limit)
     rows = []
     for hit in result.hits:
-        if not _applies(hit.article, country, channel):
+        if not hit.article.applies_to(country, channel):
             continue
         rows.append({**article_row(hit.article, today, channel), "score": round(hit.score, 2)})
     return rows, result.verdict
@@ -105,7 +89,7 @@ def search(
 def resolved(kb: KnowledgeBase, country: str | None, channel: str | None) -> list[Article]:
     """Every article in the variant `country` and `channel` get, leaving out those not for them."""
     chosen = [kb.resolve(article.id, country=country, channel=channel) for article in kb.articles]
-    return [article for article in chosen if _applies(article, country, channel)]
+    return [article for article in chosen if article.applies_to(country, channel)]
 
 
 def by_tag(
@@ -132,7 +116,7 @@ def due_for_review(
     due = [
         article
         for article in _with_variants(kb)
-        if article.review_due(today) and _applies(article, country, channel)
+        if article.review_due(today) and article.applies_to(country, channel)
     ]
     rows = [article_row(article, today, channel) for article in due]
     return sorted(rows, key=lambda row: (row["review_by"], row["title"].lower()))
