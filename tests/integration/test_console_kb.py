@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -302,3 +303,53 @@ def test_the_reply_box_search_answers_json_with_the_text_for_the_conversation(ag
     assert "\n1." not in first["text"]  # SMS: no steps
     missing = agent.get(f"{console.url}/api/handoffs/HO-none/kb", params={"q": "pago"}, timeout=10)
     assert missing.status_code == 404
+
+
+def test_the_console_reads_kb_dir_and_shows_an_edit_without_a_restart(sql_store, kb_dir, clock):
+    settings = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(kb_dir)})
+    graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+    create_agent(graph.handoff.store, AGENT, PASSWORD)
+    running = RunningConsole(graph)  # no kb given: the process-wide one of settings.kb_dir
+    try:
+        agent = running.session(AGENT, PASSWORD)
+        assert "Pagar con tarjeta, transferencia o efectivo" in titles(
+            agent.get(f"{running.url}/kb", timeout=10).text
+        )
+        path = kb_dir / "pagos" / "medios-de-pago.md"
+        path.write_text(
+            path.read_text(encoding="utf-8").replace(
+                "title: Pagar con tarjeta, transferencia o efectivo", "title: Pagar con tarjeta o efectivo"
+            ),
+            encoding="utf-8",
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "Pagar con tarjeta o efectivo" in titles(agent.get(f"{running.url}/kb", timeout=10).text):
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the edited title never showed")
+    finally:
+        running.stop()
+
+
+def test_a_knowledge_base_that_does_not_load_says_so_instead_of_failing(sql_store, tmp_path, clock):
+    broken = tmp_path / "broken-kb"
+    broken.mkdir()
+    (broken / "sin-titulo.md").write_text("---\nid: sin-titulo\n---\n## Pasos\n1. Nada.\n", encoding="utf-8")
+    settings = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(broken)})
+    graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+    create_agent(graph.handoff.store, AGENT, PASSWORD)
+    running = RunningConsole(graph)
+    try:
+        agent = running.session(AGENT, PASSWORD)
+        page = agent.get(f"{running.url}/kb", params={"q": "pago"}, timeout=10)
+        assert page.status_code == 200 and "La base de conocimiento no se pudo cargar" in page.text
+        handoff_id = handoff(running, "whatsapp", "MX")
+        beside = agent.get(f"{running.url}/handoffs/{handoff_id}", params={"kb": "pago"}, timeout=10)
+        assert beside.status_code == 200 and "La base de conocimiento no se pudo cargar" in beside.text
+        assert "Responder al cliente" in beside.text  # the reply box still works
+        api = agent.get(f"{running.url}/api/handoffs/{handoff_id}/kb", params={"q": "pago"}, timeout=10)
+        assert api.status_code == 503
+    finally:
+        running.stop()
