@@ -487,7 +487,9 @@ def create_app(
             return response.text("not found", status=404)
         if not handoff.active:
             return back(handoff_id, "ended")
-        text = (request.form.get("text") or "").strip()[:MAX_REPLY]
+        # A browser sends a textarea's line breaks as CRLF: the customer gets plain "\n" (on SMS
+        # every "\r" would be one more character, and a multi-line article has many).
+        text = (request.form.get("text") or "").replace("\r\n", "\n").strip()[:MAX_REPLY]
         if not text:
             return back(handoff_id, "empty")
         agent = session["agent"]
