@@ -1,4 +1,5 @@
-"""The agent console's web app: login, the queue, one conversation, reply, hand back, close.
+"""The agent console's web app: login, the queue, one conversation, reply, hand back, close, and
+the knowledge base (its page, and a search beside the reply box that fills the reply).
 
 Server-rendered with Jinja2 (autoescape on: what a customer wrote is always text) on Sanic, no
 front-end build: two small inline scripts poll JSON every two seconds for the queue and for new
@@ -16,6 +17,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -123,11 +125,7 @@ def create_app(
     templates.filters["reason"] = lambda code: REASONS.get(code, code)
     templates.filters["status"] = lambda code: STATUSES.get(code, code)
     templates.filters["when"] = _when
-    if kb is None:
-        folder = settings.kb_dir
-
-        def kb() -> KnowledgeBase:
-            return knowledge_base(folder)
+    load_kb = kb if kb is not None else partial(knowledge_base, settings.kb_dir)
 
     secure_cookies = not settings.is_development
 
@@ -242,7 +240,7 @@ def create_app(
         """What the knowledge base page shows (in a worker thread: a search or a reload of kb/ is
         milliseconds of CPU and file reads)."""
         try:
-            base = kb()
+            base = load_kb()
         except KBError as error:
             logger.error("console: the knowledge base does not load: %s", error)
             return {"kb_error": KB_BROKEN}
@@ -281,7 +279,7 @@ def create_app(
         if not query and not insert:
             return values
         try:
-            base = kb()
+            base = load_kb()
         except KBError as error:
             logger.error("console: the knowledge base does not load: %s", error)
             return {**values, "kb_error": KB_BROKEN}
