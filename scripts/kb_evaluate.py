@@ -184,6 +184,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -255,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         f"    time                 {1000 * elapsed / max(len(questions) + len(unanswerable), 1):.1f} "
         "ms a question"
     )
-    print(f"    report               {(RESULTS_DIR / (name + suffix)).relative_to(ROOT)}.md / .json\n")
+    print(f"    report               {_shown(RESULTS_DIR / (name + suffix))}.md / .json\n")
     if args.no_gate:
         return 0
     if metrics["recall_at_3"] < gates["recall_at_3"] or metrics["mrr"] < gates["mrr"]:
