@@ -3,6 +3,7 @@ retrain. Articles are written here, independent of kb/."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -220,3 +221,8 @@ def test_two_close_articles_are_offered_as_options(kb_folder):
     result = kb.search("garantia u horario")
     assert result.verdict == "options"
     assert {hit.article.id for hit in result.hits[:2]} == {"garantia", "horarios-de-atencion"}
+
+
+def test_search_async_gives_the_same_result_off_the_event_loop(kb_folder):
+    kb = KnowledgeBase.load(kb_folder, model=None)
+    assert asyncio.run(kb.search_async("formas de pago")) == kb.search("formas de pago")
