@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.kb import KBError, KnowledgeBase, ReloadingKnowledgeBase
+from bot.settings import PROJECT_ROOT, Settings, SettingsError
 
 ARTICLES = {
     "medios-de-pago": (
@@ -226,3 +227,13 @@ def test_two_close_articles_are_offered_as_options(kb_folder):
 def test_search_async_gives_the_same_result_off_the_event_loop(kb_folder):
     kb = KnowledgeBase.load(kb_folder, model=None)
     assert asyncio.run(kb.search_async("formas de pago")) == kb.search("formas de pago")
+
+
+def test_the_knowledge_base_settings_come_from_the_environment(tmp_path):
+    defaults = Settings.from_env({"BOT_ENV": "development"})
+    assert defaults.kb_dir == PROJECT_ROOT / "kb" and defaults.kb_semantic
+    moved = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(tmp_path), "KB_SEMANTIC": "off"})
+    assert moved.kb_dir == tmp_path and not moved.kb_semantic
+    assert Settings.from_env({"BOT_ENV": "development", "KB_DIR": "otra"}).kb_dir == PROJECT_ROOT / "otra"
+    with pytest.raises(SettingsError, match="KB_SEMANTIC='maybe': use on"):
+        Settings.from_env({"BOT_ENV": "development", "KB_SEMANTIC": "maybe"})
