@@ -60,6 +60,11 @@ class MultilingualE5:
                 self._queries.popitem(last=False)
             return vector
 
+    def forget_questions(self) -> None:
+        """Empty the cache of question vectors (benchmarks measure the model, not the cache)."""
+        with self._lock:
+            self._queries.clear()
+
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._model.dim), dtype=np.float32)

@@ -3,12 +3,14 @@ retrain. Articles are written here, independent of kb/."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import pytest
 
 from bot.kb import KBError, KnowledgeBase, ReloadingKnowledgeBase
+from bot.settings import PROJECT_ROOT, Settings, SettingsError
 
 ARTICLES = {
     "medios-de-pago": (
@@ -220,3 +222,18 @@ def test_two_close_articles_are_offered_as_options(kb_folder):
     result = kb.search("garantia u horario")
     assert result.verdict == "options"
     assert {hit.article.id for hit in result.hits[:2]} == {"garantia", "horarios-de-atencion"}
+
+
+def test_search_async_gives_the_same_result_off_the_event_loop(kb_folder):
+    kb = KnowledgeBase.load(kb_folder, model=None)
+    assert asyncio.run(kb.search_async("formas de pago")) == kb.search("formas de pago")
+
+
+def test_the_knowledge_base_settings_come_from_the_environment(tmp_path):
+    defaults = Settings.from_env({"BOT_ENV": "development"})
+    assert defaults.kb_dir == PROJECT_ROOT / "kb" and defaults.kb_semantic
+    moved = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(tmp_path), "KB_SEMANTIC": "off"})
+    assert moved.kb_dir == tmp_path and not moved.kb_semantic
+    assert Settings.from_env({"BOT_ENV": "development", "KB_DIR": "otra"}).kb_dir == PROJECT_ROOT / "otra"
+    with pytest.raises(SettingsError, match="KB_SEMANTIC='maybe': use on"):
+        Settings.from_env({"BOT_ENV": "development", "KB_SEMANTIC": "maybe"})
