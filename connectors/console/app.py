@@ -587,6 +587,20 @@ def create_app(
         async def start_desk_loop(app: Sanic, _loop: Any) -> None:
             app.add_task(desk_loop())
 
+    async def warm_knowledge_base() -> None:
+        # The first load parses kb/ and maps the sentence model: seconds on a busy machine, paid
+        # at start rather than by the first agent who searches.
+        try:
+            await asyncio.to_thread(load_kb)
+        except KBError as error:
+            logger.error("console: the knowledge base does not load: %s", error)
+        except Exception:
+            logger.exception("console: the knowledge base could not be loaded at start")
+
+    @app.listener("after_server_start")
+    async def start_warming_knowledge_base(app: Sanic, _loop: Any) -> None:
+        app.add_task(warm_knowledge_base())
+
     @app.listener("before_server_stop")
     async def close_sender(*_: Any) -> None:
         if graph.message_sender is not None:

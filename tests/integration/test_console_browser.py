@@ -100,7 +100,7 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         page.fill("#kb-q", "con qué puedo pagar")
         page.click("#kb-form button")
         hit = page.locator("#kb-hits .kb-hit[data-id='medios-de-pago']")
-        hit.wait_for()
+        hit.wait_for(timeout=90_000)  # a cold console loads the KB and its sentence model first
         hit.get_by_role("link", name="Insertar en la respuesta").click()
         draft = page.input_value("#reply")
         assert draft.startswith("Julián, te paso cómo pagar:\n\nEn Argentina podés pagar")
