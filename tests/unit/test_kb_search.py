@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.kb import KBError, KnowledgeBase, ReloadingKnowledgeBase
 from bot.settings import PROJECT_ROOT, Settings, SettingsError
@@ -237,3 +239,21 @@ def test_the_knowledge_base_settings_come_from_the_environment(tmp_path):
     assert Settings.from_env({"BOT_ENV": "development", "KB_DIR": "otra"}).kb_dir == PROJECT_ROOT / "otra"
     with pytest.raises(SettingsError, match="KB_SEMANTIC='maybe': use on"):
         Settings.from_env({"BOT_ENV": "development", "KB_SEMANTIC": "maybe"})
+
+
+@pytest.fixture(scope="module")
+def lexical_kb(tmp_path_factory) -> KnowledgeBase:
+    folder = tmp_path_factory.mktemp("kb")
+    for article_id in ARTICLES:
+        write_article(folder, article_id)
+    return KnowledgeBase.load(folder, model=None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(query=st.text(max_size=300), country=st.sampled_from([None, "MX", "pe", "XX"]))
+def test_any_message_gets_a_verdict_and_scores_between_0_and_1(lexical_kb, query, country):
+    result = lexical_kb.search(query, country=country, channel="sms")
+    assert result.verdict in ("answer", "options", "none")
+    assert all(0.0 <= hit.score <= 1.0 for hit in result.hits)
+    assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)
+    assert len({hit.article.id for hit in result.hits}) == len(result.hits) <= 3
