@@ -20,6 +20,7 @@ from bot.clock import parse_moment, shift_to
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo" / "fixture.yml"
+DEFAULT_KB_DIR = PROJECT_ROOT / "kb"
 ENVIRONMENTS = ("development", "production")
 DEFAULT_PAYMENT_BASE_URL = "https://pagos.example.com/pagar"
 LOOPBACK = "127.0.0.1"
@@ -122,6 +123,8 @@ class Settings:
     clock_shift: timedelta = timedelta(0)
     # Rasa's hot paths computed once (connectors/rasa_patches.py); False runs Rasa as shipped.
     rasa_patches: bool = True
+    # --- the knowledge base: the folder of article files designers edit (bot/kb/) ---
+    kb_dir: Path = DEFAULT_KB_DIR
 
     @property
     def is_development(self) -> bool:
@@ -268,7 +271,17 @@ class Settings:
             **payments,
             clock_shift=clock_shift,
             rasa_patches=rasa_patches == "on",
+            kb_dir=_kb_dir(get),
         )
+
+
+def _kb_dir(get) -> Path:
+    """KB_DIR: the knowledge base's folder (relative to the project root), default kb/."""
+    raw = get("KB_DIR")
+    if raw is None:
+        return DEFAULT_KB_DIR
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _port(get, name: str, default: int) -> int:
