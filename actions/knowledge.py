@@ -122,7 +122,7 @@ class ActionKbAnswer(Action):
         text = str(tracker.latest_message.get("text") or "")
         country, channel = await customer_country(tracker), conversation_channel(tracker)
         try:
-            kb = await asyncio.to_thread(knowledge_base)
+            kb = await asyncio.to_thread(knowledge_base, wiring().settings.kb_dir)
             if intent == ARTICLE_INTENT:
                 article_id = next(tracker.get_latest_entity_values(ARTICLE_ENTITY), None)
                 if article_id and kb.get(str(article_id)) is not None:
