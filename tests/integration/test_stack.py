@@ -117,7 +117,8 @@ def test_out_of_scope_says_so_and_shows_the_menu(stack):
 def test_a_frequent_question_gets_its_answer_from_the_knowledge_base(stack):
     reply = texts(stack.say(CAMILA_CL, "a q hora abren el sabado?"))
     article = KnowledgeBase.load(DEFAULT_KB_DIR).resolve("horarios-de-atencion", country="CL")
-    assert article.render("whatsapp") in reply  # the REST channel gets WhatsApp's rendering
+    # the REST channel gets WhatsApp's rendering, split by Rasa into messages at blank lines
+    assert article.render("whatsapp").replace("\n\n", "\n") in reply
 
 
 def test_not_understood_twice_offers_a_person_and_yes_hands_over(stack):

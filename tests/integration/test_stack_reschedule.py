@@ -56,7 +56,7 @@ def test_a_question_in_the_middle_is_answered_and_cancelar_leaves_without_change
 
     resumed = texts(stack.say(MARIANA_MX, "a que hora abren el sabado?"))
     hours = KnowledgeBase.load(DEFAULT_KB_DIR).resolve("horarios-de-atencion", country="MX")
-    assert hours.render("whatsapp") in resumed  # answered from the knowledge base
+    assert hours.render("whatsapp").replace("\n\n", "\n") in resumed  # from the knowledge base
     assert "Paso 2 de 3" in resumed  # the form asks its step again
 
     left = texts(stack.say(MARIANA_MX, "cancelar"))
