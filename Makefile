@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -37,8 +37,18 @@ shell: install ## Talk to the bot in the terminal as PHONE (default: +5255123456
 train: install ## Train the model if config, domain or data changed (FORCE=1 always trains)
 	@$(STACK) model $(if $(FORCE),--force)
 
-validate: install ## Check domain, training data and stories (rasa data validate)
+validate: install ## Check domain, training data and stories (rasa data validate), then the knowledge base
 	@$(STACK) validate
+	@$(PY) scripts/kb_check.py
+
+kb-check: install ## Check every kb/ article (fails on an invalid one) and list those past their review date (TODAY=2026-12-01)
+	@$(PY) scripts/kb_check.py $(if $(TODAY),--today "$(TODAY)")
+
+kb-evaluate: install ## Knowledge-base search on tests/kb_eval/questions.yml: recall@3, MRR, FAQ topics; report in results/kb/, fails below the gate
+	@$(PY) scripts/kb_evaluate.py $(if $(QUESTIONS),--questions "$(QUESTIONS)")
+
+kb-bench: install ## Knowledge-base search over 1,000 articles on one core: p50/p95/p99 (results/kb/bench.json; not a test)
+	@$(PY) scripts/kb_bench.py
 
 lint: install ## ruff check and format check
 	@echo "==> Linting (ruff)..."
@@ -64,8 +74,9 @@ security: install services ## pytest tests/security: one test per finding of the
 test-stories: install ## Conversation tests in tests/stories/*.yml (rasa test core)
 	@$(STACK) test-stories
 
-evaluate: install ## NLU on the held-out set, then per external source (tests/nlu_external/): reports in results/, fails below either gate
+evaluate: install ## NLU on the held-out set, then per external source (tests/nlu_external/), then the knowledge-base search: reports in results/, fails below any gate
 	@$(STACK) evaluate
+	@$(PY) scripts/kb_evaluate.py
 
 inbox: install ## Designers: export misunderstood customer messages, masked, to label (SINCE=2026-11-01 OUT=inbox/<day>.yml)
 	@$(PY) scripts/inbox.py $(if $(SINCE),--since "$(SINCE)") $(if $(OUT),--out "$(OUT)")

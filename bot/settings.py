@@ -125,6 +125,7 @@ class Settings:
     rasa_patches: bool = True
     # --- the knowledge base: the folder of article files designers edit (bot/kb/) ---
     kb_dir: Path = DEFAULT_KB_DIR
+    kb_semantic: bool = True  # blend the bundled sentence model into search (KB_SEMANTIC=off: lexical)
 
     @property
     def is_development(self) -> bool:
@@ -272,7 +273,17 @@ class Settings:
             clock_shift=clock_shift,
             rasa_patches=rasa_patches == "on",
             kb_dir=_kb_dir(get),
+            kb_semantic=_on_off(
+                get, "KB_SEMANTIC", "on", "blend the sentence model into search", "lexical only"
+            ),
         )
+
+
+def _on_off(get, name: str, default: str, on: str, off: str) -> bool:
+    value = (get(name) or default).lower()
+    if value not in ("on", "off"):
+        raise SettingsError(f"{name}={value!r}: use on ({on}) or off ({off}).")
+    return value == "on"
 
 
 def _kb_dir(get) -> Path:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.kb.base import KnowledgeBase
+from bot.kb.base import DEFAULT, KnowledgeBase
 from bot.kb.parsing import KBError
 from bot.settings import Settings
 
@@ -30,8 +30,10 @@ class ReloadingKnowledgeBase:
         *,
         interval_s: float = CHECK_INTERVAL_S,
         monotonic: Callable[[], float] = time.monotonic,
+        load: Callable[[Path], KnowledgeBase] = KnowledgeBase.load,
     ) -> None:
         self.folder = Path(folder)
+        self._load = load
         self.interval_s = interval_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -61,7 +63,7 @@ class ReloadingKnowledgeBase:
             if self._current is not None and signature == self._failed_signature:
                 return self._current  # the same broken files: already logged
             try:
-                loaded = KnowledgeBase.load(self.folder)
+                loaded = self._load(self.folder)
             except KBError as error:
                 self.last_error = error
                 self._failed_signature = signature
@@ -97,21 +99,25 @@ _instances_lock = threading.Lock()
 def knowledge_base(folder: str | Path | None = None) -> KnowledgeBase:
     """The process-wide knowledge base of `folder` (default: settings' kb_dir, env KB_DIR),
     reloaded when its files change. Cheap enough to call on every message."""
-    if folder is None:
-        folder = _default_folder()
-    key = Path(folder).resolve()
+    settings = _settings()
+    key = Path(folder or settings.kb_dir).resolve()
     instance = _instances.get(key)
     if instance is None:
         with _instances_lock:
-            instance = _instances.setdefault(key, ReloadingKnowledgeBase(key))
+            if key not in _instances:
+                semantic = settings.kb_semantic
+                _instances[key] = ReloadingKnowledgeBase(
+                    key, load=lambda path: KnowledgeBase.load(path, model=DEFAULT if semantic else None)
+                )
+            instance = _instances[key]
     return instance.get()
 
 
-_default: Path | None = None
+_settings_read: Settings | None = None
 
 
-def _default_folder() -> Path:
-    global _default
-    if _default is None:
-        _default = Settings.from_env().kb_dir
-    return _default
+def _settings() -> Settings:
+    global _settings_read
+    if _settings_read is None:
+        _settings_read = Settings.from_env()
+    return _settings_read

@@ -1,5 +1,12 @@
-"""Ranking articles for a customer's question: BM25F over the article's fields, a 0..1 score, and
-a verdict (answer / offer options / nothing fits) from the top score and its lead over the next.
+"""Ranking articles for a customer's question.
+
+Lexical: BM25F over the article's fields (title, synonyms, tags, short answer, steps), on folded
+and stemmed Spanish words; a word the articles never use is matched to the closest one they do
+(typo folding: "enbio" finds "envio"); a synonym phrase said whole adds a bonus. The score is the
+share of the question's weight the article matches, 0..1, so it compares across questions.
+Semantic (when a sentence model is loaded): the cosine between the question and the article,
+scaled to 0..1 and blended with the lexical score. The verdict (answer / offer options / nothing
+fits) comes from the top score and its lead over the second.
 """
 
 from __future__ import annotations
@@ -7,9 +14,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 from bot.kb.articles import ALL, Article, Entry
-from bot.kb.text import terms
+from bot.kb.semantic import SemanticIndex, SentenceModel
+from bot.kb.text import STOP_WORDS, stem, terms, words
 
 ANSWER = "answer"
 OPTIONS = "options"
@@ -27,21 +39,47 @@ FIELD_WEIGHTS = {
 }
 FIELD_B = {"title": 0.5, "synonyms": 0.3, "tags": 0.3, "short": 0.75, "steps": 0.75, "extra": 0.75}
 K1 = 1.2
+# A query word the articles do not use counts this share of the rarest word's weight: a question
+# mostly about something else scores low.
+UNKNOWN_WEIGHT = 0.5
+# Typo folding: a word of at least this many letters may be matched to a known word one edit away
+# (two from 9 letters on); such a match counts this much.
+FUZZY_MIN_LENGTH = 4
+FUZZY_WEIGHT = 0.8
+# A synonym phrase of two or more words found whole in the question closes this share of the gap
+# to a perfect score.
+PHRASE_BONUS = 0.3
+# The least total weight a question is measured against, in units of the rarest word's weight.
+MIN_WEIGHT = 0.75
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """When the top hit is confident enough to answer, and when anything fits at all."""
 
-    answer: float = 0.45  # top score at least this ...
-    margin: float = 0.10  # ... and this far ahead of the second: answer it
-    options: float = 0.20  # below `answer` but at least this: offer the top titles
+    answer: float  # top score at least this ...
+    margin: float  # ... and this far ahead of the second: answer it
+    options: float  # below that but at least this: offer the top titles
+
+
+# Chosen on tests/kb_dev/questions.yml (docs/designing.md, "Knowledge base: how search and
+# confidence work"); the same values served the lexical and the blended score best there.
+LEXICAL_THRESHOLDS = Thresholds(answer=0.50, margin=0.05, options=0.20)
+BLENDED_THRESHOLDS = Thresholds(answer=0.50, margin=0.05, options=0.20)
+# A lexical top score this high and this far ahead is answered without the sentence model.
+SURE_LEXICAL = Thresholds(answer=0.7, margin=0.3, options=0.0)
+# The semantic part of the blended score, and how cosines map to 0..1 for this model.
+SEMANTIC_WEIGHT = 0.5
+COSINE_FLOOR = 0.78
+COSINE_CEILING = 0.92
 
 
 @dataclass(frozen=True)
 class Hit:
     article: Article  # the variant for the country and channel searched
     score: float  # 0..1, comparable across queries
+    lexical: float = 0.0  # the parts of the score, for reports and tuning
+    semantic: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,23 +110,56 @@ class _Document:
 class SearchIndex:
     """An inverted index of every article and variant; built once per knowledge-base load."""
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
-        self.thresholds = thresholds or Thresholds()
+    def __init__(self, thresholds: Thresholds | None, semantic: SemanticIndex | None) -> None:
+        self.semantic = semantic
+        self.thresholds = thresholds or (BLENDED_THRESHOLDS if semantic else LEXICAL_THRESHOLDS)
         self.documents: list[_Document] = []
         self.postings: dict[str, list[tuple[int, float]]] = {}
         self.idf: dict[str, float] = {}
         self.unknown_weight = 1.0
+        self.max_idf = 1.0
         self.entries: dict[str, Entry] = {}
+        self.vocabulary: list[str] = []  # folded surface words, for typo folding
+        self.phrases: dict[str, list[tuple[int, frozenset[str]]]] = {}
 
     @classmethod
-    def build(cls, entries: list[Entry], thresholds: Thresholds | None = None) -> SearchIndex:
-        index = cls(thresholds)
-        index.entries = {entry.base.id: entry for entry in entries}
+    def build(
+        cls,
+        entries: list[Entry],
+        *,
+        thresholds: Thresholds | None = None,
+        model: SentenceModel | None = None,
+        cache_dir: Path | None = None,
+    ) -> SearchIndex:
         field_terms: list[dict[str, list[str]]] = []
+        documents: list[_Document] = []
+        passages: list[str] = []
+        surface: set[str] = set()
+        phrases: dict[str, list[tuple[int, frozenset[str]]]] = defaultdict(list)
         for entry in entries:
             for article in (entry.base, *entry.variants):
-                index.documents.append(_Document(article.id, article.countries, article.channels))
+                doc = len(documents)
+                documents.append(_Document(article.id, article.countries, article.channels))
                 field_terms.append(article_fields(article))
+                passages.append(passage_text(article))
+                surface.update(words(searchable_text(article)))
+                for synonym in article.synonyms:
+                    phrase = frozenset(terms(synonym))
+                    if len(phrase) >= 2:
+                        for term in phrase:
+                            phrases[term].append((doc, phrase))
+        semantic = SemanticIndex(model, passages, cache_dir) if model is not None else None
+        index = cls(thresholds, semantic)
+        index.entries = {entry.base.id: entry for entry in entries}
+        index.documents = documents
+        index.phrases = dict(phrases)
+        index._weigh(field_terms, len(entries))
+        index.vocabulary = sorted(
+            w for w in surface if w not in STOP_WORDS and len(w) >= 3 and not w.isdigit()
+        )
+        return index
+
+    def _weigh(self, field_terms: list[dict[str, list[str]]], articles: int) -> None:
         count = max(len(field_terms), 1)
         average = {
             name: max(sum(len(fields[name]) for fields in field_terms) / count, 1.0) for name in FIELD_WEIGHTS
@@ -108,50 +179,135 @@ class SearchIndex:
                     )
         # Document frequency over articles, not files: a term in five variants of one article is
         # as specific as a term in one.
-        articles = max(len(entries), 1)
+        articles = max(articles, 1)
         for term, docs in weighted.items():
-            frequency = len({index.documents[doc].article_id for doc in docs})
+            frequency = len({self.documents[doc].article_id for doc in docs})
             idf = math.log(1 + (articles - frequency + 0.5) / (frequency + 0.5))
-            index.idf[term] = idf
-            index.postings[term] = [(doc, idf * tf / (K1 + tf)) for doc, tf in docs.items()]
-        max_idf = math.log(1 + (articles + 0.5) / 0.5)
-        index.unknown_weight = 0.5 * max_idf
-        return index
+            self.idf[term] = idf
+            self.postings[term] = [(doc, idf * tf / (K1 + tf)) for doc, tf in docs.items()]
+        self.max_idf = math.log(1 + (articles + 0.5) / 0.5)
+        self.unknown_weight = UNKNOWN_WEIGHT * self.max_idf
 
     def search(self, query: str, *, country: str | None, channel: str | None, limit: int) -> SearchResult:
         country = country.upper() if country else None
         channel = channel.lower() if channel else None
-        query_terms = list(dict.fromkeys(terms(query)))
-        scores = self._lexical(query_terms, country, channel)
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        lexical = self._lexical(self.analyze(query), country, channel)
+        semantic: dict[str, float] = {}
+        if self.semantic is not None and lexical is not None and not self._lexically_sure(lexical):
+            semantic = self._semantic(query, country, channel)
+        lexical = lexical or {}
+        if semantic:
+            scores = {
+                article_id: (1 - SEMANTIC_WEIGHT) * lexical.get(article_id, 0.0) + SEMANTIC_WEIGHT * value
+                for article_id, value in semantic.items()
+            }
+        else:
+            scores = lexical
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(limit, 2)]
         hits = [
-            Hit(self.entries[article_id].resolve(country, channel), round(score, 4))
-            for article_id, score in ranked[: max(limit, 2)]
+            Hit(
+                self.entries[article_id].resolve(country, channel),
+                round(score, 4),
+                lexical=round(lexical.get(article_id, 0.0), 4),
+                semantic=round(semantic[article_id], 4) if semantic else None,
+            )
+            for article_id, score in ranked
         ]
         verdict = self.verdict([hit.score for hit in hits])
         return SearchResult(query=query, hits=hits[:limit], verdict=verdict)
 
-    def _lexical(self, query_terms: list[str], country: str | None, channel: str | None) -> dict[str, float]:
-        """Per article: the share of the query's weight its best document matches (0..1)."""
-        if not query_terms:
-            return {}
-        total = sum(self.idf.get(term, self.unknown_weight) for term in query_terms)
+    def analyze(self, query: str) -> list[tuple[str | None, float, float]]:
+        """The question's terms as (term, weight, factor): a word the articles use counts its idf
+        fully; a typo of one counts as that word, less (FUZZY_WEIGHT); a word they never use is
+        (None, weight, 0): it only lowers the share the articles can match. Numbers are skipped."""
+        analyzed: list[tuple[str | None, float, float]] = []
+        seen: set[str] = set()
+        for word in words(query):
+            if word in STOP_WORDS or word.isdigit():
+                continue
+            term, factor = stem(word), 1.0
+            if term not in self.idf:
+                term, factor = self._closest(word), FUZZY_WEIGHT
+            if term is None:
+                analyzed.append((None, self.unknown_weight, 0.0))
+            elif term not in seen:
+                seen.add(term)
+                analyzed.append((term, self.idf[term], factor))
+        return analyzed
+
+    def _closest(self, word: str) -> str | None:
+        """The known term an unknown word most likely means: the longest known stem it starts
+        with ("rastreo" → "rastr", which the stemmer gives "rastrear"), else a word one edit away
+        (a transposition is one edit) for words of 4-8 letters, two for longer ones."""
+        if len(word) < FUZZY_MIN_LENGTH:
+            return None
+        for end in range(len(word) - 1, FUZZY_MIN_LENGTH, -1):
+            if word[:end] in self.idf:
+                return word[:end]
+        distance = 1 if len(word) <= 8 else 2
+        found = process.extractOne(word, self.vocabulary, scorer=OSA.distance, score_cutoff=distance)
+        if found is None:
+            return None
+        term = stem(found[0])
+        return term if term in self.idf else None
+
+    def _lexical(
+        self, analyzed: list[tuple[str | None, float, float]], country: str | None, channel: str | None
+    ) -> dict[str, float] | None:
+        """Per article: the share of the question's weight its best document matches (0..1).
+        None when the question has no words worth searching (a greeting, an emoji)."""
+        if not analyzed:
+            return None
+        # A question of one common word ("cuanto?") is not a confident match even if an article
+        # has that word: the share is taken of at least MIN_WEIGHT times the rarest word's weight.
+        total = max(sum(weight for _, weight, _ in analyzed), MIN_WEIGHT * self.max_idf)
         per_doc: dict[int, float] = defaultdict(float)
-        for term in query_terms:
+        known = set()
+        for term, _, factor in analyzed:
+            if term is None:
+                continue
+            known.add(term)
             for doc, contribution in self.postings.get(term, ()):
-                per_doc[doc] += contribution
+                per_doc[doc] += contribution * factor
+        phrase_docs: set[int] = set()
+        for term in known:
+            for doc, phrase in self.phrases.get(term, ()):
+                if doc in per_doc and phrase <= known:
+                    phrase_docs.add(doc)
         best: dict[str, float] = {}
         for doc, score in per_doc.items():
             document = self.documents[doc]
-            if not document.compatible(country, channel):
+            if not self._applies(document, country, channel):
                 continue
-            base = self.entries[document.article_id].base
-            if not base.applies_to(country, channel):
-                continue
-            normalized = score / total
+            normalized = min(score / total, 1.0)
+            if doc in phrase_docs:  # a synonym said whole: closer to certain, never above 1
+                normalized += PHRASE_BONUS * (1 - normalized)
             if normalized > best.get(document.article_id, 0.0):
                 best[document.article_id] = normalized
         return best
+
+    def _semantic(self, query: str, country: str | None, channel: str | None) -> dict[str, float]:
+        similarities = self.semantic.similarities(query)
+        best: dict[str, float] = {}
+        for doc, cosine in enumerate(similarities.tolist()):
+            document = self.documents[doc]
+            if not self._applies(document, country, channel):
+                continue
+            scaled = min(max((cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0), 1.0)
+            if scaled >= best.get(document.article_id, 0.0):
+                best[document.article_id] = scaled
+        return best
+
+    def _applies(self, document: _Document, country: str | None, channel: str | None) -> bool:
+        return document.compatible(country, channel) and self.entries[document.article_id].base.applies_to(
+            country, channel
+        )
+
+    def _lexically_sure(self, lexical: dict[str, float]) -> bool:
+        """A clear lexical winner needs no sentence model: its ~15 ms per question are spent
+        only on the questions the words alone leave open."""
+        top = sorted(lexical.values(), reverse=True)[:2] + [0.0, 0.0]
+        return top[0] >= SURE_LEXICAL.answer and top[0] - top[1] >= SURE_LEXICAL.margin
 
     def verdict(self, scores: list[float]) -> str:
         if not scores or scores[0] < self.thresholds.options:
@@ -173,3 +329,22 @@ def article_fields(article: Article) -> dict[str, list[str]]:
         "steps": terms(" ".join(article.steps)),
         "extra": terms(extra),
     }
+
+
+def searchable_text(article: Article) -> str:
+    return " ".join(
+        [
+            article.title,
+            article.short,
+            *article.synonyms,
+            *article.tags,
+            *article.steps,
+            article.before or "",
+            article.if_fails or "",
+        ]
+    )
+
+
+def passage_text(article: Article) -> str:
+    """What the sentence model reads of an article: what it is about, in a few lines."""
+    return ". ".join([article.title, article.short, "; ".join(article.synonyms)])

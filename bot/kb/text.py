@@ -1,4 +1,5 @@
-"""Spanish text as the search compares it: folded, split into words, stop words out, stemmed.
+"""Spanish text as the search compares it: folded, split into words, stop words out, stemmed
+(Snowball's Spanish stemmer).
 
 "¿Cuánto TARDA el envío?" and "cuanto tardan los envios" become the same terms, so a customer's
 spelling (no accents, capitals, plurals, verb forms) matches the article's.
@@ -10,6 +11,8 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
+
+import snowballstemmer
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -35,21 +38,14 @@ def words(text: str) -> list[str]:
     return WORD.findall(fold(text))
 
 
+_STEMMER = snowballstemmer.stemmer("spanish")
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light Spanish stem: plural and common verb endings off, so forms of one word meet."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-_SUFFIXES = sorted(
-    ("amientos", "imientos", "amiento", "imiento", "aciones", "iciones", "acion", "icion", "ando"),
-    key=len,
-    reverse=True,
-) + ["iendo", "ados", "idos", "adas", "idas", "ado", "ido", "ada", "ida", "ar", "er", "ir"]
-_SUFFIXES += ["an", "en", "as", "es", "os", "a", "e", "o", "s"]
+    """The Snowball Spanish stem of a folded word: "envios", "enviar", "envio" all give "envi".
+    Folding first keeps a word typed without accents on the same stem as the accented one."""
+    return _STEMMER.stemWord(word)
 
 
 def terms(text: str) -> list[str]:

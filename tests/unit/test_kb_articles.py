@@ -53,13 +53,13 @@ def write(folder: Path, name: str, fields: dict | None = None, body: str = STEPS
 
 def problems_of(folder: Path) -> list[str]:
     with pytest.raises(KBError) as caught:
-        KnowledgeBase.load(folder)
+        KnowledgeBase.load(folder, model=None)
     return [str(problem) for problem in caught.value.problems]
 
 
 def test_an_article_is_read_with_every_field_and_section(tmp_path):
     write(tmp_path, "pagos/medios-de-pago.md")
-    kb = KnowledgeBase.load(tmp_path)
+    kb = KnowledgeBase.load(tmp_path, model=None)
     article = kb.get("medios-de-pago")
     assert article.title == "Pagar con tarjeta, transferencia o efectivo"
     assert article.steps == (
@@ -80,12 +80,12 @@ def test_an_article_is_read_with_every_field_and_section(tmp_path):
 def test_a_readme_in_the_folder_is_not_an_article(tmp_path):
     write(tmp_path, "medios-de-pago.md")
     (tmp_path / "README.md").write_text("# Cómo escribir artículos\n", encoding="utf-8")
-    assert len(KnowledgeBase.load(tmp_path).articles) == 1
+    assert len(KnowledgeBase.load(tmp_path, model=None).articles) == 1
 
 
 def test_sms_gets_the_short_answer_and_link_whatsapp_the_steps_too(tmp_path):
     write(tmp_path, "medios-de-pago.md")
-    article = KnowledgeBase.load(tmp_path).get("medios-de-pago")
+    article = KnowledgeBase.load(tmp_path, model=None).get("medios-de-pago")
     assert article.render("sms") == (
         "Aceptamos tarjeta de crédito y débito, transferencia y efectivo.\nhttps://ayuda.tienda.example/medios-de-pago"
     )
@@ -98,7 +98,7 @@ def test_sms_gets_the_short_answer_and_link_whatsapp_the_steps_too(tmp_path):
 
 def test_review_is_due_only_after_last_reviewed_plus_review_days(tmp_path):
     write(tmp_path, "medios-de-pago.md", {"review_days": "60"})
-    article = KnowledgeBase.load(tmp_path).get("medios-de-pago")
+    article = KnowledgeBase.load(tmp_path, model=None).get("medios-de-pago")
     assert not article.review_due(date(2027, 1, 14))  # 2026-11-15 + 60 days
     assert article.review_due(date(2027, 1, 15))
 
@@ -181,7 +181,7 @@ def test_the_country_variant_wins_and_omitted_fields_come_from_the_base(tmp_path
         variant_fields(channels="[sms]", short="Paga con tarjeta o efectivo."),
         body="",
     )
-    kb = KnowledgeBase.load(tmp_path)
+    kb = KnowledgeBase.load(tmp_path, model=None)
     peru = kb.resolve("medios-de-pago", country="pe", channel="sms")
     assert peru.short.startswith("En Perú")  # a country match beats a channel match
     assert peru.owner == "Equipo de Pagos" and peru.flow == "make_payment"

