@@ -130,9 +130,7 @@ class ActionKbAnswer(Action):
                     return self.answer(dispatcher, domain, article, channel, offer_flow=not in_form)
                 logger.warning("knowledge base: no article %r to answer the pick", article_id)
                 return self.nothing_fits(dispatcher, text)
-            result = await asyncio.to_thread(
-                kb.search, text, country=country, channel=channel, limit=OPTION_COUNT
-            )
+            result = await kb.search_async(text, country=country, channel=channel, limit=OPTION_COUNT)
         except Exception:  # noqa: BLE001 (any failure of the knowledge base, not of the conversation)
             # A knowledge base that never loaded (a broken article at start) must not silence the
             # assistant: the answers it had before the knowledge base existed.
