@@ -73,6 +73,11 @@ class KnowledgeBase:
         entry = self._entries.get(article_id)
         return entry.base if entry else None
 
+    def by_intent(self, intent: str) -> Article | None:
+        """The base article tied to an NLU intent or faq/<topic> (its `intent` field), if any:
+        when the NLU is sure of a migrated FAQ topic, its article answers without a search."""
+        return next((article for article in self.articles if article.intent == intent), None)
+
     def variants(self, article_id: str) -> tuple[Article, ...]:
         entry = self._entries.get(article_id)
         return entry.variants if entry else ()

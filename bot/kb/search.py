@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
@@ -114,7 +115,10 @@ class SearchIndex:
         self.semantic = semantic
         self.thresholds = thresholds or (BLENDED_THRESHOLDS if semantic else LEXICAL_THRESHOLDS)
         self.documents: list[_Document] = []
-        self.postings: dict[str, list[tuple[int, float]]] = {}
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (docs, contributions)
+        self.article_ids: list[str] = []
+        self.starts = np.zeros(0, dtype=np.intp)
+        self._masks: dict[tuple[str | None, str | None], tuple[np.ndarray, np.ndarray]] = {}
         self.idf: dict[str, float] = {}
         self.unknown_weight = 1.0
         self.max_idf = 1.0
@@ -136,6 +140,7 @@ class SearchIndex:
         passages: list[str] = []
         surface: set[str] = set()
         phrases: dict[str, list[tuple[int, frozenset[str]]]] = defaultdict(list)
+        entries = sorted(entries, key=lambda entry: entry.base.id)  # ties rank by id
         for entry in entries:
             for article in (entry.base, *entry.variants):
                 doc = len(documents)
@@ -151,7 +156,12 @@ class SearchIndex:
         semantic = SemanticIndex(model, passages, cache_dir) if model is not None else None
         index = cls(thresholds, semantic)
         index.entries = {entry.base.id: entry for entry in entries}
+        index.article_ids = [entry.base.id for entry in entries]
         index.documents = documents
+        # Documents are grouped by article, in article order: per-article maxima are one reduceat.
+        index.starts = np.array(
+            [0, *np.cumsum([1 + len(entry.variants) for entry in entries])[:-1]], dtype=np.intp
+        )
         index.phrases = dict(phrases)
         index._weigh(field_terms, len(entries))
         index.vocabulary = sorted(
@@ -184,37 +194,56 @@ class SearchIndex:
             frequency = len({self.documents[doc].article_id for doc in docs})
             idf = math.log(1 + (articles - frequency + 0.5) / (frequency + 0.5))
             self.idf[term] = idf
-            self.postings[term] = [(doc, idf * tf / (K1 + tf)) for doc, tf in docs.items()]
+            self.postings[term] = (
+                np.fromiter(docs.keys(), dtype=np.intp, count=len(docs)),
+                np.fromiter(
+                    (idf * tf / (K1 + tf) for tf in docs.values()), dtype=np.float64, count=len(docs)
+                ),
+            )
         self.max_idf = math.log(1 + (articles + 0.5) / 0.5)
         self.unknown_weight = UNKNOWN_WEIGHT * self.max_idf
 
     def search(self, query: str, *, country: str | None, channel: str | None, limit: int) -> SearchResult:
         country = country.upper() if country else None
         channel = channel.lower() if channel else None
-        lexical = self._lexical(self.analyze(query), country, channel)
-        semantic: dict[str, float] = {}
-        if self.semantic is not None and lexical is not None and not self._lexically_sure(lexical):
-            semantic = self._semantic(query, country, channel)
-        lexical = lexical or {}
-        if semantic:
-            scores = {
-                article_id: (1 - SEMANTIC_WEIGHT) * lexical.get(article_id, 0.0) + SEMANTIC_WEIGHT * value
-                for article_id, value in semantic.items()
-            }
+        if not self.article_ids:
+            return SearchResult(query=query, hits=[], verdict=NONE)
+        doc_mask, article_mask = self._mask(country, channel)
+        lexical = self._lexical(self.analyze(query), doc_mask)
+        if lexical is None:  # nothing worth searching: a greeting, an emoji
+            return SearchResult(query=query, hits=[], verdict=NONE)
+        semantic = None
+        if self.semantic is not None and not self._lexically_sure(lexical):
+            semantic = self._semantic(query, doc_mask)
+            scores = (1 - SEMANTIC_WEIGHT) * lexical + SEMANTIC_WEIGHT * semantic
+            scores[~article_mask] = -1.0
         else:
-            scores = lexical
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(limit, 2)]
+            scores = np.where(lexical > 0, lexical, -1.0)
+        order = np.argsort(-scores, kind="stable")[: max(limit, 2)]
         hits = [
             Hit(
-                self.entries[article_id].resolve(country, channel),
-                round(score, 4),
-                lexical=round(lexical.get(article_id, 0.0), 4),
-                semantic=round(semantic[article_id], 4) if semantic else None,
+                self.entries[self.article_ids[index]].resolve(country, channel),
+                round(float(scores[index]), 4),
+                lexical=round(float(lexical[index]), 4),
+                semantic=round(float(semantic[index]), 4) if semantic is not None else None,
             )
-            for article_id, score in ranked
+            for index in order
+            if scores[index] >= 0
         ]
         verdict = self.verdict([hit.score for hit in hits])
         return SearchResult(query=query, hits=hits[:limit], verdict=verdict)
+
+    def _mask(self, country: str | None, channel: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Which documents speak for the context, and which articles may be shown in it."""
+        key = (country, channel)
+        cached = self._masks.get(key)
+        if cached is None:
+            docs = np.array(
+                [self._applies(document, country, channel) for document in self.documents], dtype=bool
+            )
+            articles = np.maximum.reduceat(docs, self.starts) if len(docs) else docs
+            cached = self._masks[key] = (docs, articles.astype(bool))
+        return cached
 
     def analyze(self, query: str) -> list[tuple[str | None, float, float]]:
         """The question's terms as (term, weight, factor): a word the articles use counts its idf
@@ -252,8 +281,8 @@ class SearchIndex:
         return term if term in self.idf else None
 
     def _lexical(
-        self, analyzed: list[tuple[str | None, float, float]], country: str | None, channel: str | None
-    ) -> dict[str, float] | None:
+        self, analyzed: list[tuple[str | None, float, float]], doc_mask: np.ndarray
+    ) -> np.ndarray | None:
         """Per article: the share of the question's weight its best document matches (0..1).
         None when the question has no words worth searching (a greeting, an emoji)."""
         if not analyzed:
@@ -261,53 +290,44 @@ class SearchIndex:
         # A question of one common word ("cuanto?") is not a confident match even if an article
         # has that word: the share is taken of at least MIN_WEIGHT times the rarest word's weight.
         total = max(sum(weight for _, weight, _ in analyzed), MIN_WEIGHT * self.max_idf)
-        per_doc: dict[int, float] = defaultdict(float)
+        scores = np.zeros(len(self.documents))
         known = set()
         for term, _, factor in analyzed:
             if term is None:
                 continue
             known.add(term)
-            for doc, contribution in self.postings.get(term, ()):
-                per_doc[doc] += contribution * factor
-        phrase_docs: set[int] = set()
-        for term in known:
-            for doc, phrase in self.phrases.get(term, ()):
-                if doc in per_doc and phrase <= known:
-                    phrase_docs.add(doc)
-        best: dict[str, float] = {}
-        for doc, score in per_doc.items():
-            document = self.documents[doc]
-            if not self._applies(document, country, channel):
-                continue
-            normalized = min(score / total, 1.0)
-            if doc in phrase_docs:  # a synonym said whole: closer to certain, never above 1
-                normalized += PHRASE_BONUS * (1 - normalized)
-            if normalized > best.get(document.article_id, 0.0):
-                best[document.article_id] = normalized
-        return best
+            docs, contributions = self.postings[term]
+            scores[docs] += contributions * factor
+        normalized = np.minimum(scores / total, 1.0)
+        phrase_docs = {
+            doc
+            for term in known
+            for doc, phrase in self.phrases.get(term, ())
+            if phrase <= known and scores[doc] > 0
+        }
+        if phrase_docs:  # a synonym said whole: closer to certain, never above 1
+            chosen = np.fromiter(phrase_docs, dtype=np.intp, count=len(phrase_docs))
+            normalized[chosen] += PHRASE_BONUS * (1 - normalized[chosen])
+        normalized[~doc_mask] = 0.0
+        return np.maximum.reduceat(normalized, self.starts)
 
-    def _semantic(self, query: str, country: str | None, channel: str | None) -> dict[str, float]:
-        similarities = self.semantic.similarities(query)
-        best: dict[str, float] = {}
-        for doc, cosine in enumerate(similarities.tolist()):
-            document = self.documents[doc]
-            if not self._applies(document, country, channel):
-                continue
-            scaled = min(max((cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0), 1.0)
-            if scaled >= best.get(document.article_id, 0.0):
-                best[document.article_id] = scaled
-        return best
+    def _semantic(self, query: str, doc_mask: np.ndarray) -> np.ndarray:
+        """Per article: its best document's cosine with the question, scaled to 0..1."""
+        cosines = self.semantic.similarities(query)
+        scaled = np.clip((cosines - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0, 1.0)
+        scaled[~doc_mask] = 0.0
+        return np.maximum.reduceat(scaled, self.starts)
 
     def _applies(self, document: _Document, country: str | None, channel: str | None) -> bool:
         return document.compatible(country, channel) and self.entries[document.article_id].base.applies_to(
             country, channel
         )
 
-    def _lexically_sure(self, lexical: dict[str, float]) -> bool:
+    def _lexically_sure(self, lexical: np.ndarray) -> bool:
         """A clear lexical winner needs no sentence model: its ~15 ms per question are spent
         only on the questions the words alone leave open."""
-        top = sorted(lexical.values(), reverse=True)[:2] + [0.0, 0.0]
-        return top[0] >= SURE_LEXICAL.answer and top[0] - top[1] >= SURE_LEXICAL.margin
+        top = np.sort(lexical)[-2:] if len(lexical) >= 2 else np.array([0.0, *lexical])
+        return top[-1] >= SURE_LEXICAL.answer and top[-1] - top[-2] >= SURE_LEXICAL.margin
 
     def verdict(self, scores: list[float]) -> str:
         if not scores or scores[0] < self.thresholds.options:

@@ -217,3 +217,10 @@ def test_duplicate_ids_are_refused(tmp_path):
 def test_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(KBError, match="does not exist"):
         KnowledgeBase.load(tmp_path / "nada")
+
+
+def test_the_article_of_a_migrated_faq_topic_is_found_by_its_intent(tmp_path):
+    write(tmp_path, "medios-de-pago.md")
+    kb = KnowledgeBase.load(tmp_path, model=None)
+    assert kb.by_intent("faq/medios_de_pago").id == "medios-de-pago"
+    assert kb.by_intent("faq/garantia") is None

@@ -8,8 +8,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.kb import KBError, KnowledgeBase, ReloadingKnowledgeBase
+from bot.settings import PROJECT_ROOT, Settings, SettingsError
 
 ARTICLES = {
     "medios-de-pago": (
@@ -226,3 +229,31 @@ def test_two_close_articles_are_offered_as_options(kb_folder):
 def test_search_async_gives_the_same_result_off_the_event_loop(kb_folder):
     kb = KnowledgeBase.load(kb_folder, model=None)
     assert asyncio.run(kb.search_async("formas de pago")) == kb.search("formas de pago")
+
+
+def test_the_knowledge_base_settings_come_from_the_environment(tmp_path):
+    defaults = Settings.from_env({"BOT_ENV": "development"})
+    assert defaults.kb_dir == PROJECT_ROOT / "kb" and defaults.kb_semantic
+    moved = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(tmp_path), "KB_SEMANTIC": "off"})
+    assert moved.kb_dir == tmp_path and not moved.kb_semantic
+    assert Settings.from_env({"BOT_ENV": "development", "KB_DIR": "otra"}).kb_dir == PROJECT_ROOT / "otra"
+    with pytest.raises(SettingsError, match="KB_SEMANTIC='maybe': use on"):
+        Settings.from_env({"BOT_ENV": "development", "KB_SEMANTIC": "maybe"})
+
+
+@pytest.fixture(scope="module")
+def lexical_kb(tmp_path_factory) -> KnowledgeBase:
+    folder = tmp_path_factory.mktemp("kb")
+    for article_id in ARTICLES:
+        write_article(folder, article_id)
+    return KnowledgeBase.load(folder, model=None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(query=st.text(max_size=300), country=st.sampled_from([None, "MX", "pe", "XX"]))
+def test_any_message_gets_a_verdict_and_scores_between_0_and_1(lexical_kb, query, country):
+    result = lexical_kb.search(query, country=country, channel="sms")
+    assert result.verdict in ("answer", "options", "none")
+    assert all(0.0 <= hit.score <= 1.0 for hit in result.hits)
+    assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)
+    assert len({hit.article.id for hit in result.hits}) == len(result.hits) <= 3
