@@ -52,6 +52,9 @@ OLD_FAQ_RESPONSE = "utter_faq"  # utter_faq/<topic>: the answers from before the
 ANSWER = "answer"
 OPTIONS = "options"
 OPTION_COUNT = 3
+# How sure the ResponseSelector must be of a migrated FAQ topic (faq/<topic>) for its article to
+# be answered when the search only offers options that include it: two readings that agree.
+FAQ_TOPIC_SURE = 0.95
 DECLINE_PAYLOAD = "/deny"
 
 
@@ -99,6 +102,14 @@ def article_payload(article_id: str) -> str:
     return f"/{ARTICLE_INTENT}{json.dumps({ARTICLE_ENTITY: article_id})}"
 
 
+def sure_faq_topic(tracker: Tracker) -> str | None:
+    """The FAQ topic (faq/<topic>) the ResponseSelector is sure of, if it is."""
+    selector = tracker.latest_message.get("response_selector") or {}
+    chosen = (selector.get(RETRIEVAL_INTENT) or {}).get("response") or {}
+    topic = chosen.get("intent_response_key")
+    return str(topic) if topic and float(chosen.get("confidence") or 0) >= FAQ_TOPIC_SURE else None
+
+
 def old_faq_response(tracker: Tracker, domain: dict[str, Any]) -> str | None:
     """The ResponseSelector's answer to a frequent question (utter_faq/<topic>), if it gave one."""
     selector = tracker.latest_message.get("response_selector") or {}
@@ -140,6 +151,13 @@ class ActionKbAnswer(Action):
         if result.verdict == ANSWER and result.hits:
             article = result.hits[0].article
             return self.answer(dispatcher, domain, article, channel, offer_flow=not in_form)
+        # A migrated FAQ topic NLU is sure of, among the search's options: answered as before the
+        # knowledge base ("con qué tarjetas puedo pagar" stays the payment methods, not options).
+        topic = sure_faq_topic(tracker) if intent == RETRIEVAL_INTENT else None
+        tied = kb.by_intent(topic) if topic else None
+        agreed = next((hit for hit in result.hits if tied and hit.article.id == tied.id), None)
+        if agreed is not None:
+            return self.answer(dispatcher, domain, agreed.article, channel, offer_flow=not in_form)
         if intent == OUT_OF_SCOPE_INTENT:
             return self.out_of_scope(dispatcher)
         if in_form:

@@ -253,6 +253,37 @@ def test_a_picked_article_is_shown_in_the_customers_country_variant():
     assert messages[0]["answer"] == KB.resolve("medios-de-pago", country="PE", channel="sms").render("sms")
 
 
+def selected(topic: str, confidence: float) -> dict:
+    """What the ResponseSelector put in the parse data for faq/<topic>."""
+    response = {
+        "intent_response_key": f"faq/{topic}",
+        "confidence": confidence,
+        "utter_action": f"utter_faq/{topic}",
+    }
+    return {"faq": {"response": response}}
+
+
+def test_a_migrated_faq_topic_nlu_is_sure_of_is_answered_when_the_search_offers_it():
+    question = "garantia"
+    result = KB.search(question, country="MX", channel="whatsapp")
+    assert result.verdict == "options" and "garantia" in [hit.article.id for hit in result.hits]
+    sure, events = run(conversation(MARIANA_MX, question, response_selector=selected("garantia", 0.99)))
+    assert responses(sure) == ["utter_kb_answer"]
+    assert sure[0]["answer"] == KB.resolve("garantia", country="MX").render("whatsapp")
+    assert events == [SlotSet("kb_article_id", "garantia")]
+    unsure, _ = run(conversation(MARIANA_MX, question, response_selector=selected("garantia", 0.6)))
+    assert responses(unsure) == ["utter_kb_options"]
+
+
+def test_a_faq_topic_the_search_does_not_offer_is_not_answered():
+    question = "¿venden repuestos para bicicletas?"
+    expect_verdict(question, "none")
+    messages, _ = run(
+        conversation(MARIANA_MX, question, response_selector=selected("atencion_presencial", 0.99))
+    )
+    assert responses(messages) == ["utter_kb_none"]
+
+
 def test_a_vague_question_in_the_middle_of_a_form_gets_no_options_under_the_forms_question():
     messages, events = run(conversation(MARIANA_MX, "envio", form="reschedule_form"))
     assert responses(messages) == ["utter_kb_unsure_in_form"]
