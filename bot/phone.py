@@ -36,3 +36,15 @@ def normalize_phone(raw: str, default_country: str = "MX") -> str:
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhoneNumber(f"not a phone number: {raw!r}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_country(phone: str) -> str | None:
+    """The ISO 3166 alpha-2 country of an E.164 number (`+51987654321` → `PE`), or None when the
+    number belongs to no single country (or is not a number)."""
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    # "ZZ": unknown; "001": a non-geographic number (international freephone, satellites).
+    return region if region and region.isalpha() and region != "ZZ" else None

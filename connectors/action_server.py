@@ -10,9 +10,11 @@ whoever can reach this server unauthenticated could make up a verified customer.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import sys
+from pathlib import Path
 
 from rasa_sdk import utils
 from rasa_sdk.endpoint import create_app as create_sdk_app
@@ -21,6 +23,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.kb import KBError, knowledge_base
 from bot.settings import Settings, SettingsError
 
 ACTIONS_PACKAGE = "actions"  # loaded by rasa_sdk by name: connectors/ does not import actions/
@@ -57,6 +60,24 @@ def create_app(token: str, actions_package: str = ACTIONS_PACKAGE) -> Sanic:
     return app
 
 
+def load_knowledge_base_at_start(app: Sanic, folder: Path) -> None:
+    """Load kb/ (and its sentence vectors) once the server is up, so the first customer's question
+    does not wait for it, and a broken article shows in the log at start. A failure stops nothing:
+    action_kb_answer answers without the knowledge base until it loads."""
+
+    @app.listener("after_server_start")
+    async def load(_app: Sanic, _loop: object) -> None:
+        log = logging.getLogger(__name__)
+        try:
+            loaded = await asyncio.to_thread(knowledge_base, folder)
+        except KBError as error:
+            log.error(
+                "the knowledge base could not be loaded; frequent questions get their old answers: %s", error
+            )
+            return
+        log.info("knowledge base: %d articles from %s", len(loaded.articles), folder)
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
     try:
@@ -72,6 +93,7 @@ def main() -> int:
         )
         return 1
     app = create_app(settings.action_server_token)
+    load_knowledge_base_at_start(app, settings.kb_dir)
     # No access log: rasa's `token:` option puts the secret in the query string.
     logging.getLogger(__name__).info(
         "Action server on http://%s:%s (token required)", settings.action_host, settings.action_port

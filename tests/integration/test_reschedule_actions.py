@@ -237,7 +237,7 @@ def test_a_question_in_the_middle_is_left_to_the_rules_and_the_form_asks_again(l
     assert reads_nothing(validate(tracker(LUCIA_MX, "horario de atencion", "faq", slots=state))[1], step)
     # Back from the answer (not after action_listen): nothing to read, the form asks its step again.
     assert reads_nothing(
-        validate(tracker(LUCIA_MX, "horario", "faq", slots=state, action="utter_faq"))[1], step
+        validate(tracker(LUCIA_MX, "horario", "faq", slots=state, action="action_kb_answer"))[1], step
     )
 
 

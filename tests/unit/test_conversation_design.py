@@ -41,7 +41,8 @@ def test_every_response_is_used_by_the_dialogue_or_sent_by_an_action():
         for name in DOMAIN["responses"]
         if name not in used | sent
         and not any(name.startswith(prefix) for prefix in prefixes)
-        and name.split("/")[0] not in used  # utter_faq/<topic>: sent by utter_faq
+        # utter_faq/<topic>: sent by utter_faq, or by action_kb_answer as its fallback
+        and name.split("/")[0] not in used | sent
         and name.removeprefix("utter_ask_") not in FORM_SLOTS  # a form asks for its slots
     }
     assert unused == set()
@@ -101,8 +102,9 @@ def test_option_labels_name_real_intents():
 
 
 def test_option_labels_fit_a_whatsapp_button():
-    # action_clarify sends each label as a button's title (capitalised): 20 characters at most.
+    # action_clarify sends each label as a button's title (capitalised), action_kb_answer its
+    # "Sí" and "No" (utter_kb_button_*): 20 characters at most.
     for name, variations in DOMAIN["responses"].items():
-        if name.startswith("utter_option_"):
+        if name.startswith(("utter_option_", "utter_kb_button_")):
             for variation in variations:
                 assert len(variation["text"]) <= 20, (name, variation["text"])

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.phone import InvalidPhoneNumber, normalize_phone
+from bot.phone import InvalidPhoneNumber, normalize_phone, phone_country
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,17 @@ def test_numbers_as_channels_and_people_write_them_become_e164(raw, country, exp
 def test_text_that_is_not_a_phone_number_is_refused(raw):
     with pytest.raises(InvalidPhoneNumber):
         normalize_phone(raw, "MX")
+
+
+@pytest.mark.parametrize(
+    ("phone", "country"),
+    [("+525512345678", "MX"), ("+5491123456789", "AR"), ("+51987654321", "PE"),
+     ("+573105551234", "CO"), ("+56987654321", "CL"), ("+14155238886", "US")],
+)  # fmt: skip
+def test_a_number_tells_its_country(phone, country):
+    assert phone_country(phone) == country
+
+
+@pytest.mark.parametrize("phone", ["", "hola", "a1b2c3d4e5", "+80012345678"])
+def test_a_number_of_no_single_country_has_none(phone):
+    assert phone_country(phone) is None

@@ -21,6 +21,9 @@ CHANNEL_ENTITIES = {"latitude", "longitude", "address", "window_id"}
 # --- handoff: set by the agent console and by the satisfaction question's buttons, not by NLU ---
 CHANNEL_INTENTS |= {"handoff_returned", "rate_handoff"}
 CHANNEL_ENTITIES |= {"satisfaction_score"}  # the satisfaction buttons' payload (handoff)
+# --- knowledge base: the payload of an article picked from the options, not NLU ---
+CHANNEL_INTENTS |= {"kb_article"}
+CHANNEL_ENTITIES |= {"kb_article_id"}
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 
