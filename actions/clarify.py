@@ -1,15 +1,20 @@
 """When the assistant does not understand: offer the likeliest intents, then a person; read the pick.
 
-action_clarify runs on nlu_fallback. It offers the two most likely intents as numbered options
-with buttons (payload /intent); an intent is offered only if it has a label, the response
-utter_option_<intent> in domain.yml. If the previous message was not understood either, it
+action_clarify runs on nlu_fallback. A question the knowledge base answers with confidence is
+answered from it (a topic NLU was not trained on: "el cupon no me funciona", "como creo una
+cuenta?"), unless the article is about one of the flows the options would offer.
+Otherwise it offers the two most likely intents as numbered options with buttons (payload
+/intent); an intent is offered only if it has a label, the response utter_option_<intent> in
+domain.yml. If the previous message was not understood either, it
 offers a person instead. action_pick_option reads "2", "la segunda" or "sí" after those options
 or after the menu, and continues as if the customer had pressed that button.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import random
 import re
 from typing import Any
@@ -25,9 +30,18 @@ from rasa_sdk.events import (
 )
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.knowledge import ANSWER, ActionKbAnswer, conversation_channel, customer_country
 from bot.choices import pick_choice
+from bot.kb import knowledge_base
+from bot.wiring import wiring
+
+logger = logging.getLogger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"
+# A message NLU did not understand is answered from the knowledge base only above this search
+# score, stricter than the search's own "answer": "cuando me lo traen" scores 0.76 for the
+# restocking article, and the clarification's options serve that customer better.
+FALLBACK_ANSWER_SCORE = 0.85
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w-]+)(?P<entities>\{.*\})?$", re.DOTALL)
 
 
@@ -108,6 +122,33 @@ def message_from_payload(payload: str) -> dict[str, Any] | None:
     }
 
 
+async def knowledge_answer(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+) -> list[EventType] | None:
+    """The knowledge base's article for a message NLU did not understand, when the search is
+    confident (its verdict "answer"); None otherwise, or when the knowledge base cannot be used.
+    Its flow is not offered here: a clarification's "sí" and "no" mean the options'."""
+    text = str(tracker.latest_message.get("text") or "")
+    if not text.strip():
+        return None
+    try:
+        country, channel = await customer_country(tracker), conversation_channel(tracker)
+        kb = await asyncio.to_thread(knowledge_base, wiring().settings.kb_dir)
+        result = await kb.search_async(text, country=country, channel=channel, limit=1)
+    except Exception:  # noqa: BLE001 (the knowledge base failing must not silence the clarification)
+        logger.exception("knowledge base unavailable for a message not understood")
+        return None
+    if result.verdict != ANSWER or not result.hits or result.hits[0].score < FALLBACK_ANSWER_SCORE:
+        return None
+    article = result.hits[0].article
+    # "cuando me lo traen": the tracking article, but the customer's own order is the flow that
+    # NLU already half-read; offering that flow serves them better than a general article.
+    likeliest = {intent for intent, _ in likeliest_options(tracker.latest_message, domain)}
+    if likeliest & {article.flow, article.intent}:
+        return None
+    return ActionKbAnswer.answer(dispatcher, domain, article, channel, offer_flow=False)
+
+
 class ActionClarify(Action):
     """Offer the two likeliest intents; after a second message not understood, offer a person."""
 
@@ -117,6 +158,10 @@ class ActionClarify(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if not (tracker.active_loop or {}).get("name"):
+            answered = await knowledge_answer(dispatcher, tracker, domain)
+            if answered is not None:
+                return answered
         if not_understood_before(tracker):
             # "Sí" to the offer is /human_handoff: action_handoff reads why from the slot.
             dispatcher.utter_message(response="utter_offer_human")

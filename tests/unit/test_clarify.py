@@ -150,3 +150,32 @@ def test_button_payloads_are_read_with_their_entities():
     assert message["entities"] == [{"entity": "order_id", "value": "PED-1003"}]
     assert message_from_payload("hola") is None
     assert message_from_payload("/inform{roto") is None
+
+
+# --- the knowledge base's second chance (real articles of kb/) ---------------------------------
+
+
+def test_a_question_nlu_was_not_trained_on_is_answered_from_the_knowledge_base():
+    messages, events = run(ActionClarify(), [fallback("el cupon no me funciona", "help", "check_balance")])
+    assert [message["response"] for message in messages] == ["utter_kb_answer"]
+    assert messages[0]["kb_article_id"] == "cupon-de-descuento"
+    assert not messages[0].get("buttons")  # no flow offered: "sí" here would mean the options'
+    assert {"event": "slot", "name": "kb_article_id", "value": "cupon-de-descuento"} in [
+        {key: event[key] for key in ("event", "name", "value")} for event in events
+    ]
+
+
+def test_an_article_about_a_flow_the_options_offer_leaves_the_choice_to_the_customer():
+    # The duplicate-charge article is confident, but NLU half-read payment_problem: its flow wins.
+    messages, _ = run(
+        ActionClarify(), [fallback("me cobraron dos veces la compra", "payment_problem", "make_payment")]
+    )
+    assert [message["response"] for message in messages] == ["utter_clarify"]
+
+
+def test_a_search_below_the_stricter_bar_clarifies():
+    # "cuando me lo traen" is the restocking article at a score under FALLBACK_ANSWER_SCORE.
+    messages, _ = run(
+        ActionClarify(), [fallback("cuando me lo traen", "order_status", "reschedule_delivery")]
+    )
+    assert [message["response"] for message in messages] == ["utter_clarify"]
