@@ -3,13 +3,15 @@ databases, Redis and the stack)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from bot.adapters.sql import SqlStore
 from bot.demo import load_demo
 from bot.messaging.inbound import Channel
 from bot.messaging.store import MessagingStore
-from bot.migrations import migrate
+from bot.migrations import migrate, target_metadata
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.conftest import ANDRES_CO, CLOCK, JULIAN_AR, MARIANA_MX, TODAY
 
@@ -31,3 +33,14 @@ def customers_wrote(store):
     messaging = MessagingStore(store, CLOCK)
     for phone in (MARIANA_MX, JULIAN_AR, ANDRES_CO):
         messaging.record_inbound(phone, Channel.WHATSAPP)
+
+
+@pytest.fixture
+def sql_store(tmp_path) -> Iterator[SqlStore]:
+    """An empty SQLite database with every table of the assistant (the console's tests)."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'bot.db'}")
+    with store.connect() as conn:
+        for tables in target_metadata():
+            tables.create_all(conn)
+    yield store
+    store.dispose()

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.adapters.sql import SqlStore
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
 from bot.handoff.service import build_services
 from bot.kb import KnowledgeBase
-from bot.migrations import target_metadata
 from bot.settings import Settings
 from bot.wiring import Wiring
 from tests.conftest import NOW
@@ -115,16 +113,6 @@ def kb_dir(tmp_path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return root
-
-
-@pytest.fixture
-def sql_store(tmp_path) -> Iterator[SqlStore]:
-    store = SqlStore(f"sqlite:///{tmp_path / 'bot.db'}")
-    with store.connect() as conn:
-        for tables in target_metadata():
-            tables.create_all(conn)
-    yield store
-    store.dispose()
 
 
 @pytest.fixture

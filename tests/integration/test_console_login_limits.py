@@ -12,11 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.adapters.sql import SqlStore
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
 from bot.handoff.service import build_services
-from bot.migrations import target_metadata
 from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.__main__ import main as console_cli
@@ -25,16 +23,6 @@ from tests.console_helpers import RunningConsole
 
 AGENT, PASSWORD = "ana", "contraseña-larga-1"
 WRONG = "no-es-la-clave"
-
-
-@pytest.fixture
-def sql_store(tmp_path) -> Iterator[SqlStore]:
-    store = SqlStore(f"sqlite:///{tmp_path / 'bot.db'}")
-    with store.connect() as conn:
-        for tables in target_metadata():
-            tables.create_all(conn)
-    yield store
-    store.dispose()
 
 
 @pytest.fixture
