@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from bot.kb.articles import ALL, CHANNELS, COUNTRIES
+from bot.kb.text import fold
 
 SECTION_STEPS = "Pasos"
 SECTION_BEFORE = "Antes de empezar"
@@ -338,8 +338,7 @@ def _as_list(value: Any) -> list | None:
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return " ".join("".join(char for char in decomposed if not unicodedata.combining(char)).split())
+    return " ".join(fold(text).split())
 
 
 def _closest(word: str, choices) -> str | None:

@@ -101,10 +101,6 @@ def _when(iso: str | None) -> str:
         return iso
 
 
-def _safe_url(url: str) -> str | None:
-    return url if url.startswith(("https://", "http://")) else None
-
-
 def create_app(
     graph: Wiring,
     secret: str,
@@ -220,7 +216,7 @@ def create_app(
             "attachments": [
                 {"url": url, "content_type": item.get("content_type", "")}
                 for item in message.attachments
-                if (url := _safe_url(str(item.get("url", ""))))
+                if (url := knowledge.safe_url(str(item.get("url", ""))))
             ],
         }
 
@@ -390,7 +386,7 @@ def create_app(
         attachments = [
             {**item, "url": url}
             for item in packet.get("attachments") or []
-            if (url := _safe_url(str(item.get("url", ""))))
+            if (url := knowledge.safe_url(str(item.get("url", ""))))
         ] + [item for message in later for item in message_row(message)["attachments"]]
         return render(
             request,

@@ -36,7 +36,8 @@ def clean_country(raw: str | None) -> str | None:
     return country if country in COUNTRIES else None
 
 
-def _safe_url(url: str | None) -> str | None:
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is a web link, never a javascript: or data: one put in an href."""
     return url if url and url.startswith(("https://", "http://")) else None
 
 
@@ -57,7 +58,7 @@ def article_row(article: Article, today: date, channel: str | None = None) -> di
         "last_reviewed": article.last_reviewed.isoformat(),
         "review_by": article.review_due_on().isoformat(),
         "review_due": article.review_due(today),
-        "link": _safe_url(article.link),
+        "link": safe_url(article.link),
         "tags": list(article.tags),
         "countries": [code for code in article.countries if code != "all"],
         "channels": [CHANNELS.get(code, code) for code in article.channels if code != "all"],
