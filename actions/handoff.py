@@ -25,6 +25,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.order_status import sender_phone
 from actions.verification import session_identity
 from bot.adapters.base import BackendUnavailable
+from bot.clock import on_clock_timeline
 from bot.handoff.rules import Reason, reason_of
 from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, wait_phrase
 from bot.wiring import wiring
@@ -87,7 +88,7 @@ class ActionHandoff(Action):
             phone=sender_phone(tracker),
             channel=latest_channel(tracker),
             reason=requested_reason(tracker),
-            events=list(tracker.events),
+            events=on_clock_timeline(list(tracker.events), wiring().settings.clock_shift),
             slots=dict(tracker.slots),
             active_form=form,
             now=now,

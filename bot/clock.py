@@ -63,6 +63,22 @@ class FixedClock:
             self._elapsed += delta.total_seconds()
 
 
+def on_clock_timeline(events: list[dict], shift: timedelta) -> list[dict]:
+    """Rasa stamps its tracker events with the machine's clock; a stack moved by `BOT_NOW` runs
+    `shift` away from it. The events with their stamps moved onto the clock's timeline, so a
+    transcript shows the moment the rest of the assistant lived (in production the shift is 0
+    and the events come back unchanged)."""
+    if not shift:
+        return events
+    seconds = shift.total_seconds()
+    return [
+        {**event, "timestamp": event["timestamp"] + seconds}
+        if isinstance(event.get("timestamp"), (int, float))
+        else event
+        for event in events
+    ]
+
+
 def local_day(now: datetime, zone: str) -> date:
     """The calendar day it is at `now` in the IANA time zone `zone`."""
     return now.astimezone(ZoneInfo(zone)).date()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FixedClock, SystemClock, local_day, parse_moment, shift_to
+from bot.clock import FixedClock, SystemClock, local_day, on_clock_timeline, parse_moment, shift_to
 from bot.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,3 +155,15 @@ def test_production_runs_on_real_time():
 def test_a_bot_now_that_is_not_a_moment_says_how_to_write_one(value):
     with pytest.raises(SettingsError, match="BOT_NOW"):
         Settings.from_env({"BOT_ENV": "development", "BOT_NOW": value})
+
+
+def test_rasa_stamps_move_onto_the_clocks_timeline():
+    events = [
+        {"event": "user", "text": "hola", "timestamp": 1_800_000_000.5},
+        {"event": "action", "name": "action_listen"},  # no stamp: left alone
+    ]
+    moved = on_clock_timeline(events, timedelta(days=-4))
+    assert moved[0]["timestamp"] == 1_800_000_000.5 - 4 * 86400
+    assert moved[0]["text"] == "hola" and moved[1] == events[1]
+    assert events[0]["timestamp"] == 1_800_000_000.5  # the tracker's own events are not changed
+    assert on_clock_timeline(events, timedelta(0)) is events  # production: nothing to move
