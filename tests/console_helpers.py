@@ -13,11 +13,29 @@ from typing import Any
 import requests
 from sanic import Sanic
 
+from bot.adapters.outbox_sql import Outbox
+from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
+from bot.backends import Backends
+from bot.clock import Clock
+from bot.handoff.service import build_services
+from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.app import create_app
 from connectors.console.rasa_api import RasaApi
 
 Sanic.test_mode = True  # many apps in one process
+
+
+def console_graph(settings: Settings, store: SqlStore, clock: Clock) -> Wiring:
+    """What a console process has: the handoff services and the CRM/ERP over one database."""
+    return Wiring.of(
+        settings,
+        clock,
+        handoff=build_services(settings, store, clock),
+        backends=Backends(
+            crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store)
+        ),
+    )
 
 
 class RunningConsole:

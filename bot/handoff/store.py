@@ -187,6 +187,25 @@ class HandoffStore:
             ).first()
         return _handoff(row) if row else None
 
+    def earlier_for(self, handoff: Handoff, limit: int = 5) -> list[Handoff]:
+        """The same customer's handoffs before `handoff` (by conversation or by phone number, so
+        WhatsApp and SMS count together), newest first."""
+        same_customer = handoffs.c.conversation_id == handoff.conversation_id
+        if handoff.phone:
+            same_customer = sa.or_(same_customer, handoffs.c.phone == handoff.phone)
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(handoffs)
+                .where(
+                    same_customer,
+                    handoffs.c.id != handoff.id,
+                    handoffs.c.created_at < to_db_time(handoff.created_at),
+                )
+                .order_by(handoffs.c.created_at.desc())
+                .limit(limit)
+            ).all()
+        return [_handoff(row) for row in rows]
+
     def get(self, handoff_id: str) -> Handoff | None:
         with self._connect() as conn:
             row = conn.execute(sa.select(handoffs).where(handoffs.c.id == handoff_id)).first()

@@ -29,6 +29,7 @@ from sanic.request import Request
 
 from bot.clock import local_day
 from bot.handoff.agents import authenticate
+from bot.handoff.context import customer_context
 from bot.handoff.desk import deliver_due
 from bot.handoff.store import Handoff, HandoffMessage
 from bot.kb import KBError, KnowledgeBase, knowledge_base
@@ -37,6 +38,8 @@ from bot.messaging.inbound import Channel
 from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow
 from bot.wiring import Wiring
 from connectors.console import knowledge
+from connectors.console.canned import conversation_values, fill, load_canned
+from connectors.console.labels import load_labels
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
 logger = logging.getLogger(__name__)
@@ -121,6 +124,14 @@ def create_app(
     templates.filters["reason"] = lambda code: REASONS.get(code, code)
     templates.filters["status"] = lambda code: STATUSES.get(code, code)
     templates.filters["when"] = _when
+    # Spanish for internal names (labels.yml) and the canned replies (canned_replies.yml): read
+    # once at start-up, so a broken file stops the console with what to fix.
+    labels = load_labels()
+    templates.filters["intent"] = labels.intent
+    templates.filters["step"] = labels.step
+    templates.filters["form"] = labels.form
+    templates.filters["slot"] = labels.slot
+    canned = {reply.id: reply for reply in load_canned()}
     load_kb = kb if kb is not None else partial(knowledge_base, settings.kb_dir)
 
     secure_cookies = not settings.is_development
@@ -381,7 +392,16 @@ def create_app(
         kb_values = await asyncio.to_thread(
             handoff_kb, handoff, request.args.get("kb"), request.args.get("insert")
         )
+        context = await asyncio.to_thread(customer_context, graph.backends.erp, store, handoff)
         packet = handoff.packet
+        variables = conversation_values(packet, session["agent"], handoff.id)
+        canned_replies = [
+            {"id": reply.id, "title": reply.title, "text": fill(reply, variables)}
+            for reply in canned.values()
+        ]
+        picked = canned.get(request.args.get("canned", ""))
+        if picked is not None and not kb_values["draft"]:
+            kb_values["draft"] = fill(picked, variables)
         # What came with the packet, then what the customer sent while waiting.
         attachments = [
             {**item, "url": url}
@@ -402,6 +422,8 @@ def create_app(
             waiting=_ago(handoff.created_at, clock.now()),
             notice=NOTICES.get(request.args.get("notice", "")),
             active=handoff.active,
+            context=context,
+            canned=canned_replies,
             **kb_values,
         )
 

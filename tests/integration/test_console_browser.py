@@ -76,7 +76,8 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         page.locator("#packet").wait_for()
         packet = page.locator("#packet").inner_text()
         assert "Julián Pereyra" in packet and "+5491123456789" in packet and "Lo pidió el cliente" in packet
-        assert "action_order_status" in page.content()  # what the bot already did
+        assert "Consultó el estado del pedido" in page.content()  # what the bot already did, in Spanish
+        assert "PED-" in page.locator("#customer-orders").inner_text()  # the customer's orders
         assert (
             page.locator("#attachments a").first.get_attribute("href") == "https://api.twilio.com/media/ME42"
         )
@@ -85,6 +86,11 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         assert page.evaluate("window.injected === undefined") and dialogs == []  # ...never run
         assert page.locator("#transcript b").count() == 0
 
+        # A canned reply is pasted with the customer's and the agent's names (by the script,
+        # without reloading), then edited before sending.
+        page.click("#canned summary")
+        page.get_by_role("link", name="Saludo al tomar la conversación").click()
+        assert page.input_value("#reply").startswith(f"Hola Julián, soy {AGENT}.")
         page.fill("textarea[name=text]", "Hola Julián, soy Ana. Vi la foto: te cambiamos el producto.")
         page.click("form[action$='/reply'] button")
         page.get_by_text("Respuesta enviada.").wait_for()

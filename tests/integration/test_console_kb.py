@@ -20,12 +20,10 @@ import requests
 
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
-from bot.handoff.service import build_services
 from bot.kb import KnowledgeBase
 from bot.settings import Settings
-from bot.wiring import Wiring
 from tests.conftest import NOW
-from tests.console_helpers import RunningConsole
+from tests.console_helpers import RunningConsole, console_graph
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +121,7 @@ def clock() -> FixedClock:
 @pytest.fixture
 def console(sql_store, kb_dir, clock) -> Iterator[RunningConsole]:
     settings = Settings.from_env({"BOT_ENV": "development"})
-    graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+    graph = console_graph(settings, sql_store, clock)
     create_agent(graph.handoff.store, AGENT, PASSWORD)
     knowledge = KnowledgeBase.load(kb_dir)
     running = RunningConsole(graph, kb=lambda: knowledge)
@@ -295,7 +293,7 @@ def test_the_reply_box_search_answers_json_with_the_text_for_the_conversation(ag
 
 def test_the_console_reads_kb_dir_and_shows_an_edit_without_a_restart(sql_store, kb_dir, clock):
     settings = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(kb_dir)})
-    graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+    graph = console_graph(settings, sql_store, clock)
     create_agent(graph.handoff.store, AGENT, PASSWORD)
     running = RunningConsole(graph)  # no kb given: the process-wide one of settings.kb_dir
     try:
@@ -326,7 +324,7 @@ def test_a_knowledge_base_that_does_not_load_says_so_instead_of_failing(sql_stor
     broken.mkdir()
     (broken / "sin-titulo.md").write_text("---\nid: sin-titulo\n---\n## Pasos\n1. Nada.\n", encoding="utf-8")
     settings = Settings.from_env({"BOT_ENV": "development", "KB_DIR": str(broken)})
-    graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+    graph = console_graph(settings, sql_store, clock)
     create_agent(graph.handoff.store, AGENT, PASSWORD)
     running = RunningConsole(graph)
     try:

@@ -14,12 +14,10 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
-from bot.handoff.service import build_services
 from bot.settings import Settings
-from bot.wiring import Wiring
 from connectors.console.__main__ import main as console_cli
 from tests.conftest import NOW, REDIS_URL
-from tests.console_helpers import RunningConsole
+from tests.console_helpers import RunningConsole, console_graph
 
 AGENT, PASSWORD = "ana", "contraseña-larga-1"
 WRONG = "no-es-la-clave"
@@ -33,7 +31,7 @@ def consoles(sql_store) -> Iterator:
     def start(env: dict[str, str] | None = None, clock: FixedClock | None = None) -> RunningConsole:
         settings = Settings.from_env({"BOT_ENV": "development", **(env or {})})
         clock = clock or FixedClock(NOW)
-        graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
+        graph = console_graph(settings, sql_store, clock)
         create_agent(graph.handoff.store, AGENT, PASSWORD)
         console = RunningConsole(graph)
         running.append(console)

@@ -18,13 +18,13 @@ import requests
 from bot.adapters.sql import SqlStore
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
-from bot.handoff.service import build_services
 from bot.migrations import target_metadata
 from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.app import create_app
 from connectors.console.rasa_api import RasaApi
 from tests.conftest import NOW
+from tests.console_helpers import console_graph
 from tests.security.conftest import serve
 
 AGENT, PASSWORD, WRONG = "ana", "contraseña-larga-1", "no-es-la-clave"
@@ -62,7 +62,7 @@ def console(tmp_path, clock) -> Iterator:
     @contextmanager
     def start(env: dict[str, str] | None = None) -> Iterator[Console]:
         settings = Settings.from_env({"BOT_ENV": "development", **(env or {})})
-        graph = Wiring.of(settings, clock, handoff=build_services(settings, store, clock))
+        graph = console_graph(settings, store, clock)
         create_agent(graph.handoff.store, AGENT, PASSWORD)
         app = create_app(
             graph, "test-secret", RasaApi("http://127.0.0.1:9", None), name=f"c{uuid.uuid4().hex}"
