@@ -144,9 +144,17 @@ class WaitEstimate:
     position: int  # 1 = next in line
 
 
-def estimate_wait(ahead: int, now: datetime, config: HandoffConfig) -> WaitEstimate:
-    """The expected wait for a customer with `ahead` people waiting before them."""
-    minutes = math.ceil((ahead + 1) * config.minutes_per_conversation / config.agents_on_duty)
+# An agent whose console made an authenticated request this recently is connected (an open
+# console page asks for news every two seconds).
+PRESENCE_WINDOW = timedelta(minutes=5)
+
+
+def estimate_wait(ahead: int, now: datetime, config: HandoffConfig, connected: int = 0) -> WaitEstimate:
+    """The expected wait for a customer with `ahead` people waiting before them, shared among the
+    `connected` agents (those with the console open); with nobody connected, among the agents
+    the configuration puts on duty (people who will log in during business hours)."""
+    agents = connected if connected > 0 else config.agents_on_duty
+    minutes = math.ceil((ahead + 1) * config.minutes_per_conversation / agents)
     if is_open(now, config):
         return WaitEstimate(True, minutes, None, ahead + 1)
     return WaitEstimate(False, minutes, next_opening(now, config), ahead + 1)

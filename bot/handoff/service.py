@@ -15,7 +15,7 @@ from bot.clock import Clock
 from bot.handoff.announce import Announcer
 from bot.handoff.config import HandoffConfig, load_config
 from bot.handoff.packet import build_packet
-from bot.handoff.rules import Reason, WaitEstimate, estimate_wait
+from bot.handoff.rules import PRESENCE_WINDOW, Reason, WaitEstimate, estimate_wait
 from bot.handoff.store import Handoff, HandoffStore, new_handoff_id
 from bot.identity import IdentityClaim
 from bot.records import Customer
@@ -91,9 +91,13 @@ def open_handoff(found: HandoffServices, crm: Crm | None, request: HandoffReques
     existing = store.active_for(request.conversation_id)
     if existing is not None:
         ahead = sum(1 for h in store.queue(("waiting",)) if h.created_at < existing.created_at)
-        return OpenedHandoff(existing, estimate_wait(ahead, request.now, config), already_open=True)
+        connected = store.agents_connected(request.now - PRESENCE_WINDOW)
+        return OpenedHandoff(
+            existing, estimate_wait(ahead, request.now, config, connected), already_open=True
+        )
     customer = _customer(crm, request)
-    wait = estimate_wait(store.waiting_count(), request.now, config)
+    connected = store.agents_connected(request.now - PRESENCE_WINDOW)
+    wait = estimate_wait(store.waiting_count(), request.now, config, connected)
     handoff_id = new_handoff_id()
     packet = build_packet(
         handoff_id=handoff_id,

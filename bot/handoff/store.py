@@ -79,6 +79,9 @@ agents = sa.Table(
     # Console sessions signed before this moment are refused: set by logging out and by a new
     # password, so a copied session cookie stops working at once, not when it expires.
     sa.Column("sessions_valid_after", sa.DateTime),
+    # The console's last authenticated request of the agent (at most once a minute): who is
+    # connected now, for the customers' wait estimate. Logging out clears it.
+    sa.Column("last_seen_at", sa.DateTime),
 )
 
 ACTIVE = ("waiting", "open")
@@ -429,7 +432,27 @@ class HandoffStore:
         """Refuse every console session of `name` signed until now (logging out)."""
         with self._connect() as conn:
             moment = to_db_time(now or self._clock.now())
-            conn.execute(agents.update().where(agents.c.name == name).values(sessions_valid_after=moment))
+            conn.execute(
+                agents.update()
+                .where(agents.c.name == name)
+                .values(sessions_valid_after=moment, last_seen_at=None)
+            )
+
+    def agent_seen(self, name: str, now: datetime) -> None:
+        """The agent's console made an authenticated request at `now`."""
+        with self._connect() as conn:
+            conn.execute(agents.update().where(agents.c.name == name).values(last_seen_at=to_db_time(now)))
+
+    def agents_connected(self, since: datetime) -> int:
+        """How many agents' consoles made an authenticated request at or after `since`."""
+        with self._connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(agents)
+                    .where(agents.c.last_seen_at >= to_db_time(since))
+                ).scalar_one()
+            )
 
     def agent_session_valid(self, name: str, signed_at: datetime) -> bool:
         """Whether a session of `name` signed at `signed_at` may still be used: the agent

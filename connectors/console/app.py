@@ -49,6 +49,7 @@ SESSION_COOKIE = "console_session"
 LOGIN_COOKIE = "console_login"
 SESSION_MAX_AGE_S = 8 * 3600  # one working shift
 DESK_POLL_S = 5
+SEEN_EVERY_S = 60.0
 MAX_REPLY = 1600
 REASONS = {
     "customer_request": "Lo pidió el cliente",
@@ -135,6 +136,7 @@ def create_app(
     load_kb = kb if kb is not None else partial(knowledge_base, settings.kb_dir)
 
     secure_cookies = not settings.is_development
+    last_marked: dict[str, float] = {}  # agent -> clock.monotonic() of the last presence write
 
     async def announce(event: str, handoff_id: str, **details: Any) -> None:
         # A Redis publish is a blocking round trip: in a worker thread, off the console's loop.
@@ -170,7 +172,17 @@ def create_app(
             return None
         if not await asyncio.to_thread(store.agent_session_valid, agent, issued):
             return None
+        await mark_seen(agent)
         return session
+
+    async def mark_seen(agent: str) -> None:
+        """Record that the agent is connected (for the customers' wait estimate), at most once a
+        minute per agent: an open page polls every two seconds."""
+        moment = clock.monotonic()
+        if moment - last_marked.get(agent, -SEEN_EVERY_S) < SEEN_EVERY_S:
+            return
+        last_marked[agent] = moment
+        await asyncio.to_thread(store.agent_seen, agent, clock.now())
 
     def csrf_ok(request: Request, session: dict[str, str]) -> bool:
         given = request.form.get("csrf") or ""
@@ -357,6 +369,7 @@ def create_app(
         # Every session of this agent ends, not only this browser's cookie: a copy of it (another
         # tab, another machine, a stolen cookie) is refused from now on.
         await asyncio.to_thread(store.end_agent_sessions, session["agent"])
+        last_marked.pop(session["agent"], None)  # logging in again counts at once
         reply = response.redirect("/login")
         del reply.cookies[SESSION_COOKIE]
         return reply

@@ -1,6 +1,7 @@
 """The console knows the customer (issue 18): beside a handoff, the customer's orders from the
 ERP and their earlier handoffs with the rating they gave; Spanish labels instead of internal
-names; canned replies with the conversation's variables.
+names; canned replies with the conversation's variables; the customers' wait estimate counts
+the agents whose console is open.
 
 The console runs for real on a loopback port over a SQLite database holding the demo fixture,
 on a FixedClock, driven with a real HTTP client.
@@ -21,6 +22,9 @@ from bot.adapters.sql import SqlErp
 from bot.clock import FixedClock
 from bot.demo import load_demo
 from bot.handoff.agents import create_agent
+from bot.handoff.rules import PRESENCE_WINDOW, Reason, estimate_wait
+from bot.handoff.service import HandoffRequest
+from bot.handoff.service import open_handoff as open_handoff_service
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.conftest import NOW, TODAY
 from tests.console_helpers import RunningConsole, console_graph
@@ -172,3 +176,38 @@ def test_an_erp_outage_says_so_instead_of_no_orders(graph, sql_store, clock):
         assert "El sistema de pedidos no responde ahora" in page.text
     finally:
         running.stop()
+
+
+def test_the_wait_estimate_counts_the_agents_with_the_console_open(graph, console, clock):
+    store = graph.handoff.store
+    create_agent(store, "beto", PASSWORD)
+    assert store.agents_connected(clock.now() - PRESENCE_WINDOW) == 0
+    ana = console.session(AGENT, PASSWORD)
+    beto = console.session("beto", PASSWORD)
+    for agent in (ana, beto):
+        assert agent.get(f"{console.url}/api/queue", timeout=10).status_code == 200
+    assert store.agents_connected(clock.now() - PRESENCE_WINDOW) == 2
+    # Five waiting customers, two agents connected: the sixth waits for 3 conversations' time.
+    config = graph.handoff.config
+    for number in range(5):
+        open_handoff(graph, f"HO-QUEUE{number:04d}", clock, packet={})
+    request = HandoffRequest(
+        conversation_id="+525500000999",
+        phone="+525500000999",
+        channel="whatsapp",
+        reason=Reason.CUSTOMER_REQUEST,
+        events=[],
+        slots={},
+        active_form=None,
+        now=clock.now(),
+    )
+    opened = open_handoff_service(graph.handoff, None, request)
+    assert opened.wait.minutes == estimate_wait(5, clock.now(), config, connected=2).minutes
+    assert opened.wait.minutes < estimate_wait(5, clock.now(), config, connected=1).minutes
+    # Logging out leaves the count at once; an agent not seen for 5 minutes leaves it too.
+    page = ana.get(f"{console.url}/", timeout=10).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    ana.post(f"{console.url}/logout", data={"csrf": csrf}, allow_redirects=False, timeout=10)
+    assert store.agents_connected(clock.now() - PRESENCE_WINDOW) == 1
+    clock.advance(PRESENCE_WINDOW + timedelta(seconds=1))
+    assert store.agents_connected(clock.now() - PRESENCE_WINDOW) == 0

@@ -143,3 +143,14 @@ def test_before_opening_the_same_day_counts():
     )
     assert is_open(datetime(2026, 11, 28, 13, 59, tzinfo=MX), CONFIG)
     assert not is_open(datetime(2026, 11, 28, 14, 0, tzinfo=MX), CONFIG)
+
+
+def test_the_wait_is_shared_among_the_agents_actually_connected():
+    friday_morning = datetime(2026, 11, 27, 10, 0, tzinfo=MX)
+    on_duty = estimate_wait(5, friday_morning, CONFIG)  # nobody connected: the agents on duty
+    three = estimate_wait(5, friday_morning, CONFIG, connected=3)
+    one = estimate_wait(5, friday_morning, CONFIG, connected=1)
+    minutes = CONFIG.minutes_per_conversation
+    assert on_duty.minutes == -(-6 * minutes // CONFIG.agents_on_duty)
+    assert three.minutes == -(-6 * minutes // 3) and one.minutes == 6 * minutes
+    assert three.position == one.position == 6
