@@ -176,15 +176,17 @@ HOSTILE = {
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_complexity_guard_10_kb_of_hostile_digits_mask_in_milliseconds(name: str) -> None:
-    """A complexity guard, not a benchmark: the bound is ~10x what a loaded laptop takes, and
-    only a super-linear detector (the old regex took 3 s for 1,600 chars) can break it."""
+    """A complexity guard, not a benchmark (speed is `make bench`'s): linear masking takes
+    milliseconds here, 52 ms at worst on a machine loaded by other jobs; a super-linear detector
+    (the old regex took 3 s for 1,600 chars, so minutes for these 10,000) cannot stay under a
+    second. The bound sits between the two, far from both."""
     text = (HOSTILE[name] * 10_000)[:10_000]
     timings = []
     for _ in range(3):
         started = time.perf_counter()
         mask_card_data(text)
         timings.append(time.perf_counter() - started)
-    assert min(timings) < 0.050
+    assert min(timings) < 1.0
 
 
 # --- property-based: generated cards in generated Spanish text ---
