@@ -90,6 +90,9 @@ class Settings:
     erp: BackendSettings = field(default_factory=BackendSettings)
     outbox_max_attempts: int = 20
     outbox_max_age_s: float = 24 * 3600
+    # The outbox worker's health and readiness endpoint (connectors/outbox_worker.py; docs/deploy.md).
+    outbox_worker_port: int = 5056
+    outbox_worker_host: str = LOOPBACK
     crm_server_port: int = 8090
     # The reference CRM/ERP server's own database (`make crm-server`), apart from the assistant's.
     crm_server_database_url: str = f"sqlite:///{VAR_DIR / 'crm.db'}"
@@ -249,6 +252,8 @@ class Settings:
             erp=_backend(get, "ERP"),
             outbox_max_attempts=_positive(get, "OUTBOX_MAX_ATTEMPTS", 20, int),
             outbox_max_age_s=_positive(get, "OUTBOX_MAX_AGE_S", 24 * 3600, float),
+            outbox_worker_port=_port(get, "OUTBOX_WORKER_PORT", 5056),
+            outbox_worker_host=_host(get, "OUTBOX_WORKER_HOST"),
             crm_server_port=_port(get, "CRM_SERVER_PORT", 8090),
             crm_server_database_url=get("CRM_SERVER_DATABASE_URL") or f"sqlite:///{VAR_DIR / 'crm.db'}",
             # Same rule as DEMO_DATA above, for the reference server's database.

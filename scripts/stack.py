@@ -472,8 +472,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     rasa_server = [*SERVING_RASA, *rasa_run_arguments(model, settings.rasa_port, token, settings.rasa_host)]
     ready_urls = {
         "Action server": f"http://127.0.0.1:{settings.action_port}/health",
-        "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/status?token={token}",
-        "Agent console": f"http://127.0.0.1:{settings.console_port}/health",
+        # Rasa's readiness: the model loaded and the journal processed (connectors/twilio_channel.py).
+        "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/webhooks/twilio/ready",
+        "Agent console": f"http://127.0.0.1:{settings.console_port}/ready",
+        "Outbox worker": f"http://127.0.0.1:{settings.outbox_worker_port}/ready",
     }
     say(
         "Starting the action server, the outbox worker, the Rasa server and the agent console "
@@ -485,7 +487,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     supervisor = Supervisor(
         [
             supervised("Action server", action_server(settings), settings, ready_urls["Action server"]),
-            ProcessSpec("Outbox worker", lambda: GroupProcess(start(outbox_worker(), settings))),
+            supervised("Outbox worker", outbox_worker(), settings, ready_urls["Outbox worker"]),
             supervised("Rasa server", rasa_server, settings, ready_urls["Rasa server"], RASA_SERVER_DOORS),
             supervised(
                 "Agent console",
@@ -515,7 +517,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
     CRM            {backend_line("CRM", settings.crm)}
     ERP            {backend_line("ERP", settings.erp)}
-    Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py)
+    Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py); health on port {
+        settings.outbox_worker_port
+    }
 
   Try it from another terminal:
     make shell PHONE=+5491123456789
