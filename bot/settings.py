@@ -77,6 +77,9 @@ class Settings:
     rasa_host: str = LOOPBACK
     action_host: str = LOOPBACK
     console_host: str = LOOPBACK
+    # Where the console reaches the Rasa server: its own loopback port unless RASA_URL says (a load
+    # balancer in front of several replicas, another host of a deployment; docs/deploy.md).
+    rasa_url: str | None = None
     action_server_token: str | None = None  # Rasa -> action server shared secret
     # --- the doors into the Rasa server: one credential each, none opens another ---
     rest_channel_token: str | None = None  # the REST channel (its caller chooses the sender)
@@ -135,6 +138,10 @@ class Settings:
         return self.environment == "development"
 
     @property
+    def rasa_base_url(self) -> str:
+        return self.rasa_url or f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
     def action_endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.action_port}/webhook"
 
@@ -187,6 +194,9 @@ class Settings:
                 "TWILIO_VALIDATE_SIGNATURE=false is allowed only with BOT_ENV=development: "
                 "in production every Twilio webhook must be signed."
             )
+        rasa_url = get("RASA_URL")
+        if rasa_url and not rasa_url.startswith(("http://", "https://")):
+            raise SettingsError(f"RASA_URL={rasa_url!r}: give the full URL, like http://rasa:5005")
         public_url = get("PUBLIC_URL")
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PUBLIC_URL={public_url!r}: give the full URL, like https://bot.example.com")
@@ -235,6 +245,7 @@ class Settings:
             rasa_host=_host(get, "RASA_HOST"),
             action_host=_host(get, "ACTION_HOST"),
             console_host=_host(get, "CONSOLE_HOST"),
+            rasa_url=rasa_url.rstrip("/") if rasa_url else None,
             action_server_token=get("ACTION_SERVER_TOKEN"),
             bot_timezone=timezone,
             default_country=country,
