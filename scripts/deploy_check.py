@@ -15,9 +15,10 @@
 - deploy/k8s/*.yaml: each document validated against the strict JSON schema of its kind for
   Kubernetes 1.30 (deploy/schemas/kubernetes-v1.30.0/, cut by deploy/schemas/extract.py), then:
   every Deployment has liveness and readiness probes, CPU and memory requests, a memory limit and
-  runs as non-root; every HorizontalPodAutoscaler scales a Deployment defined here; images pinned.
+  runs as non-root; every HorizontalPodAutoscaler scales a Deployment defined here; images pinned;
+  no door token of the Rasa server but the console's own, in the console.
 - deploy/helm/*-values.yaml: every key exists in the chart's own defaults (deploy/helm/upstream/),
-  so a misspelt key cannot be silently ignored by Helm.
+  so a misspelt key cannot be silently ignored by Helm; the action server gets no door token.
 Exits 1 and names every problem found.
 """
 
@@ -291,11 +292,20 @@ def check_kubernetes(path: Path, deployments: set[str]) -> Iterator[str]:
                     for probe in ("livenessProbe", "readinessProbe"):
                         if probe not in container:
                             yield f"{label}: no {probe}"
+                role = "console" if "console" in str((document.get("metadata") or {}).get("name")) else None
+                for variable in env_names(container.get("env")):
+                    if variable in DOOR_HOLDERS and role not in DOOR_HOLDERS[variable]:
+                        yield f"{label}: is given {variable}, a door of the Rasa server it does not use"
         if kind == "HorizontalPodAutoscaler":
             target = (document.get("spec") or {}).get("scaleTargetRef") or {}
             if target.get("kind") != "Deployment" or target.get("name") not in deployments:
                 scaled = f"{target.get('kind')}/{target.get('name')}"
                 yield f"{where}: scales {scaled}, not a Deployment of deploy/k8s/"
+
+
+def env_names(env: Any) -> list[str]:
+    """The variable names of a Kubernetes `env` list (or of a chart's `extraEnv`)."""
+    return [str(item.get("name")) for item in env or [] if isinstance(item, dict)]
 
 
 def deployment_names(paths: list[Path]) -> set[str]:
@@ -330,10 +340,15 @@ def check_helm_values(path: Path) -> list[str]:
         return [f"{name}: no defaults of chart {chart!r} in deploy/helm/upstream/ to check it against"]
     theirs = yaml.safe_load(upstream[-1].read_text())
     ours = yaml.safe_load(path.read_text())
-    return [
+    problems = [
         f"{name}: {key} is not a value of chart {chart} ({upstream[-1].name})"
         for key in unknown_keys(ours, theirs)
     ]
+    role = "rasa" if chart == "rasa" else None
+    for variable in env_names(ours.get("extraEnv")):
+        if variable in DOOR_HOLDERS and role not in DOOR_HOLDERS[variable]:
+            problems.append(f"{name}: extraEnv gives {variable}, a door of the Rasa server, to chart {chart}")
+    return problems
 
 
 # --- all ------------------------------------------------------------------------------------

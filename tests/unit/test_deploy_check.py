@@ -184,6 +184,24 @@ def test_a_helm_value_the_chart_does_not_have_is_refused(deploy, file, old, new,
     assert any(file in problem and expected in problem for problem in problems(deploy))
 
 
+def test_the_rasa_servers_door_tokens_reach_no_other_process(deploy):
+    edit(
+        deploy / "k8s" / "outbox-worker.yaml",
+        "            - name: OUTBOX_WORKER_PORT",
+        "            - name: RASA_TOKEN\n              value: x\n            - name: OUTBOX_WORKER_PORT",
+    )
+    edit(
+        deploy / "helm" / "rasa-action-server-values.yaml",
+        "  - name: ACTION_HOST",
+        "  - name: CONSOLE_RASA_TOKEN\n    value: x\n  - name: ACTION_HOST",
+    )
+    found = problems(deploy)
+    assert any("outbox-worker.yaml" in problem and "RASA_TOKEN, a door" in problem for problem in found)
+    assert any(
+        "rasa-action-server-values.yaml" in problem and "CONSOLE_RASA_TOKEN" in problem for problem in found
+    )
+
+
 def test_free_form_chart_values_take_any_key():
     theirs = {"resources": {}, "extraEnv": [], "image": {"tag": "1"}}
     ours = {
