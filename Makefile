@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -28,7 +28,7 @@ install: ## Build .venv from requirements.lock (cached by content hash; Python 3
 run: install ## Train if data changed, migrate, load the demo data, serve Rasa, actions, outbox worker and console, restarting any that dies (Ctrl-C stops)
 	@$(STACK) run
 
-test: install lint validate unit integration security test-stories evaluate ## Everything CI checks: the fast checks first, then the slow ones
+test: install lint deploy-check validate unit integration security test-stories evaluate ## Everything CI checks: the fast checks first, then the slow ones
 	@echo "==> make test: all checks passed."
 
 shell: install ## Talk to the bot in the terminal as PHONE (default: +525512345678)
@@ -53,6 +53,9 @@ kb-bench: install ## Knowledge-base search over 1,000 articles on one core: p50/
 lint: install ## ruff check and format check
 	@echo "==> Linting (ruff)..."
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+deploy-check: install ## Static checks of deploy/ (Dockerfiles, compose file, Kubernetes manifests, Helm values), offline
+	@$(PY) scripts/deploy_check.py
 
 format: install ## Reformat the Python code with ruff
 	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .

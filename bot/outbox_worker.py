@@ -58,22 +58,35 @@ class OutboxWorker:
         self.clock = clock
         self.kinds = kinds  # how to apply each kind of write, by name
 
-    async def run_once(self) -> int:
-        """Try every due write once; returns how many were tried."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Try every due write once; returns how many were tried. When `stop` is set (SIGTERM) the
+        write in progress is finished and the round ends: the rest of the batch stays leased
+        (bot/adapters/outbox_sql.py's LEASE) and is claimed again after it, here or elsewhere."""
         entries = await asyncio.to_thread(self.outbox.claim_due, self.clock())
+        tried = 0
         for entry in entries:
+            if stop is not None and stop.is_set():
+                break
             await self._attempt(entry)
-        return len(entries)
+            tried += 1
+        return tried
 
-    async def run_forever(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+    async def run_forever(
+        self, stop: asyncio.Event, poll_s: float = 1.0, on_round: Callable[[bool], None] | None = None
+    ) -> None:
+        """Rounds until `stop` is set; `on_round(reached_the_database)` after each one (the
+        process's health endpoint reads it)."""
         while not stop.is_set():
             try:
-                tried = await self.run_once()
+                tried = await self.run_once(stop)
+                ok = True
             except Exception:
                 # The worker outlives any one failure (its database down, a bug in one write):
                 # what it could not finish stays pending and is leased again later.
                 logger.exception("outbox: a round failed; trying again")
-                tried = 0
+                tried, ok = 0, False
+            if on_round is not None:
+                on_round(ok)
             if not tried:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), poll_s)

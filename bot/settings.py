@@ -77,6 +77,9 @@ class Settings:
     rasa_host: str = LOOPBACK
     action_host: str = LOOPBACK
     console_host: str = LOOPBACK
+    # Where the console reaches the Rasa server: its own loopback port unless RASA_URL says (a load
+    # balancer in front of several replicas, another host of a deployment; docs/deploy.md).
+    rasa_url: str | None = None
     action_server_token: str | None = None  # Rasa -> action server shared secret
     # --- the doors into the Rasa server: one credential each, none opens another ---
     rest_channel_token: str | None = None  # the REST channel (its caller chooses the sender)
@@ -90,6 +93,9 @@ class Settings:
     erp: BackendSettings = field(default_factory=BackendSettings)
     outbox_max_attempts: int = 20
     outbox_max_age_s: float = 24 * 3600
+    # The outbox worker's health and readiness endpoint (connectors/outbox_worker.py; docs/deploy.md).
+    outbox_worker_port: int = 5056
+    outbox_worker_host: str = LOOPBACK
     crm_server_port: int = 8090
     # The reference CRM/ERP server's own database (`make crm-server`), apart from the assistant's.
     crm_server_database_url: str = f"sqlite:///{VAR_DIR / 'crm.db'}"
@@ -130,6 +136,10 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def rasa_base_url(self) -> str:
+        return self.rasa_url or f"http://127.0.0.1:{self.rasa_port}"
 
     @property
     def action_endpoint_url(self) -> str:
@@ -184,6 +194,9 @@ class Settings:
                 "TWILIO_VALIDATE_SIGNATURE=false is allowed only with BOT_ENV=development: "
                 "in production every Twilio webhook must be signed."
             )
+        rasa_url = get("RASA_URL")
+        if rasa_url and not rasa_url.startswith(("http://", "https://")):
+            raise SettingsError(f"RASA_URL={rasa_url!r}: give the full URL, like http://rasa:5005")
         public_url = get("PUBLIC_URL")
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PUBLIC_URL={public_url!r}: give the full URL, like https://bot.example.com")
@@ -232,6 +245,7 @@ class Settings:
             rasa_host=_host(get, "RASA_HOST"),
             action_host=_host(get, "ACTION_HOST"),
             console_host=_host(get, "CONSOLE_HOST"),
+            rasa_url=rasa_url.rstrip("/") if rasa_url else None,
             action_server_token=get("ACTION_SERVER_TOKEN"),
             bot_timezone=timezone,
             default_country=country,
@@ -249,6 +263,8 @@ class Settings:
             erp=_backend(get, "ERP"),
             outbox_max_attempts=_positive(get, "OUTBOX_MAX_ATTEMPTS", 20, int),
             outbox_max_age_s=_positive(get, "OUTBOX_MAX_AGE_S", 24 * 3600, float),
+            outbox_worker_port=_port(get, "OUTBOX_WORKER_PORT", 5056),
+            outbox_worker_host=_host(get, "OUTBOX_WORKER_HOST"),
             crm_server_port=_port(get, "CRM_SERVER_PORT", 8090),
             crm_server_database_url=get("CRM_SERVER_DATABASE_URL") or f"sqlite:///{VAR_DIR / 'crm.db'}",
             # Same rule as DEMO_DATA above, for the reference server's database.

@@ -1,5 +1,10 @@
 """The outbox worker's process (`python -m connectors.outbox_worker`, started by `make run`):
-bot/outbox_worker.py's worker over the process's graph (bot/wiring.py)."""
+bot/outbox_worker.py's worker over the process's graph (bot/wiring.py), with a small HTTP
+endpoint on OUTBOX_WORKER_HOST:OUTBOX_WORKER_PORT (loopback, 5056) that supervisors and probes ask:
+`/health` (the loop is alive: a round ended within STALE_AFTER_S) and `/ready` (the last round
+reached the database and the worker is not stopping). One word each, no credential, nothing else.
+SIGTERM: the endpoint answers "not ready", the write in progress is finished, then the process exits.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from bot.adapters.sql import SqlCaseBook, SqlStore
 from bot.outbox_worker import OutboxWorker, sender_notify
@@ -40,19 +48,82 @@ def build_worker(graph: Wiring) -> tuple[OutboxWorker, Callable[[], Awaitable[No
     return worker, close
 
 
+# A round lasts at most a batch of writes, each bounded by the backends' timeouts; a loop that has
+# not ended one in this long is stuck, and its liveness check fails so that it gets restarted.
+STALE_AFTER_S = 300.0
+
+
+class WorkerHealth:
+    """What the health endpoint answers, from the rounds the worker reports. Time is the given
+    monotonic clock's (bot/clock.py), never read here."""
+
+    def __init__(self, monotonic: Callable[[], float], stale_after_s: float = STALE_AFTER_S) -> None:
+        self.monotonic, self.stale_after_s = monotonic, stale_after_s
+        self.started = monotonic()
+        self.last_round: float | None = None
+        self.reached_database = False
+        self.stopping = False
+
+    def round_ended(self, reached_database: bool) -> None:
+        self.last_round, self.reached_database = self.monotonic(), reached_database
+
+    def alive(self) -> bool:
+        last = self.last_round if self.last_round is not None else self.started
+        return self.monotonic() - last <= self.stale_after_s
+
+    def ready(self) -> bool:
+        return self.reached_database and not self.stopping and self.alive()
+
+
+def health_app(health: WorkerHealth) -> web.Application:
+    async def live(_: web.Request) -> web.Response:
+        if health.alive():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "stuck"}, status=503)
+
+    async def ready(_: web.Request) -> web.Response:
+        if health.ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "not ready"}, status=503)
+
+    app = web.Application()
+    app.add_routes([web.get("/health", live), web.get("/ready", ready)])
+    return app
+
+
+async def serve_health(health: WorkerHealth, host: str, port: int) -> web.AppRunner:
+    """The endpoint, listening; `await runner.cleanup()` closes it."""
+    runner = web.AppRunner(health_app(health), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
 async def _serve(poll_s: float) -> None:
     graph = build_wiring(Settings.from_env())
+    settings = graph.settings
     worker, close = build_worker(graph)
+    health = WorkerHealth(graph.clock.monotonic)
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        health.stopping = True  # not ready at once; the current write is finished first
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
+    endpoint = await serve_health(health, settings.outbox_worker_host, settings.outbox_worker_port)
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
     print(
-        f"Outbox worker: retrying queued CRM/ERP writes (database {graph.settings.database_url}).", flush=True
+        f"Outbox worker: retrying queued CRM/ERP writes (database {database}); health on "
+        f"http://{settings.outbox_worker_host}:{settings.outbox_worker_port}/health and /ready.",
+        flush=True,
     )
     try:
-        await worker.run_forever(stop, poll_s)
+        await worker.run_forever(stop, poll_s, on_round=health.round_ended)
     finally:
+        await endpoint.cleanup()
         await close()
 
 

@@ -311,6 +311,7 @@ class TwilioInput(InputChannel):
         self.sender = sender or MessageSender(settings, self.store, transport_for(settings), clock=self.clock)
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
+        self._stopping = False  # SIGTERM: draining, no longer ready
         # What the inbound rules remember between messages (card data, options on screen).
         self.memory = memory or memory_for(settings.redis_url)
         if not settings.twilio_validate_signature:
@@ -678,6 +679,14 @@ class TwilioInput(InputChannel):
         worker = self._worker_loop()
         worker.submit(self._sweep())
 
+    def is_ready(self) -> bool:
+        """Whether this replica serves customers: the model is loaded and the journal is being
+        processed (after_server_start ran), and it is not stopping. What `/webhooks/twilio/ready`
+        answers a load balancer or a readiness probe (docs/deploy.md)."""
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        loaded = agent is not None and agent.is_ready()
+        return loaded and self._worker is not None and not self._stopping
+
     async def drain(self, timeout_s: float = 20) -> None:
         """Let in-flight messages finish (on shutdown), then release connections. What is not
         finished stays accepted in the journal: the next start replays it."""
@@ -712,6 +721,14 @@ class TwilioInput(InputChannel):
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> response.HTTPResponse:
             return response.json({"status": "ok"})
+
+        # Readiness without a credential, for load balancers and probes: one word, nothing else
+        # (the model's name and fingerprint are /status's, behind RASA_TOKEN).
+        @webhook.route("/ready", methods=["GET"])
+        async def ready(_: Request) -> response.HTTPResponse:
+            if self.is_ready():
+                return response.json({"status": "ready"})
+            return response.json({"status": "not ready"}, status=503)
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> response.HTTPResponse:
@@ -764,6 +781,7 @@ class TwilioInput(InputChannel):
 
         @webhook.listener("before_server_stop")
         async def finish_in_flight(*_: Any) -> None:
+            self._stopping = True
             await self.drain()
 
         return webhook

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
+from supervisor import GroupProcess, ProcessSpec, StartupFailed, Supervisor  # noqa: E402 (scripts/supervisor.py)
 
 from bot.settings import DOOR_TOKENS, VAR_DIR, BackendSettings, Settings, SettingsError  # noqa: E402
 
@@ -252,6 +253,7 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 def wait_until_up(checks: dict[str, str], processes: list[subprocess.Popen]) -> None:
+    """`make shell`'s action server: wait for it to answer, or fail if it exits."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     pending = dict(checks)
     while pending:
@@ -287,44 +289,22 @@ def load_demo(settings: Settings) -> None:
         fail("the demo data could not be loaded; the line above says why.")
 
 
-class Supervised:
-    """A child process that is started again when it dies, as systemd's Restart=always would.
-
-    A crash, an out-of-memory kill or a `kill -9` must not take the assistant down for good:
-    what Twilio delivered while it was down is retried by Twilio (README, "Operating"), and what
-    was accepted is replayed from the inbound journal once Rasa is back. A child that dies again
-    soon after starting waits longer each time (1, 2, 4 … 30 s), so a broken configuration does
-    not spin; one that ran for a minute starts over at 1 s.
-    """
-
-    STABLE_S = 60.0
-    MAX_DELAY_S = 30.0
-
-    def __init__(
-        self, name: str, command: list[str], settings: Settings, doors: tuple[str, ...] = ()
-    ) -> None:
-        self.name, self.command, self.settings, self.doors = name, command, settings, doors
-        self.process = start(command, settings, doors)
-        self.started = time.monotonic()
-        self.quick_deaths = 0
-        self.restart_at: float | None = None
-
-    def watch(self, now: float) -> None:
-        """Notice a death and schedule the restart; restart when its delay is over."""
-        if self.restart_at is None:
-            if self.process.poll() is None:
-                return
-            self.quick_deaths = 0 if now - self.started >= self.STABLE_S else self.quick_deaths + 1
-            delay = min(self.MAX_DELAY_S, 2.0 ** max(0, self.quick_deaths - 1))
-            say(f"{self.name} exited with code {self.process.returncode}; restarting it in {delay:.0f} s.")
-            self.restart_at = now + delay
-        elif now >= self.restart_at:
-            self.process = start(self.command, self.settings, self.doors)
-            self.started, self.restart_at = now, None
-            say(f"{self.name} restarted (pid {self.process.pid}).")
+def supervised(
+    name: str, command: list[str], settings: Settings, ready_url: str, doors: tuple[str, ...] = ()
+) -> ProcessSpec:
+    return ProcessSpec(
+        name, lambda: GroupProcess(start(command, settings, doors)), lambda: answers(ready_url)
+    )
 
 
-def serve_until_stopped(children: list[Supervised]) -> int:
+def stamped(message: str) -> None:
+    """The supervisor's log line, with the wall-clock time an operator reads it against."""
+    say(f"{time.strftime('%H:%M:%S')} {message}")
+
+
+def serve_until_stopped(supervisor: Supervisor, ready_banner: str) -> int:
+    """Start every process, print `ready_banner` once all are ready, keep each alive until
+    SIGINT or SIGTERM, then stop them all gracefully."""
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -333,13 +313,19 @@ def serve_until_stopped(children: list[Supervised]) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    while not stopping:
-        now = time.monotonic()
-        for child in children:
-            child.watch(now)
-        time.sleep(0.3)
+    supervisor.start_all()
+    try:
+        not_ready = supervisor.wait_all_ready(STARTUP_TIMEOUT_S)
+        if not_ready:
+            raise StartupFailed(f"{', '.join(not_ready)} not ready within {STARTUP_TIMEOUT_S} s.")
+        if not stopping:
+            print(ready_banner, flush=True)
+        supervisor.run(lambda: stopping)
+    except StartupFailed as error:
+        supervisor.stop_all()
+        fail(str(error))
     say("Stopping...")
-    stop([child.process for child in children])
+    supervisor.stop_all()
     say("Stopped.")
     return 0
 
@@ -484,6 +470,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         load_demo(settings)
     token = rasa_token(settings)
     rasa_server = [*SERVING_RASA, *rasa_run_arguments(model, settings.rasa_port, token, settings.rasa_host)]
+    ready_urls = {
+        "Action server": f"http://127.0.0.1:{settings.action_port}/health",
+        # Rasa's readiness: the model loaded and the journal processed (connectors/twilio_channel.py).
+        "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/webhooks/twilio/ready",
+        "Agent console": f"http://127.0.0.1:{settings.console_port}/ready",
+        "Outbox worker": f"http://127.0.0.1:{settings.outbox_worker_port}/ready",
+    }
     say(
         "Starting the action server, the outbox worker, the Rasa server and the agent console "
         "(Rasa takes 20-60 s to load)..."
@@ -491,38 +484,42 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # The outbox worker is a process of its own rather than a thread of the action server: it
     # keeps retrying while actions restart, it never competes with customers' requests for the
     # action server's loop, and several of either can run (claims are leases in the database).
-    children = [
-        Supervised("Action server", action_server(settings), settings),
-        Supervised("Outbox worker", outbox_worker(), settings),
-        Supervised("Rasa server", rasa_server, settings, doors=RASA_SERVER_DOORS),
-        Supervised("Agent console", console_server(settings), settings, doors=CONSOLE_DOORS),
-    ]
-    wait_until_up(
-        {
-            "Action server": f"http://127.0.0.1:{settings.action_port}/health",
-            "Rasa server": f"http://127.0.0.1:{settings.rasa_port}/status?token={token}",
-            "Agent console": f"http://127.0.0.1:{settings.console_port}/health",
-        },
-        [child.process for child in children],
+    supervisor = Supervisor(
+        [
+            supervised("Action server", action_server(settings), settings, ready_urls["Action server"]),
+            supervised("Outbox worker", outbox_worker(), settings, ready_urls["Outbox worker"]),
+            supervised("Rasa server", rasa_server, settings, ready_urls["Rasa server"], RASA_SERVER_DOORS),
+            supervised(
+                "Agent console",
+                console_server(settings),
+                settings,
+                ready_urls["Agent console"],
+                CONSOLE_DOORS,
+            ),
+        ],
+        clock=time.monotonic,
+        sleep=time.sleep,
+        log=stamped,
     )
     rest_hint = "$REST_CHANNEL_TOKEN" if settings.rest_channel_token else "$(cat var/rest_channel_token)"
     api_hint = "$RASA_TOKEN" if settings.rasa_token else "$(cat var/rasa_token)"
     api_scope = "may write: RASA_API_WRITES=on" if settings.rasa_api_writes else "reads only"
-    print(
-        f"""
+    banner = f"""
   Assistant ready.
     Rasa server    http://{settings.rasa_host}:{settings.rasa_port}  (HTTP API, {
-            api_scope
-        }; REST at /webhooks/rest/webhook)
+        api_scope
+    }; REST at /webhooks/rest/webhook)
     Action server  http://{settings.action_host}:{settings.action_port}  (answers only Rasa's token)
     Agent console  http://{settings.console_host}:{settings.console_port}  (first time: make agent NAME=ana{
-            ", or make demo-agent" if settings.is_development else ""
-        })
+        ", or make demo-agent" if settings.is_development else ""
+    })
     Database       {settings.database_url}
     Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
     CRM            {backend_line("CRM", settings.crm)}
     ERP            {backend_line("ERP", settings.erp)}
-    Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py)
+    Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py); health on port {
+        settings.outbox_worker_port
+    }
 
   Try it from another terminal:
     make shell PHONE=+5491123456789
@@ -531,11 +528,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
       http://localhost:{settings.rasa_port}/webhooks/rest/webhook
     curl -s "http://localhost:{settings.rasa_port}/conversations/+525512345678/tracker?token={api_hint}"
 
-  A process that dies is restarted. Ctrl-C stops them all.
-""",
-        flush=True,
-    )
-    return serve_until_stopped(children)
+  A process that dies is restarted on its own. Ctrl-C stops them all.
+"""
+    return serve_until_stopped(supervisor, banner)
 
 
 def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:

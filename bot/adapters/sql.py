@@ -166,6 +166,15 @@ class SqlStore:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
             raise BackendUnavailable(f"database unavailable: {error.orig!r}") from error
 
+    def answers(self) -> bool:
+        """Whether the database answers a trivial query now: what readiness checks ask."""
+        try:
+            with self.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except BackendUnavailable:
+            return False
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()
 

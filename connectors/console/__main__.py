@@ -50,7 +50,7 @@ def serve(settings: Settings, port: int) -> int:
         token = required_token(settings, "CONSOLE_RASA_TOKEN")
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None
-    rasa = RasaApi(f"http://127.0.0.1:{settings.rasa_port}", token)
+    rasa = RasaApi(settings.rasa_base_url, token)
     app = create_app(build_wiring(settings), console_secret(settings), rasa)
     # CONSOLE_HOST: loopback by default; 0.0.0.0 behind a proxy for agents on the network.
     app.run(host=settings.console_host, port=port, access_log=False, workers=1)

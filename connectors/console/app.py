@@ -51,6 +51,7 @@ SESSION_MAX_AGE_S = 8 * 3600  # one working shift
 DESK_POLL_S = 5
 SEEN_EVERY_S = 60.0
 MAX_REPLY = 1600
+READY_TIMEOUT_S = 2.0  # a database that takes longer is not ready for agents either
 REASONS = {
     "customer_request": "Lo pidió el cliente",
     "not_understood": "El bot no le entendió dos veces",
@@ -314,9 +315,21 @@ def create_app(
 
     # --- routes ---------------------------------------------------------------------------
 
+    # Liveness and readiness for supervisors, load balancers and probes, without a session: one
+    # word each, nothing about agents, customers or the database (docs/deploy.md).
     @app.get("/health")
     async def health(_: Request) -> response.HTTPResponse:
         return response.json({"status": "ok"})
+
+    @app.get("/ready")
+    async def ready(_: Request) -> response.HTTPResponse:
+        try:
+            answers = await asyncio.wait_for(asyncio.to_thread(store.sql.answers), READY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            answers = False
+        if answers:
+            return response.json({"status": "ready"})
+        return response.json({"status": "not ready"}, status=503)
 
     @app.get("/login")
     async def login_form(request: Request) -> response.HTTPResponse:

@@ -7,8 +7,12 @@ with a real HTTP client.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -175,6 +179,45 @@ def test_the_rasa_server_starts_with_the_rasa_patches_applied(stack):
     assert "Rasa patches applied to Rasa 3.6." in stack.log.read_text()
 
 
+def stack_child(stack, module: str) -> int | None:
+    """The pid of the stack's child running `python -m <module>` (a child of its supervisor)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == stack.process.pid and module.encode() in command:
+            return int(entry.name)
+    return None
+
+
+def test_every_process_is_ready_before_the_assistant_says_so(stack):
+    log = stack.log.read_text()
+    banner = log.index("Assistant ready.")
+    for name in ("Action server", "Outbox worker", "Rasa server", "Agent console"):
+        assert re.search(rf"==> \d\d:\d\d:\d\d {name} is ready \(pid \d+\)\.", log[:banner]), name
+
+
+def test_a_killed_outbox_worker_is_restarted_on_its_own_and_ready_again(stack):
+    worker = f"http://127.0.0.1:{stack.worker_port}"
+    pid = stack_child(stack, "connectors.outbox_worker")
+    assert pid is not None and is_up(f"{worker}/ready")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        "Outbox worker restarted" in stack.log.read_text() and is_up(f"{worker}/ready")
+    ):
+        time.sleep(0.5)
+    log = stack.log.read_text()
+    assert f"Outbox worker (pid {pid}) exited with signal SIGKILL" in log, stack.tail()
+    assert is_up(f"{worker}/ready"), stack.tail()
+    assert stack_child(stack, "connectors.outbox_worker") not in (None, pid)
+    assert is_up(f"{stack.base}/webhooks/twilio/ready")  # the others were left alone
+
+
 @pytest.mark.stops_stack
 def test_ctrl_c_stops_every_server(stack):
     assert is_up(f"http://127.0.0.1:{stack.action_port}/health")
@@ -183,4 +226,8 @@ def test_ctrl_c_stops_every_server(stack):
     assert not is_up(f"http://127.0.0.1:{stack.action_port}/health")
     assert not is_up(f"{stack.base}/")
     assert not is_up(f"{stack.console}/health")
-    assert "Stopped." in stack.log.read_text()
+    assert not is_up(f"http://127.0.0.1:{stack.worker_port}/health")
+    log = stack.log.read_text()
+    assert "Stopped." in log
+    stops = re.findall(r"Stopping ([A-Za-z ]+) \(pid", log)
+    assert stops[-4:] == ["Agent console", "Rasa server", "Outbox worker", "Action server"]

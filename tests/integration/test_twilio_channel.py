@@ -270,6 +270,12 @@ def test_health_route(stack):
     assert requests.get(f"{stack.base}/webhooks/twilio/", timeout=5).json() == {"status": "ok"}
 
 
+def test_readiness_route_says_ready_without_a_credential_and_nothing_else(stack):
+    # What load balancers and probes ask (docs/deploy.md); the model's details stay behind /status.
+    reply = requests.get(f"{stack.base}/webhooks/twilio/ready", timeout=5)
+    assert (reply.status_code, reply.json()) == (200, {"status": "ready"})
+
+
 def test_a_webhook_without_sender_is_a_bad_request(stack, twilio):
     form = {"MessageSid": "SM" + uuid.uuid4().hex, "Body": "hola"}
     assert post(stack, twilio, WEBHOOK, form).status_code == 400

@@ -121,6 +121,20 @@ def test_public_url_must_be_a_full_url():
         Settings.from_env({"PUBLIC_URL": "bot.example.com"})
 
 
+def test_the_console_reaches_rasa_on_loopback_unless_rasa_url_says_where():
+    assert Settings.from_env({"RASA_PORT": "5010"}).rasa_base_url == "http://127.0.0.1:5010"
+    assert Settings.from_env({"RASA_URL": "http://rasa-lb:5005/"}).rasa_base_url == "http://rasa-lb:5005"
+    with pytest.raises(SettingsError, match="RASA_URL"):
+        Settings.from_env({"RASA_URL": "rasa-lb:5005"})
+
+
+def test_the_outbox_workers_health_endpoint_listens_on_loopback_unless_told():
+    settings = Settings.from_env({})
+    assert (settings.outbox_worker_host, settings.outbox_worker_port) == ("127.0.0.1", 5056)
+    with pytest.raises(SettingsError, match="OUTBOX_WORKER_PORT"):
+        Settings.from_env({"OUTBOX_WORKER_PORT": "0"})
+
+
 # --- CRM/ERP backends ---
 
 

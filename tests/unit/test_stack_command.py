@@ -68,23 +68,3 @@ def test_production_without_identity_secret_does_not_start(monkeypatch, tmp_path
     with pytest.raises(SystemExit):
         stack.payment_secrets(production)
     assert not (tmp_path / "identity_secret").exists()
-
-
-def test_a_child_that_dies_is_restarted_after_a_delay_that_grows_while_it_keeps_dying(monkeypatch, capsys):
-    import subprocess
-    import sys
-
-    monkeypatch.setattr(stack, "start", lambda command, settings, doors=(): subprocess.Popen(command))
-    child = stack.Supervised("Rasa server", [sys.executable, "-c", "raise SystemExit(3)"], settings=None)
-    first = child.process
-    first.wait()
-    child.watch(now=child.started + 1)  # noticed: restart in 1 s
-    assert child.restart_at == child.started + 2 and child.process is first
-    child.watch(now=child.started + 2)
-    assert child.process is not first and child.restart_at is None
-    child.process.wait()
-    child.watch(now=child.started + 1)  # died again at once: 2 s this time
-    assert child.restart_at == child.started + 3
-    said = capsys.readouterr().out
-    assert "Rasa server exited with code 3; restarting it in 1 s." in said
-    assert "Rasa server restarted" in said and "restarting it in 2 s." in said
