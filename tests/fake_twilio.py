@@ -212,7 +212,7 @@ class FakeTwilio:
             self.received.clear()
             self._failures.clear()
             self.attempts = 0
-            self.contents.clear()
+            # Contents stay, as they do at Twilio: a stack keeps the SIDs it made in its database.
             self.content_creations = 0
         self._delay_s = 0.0
 
