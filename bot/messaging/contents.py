@@ -19,7 +19,9 @@ all, but an option list could then no longer be checked as a whole when it is cr
 Two processes that create the same content at once both succeed at Twilio; the first SID stored
 wins, and the loser deletes its own copy (if that fails, an unused duplicate stays at Twilio,
 harmless but counted). When the Content API refuses or cannot be reached, the caller sends the
-numbered text instead: a customer always gets the options one way or the other.
+numbered text instead: a customer always gets the options one way or the other. A stored SID is
+checked once per process (GET /v1/Content/{sid}) before its first use, so a content deleted at
+Twilio is made again instead of failing every message that names it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class ContentApi(Protocol):
 
     async def delete_content(self, content_sid: str) -> None:
         """Delete one content (best effort)."""
+
+    async def content_exists(self, content_sid: str) -> bool:
+        """Whether the content is still there (True when that cannot be told)."""
 
 
 def content_types(native: NativeOptions) -> dict[str, Any]:
@@ -101,6 +106,11 @@ class ContentCatalog:
         if key in self._known:
             return self._known[key]
         sid = await asyncio.to_thread(self._store.content_sid, key)
+        if sid is not None and not await self._api.content_exists(sid):
+            # Deleted at Twilio since it was stored (by hand, or a cleanup): made again.
+            logger.warning("content %s is gone from Twilio; creating it again", sid)
+            await asyncio.to_thread(self._store.forget_content, key, sid)
+            sid = None
         if sid is None:
             created = await self._api.create_content(content_definition(native))
             sid = await asyncio.to_thread(self._store.save_content, key, native.kind.value, created)

@@ -140,6 +140,10 @@ class Transport(ABC):
     async def delete_content(self, content_sid: str) -> None:  # noqa: B027 (optional)
         """Delete a Content API resource (best effort)."""
 
+    async def content_exists(self, content_sid: str) -> bool:
+        """Whether a Content API resource is still there; True when that cannot be told."""
+        return True
+
     async def close(self) -> None:  # noqa: B027 (optional: the outbox holds nothing)
         """Release connections."""
 
@@ -257,6 +261,15 @@ class TwilioTransport(Transport):
                 str(answer.status_code),
             )
         return str(json.loads(answer.text)["sid"])
+
+    async def content_exists(self, content_sid: str) -> bool:
+        try:
+            answer = await asyncio.wait_for(
+                self._twilio().request_async("GET", f"{CONTENT_API}/v1/Content/{content_sid}"), self._timeout
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return True  # cannot tell: the send will say
+        return answer.status_code != 404
 
     async def delete_content(self, content_sid: str) -> None:
         answer = await asyncio.wait_for(

@@ -276,6 +276,15 @@ class MessagingStore:
         assert stored is not None
         return stored
 
+    def forget_content(self, shape_key: str, content_sid: str) -> None:
+        """Forget a ContentSid Twilio no longer has (unless another one replaced it already)."""
+        with self._store.connect() as conn:
+            conn.execute(
+                whatsapp_contents.delete().where(
+                    whatsapp_contents.c.shape_key == shape_key, whatsapp_contents.c.content_sid == content_sid
+                )
+            )
+
     def outbound(self, to_phone: str | None = None, after_id: int = 0) -> list[OutboundRecord]:
         query = sa.select(outbound_messages).where(outbound_messages.c.id > after_id)
         if to_phone:

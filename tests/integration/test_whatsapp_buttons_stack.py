@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 
 import pytest
 import requests
@@ -45,6 +46,17 @@ def with_options(fake, phone: str, count: int):
     return message, fake.options_of(message)
 
 
+def until(fake, phone: str, wanted, after: int, timeout_s: float = 30):
+    """The first message to `phone` after the first `after` whose body is `wanted`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for message in fake.messages_to(phone)[after:]:
+            if message.body and wanted(message.body):
+                return message
+        time.sleep(0.2)
+    raise AssertionError(f"no such message to {phone}: {[m.body for m in fake.messages_to(phone)]}")
+
+
 def test_an_offer_of_yes_or_no_is_a_quick_reply_and_tapping_yes_starts_the_flow(stack, twilio):
     customer = newcomer()
     write(stack, twilio, customer, "cuantos dias tengo para devolver algo?")
@@ -55,8 +67,8 @@ def test_an_offer_of_yes_or_no_is_a_quick_reply_and_tapping_yes_starts_the_flow(
     (yes_title, yes_id), _ = shown
 
     write(stack, twilio, customer, yes_title, ButtonPayload=yes_id, ButtonText=yes_title)
-    started = twilio.wait_for(customer, 3)[2]
-    assert is_response(started.body, "utter_return_case") and CASE_ID.search(started.body)
+    started = until(twilio, customer, lambda body: is_response(body, "utter_return_case"), after=2)
+    assert CASE_ID.search(started.body)
     assert user_turns(stack, customer)[-1]["parse_data"]["intent"]["name"] == "return_request"
 
 

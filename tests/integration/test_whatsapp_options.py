@@ -133,6 +133,20 @@ def test_a_content_is_created_once_for_every_customer_and_after_a_restart(fake, 
     assert fake.content_creations == 2 and len(stored_contents(messaging)) == 2
 
 
+def test_a_content_deleted_at_twilio_is_made_again_on_the_next_start(fake, messaging):
+    settings = settings_for(fake)
+    send_all(settings, messaging, OutboundMessage(MARIANA, Channel.WHATSAPP, QUESTION, options=YES_NO))
+    gone = fake.received[0].content_sid
+    fake.contents.clear()  # someone deleted it in Twilio's console
+    [result] = send_all(
+        settings, messaging, OutboundMessage(JULIAN, Channel.WHATSAPP, QUESTION, options=YES_NO)
+    )
+    again = fake.received[-1].content_sid
+    assert result.status == "queued" and again != gone and again in fake.contents
+    [row] = stored_contents(messaging)
+    assert row.content_sid == again
+
+
 def test_two_processes_making_the_same_content_at_once_end_up_with_one(fake, messaging):
     messages = [
         OutboundMessage(phone, Channel.WHATSAPP, QUESTION, options=YES_NO) for phone in (MARIANA, JULIAN)
