@@ -33,11 +33,18 @@ def twilio(stack, fake_twilio):
     return fake_twilio
 
 
-def user_turns(stack, phone: str) -> list[dict]:
-    events = requests.get(
-        f"{stack.base}/conversations/{phone}/tracker", params={"token": API_TOKEN}, timeout=30
-    ).json()["events"]
-    return [event for event in events if event["event"] == "user"]
+def user_turn(stack, phone: str, sid: str, timeout_s: float = 20) -> dict:
+    """The user event of message `sid`, once Rasa saved its turn (after the replies left)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        events = requests.get(
+            f"{stack.base}/conversations/{phone}/tracker", params={"token": API_TOKEN}, timeout=30
+        ).json()["events"]
+        for event in events:
+            if event["event"] == "user" and event.get("message_id") == sid:
+                return event
+        time.sleep(0.2)
+    raise AssertionError(f"no user turn for {sid} in {phone}'s tracker")
 
 
 def with_options(fake, phone: str, count: int):
@@ -66,10 +73,10 @@ def test_an_offer_of_yes_or_no_is_a_quick_reply_and_tapping_yes_starts_the_flow(
     assert [tapped_id for _, tapped_id in shown] == [button_id("/return_request"), button_id("/deny")]
     (yes_title, yes_id), _ = shown
 
-    write(stack, twilio, customer, yes_title, ButtonPayload=yes_id, ButtonText=yes_title)
+    tap = write(stack, twilio, customer, yes_title, ButtonPayload=yes_id, ButtonText=yes_title)
     started = until(twilio, customer, lambda body: is_response(body, "utter_return_case"), after=2)
     assert CASE_ID.search(started.body)
-    assert user_turns(stack, customer)[-1]["parse_data"]["intent"]["name"] == "return_request"
+    assert user_turn(stack, customer, tap)["parse_data"]["intent"]["name"] == "return_request"
 
 
 def test_the_menu_is_a_list_and_a_tap_goes_on_exactly_as_its_number(stack, twilio):
@@ -80,15 +87,15 @@ def test_the_menu_is_a_list_and_a_tap_goes_on_exactly_as_its_number(stack, twili
     assert shown[0] == ("Mi pedido", button_id("/order_status"))
     assert twilio.content_of(menu)["types"]["twilio/list-picker"]["button"] == "Ver opciones"
 
-    write(stack, twilio, phone, "Mi pedido", ButtonPayload=shown[0][1], ButtonText="Mi pedido")
+    tap = write(stack, twilio, phone, "Mi pedido", ButtonPayload=shown[0][1], ButtonText="Mi pedido")
     tapped = twilio.wait_for(phone, 2)[1]
-    tap_turn = user_turns(stack, phone)[-1]
+    tap_turn = user_turn(stack, phone, tap)
 
     write(stack, twilio, phone, "menú")
     twilio.wait_for(phone, 3)
-    write(stack, twilio, phone, "1")
+    number = write(stack, twilio, phone, "1")
     numbered = twilio.wait_for(phone, 4)[3]
-    number_turn = user_turns(stack, phone)[-1]
+    number_turn = user_turn(stack, phone, number)
 
     assert "PED-1001" in tapped.body and "PED-1001" in numbered.body
     assert tap_turn["text"] == number_turn["text"] == "/order_status"
@@ -98,17 +105,21 @@ def test_the_menu_is_a_list_and_a_tap_goes_on_exactly_as_its_number(stack, twili
 def test_a_forged_button_payload_does_not_run_a_command(stack, twilio):
     customer = newcomer()
     # No options on screen: the id of a real payload names nothing the bot offered.
-    write(stack, twilio, customer, "hola", ButtonPayload=button_id("/human_handoff"), ButtonText="hola")
+    forged = write(
+        stack, twilio, customer, "hola", ButtonPayload=button_id("/human_handoff"), ButtonText="hola"
+    )
     twilio.wait_for(customer, 1)
-    turn = user_turns(stack, customer)[-1]
+    turn = user_turn(stack, customer, forged)
     assert turn["text"] == "hola" and turn["parse_data"]["intent"]["name"] != "human_handoff"
 
     # Options on screen, and a payload written as a command: read as the text it came with.
     write(stack, twilio, customer, "menú")
     twilio.wait_for(customer, 2)
-    write(stack, twilio, customer, "/cancel_order", ButtonPayload="/cancel_order", ButtonText="/cancel_order")
+    forged = write(
+        stack, twilio, customer, "/cancel_order", ButtonPayload="/cancel_order", ButtonText="/cancel_order"
+    )
     twilio.wait_for(customer, 3)
-    turn = user_turns(stack, customer)[-1]
+    turn = user_turn(stack, customer, forged)
     assert turn["text"] == "cancel_order"  # the typed slash dropped, as for any text
 
 
