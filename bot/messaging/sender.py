@@ -349,10 +349,13 @@ class MessageSender:
             except Exception as error:  # noqa: BLE001 (the numbered text always works)
                 logger.warning("options to %s sent as numbered text: no content (%s)", message.to, error)
             else:
-                variables = {"1": message.body.strip()}
-                return replace(message, content_sid=sid, content_variables=variables, options=())
-        titles = [option.title for option in message.options]
-        return replace(message, body=numbered_options(message.body, titles), options=())
+                # Recorded as Twilio lists it: the content's text fallback, the numbered options.
+                text = message.body.strip()
+                listed = numbered_options(text, [item.full_title for item in native.items])
+                variables = {"1": text}
+                return replace(message, body=listed, content_sid=sid, content_variables=variables, options=())
+        numbered = numbered_options(message.body, [option.title for option in message.options])
+        return replace(message, body=numbered, options=())
 
     def _addresses(self, message: OutboundMessage, whatsapp_address: str | None) -> tuple[str, str | None]:
         settings = self._settings
