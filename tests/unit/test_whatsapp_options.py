@@ -1,7 +1,10 @@
 """How options look per channel (WhatsApp buttons, list or numbers) and how a tap is read back."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bot.choices import pick_choice
 from bot.handoff.config import load_config
 from bot.messaging.buttons import (
     NativeItem,
@@ -15,7 +18,7 @@ from bot.messaging.buttons import (
 )
 from bot.messaging.contents import content_definition, content_types, shape_key
 from bot.messaging.inbound import Channel, parse_inbound
-from bot.messaging.inbound_rules import ConversationState, Route, decide
+from bot.messaging.inbound_rules import ConversationState, Route, decide, neutralise_command
 from bot.messaging.sender import DEFAULT_LIST_BUTTON
 from tests.fake_twilio import content_problem, inbound_form
 
@@ -245,3 +248,25 @@ def test_button_ids_never_carry_the_payload_and_are_recognisable():
     assert not is_button_id("/affirm") and not is_button_id(None) and not is_button_id("opt-4111111111111111")
     assert payload_for_id(button_id(payload), [{"title": "x", "payload": payload}]) == payload
     assert payload_for_id(button_id(payload), [{"title": "x", "payload": "/other"}]) is None
+
+
+@given(
+    tapped=st.one_of(st.text(max_size=60), st.sampled_from([button_id(o.payload) for o in MENU])),
+    body=st.text(max_size=40),
+)
+@settings(max_examples=300, deadline=None)
+def test_whatever_a_tap_carries_only_an_offered_payload_becomes_a_command(tapped, body):
+    form = inbound_form("+525512345678", body, ButtonPayload=tapped)
+    state = ConversationState(pending_buttons=offered(YES_NO))
+    decision = decide(parse_inbound(form, "MX"), state, load_config(None))
+    if decision.route is Route.TO_BOT and decision.text.startswith("/"):
+        # A command only if it is one of the options offered, or one the channel itself makes
+        # from what was written (card data, an escalation): never the wire's payload as such.
+        channel_made = ("/card_data", "/human_handoff")
+        assert decision.text in {o.payload for o in YES_NO} or decision.text.startswith(channel_made)
+        if decision.text in {o.payload for o in YES_NO} and tapped != button_id(decision.text):
+            assert pick_choice_from(body) is not None  # the typed text named that option itself
+
+
+def pick_choice_from(body: str):
+    return pick_choice(neutralise_command(body), [o.title for o in YES_NO])
