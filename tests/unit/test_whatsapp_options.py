@@ -270,3 +270,21 @@ def test_whatever_a_tap_carries_only_an_offered_payload_becomes_a_command(tapped
 
 def pick_choice_from(body: str):
     return pick_choice(neutralise_command(body), [o.title for o in YES_NO])
+
+
+def test_orders_offered_by_number_and_product_are_a_list_told_apart_by_their_numbers():
+    titles = [
+        "PED-1004 · Auriculares inalámbricos (en camino)",
+        "PED-1005 · Zapatillas de running (en reparto)",
+        "PED-1003 · Mate de calabaza (en preparación)",
+    ]
+    options = [Option(title, f'/inform{{"order_id":"{title[:8]}"}}') for title in titles]
+    native = whatsapp(options)
+    assert native.kind is Representation.LIST
+    assert [item.title for item in native.items] == [
+        "PED-1004 · Auriculares…",
+        "PED-1005 · Zapatillas…",
+        "PED-1003 · Mate de…",
+    ]
+    assert [item.description for item in native.items] == titles
+    assert content_problem(content_definition(native)) is None
