@@ -71,6 +71,9 @@ class Settings:
     twilio_sms_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base: str | None = None
+    # Twilio's Content API (WhatsApp buttons and lists); unset: TWILIO_API_BASE when that is set
+    # (a local endpoint speaking both APIs), else content.twilio.com.
+    twilio_content_api_base: str | None = None
     public_url: str | None = None
     twilio_validate_signature: bool = True
     # --- where the internal services listen: loopback unless an operator opens them ---
@@ -255,6 +258,7 @@ class Settings:
             twilio_sms_number=get("TWILIO_SMS_NUMBER"),
             twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
             twilio_api_base=get("TWILIO_API_BASE"),
+            twilio_content_api_base=get("TWILIO_CONTENT_API_BASE"),
             public_url=public_url.rstrip("/") if public_url else None,
             twilio_validate_signature=validate == "true",
             reschedule_cutoff_hour=_bounded(get, "RESCHEDULE_CUTOFF_HOUR", 18, 0, 24),

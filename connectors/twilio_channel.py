@@ -52,10 +52,10 @@ from twilio.request_validator import RequestValidator
 
 from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
-from bot.choices import numbered_options
 from bot.clock import Clock
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
+from bot.messaging.buttons import Option
 from bot.messaging.inbound import Channel, InboundMessage, MalformedWebhook, parse_inbound
 from bot.messaging.inbound_rules import (
     ConversationState,
@@ -229,11 +229,13 @@ class TwilioOutput(OutputChannel):
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
-        # WhatsApp free-form messages and SMS have no buttons: a numbered list, and the
-        # options are remembered so "2", "dos", "la segunda" or a title can be read back.
+        # The sender shows them as WhatsApp buttons or a list when they fit, else as a numbered
+        # list; either way they are remembered, so a tap (its id), "2", "dos", "la segunda" or a
+        # title is read back as the payload of an option the bot really offered.
         options = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in buttons]
         await asyncio.to_thread(self.memory.set_pending_buttons, recipient_id, options)
-        await self._send(recipient_id, body=numbered_options(text or "", [o["title"] for o in options]))
+        shown = tuple(Option(o["title"], o["payload"]) for o in options)
+        await self._send(recipient_id, body=text or "", options=shown)
 
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any

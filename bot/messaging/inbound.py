@@ -42,6 +42,9 @@ class InboundMessage:
     # The text as written held card data; `text` is then its masked form (the inbound journal
     # never stores a card number), and the inbound rules route it as card data all the same.
     card_data: bool = False
+    # The id of the WhatsApp button or list item tapped (ButtonPayload, or ListId), as the wire
+    # says: only an id of an option the bot offered in this conversation is ever acted on.
+    tapped_id: str | None = None
 
     def metadata(self) -> dict:
         """The channel facts carried into the Rasa tracker with the message."""
@@ -80,7 +83,8 @@ def _location(form: Mapping[str, str]) -> Location | None:
 
 
 def parse_inbound(form: Mapping[str, str], default_country: str) -> InboundMessage:
-    """Read Twilio's message webhook form (From, Body, MessageSid, NumMedia, MediaUrl0, ...)."""
+    """Read Twilio's message webhook form (From, Body, MessageSid, NumMedia, MediaUrl0, ...,
+    and for a tapped WhatsApp button ButtonPayload and ButtonText, or ListId and ListTitle)."""
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     sender = form.get("From") or ""
     if not sid or not sender:
@@ -95,15 +99,21 @@ def parse_inbound(form: Mapping[str, str], default_country: str) -> InboundMessa
         for index in range(count)
         if form.get(f"MediaUrl{index}")
     )
+    tapped = (form.get("ButtonPayload") or form.get("ListId") or "").strip() or None
+    # A tap's Body is the option's title; ButtonText (ListTitle) carries it when Body is empty.
+    text = form.get("Body") or ""
+    if not text and tapped:
+        text = form.get("ButtonText") or form.get("ListTitle") or ""
     return InboundMessage(
         sid=sid,
         phone=normalize_phone(sender, default_country),
         channel=channel,
-        text=form.get("Body") or "",
+        text=text,
         profile_name=form.get("ProfileName") or None,
         wa_id=form.get("WaId") or None,
         media=media,
         location=_location(form),
+        tapped_id=tapped if channel is Channel.WHATSAPP else None,
     )
 
 

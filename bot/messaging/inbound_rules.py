@@ -7,8 +7,10 @@ The rules, in the order they apply:
 2. An opt-out word ("BAJA", "STOP") opts the number out; "cancelar" does so only when no question
    is open (options on screen or a form running): otherwise it answers the question. An opt-in
    word ("ALTA") opts an opted-out number back in; from anyone else it is just a message.
-3. Everything else goes to the bot: card data becomes the card_data intent, a number or word
-   answering the options on screen becomes that option's payload, and angry or urgent wording
+3. Everything else goes to the bot: a tapped WhatsApp button or list item becomes its payload
+   when its id is one of the options on screen (any other id is ignored: the text is read as
+   typed), card data becomes the card_data intent, a number or word answering the options on
+   screen becomes that option's payload, and angry or urgent wording
    becomes a request for a person that keeps what was written. A typed text starting with "/"
    (or "／") loses the slash: only the channel's own payloads reach Rasa as "/intent" commands.
 
@@ -35,6 +37,7 @@ from bot.masking import (
     screen_message,
 )
 from bot.messaging import keywords
+from bot.messaging.buttons import payload_for_id
 from bot.messaging.inbound import InboundMessage, rasa_text
 from bot.messaging.keywords import Keyword, keyword_of
 from bot.messaging.memory import Button, ConversationMemory
@@ -149,6 +152,15 @@ def neutralise_command(text: str) -> str:
 
 
 def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffConfig) -> InboundDecision:
+    tapped = payload_for_id(message.tapped_id, state.pending_buttons) if message.tapped_id else None
+    if tapped is not None:
+        # A WhatsApp button or list item the bot offered in this conversation: its payload, as
+        # the numbered answer would give. An id that names none of them (stale or forged) is
+        # ignored and the message is read as the text it carries, below.
+        metadata = message.metadata()
+        return InboundDecision(
+            Route.TO_BOT, text=tapped, metadata=metadata, held_card_data=False, answered_buttons=True
+        )
     # Only the channel's own intents (a location, a bare attachment, card data, a picked option,
     # an escalation) reach Rasa as commands: what the customer typed never does.
     text = rasa_text(message)

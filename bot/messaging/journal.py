@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
 from bot.clock import Clock
 from bot.masking import mask_card_data, mask_sensitive
+from bot.messaging.buttons import is_button_id
 from bot.messaging.inbound import Channel, InboundMessage, Location, Media
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,9 @@ def _details(message: InboundMessage) -> str:
             "location": None
             if location is None
             else [location.latitude, location.longitude, address and mask_sensitive(address)],
+            # Only an id in the form the bot gives its buttons is kept: anything else could not
+            # name an option, and a forged one could carry what must not be stored (a card).
+            "tapped_id": message.tapped_id if is_button_id(message.tapped_id) else None,
         },
         ensure_ascii=False,
     )
@@ -120,6 +124,7 @@ def _entry(row: sa.engine.Row) -> JournalEntry:
         media=tuple(Media(url, kind) for url, kind in details.get("media") or []),
         location=None if location is None else Location(location[0], location[1], location[2]),
         card_data=bool(row.card_data),
+        tapped_id=details.get("tapped_id"),
     )
     return JournalEntry(row.id, message, row.address, row.attempts, from_db_time(row.received_at))
 

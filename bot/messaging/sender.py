@@ -8,6 +8,12 @@ retries with backoff only what Twilio certainly did not accept (429, 503, a conn
 before the request left): a timeout, a reset connection or another 5xx after the request was
 sent may mean Twilio took it, so that part is recorded as "unknown" and never sent again.
 
+Options (a Rasa response's buttons) go out on WhatsApp as native buttons or a list when they fit
+(bot/messaging/buttons.py decides; bot/messaging/contents.py makes the Twilio content once):
+the message is then sent with that ContentSid and its text as the variable {{1}}. On SMS, when
+they do not fit, without a Twilio account, or when the Content API fails, they are the numbered
+text they always were. Native or numbered, the 24-hour window applies as to any free-form text.
+
 A reply to a customer's message carries a key (the inbound MessageSid and its place among that
 message's replies); the key is recorded with the message before the request leaves, under a
 unique index, so a replay of the inbound message skips every reply already sent. A reply a dead
@@ -24,24 +30,34 @@ import random
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from bot.choices import numbered_options
 from bot.clock import Clock
+from bot.messaging.buttons import Option, choose
+from bot.messaging.contents import ContentCatalog
 from bot.messaging.inbound import Channel
 from bot.messaging.sms import TWILIO_MAX_BODY, sms_part_limit, split_text
 from bot.messaging.store import MessagingStore
+from bot.responses import render
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 TWILIO_API = "https://api.twilio.com"
+CONTENT_API = "https://content.twilio.com"
+# The text of the button that opens a WhatsApp list (≤ 20 characters): the domain response
+# `utter_list_button` when designers add one, else this.
+LIST_BUTTON_RESPONSE = "utter_list_button"
+DEFAULT_LIST_BUTTON = "Ver opciones"
 
 
 class OutsideSessionWindow(Exception):
@@ -56,6 +72,8 @@ class OutboundMessage:
     media_urls: tuple[str, ...] = ()
     content_sid: str | None = None  # an approved WhatsApp template (Twilio Content API)
     content_variables: dict[str, str] | None = None
+    # Options under `body` (a response's buttons): WhatsApp buttons or list, else numbered text.
+    options: tuple[Option, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,7 @@ class PermanentSendError(Exception):
 
 class Transport(ABC):
     name: str
+    supports_content = False  # whether it can create Content API resources (native options)
 
     @abstractmethod
     async def deliver(self, delivery: Delivery) -> tuple[str, str]:
@@ -114,20 +133,37 @@ class Transport(ABC):
         that cannot be asked finds nothing: a repeat of what it sends is harmless (the outbox)."""
         return []
 
+    async def create_content(self, definition: dict[str, Any]) -> str:
+        """Create a Content API resource; return its SID. Only if `supports_content`."""
+        raise NotImplementedError(f"the {self.name} transport has no Content API")
+
+    async def delete_content(self, content_sid: str) -> None:  # noqa: B027 (optional)
+        """Delete a Content API resource (best effort)."""
+
+    async def content_exists(self, content_sid: str) -> bool:
+        """Whether a Content API resource is still there; True when that cannot be told."""
+        return True
+
     async def close(self) -> None:  # noqa: B027 (optional: the outbox holds nothing)
         """Release connections."""
 
 
 class _ApiBaseHttpClient(AsyncTwilioHttpClient):
-    """Twilio's async HTTP client, aimed at TWILIO_API_BASE instead of api.twilio.com."""
+    """Twilio's async HTTP client, aimed at TWILIO_API_BASE instead of api.twilio.com and at
+    TWILIO_CONTENT_API_BASE instead of content.twilio.com."""
 
-    def __init__(self, api_base: str | None) -> None:
+    def __init__(self, api_base: str | None, content_api_base: str | None = None) -> None:
         super().__init__()
-        self._api_base = (api_base or "").rstrip("/")
+        self._bases = {
+            TWILIO_API: (api_base or "").rstrip("/"),
+            CONTENT_API: (content_api_base or "").rstrip("/"),
+        }
 
     async def request(self, method: str, url: str, *args, **kwargs):
-        if self._api_base and url.startswith(TWILIO_API):
-            url = self._api_base + url[len(TWILIO_API) :]
+        for real, base in self._bases.items():
+            if base and url.startswith(real):
+                url = base + url[len(real) :]
+                break
         return await super().request(method, url, *args, **kwargs)
 
 
@@ -135,12 +171,19 @@ class TwilioTransport(Transport):
     """The Messages API through the twilio library's async client (never blocks the event loop)."""
 
     name = "twilio"
+    supports_content = True
 
     def __init__(
-        self, account_sid: str, auth_token: str, api_base: str | None, timeout_s: float = 10
+        self,
+        account_sid: str,
+        auth_token: str,
+        api_base: str | None,
+        timeout_s: float = 10,
+        content_api_base: str | None = None,
     ) -> None:
         self._account_sid, self._auth_token = account_sid, auth_token
         self._api_base, self._timeout = api_base, timeout_s
+        self._content_api_base = content_api_base
         self._client: Client | None = None
         # The library logs every request at INFO; customers' messages stay out of the logs.
         for name in ("twilio.http_client", "twilio.async_http_client"):
@@ -149,7 +192,7 @@ class TwilioTransport(Transport):
     def _twilio(self) -> Client:
         # Built on first use, inside the running event loop its aiohttp session belongs to.
         if self._client is None:
-            http = _ApiBaseHttpClient(self._api_base)
+            http = _ApiBaseHttpClient(self._api_base, self._content_api_base)
             self._client = Client(self._account_sid, self._auth_token, http_client=http)
         return self._client
 
@@ -198,6 +241,43 @@ class TwilioTransport(Transport):
                 found.append((message.sid, message.status or "queued"))
         return found
 
+    async def create_content(self, definition: dict[str, Any]) -> str:
+        """POST /v1/Content with a JSON body (the library of this version has no create)."""
+        try:
+            answer = await asyncio.wait_for(
+                self._twilio().request_async(
+                    "POST",
+                    f"{CONTENT_API}/v1/Content",
+                    data=json.dumps(definition, ensure_ascii=False),  # type: ignore[arg-type]
+                    headers={"Content-Type": "application/json"},
+                ),
+                self._timeout,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise TransientSendError(f"the Content API did not answer: {error!r}") from error
+        if answer.status_code not in (200, 201):
+            raise PermanentSendError(
+                f"the Content API refused the content ({answer.status_code}): {answer.text[:300]}",
+                str(answer.status_code),
+            )
+        return str(json.loads(answer.text)["sid"])
+
+    async def content_exists(self, content_sid: str) -> bool:
+        try:
+            answer = await asyncio.wait_for(
+                self._twilio().request_async("GET", f"{CONTENT_API}/v1/Content/{content_sid}"), self._timeout
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return True  # cannot tell: the send will say
+        return answer.status_code != 404
+
+    async def delete_content(self, content_sid: str) -> None:
+        answer = await asyncio.wait_for(
+            self._twilio().request_async("DELETE", f"{CONTENT_API}/v1/Content/{content_sid}"), self._timeout
+        )
+        if answer.status_code not in (200, 204, 404):
+            raise PermanentSendError(f"the Content API did not delete {content_sid} ({answer.status_code})")
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.http_client.close()
@@ -229,7 +309,10 @@ class OutboxTransport(Transport):
 def transport_for(settings: Settings) -> Transport:
     if settings.twilio_account_sid and settings.twilio_auth_token:
         return TwilioTransport(
-            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_api_base,
+            content_api_base=settings.twilio_content_api_base or settings.twilio_api_base,
         )
     return OutboxTransport()
 
@@ -245,12 +328,34 @@ class MessageSender:
         retry_delays_s: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
         *,
         clock: Clock,
+        list_button: str | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self.transport = transport
         self._retry_delays = tuple(retry_delays_s)
         self._clock = clock
+        self._contents = ContentCatalog(store, transport)
+        self._list_button = list_button if list_button is not None else list_button_text()
+
+    async def _with_options(self, message: OutboundMessage) -> OutboundMessage:
+        """`message` with its options as a native WhatsApp content, or as numbered text."""
+        native = None
+        if self.transport.supports_content:
+            native = choose(message.channel, message.body.strip(), message.options, self._list_button)
+        if native is not None:
+            try:
+                sid = await self._contents.sid_for(native)
+            except Exception as error:  # noqa: BLE001 (the numbered text always works)
+                logger.warning("options to %s sent as numbered text: no content (%s)", message.to, error)
+            else:
+                # Recorded as Twilio lists it: the content's text fallback, the numbered options.
+                text = message.body.strip()
+                listed = numbered_options(text, [item.full_title for item in native.items])
+                variables = {"1": text}
+                return replace(message, body=listed, content_sid=sid, content_variables=variables, options=())
+        numbered = numbered_options(message.body, [option.title for option in message.options])
+        return replace(message, body=numbered, options=())
 
     def _addresses(self, message: OutboundMessage, whatsapp_address: str | None) -> tuple[str, str | None]:
         settings = self._settings
@@ -299,6 +404,9 @@ class MessageSender:
                     "(content_sid and content_variables) instead of free-form text"
                 )
 
+        if message.options and not message.content_sid:
+            message = await self._with_options(message)
+
         to, from_ = self._addresses(message, contact.whatsapp_address if contact else None)
         service = None if from_ else self._settings.twilio_messaging_service_sid
         callback = (
@@ -313,7 +421,8 @@ class MessageSender:
             delivery = Delivery(to, from_, service, body, media_url, message.content_sid, variables, callback)
             record = await asyncio.to_thread(
                 self._store.add_outbound, message.to, message.channel, self.transport.name,
-                body or "", [media_url] if media_url else [], message.content_sid, "sending",
+                body or (message.body if message.content_sid else ""), [media_url] if media_url else [],
+                message.content_sid, "sending",
                 None if key is None else f"{key}.{part}",
             )  # fmt: skip
             if record is None:
@@ -402,3 +511,12 @@ class MessageSender:
             error_message=reason[:500], attempts=attempts,
         )  # fmt: skip
         return None, "failed", code
+
+
+def list_button_text() -> str:
+    """The designers' `utter_list_button` when domain.yml has it (≤ 20 characters), else the default."""
+    try:
+        text = render(LIST_BUTTON_RESPONSE)
+    except (KeyError, OSError, IndexError):
+        return DEFAULT_LIST_BUTTON
+    return text if 0 < len(text) <= 20 else DEFAULT_LIST_BUTTON

@@ -56,6 +56,17 @@ outbound_messages = sa.Table(
     sa.Index("ix_outbound_messages_idempotency_key", "idempotency_key", unique=True),
 )
 
+# The WhatsApp buttons and lists created at Twilio's Content API (bot/messaging/contents.py), one
+# per distinct set of options: created once, shared by every replica, kept across restarts.
+whatsapp_contents = sa.Table(
+    "whatsapp_contents",
+    metadata,
+    sa.Column("shape_key", sa.String(64), primary_key=True),  # sha256 of the content's types
+    sa.Column("content_sid", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # twilio/quick-reply | twilio/list-picker
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
 # Twilio's message statuses, in the order a message moves through them.
 STATUS_ORDER = ["sending", "accepted", "queued", "sending_twilio", "sent", "delivered", "read"]
 
@@ -239,6 +250,40 @@ class MessagingStore:
         )
         with self._store.connect() as conn:
             return conn.execute(query).scalar()
+
+    def content_sid(self, shape_key: str) -> str | None:
+        """The ContentSid created for this shape of options, if any."""
+        query = sa.select(whatsapp_contents.c.content_sid).where(whatsapp_contents.c.shape_key == shape_key)
+        with self._store.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def save_content(self, shape_key: str, kind: str, content_sid: str) -> str:
+        """Keep `content_sid` for the shape unless another process kept one first; the SID every
+        process uses from now on (the first one stored) is returned."""
+        try:
+            with self._store.connect() as conn:
+                conn.execute(
+                    whatsapp_contents.insert().values(
+                        shape_key=shape_key,
+                        content_sid=content_sid,
+                        kind=kind,
+                        created_at=to_db_time(self._clock.now()),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass  # another replica stored the same shape a moment before
+        stored = self.content_sid(shape_key)
+        assert stored is not None
+        return stored
+
+    def forget_content(self, shape_key: str, content_sid: str) -> None:
+        """Forget a ContentSid Twilio no longer has (unless another one replaced it already)."""
+        with self._store.connect() as conn:
+            conn.execute(
+                whatsapp_contents.delete().where(
+                    whatsapp_contents.c.shape_key == shape_key, whatsapp_contents.c.content_sid == content_sid
+                )
+            )
 
     def outbound(self, to_phone: str | None = None, after_id: int = 0) -> list[OutboundRecord]:
         query = sa.select(outbound_messages).where(outbound_messages.c.id > after_id)

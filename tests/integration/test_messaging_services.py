@@ -141,12 +141,16 @@ def test_media_and_templates(fake, messaging):
         ("Tu factura:", []),
         (None, ["https://x.example/f.pdf"]),
     ]
+    # An approved template, made in Twilio's console: the fake checks the SID and its variables.
+    approved = fake.add_content(
+        {"language": "es", "variables": {"1": "Ana"}, "types": {"twilio/text": {"body": "Hola {{1}}"}}}
+    )
     template = OutboundMessage(
-        PHONE, Channel.WHATSAPP, content_sid="HX123", content_variables={"1": "Mariana"}
+        PHONE, Channel.WHATSAPP, content_sid=approved, content_variables={"1": "Mariana"}
     )
     send(settings, messaging, template)
     assert (fake.received[-1].content_sid, fake.received[-1].content_variables) == (
-        "HX123",
+        approved,
         '{"1": "Mariana"}',
     )
 
@@ -236,7 +240,8 @@ def test_whatsapp_free_form_needs_the_24_hour_window(fake, messaging):
     messaging.record_inbound(PHONE, Channel.WHATSAPP, at=CLOCK.now() - timedelta(hours=25))
     with pytest.raises(OutsideSessionWindow):
         send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, "hola"))
-    send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, content_sid="HX1"))  # templates may
+    approved = fake.add_content({"language": "es", "types": {"twilio/text": {"body": "Hola"}}})
+    send(settings, messaging, OutboundMessage(PHONE, Channel.WHATSAPP, content_sid=approved))  # templates may
     assert len(fake.received) == 1
     send(settings, messaging, OutboundMessage(PHONE, Channel.SMS, "hola"))  # SMS has no window
     assert len(fake.received) == 2
