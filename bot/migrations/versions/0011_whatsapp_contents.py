@@ -3,8 +3,8 @@
 One row per distinct set of options (bot/messaging/contents.py): its ContentSid is created once
 and reused by every replica and after restarts, instead of a new content per message.
 
-Revision ID: 0010_whatsapp_contents
-Revises: 0009_drop_pending_buttons
+Revision ID: 0011_whatsapp_contents
+Revises: 0010_agent_presence
 Create Date: 2026-11-30 20:40:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_whatsapp_contents"
-down_revision = "0009_drop_pending_buttons"
+revision = "0011_whatsapp_contents"
+down_revision = "0010_agent_presence"
 branch_labels = None
 depends_on = None
 
