@@ -232,10 +232,14 @@ def answers(url: str) -> bool:
         return False
 
 
-def start(command: list[str], settings: Settings, doors: tuple[str, ...] = ()) -> subprocess.Popen:
+def start(
+    command: list[str], settings: Settings, doors: tuple[str, ...] = (), extra: dict[str, str] | None = None
+) -> subprocess.Popen:
     # A session of its own, so Ctrl-C reaches only this launcher, which then stops the children
-    # in order instead of having them die half-way through a request.
-    return subprocess.Popen(command, cwd=ROOT, env=child_env(settings, doors), start_new_session=True)
+    # in order instead of having them die half-way through a request. `extra`: a secret only
+    # this child uses (the notification intake's HMAC key).
+    env = {**child_env(settings, doors), **(extra or {})}
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -301,10 +305,16 @@ class Supervised:
     MAX_DELAY_S = 30.0
 
     def __init__(
-        self, name: str, command: list[str], settings: Settings, doors: tuple[str, ...] = ()
+        self,
+        name: str,
+        command: list[str],
+        settings: Settings,
+        doors: tuple[str, ...] = (),
+        extra: dict[str, str] | None = None,
     ) -> None:
         self.name, self.command, self.settings, self.doors = name, command, settings, doors
-        self.process = start(command, settings, doors)
+        self.extra = extra
+        self.process = start(command, settings, doors, extra)
         self.started = time.monotonic()
         self.quick_deaths = 0
         self.restart_at: float | None = None
@@ -319,7 +329,7 @@ class Supervised:
             say(f"{self.name} exited with code {self.process.returncode}; restarting it in {delay:.0f} s.")
             self.restart_at = now + delay
         elif now >= self.restart_at:
-            self.process = start(self.command, self.settings, self.doors)
+            self.process = start(self.command, self.settings, self.doors, self.extra)
             self.started, self.restart_at = now, None
             say(f"{self.name} restarted (pid {self.process.pid}).")
 
@@ -457,6 +467,27 @@ def outbox_worker() -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "connectors.outbox_worker"]
 
 
+def notification_processes(settings: Settings) -> list[Supervised]:
+    """The notification worker, and the intake the CRM/ERP POSTs events to when it has its HMAC key
+    (NOTIFY_WEBHOOK_SECRET; in development generated into var/notify_webhook_secret)."""
+    python = str(VENV_BIN / "python")
+    children = [Supervised("Notification worker", [python, "-m", "connectors.notification_worker"], settings)]
+    if settings.notify_webhook_secret or settings.is_development:
+        secret = development_secret(
+            "notify_webhook_secret",
+            settings.notify_webhook_secret,
+            settings,
+            lambda: secrets.token_urlsafe(32),
+        )
+        command = [python, "-m", "connectors.notification_intake"]
+        children.append(
+            Supervised("Notification intake", command, settings, extra={"NOTIFY_WEBHOOK_SECRET": secret})
+        )
+    else:
+        say("Notification intake not started: set NOTIFY_WEBHOOK_SECRET (docs/notifications.md).")
+    return children
+
+
 def backend_line(name: str, backend: BackendSettings) -> str:
     if not backend.is_rest:
         return "sql (DATABASE_URL)"
@@ -496,6 +527,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         Supervised("Outbox worker", outbox_worker(), settings),
         Supervised("Rasa server", rasa_server, settings, doors=RASA_SERVER_DOORS),
         Supervised("Agent console", console_server(settings), settings, doors=CONSOLE_DOORS),
+        *notification_processes(settings),
     ]
     wait_until_up(
         {
@@ -523,6 +555,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     CRM            {backend_line("CRM", settings.crm)}
     ERP            {backend_line("ERP", settings.erp)}
     Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py)
+    Notifications  CRM/ERP events: POST http://{settings.notify_host}:{
+            settings.notify_port
+        }/events (signed; make notify-demo)
 
   Try it from another terminal:
     make shell PHONE=+5491123456789
