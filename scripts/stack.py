@@ -314,10 +314,15 @@ class Supervised:
     ) -> None:
         self.name, self.command, self.settings, self.doors = name, command, settings, doors
         self.extra = extra
-        self.process = start(command, settings, doors, extra)
+        self.process = self._start()
         self.started = time.monotonic()
         self.quick_deaths = 0
         self.restart_at: float | None = None
+
+    def _start(self) -> subprocess.Popen:
+        if self.extra:
+            return start(self.command, self.settings, self.doors, self.extra)
+        return start(self.command, self.settings, self.doors)
 
     def watch(self, now: float) -> None:
         """Notice a death and schedule the restart; restart when its delay is over."""
@@ -329,7 +334,7 @@ class Supervised:
             say(f"{self.name} exited with code {self.process.returncode}; restarting it in {delay:.0f} s.")
             self.restart_at = now + delay
         elif now >= self.restart_at:
-            self.process = start(self.command, self.settings, self.doors, self.extra)
+            self.process = self._start()
             self.started, self.restart_at = now, None
             say(f"{self.name} restarted (pid {self.process.pid}).")
 
