@@ -247,3 +247,37 @@ def test_defer_times_are_utc_and_after_now():
     assert decision.at.tzinfo is not None and decision.at > now
     assert decision.at - now == timedelta(hours=10)
     assert decision.at.astimezone(ZoneInfo(MX)).hour == 8
+
+
+def test_the_token_bucket_paces_sends_at_the_configured_rate():
+    import asyncio
+
+    from bot.notifications.worker import TokenBucket
+
+    moment = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        moment[0] += seconds
+
+    bucket = TokenBucket(4.0, lambda: moment[0], burst=2, sleep=sleep)
+
+    async def take(times: int) -> None:
+        for _ in range(times):
+            await bucket.take()
+
+    asyncio.run(take(10))
+    # two at once (the burst), then one every quarter second: 8 more take 2 s
+    assert moment[0] == pytest.approx(2.0)
+    assert len(slept) == 8
+
+
+def test_the_customers_zone_comes_from_the_crm_then_the_phone_then_the_business():
+    from bot.notifications.worker import customer_zone
+    from bot.records import Customer
+
+    lima = Customer("C1", "Rosa Quispe", "+51987654321", "PE", timezone="America/Lima")
+    assert customer_zone(lima, "+51987654321", MX) == "America/Lima"
+    assert customer_zone(None, "+5491123456789", MX) == "America/Buenos_Aires"
+    assert customer_zone(None, "+15005550006", MX) == MX  # the US has many zones: the business's
