@@ -133,6 +133,7 @@ class Settings:
     notify_rules: Path | None = None  # None: bot/notifications.yml
     notify_rate_per_s: float = 5.0  # the worker's pace through the sender
     notify_lease_s: float = 60.0  # a worker's hold on a notification it decides and sends
+    notify_pull_interval_s: int = 0  # the pull job polls the ERP this often (0: off, the ERP pushes)
 
     @property
     def is_development(self) -> bool:
@@ -289,6 +290,7 @@ class Settings:
             notify_rules=_project_path(get("NOTIFY_RULES")),
             notify_rate_per_s=_positive(get, "NOTIFY_RATE_PER_S", 5.0, float),
             notify_lease_s=_positive(get, "NOTIFY_LEASE_S", 60.0, float),
+            notify_pull_interval_s=_bounded(get, "NOTIFY_PULL_INTERVAL_S", 0, 0, 86400),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.adapters.sql import SqlStore
+from bot.notifications.pull import pull_once
 from bot.notifications.rules import DEFAULT_RULES, load_rules
 from bot.notifications.store import NotificationStore
 from bot.notifications.worker import NotificationWorker, TokenBucket
@@ -50,6 +52,22 @@ def build_worker(graph: Wiring) -> tuple[NotificationWorker, Callable[[], Awaita
     return worker, close
 
 
+async def pull_forever(graph: Wiring, store: NotificationStore, stop: asyncio.Event) -> None:
+    """The pull job (bot/notifications/pull.py) every NOTIFY_PULL_INTERVAL_S, beside the sends."""
+    settings = graph.settings
+    while not stop.is_set():
+        try:
+            new = await asyncio.to_thread(
+                pull_once, graph.erp, store, graph.clock.now(), settings.bot_timezone
+            )
+            if new:
+                logging.getLogger(__name__).info("pull job: %d new event(s) from the ERP", new)
+        except Exception:
+            logging.getLogger(__name__).exception("pull job: polling the ERP failed; trying again later")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.notify_pull_interval_s)
+
+
 async def _serve(poll_s: float) -> None:
     graph = build_wiring(Settings.from_env())
     worker, close = build_worker(graph)
@@ -62,8 +80,11 @@ async def _serve(poll_s: float) -> None:
         f"(database {graph.settings.database_url}).",
         flush=True,
     )
+    tasks = [worker.run_forever(stop, poll_s)]
+    if graph.settings.notify_pull_interval_s:
+        tasks.append(pull_forever(graph, worker.store, stop))
     try:
-        await worker.run_forever(stop, poll_s)
+        await asyncio.gather(*tasks)
     finally:
         await close()
 

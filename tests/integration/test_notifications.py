@@ -277,3 +277,42 @@ def test_a_worker_killed_mid_campaign_loses_nothing_and_sends_each_once(store, p
 
     assert [row.status for row in notifications.all()] == ["sent"] * 60
     assert sorted(message.to for message in twilio.received) == sorted(phones)  # each exactly once
+
+
+def test_the_pull_job_turns_the_erps_orders_and_invoices_into_events_once(
+    store, demo, worker, twilio, clock, loop
+):
+    """The SQL ERP and the REST one (the reference server over the same data) see the same events;
+    a second poll adds nothing, and the worker then sends what the rules allow."""
+    from bot.notifications.pull import SOURCE, pull_once, pulled_events
+    from tests.rest_fixtures import rest_backends, start_server
+
+    notifications = NotificationStore(store)
+    server = start_server(store)
+    try:
+        rest_erp = rest_backends(server.url).erp
+        pulled = pulled_events(
+            rest_erp.orders_in_progress(),
+            rest_erp.open_invoices(),
+            now=clock.now(),
+            zone="America/Mexico_City",
+        )
+        expected = {(event.kind, event.event_id) for event in pulled}
+    finally:
+        server.stop()
+    new = pull_once(demo.erp, notifications, clock.now(), "America/Mexico_City")
+    again = pull_once(demo.erp, notifications, clock.now(), "America/Mexico_City")
+
+    stored = {(row.event.kind, row.event.event_id) for row in notifications.all()}
+    assert new == len(stored) > 0 and again == 0
+    assert stored == expected  # the REST contract lists what the SQL adapter does
+    assert all(row.event.source == SOURCE and row.event.customer_id for row in notifications.all())
+    kinds = {kind for kind, _ in stored}
+    assert {EventKind.ORDER_SHIPPED, EventKind.DELIVERY_TOMORROW} <= kinds
+
+    loop.run_until_complete(worker[0].run_once())
+    for row in notifications.all():  # each decided: none left pending without a reason
+        assert row.status in ("sent", "held", "skipped") or row.reason in ("quiet_hours", "daily_cap"), row
+    # Mariana's order in transit arriving tomorrow: WhatsApp by default, never written → held, not lost
+    mariana = [row for row in notifications.all() if row.phone == MARIANA_MX]
+    assert mariana and all(row.status in ("held", "pending") for row in mariana)

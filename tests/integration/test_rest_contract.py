@@ -63,6 +63,8 @@ def test_the_contract_marks_which_operations_are_implemented():
         ("GET", "/customers/{customer_id}"),
         ("GET", "/customers/{customer_id}/orders"),
         ("GET", "/orders/{order_id}"),
+        ("GET", "/orders"),  # the notification pull job
+        ("GET", "/invoices"),
         ("GET", "/cases"),
         ("POST", "/cases"),
         ("GET", "/cases/{case_id}"),

@@ -281,3 +281,43 @@ def test_the_customers_zone_comes_from_the_crm_then_the_phone_then_the_business(
     assert customer_zone(lima, "+51987654321", MX) == "America/Lima"
     assert customer_zone(None, "+5491123456789", MX) == "America/Buenos_Aires"
     assert customer_zone(None, "+15005550006", MX) == MX  # the US has many zones: the business's
+
+
+def test_the_pull_job_sees_shipped_tomorrow_due_soon_and_overdue_at_a_fixed_moment():
+    from datetime import date
+    from decimal import Decimal
+
+    from bot.notifications.pull import pulled_events
+    from bot.records import DeliveryWindow, Invoice, InvoiceStatus, Order, OrderState
+
+    now = at("2026-11-26T10:00:00-06:00")
+    tomorrow = DeliveryWindow(at("2026-11-27T14:00:00-06:00"), at("2026-11-27T18:00:00-06:00"))
+    orders = [
+        Order("PED-1", "C1", OrderState.IN_TRANSIT, "x", now, window=tomorrow),
+        Order("PED-2", "C1", OrderState.OUT_FOR_DELIVERY, "x", now),
+        Order("PED-3", "C2", OrderState.CREATED, "x", now),
+    ]
+    invoices = [
+        Invoice(
+            "F-1", "C1", Decimal("1500"), "MXN", date(2026, 11, 1), date(2026, 11, 29), InvoiceStatus.OPEN
+        ),
+        Invoice(
+            "F-2", "C2", Decimal("99.5"), "MXN", date(2026, 10, 1), date(2026, 11, 20), InvoiceStatus.OPEN
+        ),
+        Invoice("F-3", "C2", Decimal("10"), "MXN", date(2026, 11, 1), date(2026, 11, 30), InvoiceStatus.OPEN),
+    ]
+
+    events = {event.event_id: event for event in pulled_events(orders, invoices, now=now, zone=MX)}
+
+    assert set(events) == {
+        "order:PED-1:in_transit",
+        "order:PED-1:delivery_tomorrow:2026-11-27",
+        "order:PED-2:out_for_delivery",
+        "invoice:F-1:due_soon:2026-11-29",
+        "invoice:F-2:overdue:2026-11-20",
+    }
+    assert events["order:PED-1:delivery_tomorrow:2026-11-27"].variables == {
+        "order_id": "PED-1", "delivery_date": "2026-11-27", "window": "14:00 y 18:00",
+    }  # fmt: skip
+    assert events["invoice:F-1:due_soon:2026-11-29"].kind is EventKind.INVOICE_DUE_SOON
+    assert all(event.customer_id and event.phone is None for event in events.values())
