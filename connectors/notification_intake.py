@@ -45,9 +45,14 @@ def create_app(
     clock: Callable[[], datetime],
     default_country: str = "MX",
     name: str = "notification_intake",
+    signature_clock: Callable[[], datetime] | None = None,
 ) -> Sanic:
+    """`clock` stamps what is stored; `signature_clock` (default `clock`) judges a signature's
+    freshness: the machine's own time, as the CRM/ERP signs with it, even when BOT_NOW moves the
+    assistant's clock in development."""
     if not secret:
         raise SettingsError("NOTIFY_WEBHOOK_SECRET must be set: the key the CRM/ERP signs events with.")
+    fresh = signature_clock or clock
     app = Sanic(name)
     app.config.REQUEST_MAX_SIZE = MAX_BODY  # Sanic answers 413 before reading more
 
@@ -61,7 +66,7 @@ def create_app(
         if len(body) > MAX_BODY:
             return _error(413, "too_large", f"an event is at most {MAX_BODY} bytes")
         headers = request.headers
-        if not is_signed(body, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), secret, clock()):
+        if not is_signed(body, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), secret, fresh()):
             return _error(401, "unauthorized", f"sign the body ({SIGNATURE_HEADER}, {TIMESTAMP_HEADER})")
         try:
             payload = json.loads(body)
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.notify_webhook_secret or "",
         clock.now,
         settings.default_country,
+        signature_clock=SystemClock().now,  # unshifted: the machine's time, as the sender's
     )
     port = args.port or settings.notify_port
     print(f"Notification intake: POST http://{settings.notify_host}:{port}/events (signed).", flush=True)

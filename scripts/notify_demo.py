@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps(event).encode()
     url = f"http://127.0.0.1:{settings.notify_port}/events"
     request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json", **signed_headers(body, secret, now)}
+        url,
+        data=body,
+        # Signed at the machine's time (the intake checks freshness on it), whatever BOT_NOW says.
+        headers={"Content-Type": "application/json", **signed_headers(body, secret, SystemClock().now())},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 (http on loopback)
