@@ -88,3 +88,18 @@ def test_a_child_that_dies_is_restarted_after_a_delay_that_grows_while_it_keeps_
     said = capsys.readouterr().out
     assert "Rasa server exited with code 3; restarting it in 1 s." in said
     assert "Rasa server restarted" in said and "restarting it in 2 s." in said
+
+
+def test_the_notification_intake_gets_its_own_secret_and_only_it(monkeypatch, tmp_path):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    started = []
+    monkeypatch.setattr(stack, "start", lambda command, settings, doors=(), extra=None: started.append(extra))
+    development = stack.notification_processes(Settings.from_env({"BOT_ENV": "development"}))
+    assert [child.name for child in development] == ["Notification worker", "Notification intake"]
+    secret = (tmp_path / "notify_webhook_secret").read_text().strip()
+    assert len(secret) >= 32 and started == [None, {"NOTIFY_WEBHOOK_SECRET": secret}]
+
+    production = stack.notification_processes(Settings.from_env({"IDENTITY_SECRET": "x"}))
+    assert [child.name for child in production] == ["Notification worker"]  # no key: no door
