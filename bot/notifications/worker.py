@@ -201,6 +201,12 @@ class NotificationWorker:
     async def _record(
         self, item: StoredNotification, result: SendResult, attempts: int, phone: str, key: str
     ) -> None:
+        if result.status == "duplicate":
+            # Tried before a crash: the sender's own record of it says how that went.
+            record = await asyncio.to_thread(self.messaging.outbound_by_key, f"{key}.0")
+            status = record.status if record else "unknown"
+            sids = [record.sid] if record and record.sid else []
+            result = SendResult(status, result.record_ids, sids, record.error_code if record else None)
         if result.status == "blocked":
             await self._finish(item, "skipped", attempts, reason="opted_out", phone=phone)
         elif result.status == "failed":
@@ -210,9 +216,6 @@ class NotificationWorker:
             )  # fmt: skip
         else:
             sid = result.sids[0] if result.sids else None
-            if sid is None and result.status == "duplicate":  # sent before a crash: find its record
-                record = await asyncio.to_thread(self.messaging.outbound_by_key, f"{key}.0")
-                sid = record.sid if record else None
             await self._finish(
                 item, "sent", attempts, phone=phone, message_sid=sid, send_status=result.status
             )

@@ -316,3 +316,23 @@ def test_the_pull_job_turns_the_erps_orders_and_invoices_into_events_once(
     # Mariana's order in transit arriving tomorrow: WhatsApp by default, never written → held, not lost
     mariana = [row for row in notifications.all() if row.phone == MARIANA_MX]
     assert mariana and all(row.status in ("held", "pending") for row in mariana)
+
+
+def test_a_notification_sent_before_a_crash_is_not_sent_again_when_retried(
+    intake, worker, twilio, store, loop
+):
+    """The worker died after Twilio took the message and before the row said so: the row is
+    leased again, and the sender's key finds the message already sent."""
+    from bot.notifications.store import notifications
+
+    assert intake.post(event("ship-10", MARIANA_MX)).status_code == 202
+    loop.run_until_complete(worker[0].run_once())
+    [sent] = twilio.wait_for(MARIANA_MX)
+    with store.connect() as conn:  # as if the result had never been recorded
+        conn.execute(notifications.update().values(status="pending", message_sid=None, finished_at=None))
+
+    loop.run_until_complete(worker[0].run_once())
+
+    assert len(twilio.wait_quietly(MARIANA_MX, 2, timeout_s=1)) == 1
+    [row] = rows(store)
+    assert (row.status, row.message_sid, row.attempts) == ("sent", sent.sid, 2)  # tried twice, sent once
