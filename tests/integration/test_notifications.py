@@ -336,3 +336,21 @@ def test_a_notification_sent_before_a_crash_is_not_sent_again_when_retried(
     assert len(twilio.wait_quietly(MARIANA_MX, 2, timeout_s=1)) == 1
     [row] = rows(store)
     assert (row.status, row.message_sid, row.attempts) == ("sent", sent.sid, 2)  # tried twice, sent once
+
+
+def test_a_campaign_is_paced_at_the_configured_rate(store, demo, clock, twilio, loop):
+    """30 notifications at 10 per second (a burst of 10 first): about two seconds, all sent."""
+    worker, _ = build_worker(twilio_settings(twilio), store, demo.crm, clock, rate_per_s=10)
+    notifications = NotificationStore(store)
+    for number in range(30):
+        notifications.receive(parse_event(event(f"paced-{number}", f"+5255200000{number:02d}")), clock.now())
+    started = time.monotonic()
+    try:
+        while loop.run_until_complete(worker.run_once()):
+            pass
+    finally:
+        loop.run_until_complete(worker.sender.transport.close())
+    elapsed = time.monotonic() - started
+
+    assert len(twilio.received) == 30
+    assert 1.9 <= elapsed < 10, elapsed

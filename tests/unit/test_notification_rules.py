@@ -321,3 +321,30 @@ def test_the_pull_job_sees_shipped_tomorrow_due_soon_and_overdue_at_a_fixed_mome
     }  # fmt: skip
     assert events["invoice:F-1:due_soon:2026-11-29"].kind is EventKind.INVOICE_DUE_SOON
     assert all(event.customer_id and event.phone is None for event in events.values())
+
+
+def test_notification_settings_default_to_loopback_and_refuse_nonsense():
+    from bot.settings import Settings, SettingsError
+
+    settings = Settings.from_env({})
+    assert (settings.notify_host, settings.notify_port, settings.notify_rate_per_s) == (
+        "127.0.0.1",
+        8070,
+        5.0,
+    )
+    assert (settings.notify_pull_interval_s, settings.notify_webhook_secret, settings.notify_rules) == (
+        0,
+        None,
+        None,
+    )
+    wrong = [
+        ("NOTIFY_RATE_PER_S", "0"),
+        ("NOTIFY_RATE_PER_S", "fast"),
+        ("NOTIFY_PORT", "99999"),
+        ("NOTIFY_LEASE_S", "-1"),
+        ("NOTIFY_PULL_INTERVAL_S", "-5"),
+        ("NOTIFY_HOST", "not a host!"),
+    ]
+    for name, value in wrong:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})
