@@ -40,6 +40,7 @@ def is_up(url: str) -> bool:
 class Stack:
     def __init__(self, tmp: Path, extra_env: dict[str, str]) -> None:
         self.rasa_port, self.action_port, self.console_port = free_port(), free_port(), free_port()
+        self.notify_port = free_port()
         self.log = tmp / "stack.log"
         self.database_url = f"sqlite:///{tmp / 'bot.db'}"
         env = {
@@ -49,6 +50,7 @@ class Stack:
             "RASA_PORT": str(self.rasa_port),
             "ACTION_PORT": str(self.action_port),
             "CONSOLE_PORT": str(self.console_port),
+            "NOTIFY_PORT": str(self.notify_port),  # the notification intake: its own port per stack
             "RASA_TOKEN": API_TOKEN,
             "REST_CHANNEL_TOKEN": REST_TOKEN,
             "CONSOLE_RASA_TOKEN": CONSOLE_TOKEN,

@@ -3,6 +3,7 @@ the WhatsApp template, quiet hours, the daily cap and how long the news stays wo
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 from datetime import date, time, timedelta
@@ -161,6 +162,8 @@ def render_text(rule: Rule, variables: dict[str, str], country: str | None = Non
     values = {name: _display(name, value, variables, country) for name, value in variables.items()}
     values.setdefault("customer_name", "")
     text = rule.text.format_map(values)
+    if not values["customer_name"]:  # not a customer: "¡Hola {customer_name}!" reads "¡Hola!"
+        text = re.sub(r" +(?=[!,.?])", "", text)
     if rule.quick_replies:
         lines = [f"{number}. {reply.title}" for number, reply in enumerate(rule.quick_replies, 1)]
         text = text + "\n\n" + "\n".join(lines)

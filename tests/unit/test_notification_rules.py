@@ -348,3 +348,9 @@ def test_notification_settings_default_to_loopback_and_refuse_nonsense():
     for name, value in wrong:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+def test_a_greeting_without_a_customer_name_reads_naturally():
+    rule = rules(text="¡Hola {customer_name}! Tu pedido {order_id} salió. Hola {customer_name}, gracias.")
+    assert render_text(rule, {"order_id": "PED-1"}) == "¡Hola! Tu pedido PED-1 salió. Hola, gracias."
+    assert render_text(rule, {"order_id": "PED-1", "customer_name": "Ana"}).startswith("¡Hola Ana! Tu pedido")
