@@ -43,6 +43,7 @@ def build_worker(graph: Wiring) -> tuple[NotificationWorker, Callable[[], Awaita
         default_zone=settings.bot_timezone,
         default_country=settings.default_country,
         lease=timedelta(seconds=settings.notify_lease_s),
+        memory=graph.memory,
     )
 
     async def close() -> None:

@@ -117,6 +117,7 @@ def build_worker(
     clock: Clock,
     rules: NotificationRules | None = None,
     rate_per_s: float = 1000.0,
+    memory: Any = None,
 ) -> tuple[NotificationWorker, MessagingStore]:
     """The worker as connectors/notification_worker.py builds it, on this database and clock."""
     messaging = MessagingStore(store, clock)
@@ -135,5 +136,6 @@ def build_worker(
         default_zone=settings.bot_timezone,
         default_country=settings.default_country,
         lease=timedelta(seconds=60),
+        memory=memory,
     )
     return worker, messaging

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from babel.dates import format_date
 
+from bot.choices import numbered_options
 from bot.messaging.inbound import Channel
 from bot.money import format_money
 from bot.notifications.events import EventKind
@@ -165,8 +166,7 @@ def render_text(rule: Rule, variables: dict[str, str], country: str | None = Non
     if not values["customer_name"]:  # not a customer: "¡Hola {customer_name}!" reads "¡Hola!"
         text = re.sub(r" +(?=[!,.?])", "", text)
     if rule.quick_replies:
-        lines = [f"{number}. {reply.title}" for number, reply in enumerate(rule.quick_replies, 1)]
-        text = text + "\n\n" + "\n".join(lines)
+        text = numbered_options(text, [reply.title for reply in rule.quick_replies])
     return text
 
 

@@ -101,11 +101,13 @@ class NotificationWorker:
         lease: timedelta = timedelta(seconds=60),
         max_attempts: int = 10,
         batch: int = 20,
+        memory: Any = None,  # ConversationMemory: the quick replies offered, as the channel keeps them
     ) -> None:
         self.store, self.rules, self.sender = store, rules, sender
         self.messaging, self.crm, self.clock, self.bucket = messaging, crm, clock, bucket
         self.default_zone, self.default_country = default_zone, default_country
         self.lease, self.max_attempts = lease, max_attempts
+        self.memory = memory
         # No more per lease than can be sent in half of it at the configured pace.
         self.batch = max(1, min(batch, int(bucket.rate * lease.total_seconds() / 2)))
 
@@ -195,8 +197,14 @@ class NotificationWorker:
                 who.phone, channel, content_sid=rule.whatsapp_content_sid,
                 content_variables=template_variables(rule, variables, who.country),
             )  # fmt: skip
-            result = await self.sender.send(template, key=key)
+            await self._record(item, await self.sender.send(template, key=key), attempts, who.phone, key)
+            return  # a template carries no numbered lines of ours
         await self._record(item, result, attempts, who.phone, key)
+        if rule.quick_replies and self.memory is not None and result.status not in ("blocked", "failed"):
+            # The numbered lines are remembered as the channel remembers its own options, so the
+            # customer's "1" reads back as the reply's payload (shared when REDIS_URL is set).
+            options = [{"title": reply.title, "payload": reply.payload} for reply in rule.quick_replies]
+            await asyncio.to_thread(self.memory.set_pending_buttons, who.phone, options)
 
     async def _record(
         self, item: StoredNotification, result: SendResult, attempts: int, phone: str, key: str

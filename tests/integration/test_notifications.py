@@ -354,3 +354,29 @@ def test_a_campaign_is_paced_at_the_configured_rate(store, demo, clock, twilio, 
 
     assert len(twilio.received) == 30
     assert 1.9 <= elapsed < 10, elapsed
+
+
+def test_quick_replies_are_numbered_lines_the_channel_reads_back(store, demo, clock, twilio, loop):
+    """Until native buttons: the numbered lines are remembered as the channel's own options, so
+    the customer's "1" reads back as the reply's payload (bot/messaging/inbound_rules.py)."""
+    from bot.messaging.memory import InProcessMemory
+
+    memory = InProcessMemory()
+    worker, _ = build_worker(twilio_settings(twilio), store, demo.crm, clock, memory=memory)
+    variables = {"order_id": "PED-1001", "delivery_date": "2026-11-27", "window": "14:00 y 18:00"}
+    tomorrow = event("tomorrow-1", MARIANA_MX, kind="delivery_tomorrow", variables=variables)
+    NotificationStore(store).receive(parse_event(tomorrow), clock.now())
+    try:
+        loop.run_until_complete(worker.run_once())
+    finally:
+        loop.run_until_complete(worker.sender.transport.close())
+
+    [message] = twilio.wait_for(MARIANA_MX)
+    assert message.body == (
+        "Hola Mariana, tu pedido PED-1001 llega mañana viernes 27 de noviembre entre 14:00 y 18:00. "
+        "Si no vas a estar, responde y lo cambiamos.\n\n1. Cambiar la entrega\n2. Ver mi pedido"
+    )
+    assert memory.pending_buttons(MARIANA_MX) == [
+        {"title": "Cambiar la entrega", "payload": "/reschedule_delivery"},
+        {"title": "Ver mi pedido", "payload": "/order_status"},
+    ]
