@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check notify-demo
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -100,6 +100,9 @@ chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while
 
 demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force
+
+notify-demo: install ## Post one signed demo event (Mariana's order out for delivery) to the running assistant's notification intake, and show its fate
+	@$(PY) scripts/notify_demo.py --phone "$(PHONE)"
 
 crm-server: install ## The reference CRM/ERP HTTP server (docs/crm-erp-api.yaml) on CRM_SERVER_PORT (8090)
 	@$(PY) -m reference

@@ -135,6 +135,14 @@ class Settings:
     # --- the knowledge base: the folder of article files designers edit (bot/kb/) ---
     kb_dir: Path = DEFAULT_KB_DIR
     kb_semantic: bool = True  # blend the bundled sentence model into search (KB_SEMANTIC=off: lexical)
+    # --- notifications from the CRM/ERP's events (bot/notifications/, docs/notifications.md) ---
+    notify_host: str = LOOPBACK  # the events intake (connectors/notification_intake.py)
+    notify_port: int = 8070
+    notify_webhook_secret: str | None = None  # the HMAC key the CRM/ERP signs events with
+    notify_rules: Path | None = None  # None: bot/notifications.yml
+    notify_rate_per_s: float = 5.0  # the worker's pace through the sender
+    notify_lease_s: float = 60.0  # a worker's hold on a notification it decides and sends
+    notify_pull_interval_s: int = 0  # the pull job polls the ERP this often (0: off, the ERP pushes)
 
     @property
     def is_development(self) -> bool:
@@ -296,7 +304,22 @@ class Settings:
             kb_semantic=_on_off(
                 get, "KB_SEMANTIC", "on", "blend the sentence model into search", "lexical only"
             ),
+            notify_host=_host(get, "NOTIFY_HOST"),
+            notify_port=_port(get, "NOTIFY_PORT", 8070),
+            notify_webhook_secret=get("NOTIFY_WEBHOOK_SECRET"),
+            notify_rules=_project_path(get("NOTIFY_RULES")),
+            notify_rate_per_s=_positive(get, "NOTIFY_RATE_PER_S", 5.0, float),
+            notify_lease_s=_positive(get, "NOTIFY_LEASE_S", 60.0, float),
+            notify_pull_interval_s=_bounded(get, "NOTIFY_PULL_INTERVAL_S", 0, 0, 86400),
         )
+
+
+def _project_path(raw: str | None) -> Path | None:
+    """A file setting: absolute, or relative to the project root; None when not given."""
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _on_off(get, name: str, default: str, on: str, off: str) -> bool:

@@ -46,8 +46,10 @@ from bot.adapters.sql import (
     invoice_in,
     invoices_of_in,
     issue_payment_link_in,
+    open_invoices_in,
     order_from_row,
     orders,
+    orders_in_progress_in,
     payments_of_in,
     record_promise_in,
     reschedule_in,
@@ -135,6 +137,18 @@ def orders_of_customer(conn: Connection, match, _q, _body) -> Answer:
         .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
     )
     return 200, {"items": [order_to_wire(order_from_row(row)) for row in conn.execute(query)]}
+
+
+def orders_in_progress(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
+    if _param(query, "state") != "in_progress":
+        raise ApiError(400, "invalid_request", "state=in_progress is the only listing served")
+    return 200, {"items": [order_to_wire(order) for order in orders_in_progress_in(conn)]}
+
+
+def open_invoices(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
+    if _param(query, "status") != "open":
+        raise ApiError(400, "invalid_request", "status=open is the only listing served")
+    return 200, {"items": [invoice_to_wire(invoice) for invoice in open_invoices_in(conn)]}
 
 
 def get_case(conn: Connection, match, _q, _body) -> Answer:
@@ -507,6 +521,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/customers/(?P<id>[^/]+)$"), get_customer, False),
     ("GET", re.compile(r"^/customers/(?P<id>[^/]+)/orders$"), orders_of_customer, False),
     ("GET", re.compile(r"^/orders/(?P<id>[^/]+)$"), get_order, False),
+    ("GET", re.compile(r"^/orders$"), orders_in_progress, False),
+    ("GET", re.compile(r"^/invoices$"), open_invoices, False),
     ("GET", re.compile(r"^/cases$"), search_cases, False),
     ("POST", re.compile(r"^/cases$"), create_case, True),
     ("GET", re.compile(r"^/cases/(?P<id>[^/]+)$"), get_case, False),

@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# scripts/supervisor.py beside this file, also when this file is loaded by path (the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.fernet import Fernet  # noqa: E402
 from supervisor import GroupProcess, ProcessSpec, StartupFailed, Supervisor  # noqa: E402 (scripts/supervisor.py)
@@ -233,10 +235,14 @@ def answers(url: str) -> bool:
         return False
 
 
-def start(command: list[str], settings: Settings, doors: tuple[str, ...] = ()) -> subprocess.Popen:
+def start(
+    command: list[str], settings: Settings, doors: tuple[str, ...] = (), extra: dict[str, str] | None = None
+) -> subprocess.Popen:
     # A session of its own, so Ctrl-C reaches only this launcher, which then stops the children
-    # in order instead of having them die half-way through a request.
-    return subprocess.Popen(command, cwd=ROOT, env=child_env(settings, doors), start_new_session=True)
+    # in order instead of having them die half-way through a request. `extra`: a secret only
+    # this child uses (the notification intake's HMAC key).
+    env = {**child_env(settings, doors), **(extra or {})}
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -290,10 +296,19 @@ def load_demo(settings: Settings) -> None:
 
 
 def supervised(
-    name: str, command: list[str], settings: Settings, ready_url: str, doors: tuple[str, ...] = ()
+    name: str,
+    command: list[str],
+    settings: Settings,
+    ready_url: str | None,
+    doors: tuple[str, ...] = (),
+    extra: dict[str, str] | None = None,
 ) -> ProcessSpec:
+    """A process kind for the supervisor; `ready_url` None: ready once started (a worker with no
+    HTTP endpoint); `extra`: a secret only this child gets (the notification intake's HMAC key)."""
     return ProcessSpec(
-        name, lambda: GroupProcess(start(command, settings, doors)), lambda: answers(ready_url)
+        name,
+        lambda: GroupProcess(start(command, settings, doors, extra)),
+        (lambda: answers(ready_url)) if ready_url else (lambda: True),
     )
 
 
@@ -443,6 +458,36 @@ def outbox_worker() -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "connectors.outbox_worker"]
 
 
+def notification_processes(settings: Settings) -> list[ProcessSpec]:
+    """The notification worker, and the intake the CRM/ERP POSTs events to when it has its HMAC key
+    (NOTIFY_WEBHOOK_SECRET; in development generated into var/notify_webhook_secret)."""
+    python = str(VENV_BIN / "python")
+    children = [
+        supervised("Notification worker", [python, "-m", "connectors.notification_worker"], settings, None)
+    ]
+    if settings.notify_webhook_secret or settings.is_development:
+        secret = development_secret(
+            "notify_webhook_secret",
+            settings.notify_webhook_secret,
+            settings,
+            lambda: secrets.token_urlsafe(32),
+        )
+        command = [python, "-m", "connectors.notification_intake"]
+        intake_health = f"http://{settings.notify_host}:{settings.notify_port}/health"
+        children.append(
+            supervised(
+                "Notification intake",
+                command,
+                settings,
+                intake_health,
+                extra={"NOTIFY_WEBHOOK_SECRET": secret},
+            )
+        )
+    else:
+        say("Notification intake not started: set NOTIFY_WEBHOOK_SECRET (docs/notifications.md).")
+    return children
+
+
 def backend_line(name: str, backend: BackendSettings) -> str:
     if not backend.is_rest:
         return "sql (DATABASE_URL)"
@@ -496,6 +541,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 ready_urls["Agent console"],
                 CONSOLE_DOORS,
             ),
+            *notification_processes(settings),
         ],
         clock=time.monotonic,
         sleep=time.sleep,
@@ -520,6 +566,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py); health on port {
         settings.outbox_worker_port
     }
+    Notifications  CRM/ERP events: POST http://{settings.notify_host}:{
+        settings.notify_port
+    }/events (signed; make notify-demo)
 
   Try it from another terminal:
     make shell PHONE=+5491123456789

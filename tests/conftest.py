@@ -48,6 +48,8 @@ STACK_PAYMENT_LINK_SECRET = (
 
 # What the stack signs identity claims with (bot/identity.py), so tests can sign a right one.
 STACK_IDENTITY_SECRET = "stack-identity-secret-" + uuid.uuid4().hex
+# What the stack's notification intake checks event signatures against (tests sign with it).
+STACK_NOTIFY_SECRET = "stack-notify-secret-" + uuid.uuid4().hex
 # What the actions built in-process (the `wire` fixture) sign identity claims with.
 TEST_IDENTITY_SECRET = "test-identity-secret-" + uuid.uuid4().hex
 
@@ -191,6 +193,7 @@ def stack_env(fake_twilio: FakeTwilio) -> dict[str, str]:
         "PAYMENT_LINK_SECRET": STACK_PAYMENT_LINK_SECRET,
         "OTP_SECRET_KEY": Fernet.generate_key().decode(),
         "IDENTITY_SECRET": STACK_IDENTITY_SECRET,
+        "NOTIFY_WEBHOOK_SECRET": STACK_NOTIFY_SECRET,  # what the CRM/ERP signs events with
     }
 
 

@@ -41,6 +41,7 @@ class Stack:
     def __init__(self, tmp: Path, extra_env: dict[str, str]) -> None:
         self.rasa_port, self.action_port, self.console_port = free_port(), free_port(), free_port()
         self.worker_port = free_port()  # the outbox worker's health endpoint
+        self.notify_port = free_port()
         self.log = tmp / "stack.log"
         self.database_url = f"sqlite:///{tmp / 'bot.db'}"
         env = {
@@ -51,6 +52,7 @@ class Stack:
             "ACTION_PORT": str(self.action_port),
             "CONSOLE_PORT": str(self.console_port),
             "OUTBOX_WORKER_PORT": str(self.worker_port),
+            "NOTIFY_PORT": str(self.notify_port),  # the notification intake: its own port per stack
             "RASA_TOKEN": API_TOKEN,
             "REST_CHANNEL_TOKEN": REST_TOKEN,
             "CONSOLE_RASA_TOKEN": CONSOLE_TOKEN,

@@ -68,6 +68,11 @@ class Erp(ABC):
     def orders_of(self, customer_id: str) -> list[Order]:
         """Every order of the customer, newest first."""
 
+    def orders_in_progress(self) -> list[Order]:
+        """Every order not delivered or cancelled yet, of every customer: what the notification
+        pull job watches (bot/notifications/pull.py) when the ERP cannot push events."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list the orders in progress")
+
     # --- reschedule: zones, windows with capacity, closures and the change history ---
 
     @abstractmethod
@@ -95,6 +100,10 @@ class Erp(ABC):
     @abstractmethod
     def invoices_of(self, customer_id: str) -> list[Invoice]:
         """Every invoice of the customer, oldest due date first."""
+
+    def open_invoices(self) -> list[Invoice]:
+        """Every open invoice, of every customer, oldest due date first (the notification pull job)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list the open invoices")
 
     @abstractmethod
     def payments_of(self, customer_id: str) -> list[Payment]:

@@ -321,6 +321,10 @@ class SqlBilling:
         with self._store.connect() as conn:
             return invoices_of_in(conn, customer_id)
 
+    def open_invoices(self) -> list[Invoice]:
+        with self._store.connect() as conn:
+            return open_invoices_in(conn)
+
     def payments_of(self, customer_id: str) -> list[Payment]:
         with self._store.connect() as conn:
             return payments_of_in(conn, customer_id)
@@ -362,6 +366,21 @@ class SqlContactBook:
 # The same reads and writes inside a caller's transaction: the SQL CRM/ERP open one per call;
 # the reference server (reference/operations.py) runs them in its own, with the
 # write's Idempotency-Key, so both answer alike.
+
+
+def open_invoices_in(conn: Connection) -> list[Invoice]:
+    query = (
+        sa.select(invoices)
+        .where(invoices.c.status == InvoiceStatus.OPEN.value)
+        .order_by(invoices.c.due_on, invoices.c.id)
+    )
+    return [_invoice(row) for row in conn.execute(query)]
+
+
+def orders_in_progress_in(conn: Connection) -> list[Order]:
+    open_states = [state.value for state in OrderState if state.is_open]
+    query = sa.select(orders).where(orders.c.state.in_(open_states)).order_by(orders.c.placed_at, orders.c.id)
+    return [order_from_row(row) for row in conn.execute(query)]
 
 
 def invoices_of_in(conn: Connection, customer_id: str) -> list[Invoice]:
@@ -596,6 +615,10 @@ class SqlErp(SqlBilling, Erp):
         )
         with self._store.connect() as conn:
             return [order_from_row(row) for row in conn.execute(query)]
+
+    def orders_in_progress(self) -> list[Order]:
+        with self._store.connect() as conn:
+            return orders_in_progress_in(conn)
 
     # --- reschedule: zones, windows with capacity, closures and the change history ---
 

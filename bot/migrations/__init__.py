@@ -21,6 +21,7 @@ from bot.adapters.sql import metadata as crm_erp_and_cases
 from bot.handoff.store import metadata as handoff
 from bot.messaging.journal import metadata as journal
 from bot.messaging.store import metadata as messaging
+from bot.notifications.store import metadata as notifications
 from bot.settings import Settings, SettingsError
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +33,7 @@ def target_metadata() -> list[sa.MetaData]:
     Not the reference CRM/ERP server's `idempotency_keys`: that development tool (reference/)
     creates its own table in its own database, and the product never imports it.
     """
-    return [crm_erp_and_cases, messaging, journal, outbox, handoff]
+    return [crm_erp_and_cases, messaging, journal, outbox, handoff, notifications]
 
 
 def owned_tables() -> set[str]:

@@ -54,13 +54,17 @@ def test_the_contract_marks_which_operations_are_implemented():
         for method, operation in item.items()
         if method in ("get", "post", "put", "patch", "delete")
     }
-    assert set(marks.values()) == {"implemented", "not yet"}
+    assert set(marks.values()) == {"implemented", "not yet", "served by the assistant"}
+    # The other direction: the CRM/ERP calls the assistant (tests/integration/test_notifications.py).
+    assert {key for key, mark in marks.items() if mark == "served by the assistant"} == {("POST", "/events")}
     assert {key for key, mark in marks.items() if mark == "implemented"} == {
         ("GET", "/health"),
         ("GET", "/customers"),
         ("GET", "/customers/{customer_id}"),
         ("GET", "/customers/{customer_id}/orders"),
         ("GET", "/orders/{order_id}"),
+        ("GET", "/orders"),  # the notification pull job
+        ("GET", "/invoices"),
         ("GET", "/cases"),
         ("POST", "/cases"),
         ("GET", "/cases/{case_id}"),

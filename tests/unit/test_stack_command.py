@@ -68,3 +68,28 @@ def test_production_without_identity_secret_does_not_start(monkeypatch, tmp_path
     with pytest.raises(SystemExit):
         stack.payment_secrets(production)
     assert not (tmp_path / "identity_secret").exists()
+
+
+def test_the_notification_intake_gets_its_own_secret_and_only_it(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    started = []
+
+    def fake_start(command, settings, doors=(), extra=None):
+        started.append(extra)
+        return subprocess.Popen([sys.executable, "-c", "pass"])
+
+    monkeypatch.setattr(stack, "start", fake_start)
+    development = stack.notification_processes(Settings.from_env({"BOT_ENV": "development"}))
+    assert [child.name for child in development] == ["Notification worker", "Notification intake"]
+    for child in development:
+        child.start().popen.wait()
+    secret = (tmp_path / "notify_webhook_secret").read_text().strip()
+    assert len(secret) >= 32 and started == [None, {"NOTIFY_WEBHOOK_SECRET": secret}]
+
+    production = stack.notification_processes(Settings.from_env({"IDENTITY_SECRET": "x"}))
+    assert [child.name for child in production] == ["Notification worker"]  # no key: no door

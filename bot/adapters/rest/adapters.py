@@ -128,6 +128,12 @@ class RestErp(Erp):
             return []
         return _parsed(lambda d: items_from_wire(d, order_from_wire), found, "GET /customers/{id}/orders")
 
+    def orders_in_progress(self) -> list[Order]:
+        found = self.client.get("/orders", {"state": "in_progress"})
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, order_from_wire), found, "GET /orders")
+
     # --- reschedule: zones, windows with capacity, closures and the change history ---
 
     def delivery_zone_of(self, order_id: str) -> DeliveryZone | None:
@@ -182,6 +188,12 @@ class RestErp(Erp):
         if found is None:
             return []
         return _parsed(lambda d: items_from_wire(d, invoice_from_wire), found, "GET /customers/{id}/invoices")
+
+    def open_invoices(self) -> list[Invoice]:
+        found = self.client.get("/invoices", {"status": "open"})
+        if found is None:
+            return []
+        return _parsed(lambda d: items_from_wire(d, invoice_from_wire), found, "GET /invoices")
 
     def payments_of(self, customer_id: str) -> list[Payment]:
         found = self.client.get(f"/customers/{_segment(customer_id)}/payments")

@@ -1,0 +1,248 @@
+"""The notification worker: decides each due notification and sends it through the one
+MessageSender at a steady pace, recording the result per notification.
+
+Its own process (`python -m connectors.notification_worker`, started by `make run`), so a campaign
+of thousands never competes with conversations for the Rasa or action server. Each due row is
+leased; the send carries the key `notification:<id>`, so a worker killed between sending and
+recording the result does not send again when the row is leased anew (the sender finds the
+message it already recorded, or asks Twilio about one left "sending").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import phonenumbers
+from phonenumbers import timezone as phone_zones
+
+from bot.messaging.inbound import Channel
+from bot.messaging.sender import OutboundMessage, OutsideSessionWindow, SendResult
+from bot.notifications.decide import Action, decide, local_day_bounds
+from bot.notifications.rules import NotificationRules, Rule, render_text, template_variables
+from bot.notifications.store import NotificationStore, StoredNotification
+from bot.outbox import backoff
+from bot.phone import phone_country
+from bot.records import Customer
+
+logger = logging.getLogger(__name__)
+
+
+class TokenBucket:
+    """At most `rate_per_s` takes per second on average, `burst` at once: paces a campaign."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        monotonic: Callable[[], float],
+        burst: float = 1.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be positive")
+        self.rate = rate_per_s
+        self.burst = max(burst, 1.0)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._last = monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = self._monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await self._sleep((1 - self._tokens) / self.rate)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    phone: str
+    customer: Customer | None
+    zone: str
+    country: str
+
+
+def customer_zone(customer: Customer | None, phone: str, default_zone: str) -> str:
+    """The customer's time zone: the CRM's, else the phone's when its country has one, else the
+    business's."""
+    if customer and customer.timezone:
+        return customer.timezone
+    with contextlib.suppress(phonenumbers.NumberParseException):
+        zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone, None))
+        if len(zones) == 1 and "/" in zones[0] and not zones[0].startswith("Etc/"):
+            return zones[0]
+    return default_zone
+
+
+class NotificationWorker:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        rules: NotificationRules,
+        sender: Any,  # MessageSender
+        messaging: Any,  # MessagingStore: opt-outs and the channel last written from
+        crm: Any,  # Crm: who the customer is, their zone
+        clock: Callable[[], datetime],
+        bucket: TokenBucket,
+        *,
+        default_zone: str,
+        default_country: str,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int = 10,
+        batch: int = 20,
+        memory: Any = None,  # ConversationMemory: the quick replies offered, as the channel keeps them
+    ) -> None:
+        self.store, self.rules, self.sender = store, rules, sender
+        self.messaging, self.crm, self.clock, self.bucket = messaging, crm, clock, bucket
+        self.default_zone, self.default_country = default_zone, default_country
+        self.lease, self.max_attempts = lease, max_attempts
+        self.memory = memory
+        # No more per lease than can be sent in half of it at the configured pace.
+        self.batch = max(1, min(batch, int(bucket.rate * lease.total_seconds() / 2)))
+
+    async def run_once(self) -> int:
+        """Decide (and send) every notification due now, a batch at a time; how many were handled."""
+        items = await asyncio.to_thread(self.store.claim_due, self.clock(), self.lease, self.batch)
+        for item in items:
+            await self._handle(item)
+        return len(items)
+
+    async def run_forever(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                logger.exception("notifications: a round failed; trying again")
+                handled = 0
+            if not handled:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_s)
+
+    def _recipient(self, item: StoredNotification) -> Recipient | None:
+        event = item.event
+        customer = None
+        phone = event.phone
+        if phone:
+            customer = self.crm.customer_by_phone(phone)
+        elif event.customer_id:
+            customer = self.crm.customer_by_id(event.customer_id)
+            phone = customer.phone if customer else None
+        if not phone:
+            return None
+        zone = customer_zone(customer, phone, self.default_zone)
+        country = (customer.country if customer else None) or phone_country(phone) or self.default_country
+        return Recipient(phone, customer, zone, country)
+
+    async def _handle(self, item: StoredNotification) -> None:
+        attempts = item.attempts + 1
+        try:
+            recipient = await asyncio.to_thread(self._recipient, item)
+            if recipient is None:
+                await self._finish(item, "skipped", attempts, reason="unknown_customer")
+                return
+            rule = self.rules.rule_for(item.event.kind)
+            contact = await asyncio.to_thread(self.messaging.contact, recipient.phone)
+            now = self.clock()
+            start, end = local_day_bounds(now, recipient.zone)
+            sent_today = await asyncio.to_thread(self.store.sent_between, recipient.phone, start, end)
+            decision = decide(
+                item.event, rule, now=now, zone=recipient.zone,
+                opted_out=bool(contact and contact.opted_out), sent_today=sent_today,
+            )  # fmt: skip
+            if decision.action is Action.DEFER:
+                await asyncio.to_thread(self.store.defer, item.id, decision.at, decision.reason or "")
+                logger.info("notification #%s deferred to %s (%s)", item.id, decision.at, decision.reason)
+                return
+            if decision.action is Action.SKIP:
+                await self._finish(item, "skipped", attempts, reason=decision.reason, phone=recipient.phone)
+                return
+            assert rule is not None
+            await self.bucket.take()
+            await self._send(item, rule, recipient, contact, attempts)
+        except Exception as error:
+            await self._retry_or_fail(item, attempts, error)
+
+    async def _send(
+        self, item: StoredNotification, rule: Rule, who: Recipient, contact: Any, attempts: int
+    ) -> None:
+        event = item.event
+        channel = event.channel
+        if channel is None:
+            last = contact.last_channel if contact else None
+            channel = Channel(last) if last else rule.channel
+        variables = {"customer_name": who.customer.first_name if who.customer else "", **event.variables}
+        text = render_text(rule, variables, who.country)
+        key = f"notification:{item.id}"
+        try:
+            result = await self.sender.send(OutboundMessage(who.phone, channel, body=text), key=key)
+        except OutsideSessionWindow as error:
+            if not rule.whatsapp_content_sid:
+                await self._finish(
+                    item, "held", attempts, phone=who.phone,
+                    reason=f"outside_session_window: no approved template for {event.kind.value} ({error})",
+                )  # fmt: skip
+                return
+            template = OutboundMessage(
+                who.phone, channel, content_sid=rule.whatsapp_content_sid,
+                content_variables=template_variables(rule, variables, who.country),
+            )  # fmt: skip
+            await self._record(item, await self.sender.send(template, key=key), attempts, who.phone, key)
+            return  # a template carries no numbered lines of ours
+        await self._record(item, result, attempts, who.phone, key)
+        if rule.quick_replies and self.memory is not None and result.status not in ("blocked", "failed"):
+            # The numbered lines are remembered as the channel remembers its own options, so the
+            # customer's "1" reads back as the reply's payload (shared when REDIS_URL is set).
+            options = [{"title": reply.title, "payload": reply.payload} for reply in rule.quick_replies]
+            await asyncio.to_thread(self.memory.set_pending_buttons, who.phone, options)
+
+    async def _record(
+        self, item: StoredNotification, result: SendResult, attempts: int, phone: str, key: str
+    ) -> None:
+        if result.status == "duplicate":
+            # Tried before a crash: the sender's own record of it says how that went.
+            record = await asyncio.to_thread(self.messaging.outbound_by_key, f"{key}.0")
+            status = record.status if record else "unknown"
+            sids = [record.sid] if record and record.sid else []
+            result = SendResult(status, result.record_ids, sids, record.error_code if record else None)
+        if result.status == "blocked":
+            await self._finish(item, "skipped", attempts, reason="opted_out", phone=phone)
+        elif result.status == "failed":
+            await self._finish(
+                item, "failed", attempts, phone=phone, send_status="failed",
+                reason=f"the sender failed (error {result.error_code or 'unknown'})",
+            )  # fmt: skip
+        else:
+            sid = result.sids[0] if result.sids else None
+            await self._finish(
+                item, "sent", attempts, phone=phone, message_sid=sid, send_status=result.status
+            )
+            logger.info("notification #%s sent to %s (%s)", item.id, phone, result.status)
+
+    async def _finish(self, item: StoredNotification, status: str, attempts: int, **values: Any) -> None:
+        await asyncio.to_thread(self.store.finish, item.id, status, self.clock(), attempts=attempts, **values)
+        if status != "sent":
+            logger.info("notification #%s %s: %s", item.id, status, values.get("reason"))
+
+    async def _retry_or_fail(self, item: StoredNotification, attempts: int, error: Exception) -> None:
+        """The CRM or the database failed: try again later, up to max_attempts."""
+        logger.warning("notification #%s attempt %d failed: %r", item.id, attempts, error)
+        try:
+            if attempts >= self.max_attempts:
+                await self._finish(item, "failed", attempts, reason=f"gave up: {error!r}")
+                return
+            until = self.clock() + timedelta(seconds=backoff(attempts, 5.0, 600.0))
+            await asyncio.to_thread(self.store.retry_later, item.id, attempts, until, repr(error))
+        except Exception:
+            # The database itself is down: the lease expires and the row is tried again.
+            logger.exception("notification #%s: could not record the failed attempt", item.id)

@@ -1,0 +1,103 @@
+"""The notification worker's process (`python -m connectors.notification_worker`, started by
+`make run`): bot/notifications/worker.py over the process's graph (bot/wiring.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from bot.adapters.sql import SqlStore
+from bot.notifications.pull import pull_once
+from bot.notifications.rules import DEFAULT_RULES, load_rules
+from bot.notifications.store import NotificationStore
+from bot.notifications.worker import NotificationWorker, TokenBucket
+from bot.settings import Settings
+from bot.wiring import Wiring, build_wiring
+
+
+def build_worker(graph: Wiring) -> tuple[NotificationWorker, Callable[[], Awaitable[None]]]:
+    """The worker `make run` starts, and how to release what it holds."""
+    settings = graph.settings
+    own = SqlStore(settings.database_url)
+    sender = graph.sender()
+    # The pace is measured on the machine's monotonic clock: a clock pinned by a test or moved by
+    # BOT_NOW still lets real seconds pass between sends.
+    bucket = TokenBucket(
+        settings.notify_rate_per_s, time.monotonic, burst=max(1.0, settings.notify_rate_per_s)
+    )
+    worker = NotificationWorker(
+        NotificationStore(own),
+        load_rules(settings.notify_rules or DEFAULT_RULES),
+        sender,
+        graph.messaging,
+        graph.crm,
+        graph.clock.now,
+        bucket,
+        default_zone=settings.bot_timezone,
+        default_country=settings.default_country,
+        lease=timedelta(seconds=settings.notify_lease_s),
+        memory=graph.memory,
+    )
+
+    async def close() -> None:
+        await sender.transport.close()
+        own.dispose()
+
+    return worker, close
+
+
+async def pull_forever(graph: Wiring, store: NotificationStore, stop: asyncio.Event) -> None:
+    """The pull job (bot/notifications/pull.py) every NOTIFY_PULL_INTERVAL_S, beside the sends."""
+    settings = graph.settings
+    while not stop.is_set():
+        try:
+            new = await asyncio.to_thread(
+                pull_once, graph.erp, store, graph.clock.now(), settings.bot_timezone
+            )
+            if new:
+                logging.getLogger(__name__).info("pull job: %d new event(s) from the ERP", new)
+        except Exception:
+            logging.getLogger(__name__).exception("pull job: polling the ERP failed; trying again later")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.notify_pull_interval_s)
+
+
+async def _serve(poll_s: float) -> None:
+    graph = build_wiring(Settings.from_env())
+    worker, close = build_worker(graph)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(
+        f"Notification worker: sending due notifications at {graph.settings.notify_rate_per_s:g}/s "
+        f"(database {graph.settings.database_url}).",
+        flush=True,
+    )
+    tasks = [worker.run_forever(stop, poll_s)]
+    if graph.settings.notify_pull_interval_s:
+        tasks.append(pull_forever(graph, worker.store, stop))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks when idle")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_serve(args.poll))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The notification intake served for real on a free loopback port (Sanic in a thread), signed
+events to POST to it, and the worker over a real database and the fake Twilio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from sanic import Sanic
+
+from bot.clock import Clock
+from bot.messaging.sender import MessageSender, TwilioTransport
+from bot.messaging.store import MessagingStore
+from bot.notifications.rules import NotificationRules, load_rules
+from bot.notifications.signature import signed_headers
+from bot.notifications.store import NotificationStore
+from bot.notifications.worker import NotificationWorker, TokenBucket
+from bot.settings import Settings
+from connectors.notification_intake import create_app
+from tests.fake_twilio import FakeTwilio
+
+Sanic.test_mode = True  # many apps in one process
+
+SECRET = "notify-test-secret-" + uuid.uuid4().hex
+
+
+def event(event_id: str, phone: str, kind: str = "order_shipped", **fields: Any) -> dict[str, Any]:
+    """An event as the CRM/ERP sends it; `fields` override or add (channel, variables…)."""
+    payload = {
+        "source": "erp",
+        "event_id": event_id,
+        "kind": kind,
+        "occurred_at": "2026-11-26T09:00:00-06:00",
+        "phone": phone,
+        "channel": "sms",
+        "variables": {"order_id": "PED-1001"},
+    }
+    payload.update(fields)
+    return payload
+
+
+class RunningIntake:
+    """connectors/notification_intake.py's app on a free loopback port until `stop()`."""
+
+    def __init__(
+        self, store: NotificationStore, clock: Clock, rules: NotificationRules | None = None
+    ) -> None:
+        app = create_app(store, rules or load_rules(), SECRET, clock.now, name=f"n{uuid.uuid4().hex}")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self.clock = clock
+        started = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+
+            async def start() -> None:
+                self._server = await app.create_server(
+                    host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
+                )
+                await self._server.startup()
+                started.set()
+
+            self._loop.run_until_complete(start())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        assert started.wait(10), "the intake did not start"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    def post(self, payload: Any, secret: str = SECRET, at: datetime | None = None) -> requests.Response:
+        body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+        headers = {"Content-Type": "application/json", **signed_headers(body, secret, at or self.clock.now())}
+        return requests.post(self.url, data=body, headers=headers, timeout=10)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self._server.close()
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def twilio_settings(fake: FakeTwilio, **extra: str) -> Settings:
+    return Settings.from_env(
+        {
+            "BOT_ENV": "development",
+            "TWILIO_ACCOUNT_SID": fake.account_sid,
+            "TWILIO_AUTH_TOKEN": fake.auth_token,
+            "TWILIO_API_BASE": fake.url,
+            "TWILIO_WHATSAPP_NUMBER": "+14155238886",
+            "TWILIO_SMS_NUMBER": "+15005550006",
+            **extra,
+        }
+    )
+
+
+def build_worker(
+    settings: Settings,
+    store: Any,
+    crm: Any,
+    clock: Clock,
+    rules: NotificationRules | None = None,
+    rate_per_s: float = 1000.0,
+    memory: Any = None,
+) -> tuple[NotificationWorker, MessagingStore]:
+    """The worker as connectors/notification_worker.py builds it, on this database and clock."""
+    messaging = MessagingStore(store, clock)
+    transport = TwilioTransport(
+        settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base
+    )
+    sender = MessageSender(settings, messaging, transport, retry_delays_s=(0.01,), clock=clock)
+    worker = NotificationWorker(
+        NotificationStore(store),
+        rules or load_rules(),
+        sender,
+        messaging,
+        crm,
+        clock.now,
+        TokenBucket(rate_per_s, time.monotonic, burst=rate_per_s),
+        default_zone=settings.bot_timezone,
+        default_country=settings.default_country,
+        lease=timedelta(seconds=60),
+        memory=memory,
+    )
+    return worker, messaging
