@@ -19,13 +19,14 @@ from bot.analytics.store import AnalyticsStore
 log = logging.getLogger(__name__)
 
 # Rasa's SQL event broker's table (connectors/event_broker.py): Rasa creates it, not the migrations.
-BROKER_TABLE = "analytics_broker_events"
+BROKER_TABLE = "analyticsbroker_events"
 SQL_SOURCE = "sql_broker"
 # The handoffs and cases copied on each sync: those made this recently (a handoff ends, a case
 # closes and a satisfaction answer arrives within days).
 SYNC_WINDOW = timedelta(days=35)
 
-_broker_events = sa.Table(
+# Its shape, as Rasa 3.6 creates it (rasa/core/brokers/sql.py): for reading it, and for the demo.
+broker_events = sa.Table(
     BROKER_TABLE,
     sa.MetaData(),
     sa.Column("id", sa.Integer, primary_key=True),
@@ -42,9 +43,9 @@ def read_sql_broker(analytics: AnalyticsStore, now: datetime, batch: int = 1000)
             return 0
         position = analytics.position(conn, SQL_SOURCE)
         rows = conn.execute(
-            sa.select(_broker_events.c.id, _broker_events.c.sender_id, _broker_events.c.data)
-            .where(_broker_events.c.id > position)
-            .order_by(_broker_events.c.id)
+            sa.select(broker_events.c.id, broker_events.c.sender_id, broker_events.c.data)
+            .where(broker_events.c.id > position)
+            .order_by(broker_events.c.id)
             .limit(batch)
         ).all()
         if not rows:

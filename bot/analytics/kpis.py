@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from statistics import median
 from zoneinfo import ZoneInfo
 
@@ -105,6 +106,10 @@ class Figures:
             self.csat_sum += score
             self.csat_satisfied += score >= 4
 
+    def merge(self, other: Figures) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     @property
     def containment(self) -> float | None:
         return _ratio(self.contained, self.sessions)
@@ -146,14 +151,18 @@ class Figures:
         }
 
 
-@dataclass
 class _Session:
-    facts: SessionFacts
-    outcome: str = CONTAINED
-    returning: bool = False
-    fcr: bool | None = None
-    handoff_reasons: list[str] = field(default_factory=list)
-    scores: list[int] = field(default_factory=list)
+    """A session being judged (slots: a week holds 100,000 of them)."""
+
+    __slots__ = ("facts", "outcome", "fcr", "handoff_reasons", "scores")
+    NONE: tuple = ()
+
+    def __init__(self, facts: SessionFacts) -> None:
+        self.facts = facts
+        self.outcome = CONTAINED
+        self.fcr: bool | None = None
+        self.handoff_reasons: list[str] | tuple = self.NONE
+        self.scores: list[int] | tuple = self.NONE
 
 
 @dataclass(frozen=True)
@@ -209,7 +218,8 @@ def compute_kpis(
     first-contact resolution); `first_seen` the first session start of each customer key (new
     vs returning); `handoffs` and `cases` those of the conversations in `sessions`."""
     tz = ZoneInfo(zone)
-    all_sessions = sorted((_Session(facts) for facts in sessions), key=lambda s: s.facts.started_at)
+    ordered = sorted(sessions, key=attrgetter("started_at"))
+    all_sessions = [_Session(facts) for facts in ordered]
     by_conversation: dict[str, list[_Session]] = defaultdict(list)
     for session in all_sessions:
         by_conversation[session.facts.conversation_id].append(session)
@@ -224,9 +234,9 @@ def compute_kpis(
         )
         if owner is not None:
             owner.outcome = HANDOFF
-            owner.handoff_reasons.append(handoff.reason)
+            owner.handoff_reasons = [*owner.handoff_reasons, handoff.reason]
             if handoff.satisfaction is not None:
-                owner.scores.append(handoff.satisfaction)
+                owner.scores = [*owner.scores, handoff.satisfaction]
     case_list = list(cases)
     for case in case_list:
         owner = _owner(
@@ -245,29 +255,33 @@ def compute_kpis(
     in_period = [s for s in all_sessions if period.holds(s.facts.started_at) and s.facts.customer_turns > 0]
     _judge_first_contact(in_period, all_sessions, now)
 
-    overall = Figures()
-    breakdown: dict[str, dict[str, Figures]] = {dimension: defaultdict(Figures) for dimension in DIMENSIONS}
+    # One Figures per combination of the dimensions' values, then summed per dimension: a
+    # session is added once, not once per dimension (100,000 sessions make ~1,000 combinations).
+    combos: dict[tuple[str, ...], Figures] = defaultdict(Figures)
     pairs: Counter[tuple[str, str]] = Counter()
-    per_intent: Counter[str] = Counter()
+    local_days: dict[datetime, tuple[str, str]] = {}
     for session in in_period:
         facts = session.facts
         first = first_seen.get(facts.customer_key, facts.started_at)
         local = facts.started_at.astimezone(tz)
-        year, week, _ = local.isocalendar()
-        values = {
-            "intent": facts.intent or NO_INTENT,
-            "channel": facts.channel,
-            "country": facts.country,
-            "customer": "returning" if first < facts.started_at else "new",
-            "day": local.date().isoformat(),
-            "week": f"{year}-W{week:02d}",
-        }
-        overall.add(session)
-        for dimension, value in values.items():
-            breakdown[dimension][value].add(session)
-        per_intent[values["intent"]] += 1
+        hour = local.replace(minute=0, second=0, microsecond=0)
+        if hour not in local_days:
+            year, week, _ = local.isocalendar()
+            local_days[hour] = (local.date().isoformat(), f"{year}-W{week:02d}")
+        day, week_name = local_days[hour]
+        intent = facts.intent or NO_INTENT
+        customer = "returning" if first < facts.started_at else "new"
+        combos[(intent, facts.channel, facts.country, customer, day, week_name)].add(session)
         for reason in set(session.handoff_reasons):
-            pairs[(values["intent"], reason)] += 1
+            pairs[(intent, reason)] += 1
+    overall = Figures()
+    breakdown: dict[str, dict[str, Figures]] = {dimension: defaultdict(Figures) for dimension in DIMENSIONS}
+    per_intent: Counter[str] = Counter()
+    for values, figures in combos.items():
+        overall.merge(figures)
+        per_intent[values[0]] += figures.sessions
+        for dimension, value in zip(DIMENSIONS, values, strict=True):
+            breakdown[dimension][value].merge(figures)
 
     agent_times: dict[str, list[float]] = defaultdict(list)
     for handoff in handoff_list:
