@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from bot.inbox import (
     misunderstood_messages,
     phone_region,
 )
-from bot.masking import mask_sensitive
+from bot.masking import SECRET_MASK, mask_sensitive
 from bot.phone import InvalidPhoneNumber, normalize_phone, phone_country
 
 # The event types sessions are built from; the rest (slots, loops, featurization) is not kept.
@@ -52,6 +53,9 @@ NO_TASK_INTENTS = frozenset(
     }
 )
 UNKNOWN = "??"
+# Seven or more digits in one run (spaces, dots, dashes and brackets between them): a phone or
+# document number of any country, masked even when it is not valid in the conversation's own.
+_LONG_NUMBER = re.compile(r"\+?\d(?:[\s().-]{0,2}\d){6,}")
 SESSION_START_ACTION = "action_session_start"
 
 
@@ -73,6 +77,7 @@ def trim_event(conversation_id: str, event: Mapping[str, Any]) -> dict[str, Any]
         text = event.get("text") or ""
         if text.strip() and not text.strip().startswith("/"):
             text = mask_phone_numbers(mask_sensitive(text), phone_region(conversation_id))
+            text = _LONG_NUMBER.sub(SECRET_MASK, text)
         parse_data = event.get("parse_data") or {}
         metadata = event.get("metadata") or {}
         kept.update(

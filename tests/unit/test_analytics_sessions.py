@@ -23,6 +23,15 @@ def test_a_card_number_and_a_phone_number_are_masked_before_they_are_kept():
     )
     assert "4111" not in kept["text"] and "5678" not in kept["text"]
     assert trim_event("+525511111111", {"event": "slot", "name": "otp_code", "value": "123456"}) is None
+    # A Mexican number written in a Peruvian conversation is no valid Peruvian number: still masked.
+    abroad = trim_event(
+        "+51987654321", {"event": "user", "timestamp": 1.0, "text": "llámenme al 55 1234 5678"}
+    )
+    assert abroad["text"] == "llámenme al [dato oculto]"
+    assert (
+        trim_event("+51987654321", {"event": "user", "timestamp": 1.0, "text": "PED-1001"})["text"]
+        == "PED-1001"
+    )
 
 
 def test_sessions_split_at_session_started_and_count_turns_until_a_person_takes_over():
