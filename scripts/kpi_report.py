@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.adapters.sql import SqlStore  # noqa: E402
 from bot.analytics.consumer import read_sql_broker, sync  # noqa: E402
-from bot.analytics.kpis import Period, compute_kpis  # noqa: E402
+from bot.analytics.kpis import Period, compute_kpis, days_period  # noqa: E402
 from bot.analytics.report import render_text, write_csv  # noqa: E402
 from bot.analytics.store import AnalyticsStore  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
@@ -34,10 +34,10 @@ DEFAULT_DAYS = 7
 
 def period_of(first: str | None, last: str | None, today: date, zone: str) -> Period:
     """[FROM, TO) as midnights in `zone`; by default the DEFAULT_DAYS full days before `today`."""
-    tz = ZoneInfo(zone)
-    end_day = date.fromisoformat(last) if last else today
-    start_day = date.fromisoformat(first) if first else end_day - timedelta(days=DEFAULT_DAYS)
-    return Period(datetime.combine(start_day, time(), tz), datetime.combine(end_day, time(), tz))
+    parse = date.fromisoformat
+    return days_period(
+        parse(first) if first else None, parse(last) if last else None, today, zone, DEFAULT_DAYS
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

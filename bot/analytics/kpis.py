@@ -11,7 +11,7 @@ import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from operator import attrgetter
 from statistics import median
 from zoneinfo import ZoneInfo
@@ -41,6 +41,14 @@ class Period:
 
     def holds(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
+
+
+def days_period(first: date | None, last: date | None, today: date, zone: str, days: int = 7) -> Period:
+    """The days [first, last) as midnights in `zone`; by default the `days` full days before `today`."""
+    tz = ZoneInfo(zone)
+    end_day = last or today
+    start_day = first or end_day - timedelta(days=days)
+    return Period(datetime.combine(start_day, time(), tz), datetime.combine(end_day, time(), tz))
 
 
 @dataclass(frozen=True)
