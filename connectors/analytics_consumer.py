@@ -17,6 +17,7 @@ import signal
 import sys
 
 import aio_pika
+import sqlalchemy as sa
 
 from bot.adapters.sql import SqlStore
 from bot.analytics.consumer import read_sql_broker, sync
@@ -82,7 +83,13 @@ async def consume_sql(
     """Read the SQL event broker's table in order until `stop` (or, with `once`, its end)."""
     read, last_sync = 0, None
     while not stop.is_set():
-        count = await asyncio.to_thread(read_sql_broker, analytics, clock.now(), batch)
+        try:
+            count = await asyncio.to_thread(read_sql_broker, analytics, clock.now(), batch)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
+            # Another reader (`make report`'s catch-up) recorded the same rows first: read again.
+            log.warning("batch not recorded (%s); reading it again", type(error).__name__)
+            await asyncio.sleep(IDLE_SLEEP_S)
+            continue
         read += count
         if last_sync is None or clock.monotonic() - last_sync > SYNC_EVERY_S or (once and not count):
             await asyncio.to_thread(sync, analytics, clock.now())

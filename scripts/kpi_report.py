@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sqlalchemy as sa  # noqa: E402
+
 from bot.adapters.sql import SqlStore  # noqa: E402
 from bot.analytics.consumer import read_sql_broker, sync  # noqa: E402
 from bot.analytics.kpis import Period, compute_kpis, days_period  # noqa: E402
@@ -64,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     analytics = AnalyticsStore(SqlStore(settings.database_url))
     if not args.no_catch_up:
-        if not settings.event_broker_url:
-            while read_sql_broker(analytics, now):
-                pass
-        sync(analytics, now)
+        try:
+            if not settings.event_broker_url:
+                while read_sql_broker(analytics, now):
+                    pass
+            sync(analytics, now)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError):
+            print(
+                "(the consumer is reading the same events now: reporting what is recorded)", file=sys.stderr
+            )
     active = (
         args.active_customers if args.active_customers is not None else analytics.active_customers(period)
     )

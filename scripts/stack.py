@@ -457,6 +457,11 @@ def outbox_worker() -> list[str]:
     return [str(VENV_BIN / "python"), "-m", "connectors.outbox_worker"]
 
 
+def analytics_consumer() -> list[str]:
+    """The event broker's events into the KPIs' tables (docs/kpis.md)."""
+    return [str(VENV_BIN / "python"), "-m", "connectors.analytics_consumer"]
+
+
 def backend_line(name: str, backend: BackendSettings) -> str:
     if not backend.is_rest:
         return "sql (DATABASE_URL)"
@@ -494,6 +499,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     children = [
         Supervised("Action server", action_server(settings), settings),
         Supervised("Outbox worker", outbox_worker(), settings),
+        Supervised("Analytics consumer", analytics_consumer(), settings),
         Supervised("Rasa server", rasa_server, settings, doors=RASA_SERVER_DOORS),
         Supervised("Agent console", console_server(settings), settings, doors=CONSOLE_DOORS),
     ]
@@ -523,6 +529,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     CRM            {backend_line("CRM", settings.crm)}
     ERP            {backend_line("ERP", settings.erp)}
     Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py)
+    Analytics      {
+            settings.event_broker_url and "RabbitMQ" or "Rasa's SQL event broker"
+        } → KPI tables (make report; docs/kpis.md)
 
   Try it from another terminal:
     make shell PHONE=+5491123456789
