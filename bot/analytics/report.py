@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.analytics.kpis import DIMENSIONS, KpiReport
 
@@ -85,7 +86,8 @@ LABELS = {
 
 
 def render_text(kpis: KpiReport, zone: str) -> str:
-    start, end = kpis.period.start.astimezone(), kpis.period.end.astimezone()
+    tz = ZoneInfo(zone)
+    start, end = kpis.period.start.astimezone(tz), kpis.period.end.astimezone(tz)
     lines = [f"KPIs from {start:%Y-%m-%d %H:%M %z} to {end:%Y-%m-%d %H:%M %z} (days and weeks in {zone})", ""]
     lines += [f"  {LABELS[name]:<42} {_shown(name, value)}" for name, value in summary_rows(kpis)]
     for dimension in DIMENSIONS:

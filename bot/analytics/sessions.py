@@ -22,7 +22,6 @@ from bot.inbox import (
     FALLBACK_INTENT,
     HANDOFF_ACTION,
     mask_phone_numbers,
-    misunderstood_messages,
     phone_region,
 )
 from bot.masking import SECRET_MASK, mask_sensitive
@@ -228,13 +227,3 @@ def _facts(conversation_id: str, session: _Building) -> SessionFacts:
         last_turn_fell_back=session.turn_fell_back,
         handed_over=session.handed_over,
     )
-
-
-__all__ = [
-    "SessionFacts",
-    "build_sessions",
-    "customer_key",
-    "event_key",
-    "misunderstood_messages",
-    "trim_event",
-]

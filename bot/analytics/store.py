@@ -28,8 +28,9 @@ from bot.analytics.schema import (
     analytics_sessions,
     metadata,
 )
-from bot.analytics.sessions import SessionFacts, build_sessions, event_key, misunderstood_messages, trim_event
+from bot.analytics.sessions import SessionFacts, build_sessions, event_key, trim_event
 from bot.handoff.store import handoffs
+from bot.inbox import misunderstood_messages
 
 # Customers with an order placed this long before the period's end count as active (adoption).
 ACTIVE_CUSTOMER_WINDOW = timedelta(days=90)

@@ -72,3 +72,13 @@ def test_a_day_that_is_no_day_is_refused(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
     assert kpi_report.main(["--from", "30/11/2026", "--no-catch-up"]) == 2
     assert "FROM/TO" in capsys.readouterr().err
+
+
+def test_the_benchmark_runs_and_prints_its_time(tmp_path, monkeypatch, capsys):
+    """Not a timing test: the benchmark's own code must keep working (a small week here)."""
+    kpi_bench = _load("kpi_bench")
+    monkeypatch.setenv("BENCH_DATABASE_URL", f"sqlite:///{tmp_path / 'bench.db'}")
+    assert kpi_bench.main(["--conversations", "700"]) == 0
+    printed = capsys.readouterr().out
+    sessions = int(printed.split("==> ")[-1].split(" sessions")[0].replace(",", ""))
+    assert 600 < sessions <= 700 and " s in all" in printed
