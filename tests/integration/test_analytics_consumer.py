@@ -157,10 +157,11 @@ def test_no_event_is_lost_or_doubled_when_the_rabbitmq_consumer_is_killed_mid_st
     every = many_events(300)
     first, second = every[: len(every) // 2], every[len(every) // 2 :]  # 150 conversations each
     store = SqlStore(pg_url)
-    first_consumer = consumer(rabbit_settings)  # declares the queue, then reads as events come
+    # Rasa's broker declares and binds the durable queue: what it publishes waits there.
+    asyncio.run(publish_through_rasa(settings, first))
+    first_consumer = consumer(rabbit_settings)
     try:
         deadline = time.monotonic() + 60
-        asyncio.run(publish_through_rasa(settings, first))
         while not 0 < len(recorded_keys(store)) < len(first) * 0.9:
             assert time.monotonic() < deadline, "the consumer recorded nothing in 60 s"
             time.sleep(0.02)
