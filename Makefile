@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check notify-demo
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check notify-demo analytics report kpi-demo kpi-bench
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -133,3 +133,15 @@ lock: ## Re-resolve requirements.in into requirements.lock (then commit both)
 
 clean: ## Remove trained models, test results and the local database (not the venv cache)
 	rm -rf models/*.tar.gz results var .pytest_cache
+
+analytics: install migrate ## KPIs: turn the event broker's events into the analytics tables (RabbitMQ if EVENT_BROKER_URL, else the SQL broker); ONCE=1 stops when read
+	@$(PY) -m connectors.analytics_consumer $(if $(ONCE),--once)
+
+report: install migrate ## KPIs of a period, printed and as CSV in results/kpis/ (FROM=2026-11-23 TO=2026-11-30 ACTIVE=1200; docs/kpis.md)
+	@$(PY) scripts/kpi_report.py $(if $(FROM),--from "$(FROM)") $(if $(TO),--to "$(TO)") $(if $(ACTIVE),--active-customers "$(ACTIVE)") $(if $(OUT),--out "$(OUT)")
+
+kpi-demo: install migrate ## Fill DATABASE_URL with ~3,000 seeded conversations (4 weeks) for `make report` (CONVERSATIONS=3000 SEED=19)
+	@$(PY) scripts/kpi_demo.py $(if $(CONVERSATIONS),--conversations $(CONVERSATIONS)) $(if $(SEED),--seed $(SEED))
+
+kpi-bench: install ## Time the KPIs of one week of 100,000 conversations (BENCH_DATABASE_URL, default a SQLite file in var/; not a test)
+	@$(PY) scripts/kpi_bench.py

@@ -143,6 +143,10 @@ class Settings:
     notify_rate_per_s: float = 5.0  # the worker's pace through the sender
     notify_lease_s: float = 60.0  # a worker's hold on a notification it decides and sends
     notify_pull_interval_s: int = 0  # the pull job polls the ERP this often (0: off, the ERP pushes)
+    # --- analytics (docs/kpis.md): Rasa's event broker; unset: the SQL broker into DATABASE_URL ---
+    event_broker_url: str | None = None  # amqp://user:password@host:5672/vhost: RabbitMQ (Pika)
+    event_broker_queue: str = "autoservicio-analytics"
+    event_broker_exchange: str = "autoservicio-events"
 
     @property
     def is_development(self) -> bool:
@@ -301,6 +305,7 @@ class Settings:
             clock_shift=clock_shift,
             rasa_patches=rasa_patches == "on",
             kb_dir=_kb_dir(get),
+            **_event_broker(get),
             kb_semantic=_on_off(
                 get, "KB_SEMANTIC", "on", "blend the sentence model into search", "lexical only"
             ),
@@ -320,6 +325,23 @@ def _project_path(raw: str | None) -> Path | None:
         return None
     path = Path(raw).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _event_broker(get) -> dict[str, str | None]:
+    """EVENT_BROKER_URL (RabbitMQ; unset: the SQL event broker), EVENT_BROKER_QUEUE and _EXCHANGE."""
+    url = get("EVENT_BROKER_URL")
+    if url and not url.startswith(("amqp://", "amqps://")):
+        raise SettingsError(
+            f"EVENT_BROKER_URL={url!r}: give RabbitMQ's URL, like amqp://user:password@rabbit:5672/%2F "
+            "(unset: Rasa's SQL event broker writes into DATABASE_URL)."
+        )
+    names = {}
+    for variable, default in (("QUEUE", "autoservicio-analytics"), ("EXCHANGE", "autoservicio-events")):
+        value = get(f"EVENT_BROKER_{variable}") or default
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", value):
+            raise SettingsError(f"EVENT_BROKER_{variable}={value!r}: use letters, digits and _ . : - only.")
+        names[f"event_broker_{variable.lower()}"] = value
+    return {"event_broker_url": url, **names}
 
 
 def _on_off(get, name: str, default: str, on: str, off: str) -> bool:

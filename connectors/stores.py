@@ -146,6 +146,17 @@ class SettingsTrackerStore(SQLTrackerStore):
         new_events = deserialise_events([json.loads(row.data) for row in rows])
         return _SessionEvents(rows[-1].id, cached.events + new_events)
 
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """The new events to the event broker (analytics, docs/kpis.md), masked as they are
+        stored: Rasa's own streams them as they came, card data and one-time codes included."""
+        if self.event_broker is None:
+            return
+        stored = await self.retrieve(tracker.sender_id)
+        first_new = len(stored.events) if stored else 0
+        await self._stream_new_events(
+            self.event_broker, masked_events(list(tracker.events), first_new), tracker.sender_id
+        )
+
     # --- payments (issue 6): nothing secret is ever written -------------------------------
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Event]:
         """The events to store, with card data, one-time codes and document digits masked.

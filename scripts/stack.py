@@ -488,6 +488,11 @@ def notification_processes(settings: Settings) -> list[ProcessSpec]:
     return children
 
 
+def analytics_consumer() -> list[str]:
+    """The event broker's events into the KPIs' tables (docs/kpis.md)."""
+    return [str(VENV_BIN / "python"), "-m", "connectors.analytics_consumer"]
+
+
 def backend_line(name: str, backend: BackendSettings) -> str:
     if not backend.is_rest:
         return "sql (DATABASE_URL)"
@@ -533,6 +538,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         [
             supervised("Action server", action_server(settings), settings, ready_urls["Action server"]),
             supervised("Outbox worker", outbox_worker(), settings, ready_urls["Outbox worker"]),
+            supervised("Analytics consumer", analytics_consumer(), settings, None),
             supervised("Rasa server", rasa_server, settings, ready_urls["Rasa server"], RASA_SERVER_DOORS),
             supervised(
                 "Agent console",
@@ -569,6 +575,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     Notifications  CRM/ERP events: POST http://{settings.notify_host}:{
         settings.notify_port
     }/events (signed; make notify-demo)
+    Analytics      {
+        settings.event_broker_url and "RabbitMQ" or "Rasa's SQL event broker"
+    } → KPI tables (make report; docs/kpis.md)
 
   Try it from another terminal:
     make shell PHONE=+5491123456789

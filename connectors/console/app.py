@@ -39,6 +39,7 @@ from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionW
 from bot.wiring import Wiring
 from connectors.console import knowledge
 from connectors.console.canned import conversation_values, fill, load_canned
+from connectors.console.kpis import kpi_page_values
 from connectors.console.labels import load_labels
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
@@ -466,6 +467,21 @@ def create_app(
             request.args.get("review") == "1",
         )
         return render(request, "kb.html", agent=session["agent"], csrf=session["csrf"], **values)
+
+    @app.get("/kpis")
+    async def kpis_page(request: Request) -> response.HTTPResponse:
+        session = await session_of(request)
+        if session is None:
+            return response.redirect("/login")
+        values = await asyncio.to_thread(
+            kpi_page_values,
+            store.sql,
+            settings.bot_timezone,
+            clock.now(),
+            request.args.get("from"),
+            request.args.get("to"),
+        )
+        return render(request, "kpis.html", agent=session["agent"], csrf=session["csrf"], **values)
 
     @app.get("/api/handoffs/<handoff_id>/kb")
     async def handoff_kb_json(request: Request, handoff_id: str) -> response.HTTPResponse:

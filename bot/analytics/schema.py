@@ -1,0 +1,88 @@
+"""The analytics tables: events as the broker delivered them (trimmed, masked), the sessions built
+from them, the misunderstood messages, and copies of the handoffs and cases the KPIs read.
+
+Every row is keyed by an identity the source gives (an event's digest, a handoff's or a case's
+ID), so reading the same input twice changes nothing: the consumer may redeliver at will.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# One row per conversation event, keyed by its identity (bot.analytics.events.event_key).
+analytics_events = sa.Table(
+    "analytics_events",
+    metadata,
+    sa.Column("event_key", sa.String(64), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),  # Rasa's timestamp: seconds since the epoch
+    sa.Column("kind", sa.String(32), nullable=False),  # Rasa's event type: user, action, bot, ...
+    sa.Column("body", sa.JSON, nullable=False),  # the fields sessions need, texts masked
+    sa.Column("received_at", sa.DateTime, nullable=False),
+)
+
+# One row per session of a conversation with at least one event (rebuilt from analytics_events).
+analytics_sessions = sa.Table(
+    "analytics_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(32), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("customer_key", sa.String(32), nullable=False, index=True),  # a digest of the phone
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("ended_at", sa.DateTime, nullable=False),
+    sa.Column("intent", sa.String(64)),  # the first task intent of the session, if any
+    sa.Column("customer_turns", sa.Integer, nullable=False),
+    sa.Column("fallback_turns", sa.Integer, nullable=False),
+    sa.Column("clarification_turns", sa.Integer, nullable=False),
+    sa.Column("last_turn_fell_back", sa.Boolean, nullable=False),
+    sa.Column("handed_over", sa.Boolean, nullable=False),  # action_handoff ran in the session
+)
+
+# The customer messages the assistant misunderstood (bot.inbox's rules), masked.
+analytics_misunderstood = sa.Table(
+    "analytics_misunderstood",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("reasons", sa.String(64), nullable=False),  # comma-separated: fallback, clarified, ...
+    sa.Column("predicted", sa.String(100)),
+)
+
+# The handoffs as the console left them (copied from `handoffs`, upserted by ID).
+analytics_handoffs = sa.Table(
+    "analytics_handoffs",
+    metadata,
+    sa.Column("handoff_id", sa.String(16), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("agent", sa.String(64)),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("accepted_at", sa.DateTime),
+    sa.Column("ended_at", sa.DateTime),
+    sa.Column("satisfaction", sa.Integer),
+)
+
+# The cases (copied from `cases`); resolved_at: when a case was first seen not open.
+analytics_cases = sa.Table(
+    "analytics_cases",
+    metadata,
+    sa.Column("case_id", sa.String(16), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("opened_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("resolved_at", sa.DateTime),
+)
+
+# How far a consumer has read a source it reads in order (the SQL event broker's table).
+analytics_offsets = sa.Table(
+    "analytics_offsets",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)

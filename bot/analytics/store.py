@@ -1,0 +1,300 @@
+"""The analytics tables in SQL: events recorded once by identity, sessions rebuilt from them, the
+handoffs and cases copied from the assistant's own tables, and the facts the KPIs read back.
+
+Recording is idempotent: an event already recorded (same `event_key`) is skipped, and the
+sessions of every conversation that received a new event are rebuilt from all of its events,
+so the order and the number of deliveries never change the result.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.adapters.sql import SqlStore, cases, from_db_time, orders, to_db_time
+from bot.analytics.kpis import FCR_WINDOW, CaseFacts, HandoffFacts, MisunderstoodFacts, Period
+from bot.analytics.schema import (
+    analytics_cases,
+    analytics_events,
+    analytics_handoffs,
+    analytics_misunderstood,
+    analytics_offsets,
+    analytics_sessions,
+    metadata,
+)
+from bot.analytics.sessions import SessionFacts, build_sessions, event_key, trim_event
+from bot.handoff.store import handoffs
+from bot.inbox import misunderstood_messages
+
+# Customers with an order placed this long before the period's end count as active (adoption).
+ACTIVE_CUSTOMER_WINDOW = timedelta(days=90)
+_KEY_CHUNK = 500  # keys per IN (...) query
+
+
+def _moment(value: str | datetime) -> datetime:
+    """A stored UTC moment as read: a datetime (PostgreSQL) or ISO text (SQLite)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc)
+
+
+class AnalyticsStore:
+    """The analytics tables on the assistant's database (DATABASE_URL)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    @property
+    def sql(self) -> SqlStore:
+        return self._store
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self._store.connect() as conn:
+            yield conn
+
+    def create_tables(self) -> None:
+        """Tests and the benchmark: the tables without the migrations."""
+        with self.connect() as conn:
+            metadata.create_all(conn)
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def record(
+        self, delivered: Iterable[Mapping[str, Any]], now: datetime, conn: Connection | None = None
+    ) -> int:
+        """Record Rasa events as the broker delivers them (each with its `sender_id`); how many
+        were new. Given `conn`, it runs in that transaction (the SQL consumer's offset moves with it)."""
+        if conn is None:
+            with self.connect() as own:
+                return self.record(delivered, now, own)
+        rows: dict[str, dict[str, Any]] = {}
+        for event in delivered:
+            conversation_id = str(event.get("sender_id") or "")
+            body = {key: value for key, value in event.items() if key != "sender_id"}
+            kept = trim_event(conversation_id, body) if conversation_id else None
+            if kept is None:
+                continue
+            key = event_key(conversation_id, body)
+            rows[key] = {
+                "event_key": key,
+                "conversation_id": conversation_id,
+                "at": kept["timestamp"],
+                "kind": kept["event"],
+                "body": kept,
+                "received_at": to_db_time(now),
+            }
+        known: set[str] = set()
+        keys = list(rows)
+        for index in range(0, len(keys), _KEY_CHUNK):
+            chunk = keys[index : index + _KEY_CHUNK]
+            known |= set(
+                conn.execute(
+                    sa.select(analytics_events.c.event_key).where(analytics_events.c.event_key.in_(chunk))
+                ).scalars()
+            )
+        new = [row for key, row in rows.items() if key not in known]
+        if new:
+            conn.execute(analytics_events.insert(), new)
+            self._rebuild(conn, {row["conversation_id"] for row in new})
+        return len(new)
+
+    def _rebuild(self, conn: Connection, conversation_ids: set[str]) -> None:
+        ids = sorted(conversation_ids)
+        events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for index in range(0, len(ids), _KEY_CHUNK):
+            chunk = ids[index : index + _KEY_CHUNK]
+            found = conn.execute(
+                sa.select(analytics_events.c.conversation_id, analytics_events.c.body)
+                .where(analytics_events.c.conversation_id.in_(chunk))
+                .order_by(analytics_events.c.at, analytics_events.c.event_key)
+            )
+            for conversation_id, body in found:
+                events[conversation_id].append(body)
+            conn.execute(analytics_sessions.delete().where(analytics_sessions.c.conversation_id.in_(chunk)))
+            conn.execute(
+                analytics_misunderstood.delete().where(analytics_misunderstood.c.conversation_id.in_(chunk))
+            )
+        session_rows, message_rows = [], []
+        for conversation_id, stored in events.items():
+            for facts in build_sessions(conversation_id, stored):
+                row = dict(facts.__dict__)
+                row["started_at"], row["ended_at"] = to_db_time(facts.started_at), to_db_time(facts.ended_at)
+                session_rows.append(row)
+            for message in misunderstood_messages(conversation_id, stored):
+                message_rows.append(
+                    {
+                        "conversation_id": conversation_id,
+                        "at": to_db_time(message.at),
+                        "text": message.text,
+                        "reasons": ",".join(sorted(message.reasons)),
+                        "predicted": message.predicted,
+                    }
+                )
+        if session_rows:
+            conn.execute(analytics_sessions.insert(), session_rows)
+        if message_rows:
+            conn.execute(analytics_misunderstood.insert(), message_rows)
+
+    def sync_handoffs_and_cases(self, since: datetime, now: datetime) -> None:
+        """Copy the handoffs and cases made since `since` from the assistant's tables; a case is
+        marked resolved at `now` the first time it is seen no longer open."""
+        with self.connect() as conn:
+            found = conn.execute(sa.select(handoffs).where(handoffs.c.created_at >= to_db_time(since))).all()
+            rows = [
+                {
+                    "handoff_id": row.id,
+                    "conversation_id": row.conversation_id,
+                    "reason": row.reason,
+                    "agent": row.agent,
+                    "created_at": row.created_at,
+                    "accepted_at": row.accepted_at,
+                    "ended_at": row.ended_at,
+                    "satisfaction": row.satisfaction,
+                }
+                for row in found
+            ]
+            self._replace(conn, analytics_handoffs, analytics_handoffs.c.handoff_id, rows, "handoff_id")
+            opened = conn.execute(sa.select(cases).where(cases.c.opened_at >= to_db_time(since))).all()
+            resolved = dict(
+                conn.execute(
+                    sa.select(analytics_cases.c.case_id, analytics_cases.c.resolved_at).where(
+                        analytics_cases.c.opened_at >= to_db_time(since)
+                    )
+                ).all()
+            )
+            rows = [
+                {
+                    "case_id": row.id,
+                    "conversation_id": row.conversation_id,
+                    "kind": row.kind,
+                    "opened_at": row.opened_at,
+                    "resolved_at": resolved.get(row.id)
+                    or (None if row.status == "open" else to_db_time(now)),
+                }
+                for row in opened
+            ]
+            self._replace(conn, analytics_cases, analytics_cases.c.case_id, rows, "case_id")
+
+    @staticmethod
+    def _replace(conn: Connection, table: sa.Table, key: sa.Column, rows: list[dict], name: str) -> None:
+        ids = [row[name] for row in rows]
+        for index in range(0, len(ids), _KEY_CHUNK):
+            conn.execute(table.delete().where(key.in_(ids[index : index + _KEY_CHUNK])))
+        if rows:
+            conn.execute(table.insert(), rows)
+
+    # --- offsets of ordered sources (the SQL event broker's table) ---------------------------
+
+    def position(self, conn: Connection, source: str) -> int:
+        found = conn.execute(
+            sa.select(analytics_offsets.c.position).where(analytics_offsets.c.source == source)
+        ).scalar()
+        return int(found or 0)
+
+    def move(self, conn: Connection, source: str, position: int) -> None:
+        updated = conn.execute(
+            analytics_offsets.update().where(analytics_offsets.c.source == source).values(position=position)
+        )
+        if not updated.rowcount:
+            conn.execute(analytics_offsets.insert().values(source=source, position=position))
+
+    # --- reading the facts back -------------------------------------------------------------
+
+    def event_count(self) -> int:
+        with self.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(analytics_events)).scalar())
+
+    def facts(self, period: Period) -> dict[str, Any]:
+        """The inputs of `compute_kpis` for `period` (without `now`, `zone`, `active_customers`)."""
+        start, until = to_db_time(period.start), to_db_time(period.end + FCR_WINDOW)
+        s = analytics_sessions.c
+        with self.connect() as conn:
+            # Plain columns, datetimes parsed here: SQLAlchemy's SQLite datetime parsing (a regex
+            # per value) took most of a 100,000-session week's reading time.
+            columns = [s.session_id, s.conversation_id, s.customer_key, s.channel, s.country]
+            moments = [sa.type_coerce(s.started_at, sa.String), sa.type_coerce(s.ended_at, sa.String)]
+            rest = [s.intent, s.customer_turns, s.fallback_turns, s.clarification_turns]
+            flags = [s.last_turn_fell_back, s.handed_over]
+            sessions = [
+                SessionFacts(
+                    *row[:5], _moment(row[5]), _moment(row[6]), *row[7:11], bool(row[11]), bool(row[12])
+                )
+                for row in conn.execute(
+                    sa.select(*columns, *moments, *rest, *flags).where(
+                        s.started_at >= start, s.started_at < until
+                    )
+                )
+            ]
+            first_seen = {
+                key: from_db_time(first)
+                for key, first in conn.execute(
+                    sa.select(s.customer_key, sa.func.min(s.started_at))
+                    .where(s.started_at < to_db_time(period.end))
+                    .group_by(s.customer_key)
+                )
+            }
+            h = analytics_handoffs.c
+            handoff_facts = [
+                HandoffFacts(
+                    handoff_id=row.handoff_id,
+                    conversation_id=row.conversation_id,
+                    reason=row.reason,
+                    agent=row.agent,
+                    created_at=from_db_time(row.created_at),
+                    accepted_at=from_db_time(row.accepted_at),
+                    ended_at=from_db_time(row.ended_at),
+                    satisfaction=row.satisfaction,
+                )
+                for row in conn.execute(
+                    sa.select(analytics_handoffs).where(h.created_at >= start, h.created_at < until)
+                )
+            ]
+            c = analytics_cases.c
+            case_facts = [
+                CaseFacts(
+                    case_id=row.case_id,
+                    conversation_id=row.conversation_id,
+                    kind=row.kind,
+                    opened_at=from_db_time(row.opened_at),
+                    resolved_at=from_db_time(row.resolved_at),
+                )
+                for row in conn.execute(
+                    sa.select(analytics_cases).where(c.opened_at >= start, c.opened_at < until)
+                )
+            ]
+            m = analytics_misunderstood.c
+            misunderstood = [
+                MisunderstoodFacts(text=row.text, at=from_db_time(row.at), reasons=row.reasons)
+                for row in conn.execute(
+                    sa.select(m.text, m.at, m.reasons).where(m.at >= start, m.at < to_db_time(period.end))
+                )
+            ]
+        return {
+            "sessions": sessions,
+            "first_seen": first_seen,
+            "handoffs": handoff_facts,
+            "cases": case_facts,
+            "misunderstood": misunderstood,
+        }
+
+    def active_customers(self, period: Period) -> int | None:
+        """Customers with an order placed in the ACTIVE_CUSTOMER_WINDOW before the period's end,
+        from the SQL CRM's `orders` table (None when that table is not in this database)."""
+        with self.connect() as conn:
+            if not sa.inspect(conn).has_table("orders"):
+                return None
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count(sa.distinct(orders.c.customer_id))).where(
+                        orders.c.placed_at >= to_db_time(period.end - ACTIVE_CUSTOMER_WINDOW),
+                        orders.c.placed_at < to_db_time(period.end),
+                    )
+                ).scalar()
+            )

@@ -1,0 +1,110 @@
+"""The KPI tests' fixture: a week of five conversations whose every KPI docs/kpis.md lets one
+compute by hand (the expected values are written out in tests/integration/test_kpis.py).
+
+Built from Rasa events (scripts/kpi_events.py), the handoff store and the case book, the way the
+product writes them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.adapters.sql import SqlCaseBook, SqlStore
+from bot.clock import FixedClock
+from bot.handoff.store import HandoffStore
+from bot.records import Case, CaseKind
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kpi_events = _load("kpi_events")
+Conversation = kpi_events.Conversation
+
+ZONE = "America/Mexico_City"
+MX = ZoneInfo(ZONE)
+A, B, C, D = "+525511111111", "+51987654321", "+525522222222", "+525533333333"
+PERIOD_START = datetime(2026, 11, 23, tzinfo=MX)  # a Monday: ISO week 2026-W48
+PERIOD_END = datetime(2026, 11, 30, tzinfo=MX)
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=MX)
+CASE_SEEN_CLOSED = datetime(2026, 11, 27, 17, 1, tzinfo=MX)  # 26 h after the case was opened
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=MX)
+
+
+def week_conversations() -> list[Conversation]:
+    """S0 (before the period), S1–S5 (in it), S6 (after it) and a notification nobody answered."""
+    a = Conversation(A)
+    a.session(at(20, 9)).says("hola", "greet").answers("utter_greet", "utter_greet")  # S0
+    a.session(at(23, 10)).says("hola", "greet").answers("utter_greet", "utter_greet")  # S1
+    a.says("¿dónde está mi pedido?", "order_status").answers("action_order_status", "utter_order_status")
+    a.session(at(24, 10)).says("mi pedido no llega", "order_status").answers("action_order_status", "u")  # S2
+    a.says("xyzzy plugh", "nlu_fallback", 0.31).answers(
+        "action_clarify", "utter_clarify", ["/order_status", "/check_balance"]
+    )
+    a.says("/human_handoff", "human_handoff", 1.0).answers("action_handoff", "utter_handoff_waiting")
+    a.pause().resume()
+
+    b = Conversation(B, channel="sms")
+    b.session(at(25, 9)).says("¿cuánto debo?", "check_balance").answers("action_check_balance", "u")  # S3
+    b.says("mi tarjeta 4111 1111 1111 1111 no pasa", "nlu_fallback", 0.2).answers(
+        "action_default_fallback", "utter_default"
+    )
+    b.session(at(29, 20)).says("quiero pagar 900000", "make_payment").answers("action_handoff", "u")  # S5
+    b.pause()
+
+    c = Conversation(C)
+    c.session(at(26, 15)).says("cancelen mi pedido", "cancel_order").answers("action_cancel_order", "u")  # S4
+    c.session(at(30, 10)).says("¿dónde está mi pedido?", "order_status").answers("action_order_status", "u")
+
+    d = Conversation(D)
+    d.session(at(27, 8))
+    d.events.append({"event": "bot", "timestamp": at(27, 8).timestamp(), "text": "Tu pedido llega hoy"})
+    return [a, b, c, d]
+
+
+def delivered_events() -> list[dict]:
+    return [event for conversation in week_conversations() for event in conversation.delivered()]
+
+
+def write_handoffs_and_cases(store: SqlStore) -> None:
+    """S2's handoff (ana, 20 min, CSAT 5), S5's (beto, 10 min, CSAT 2) and S4's case, closed."""
+    clock = FixedClock(at(24, 10, 1))
+    handoffs = HandoffStore(store, clock)
+    for handoff_id, phone, reason, created, agent, minutes, score in (
+        ("HO-AAAAAAAA", A, "customer_request", at(24, 10, 1), "ana", 20, 5),
+        ("HO-BBBBBBBB", B, "amount_over_threshold", at(29, 20, 1), "beto", 10, 2),
+    ):
+        handoffs.create(
+            handoff_id=handoff_id, conversation_id=phone, phone=phone, channel="whatsapp", reason=reason,
+            customer_name=None, packet={}, resume_form=None, now=created,
+        )  # fmt: skip
+        accepted = created + timedelta(minutes=5)
+        handoffs.accept(handoff_id, agent, now=accepted)
+        handoffs.end(handoff_id, "closed", now=accepted + timedelta(minutes=minutes))
+        handoffs.record_satisfaction(handoff_id, score, now=accepted + timedelta(minutes=minutes + 1))
+    book = SqlCaseBook(store)
+    book.add(Case("GES-CCCCCCCC", CaseKind.CANCEL_ORDER, C, C, {"order_id": "PED-1"}, at(26, 15, 1)))
+
+
+def close_case(store: SqlStore, case_id: str = "GES-CCCCCCCC") -> None:
+    """The team closes a case (in the case book; the assistant itself never does)."""
+    from bot.adapters.sql import cases
+
+    with store.connect() as conn:
+        conn.execute(cases.update().where(cases.c.id == case_id).values(status="closed"))

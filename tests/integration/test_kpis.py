@@ -1,0 +1,139 @@
+"""Every KPI of docs/kpis.md on a small week computed by hand (tests/analytics_helpers.py), on
+SQLite and PostgreSQL: events recorded as the broker delivers them, handoffs and cases copied
+from the assistant's tables, the figures read back.
+
+The week, session by session (times in Mexico City):
+- S0 A 20 Nov, before the period: greet.                       (makes A a returning customer)
+- S1 A 23 Nov whatsapp MX: greet, order_status. Contained. Not FCR: S2 repeats order_status < 72 h.
+- S2 A 24 Nov: order_status, a fallback clarified, /human_handoff → HO ana 20 min CSAT 5. FCR.
+- S3 B 25 Nov sms PE: check_balance, a fallback (card number inside) at the end: unresolved. FCR.
+- S4 C 26 Nov whatsapp MX: cancel_order → case, seen closed 26 h later. FCR.
+- S5 B 29 Nov 20:00 (30 Nov in UTC): make_payment → HO beto 10 min CSAT 2; 72 h not over at NOW.
+- S6 C 30 Nov: after the period. D: a notification without an answer (no customer turn).
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from bot.analytics.kpis import Period, compute_kpis
+from bot.analytics.report import render_text, write_csv
+from bot.analytics.store import AnalyticsStore
+from tests.analytics_helpers import (
+    CASE_SEEN_CLOSED,
+    NOW,
+    PERIOD_END,
+    PERIOD_START,
+    ZONE,
+    close_case,
+    delivered_events,
+    write_handoffs_and_cases,
+)
+
+
+@pytest.fixture
+def analytics(store) -> AnalyticsStore:
+    write_handoffs_and_cases(store)
+    book = AnalyticsStore(store)
+    book.record(delivered_events(), NOW)
+    book.sync_handoffs_and_cases(PERIOD_START, PERIOD_START)  # the case is still open
+    close_case(store)
+    book.sync_handoffs_and_cases(PERIOD_START, CASE_SEEN_CLOSED)
+    book.sync_handoffs_and_cases(PERIOD_START, NOW)  # later syncs keep the first moment seen closed
+    return book
+
+
+def report(book: AnalyticsStore, active: int | None = 6):
+    period = Period(PERIOD_START, PERIOD_END)
+    return compute_kpis(period, NOW, zone=ZONE, active_customers=active, **book.facts(period))
+
+
+def test_each_kpi_matches_the_hand_computed_week(analytics):
+    kpis = report(analytics)
+    overall = kpis.overall
+    assert overall.sessions == 5  # S1–S5; S0 and S6 are outside, D has no customer turn
+    assert (overall.contained, overall.handed_over, overall.with_case, overall.unresolved) == (1, 2, 1, 1)
+    assert overall.containment == pytest.approx(1 / 5)
+    assert overall.handoff_rate == pytest.approx(2 / 5)
+    assert (overall.customer_turns, overall.fallback_turns, overall.clarification_turns) == (9, 2, 1)
+    assert overall.fallback_rate == pytest.approx(2 / 9)
+    assert overall.clarification_rate == pytest.approx(1 / 9)
+    assert (overall.fcr_resolved, overall.fcr_judged) == (3, 4)  # S1 repeated; S5 not judged yet
+    assert overall.csat_mean == pytest.approx(3.5)
+    assert overall.csat_share == pytest.approx(0.5)
+    assert kpis.customers == 3
+    assert kpis.adoption == pytest.approx(3 / 6)
+    assert kpis.aht_minutes == pytest.approx(15)
+    assert [(a.agent, a.handled, a.aht_minutes) for a in kpis.agents] == [("ana", 1, 20), ("beto", 1, 10)]
+    assert (kpis.cases_opened, kpis.cases_resolved) == (1, 1)
+    assert kpis.case_resolution_hours_mean == pytest.approx(26)
+    assert kpis.handoffs_by_intent_reason == [
+        ("make_payment", "amount_over_threshold", 1, 1),
+        ("order_status", "customer_request", 1, 2),
+    ]
+
+
+def test_the_breakdowns_split_the_same_sessions(analytics):
+    breakdown = report(analytics).breakdown
+    sessions = {
+        dimension: {value: f.sessions for value, f in values.items()}
+        for dimension, values in breakdown.items()
+    }
+    assert sessions["intent"] == {"cancel_order": 1, "check_balance": 1, "make_payment": 1, "order_status": 2}
+    assert sessions["channel"] == {"sms": 2, "whatsapp": 3}
+    assert sessions["country"] == {"MX": 3, "PE": 2}
+    assert sessions["customer"] == {"new": 2, "returning": 3}
+    # S5 began on 29 Nov at 20:00 in Mexico City: its day there, though it was 30 Nov in UTC.
+    assert sessions["day"] == {
+        "2026-11-23": 1,
+        "2026-11-24": 1,
+        "2026-11-25": 1,
+        "2026-11-26": 1,
+        "2026-11-29": 1,
+    }
+    assert sessions["week"] == {"2026-W48": 5}
+    assert breakdown["channel"]["whatsapp"].containment == pytest.approx(1 / 3)
+    assert breakdown["intent"]["order_status"].fcr == pytest.approx(1 / 2)
+    assert breakdown["country"]["PE"].csat_mean == pytest.approx(2)
+
+
+def test_misunderstood_messages_are_listed_masked(analytics):
+    texts = dict(report(analytics).misunderstood)
+    # bot/inbox.py's rules: fell back (S3, S2) or came right before a handoff the assistant made (S5).
+    assert texts == {"mi tarjeta [tarjeta oculta] no pasa": 1, "xyzzy plugh": 1, "quiero pagar 900000": 1}
+
+
+def test_recording_the_same_events_again_changes_nothing(analytics):
+    before = report(analytics)
+    assert analytics.record(delivered_events(), NOW) == 0
+    assert analytics.record(list(reversed(delivered_events()))[:7], NOW) == 0
+    after = report(analytics)
+    assert after.overall == before.overall
+    assert after.breakdown == before.breakdown
+
+
+def test_events_in_any_order_and_batches_build_the_same_sessions(store):
+    write_handoffs_and_cases(store)
+    book = AnalyticsStore(store)
+    events = delivered_events()
+    for index in range(0, len(events), 5):
+        book.record(list(reversed(events))[index : index + 5], NOW)
+    book.sync_handoffs_and_cases(PERIOD_START, NOW)
+    kpis = report(book, active=None)
+    assert (kpis.overall.sessions, kpis.overall.contained, kpis.overall.fcr_judged) == (5, 1, 4)
+    assert kpis.adoption is None
+
+
+def test_the_report_prints_and_writes_every_table(analytics, tmp_path):
+    kpis = report(analytics)
+    text = render_text(kpis, ZONE)
+    assert "Containment" in text and "20.0%" in text
+    written = write_csv(kpis, tmp_path)
+    names = sorted(path.name for path in written)
+    assert names == ["agents.csv", "breakdown.csv", "handoffs.csv", "misunderstood.csv", "summary.csv"]
+    with (tmp_path / "summary.csv").open() as handle:
+        summary = {row["kpi"]: row["value"] for row in csv.DictReader(handle)}
+    assert float(summary["containment"]) == pytest.approx(0.2)
+    assert float(summary["fcr"]) == pytest.approx(0.75)
