@@ -185,12 +185,20 @@ def test_whatsapp_outside_the_24_hour_window_is_held_with_the_reason_not_dropped
 def test_a_whatsapp_template_is_used_outside_the_window_when_the_rule_names_one(
     store, demo, clock, twilio, loop
 ):
+    # An approved template, made in Twilio's console: the fake checks the SID and its variables.
+    approved = twilio.add_content(
+        {
+            "language": "es",
+            "variables": {"1": "Ana", "2": "PED-1"},
+            "types": {"twilio/text": {"body": "Hola {{1}}, tu pedido {{2}} salió"}},
+        }
+    )
     rules = parse_rules(
         {
             "kinds": {
                 "order_shipped": {
                     "text": "Tu pedido {order_id} salió",
-                    "whatsapp_content_sid": "HX" + "1" * 32,
+                    "whatsapp_content_sid": approved,
                     "template_variables": ["customer_name", "order_id"],
                 }
             }
@@ -206,7 +214,7 @@ def test_a_whatsapp_template_is_used_outside_the_window_when_the_rule_names_one(
         loop.run_until_complete(worker.sender.transport.close())
 
     [message] = twilio.wait_for(MARIANA_MX)
-    assert message.content_sid == "HX" + "1" * 32
+    assert message.content_sid == approved
     assert message.content_variables == '{"1": "Mariana", "2": "PED-1001"}'
     assert rows(store)[0].status == "sent"
 
