@@ -3,15 +3,11 @@ tests that drive it with a real HTTP client."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import threading
 import uuid
 from typing import Any
 
 import requests
-from sanic import Sanic
 
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp, SqlStore
@@ -22,8 +18,7 @@ from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.app import create_app
 from connectors.console.rasa_api import RasaApi
-
-Sanic.test_mode = True  # many apps in one process
+from tests.served_app import ServedApp
 
 
 def console_graph(settings: Settings, store: SqlStore, clock: Clock) -> Wiring:
@@ -38,7 +33,7 @@ def console_graph(settings: Settings, store: SqlStore, clock: Clock) -> Wiring:
     )
 
 
-class RunningConsole:
+class RunningConsole(ServedApp):
     """One console app served on a free loopback port until `stop()`."""
 
     def __init__(self, graph: Wiring, **options: Any) -> None:
@@ -47,28 +42,7 @@ class RunningConsole:
         app = create_app(
             graph, "test-secret", RasaApi("http://127.0.0.1:9", None), name=f"c{uuid.uuid4().hex}", **options
         )
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-
-            async def start() -> None:
-                self._server = await app.create_server(
-                    host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
-                )
-                await self._server.startup()
-                started.set()
-
-            self._loop.run_until_complete(start())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        assert started.wait(10), "the console did not start"
+        super().__init__(app, "console")
 
     @property
     def url(self) -> str:
@@ -92,12 +66,3 @@ class RunningConsole:
         answer = self.login(name, password, session)
         assert answer.status_code == 302, answer.text
         return session
-
-    def stop(self) -> None:
-        async def close() -> None:
-            self._server.close()
-            await self._server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)

@@ -3,17 +3,13 @@ events to POST to it, and the worker over a real database and the fake Twilio.""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sanic import Sanic
 
 from bot.clock import Clock
 from bot.messaging.sender import MessageSender, TwilioTransport
@@ -25,8 +21,7 @@ from bot.notifications.worker import NotificationWorker, TokenBucket
 from bot.settings import Settings
 from connectors.notification_intake import create_app
 from tests.fake_twilio import FakeTwilio
-
-Sanic.test_mode = True  # many apps in one process
+from tests.served_app import ServedApp
 
 SECRET = "notify-test-secret-" + uuid.uuid4().hex
 
@@ -46,36 +41,15 @@ def event(event_id: str, phone: str, kind: str = "order_shipped", **fields: Any)
     return payload
 
 
-class RunningIntake:
+class RunningIntake(ServedApp):
     """connectors/notification_intake.py's app on a free loopback port until `stop()`."""
 
     def __init__(
         self, store: NotificationStore, clock: Clock, rules: NotificationRules | None = None
     ) -> None:
         app = create_app(store, rules or load_rules(), SECRET, clock.now, name=f"n{uuid.uuid4().hex}")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
         self.clock = clock
-        started = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-
-            async def start() -> None:
-                self._server = await app.create_server(
-                    host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
-                )
-                await self._server.startup()
-                started.set()
-
-            self._loop.run_until_complete(start())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        assert started.wait(10), "the intake did not start"
+        super().__init__(app, "intake")
 
     @property
     def url(self) -> str:
@@ -85,15 +59,6 @@ class RunningIntake:
         body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
         headers = {"Content-Type": "application/json", **signed_headers(body, secret, at or self.clock.now())}
         return requests.post(self.url, data=body, headers=headers, timeout=10)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            self._server.close()
-            await self._server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def twilio_settings(fake: FakeTwilio, **extra: str) -> Settings:

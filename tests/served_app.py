@@ -1,0 +1,49 @@
+"""A Sanic app served for real on a free loopback port, in a thread of the test process, for
+integration tests that drive it with a real HTTP client (the console, the notification intake)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+from sanic import Sanic
+
+Sanic.test_mode = True  # many apps in one process
+
+
+class ServedApp:
+    """`app` served on 127.0.0.1:`port` from construction until `stop()`."""
+
+    def __init__(self, app: Sanic, what: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+
+            async def start() -> None:
+                self._server = await app.create_server(
+                    host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
+                )
+                await self._server.startup()
+                started.set()
+
+            self._loop.run_until_complete(start())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        assert started.wait(10), f"the {what} did not start"
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self._server.close()
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
