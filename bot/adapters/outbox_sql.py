@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.adapters.sql import SqlStore, from_db_time, to_db_time
+from bot.adapters.sql import SqlStore, from_db_time, lease_due_rows, to_db_time
 
 metadata = sa.MetaData()
 
@@ -140,25 +140,16 @@ class Outbox:
 
     def claim_due(self, now: datetime, limit: int = 20) -> list[OutboxEntry]:
         """Lease up to `limit` due writes to this caller; safe with several workers at once."""
-        db_now = to_db_time(now)
-        free = sa.or_(outbox_writes.c.locked_until.is_(None), outbox_writes.c.locked_until < db_now)
-        due = (
-            sa.select(outbox_writes.c.id)
-            .where(outbox_writes.c.status == "pending", outbox_writes.c.next_attempt_at <= db_now, free)
-            .order_by(outbox_writes.c.next_attempt_at)
-            .limit(limit)
-        )
-        claimed = []
         with self.store.connect() as conn:
-            for entry_id in conn.execute(due).scalars().all():
-                taken = conn.execute(
-                    outbox_writes.update()
-                    .where(outbox_writes.c.id == entry_id, outbox_writes.c.status == "pending", free)
-                    .values(locked_until=to_db_time(now + LEASE))
-                )
-                if taken.rowcount == 1:
-                    claimed.append(entry_id)
-            rows = conn.execute(sa.select(outbox_writes).where(outbox_writes.c.id.in_(claimed))).all()
+            rows = lease_due_rows(
+                conn,
+                outbox_writes,
+                due_column=outbox_writes.c.next_attempt_at,
+                now=now,
+                lease=LEASE,
+                limit=limit,
+                order_by=(outbox_writes.c.next_attempt_at,),
+            )
         return sorted((_entry(row) for row in rows), key=lambda entry: entry.next_attempt_at)
 
     def _update(self, entry_id: int, **values: Any) -> None:

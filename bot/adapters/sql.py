@@ -89,6 +89,40 @@ demo_meta = sa.Table(
 )
 
 
+def lease_due_rows(
+    conn: Connection,
+    table: sa.Table,
+    *,
+    due_column: sa.Column,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    order_by: tuple[sa.Column, ...],
+) -> list[sa.engine.Row]:
+    """Lease up to `limit` rows of `table` that are `pending` and due (`due_column` <= now) and
+    not leased to another worker (`locked_until` empty or past), in `order_by` order: each row is
+    taken by a conditional UPDATE, so with several workers at once every row goes to one of them;
+    a worker that dies leaves its lease to expire and another takes over. The leased rows."""
+    db_now = to_db_time(now)
+    free = sa.or_(table.c.locked_until.is_(None), table.c.locked_until < db_now)
+    due = (
+        sa.select(table.c.id)
+        .where(table.c.status == "pending", due_column <= db_now, free)
+        .order_by(*order_by)
+        .limit(limit)
+    )
+    claimed = []
+    for row_id in conn.execute(due).scalars().all():
+        taken = conn.execute(
+            table.update()
+            .where(table.c.id == row_id, table.c.status == "pending", free)
+            .values(locked_until=to_db_time(now + lease))
+        )
+        if taken.rowcount == 1:
+            claimed.append(row_id)
+    return list(conn.execute(sa.select(table).where(table.c.id.in_(claimed))).all())
+
+
 def to_db_time(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None

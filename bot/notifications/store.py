@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.adapters.sql import SqlStore, from_db_time, to_db_time
+from bot.adapters.sql import SqlStore, from_db_time, lease_due_rows, to_db_time
 from bot.notifications.events import NotificationEvent, parse_event
 
 metadata = sa.MetaData()
@@ -96,25 +96,16 @@ class NotificationStore:
     def claim_due(self, now: datetime, lease: timedelta, limit: int = 20) -> list[StoredNotification]:
         """Lease up to `limit` due notifications to this caller, oldest due first; safe with several
         workers at once. A worker that dies leaves its lease to expire, and another takes over."""
-        db_now = to_db_time(now)
-        free = sa.or_(notifications.c.locked_until.is_(None), notifications.c.locked_until < db_now)
-        due = (
-            sa.select(notifications.c.id)
-            .where(notifications.c.status == "pending", notifications.c.due_at <= db_now, free)
-            .order_by(notifications.c.due_at, notifications.c.id)
-            .limit(limit)
-        )
-        claimed = []
         with self._store.connect() as conn:
-            for row_id in conn.execute(due).scalars().all():
-                taken = conn.execute(
-                    notifications.update()
-                    .where(notifications.c.id == row_id, notifications.c.status == "pending", free)
-                    .values(locked_until=to_db_time(now + lease))
-                )
-                if taken.rowcount == 1:
-                    claimed.append(row_id)
-            rows = conn.execute(sa.select(notifications).where(notifications.c.id.in_(claimed))).all()
+            rows = lease_due_rows(
+                conn,
+                notifications,
+                due_column=notifications.c.due_at,
+                now=now,
+                lease=lease,
+                limit=limit,
+                order_by=(notifications.c.due_at, notifications.c.id),
+            )
         return sorted((_stored(row) for row in rows), key=lambda item: (item.due_at, item.id))
 
     def _update(self, row_id: int, **values: Any) -> None:
