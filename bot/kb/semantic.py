@@ -36,7 +36,7 @@ class SentenceModel(Protocol):
 
 
 # The longest question the model reads, in its tokens ("query: ", the specials and the words).
-# Its cost grows with each token (about 1.2 ms on one core), so a pasted paragraph is read up to
+# Its cost grows with each token (1.2 to 2 ms on one core here), so a pasted paragraph is read up to
 # here, its first words; a question is 13 tokens on average on the development set and 22 at most,
 # so questions are read whole. (Reading only their content words saved a fifth of the time and
 # cost recall: docs/designing.md, "Knowledge base: how search and confidence work".)
