@@ -230,4 +230,14 @@ def test_ctrl_c_stops_every_server(stack):
     log = stack.log.read_text()
     assert "Stopped." in log
     stops = re.findall(r"Stopping ([A-Za-z ]+) \(pid", log)
-    assert stops[-4:] == ["Agent console", "Rasa server", "Outbox worker", "Action server"]
+    assert not is_up(f"http://127.0.0.1:{stack.notify_port}/health")
+    # The reverse of the start: what takes work in first, what writes to the CRM/ERP last.
+    assert stops[-7:] == [
+        "Notification intake",
+        "Notification worker",
+        "Agent console",
+        "Rasa server",
+        "Analytics consumer",
+        "Outbox worker",
+        "Action server",
+    ]
