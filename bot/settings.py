@@ -319,6 +319,19 @@ class Settings:
         )
 
 
+def shown_url(url: str | None) -> str:
+    """A database, Redis or broker URL for a log line or a banner: the password replaced by ***."""
+    if not url:
+        return ""
+    from sqlalchemy.engine import make_url  # here: settings load in processes that never open SQL
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an URL that does not parse)"
+
+
 def _project_path(raw: str | None) -> Path | None:
     """A file setting: absolute, or relative to the project root; None when not given."""
     if raw is None:

@@ -23,7 +23,7 @@ from bot.adapters.sql import SqlStore
 from bot.analytics.consumer import read_sql_broker, sync
 from bot.analytics.store import AnalyticsStore
 from bot.clock import Clock
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, shown_url
 from bot.wiring import wiring
 
 log = logging.getLogger("analytics")
@@ -113,7 +113,7 @@ async def run(once: bool, batch: int) -> int:
         log.info("reading RabbitMQ queue %s", settings.event_broker_queue)
         count = await consume_rabbitmq(analytics, settings, graph.clock, stop, once, batch)
     else:
-        log.info("reading the SQL event broker's table in %s", settings.database_url)
+        log.info("reading the SQL event broker's table in %s", shown_url(settings.database_url))
         count = await consume_sql(analytics, graph.clock, stop, once, batch)
     log.info("%d events read", count)
     return 0

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -18,8 +17,9 @@ from bot.notifications.pull import pull_once
 from bot.notifications.rules import DEFAULT_RULES, load_rules
 from bot.notifications.store import NotificationStore
 from bot.notifications.worker import NotificationWorker, TokenBucket
-from bot.settings import Settings
+from bot.settings import Settings, shown_url
 from bot.wiring import Wiring, build_wiring
+from connectors.worker_main import worker_main
 
 
 def build_worker(graph: Wiring) -> tuple[NotificationWorker, Callable[[], Awaitable[None]]]:
@@ -78,7 +78,7 @@ async def _serve(poll_s: float) -> None:
         loop.add_signal_handler(signum, stop.set)
     print(
         f"Notification worker: sending due notifications at {graph.settings.notify_rate_per_s:g}/s "
-        f"(database {graph.settings.database_url}).",
+        f"(database {shown_url(graph.settings.database_url)}).",
         flush=True,
     )
     tasks = [worker.run_forever(stop, poll_s)]
@@ -91,12 +91,7 @@ async def _serve(poll_s: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks when idle")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_serve(args.poll))
-    return 0
+    return worker_main(__doc__.splitlines()[0], _serve, argv)
 
 
 if __name__ == "__main__":

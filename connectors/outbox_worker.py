@@ -8,21 +8,19 @@ SIGTERM: the endpoint answers "not ready", the write in progress is finished, th
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from bot.adapters.sql import SqlCaseBook, SqlStore
 from bot.outbox_worker import OutboxWorker, sender_notify
-from bot.settings import Settings
+from bot.settings import Settings, shown_url
 from bot.wiring import Wiring, build_wiring
+from connectors.worker_main import worker_main
 
 
 def build_worker(graph: Wiring) -> tuple[OutboxWorker, Callable[[], Awaitable[None]]]:
@@ -114,7 +112,7 @@ async def _serve(poll_s: float) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     endpoint = await serve_health(health, settings.outbox_worker_host, settings.outbox_worker_port)
-    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    database = shown_url(settings.database_url)
     print(
         f"Outbox worker: retrying queued CRM/ERP writes (database {database}); health on "
         f"http://{settings.outbox_worker_host}:{settings.outbox_worker_port}/health and /ready.",
@@ -128,12 +126,7 @@ async def _serve(poll_s: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks when idle")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_serve(args.poll))
-    return 0
+    return worker_main(__doc__.splitlines()[0], _serve, argv)
 
 
 if __name__ == "__main__":

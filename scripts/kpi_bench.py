@@ -29,6 +29,7 @@ from bot.analytics.schema import (  # noqa: E402
     analytics_sessions,
     metadata,
 )
+from bot.settings import shown_url  # noqa: E402
 
 WEEK_START = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)  # Monday 00:00 in Mexico City
 INTENTS = [
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'kpi_bench.db'}"
     (ROOT / "var").mkdir(exist_ok=True)
     store = SqlStore(url)
-    print(f"==> Writing a week of {args.conversations:,} conversations into {url} ...", flush=True)
+    print(f"==> Writing a week of {args.conversations:,} conversations into {shown_url(url)} ...", flush=True)
     fill(store, args.conversations, args.seed)
     from bot.analytics.store import AnalyticsStore
 

@@ -31,7 +31,7 @@ from bot.analytics.store import AnalyticsStore  # noqa: E402
 from bot.clock import FixedClock, SystemClock  # noqa: E402
 from bot.handoff.store import HandoffStore  # noqa: E402
 from bot.records import Case, CaseKind  # noqa: E402
-from bot.settings import Settings, SettingsError  # noqa: E402
+from bot.settings import Settings, SettingsError, shown_url  # noqa: E402
 
 STEP = timedelta(hours=6)
 DAYS = 28
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = generate(settings, now, args.conversations, args.seed)
     print(
         f"{counts['conversations']} conversations, {counts['handoffs']} handoffs and {counts['cases']} cases "
-        f"over the {DAYS} days before {now:%Y-%m-%d %H:%M} UTC written to {settings.database_url}; "
+        f"over the {DAYS} days before {now:%Y-%m-%d %H:%M} UTC "
+        f"written to {shown_url(settings.database_url)}; "
         f"now `make report ACTIVE={max(1, args.conversations // 2)}` (the demo's customers, all active)."
     )
     return 0

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cryptography.fernet import Fernet  # noqa: E402
 from supervisor import GroupProcess, ProcessSpec, StartupFailed, Supervisor  # noqa: E402 (scripts/supervisor.py)
 
-from bot.settings import DOOR_TOKENS, VAR_DIR, BackendSettings, Settings, SettingsError  # noqa: E402
+from bot.settings import DOOR_TOKENS, VAR_DIR, BackendSettings, Settings, SettingsError, shown_url  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 MODELS_DIR = ROOT / "models"
@@ -565,8 +565,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     Agent console  http://{settings.console_host}:{settings.console_port}  (first time: make agent NAME=ana{
         ", or make demo-agent" if settings.is_development else ""
     })
-    Database       {settings.database_url}
-    Lock store     {settings.redis_url or "in-process (set REDIS_URL for Redis)"}
+    Database       {shown_url(settings.database_url)}
+    Lock store     {shown_url(settings.redis_url) or "in-process (set REDIS_URL for Redis)"}
     CRM            {backend_line("CRM", settings.crm)}
     ERP            {backend_line("ERP", settings.erp)}
     Outbox worker  retries CRM/ERP writes that failed (bot/outbox_worker.py); health on port {

@@ -23,7 +23,7 @@ from bot.handoff.store import metadata as handoff
 from bot.messaging.journal import metadata as journal
 from bot.messaging.store import metadata as messaging
 from bot.notifications.store import metadata as notifications
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, shown_url
 
 HERE = Path(__file__).resolve().parent
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     config = alembic_config(url)
     if args.command == "upgrade":
         command.upgrade(config, "head")
-        print(f"Database migrated to the newest revision ({url}).")
+        print(f"Database migrated to the newest revision ({shown_url(url)}).")
     elif args.command == "downgrade":
         command.downgrade(config, args.revision)
     elif args.command == "current":

@@ -167,3 +167,16 @@ def test_the_unused_pending_buttons_column_is_dropped_and_the_contacts_kept(empt
     engine.dispose()
     migrate(empty_url)
     assert differences(empty_url) == []
+
+
+def test_the_migrate_command_names_the_database_without_its_password(pg_schema_url, monkeypatch, capsys):
+    from bot.migrations import main
+
+    # PostgreSQL here trusts loopback, so the password is accepted and must not be printed.
+    with_password = pg_schema_url.replace("postgres@", "postgres:pa55-w0rd@", 1)
+    assert with_password != pg_schema_url
+    monkeypatch.setenv("DATABASE_URL", with_password)
+    assert main(["upgrade"]) == 0
+    printed = capsys.readouterr().out
+    assert "migrated to the newest revision" in printed
+    assert "pa55-w0rd" not in printed and "postgres:***@" in printed

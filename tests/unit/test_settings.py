@@ -275,3 +275,17 @@ def test_the_http_api_only_reads_unless_writes_are_turned_on():
     assert Settings.from_env({"RASA_API_WRITES": "ON"}).rasa_api_writes is True
     with pytest.raises(SettingsError, match="RASA_API_WRITES='yes'"):
         Settings.from_env({"RASA_API_WRITES": "yes"})
+
+
+def test_urls_are_shown_without_their_password():
+    from bot.settings import shown_url
+
+    assert (
+        shown_url("postgresql+psycopg2://bot:pa55-w0rd@db:5432/bot")
+        == "postgresql+psycopg2://bot:***@db:5432/bot"
+    )
+    assert shown_url("redis://:pa55-w0rd@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert shown_url("amqp://guest:pa55-w0rd@127.0.0.1:5672/%2F") == "amqp://guest:***@127.0.0.1:5672/%2F"
+    assert shown_url("sqlite:///var/bot.db") == "sqlite:///var/bot.db"
+    assert shown_url(None) == ""
+    assert "pa55" not in shown_url("not a url :pa55-w0rd@")
