@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.clock import parse_moment, shift_to
 
@@ -323,9 +325,6 @@ def shown_url(url: str | None) -> str:
     """A database, Redis or broker URL for a log line or a banner: the password replaced by ***."""
     if not url:
         return ""
-    from sqlalchemy.engine import make_url  # here: settings load in processes that never open SQL
-    from sqlalchemy.exc import ArgumentError
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
