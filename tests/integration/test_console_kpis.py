@@ -1,5 +1,6 @@
 """The console's KPI page: the hand-computed week of tests/analytics_helpers.py, charts drawn on
-the server as SVG (no script), texts escaped, and only for a logged-in agent."""
+the server as SVG (no script), texts escaped, and only for a logged-in supervisor: an agent
+without the role gets a 403 in Spanish and no link to it."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ import requests
 
 from bot.analytics.store import AnalyticsStore
 from bot.clock import FixedClock
-from bot.handoff.agents import create_agent
+from bot.handoff.agents import AgentError, create_agent
 from bot.handoff.service import build_services
 from bot.settings import Settings
 from bot.wiring import Wiring
+from connectors.console.__main__ import main as console_cli
 from tests.analytics_helpers import NOW, Conversation, at, delivered_events, write_handoffs_and_cases
 from tests.console_helpers import RunningConsole
 
 pytestmark = pytest.mark.integration
-AGENT, PASSWORD = "sofia", "contraseña-larga-2"
+AGENT, PASSWORD = "sofia", "contraseña-larga-2"  # a supervisor
+PLAIN = "beto"  # an agent: the queue, not the KPIs
 
 
 @pytest.fixture
@@ -33,7 +36,8 @@ def console(sql_store) -> Iterator[RunningConsole]:
     settings = Settings.from_env({"BOT_ENV": "development", "BOT_TIMEZONE": "America/Mexico_City"})
     clock = FixedClock(NOW)
     graph = Wiring.of(settings, clock, handoff=build_services(settings, sql_store, clock))
-    create_agent(graph.handoff.store, AGENT, PASSWORD)
+    create_agent(graph.handoff.store, AGENT, PASSWORD, role="supervisor")
+    create_agent(graph.handoff.store, PLAIN, PASSWORD)
     running = RunningConsole(graph)
     yield running
     running.stop()
@@ -67,3 +71,50 @@ def test_a_date_that_is_no_date_is_said_plainly(console):
     agent = console.session(AGENT, PASSWORD)
     page = agent.get(f"{console.url}/kpis?from=ayer", timeout=10)
     assert page.status_code == 200 and "Fechas no válidas" in page.text
+
+
+def test_an_agent_without_the_supervisor_role_gets_a_spanish_403_and_no_link(console):
+    agent = console.session(PLAIN, PASSWORD)
+    page = agent.get(f"{console.url}/kpis?from=2026-11-23&to=2026-11-30", timeout=10)
+    assert page.status_code == 403
+    assert "Esta página es solo para supervisores" in page.text
+    assert 'data-kpi="' not in page.text and "<svg" not in page.text
+    queue = agent.get(f"{console.url}/", timeout=10)
+    assert queue.status_code == 200 and 'href="/kpis"' not in queue.text
+    supervisor = console.session(AGENT, PASSWORD)
+    assert '<a href="/kpis">Indicadores</a>' in supervisor.get(f"{console.url}/", timeout=10).text
+
+
+def test_a_role_change_counts_on_the_next_request(console):
+    store = console.graph.handoff.store
+    beto = console.session(PLAIN, PASSWORD)
+    assert beto.get(f"{console.url}/kpis", timeout=10).status_code == 403
+    create_agent(store, PLAIN, None, role="supervisor")  # the role alone: the password stays
+    assert beto.get(f"{console.url}/kpis", timeout=10).status_code == 200
+    create_agent(store, PLAIN, None, role="agent")
+    assert beto.get(f"{console.url}/kpis", timeout=10).status_code == 403
+    assert console.login(PLAIN, PASSWORD).status_code == 302
+
+
+def test_a_new_agent_needs_a_password_and_a_known_role(console):
+    store = console.graph.handoff.store
+    with pytest.raises(AgentError, match="needs a password"):
+        create_agent(store, "nadia", None, role="supervisor")
+    with pytest.raises(AgentError, match="role"):
+        create_agent(store, "nadia", PASSWORD, role="admin")
+    assert not store.agent_exists("nadia")
+
+
+def test_make_agent_with_role_supervisor_opens_the_dashboard(console, sql_store, monkeypatch, capsys):
+    monkeypatch.setenv("BOT_ENV", "development")
+    monkeypatch.setenv("DATABASE_URL", str(sql_store.engine.url))
+    monkeypatch.setenv("AGENT_PASSWORD", "otra-clave-muy-larga")
+    assert console_cli(["agent", "Rosa", "--role", "supervisor"]) == 0
+    assert "rosa can log in to the console as supervisor" in capsys.readouterr().out
+    rosa = console.session("rosa", "otra-clave-muy-larga")
+    assert rosa.get(f"{console.url}/kpis", timeout=10).status_code == 200
+    monkeypatch.delenv("AGENT_PASSWORD")
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "")  # Enter: keep the password
+    assert console_cli(["agent", "rosa", "--role", "agent"]) == 0
+    assert rosa.get(f"{console.url}/kpis", timeout=10).status_code == 403
+    assert console.login("rosa", "otra-clave-muy-larga").status_code == 302
