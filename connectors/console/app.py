@@ -39,7 +39,7 @@ from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionW
 from bot.wiring import Wiring
 from connectors.console import knowledge
 from connectors.console.canned import conversation_values, fill, load_canned
-from connectors.console.kpis import kpi_page_values
+from connectors.console.kpis import KPI_ARGS, kpi_page_values
 from connectors.console.labels import load_labels
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
@@ -495,8 +495,7 @@ def create_app(
             store.sql,
             settings.bot_timezone,
             clock.now(),
-            request.args.get("from"),
-            request.args.get("to"),
+            {name: request.args.get(name) for name in KPI_ARGS},
         )
         return signed_in(request, session, "kpis.html", **values)
 

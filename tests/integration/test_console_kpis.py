@@ -61,7 +61,7 @@ def test_the_kpi_page_shows_the_weeks_figures_and_server_drawn_charts(console):
     assert kpi(text, "sessions") == "6"
     assert kpi(text, "containment") == "16.7%"
     assert kpi(text, "csat_mean") == "3.5"
-    assert text.count("<svg") == 2 and "<rect" in text
+    assert text.count("<svg") == 3 and "<rect" in text
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "script-src 'nonce-" in page.headers["Content-Security-Policy"]
     assert '<a href="/kpis">Indicadores</a>' in text
@@ -118,3 +118,45 @@ def test_make_agent_with_role_supervisor_opens_the_dashboard(console, sql_store,
     assert console_cli(["agent", "rosa", "--role", "agent"]) == 0
     assert rosa.get(f"{console.url}/kpis", timeout=10).status_code == 403
     assert console.login("rosa", "otra-clave-muy-larga").status_code == 302
+
+
+def test_the_default_period_is_the_four_weeks_before_the_clocks_day(console):
+    page = console.session(AGENT, PASSWORD).get(f"{console.url}/kpis", timeout=10).text
+    # NOW is 2 Dec: 4 Nov to 2 Dec holds S0–S6 and the odd one (D never wrote).
+    assert 'name="from" value="2026-11-04"' in page and 'name="to" value="2026-12-02"' in page
+    assert kpi(page, "sessions") == "8"
+
+
+def test_the_filters_pick_the_sessions_and_stay_chosen(console):
+    agent = console.session(AGENT, PASSWORD)
+    week = f"{console.url}/kpis?from=2026-11-23&to=2026-11-30"
+    page = agent.get(f"{week}&channel=sms", timeout=10).text
+    # The hand-computed week's SMS sessions: S3 unresolved, S5 handed over (CSAT 2, 10 min).
+    assert (kpi(page, "sessions"), kpi(page, "containment"), kpi(page, "handoff_rate")) == (
+        "2",
+        "0.0%",
+        "50.0%",
+    )
+    assert (kpi(page, "csat_mean"), kpi(page, "aht_minutes")) == ("2.0", "10.0")
+    assert '<option value="sms" selected>SMS</option>' in page and 'id="kpi-filtered"' in page
+    assert re.search(r'<tr data-intent="check_balance">', page) and 'data-intent="order_status"' not in page
+    page = agent.get(f"{week}&intent=order_status&customer=returning", timeout=10).text
+    assert (kpi(page, "sessions"), kpi(page, "containment"), kpi(page, "csat_mean")) == ("2", "50.0%", "5.0")
+    assert '<option value="returning" selected>' in page
+    assert '<option value="order_status" selected>' in page
+    page = agent.get(f"{week}&country=pe", timeout=10).text
+    assert kpi(page, "sessions") == "2" and '<option value="PE" selected>PE</option>' in page
+
+
+def test_a_hand_written_filter_is_refused_and_never_echoed_raw(console):
+    agent = console.session(AGENT, PASSWORD)
+    for query in (
+        "intent=%3Cscript%3Ealert(1)%3C/script%3E",
+        "channel=telegram",
+        "country=%22%3E%3Cb%3E",
+        "customer=vip",
+    ):
+        page = agent.get(f"{console.url}/kpis?{query}", timeout=10)
+        assert page.status_code == 200 and "Filtro no válido" in page.text, query
+        assert "<script>alert(1)" not in page.text and '"><b>' not in page.text
+        assert 'data-kpi="' not in page.text
