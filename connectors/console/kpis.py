@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.adapters.sql import SqlStore
+from bot.analytics.alert_book import AlertBook, FiredAlert
 from bot.analytics.kpis import CUSTOMER_TYPES, NO_INTENT, SessionFilter, compute_kpis, days_period
 from bot.analytics.report import PERCENTS, summary_rows
 from bot.analytics.store import AnalyticsStore
@@ -18,6 +19,7 @@ from connectors.console.charts import bar_chart
 
 KPI_ARGS = ("from", "to", "intent", "channel", "country", "customer")  # the form's fields
 MAX_DAYS = 92  # a quarter: the page computes on request
+ALERTS_SHOWN_FOR = timedelta(days=14)  # an alert of the last two weeks' checks stays on the page
 DEFAULT_DAYS = 28  # four weeks: enough to see a weekly trend
 CHANNELS = {"whatsapp": "WhatsApp", "sms": "SMS"}
 CUSTOMERS = {"new": "Nuevos", "returning": "Recurrentes"}
@@ -71,6 +73,23 @@ def session_filter(args: Mapping[str, str | None]) -> SessionFilter:
     return SessionFilter(intent=intent, channel=channel, country=country, customer=customer)
 
 
+def alert_row(alert: FiredAlert) -> dict[str, Any]:
+    """An alert's figures as the page writes them (the sentence is kpis.html's, in Spanish)."""
+    percent = alert.kind != "csat_below"
+    number = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.1f}")
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "subject": alert.subject,
+        "week": alert.week,
+        "value": number(alert.value),
+        "previous": number(alert.previous) if alert.previous is not None else "",
+        "threshold": f"{alert.threshold:g}",
+        "volume": alert.volume,
+        "fired_at": alert.fired_at.isoformat(),
+    }
+
+
 def kpi_page_values(
     store: SqlStore, zone: str, now: datetime, args: Mapping[str, str | None]
 ) -> dict[str, Any]:
@@ -86,6 +105,7 @@ def kpi_page_values(
         "customers": CUSTOMERS,
         "intents": [],
         "countries": [],
+        "alerts": [alert_row(alert) for alert in AlertBook(store).recent(now - ALERTS_SHOWN_FOR)],
     }
     today = now.astimezone(ZoneInfo(zone)).date()
     try:

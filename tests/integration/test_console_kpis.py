@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bot.analytics.alert_book import AlertBook, Firing
+from bot.analytics.alerts import last_complete_week
 from bot.analytics.store import AnalyticsStore
 from bot.clock import FixedClock
 from bot.handoff.agents import AgentError, create_agent
@@ -160,3 +162,21 @@ def test_a_hand_written_filter_is_refused_and_never_echoed_raw(console):
         assert page.status_code == 200 and "Filtro no válido" in page.text, query
         assert "<script>alert(1)" not in page.text and '"><b>' not in page.text
         assert 'data-kpi="' not in page.text
+
+
+def test_a_fired_alert_shows_on_the_dashboard_in_spanish(console):
+    week, _, name = last_complete_week(NOW, "America/Mexico_City")
+    AlertBook(console.graph.handoff.store.sql).record(
+        [
+            Firing("contencion", "containment_drop", "order_status", name, week, 0.4, 1.0, 10, 5),
+            Firing("csat", "csat_below", "", name, week, 3.5, None, 4, 2),
+        ],
+        NOW,
+        deliver=False,
+    )
+    page = console.session(AGENT, PASSWORD).get(f"{console.url}/kpis", timeout=10).text
+    banner = page[page.index('id="kpi-alerts"') : page.index("</section>", page.index('id="kpi-alerts"'))]
+    assert "Semana 2026-W48" in banner
+    assert "bajó de 100.0% a 40.0% (más de 10 puntos; 5 sesiones o más por semana)" in banner
+    assert "el CSAT del total fue 3.5, bajo el mínimo de 4 (2 respuestas)" in banner
+    assert 'data-alert="containment_drop" data-intent="order_status"' in banner
