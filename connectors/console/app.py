@@ -5,7 +5,8 @@ Server-rendered with Jinja2 (autoescape on: what a customer wrote is always text
 front-end build: two small inline scripts poll JSON every two seconds for the queue and for new
 messages (one console process, any database; see bot/handoff/announce.py for Redis).
 Sessions are signed cookies (itsdangerous) that expire; every form carries a CSRF token; every
-page but the login needs a session. Replies go out through bot.messaging.sender.MessageSender,
+page but the login needs a session, and the KPI page a supervisor's (the role is read from the
+agents table on every request). Replies go out through bot.messaging.sender.MessageSender,
 so the WhatsApp 24-hour window and opt-outs hold, and are written into the Rasa tracker.
 """
 
