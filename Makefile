@@ -114,9 +114,9 @@ migration: install ## Autogenerate a migration from the tables in code: make mig
 	@test -n "$(MSG)" || { echo 'usage: make migration MSG="what it changes"'; exit 1; }
 	@$(PY) -m bot.migrations revision -m "$(MSG)"
 	@.venv/bin/ruff format bot/migrations/versions && .venv/bin/ruff check --fix -q bot/migrations/versions
-agent: install migrate ## Create a console agent or reset its password: make agent NAME=ana (AGENT_PASSWORD=... for scripts)
-	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name>"; exit 1; }
-	@$(PY) -m connectors.console agent "$(NAME)"
+agent: install migrate ## Create a console agent or reset its password: make agent NAME=ana [ROLE=supervisor] (AGENT_PASSWORD=... for scripts)
+	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name> [ROLE=agent|supervisor]"; exit 1; }
+	@$(PY) -m connectors.console agent "$(NAME)" $(if $(ROLE),--role "$(ROLE)")
 
 agent-unlock: install ## Lift a console login lockout: make agent-unlock NAME=ana [ADDRESS=10.0.0.7] (needs REDIS_URL)
 	@test -n "$(NAME)" || { echo "usage: make agent-unlock NAME=<agent name> [ADDRESS=<client address>]"; exit 1; }

@@ -149,6 +149,11 @@ class Settings:
     event_broker_url: str | None = None  # amqp://user:password@host:5672/vhost: RabbitMQ (Pika)
     event_broker_queue: str = "autoservicio-analytics"
     event_broker_exchange: str = "autoservicio-events"
+    # --- KPI alerts (docs/kpis.md, "Alerts"): checked by the analytics consumer ---
+    alert_rules: Path | None = None  # None: bot/alerts.yml
+    alert_check_interval_s: int = 300
+    alert_webhook_url: str | None = None  # also POSTed there, HMAC-signed; unset: the console only
+    alert_webhook_secret: str | None = None
 
     @property
     def is_development(self) -> bool:
@@ -318,6 +323,7 @@ class Settings:
             notify_rate_per_s=_positive(get, "NOTIFY_RATE_PER_S", 5.0, float),
             notify_lease_s=_positive(get, "NOTIFY_LEASE_S", 60.0, float),
             notify_pull_interval_s=_bounded(get, "NOTIFY_PULL_INTERVAL_S", 0, 0, 86400),
+            **_alerts(get),
         )
 
 
@@ -329,6 +335,30 @@ def shown_url(url: str | None) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "(an URL that does not parse)"
+
+
+def _alerts(get) -> dict[str, object]:
+    """ALERT_RULES, ALERT_CHECK_INTERVAL_S, ALERT_WEBHOOK_URL and its ALERT_WEBHOOK_SECRET."""
+    rules = _project_path(get("ALERT_RULES"))
+    if rules is not None and not rules.is_file():
+        raise SettingsError(f"ALERT_RULES={get('ALERT_RULES')!r}: no such file (default: bot/alerts.yml).")
+    url = get("ALERT_WEBHOOK_URL")
+    if url and not url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"ALERT_WEBHOOK_URL={url!r}: give the full URL, like https://hooks.example.com/kpi"
+        )
+    secret = get("ALERT_WEBHOOK_SECRET")
+    # Every environment: an unsigned alert could be forged by anyone who finds the receiver.
+    if url and not secret:
+        raise SettingsError(
+            "ALERT_WEBHOOK_URL needs ALERT_WEBHOOK_SECRET (the HMAC key its POSTs are signed with)."
+        )
+    return {
+        "alert_rules": rules,
+        "alert_check_interval_s": _bounded(get, "ALERT_CHECK_INTERVAL_S", 300, 10, 86400),
+        "alert_webhook_url": url,
+        "alert_webhook_secret": secret,
+    }
 
 
 def _project_path(raw: str | None) -> Path | None:

@@ -5,12 +5,18 @@ EVENT_BROKER_URL is set, else the SQL event broker's table in DATABASE_URL, and 
 copies the recent handoffs and cases. A RabbitMQ message is acknowledged only after the rows it
 became are committed: killed at any moment, the consumer gets the unacknowledged ones again on
 restart, and recording by event identity keeps each event once.
+
+Beside the reading, a task checks the KPI alert rules (bot/alerts.yml) every
+ALERT_CHECK_INTERVAL_S and posts fired alerts to ALERT_WEBHOOK_URL, in worker threads: a slow
+webhook never holds up the events. One process fewer to supervise, and the alerts judge the
+tables this same process keeps current.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -20,6 +26,9 @@ import aio_pika
 import sqlalchemy as sa
 
 from bot.adapters.sql import SqlStore
+from bot.analytics.alert_book import AlertBook
+from bot.analytics.alert_webhook import deliver_due_alerts
+from bot.analytics.alerts import DEFAULT_RULES, AlertRulesError, RuleFile, check_alerts
 from bot.analytics.consumer import read_sql_broker, sync
 from bot.analytics.store import AnalyticsStore
 from bot.clock import Clock
@@ -29,6 +38,7 @@ from bot.wiring import wiring
 log = logging.getLogger("analytics")
 SYNC_EVERY_S = 60.0
 IDLE_SLEEP_S = 0.5
+DELIVER_EVERY_S = 5.0  # the alert webhook's due retries are looked for this often
 
 
 async def _declare(channel: aio_pika.abc.AbstractChannel, settings: Settings) -> aio_pika.abc.AbstractQueue:
@@ -101,20 +111,82 @@ async def consume_sql(
     return read
 
 
+def alert_round(
+    analytics: AnalyticsStore, book: AlertBook, rules: RuleFile, settings: Settings, clock: Clock, check: bool
+) -> None:
+    """Check the rules (when `check`) at the clock's now, then post the due alerts."""
+    if check:
+        for alert in check_alerts(
+            analytics,
+            book,
+            rules.rules(),
+            clock.now(),
+            settings.bot_timezone,
+            deliver=settings.alert_webhook_url is not None,
+        ):
+            log.warning(
+                "KPI alert %s: %s %s in %s (%.3f, threshold %s)",
+                alert.id,
+                alert.rule,
+                alert.subject or "all sessions",
+                alert.week,
+                alert.value,
+                alert.threshold,
+            )
+    if settings.alert_webhook_url and settings.alert_webhook_secret:
+        deliver_due_alerts(book, settings.alert_webhook_url, settings.alert_webhook_secret, clock.now())
+
+
+async def watch_alerts(
+    analytics: AnalyticsStore, settings: Settings, clock: Clock, rules: RuleFile, stop: asyncio.Event
+) -> None:
+    """Until `stop`: the rules every ALERT_CHECK_INTERVAL_S, the webhook's due retries every
+    DELIVER_EVERY_S. A failed round is logged and tried again at the next."""
+    book = AlertBook(analytics.sql)
+    last_check: float | None = None
+    while not stop.is_set():
+        check = last_check is None or clock.monotonic() - last_check >= settings.alert_check_interval_s
+        try:
+            await asyncio.to_thread(alert_round, analytics, book, rules, settings, clock, check)
+        except Exception:
+            log.exception("alert round failed; trying again in %.0f s", DELIVER_EVERY_S)
+        if check:
+            last_check = clock.monotonic()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), DELIVER_EVERY_S)
+
+
 async def run(once: bool, batch: int) -> int:
     graph = wiring()
     settings = graph.settings
     analytics = AnalyticsStore(SqlStore(settings.database_url))
+    try:
+        rules = RuleFile(settings.alert_rules or DEFAULT_RULES)
+    except AlertRulesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if settings.event_broker_url:
-        log.info("reading RabbitMQ queue %s", settings.event_broker_queue)
-        count = await consume_rabbitmq(analytics, settings, graph.clock, stop, once, batch)
-    else:
-        log.info("reading the SQL event broker's table in %s", shown_url(settings.database_url))
-        count = await consume_sql(analytics, graph.clock, stop, once, batch)
+    alerts = (
+        None if once else asyncio.create_task(watch_alerts(analytics, settings, graph.clock, rules, stop))
+    )
+    try:
+        if settings.event_broker_url:
+            log.info("reading RabbitMQ queue %s", settings.event_broker_queue)
+            count = await consume_rabbitmq(analytics, settings, graph.clock, stop, once, batch)
+        else:
+            log.info("reading the SQL event broker's table in %s", shown_url(settings.database_url))
+            count = await consume_sql(analytics, graph.clock, stop, once, batch)
+    finally:
+        stop.set()
+        if alerts is not None:
+            await alerts
+    if once:  # what was read, judged once
+        await asyncio.to_thread(
+            alert_round, analytics, AlertBook(analytics.sql), rules, settings, graph.clock, True
+        )
     log.info("%d events read", count)
     return 0
 

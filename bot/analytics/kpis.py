@@ -43,6 +43,41 @@ class Period:
         return self.start <= moment < self.end
 
 
+CUSTOMER_TYPES = ("new", "returning")
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which sessions of the period count: each dimension's one value, or None for all of them.
+
+    Applied after every session's outcome is settled (a handoff still belongs to the session it
+    was made in, whatever the filter), so the figures of a filter are those of its sessions."""
+
+    intent: str | None = None  # NO_INTENT for sessions without a task intent
+    channel: str | None = None
+    country: str | None = None
+    customer: str | None = None  # new | returning
+
+    def __post_init__(self) -> None:
+        if self.customer is not None and self.customer not in CUSTOMER_TYPES:
+            raise ValueError(f"customer {self.customer!r}: use one of {', '.join(CUSTOMER_TYPES)}")
+
+    @property
+    def active(self) -> bool:
+        return any(value is not None for value in (self.intent, self.channel, self.country, self.customer))
+
+    def matches(self, intent: str, channel: str, country: str, customer: str) -> bool:
+        return (
+            (self.intent is None or self.intent == intent)
+            and (self.channel is None or self.channel == channel)
+            and (self.country is None or self.country == country)
+            and (self.customer is None or self.customer == customer)
+        )
+
+
+EVERY_SESSION = SessionFilter()
+
+
 def days_period(first: date | None, last: date | None, today: date, zone: str, days: int = 7) -> Period:
     """The days [first, last) as midnights in `zone`; by default the `days` full days before `today`."""
     tz = ZoneInfo(zone)
@@ -77,6 +112,7 @@ class MisunderstoodFacts:
     text: str  # masked when it was stored
     at: datetime
     reasons: str
+    conversation_id: str = ""  # whose session it belongs to, for a filter
 
 
 @dataclass
@@ -162,7 +198,7 @@ class Figures:
 class _Session:
     """A session being judged (slots: a week holds 100,000 of them)."""
 
-    __slots__ = ("facts", "outcome", "fcr", "handoff_reasons", "scores")
+    __slots__ = ("facts", "outcome", "fcr", "handoff_reasons", "scores", "customer")
     NONE: tuple = ()
 
     def __init__(self, facts: SessionFacts) -> None:
@@ -171,6 +207,7 @@ class _Session:
         self.fcr: bool | None = None
         self.handoff_reasons: list[str] | tuple = self.NONE
         self.scores: list[int] | tuple = self.NONE
+        self.customer = "new"  # or "returning": set for the sessions of the period
 
 
 @dataclass(frozen=True)
@@ -219,12 +256,15 @@ def compute_kpis(
     first_seen: dict[str, datetime],
     zone: str,
     active_customers: int | None = None,
+    only: SessionFilter = EVERY_SESSION,
 ) -> KpiReport:
     """Every KPI of docs/kpis.md for the sessions started in `period`, judged at `now`.
 
     `sessions` must hold the period's sessions and those started up to FCR_WINDOW after it (for
     first-contact resolution); `first_seen` the first session start of each customer key (new
-    vs returning); `handoffs` and `cases` those of the conversations in `sessions`."""
+    vs returning); `handoffs` and `cases` those of the conversations in `sessions`. With a
+    filter (`only`), the figures are those of its sessions; AHT, the cases and the misunderstood
+    messages those that belong to them."""
     tz = ZoneInfo(zone)
     ordered = sorted(sessions, key=attrgetter("started_at"))
     all_sessions = [_Session(facts) for facts in ordered]
@@ -233,25 +273,20 @@ def compute_kpis(
         by_conversation[session.facts.conversation_id].append(session)
     starts = {cid: [s.facts.started_at for s in items] for cid, items in by_conversation.items()}
 
+    def owner_of(conversation_id: str, moment: datetime) -> _Session | None:
+        return _owner(by_conversation.get(conversation_id, []), starts.get(conversation_id, []), moment)
+
     handoff_list = list(handoffs)
-    for handoff in handoff_list:
-        owner = _owner(
-            by_conversation.get(handoff.conversation_id, []),
-            starts.get(handoff.conversation_id, []),
-            handoff.created_at,
-        )
+    handoff_owners = [owner_of(h.conversation_id, h.created_at) for h in handoff_list]
+    for handoff, owner in zip(handoff_list, handoff_owners, strict=True):
         if owner is not None:
             owner.outcome = HANDOFF
             owner.handoff_reasons = [*owner.handoff_reasons, handoff.reason]
             if handoff.satisfaction is not None:
                 owner.scores = [*owner.scores, handoff.satisfaction]
     case_list = list(cases)
-    for case in case_list:
-        owner = _owner(
-            by_conversation.get(case.conversation_id, []),
-            starts.get(case.conversation_id, []),
-            case.opened_at,
-        )
+    case_owners = [owner_of(c.conversation_id, c.opened_at) for c in case_list]
+    for owner in case_owners:
         if owner is not None and owner.outcome != HANDOFF:
             owner.outcome = CASE
     for session in all_sessions:
@@ -261,6 +296,21 @@ def compute_kpis(
             session.outcome = UNRESOLVED
 
     in_period = [s for s in all_sessions if period.holds(s.facts.started_at) and s.facts.customer_turns > 0]
+    for session in in_period:
+        first = first_seen.get(session.facts.customer_key, session.facts.started_at)
+        session.customer = "returning" if first < session.facts.started_at else "new"
+    if only.active:
+        in_period = [
+            s
+            for s in in_period
+            if only.matches(s.facts.intent or NO_INTENT, s.facts.channel, s.facts.country, s.customer)
+        ]
+    chosen = {id(s) for s in in_period}
+
+    def counted(owner: _Session | None) -> bool:
+        """Whether a handoff or case of this session counts: any, without a filter."""
+        return not only.active or (owner is not None and id(owner) in chosen)
+
     _judge_first_contact(in_period, all_sessions, now)
 
     # One Figures per combination of the dimensions' values, then summed per dimension: a
@@ -270,7 +320,6 @@ def compute_kpis(
     local_days: dict[datetime, tuple[str, str]] = {}
     for session in in_period:
         facts = session.facts
-        first = first_seen.get(facts.customer_key, facts.started_at)
         local = facts.started_at.astimezone(tz)
         hour = local.replace(minute=0, second=0, microsecond=0)
         if hour not in local_days:
@@ -278,7 +327,7 @@ def compute_kpis(
             local_days[hour] = (local.date().isoformat(), f"{year}-W{week:02d}")
         day, week_name = local_days[hour]
         intent = facts.intent or NO_INTENT
-        customer = "returning" if first < facts.started_at else "new"
+        customer = session.customer
         combos[(intent, facts.channel, facts.country, customer, day, week_name)].add(session)
         for reason in set(session.handoff_reasons):
             pairs[(intent, reason)] += 1
@@ -292,13 +341,19 @@ def compute_kpis(
             breakdown[dimension][value].merge(figures)
 
     agent_times: dict[str, list[float]] = defaultdict(list)
-    for handoff in handoff_list:
+    for handoff, owner in zip(handoff_list, handoff_owners, strict=True):
+        if not counted(owner):
+            continue
         if period.holds(handoff.created_at) and handoff.accepted_at and handoff.ended_at:
             minutes = (handoff.ended_at - handoff.accepted_at).total_seconds() / 60
             agent_times[handoff.agent or "?"].append(minutes)
     all_times = [minutes for times in agent_times.values() for minutes in times]
 
-    opened = [case for case in case_list if period.holds(case.opened_at)]
+    opened = [
+        case
+        for case, owner in zip(case_list, case_owners, strict=True)
+        if period.holds(case.opened_at) and counted(owner)
+    ]
     hours = [
         (case.resolved_at - case.opened_at).total_seconds() / 3600
         for case in opened
@@ -307,7 +362,9 @@ def compute_kpis(
     customers = len({s.facts.customer_key for s in in_period})
     texts: dict[str, list] = {}
     for message in misunderstood:
-        if period.holds(message.at):
+        if period.holds(message.at) and (
+            not only.active or counted(owner_of(message.conversation_id, message.at))
+        ):
             texts.setdefault(same_text(message.text), [message.text, 0])[1] += 1
     top = sorted(((text, count) for text, count in texts.values()), key=lambda item: (-item[1], item[0]))
     return KpiReport(

@@ -86,3 +86,29 @@ analytics_offsets = sa.Table(
     sa.Column("source", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+
+# The KPI alerts that fired (bot/analytics/alerts.py): one per rule, subject and ISO week, with
+# its delivery to ALERT_WEBHOOK_URL (status pending → delivered | failed; unsent: no webhook).
+kpi_alerts = sa.Table(
+    "kpi_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False),  # the intent, or "" for all sessions
+    sa.Column("week", sa.String(10), nullable=False),  # 2026-W48
+    sa.Column("period_start", sa.DateTime, nullable=False),
+    sa.Column("period_end", sa.DateTime, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("previous", sa.Float),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("volume", sa.Integer, nullable=False),
+    sa.Column("fired_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("locked_until", sa.DateTime),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("delivered_at", sa.DateTime),
+    sa.UniqueConstraint("rule", "subject", "week", name="uq_kpi_alerts_once"),
+)

@@ -18,7 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.sql import SqlStore, cases, from_db_time, orders, to_db_time
-from bot.analytics.kpis import FCR_WINDOW, CaseFacts, HandoffFacts, MisunderstoodFacts, Period
+from bot.analytics.kpis import (
+    FCR_WINDOW,
+    NO_INTENT,
+    CaseFacts,
+    HandoffFacts,
+    MisunderstoodFacts,
+    Period,
+)
 from bot.analytics.schema import (
     analytics_cases,
     analytics_events,
@@ -271,9 +278,16 @@ class AnalyticsStore:
             ]
             m = analytics_misunderstood.c
             misunderstood = [
-                MisunderstoodFacts(text=row.text, at=from_db_time(row.at), reasons=row.reasons)
+                MisunderstoodFacts(
+                    text=row.text,
+                    at=from_db_time(row.at),
+                    reasons=row.reasons,
+                    conversation_id=row.conversation_id,
+                )
                 for row in conn.execute(
-                    sa.select(m.text, m.at, m.reasons).where(m.at >= start, m.at < to_db_time(period.end))
+                    sa.select(m.text, m.at, m.reasons, m.conversation_id).where(
+                        m.at >= start, m.at < to_db_time(period.end)
+                    )
                 )
             ]
         return {
@@ -282,6 +296,19 @@ class AnalyticsStore:
             "handoffs": handoff_facts,
             "cases": case_facts,
             "misunderstood": misunderstood,
+        }
+
+    def dimension_values(self, period: Period) -> dict[str, list[str]]:
+        """The intents and countries of the sessions started in `period`: the choices of the
+        dashboard's filters (an intent-less session's intent is NO_INTENT)."""
+        s = analytics_sessions.c
+        within = (s.started_at >= to_db_time(period.start), s.started_at < to_db_time(period.end))
+        with self.connect() as conn:
+            intents = conn.execute(sa.select(sa.distinct(s.intent)).where(*within)).scalars().all()
+            countries = conn.execute(sa.select(sa.distinct(s.country)).where(*within)).scalars().all()
+        return {
+            "intent": sorted(intent or NO_INTENT for intent in intents),
+            "country": sorted(countries),
         }
 
     def active_customers(self, period: Period) -> int | None:

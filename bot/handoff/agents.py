@@ -8,7 +8,7 @@ import hmac
 import re
 import secrets
 
-from bot.handoff.store import HandoffStore
+from bot.handoff.store import ROLES, HandoffStore
 
 # scrypt's cost: 2**14 x 8 x 1 takes ~50 ms and 16 MiB, enough to slow guessing from a stolen table.
 _N, _R, _P = 2**14, 8, 1
@@ -45,13 +45,24 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(given, base64.b64decode(digest))
 
 
-def create_agent(store: HandoffStore, name: str, password: str) -> None:
-    """Create the agent `name` (or reset its password)."""
+def create_agent(store: HandoffStore, name: str, password: str | None, role: str | None = None) -> None:
+    """Create the agent `name` (or reset its password) and, given `role`, set its role.
+
+    A new agent is an `agent` unless `role` says otherwise. `password` may be None only for an
+    existing agent whose role alone changes."""
     if not _NAME.match(name):
         raise AgentError("the name is 2-64 lower-case letters, digits, '.', '_' or '-'")
-    if len(password) < MIN_PASSWORD:
+    if role is not None and role not in ROLES:
+        raise AgentError(f"the role is one of: {', '.join(ROLES)}")
+    if password is None:
+        if role is None or not store.agent_exists(name):
+            raise AgentError("a new agent needs a password")
+    elif len(password) < MIN_PASSWORD:
         raise AgentError(f"the password needs at least {MIN_PASSWORD} characters")
-    store.save_agent(name, hash_password(password))
+    else:
+        store.save_agent(name, hash_password(password))
+    if role is not None:
+        store.set_agent_role(name, role)
 
 
 def authenticate(store: HandoffStore, name: str, password: str) -> bool:

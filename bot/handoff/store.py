@@ -82,7 +82,12 @@ agents = sa.Table(
     # The console's last authenticated request of the agent (at most once a minute): who is
     # connected now, for the customers' wait estimate. Logging out clears it.
     sa.Column("last_seen_at", sa.DateTime),
+    # What the agent may see beyond the queue: "agent" or "supervisor" (the KPI dashboard).
+    sa.Column("role", sa.String(16), nullable=False, server_default="agent"),
 )
+
+ROLES = ("agent", "supervisor")
+SUPERVISOR = "supervisor"
 
 ACTIVE = ("waiting", "open")
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -457,12 +462,30 @@ class HandoffStore:
     def agent_session_valid(self, name: str, signed_at: datetime) -> bool:
         """Whether a session of `name` signed at `signed_at` may still be used: the agent
         exists and has not logged out (or changed password) since."""
+        return self.agent_session_role(name, signed_at) is not None
+
+    def agent_session_role(self, name: str, signed_at: datetime) -> str | None:
+        """The role of `name` when a session signed at `signed_at` may still be used, else None:
+        read on every request, so a supervisor made an agent again loses the dashboard at once."""
         with self._connect() as conn:
-            row = conn.execute(sa.select(agents.c.sessions_valid_after).where(agents.c.name == name)).first()
+            row = conn.execute(
+                sa.select(agents.c.sessions_valid_after, agents.c.role).where(agents.c.name == name)
+            ).first()
         if row is None:
-            return False
+            return None
         valid_after = from_db_time(row.sessions_valid_after)
-        return valid_after is None or signed_at > valid_after
+        return row.role if valid_after is None or signed_at > valid_after else None
+
+    def agent_exists(self, name: str) -> bool:
+        with self._connect() as conn:
+            return conn.execute(sa.select(agents.c.name).where(agents.c.name == name)).first() is not None
+
+    def set_agent_role(self, name: str, role: str) -> bool:
+        """Give the existing agent `name` the role; False when there is no such agent."""
+        if role not in ROLES:
+            raise ValueError(f"role {role!r}: use one of {', '.join(ROLES)}")
+        with self._connect() as conn:
+            return conn.execute(agents.update().where(agents.c.name == name).values(role=role)).rowcount == 1
 
     def agent_password_hash(self, name: str) -> str | None:
         with self._connect() as conn:

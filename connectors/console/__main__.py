@@ -1,9 +1,11 @@
 """Runs the agent console (`serve`, what `make run` starts) and manages agents (`agent`, `demo-agent`).
 
 python -m connectors.console serve [--port 8080]
-python -m connectors.console agent NAME       # asks the password twice, without echo;
-                                              # AGENT_PASSWORD=... for scripts
-python -m connectors.console demo-agent       # development only: prints a random password
+python -m connectors.console agent NAME [--role agent|supervisor]
+                                              # asks the password twice, without echo
+                                              # (AGENT_PASSWORD=... for scripts); for an existing
+                                              # agent given --role, Enter keeps the password
+python -m connectors.console demo-agent       # development only: a supervisor, random password
 python -m connectors.console unlock NAME [--address IP]   # lifts a login lockout
 """
 
@@ -17,6 +19,7 @@ import secrets
 import sys
 
 from bot.handoff.agents import AgentError, create_agent
+from bot.handoff.store import ROLES, SUPERVISOR
 from bot.settings import VAR_DIR, Settings, SettingsError, required_token
 from bot.wiring import build_wiring
 from connectors.console.app import create_app
@@ -57,19 +60,25 @@ def serve(settings: Settings, port: int) -> int:
     return 0
 
 
-def add_agent(settings: Settings, name: str) -> int:
+def add_agent(settings: Settings, name: str, role: str | None = None) -> int:
+    store = build_wiring(settings).handoff.store
+    name = name.strip().lower()
+    # Naming an existing agent a supervisor (or an agent again) need not change its password.
+    keep = role is not None and store.agent_exists(name)
     password = os.environ.get("AGENT_PASSWORD")
     if password is None:
-        password = getpass.getpass(f"Password for {name}: ")
-        if getpass.getpass("Again: ") != password:
+        hint = " (Enter keeps the current one)" if keep else ""
+        password = getpass.getpass(f"Password for {name}{hint}: ")
+        if (password or not keep) and getpass.getpass("Again: ") != password:
             print("error: the passwords differ.", file=sys.stderr)
             return 1
     try:
-        create_agent(build_wiring(settings).handoff.store, name.strip().lower(), password)
+        create_agent(store, name, None if keep and not password else password, role)
     except AgentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"Agent {name.strip().lower()} can log in to the console.")
+    shown = f" as {role}" if role else ""
+    print(f"Agent {name} can log in to the console{shown}.")
     return 0
 
 
@@ -81,8 +90,12 @@ def demo_agent(settings: Settings) -> int:
         )
         return 1
     password = secrets.token_urlsafe(12)
-    create_agent(build_wiring(settings).handoff.store, DEMO_AGENT, password)
-    print(f"Development agent created: user {DEMO_AGENT!r}, password {password!r} (new on every call).")
+    # A supervisor, so a developer sees every page of the console (the KPI dashboard too).
+    create_agent(build_wiring(settings).handoff.store, DEMO_AGENT, password, role=SUPERVISOR)
+    print(
+        f"Development agent created: user {DEMO_AGENT!r} (supervisor), password {password!r} "
+        "(new on every call)."
+    )
     return 0
 
 
@@ -108,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=None, help="default: CONSOLE_PORT (8080)")
     agent = commands.add_parser("agent", help="create an agent, or set a new password")
     agent.add_argument("name")
+    agent.add_argument("--role", choices=ROLES, default=None, help="agent or supervisor (sees the KPIs)")
     commands.add_parser("demo-agent", help="development: create agent 'demo' with a printed random password")
     lift = commands.add_parser("unlock", help="lift an agent's login lockout (and an address's)")
     lift.add_argument("name")
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(settings, args.port or settings.console_port)
     if args.command == "agent":
-        return add_agent(settings, args.name)
+        return add_agent(settings, args.name, args.role)
     if args.command == "unlock":
         return unlock(settings, args.name, args.address)
     return demo_agent(settings)

@@ -5,7 +5,8 @@ Server-rendered with Jinja2 (autoescape on: what a customer wrote is always text
 front-end build: two small inline scripts poll JSON every two seconds for the queue and for new
 messages (one console process, any database; see bot/handoff/announce.py for Redis).
 Sessions are signed cookies (itsdangerous) that expire; every form carries a CSRF token; every
-page but the login needs a session. Replies go out through bot.messaging.sender.MessageSender,
+page but the login needs a session, and the KPI page a supervisor's (the role is read from the
+agents table on every request). Replies go out through bot.messaging.sender.MessageSender,
 so the WhatsApp 24-hour window and opt-outs hold, and are written into the Rasa tracker.
 """
 
@@ -31,7 +32,7 @@ from bot.clock import local_day
 from bot.handoff.agents import authenticate
 from bot.handoff.context import customer_context
 from bot.handoff.desk import deliver_due
-from bot.handoff.store import Handoff, HandoffMessage
+from bot.handoff.store import SUPERVISOR, Handoff, HandoffMessage
 from bot.kb import KBError, KnowledgeBase, knowledge_base
 from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
@@ -39,7 +40,7 @@ from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionW
 from bot.wiring import Wiring
 from connectors.console import knowledge
 from connectors.console.canned import conversation_values, fill, load_canned
-from connectors.console.kpis import kpi_page_values
+from connectors.console.kpis import KPI_ARGS, kpi_page_values
 from connectors.console.labels import load_labels
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
@@ -172,10 +173,11 @@ def create_app(
             agent = str(session["agent"])
         except (KeyError, TypeError, ValueError):
             return None
-        if not await asyncio.to_thread(store.agent_session_valid, agent, issued):
+        role = await asyncio.to_thread(store.agent_session_role, agent, issued)
+        if role is None:
             return None
         await mark_seen(agent)
-        return session
+        return {**session, "role": role}
 
     async def mark_seen(agent: str) -> None:
         """Record that the agent is connected (for the customers' wait estimate), at most once a
@@ -202,6 +204,20 @@ def create_app(
         reply.headers["Referrer-Policy"] = "same-origin"
         reply.headers["Cache-Control"] = "no-store"
         return reply
+
+    def signed_in(
+        request: Request, session: dict[str, Any], template: str, status: int = 200, **values: Any
+    ) -> response.HTTPResponse:
+        """A page of a logged-in agent: the header shows who, and the KPI link to supervisors only."""
+        return render(
+            request,
+            template,
+            status=status,
+            agent=session["agent"],
+            csrf=session["csrf"],
+            supervisor=session["role"] == SUPERVISOR,
+            **values,
+        )
 
     def login_page(request: Request, error: str | None = None, status: int = 200) -> response.HTTPResponse:
         nonce = secrets.token_urlsafe(16)
@@ -394,7 +410,7 @@ def create_app(
         if session is None:
             return response.redirect("/login")
         rows = await asyncio.to_thread(queue_rows, clock.now())
-        return render(request, "queue.html", agent=session["agent"], csrf=session["csrf"], rows=rows)
+        return signed_in(request, session, "queue.html", rows=rows)
 
     @app.get("/api/queue")
     async def queue_json(request: Request) -> response.HTTPResponse:
@@ -435,11 +451,10 @@ def create_app(
             for item in packet.get("attachments") or []
             if (url := knowledge.safe_url(str(item.get("url", ""))))
         ] + [item for message in later for item in message_row(message)["attachments"]]
-        return render(
+        return signed_in(
             request,
+            session,
             "conversation.html",
-            agent=session["agent"],
-            csrf=session["csrf"],
             handoff=handoff,
             packet=packet,
             attachments=attachments,
@@ -466,22 +481,24 @@ def create_app(
             request.args.get("channel"),
             request.args.get("review") == "1",
         )
-        return render(request, "kb.html", agent=session["agent"], csrf=session["csrf"], **values)
+        return signed_in(request, session, "kb.html", **values)
 
     @app.get("/kpis")
     async def kpis_page(request: Request) -> response.HTTPResponse:
         session = await session_of(request)
         if session is None:
             return response.redirect("/login")
+        if session["role"] != SUPERVISOR:
+            # The figures of the whole team are for supervisors (docs/kpis.md, "Who sees them").
+            return signed_in(request, session, "forbidden.html", status=403)
         values = await asyncio.to_thread(
             kpi_page_values,
             store.sql,
             settings.bot_timezone,
             clock.now(),
-            request.args.get("from"),
-            request.args.get("to"),
+            {name: request.args.get(name) for name in KPI_ARGS},
         )
-        return render(request, "kpis.html", agent=session["agent"], csrf=session["csrf"], **values)
+        return signed_in(request, session, "kpis.html", **values)
 
     @app.get("/api/handoffs/<handoff_id>/kb")
     async def handoff_kb_json(request: Request, handoff_id: str) -> response.HTTPResponse:

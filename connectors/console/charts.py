@@ -11,8 +11,11 @@ WIDTH, HEIGHT = 640, 200
 MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 44, 36, 14
 
 
-def bar_chart(points: list[tuple[str, float | None]], *, percent: bool = False, title: str = "") -> str:
-    """Vertical bars, one per (label, value); a missing value (None) leaves its place empty."""
+def bar_chart(
+    points: list[tuple[str, float | None]], *, percent: bool = False, title: str = "", tick_chars: int = 5
+) -> str:
+    """Vertical bars, one per (label, value); a missing value (None) leaves its place empty.
+    Under a bar, the last `tick_chars` characters of its label (`11-23` of a day, `W48` of a week)."""
     values = [value for _, value in points if value is not None]
     top = 1.0 if percent else max(values, default=0) or 1.0
     plot_w, plot_h = WIDTH - MARGIN_LEFT - 8, HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
@@ -44,7 +47,7 @@ def bar_chart(points: list[tuple[str, float | None]], *, percent: bool = False, 
         if index % every == 0:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - MARGIN_BOTTOM + 16}" font-size="11" '
-                f'text-anchor="middle" fill="#1d2330">{escape(label[-5:])}</text>'
+                f'text-anchor="middle" fill="#1d2330">{escape(label[-tick_chars:])}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -5,6 +5,11 @@ photo, sees the packet at a glance and the script shown as text (never run), rep
 the knowledge base beside the reply box, inserts an article into a draft and sends it, and hands
 back. Screenshots of the queue, the conversation and the knowledge base search go to results/console/; with
 UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test run leaves the tree clean).
+
+The KPI dashboard over the demo generator's four weeks (scripts/kpi_demo.py, a fixed seed and
+clock): an agent has no link to it and is refused; a supervisor opens it from the header, sees
+the charts drawn and the alerts, and narrows it to SMS with the channel filter (screenshot
+console-kpis.png). It needs no trained model: a console served in the test process.
 """
 
 from __future__ import annotations
@@ -15,7 +20,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from bot.analytics.alert_book import AlertBook
+from bot.analytics.alerts import AlertRule, check_alerts
+from bot.analytics.store import AnalyticsStore
+from bot.clock import FixedClock
+from bot.handoff.agents import create_agent
+from bot.settings import Settings
+from tests.analytics_helpers import NOW, ZONE, _load
 from tests.conftest import JULIAN_AR
+from tests.console_helpers import RunningConsole, console_graph
 from tests.handoff_helpers import AGENT, PASSWORD, ensure_agent, release, wait_for_handoff, wait_for_messages
 from tests.harness import is_response
 from tests.stack_helpers import write
@@ -125,3 +138,72 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         assert dialogs == []
     finally:
         release(stack, phone)
+
+
+# Rules for the demo's figures (the shipped ones, tuned for real volumes, stay quiet on them).
+DEMO_RULES = [
+    AlertRule("csat-minimo", "csat_below", 4.2, 10),
+    AlertRule("fallback-maximo", "fallback_above", 10, 100),
+]
+
+
+def charts_drawn(page) -> list[tuple[int, float]]:
+    """Per chart on the page: its bars with a height, and its drawn width in pixels."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('svg.chart')).map(svg => [
+            Array.from(svg.querySelectorAll('rect')).filter(r => r.getBBox().height > 0).length,
+            svg.getBoundingClientRect().width])"""
+    )
+
+
+def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_store, browser):
+    settings = Settings.from_env(
+        {"BOT_ENV": "development", "BOT_TIMEZONE": ZONE, "DATABASE_URL": str(sql_store.engine.url)}
+    )
+    _load("kpi_demo").generate(settings, NOW, conversations=1500, seed=19)
+    fired = check_alerts(
+        AnalyticsStore(sql_store), AlertBook(sql_store), DEMO_RULES, NOW, ZONE, deliver=False
+    )
+    assert {alert.rule for alert in fired} == {"csat-minimo", "fallback-maximo"}
+    graph = console_graph(settings, sql_store, FixedClock(NOW))
+    create_agent(graph.handoff.store, "sofia", PASSWORD, role="supervisor")
+    create_agent(graph.handoff.store, "beto", PASSWORD)
+    console = RunningConsole(graph)
+    try:
+        agent = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+        agent.goto(f"{console.url}/login")
+        agent.fill("input[name=name]", "beto")
+        agent.fill("input[name=password]", PASSWORD)
+        agent.click("button[type=submit]")
+        agent.wait_for_url(f"{console.url}/")
+        assert agent.get_by_role("link", name="Indicadores").count() == 0
+        agent.goto(f"{console.url}/kpis")
+        assert agent.get_by_text("Esta página es solo para supervisores").is_visible()
+
+        page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+        page.goto(f"{console.url}/login")
+        page.fill("input[name=name]", "sofia")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.get_by_role("link", name="Indicadores").click()
+        page.locator("svg.chart").first.wait_for()
+        assert page.input_value("input[name=from]") == "2026-11-04"  # four weeks before the clock's day
+        everyone = int(page.locator("[data-kpi=sessions]").inner_text())
+        drawn = charts_drawn(page)
+        assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        alerts = page.locator("#kpi-alerts")
+        assert alerts.is_visible() and "el CSAT del total fue 4.0" in alerts.inner_text()
+
+        page.select_option("select[name=channel]", "sms")
+        page.click("#kpi-filters button[type=submit]")
+        page.wait_for_url("**channel=sms**")
+        page.locator("#kpi-filtered").wait_for()
+        sms = int(page.locator("[data-kpi=sessions]").inner_text())
+        assert 0 < sms < everyone
+        assert page.locator("select[name=channel]").input_value() == "sms"
+        drawn = charts_drawn(page)
+        assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "console-kpis.png"), full_page=True)
+    finally:
+        console.stop()

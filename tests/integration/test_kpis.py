@@ -18,7 +18,7 @@ import csv
 
 import pytest
 
-from bot.analytics.kpis import Period, compute_kpis
+from bot.analytics.kpis import NO_INTENT, Period, SessionFilter, compute_kpis
 from bot.analytics.report import render_text, write_csv
 from bot.analytics.store import AnalyticsStore
 from tests.analytics_helpers import (
@@ -45,9 +45,11 @@ def analytics(store) -> AnalyticsStore:
     return book
 
 
-def report(book: AnalyticsStore, active: int | None = 6):
+def report(book: AnalyticsStore, active: int | None = 6, only: SessionFilter | None = None):
     period = Period(PERIOD_START, PERIOD_END)
-    return compute_kpis(period, NOW, zone=ZONE, active_customers=active, **book.facts(period))
+    return compute_kpis(
+        period, NOW, zone=ZONE, active_customers=active, only=only or SessionFilter(), **book.facts(period)
+    )
 
 
 def test_each_kpi_matches_the_hand_computed_week(analytics):
@@ -137,3 +139,56 @@ def test_the_report_prints_and_writes_every_table(analytics, tmp_path):
         summary = {row["kpi"]: row["value"] for row in csv.DictReader(handle)}
     assert float(summary["containment"]) == pytest.approx(0.2)
     assert float(summary["fcr"]) == pytest.approx(0.75)
+
+
+def test_a_channel_filter_gives_the_figures_of_its_sessions(analytics):
+    # SMS (and Peru, the same customer B): S3 unresolved, S5 handed over to beto (10 min, CSAT 2).
+    for only in (SessionFilter(channel="sms"), SessionFilter(country="PE")):
+        kpis = report(analytics, only=only)
+        overall = kpis.overall
+        assert (overall.sessions, overall.contained, overall.handed_over, overall.unresolved) == (2, 0, 1, 1)
+        assert overall.containment == 0
+        assert (overall.customer_turns, overall.fallback_turns) == (3, 1)
+        assert (overall.fcr_resolved, overall.fcr_judged) == (1, 1)  # S3; S5 not judged yet
+        assert overall.csat_mean == pytest.approx(2)
+        assert kpis.aht_minutes == pytest.approx(10)
+        assert [a.agent for a in kpis.agents] == ["beto"]
+        assert (kpis.customers, kpis.cases_opened) == (1, 0)
+        assert dict(kpis.misunderstood) == {
+            "mi tarjeta [tarjeta oculta] no pasa": 1,
+            "quiero pagar 900000": 1,
+        }
+        assert kpis.handoffs_by_intent_reason == [("make_payment", "amount_over_threshold", 1, 1)]
+
+
+def test_an_intent_filter_keeps_each_handoff_with_the_session_it_was_made_in(analytics):
+    # order_status: S1 contained (repeated within 72 h), S2 handed over to ana (20 min, CSAT 5).
+    kpis = report(analytics, only=SessionFilter(intent="order_status"))
+    overall = kpis.overall
+    assert (overall.sessions, overall.contained, overall.handed_over) == (2, 1, 1)
+    assert overall.containment == pytest.approx(1 / 2)
+    assert (overall.customer_turns, overall.fallback_turns, overall.clarification_turns) == (5, 1, 1)
+    assert overall.fcr == pytest.approx(1 / 2)
+    assert overall.csat_mean == pytest.approx(5)
+    assert kpis.aht_minutes == pytest.approx(20)
+    assert dict(kpis.misunderstood) == {"xyzzy plugh": 1}
+    # check_balance: S3 alone. B's handoff of S5 stays S5's: no AHT, no CSAT here.
+    balance = report(analytics, only=SessionFilter(intent="check_balance"))
+    assert (balance.overall.sessions, balance.overall.unresolved) == (1, 1)
+    assert balance.aht_minutes is None and balance.overall.csat_mean is None
+    assert report(analytics, only=SessionFilter(intent=NO_INTENT)).overall.sessions == 0
+
+
+def test_new_and_returning_customers_split_the_week(analytics):
+    new = report(analytics, only=SessionFilter(customer="new"))  # S3 (B's first), S4 (C's first)
+    assert (new.overall.sessions, new.overall.with_case, new.overall.unresolved) == (2, 1, 1)
+    assert (new.cases_opened, new.cases_resolved) == (1, 1)
+    assert new.case_resolution_hours_mean == pytest.approx(26)
+    assert new.aht_minutes is None
+    returning = report(analytics, only=SessionFilter(customer="returning", channel="whatsapp"))
+    assert (returning.overall.sessions, returning.overall.contained, returning.overall.handed_over) == (
+        2,
+        1,
+        1,
+    )
+    assert returning.customers == 1 and returning.adoption == pytest.approx(1 / 6)
