@@ -17,6 +17,7 @@ from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
 from bot.adapters.payment_links import PaymentLinkSigner
 from bot.records import (
     Case,
+    CaseEvent,
     CaseKind,
     ContactChange,
     ContactDetails,
@@ -77,7 +78,27 @@ cases = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("opened_at", sa.DateTime, nullable=False),
+    # Worked by agents in the console (migration 0015).
+    sa.Column("assigned_to", sa.String(64)),
+    sa.Column("updated_at", sa.DateTime),
+    sa.Column("rating", sa.Integer),
+    sa.Column("rating_requested_at", sa.DateTime),
+    sa.Column("rated_at", sa.DateTime),
     sa.Index("ix_cases_conversation_kind", "conversation_id", "kind"),
+    sa.Index("ix_cases_status_opened", "status", "opened_at"),
+)
+
+# Every change to a case, appended in the transaction that makes it: who, what, when.
+case_events = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("customer_visible", sa.Boolean, nullable=False),
 )
 
 # Bookkeeping of the demo loader (which fixture, anchored on which day).
@@ -694,7 +715,21 @@ def case_from_row(row: sa.engine.Row) -> Case:
         details=dict(row.details or {}),
         opened_at=from_db_time(row.opened_at),
         status=row.status,
+        assigned_to=row.assigned_to,
+        rating=row.rating,
+        rating_requested_at=from_db_time(row.rating_requested_at) if row.rating_requested_at else None,
     )
+
+
+def case_event_row(event: CaseEvent) -> dict[str, Any]:
+    return {
+        "case_id": event.case_id,
+        "at": to_db_time(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "detail": event.detail,
+        "customer_visible": event.customer_visible,
+    }
 
 
 class SqlCaseBook(CaseBook):
@@ -738,6 +773,81 @@ class SqlCaseBook(CaseBook):
         )
         with self._store.connect() as conn:
             return [case_from_row(row) for row in conn.execute(query)]
+
+    # --- agents working cases ---
+
+    def list_cases(self, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
+        query = sa.select(cases).order_by(cases.c.opened_at.desc(), cases.c.id).limit(limit)
+        if statuses:
+            query = query.where(cases.c.status.in_(statuses))
+        with self._store.connect() as conn:
+            return [case_from_row(row) for row in conn.execute(query)]
+
+    def history(self, case_id: str) -> list[CaseEvent]:
+        query = sa.select(case_events).where(case_events.c.case_id == case_id).order_by(case_events.c.id)
+        with self._store.connect() as conn:
+            return [
+                CaseEvent(
+                    case_id=row.case_id,
+                    at=from_db_time(row.at),
+                    actor=row.actor,
+                    action=row.action,
+                    detail=row.detail,
+                    customer_visible=bool(row.customer_visible),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def _change(self, event: CaseEvent, *conditions: Any, **values: Any) -> bool:
+        """Update the case (only if `conditions` hold) and append `event`, in one transaction."""
+        with self._store.connect() as conn:
+            done = conn.execute(
+                cases.update()
+                .where(cases.c.id == event.case_id, *conditions)
+                .values(updated_at=to_db_time(event.at), **values)
+            )
+            if done.rowcount != 1:
+                return False
+            conn.execute(case_events.insert(), case_event_row(event))
+        return True
+
+    def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
+        return self._change(event, assigned_to=agent)
+
+    def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
+        return self._change(event, cases.c.status == from_status, status=to_status)
+
+    def add_event(self, event: CaseEvent) -> bool:
+        return self._change(event)
+
+    def request_rating(self, case_id: str, event: CaseEvent) -> bool:
+        return self._change(event, cases.c.rating.is_(None), rating_requested_at=to_db_time(event.at))
+
+    def awaiting_rating(self, conversation_id: str) -> Case | None:
+        query = (
+            sa.select(cases)
+            .where(
+                cases.c.conversation_id == conversation_id,
+                cases.c.rating_requested_at.is_not(None),
+                cases.c.rating.is_(None),
+            )
+            .order_by(cases.c.rating_requested_at.desc())
+            .limit(1)
+        )
+        with self._store.connect() as conn:
+            row = conn.execute(query).first()
+        return case_from_row(row) if row else None
+
+    def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
+        if not 1 <= score <= 5:
+            raise ValueError(f"a rating of {score} is not between 1 and 5")
+        return self._change(
+            event,
+            cases.c.rating_requested_at.is_not(None),
+            cases.c.rating.is_(None),
+            rating=score,
+            rated_at=to_db_time(event.at),
+        )
 
 
 # --- reschedule: the ERP's delivery calendar (zones, windows with capacity, closures) and the
