@@ -98,6 +98,11 @@ def sla_label(item: WorkedCase, now: datetime) -> str:
     return f"venció hace {_hours(left)}" if left < 0 else f"vence en {_hours(left)}"
 
 
+def status_change_label(detail: str) -> str:
+    """`open → in_progress` as agents read it: `Abierto → En curso`."""
+    return " → ".join(CASE_STATUSES.get(code, code) for code in detail.split(" → "))
+
+
 def rating_question() -> tuple[str, tuple[Option, ...]]:
     """The handoff's satisfaction question (its first variation) with its five buttons."""
     first = domain_responses()[RATING_QUESTION][0]
@@ -251,7 +256,7 @@ def register_case_routes(
                     "actor": event.actor,
                     "action": ACTIONS.get(event.action, event.action),
                     "kind": event.action,
-                    "detail": event.detail,
+                    "detail": status_change_label(event.detail) if event.action == "status" else event.detail,
                 }
                 for event in history
             ],

@@ -247,6 +247,7 @@ def test_an_agent_works_a_case_and_every_change_is_in_its_history(graph, console
     page = session.get(f"{console.url}/cases/{case_id}", timeout=10).text
     assert "Llamar al almacén &lt;b&gt;antes&lt;/b&gt; de las 5" in page
     assert "Nota interna (el cliente no la ve)" in page
+    assert "Abierto → En curso" in page  # statuses in Spanish, as the list shows them
 
 
 def test_closing_asks_the_customer_to_rate_and_the_answer_is_recorded_on_the_case(graph, console, bridge):
