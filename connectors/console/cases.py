@@ -82,6 +82,11 @@ CASE_NOTICES = {
     "agent": "Ese agente no existe.",
     "missing": "El caso ya no existe.",
 }
+UNSUPPORTED = (
+    "Los casos se guardan en el CRM por REST (CRM_BACKEND=rest), que todavía no permite "
+    "trabajarlos desde la consola."
+)
+UNAVAILABLE = "El sistema de casos no responde; inténtalo en unos minutos."
 
 
 def _hours(delta_s: float) -> str:
@@ -213,12 +218,20 @@ def register_case_routes(
         status = request.args.get("status") if request.args.get("status") in STATUSES else None
         breached = request.args.get("sla") == "breached"
         now = clock.now()
-        found = await asyncio.to_thread(
-            find_cases, book(), catalogue, now, type_id=type_id, status=status, breached_only=breached
-        )
+        error = None
+        try:
+            found = await asyncio.to_thread(
+                find_cases, book(), catalogue, now, type_id=type_id, status=status, breached_only=breached
+            )
+        except NotImplementedError:
+            found, error = [], UNSUPPORTED
+        except BackendUnavailable:
+            found, error = [], UNAVAILABLE
         return render(
             request,
             "cases.html",
+            status=503 if error else 200,
+            error=error,
             agent=session["agent"],
             csrf=session["csrf"],
             rows=[row(item, now) for item in found],

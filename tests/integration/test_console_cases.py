@@ -11,6 +11,7 @@ for the Rasa bridge and keeps what the console writes into trackers.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -285,3 +286,16 @@ def test_outside_the_whatsapp_window_nothing_is_sent_and_the_agent_is_told(graph
 def test_an_unknown_case_is_not_found(console):
     session = console.session(ANA, PASSWORD)
     assert session.get(f"{console.url}/cases/GES-AAAAAAAA", timeout=10).status_code == 404
+
+
+def test_a_case_book_that_cannot_list_cases_says_so_instead_of_failing(graph, console):
+    from bot.adapters.rest import RestCaseBook
+    from tests.rest_fixtures import client_for
+
+    graph.backends = dataclasses.replace(
+        graph.backends, cases=RestCaseBook(client_for("http://127.0.0.1:9/v1"))
+    )
+    session = console.session(ANA, PASSWORD)
+    answer = session.get(f"{console.url}/cases", timeout=10)
+    assert answer.status_code == 503
+    assert "todavía no permite trabajarlos desde la consola" in html.unescape(answer.text)
