@@ -105,6 +105,19 @@ class CaseEvent:
     customer_visible: bool = False
 
 
+@dataclass(frozen=True)
+class CaseChange:
+    """A change to a case with the line it adds to the history: `event.action` says which
+    (assigned: `assigned_to`; status: `from_status` → `to_status`, only if still `from_status`;
+    rating_requested; rated: `rating`, once, if asked; note and message change nothing else)."""
+
+    event: CaseEvent
+    assigned_to: str | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+    rating: int | None = None
+
+
 _ORDER_REF = re.compile(r"(?i)^\s*#?\s*(?:ped(?:ido)?)?[\s#:-]*(\d{3,8})\s*$")
 
 

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from bot.adapters.base import CaseBook
 from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp
 from bot.backends import Backends
@@ -288,14 +289,35 @@ def test_an_unknown_case_is_not_found(console):
     assert session.get(f"{console.url}/cases/GES-AAAAAAAA", timeout=10).status_code == 404
 
 
-def test_a_case_book_that_cannot_list_cases_says_so_instead_of_failing(graph, console):
-    from bot.adapters.rest import RestCaseBook
-    from tests.rest_fixtures import client_for
+class RecordOnlyBook(CaseBook):
+    """A case book that only records cases, as a CRM's might."""
 
-    graph.backends = dataclasses.replace(
-        graph.backends, cases=RestCaseBook(client_for("http://127.0.0.1:9/v1"))
-    )
+    def add(self, case):
+        return False
+
+    def case(self, case_id):
+        return None
+
+    def recent_open_cases(self, conversation_id, kind, since):
+        return []
+
+
+def test_a_case_book_that_cannot_list_cases_says_so_instead_of_failing(graph, console):
+    graph.backends = dataclasses.replace(graph.backends, cases=RecordOnlyBook())
     session = console.session(ANA, PASSWORD)
     answer = session.get(f"{console.url}/cases", timeout=10)
     assert answer.status_code == 503
     assert "todavía no permite trabajarlos desde la consola" in html.unescape(answer.text)
+
+
+def test_a_case_book_that_is_down_is_said_plainly(graph, console):
+    from bot.adapters.rest import RestCaseBook
+    from tests.harness import free_port
+    from tests.rest_fixtures import client_for
+
+    down = RestCaseBook(client_for(f"http://127.0.0.1:{free_port()}/v1"))
+    graph.backends = dataclasses.replace(graph.backends, cases=down)
+    session = console.session(ANA, PASSWORD)
+    answer = session.get(f"{console.url}/cases", timeout=30)
+    assert answer.status_code == 503
+    assert "El sistema de casos no responde" in html.unescape(answer.text)
