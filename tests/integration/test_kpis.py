@@ -137,3 +137,20 @@ def test_the_report_prints_and_writes_every_table(analytics, tmp_path):
         summary = {row["kpi"]: row["value"] for row in csv.DictReader(handle)}
     assert float(summary["containment"]) == pytest.approx(0.2)
     assert float(summary["fcr"]) == pytest.approx(0.75)
+
+
+def test_a_case_agents_are_still_working_is_not_resolved_and_a_closed_one_at_its_change(store):
+    from bot.adapters.sql import SqlCaseBook
+    from bot.case_work import change_status
+    from tests.analytics_helpers import at
+
+    write_handoffs_and_cases(store)
+    book = SqlCaseBook(store)
+    change_status(book, book.case("GES-CCCCCCCC"), "in_progress", "ana", at(26, 16, 1))
+    analytics = AnalyticsStore(store)
+    analytics.sync_handoffs_and_cases(PERIOD_START, CASE_SEEN_CLOSED)
+    assert (report(analytics).cases_opened, report(analytics).cases_resolved) == (1, 0)
+    change_status(book, book.case("GES-CCCCCCCC"), "resolved", "ana", at(26, 20, 1))  # 5 h after opening
+    analytics.sync_handoffs_and_cases(PERIOD_START, NOW)
+    kpis = report(analytics)
+    assert kpis.cases_resolved == 1 and kpis.case_resolution_hours_mean == pytest.approx(5)
