@@ -166,7 +166,7 @@ def rate_closed_case(conversation_id: str, score: int, handoff: Handoff | None) 
     try:
         waiting = book.awaiting_rating(conversation_id)
     except NotImplementedError:
-        return False  # a case book that keeps no ratings (the REST contract today)
+        return False  # a case book that keeps no ratings (one that only records cases)
     if waiting is None or waiting.rating_requested_at is None:
         return False
     ended = handoff.ended_at if handoff is not None else None

@@ -144,7 +144,7 @@ class CaseBook(ABC):
     # --- agents working cases (the console's Cases view). Each write appends its line to the
     # case's history in the same transaction, and says False when the case is not there (or, for
     # a status change, no longer in the status the agent saw). Not abstract: a case book that
-    # only records cases (the REST contract today) says so when the console asks for more.
+    # only records cases (a CRM of its own behind it) says so when the console asks for more.
 
     def _cannot(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} cannot {what} (docs/agents.md)")

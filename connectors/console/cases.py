@@ -83,7 +83,7 @@ CASE_NOTICES = {
     "missing": "El caso ya no existe.",
 }
 UNSUPPORTED = (
-    "Los casos se guardan en el CRM por REST (CRM_BACKEND=rest), que todavía no permite "
+    "El sistema donde se guardan los casos solo los registra: todavía no permite "
     "trabajarlos desde la consola."
 )
 UNAVAILABLE = "El sistema de casos no responde; inténtalo en unos minutos."
