@@ -37,9 +37,10 @@ shell: install ## Talk to the bot in the terminal as PHONE (default: +5255123456
 train: install ## Train the model if config, domain or data changed (FORCE=1 always trains)
 	@$(STACK) model $(if $(FORCE),--force)
 
-validate: install ## Check domain, training data and stories (rasa data validate), then the knowledge base
+validate: install ## Check domain, training data and stories (rasa data validate), the knowledge base and the case catalogue
 	@$(STACK) validate
 	@$(PY) scripts/kb_check.py
+	@$(PY) scripts/case_types_check.py
 
 kb-check: install ## Check every kb/ article (fails on an invalid one) and list those past their review date (TODAY=2026-12-01)
 	@$(PY) scripts/kb_check.py $(if $(TODAY),--today "$(TODAY)")

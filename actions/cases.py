@@ -89,6 +89,10 @@ def case_details(tracker: Tracker) -> dict[str, str | None]:
         details.setdefault(entity["entity"], str(entity["value"]))
     if details.get("order_id"):
         details["order_id"] = normalize_order_id(details["order_id"]) or details["order_id"]
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if intent in INTENT_KINDS:
+        # The kind is shared (a wrong item is a return case); the catalogue types it by intent.
+        details["intent"] = intent
     return details
 
 

@@ -25,9 +25,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.order_status import sender_phone
 from actions.verification import session_identity
 from bot.adapters.base import BackendUnavailable
+from bot.case_work import rate_case
 from bot.clock import on_clock_timeline
 from bot.handoff.rules import Reason, reason_of
 from bot.handoff.service import HandoffRequest, open_handoff, opening_phrase, wait_phrase
+from bot.handoff.store import Handoff
 from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,8 @@ class ActionHandback(Action):
 
 
 class ActionRecordSatisfaction(Action):
-    """Record the 1-5 answer on the conversation's last handoff, then resume the interrupted form."""
+    """Record the 1-5 answer on what asked for it last: a case an agent closed (the console asks
+    with the same question), else the conversation's last handoff; then resume the interrupted form."""
 
     def name(self) -> str:
         return "action_record_satisfaction"
@@ -138,10 +141,13 @@ class ActionRecordSatisfaction(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         store = wiring().handoff.store
+        score = parse_rating(tracker)
         try:
             handoff = await asyncio.to_thread(store.latest_for, tracker.sender_id)
-            score = parse_rating(tracker)
-            if handoff is not None and score is not None:
+            for_case = score is not None and await asyncio.to_thread(
+                rate_closed_case, tracker.sender_id, score, handoff
+            )
+            if score is not None and not for_case and handoff is not None:
                 await asyncio.to_thread(store.record_satisfaction, handoff.id, score)
         except BackendUnavailable:
             logger.exception("handoff: satisfaction answer not stored, the database is unavailable")
@@ -151,3 +157,19 @@ class ActionRecordSatisfaction(Action):
             dispatcher.utter_message(response="utter_resume_flow")
             return [FollowupAction(handoff.resume_form)]
         return []
+
+
+def rate_closed_case(conversation_id: str, score: int, handoff: Handoff | None) -> bool:
+    """Record `score` on the conversation's closed case awaiting a rating, if it was asked after
+    the last handoff ended (the question the customer is answering); whether it was."""
+    book = wiring().cases
+    try:
+        waiting = book.awaiting_rating(conversation_id)
+    except NotImplementedError:
+        return False  # a case book that keeps no ratings (one that only records cases)
+    if waiting is None or waiting.rating_requested_at is None:
+        return False
+    ended = handoff.ended_at if handoff is not None else None
+    if ended is not None and ended > waiting.rating_requested_at:
+        return False
+    return rate_case(book, conversation_id, score, wiring().clock.now()) is not None

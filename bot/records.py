@@ -86,7 +86,36 @@ class Case:
     customer_phone: str | None  # E.164, when the sender is a phone number
     details: dict[str, str]  # what the customer wrote and the references in it
     opened_at: datetime  # timezone-aware
-    status: str = "open"
+    status: str = "open"  # open | in_progress | waiting_customer | resolved | closed (bot/case_work.py)
+    assigned_to: str | None = None  # the agent who works it
+    rating: int | None = None  # the customer's 1-5 answer once the case is closed
+    rating_requested_at: datetime | None = None  # when the closing asked for it
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """One line of a case's history: who did what, when. `customer_visible` marks what the
+    customer was sent; an internal note never is."""
+
+    case_id: str
+    at: datetime  # timezone-aware
+    actor: str  # the agent's login, or "bot" / "customer"
+    action: str  # assigned | status | note | message | rating_requested | rated
+    detail: str
+    customer_visible: bool = False
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """A change to a case with the line it adds to the history: `event.action` says which
+    (assigned: `assigned_to`; status: `from_status` → `to_status`, only if still `from_status`;
+    rating_requested; rated: `rating`, once, if asked; note and message change nothing else)."""
+
+    event: CaseEvent
+    assigned_to: str | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+    rating: int | None = None
 
 
 _ORDER_REF = re.compile(r"(?i)^\s*#?\s*(?:ped(?:ido)?)?[\s#:-]*(\d{3,8})\s*$")

@@ -142,7 +142,10 @@ class Wiring:
     def of(cls, settings: Settings, clock: Clock, **parts: Any) -> Wiring:
         """A graph of the given parts only (tests): a part left out fails loudly when used."""
         names = ("backends", "messaging", "handoff", "memory")
-        given = {name: parts.pop(name, None) or NotWired(name) for name in names}
+        # `is None`, not falsiness: an empty in-process memory is a part given, not one left out.
+        given = {
+            name: part if (part := parts.pop(name, None)) is not None else NotWired(name) for name in names
+        }
         return cls(settings=settings, clock=clock, **given, **parts)
 
 

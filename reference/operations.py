@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from bot.adapters.payment_links import PaymentLinkSigner
 from bot.adapters.rest.wire import (
     WireError,
-    case_to_wire,
+    case_event_to_wire,
     change_to_wire,
     closure_to_wire,
     contact_change_to_wire,
@@ -34,9 +34,13 @@ from bot.adapters.rest.wire import (
     slot_to_wire,
     time_from_wire,
     time_to_wire,
+    worked_case_to_wire,
 )
 from bot.adapters.sql import (
+    CASE_CHANGE_ACTIONS,
+    apply_case_change_in,
     case_from_row,
+    case_history_in,
     cases,
     closed_days_in,
     contact_changes_in,
@@ -63,10 +67,20 @@ from bot.adapters.sql import (
     zone_of_order_in,
 )
 from bot.clock import SystemClock
-from bot.records import CaseKind, ContactChange, ContactField, RescheduleOutcome, ScheduleChange
+from bot.records import (
+    CaseChange,
+    CaseEvent,
+    CaseKind,
+    ContactChange,
+    ContactField,
+    RescheduleOutcome,
+    ScheduleChange,
+)
 from bot.settings import Settings
 
-CASE_STATUSES = ("open", "closed")
+NEW_CASE_STATUSES = ("open", "closed")  # what the bot records a case with
+CASE_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")  # as agents work it
+MAX_CASES = 500
 CASE_ID = re.compile(r"^GES-[2-9A-HJKMNP-Z]{8}$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -155,7 +169,7 @@ def get_case(conn: Connection, match, _q, _body) -> Answer:
     row = conn.execute(sa.select(cases).where(cases.c.id == match["id"])).first()
     if row is None:
         raise ApiError(404, "not_found", "no case with this id")
-    return 200, case_to_wire(case_from_row(row))
+    return 200, worked_case_to_wire(case_from_row(row))
 
 
 def _kind(value: Any) -> CaseKind:
@@ -180,26 +194,45 @@ def _db_time(moment: datetime) -> datetime:
         return datetime.min if moment.year == 1 else datetime.max
 
 
+def _limit(query: dict[str, str]) -> int:
+    raw = query.get("limit") or str(MAX_CASES)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CASES:
+        raise ApiError(400, "invalid_request", f"limit must be a whole number from 1 to {MAX_CASES}")
+    return int(raw)
+
+
 def search_cases(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
-    kind = _kind(_param(query, "kind"))
-    since = _since(_param(query, "opened_since"))
-    status = query.get("status") or "open"
-    if status not in CASE_STATUSES:
+    """Every filter optional: the bot asks for one conversation's recent open cases of a kind,
+    the agents' console for cases by status, and for a conversation's case awaiting its rating."""
+    conversation = query.get("conversation_id")
+    if conversation is not None and not 0 < len(conversation) <= 255:
+        raise ApiError(400, "invalid_request", "conversation_id is 1 to 255 characters")
+    status = query.get("status")
+    if status is not None and status not in CASE_STATUSES:
         raise ApiError(400, "invalid_request", f"status must be one of {list(CASE_STATUSES)}")
-    conversation = _param(query, "conversation_id")
-    if len(conversation) > 255:
-        raise ApiError(400, "invalid_request", "conversation_id is at most 255 characters")
-    select = (
-        sa.select(cases)
-        .where(
-            cases.c.conversation_id == conversation,
-            cases.c.kind == kind.value,
-            cases.c.status == status,
-            cases.c.opened_at >= _db_time(since),
+    awaiting = query.get("awaiting_rating", "false")
+    if awaiting not in ("true", "false"):
+        raise ApiError(400, "invalid_request", "awaiting_rating must be true or false")
+    limit = _limit(query)
+    if awaiting == "true":
+        # Asked for a rating, not answered yet: the most recently asked first.
+        select = (
+            sa.select(cases)
+            .where(cases.c.rating_requested_at.is_not(None), cases.c.rating.is_(None))
+            .order_by(cases.c.rating_requested_at.desc(), cases.c.id)
+            .limit(limit)
         )
-        .order_by(cases.c.opened_at.desc())
-    )
-    return 200, {"items": [case_to_wire(case_from_row(row)) for row in conn.execute(select)]}
+    else:
+        select = sa.select(cases).order_by(cases.c.opened_at.desc(), cases.c.id).limit(limit)
+    if conversation is not None:
+        select = select.where(cases.c.conversation_id == conversation)
+    if query.get("kind") is not None:
+        select = select.where(cases.c.kind == _kind(query["kind"]).value)
+    if query.get("opened_since") is not None:
+        select = select.where(cases.c.opened_at >= _db_time(_since(query["opened_since"])))
+    if status is not None:
+        select = select.where(cases.c.status == status)
+    return 200, {"items": [worked_case_to_wire(case_from_row(row)) for row in conn.execute(select)]}
 
 
 CASE_FIELDS = {"id", "kind", "conversation_id", "customer_phone", "details", "opened_at", "status"}
@@ -229,8 +262,8 @@ def _case_row(body: Any) -> dict[str, Any]:
     ):
         raise ApiError(400, "invalid_request", "details must map short names to strings")
     status = body.get("status", "open")
-    if status not in CASE_STATUSES:
-        raise ApiError(400, "invalid_request", f"status must be one of {list(CASE_STATUSES)}")
+    if status not in NEW_CASE_STATUSES:
+        raise ApiError(400, "invalid_request", f"status must be one of {list(NEW_CASE_STATUSES)}")
     if not isinstance(body["opened_at"], str):
         raise ApiError(400, "invalid_request", "opened_at must be an ISO 8601 date-time with offset")
     try:
@@ -255,7 +288,67 @@ def create_case(conn: Connection, _m, _q, body: Any) -> Answer:
         raise ApiError(409, "case_id_taken", "a case with this id exists: draw another id")
     conn.execute(cases.insert(), row)
     stored = conn.execute(sa.select(cases).where(cases.c.id == row["id"])).one()
-    return 201, case_to_wire(case_from_row(stored))
+    return 201, worked_case_to_wire(case_from_row(stored))
+
+
+def _case_exists(conn: Connection, case_id: str) -> None:
+    if conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+        raise ApiError(404, "not_found", "no case with this id")
+
+
+def list_case_events(conn: Connection, match, _q, _body) -> Answer:
+    case_id = _id(match)
+    _case_exists(conn, case_id)
+    return 200, {"items": [case_event_to_wire(event) for event in case_history_in(conn, case_id)]}
+
+
+CASE_EVENT_FIELDS = {
+    "at", "actor", "action", "detail", "customer_visible",
+    "assigned_to", "from_status", "to_status", "rating",
+}  # fmt: skip
+
+
+def create_case_event(conn: Connection, match, _q, body: Any) -> Answer:
+    """An agent's change to a case and its line in the history, in one transaction."""
+    case_id = _id(match)
+    fields = _fields(body, CASE_EVENT_FIELDS, {"at", "actor", "action", "detail", "customer_visible"})
+    action = fields["action"]
+    if action not in CASE_CHANGE_ACTIONS:
+        raise ApiError(400, "invalid_request", f"action must be one of {list(CASE_CHANGE_ACTIONS)}")
+    detail = fields["detail"]
+    if not isinstance(detail, str) or len(detail) > 2000:
+        raise ApiError(400, "invalid_request", "detail must be a string of at most 2000 characters")
+    if not isinstance(fields["customer_visible"], bool):
+        raise ApiError(400, "invalid_request", "customer_visible must be true or false")
+    for name in ("from_status", "to_status"):
+        if fields.get(name) is not None and fields[name] not in CASE_STATUSES:
+            raise ApiError(400, "invalid_request", f"{name} must be one of {list(CASE_STATUSES)}")
+    rating = fields.get("rating")
+    if rating is not None and (not isinstance(rating, int) or isinstance(rating, bool)):
+        raise ApiError(400, "invalid_request", "rating must be a whole number from 1 to 5")
+    event = CaseEvent(
+        case_id=case_id,
+        at=_moment(fields, "at"),
+        actor=_short_text(fields, "actor", 64),
+        action=action,
+        detail=detail,
+        customer_visible=fields["customer_visible"],
+    )
+    change = CaseChange(
+        event,
+        assigned_to=_short_text(fields, "assigned_to", 64, optional=True),
+        from_status=fields.get("from_status"),
+        to_status=fields.get("to_status"),
+        rating=rating,
+    )
+    _case_exists(conn, case_id)
+    try:
+        applied = apply_case_change_in(conn, change)
+    except ValueError as error:
+        raise ApiError(400, "invalid_request", str(error)) from None
+    if not applied:
+        raise ApiError(409, "case_change_refused", "the case is no longer in that state: read it again")
+    return 201, case_event_to_wire(event)
 
 
 # --- reschedule: the delivery calendar and the atomic move, over the SQL ERP's own functions ------
@@ -526,6 +619,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/cases$"), search_cases, False),
     ("POST", re.compile(r"^/cases$"), create_case, True),
     ("GET", re.compile(r"^/cases/(?P<id>[^/]+)$"), get_case, False),
+    ("GET", re.compile(r"^/cases/(?P<id>[^/]+)/events$"), list_case_events, False),
+    ("POST", re.compile(r"^/cases/(?P<id>[^/]+)/events$"), create_case_event, True),
     # --- reschedule ---
     ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery$"), get_delivery, False),
     ("PUT", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/window$"), reschedule_delivery, True),

@@ -36,12 +36,12 @@ def console_graph(settings: Settings, store: SqlStore, clock: Clock) -> Wiring:
 class RunningConsole(ServedApp):
     """One console app served on a free loopback port until `stop()`."""
 
-    def __init__(self, graph: Wiring, **options: Any) -> None:
-        """`options` go to create_app (e.g. `kb=`, the knowledge base to show)."""
+    def __init__(self, graph: Wiring, rasa: RasaApi | None = None, **options: Any) -> None:
+        """`rasa`: where the console writes into trackers (by default a closed port: every write
+        fails); `options` go to create_app (e.g. `kb=`, the knowledge base to show)."""
         self.graph = graph
-        app = create_app(
-            graph, "test-secret", RasaApi("http://127.0.0.1:9", None), name=f"c{uuid.uuid4().hex}", **options
-        )
+        rasa = rasa or RasaApi("http://127.0.0.1:9", None)
+        app = create_app(graph, "test-secret", rasa, name=f"c{uuid.uuid4().hex}", **options)
         super().__init__(app, "console")
 
     @property

@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 from bot.records import (
     Case,
+    CaseEvent,
     CaseKind,
     ContactChange,
     ContactDetails,
@@ -139,6 +140,46 @@ class CaseBook(ABC):
     @abstractmethod
     def recent_open_cases(self, conversation_id: str, kind: CaseKind, since: datetime) -> list[Case]:
         """Open cases of this kind in this conversation opened at or after `since`, newest first."""
+
+    # --- agents working cases (the console's Cases view). Each write appends its line to the
+    # case's history in the same transaction, and says False when the case is not there (or, for
+    # a status change, no longer in the status the agent saw). Not abstract: a case book that
+    # only records cases (a CRM of its own behind it) says so when the console asks for more.
+
+    def _cannot(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} cannot {what} (docs/agents.md)")
+
+    def list_cases(self, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
+        """Cases in any of `statuses` (every status when empty), newest first, at most `limit`."""
+        raise self._cannot("list cases")
+
+    def history(self, case_id: str) -> list[CaseEvent]:
+        """The case's history, oldest first."""
+        raise self._cannot("read a case's history")
+
+    def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
+        """Give the case to `agent` and record `event`."""
+        raise self._cannot("assign cases")
+
+    def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
+        """Change the status if it is still `from_status`, and record `event`."""
+        raise self._cannot("change a case's status")
+
+    def add_event(self, event: CaseEvent) -> bool:
+        """Record a note or a message sent to the customer in the case's history."""
+        raise self._cannot("add to a case's history")
+
+    def request_rating(self, case_id: str, event: CaseEvent) -> bool:
+        """Mark that the customer was asked to rate the case (at `event.at`), and record it."""
+        raise self._cannot("ask for a case's rating")
+
+    def awaiting_rating(self, conversation_id: str) -> Case | None:
+        """The conversation's case most recently asked for a rating and not rated yet, if any."""
+        raise self._cannot("find a case awaiting its rating")
+
+    def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
+        """Store the customer's 1-5 answer once (False if not asked, or already answered)."""
+        raise self._cannot("record a case's rating")
 
 
 # --- idempotency of writes ---------------------------------------------------------------------

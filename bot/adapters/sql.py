@@ -17,6 +17,8 @@ from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
 from bot.adapters.payment_links import PaymentLinkSigner
 from bot.records import (
     Case,
+    CaseChange,
+    CaseEvent,
     CaseKind,
     ContactChange,
     ContactDetails,
@@ -77,7 +79,27 @@ cases = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("opened_at", sa.DateTime, nullable=False),
+    # Worked by agents in the console (migration 0015).
+    sa.Column("assigned_to", sa.String(64)),
+    sa.Column("updated_at", sa.DateTime),
+    sa.Column("rating", sa.Integer),
+    sa.Column("rating_requested_at", sa.DateTime),
+    sa.Column("rated_at", sa.DateTime),
     sa.Index("ix_cases_conversation_kind", "conversation_id", "kind"),
+    sa.Index("ix_cases_status_opened", "status", "opened_at"),
+)
+
+# Every change to a case, appended in the transaction that makes it: who, what, when.
+case_events = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("customer_visible", sa.Boolean, nullable=False),
 )
 
 # Bookkeeping of the demo loader (which fixture, anchored on which day).
@@ -694,7 +716,21 @@ def case_from_row(row: sa.engine.Row) -> Case:
         details=dict(row.details or {}),
         opened_at=from_db_time(row.opened_at),
         status=row.status,
+        assigned_to=row.assigned_to,
+        rating=row.rating,
+        rating_requested_at=from_db_time(row.rating_requested_at) if row.rating_requested_at else None,
     )
+
+
+def case_event_row(event: CaseEvent) -> dict[str, Any]:
+    return {
+        "case_id": event.case_id,
+        "at": to_db_time(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "detail": event.detail,
+        "customer_visible": event.customer_visible,
+    }
 
 
 class SqlCaseBook(CaseBook):
@@ -738,6 +774,115 @@ class SqlCaseBook(CaseBook):
         )
         with self._store.connect() as conn:
             return [case_from_row(row) for row in conn.execute(query)]
+
+    # --- agents working cases ---
+
+    def list_cases(self, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
+        with self._store.connect() as conn:
+            return list_cases_in(conn, statuses, limit)
+
+    def history(self, case_id: str) -> list[CaseEvent]:
+        with self._store.connect() as conn:
+            return case_history_in(conn, case_id)
+
+    def _apply(self, change: CaseChange) -> bool:
+        with self._store.connect() as conn:
+            return apply_case_change_in(conn, change)
+
+    def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event, assigned_to=agent))
+
+    def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event, from_status=from_status, to_status=to_status))
+
+    def add_event(self, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event))
+
+    def request_rating(self, case_id: str, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event))
+
+    def awaiting_rating(self, conversation_id: str) -> Case | None:
+        with self._store.connect() as conn:
+            return awaiting_rating_in(conn, conversation_id)
+
+    def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event, rating=score))
+
+
+def list_cases_in(conn: Connection, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
+    """Cases in any of `statuses` (every one when empty), newest first, at most `limit`."""
+    query = sa.select(cases).order_by(cases.c.opened_at.desc(), cases.c.id).limit(limit)
+    if statuses:
+        query = query.where(cases.c.status.in_(statuses))
+    return [case_from_row(row) for row in conn.execute(query)]
+
+
+def awaiting_rating_in(conn: Connection, conversation_id: str) -> Case | None:
+    """The conversation's case most recently asked for a rating and not rated yet, if any."""
+    query = (
+        sa.select(cases)
+        .where(
+            cases.c.conversation_id == conversation_id,
+            cases.c.rating_requested_at.is_not(None),
+            cases.c.rating.is_(None),
+        )
+        .order_by(cases.c.rating_requested_at.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return case_from_row(row) if row else None
+
+
+def case_history_in(conn: Connection, case_id: str) -> list[CaseEvent]:
+    """The case's history, oldest first."""
+    query = sa.select(case_events).where(case_events.c.case_id == case_id).order_by(case_events.c.id)
+    return [
+        CaseEvent(
+            case_id=row.case_id,
+            at=from_db_time(row.at),
+            actor=row.actor,
+            action=row.action,
+            detail=row.detail,
+            customer_visible=bool(row.customer_visible),
+        )
+        for row in conn.execute(query)
+    ]
+
+
+CASE_CHANGE_ACTIONS = ("assigned", "status", "note", "message", "rating_requested", "rated")
+
+
+def apply_case_change_in(conn: Connection, change: CaseChange) -> bool:
+    """Update the case as `change.event.action` says and append the event, in the caller's
+    transaction; False if the case is not there or the change no longer applies (its status
+    moved on, a rating already given or never asked). ValueError for a malformed change."""
+    event = change.event
+    conditions: list[Any] = []
+    values: dict[str, Any] = {"updated_at": to_db_time(event.at)}
+    if event.action == "assigned":
+        if not change.assigned_to:
+            raise ValueError("an assignment needs assigned_to")
+        values["assigned_to"] = change.assigned_to
+    elif event.action == "status":
+        if not change.from_status or not change.to_status:
+            raise ValueError("a status change needs from_status and to_status")
+        conditions.append(cases.c.status == change.from_status)
+        values["status"] = change.to_status
+    elif event.action == "rating_requested":
+        conditions.append(cases.c.rating.is_(None))
+        values["rating_requested_at"] = to_db_time(event.at)
+    elif event.action == "rated":
+        if change.rating is None or not 1 <= change.rating <= 5:
+            raise ValueError(f"a rating of {change.rating} is not between 1 and 5")
+        conditions += [cases.c.rating_requested_at.is_not(None), cases.c.rating.is_(None)]
+        values.update(rating=change.rating, rated_at=to_db_time(event.at))
+    elif event.action not in ("note", "message"):
+        raise ValueError(f"{event.action!r} is not a case change (one of {', '.join(CASE_CHANGE_ACTIONS)})")
+    done = conn.execute(cases.update().where(cases.c.id == event.case_id, *conditions).values(**values))
+    if done.rowcount != 1:
+        return False
+    conn.execute(case_events.insert(), case_event_row(event))
+    return True
 
 
 # --- reschedule: the ERP's delivery calendar (zones, windows with capacity, closures) and the

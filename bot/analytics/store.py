@@ -182,8 +182,10 @@ class AnalyticsStore:
                     "conversation_id": row.conversation_id,
                     "kind": row.kind,
                     "opened_at": row.opened_at,
+                    # Resolved once an agent resolves or closes it (a case in progress or
+                    # waiting for the customer is not): at its last change, else at this sync.
                     "resolved_at": resolved.get(row.id)
-                    or (None if row.status == "open" else to_db_time(now)),
+                    or (row.updated_at or to_db_time(now) if row.status in ("resolved", "closed") else None),
                 }
                 for row in opened
             ]

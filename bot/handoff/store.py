@@ -487,6 +487,11 @@ class HandoffStore:
         with self._connect() as conn:
             return conn.execute(agents.update().where(agents.c.name == name).values(role=role)).rowcount == 1
 
+    def agent_names(self) -> list[str]:
+        """Every agent's login, alphabetically (whom a case can be assigned to)."""
+        with self._connect() as conn:
+            return list(conn.execute(sa.select(agents.c.name).order_by(agents.c.name)).scalars())
+
     def agent_password_hash(self, name: str) -> str | None:
         with self._connect() as conn:
             row = conn.execute(sa.select(agents.c.password_hash).where(agents.c.name == name)).first()

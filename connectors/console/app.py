@@ -40,6 +40,7 @@ from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionW
 from bot.wiring import Wiring
 from connectors.console import knowledge
 from connectors.console.canned import conversation_values, fill, load_canned
+from connectors.console.cases import register_case_routes
 from connectors.console.kpis import KPI_ARGS, kpi_page_values
 from connectors.console.labels import load_labels
 from connectors.console.rasa_api import RasaApi, RasaApiError
@@ -641,6 +642,10 @@ def create_app(
     @app.post("/handoffs/<handoff_id>/close")
     async def close(request: Request, handoff_id: str) -> response.HTTPResponse:
         return await end(request, handoff_id, "closed")
+
+    register_case_routes(
+        app, graph, rasa, session_of=session_of, csrf_ok=csrf_ok, render=render, sender=sender, when=_when
+    )
 
     # --- the desk webhook's retry loop ---------------------------------------------------------
 

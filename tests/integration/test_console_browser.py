@@ -3,8 +3,10 @@
 An agent logs in, sees the queue, opens a handoff whose customer sent HTML with a <script> and a
 photo, sees the packet at a glance and the script shown as text (never run), replies, searches
 the knowledge base beside the reply box, inserts an article into a draft and sends it, and hands
-back. Screenshots of the queue, the conversation and the knowledge base search go to results/console/; with
-UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test run leaves the tree clean).
+back; and works a case the bot opened, from the Cases view to the customer's 1-5 rating.
+Screenshots of the queue, the conversation, the knowledge base search and the cases go to
+results/console/; with UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test
+run leaves the tree clean).
 
 The KPI dashboard over the demo generator's four weeks (scripts/kpi_demo.py, a fixed seed and
 clock): an agent has no link to it and is refused; a supervisor opens it from the header, sees
@@ -15,6 +17,8 @@ console-kpis.png). It needs no trained model: a console served in the test proce
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +31,7 @@ from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
 from bot.settings import Settings
 from tests.analytics_helpers import NOW, ZONE, _load
-from tests.conftest import JULIAN_AR
+from tests.conftest import JULIAN_AR, MARIANA_MX
 from tests.console_helpers import RunningConsole, console_graph
 from tests.handoff_helpers import AGENT, PASSWORD, ensure_agent, release, wait_for_handoff, wait_for_messages
 from tests.harness import is_response
@@ -207,3 +211,88 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         page.screenshot(path=str(SCREENSHOTS / "console-kpis.png"), full_page=True)
     finally:
         console.stop()
+
+
+CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
+
+
+def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating(stack, fake_twilio, browser):
+    """The customer asks on WhatsApp to cancel; the bot opens a case; the agent finds it in the
+    Cases view, takes it, notes, writes to the customer and closes it; the customer rates 1-5."""
+    fake_twilio.reset()
+    phone = MARIANA_MX
+    try:
+        write(stack, fake_twilio, phone, "quiero cancelar mi pedido <b>ya</b>")
+        deadline = time.monotonic() + 60
+        while not (found := CASE_ID.search("\n".join(m.body or "" for m in fake_twilio.messages_to(phone)))):
+            assert time.monotonic() < deadline, [m.body for m in fake_twilio.messages_to(phone)]
+            time.sleep(0.3)
+        case_id = found.group()
+        sent = len(fake_twilio.messages_to(phone))
+        ensure_agent(stack)
+
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{stack.console}/cases")
+        assert page.url.endswith("/login")
+        page.fill("input[name=name]", AGENT)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.get_by_role("link", name="Casos").click()
+        page.select_option("select[name=type]", "cancellation")
+        page.click("#case-filters button")
+        row = page.locator(f"tr[data-id='{case_id}']")
+        row.wait_for()
+        assert "Cancelación de pedido" in row.inner_text() and "Abierto" in row.inner_text()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "console-cases.png"), full_page=True)
+
+        row.get_by_role("link", name="Abrir").click()
+        page.locator("#case-summary").wait_for()
+        assert "quiero cancelar mi pedido <b>ya</b>" in page.locator("#case-details").inner_text()
+        assert page.locator("#case-details b").count() == 0  # the customer's markup is text
+
+        page.click("form[action$='/assign'] button")
+        page.get_by_text("Caso asignado.").wait_for()
+        assert page.locator("#case-assignee").inner_text() == AGENT
+        page.select_option("#new-status", "in_progress")
+        page.click("form[action$='/status'] button")
+        page.get_by_text("Estado actualizado.").wait_for()
+        page.fill("#note-text", "El almacén confirma que no salió.")
+        page.click("form[action$='/note'] button")
+        page.get_by_text("Nota interna guardada.").wait_for()
+        page.fill("#message-text", "Hola Mariana, tu pedido quedó cancelado; el reembolso llega en 5 días.")
+        page.click("form[action$='/message'] button")
+        page.get_by_text("Mensaje enviado al cliente.").wait_for()
+        messages = fake_twilio.wait_for(phone, sent + 1, timeout_s=30)
+        assert messages[-1].body == "Hola Mariana, tu pedido quedó cancelado; el reembolso llega en 5 días."
+        assert all("El almacén" not in (m.body or "") for m in fake_twilio.messages_to(phone))
+
+        page.select_option("#new-status", "closed")
+        page.click("form[action$='/status'] button")
+        page.get_by_text("Caso cerrado; se pidió al cliente").wait_for()
+        question = fake_twilio.wait_for(phone, sent + 2, timeout_s=30)[-1]
+        assert is_response(question.body.split("\n")[0], "utter_ask_satisfaction")
+        history = page.locator("#case-history").inner_text()
+        for line in (
+            "Asignado",
+            "Cambio de estado",
+            "Nota interna",
+            "Mensaje al cliente",
+            "Se pidió calificación",
+        ):
+            assert line in history
+        page.screenshot(path=str(SCREENSHOTS / "console-case.png"), full_page=True)
+
+        # The customer taps "🙂 Bien" in the list: the bot thanks and the case keeps the 4.
+        options = fake_twilio.options_of(question)
+        payload = dict(options[1])["🙂 Bien"] if options else '/rate_handoff{"satisfaction_score":"4"}'
+        write(stack, fake_twilio, phone, "🙂 Bien", ListId=payload, ListTitle="🙂 Bien")
+        thanks = fake_twilio.wait_for(phone, sent + 3, timeout_s=60)[-1]
+        assert is_response(thanks.body, "utter_satisfaction_thanks")
+        page.reload()
+        assert "4/5" in page.locator("#case-history").inner_text()
+        assert dialogs == []
+    finally:
+        release(stack, phone)

@@ -5,6 +5,7 @@ it (its filled slots stay), and the answer to the satisfaction question re-activ
 """
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from rasa_sdk import Tracker
@@ -300,3 +301,39 @@ def test_handoff_time_is_recorded_in_utc(found):
     run(ActionHandoff(), tracker())
     created = found.store.active_for(MARIANA_MX).created_at
     assert created.tzinfo is not None and abs((CLOCK.now() - created).total_seconds()) < 60
+
+
+def close_case_asking_rating(demo, at):
+    """A case of Mariana's closed in the console, which asked her the 1-5 question at `at`."""
+    from bot.case_work import change_status, record_rating_asked
+    from bot.cases import request_case
+    from bot.records import CaseKind
+
+    outcome = request_case(demo.cases, demo.outbox, MARIANA_MX, CaseKind.RETURN_REQUEST, {}, MARIANA_MX, at)
+    case = demo.cases.case(outcome.management_id)
+    change_status(demo.cases, case, "closed", "ana", at)
+    record_rating_asked(demo.cases, case, "ana", at)
+    return case.id
+
+
+def test_the_answer_after_a_case_is_closed_rates_the_case_not_the_earlier_handoff(found, demo):
+    run(ActionHandoff(), tracker())
+    handoff = found.store.active_for(MARIANA_MX)
+    found.store.end(handoff.id, "closed", "listo", now=CLOCK.now())
+    case_id = close_case_asking_rating(demo, CLOCK.now() + timedelta(minutes=10))
+    messages, _ = run(ActionRecordSatisfaction(), tracker(intent="rate_handoff", text="cinco"))
+    assert [m["response"] for m in messages] == ["utter_satisfaction_thanks"]
+    assert demo.cases.case(case_id).rating == 5
+    assert found.store.get(handoff.id).satisfaction is None
+    # The next answer (nothing asked any more) goes to the handoff, as before cases had ratings.
+    run(ActionRecordSatisfaction(), tracker(intent="rate_handoff", text="un 2"))
+    assert demo.cases.case(case_id).rating == 5 and found.store.get(handoff.id).satisfaction == 2
+
+
+def test_a_handoff_ended_after_the_case_question_takes_the_answer(found, demo):
+    case_id = close_case_asking_rating(demo, CLOCK.now() - timedelta(hours=2))
+    run(ActionHandoff(), tracker())
+    handoff = found.store.active_for(MARIANA_MX)
+    found.store.end(handoff.id, "closed", "listo", now=CLOCK.now())
+    run(ActionRecordSatisfaction(), tracker(intent="rate_handoff", text="tres"))
+    assert found.store.get(handoff.id).satisfaction == 3 and demo.cases.case(case_id).rating is None

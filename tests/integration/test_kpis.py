@@ -192,3 +192,20 @@ def test_new_and_returning_customers_split_the_week(analytics):
         1,
     )
     assert returning.customers == 1 and returning.adoption == pytest.approx(1 / 6)
+
+
+def test_a_case_agents_are_still_working_is_not_resolved_and_a_closed_one_at_its_change(store):
+    from bot.adapters.sql import SqlCaseBook
+    from bot.case_work import change_status
+    from tests.analytics_helpers import at
+
+    write_handoffs_and_cases(store)
+    book = SqlCaseBook(store)
+    change_status(book, book.case("GES-CCCCCCCC"), "in_progress", "ana", at(26, 16, 1))
+    analytics = AnalyticsStore(store)
+    analytics.sync_handoffs_and_cases(PERIOD_START, CASE_SEEN_CLOSED)
+    assert (report(analytics).cases_opened, report(analytics).cases_resolved) == (1, 0)
+    change_status(book, book.case("GES-CCCCCCCC"), "resolved", "ana", at(26, 20, 1))  # 5 h after opening
+    analytics.sync_handoffs_and_cases(PERIOD_START, NOW)
+    kpis = report(analytics)
+    assert kpis.cases_resolved == 1 and kpis.case_resolution_hours_mean == pytest.approx(5)

@@ -99,6 +99,52 @@ def test_cases_are_added_read_and_found_as_recent_open_ones(server, demo):
     assert book.case("GES-22222222") is None
 
 
+def test_agents_work_a_case_over_http_as_over_sql(server, demo):
+    from bot.case_work import (
+        CaseChangeRefused,
+        add_note,
+        assign_case,
+        change_status,
+        rate_case,
+        record_message,
+        record_rating_asked,
+    )
+
+    book = RestCaseBook(client_for(server.url))
+    case = a_case()
+    other = a_case(kind=CaseKind.CANCEL_ORDER, opened_at=NOW + timedelta(minutes=1))
+    assert book.add(case) and book.add(other)
+    assert [c.id for c in book.list_cases()] == [other.id, case.id] == [c.id for c in demo.cases.list_cases()]
+
+    assign_case(book, case, "ana", "ana", NOW)
+    change_status(book, book.case(case.id), "in_progress", "ana", NOW)
+    with pytest.raises(CaseChangeRefused) as stale:
+        change_status(book, case, "resolved", "beto", NOW)  # beto's page still said "open"
+    assert stale.value.reason == "stale"
+    add_note(book, book.case(case.id), "llamar <b>mañana</b>", "ana", NOW)
+    record_message(book, book.case(case.id), "Hola, ya lo revisamos.", "ana", NOW)
+    change_status(book, book.case(case.id), "closed", "ana", NOW)
+    assert book.awaiting_rating(MARIANA_MX) is None
+    assert record_rating_asked(book, book.case(case.id), "ana", NOW)
+    assert book.awaiting_rating(MARIANA_MX) == demo.cases.awaiting_rating(MARIANA_MX)
+    assert book.awaiting_rating(MARIANA_MX).id == case.id
+    assert rate_case(book, MARIANA_MX, 4, NOW).id == case.id
+    assert rate_case(book, MARIANA_MX, 5, NOW) is None  # once
+
+    worked = book.case(case.id)
+    assert worked == demo.cases.case(case.id)
+    assert (worked.status, worked.assigned_to, worked.rating) == ("closed", "ana", 4)
+    assert [c.id for c in book.list_cases(("closed",))] == [case.id]
+    history = book.history(case.id)
+    assert history == demo.cases.history(case.id)
+    assert [(e.action, e.customer_visible) for e in history] == [
+        ("assigned", False), ("status", False), ("note", False), ("message", True),
+        ("status", False), ("rating_requested", False), ("rated", True),
+    ]  # fmt: skip
+    assert book.history("GES-22222222") == []
+    assert book.add_event(history[0].__class__("GES-22222222", NOW, "ana", "note", "x")) is False
+
+
 def test_a_taken_case_id_is_refused_so_the_caller_draws_another(server):
     book = RestCaseBook(client_for(server.url))
     case = a_case()

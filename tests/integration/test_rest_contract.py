@@ -68,6 +68,8 @@ def test_the_contract_marks_which_operations_are_implemented():
         ("GET", "/cases"),
         ("POST", "/cases"),
         ("GET", "/cases/{case_id}"),
+        ("GET", "/cases/{case_id}/events"),  # agents working cases
+        ("POST", "/cases/{case_id}/events"),
         # --- reschedule ---
         ("GET", "/orders/{order_id}/delivery"),
         ("PUT", "/orders/{order_id}/delivery/window"),

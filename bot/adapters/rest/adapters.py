@@ -17,6 +17,8 @@ from bot.adapters.rest.client import RestClient
 from bot.adapters.rest.errors import BackendProtocolError
 from bot.adapters.rest.wire import (
     WireError,
+    case_change_to_wire,
+    case_event_from_wire,
     case_from_wire,
     case_to_wire,
     change_from_wire,
@@ -38,6 +40,8 @@ from bot.adapters.rest.wire import (
 )
 from bot.records import (
     Case,
+    CaseChange,
+    CaseEvent,
     CaseKind,
     ContactChange,
     ContactDetails,
@@ -264,3 +268,46 @@ class RestCaseBook(CaseBook):
         }
         found = self.client.get("/cases", params)
         return _parsed(lambda d: items_from_wire(d, case_from_wire), found or {"items": []}, "GET /cases")
+
+    # --- agents working cases (POST /cases/{case_id}/events) ---
+
+    def _cases(self, params: dict[str, str]) -> list[Case]:
+        found = self.client.get("/cases", params)
+        return _parsed(lambda d: items_from_wire(d, case_from_wire), found or {"items": []}, "GET /cases")
+
+    def list_cases(self, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
+        if not statuses:
+            return self._cases({"limit": str(limit)})
+        found = [case for status in statuses for case in self._cases({"status": status, "limit": str(limit)})]
+        return sorted(found, key=lambda case: (-case.opened_at.timestamp(), case.id))[:limit]
+
+    def history(self, case_id: str) -> list[CaseEvent]:
+        found = self.client.get(f"/cases/{_segment(case_id)}/events")
+        where = "GET /cases/{id}/events"
+        return _parsed(lambda d: items_from_wire(d, case_event_from_wire), found or {"items": []}, where)
+
+    def _apply(self, change: CaseChange) -> bool:
+        path = f"/cases/{_segment(change.event.case_id)}/events"
+        reply = self.client.write("POST", path, case_change_to_wire(change), passthrough=(404, 409))
+        return reply.status not in (404, 409)
+
+    def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event, assigned_to=agent))
+
+    def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event, from_status=from_status, to_status=to_status))
+
+    def add_event(self, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event))
+
+    def request_rating(self, case_id: str, event: CaseEvent) -> bool:
+        return self._apply(CaseChange(event))
+
+    def awaiting_rating(self, conversation_id: str) -> Case | None:
+        found = self._cases({"conversation_id": conversation_id, "awaiting_rating": "true", "limit": "1"})
+        return found[0] if found else None
+
+    def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
+        if not 1 <= score <= 5:
+            raise ValueError(f"a rating of {score} is not between 1 and 5")
+        return self._apply(CaseChange(event, rating=score))

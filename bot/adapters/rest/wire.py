@@ -14,6 +14,8 @@ from typing import Any
 
 from bot.records import (
     Case,
+    CaseChange,
+    CaseEvent,
     CaseKind,
     ContactChange,
     ContactDetails,
@@ -187,7 +189,72 @@ def case_from_wire(document: Any) -> Case:
         details=dict(details),
         opened_at=opened_at,
         status=_text(data, "status"),
+        assigned_to=_text(data, "assigned_to", optional=True),
+        rating=_integer(data, "rating", optional=True),
+        rating_requested_at=time_from_wire(data.get("rating_requested_at"), "rating_requested_at"),
     )
+
+
+def worked_case_to_wire(case: Case) -> dict[str, Any]:
+    """A case as the CRM answers it: what the bot sent (case_to_wire, the NewCase shape) and
+    what agents did since (who has it, the rating asked at closing)."""
+    return {
+        **case_to_wire(case),
+        "assigned_to": case.assigned_to,
+        "rating": case.rating,
+        "rating_requested_at": time_to_wire(case.rating_requested_at),
+    }
+
+
+def case_event_to_wire(event: CaseEvent) -> dict[str, Any]:
+    return {
+        "case_id": event.case_id,
+        "at": time_to_wire(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "detail": event.detail,
+        "customer_visible": event.customer_visible,
+    }
+
+
+def case_event_from_wire(document: Any) -> CaseEvent:
+    data = _object(document, "case event")
+    at = time_from_wire(data.get("at"), "at")
+    if at is None:
+        raise WireError("at: required")
+    visible = data.get("customer_visible")
+    if not isinstance(visible, bool):
+        raise WireError("customer_visible: expected true or false")
+    detail = data.get("detail")
+    if not isinstance(detail, str):
+        raise WireError("detail: expected a string")
+    return CaseEvent(
+        case_id=_text(data, "case_id"),
+        at=at,
+        actor=_text(data, "actor"),
+        action=_text(data, "action"),
+        detail=detail,
+        customer_visible=visible,
+    )
+
+
+def case_change_to_wire(change: CaseChange) -> dict[str, Any]:
+    """The body of POST /cases/{case_id}/events: the history line and what it changes."""
+    event = change.event
+    body: dict[str, Any] = {
+        "at": time_to_wire(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "detail": event.detail,
+        "customer_visible": event.customer_visible,
+    }
+    extras = {
+        "assigned_to": change.assigned_to,
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "rating": change.rating,
+    }
+    return {**body, **{key: value for key, value in extras.items() if value is not None}}
 
 
 def items_from_wire(document: Any, parse) -> list:
