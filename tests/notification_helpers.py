@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
+import yaml
 
 from bot.clock import Clock
 from bot.messaging.sender import MessageSender, TwilioTransport
 from bot.messaging.store import MessagingStore
+from bot.messaging.templates import DEFAULT_TEMPLATES, TemplateCatalog, parse_templates
 from bot.notifications.rules import NotificationRules, load_rules
 from bot.notifications.signature import signed_headers
 from bot.notifications.store import NotificationStore
@@ -83,13 +85,16 @@ def build_worker(
     rules: NotificationRules | None = None,
     rate_per_s: float = 1000.0,
     memory: Any = None,
+    templates: TemplateCatalog | None = None,
 ) -> tuple[NotificationWorker, MessagingStore]:
     """The worker as connectors/notification_worker.py builds it, on this database and clock."""
     messaging = MessagingStore(store, clock)
     transport = TwilioTransport(
         settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base
     )
-    sender = MessageSender(settings, messaging, transport, retry_delays_s=(0.01,), clock=clock)
+    sender = MessageSender(
+        settings, messaging, transport, retry_delays_s=(0.01,), clock=clock, templates=templates
+    )
     worker = NotificationWorker(
         NotificationStore(store),
         rules or load_rules(),
@@ -104,3 +109,19 @@ def build_worker(
         memory=memory,
     )
     return worker, messaging
+
+
+def approved_templates(fake: FakeTwilio) -> TemplateCatalog:
+    """The shipped bot/whatsapp_templates.yml, each template approved at the fake's Content API
+    (as a business approves them in Twilio's console) under the SID the fake gave it."""
+    raw = yaml.safe_load(DEFAULT_TEMPLATES.read_text(encoding="utf-8"))
+    for name, spec in raw["templates"].items():
+        types: dict[str, Any] = {"twilio/text": {"body": spec["text"]}}
+        if spec.get("quick_replies"):
+            actions = [{"title": reply["title"], "id": reply["payload"]} for reply in spec["quick_replies"]]
+            types["twilio/quick-reply"] = {"body": spec["text"], "actions": actions}
+        samples = {str(number): "muestra" for number in range(1, len(spec.get("variables") or []) + 1)}
+        spec["content_sid"] = fake.add_content(
+            {"friendly_name": name, "language": spec["language"], "variables": samples, "types": types}
+        )
+    return parse_templates(raw, "approved templates")
