@@ -547,11 +547,14 @@ class MessageSender:
         """Send what the window held back for `phone`, oldest first, each once: call it when they
         write on WhatsApp (`after_sid`: that message), before answering them. Nothing happens while
         the window is closed; a send that fails or is blocked is recorded as such, not retried."""
+        waiting = await asyncio.to_thread(self._store.held, phone)  # one read for most messages
+        if not waiting:
+            return []
         contact = await asyncio.to_thread(self._store.contact, phone)
         if not self._in_window(contact):
             return []
         delivered = []
-        for held in await asyncio.to_thread(self._store.held, phone):
+        for held in waiting:
             message = OutboundMessage(
                 held.phone, Channel(held.channel), body=held.body, media_urls=tuple(held.media_urls),
                 options=tuple(Option(item["title"], item["payload"]) for item in held.options),
