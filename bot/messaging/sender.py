@@ -41,7 +41,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -86,11 +86,13 @@ class OutboundMessage:
     template: str | None = None
     template_values: Mapping[str, str] | None = None
     source: str = "bot"  # who sends it (bot | outbox | console | notification): kept if held
+    expires_at: datetime | None = None  # if held: not delivered after this (stale news)
 
 
 @dataclass(frozen=True)
 class SendResult:
     # queued (or Twilio's first status) | outbox | blocked | failed | unknown | duplicate | held
+    # (and, for a held message found stale when delivering it, expired)
     status: str
     record_ids: list[int] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)
@@ -501,7 +503,7 @@ class MessageSender:
         options = [{"title": option.title, "payload": option.payload} for option in message.options]
         held_id = await asyncio.to_thread(
             self._store.hold, message.to, message.channel, message.source, message.body,
-            list(message.media_urls), options, key,
+            list(message.media_urls), options, key, message.expires_at,
         )  # fmt: skip
         if held_id is None:  # held before under this key: a replayed reply, a retried notification
             assert key is not None
@@ -555,6 +557,14 @@ class MessageSender:
             return []
         delivered = []
         for held in waiting:
+            if held.expires_at is not None and self._clock.now() >= held.expires_at:
+                # Old news is not sent late ("llega mañana" a week on): recorded, not delivered.
+                if await asyncio.to_thread(self._store.finish_held, held.id, "expired", after_sid):
+                    logger.info(
+                        "held #%s to %s expired at %s: not delivered", held.id, phone, held.expires_at
+                    )
+                    delivered.append((held, SendResult("expired")))
+                continue
             message = OutboundMessage(
                 held.phone, Channel(held.channel), body=held.body, media_urls=tuple(held.media_urls),
                 options=tuple(Option(item["title"], item["payload"]) for item in held.options),

@@ -83,11 +83,13 @@ held_messages = sa.Table(
     sa.Column("body", sa.Text, nullable=False, default=""),
     sa.Column("media_urls", sa.Text),  # JSON list
     sa.Column("options", sa.Text),  # JSON list of {title, payload}: the response's buttons
-    # held | delivered | blocked (opted out meanwhile) | failed | unknown (Twilio may have it)
+    # held | delivered | expired (its news went stale before they wrote) | blocked (opted out
+    # meanwhile) | failed | unknown (Twilio may have it)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("template", sa.String(64)),  # the template sent in its place, if one was
     sa.Column("template_status", sa.String(200)),  # that send's status, or why none was sent
     sa.Column("held_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime),  # after this it is not delivered (a notification's expiry)
     sa.Column("delivered_at", sa.DateTime),
     sa.Column("delivered_after", sa.String(64)),  # the inbound MessageSid that opened the window
     sa.Index("ix_held_messages_phone_status", "phone", "status"),
@@ -126,6 +128,7 @@ class HeldMessage:
     held_at: datetime
     delivered_at: datetime | None
     delivered_after: str | None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,7 @@ class MessagingStore:
         media_urls: list[str],
         options: list[dict[str, str]],
         source_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> int | None:
         """Keep a message the window held back (masked, as every stored message); its id, or None
         when `source_key` was held before (a replay of the same reply)."""
@@ -354,6 +358,7 @@ class MessagingStore:
                         options=json.dumps(options, ensure_ascii=False) if options else None,
                         status="held",
                         held_at=to_db_time(self._clock.now()),
+                        expires_at=to_db_time(expires_at),
                     )
                 )
             return int(result.inserted_primary_key[0])
@@ -421,6 +426,7 @@ def _held(row: sa.engine.Row) -> HeldMessage:
         held_at=from_db_time(row.held_at),
         delivered_at=from_db_time(row.delivered_at),
         delivered_after=row.delivered_after,
+        expires_at=from_db_time(row.expires_at),
     )
 
 

@@ -189,6 +189,7 @@ class NotificationWorker:
         message = OutboundMessage(
             who.phone, channel, body=text, template=rule.whatsapp_template,
             template_values=template_values(variables, who.country), source="notification",
+            expires_at=event.occurred_at + rule.expires_after if rule.expires_after else None,
         )  # fmt: skip
         result = await self.sender.send(message, key=key)
         if result.status == "held":

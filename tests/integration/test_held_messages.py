@@ -389,3 +389,31 @@ def test_a_held_message_to_a_number_that_opted_out_meanwhile_is_recorded_blocked
     asyncio.run(scenario())
     assert len(fake.received) == 1  # the template only
     assert messaging.held(MARIANA_MX, status=None)[0].status == "blocked"
+
+
+def test_a_held_notification_whose_news_went_stale_is_recorded_expired_not_sent_late(
+    fake, store, demo, clock, templates
+):
+    messaging = MessagingStore(store, clock)
+    wrote(messaging, clock, hours_ago=48)
+    NotificationStore(store).receive(parse_event(event("ev-3", MARIANA_MX, channel="whatsapp")), clock.now())
+
+    async def scenario() -> None:
+        worker, _ = build_worker(
+            settings_for(fake), store, demo.crm, clock, load_rules(), templates=templates
+        )
+        assert await worker.run_once() == 1
+        await worker.sender.transport.close()
+        # order_shipped news lasts 48 hours from the event (09:00): she writes three days later.
+        clock.advance(timedelta(days=3))
+        sender = sender_for(fake, messaging, clock, templates)
+        await channel_for(store, messaging, clock, sender).handle(inbound("hola", "SMlate"), ADDRESS, Bot())
+        await sender.transport.close()
+
+    asyncio.run(scenario())
+    assert [m.body for m in fake.received] == [
+        "Tienes novedades sobre tu cuenta. Responde este mensaje para verlas.",
+        "respuesta a hola",
+    ]
+    [held] = messaging.held(MARIANA_MX, status=None)
+    assert (held.status, held.delivered_after) == ("expired", "SMlate")

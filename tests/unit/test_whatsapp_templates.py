@@ -13,6 +13,7 @@ from bot.messaging.templates import DEFAULT_TEMPLATES, TemplatesError, load_temp
 from bot.notifications.rules import DEFAULT_RULES, check_templates, load_rules, parse_rules
 from bot.settings import Settings
 from bot.wiring import build_wiring
+from connectors.notification_worker import build_worker as build_notification_worker
 from tests.conftest import NOW
 
 SID = "HX" + "ab" * 16
@@ -167,3 +168,18 @@ def test_a_wrong_templates_file_stops_a_process_at_start(tmp_path: Path):
     )
     with pytest.raises(TemplatesError, match=rf"^{path}: templates\.gestion_novedades\.variables"):
         build_wiring(settings, FixedClock(NOW))
+
+
+def test_a_notification_rule_naming_an_unknown_template_stops_the_notification_worker(tmp_path: Path):
+    raw = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    raw["kinds"]["order_shipped"]["whatsapp_template"] = "pedido_enviado"  # not declared
+    path = tmp_path / "notifications.yml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    settings = Settings.from_env(
+        {"NOTIFY_RULES": str(path), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    )
+    with pytest.raises(
+        TemplatesError,
+        match=rf"^{path}: kinds\.order_shipped\.whatsapp_template: no template named 'pedido_enviado'",
+    ):
+        build_notification_worker(build_wiring(settings, FixedClock(NOW)))

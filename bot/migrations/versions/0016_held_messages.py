@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("template", sa.String(length=64), nullable=True),
         sa.Column("template_status", sa.String(length=200), nullable=True),
         sa.Column("held_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=True),
         sa.Column("delivered_at", sa.DateTime(), nullable=True),
         sa.Column("delivered_after", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
