@@ -527,9 +527,11 @@ class TwilioInput(InputChannel):
             await asyncio.to_thread(self.store.record_inbound, message.phone, message.channel, sender_address)
             handoff = await self._active_handoff(message)
             decision = decide(message, await self._state(message, handoff, app), self.handoff.config)
-            if message.channel is Channel.WHATSAPP and decision.route is not Route.OPT_OUT:
-                # The window is open again: what it held back goes first, oldest first, each once
-                # (keyed by its held row, so a replay of this message does not send it twice).
+            # The window is open again: what it held back goes first, oldest first, each once
+            # (keyed by its held row, so a replay of this message does not send it twice). Not to
+            # a BAJA; after the confirmation of an ALTA (until then the number is opted out).
+            whatsapp = message.channel is Channel.WHATSAPP
+            if whatsapp and decision.route not in (Route.OPT_OUT, Route.OPT_IN):
                 await self.sender.deliver_held(message.phone, message.sid)
             if decision.held_card_data is not None:
                 await asyncio.to_thread(
@@ -545,6 +547,8 @@ class TwilioInput(InputChannel):
                 await self._opt_out(message, keys)
             elif decision.route is Route.OPT_IN:
                 await self._opt_in(message, keys)
+                if whatsapp:
+                    await self.sender.deliver_held(message.phone, message.sid)
             elif decision.route is Route.TO_BOT:
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
                 await on_new_message(

@@ -417,3 +417,29 @@ def test_a_held_notification_whose_news_went_stale_is_recorded_expired_not_sent_
     ]
     [held] = messaging.held(MARIANA_MX, status=None)
     assert (held.status, held.delivered_after) == ("expired", "SMlate")
+
+
+def test_baja_keeps_what_was_held_and_alta_delivers_it_after_the_confirmation(
+    fake, store, messaging, clock, templates
+):
+    wrote(messaging, clock, hours_ago=30)
+
+    async def scenario() -> None:
+        sender = sender_for(fake, messaging, clock, templates)
+        await sender.send(
+            OutboundMessage(MARIANA_MX, Channel.WHATSAPP, "Tu cambio quedó hecho.", source="outbox")
+        )
+        channel = channel_for(store, messaging, clock, sender)
+        bot = Bot()
+        await channel.handle(inbound("BAJA", "SMbaja"), ADDRESS, bot)
+        assert [row.status for row in messaging.held(MARIANA_MX, status=None)] == ["held"]
+        await channel.handle(inbound("ALTA", "SMalta"), ADDRESS, bot)
+        assert bot.heard == []  # both words are the channel's, not the bot's
+        await sender.transport.close()
+
+    asyncio.run(scenario())
+    template, opted_out, opted_in, held = fake.received
+    assert template.content_sid == templates.fallback.content_sid
+    assert opted_out.body != held.body and opted_in.body != held.body
+    assert held.body == "Tu cambio quedó hecho." and held.content_sid is None
+    assert messaging.held(MARIANA_MX, status=None)[0].delivered_after == "SMalta"
