@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-import yaml
 
 from bot.clock import Clock
 from bot.messaging.sender import MessageSender, TwilioTransport
@@ -22,7 +21,7 @@ from bot.notifications.store import NotificationStore
 from bot.notifications.worker import NotificationWorker, TokenBucket
 from bot.settings import Settings
 from connectors.notification_intake import create_app
-from tests.fake_twilio import FakeTwilio
+from tests.fake_twilio import FakeTwilio, approve_templates
 from tests.served_app import ServedApp
 
 SECRET = "notify-test-secret-" + uuid.uuid4().hex
@@ -112,16 +111,5 @@ def build_worker(
 
 
 def approved_templates(fake: FakeTwilio) -> TemplateCatalog:
-    """The shipped bot/whatsapp_templates.yml, each template approved at the fake's Content API
-    (as a business approves them in Twilio's console) under the SID the fake gave it."""
-    raw = yaml.safe_load(DEFAULT_TEMPLATES.read_text(encoding="utf-8"))
-    for name, spec in raw["templates"].items():
-        types: dict[str, Any] = {"twilio/text": {"body": spec["text"]}}
-        if spec.get("quick_replies"):
-            actions = [{"title": reply["title"], "id": reply["payload"]} for reply in spec["quick_replies"]]
-            types["twilio/quick-reply"] = {"body": spec["text"], "actions": actions}
-        samples = {str(number): "muestra" for number in range(1, len(spec.get("variables") or []) + 1)}
-        spec["content_sid"] = fake.add_content(
-            {"friendly_name": name, "language": spec["language"], "variables": samples, "types": types}
-        )
-    return parse_templates(raw, "approved templates")
+    """The shipped bot/whatsapp_templates.yml, approved at the fake's Content API."""
+    return parse_templates(approve_templates(fake, DEFAULT_TEMPLATES), "approved templates")
