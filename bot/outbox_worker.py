@@ -173,6 +173,13 @@ def sender_notify(sender: Any, messaging_store: Any) -> Notify:
             return
         contact = await asyncio.to_thread(messaging_store.contact, phone)
         channel = Channel(contact.last_channel) if contact and contact.last_channel else Channel.WHATSAPP
-        await sender.send(OutboundMessage(phone, channel, body=render(response, **values)))
+        # Perhaps a day later: outside the WhatsApp window the response's template (or the
+        # generic one) goes out and the confirmation waits until the customer writes.
+        message = OutboundMessage(
+            phone, channel, body=render(response, **values), template=sender.templates.meant_for(response),
+            template_values=values, source="outbox",
+        )  # fmt: skip
+        result = await sender.send(message)
+        logger.info("outbox: %s to %s: %s", response, conversation_id, result.status)
 
     return notify

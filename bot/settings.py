@@ -142,6 +142,8 @@ class Settings:
     notify_port: int = 8070
     notify_webhook_secret: str | None = None  # the HMAC key the CRM/ERP signs events with
     notify_rules: Path | None = None  # None: bot/notifications.yml
+    # The approved WhatsApp templates (bot/messaging/templates.py); None: bot/whatsapp_templates.yml
+    whatsapp_templates: Path | None = None
     notify_rate_per_s: float = 5.0  # the worker's pace through the sender
     notify_lease_s: float = 60.0  # a worker's hold on a notification it decides and sends
     notify_pull_interval_s: int = 0  # the pull job polls the ERP this often (0: off, the ERP pushes)
@@ -320,6 +322,7 @@ class Settings:
             notify_port=_port(get, "NOTIFY_PORT", 8070),
             notify_webhook_secret=get("NOTIFY_WEBHOOK_SECRET"),
             notify_rules=_project_path(get("NOTIFY_RULES")),
+            whatsapp_templates=_project_path(get("WHATSAPP_TEMPLATES")),
             notify_rate_per_s=_positive(get, "NOTIFY_RATE_PER_S", 5.0, float),
             notify_lease_s=_positive(get, "NOTIFY_LEASE_S", 60.0, float),
             notify_pull_interval_s=_bounded(get, "NOTIFY_PULL_INTERVAL_S", 0, 0, 86400),

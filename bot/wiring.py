@@ -26,6 +26,7 @@ from bot.messaging.journal import InboundJournal
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
+from bot.messaging.templates import DEFAULT_TEMPLATES, TemplateCatalog, load_templates
 from bot.settings import Settings, require_identity_secret, require_payment_secrets
 from bot.verification import CodeVerifier, IdentityGuesses, attempt_store_for
 
@@ -54,6 +55,9 @@ class Wiring:
     handoff: HandoffServices
     memory: ConversationMemory  # what the inbound rules remember between messages
     journal: InboundJournal | None = None  # the Twilio channel's inbound messages, durable
+    # The approved WhatsApp templates, checked when the process starts (None: the shipped file,
+    # read when the sender is first built).
+    templates: TemplateCatalog | None = None
     # Built on first use: the verifier needs the payment secrets (refused without them), and the
     # sender's HTTP session belongs to the event loop that first sends.
     verifier: CodeVerifier | None = None
@@ -134,7 +138,11 @@ class Wiring:
         with self._lock:
             if self.message_sender is None:
                 self.message_sender = MessageSender(
-                    self.settings, self.messaging, transport_for(self.settings), clock=self.clock
+                    self.settings,
+                    self.messaging,
+                    transport_for(self.settings),
+                    clock=self.clock,
+                    templates=self.templates,
                 )
             return self.message_sender
 
@@ -152,6 +160,8 @@ class Wiring:
 def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
     """The real graph for `settings`: what `make run` starts each process with."""
     clock = clock or SystemClock(settings.clock_shift)
+    # Every process that sends builds this graph first: a wrong templates file stops it here.
+    templates = load_templates(settings.whatsapp_templates or DEFAULT_TEMPLATES)
     store = SqlStore(settings.database_url)
     return Wiring(
         settings=settings,
@@ -161,6 +171,7 @@ def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
         handoff=build_services(settings, store, clock),
         memory=memory_for(settings.redis_url),
         journal=InboundJournal(store, clock),
+        templates=templates,
     )
 
 

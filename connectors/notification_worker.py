@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from bot.adapters.sql import SqlStore
 from bot.notifications.pull import pull_once
-from bot.notifications.rules import DEFAULT_RULES, load_rules
+from bot.notifications.rules import DEFAULT_RULES, check_templates, load_rules
 from bot.notifications.store import NotificationStore
 from bot.notifications.worker import NotificationWorker, TokenBucket
 from bot.settings import Settings, shown_url
@@ -32,9 +32,13 @@ def build_worker(graph: Wiring) -> tuple[NotificationWorker, Callable[[], Awaita
     bucket = TokenBucket(
         settings.notify_rate_per_s, time.monotonic, burst=max(1.0, settings.notify_rate_per_s)
     )
+    path = settings.notify_rules or DEFAULT_RULES
+    rules = load_rules(path)
+    # At start-up: a rule naming a template the templates file lacks, or one it cannot fill, stops here.
+    check_templates(rules, sender.templates, str(path))
     worker = NotificationWorker(
         NotificationStore(own),
-        load_rules(settings.notify_rules or DEFAULT_RULES),
+        rules,
         sender,
         graph.messaging,
         graph.crm,

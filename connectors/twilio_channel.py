@@ -67,8 +67,9 @@ from bot.messaging.inbound_rules import (
 )
 from bot.messaging.journal import LEASE, DuplicateMessage, InboundJournal, JournalEntry
 from bot.messaging.memory import ConversationMemory, memory_for
-from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
+from bot.messaging.sender import MessageSender, OutboundMessage, transport_for
 from bot.messaging.store import MessagingStore
+from bot.messaging.templates import TemplateCatalog
 from bot.phone import InvalidPhoneNumber
 from bot.responses import render
 from bot.settings import Settings
@@ -218,10 +219,11 @@ class TwilioOutput(OutputChannel):
     ) -> None:
         channel = await self._channel_for(recipient_id)
         message = OutboundMessage(to=recipient_id, channel=channel, body=body, media_urls=media_urls, **extra)
-        try:
-            await self.sender.send(message, key=_keyed(self.keys))
-        except OutsideSessionWindow:
-            logger.exception("reply to %s not sent: outside the WhatsApp 24-hour window", recipient_id)
+        # Outside the WhatsApp window (a reply after a long handoff, the 1–5 question) the sender
+        # sends the generic template and holds the reply until the customer writes.
+        result = await self.sender.send(message, key=_keyed(self.keys))
+        if result.status == "held":
+            logger.info("reply to %s held as #%s: outside the WhatsApp window", recipient_id, result.held_id)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self._send(recipient_id, body=text)
@@ -285,6 +287,7 @@ class TwilioInput(InputChannel):
             clock=graph.clock,
             memory=graph.memory,
             journal=graph.journal,
+            templates=graph.templates,
         )
 
     def __init__(
@@ -297,6 +300,7 @@ class TwilioInput(InputChannel):
         sender: MessageSender | None = None,
         memory: ConversationMemory | None = None,
         journal: InboundJournal | None = None,
+        templates: TemplateCatalog | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -310,7 +314,9 @@ class TwilioInput(InputChannel):
         self._again: set[str] = set()  # phones given new rows while their drain was reading
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._app: Any = None
-        self.sender = sender or MessageSender(settings, self.store, transport_for(settings), clock=self.clock)
+        self.sender = sender or MessageSender(
+            settings, self.store, transport_for(settings), clock=self.clock, templates=templates
+        )
         self._conversations: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._worker: ConversationWorker | None = None
         self._stopping = False  # SIGTERM: draining, no longer ready
@@ -385,8 +391,9 @@ class TwilioInput(InputChannel):
         the channel the customer last wrote from, through a sender of the server's own loop."""
         if self._api_sender is None:
             self._api_sender = MessageSender(
-                self.settings, self.store, transport_for(self.settings), clock=self.clock
-            )
+                self.settings, self.store, transport_for(self.settings), clock=self.clock,
+                templates=self.sender.templates,
+            )  # fmt: skip
         return TwilioOutput(self._api_sender, self.store, None, self.memory)
 
     # --- handoff ----------------------------------------------------------------------------
@@ -520,6 +527,12 @@ class TwilioInput(InputChannel):
             await asyncio.to_thread(self.store.record_inbound, message.phone, message.channel, sender_address)
             handoff = await self._active_handoff(message)
             decision = decide(message, await self._state(message, handoff, app), self.handoff.config)
+            # The window is open again: what it held back goes first, oldest first, each once
+            # (keyed by its held row, so a replay of this message does not send it twice). Not to
+            # a BAJA; after the confirmation of an ALTA (until then the number is opted out).
+            whatsapp = message.channel is Channel.WHATSAPP
+            if whatsapp and decision.route not in (Route.OPT_OUT, Route.OPT_IN):
+                await self.sender.deliver_held(message.phone, message.sid)
             if decision.held_card_data is not None:
                 await asyncio.to_thread(
                     self.memory.remember_card, message.phone, decision.held_card_data, decision.card_tail
@@ -534,6 +547,8 @@ class TwilioInput(InputChannel):
                 await self._opt_out(message, keys)
             elif decision.route is Route.OPT_IN:
                 await self._opt_in(message, keys)
+                if whatsapp:
+                    await self.sender.deliver_held(message.phone, message.sid)
             elif decision.route is Route.TO_BOT:
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
                 await on_new_message(

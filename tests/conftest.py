@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 import sqlalchemy as sa
+import yaml
 from babel.dates import format_date
 from cryptography.fernet import Fernet
 
@@ -30,11 +33,12 @@ from bot.demo import load_demo
 from bot.handoff.announce import Announcer
 from bot.handoff.config import load_config
 from bot.handoff.service import HandoffServices
+from bot.messaging.templates import DEFAULT_TEMPLATES
 from bot.migrations import target_metadata
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from bot.wiring import NotWired, Wiring
 from reference.tables import metadata as reference_server_tables
-from tests.fake_twilio import FakeTwilio
+from tests.fake_twilio import FakeTwilio, approve_templates
 from tests.harness import Stack
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -180,8 +184,13 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 
 def stack_env(fake_twilio: FakeTwilio) -> dict[str, str]:
-    """What the test stacks run with: the Twilio channel aimed at the fake, known secrets."""
+    """What the test stacks run with: the Twilio channel aimed at the fake, known secrets, and the
+    shipped WhatsApp templates approved at the fake (its Content API refuses unknown SIDs)."""
+    templates = Path(tempfile.mkdtemp(prefix="whatsapp-templates-")) / "whatsapp_templates.yml"
+    approved = approve_templates(fake_twilio, DEFAULT_TEMPLATES)
+    templates.write_text(yaml.safe_dump(approved, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return {
+        "WHATSAPP_TEMPLATES": str(templates),
         "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
         "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
         "TWILIO_API_BASE": fake_twilio.url,

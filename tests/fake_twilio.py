@@ -33,8 +33,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs
 
+import yaml
 from twilio.request_validator import RequestValidator
 
 from bot.phone import normalize_phone
@@ -546,3 +548,20 @@ def inbound_form(
     form.update(extra)
     form["SmsMessageSid"] = form["MessageSid"]
     return form
+
+
+def approve_templates(fake: FakeTwilio, templates_file: Path) -> dict:
+    """A WhatsApp templates file (bot/whatsapp_templates.yml's shape) whose templates are approved
+    at the fake's Content API, as a business approves them in Twilio's console: the same file with
+    each `content_sid` replaced by the SID the fake gave it."""
+    raw = yaml.safe_load(templates_file.read_text(encoding="utf-8"))
+    for name, spec in raw["templates"].items():
+        types: dict = {"twilio/text": {"body": spec["text"]}}
+        if spec.get("quick_replies"):
+            actions = [{"title": reply["title"], "id": reply["payload"]} for reply in spec["quick_replies"]]
+            types["twilio/quick-reply"] = {"body": spec["text"], "actions": actions}
+        samples = {str(number): "muestra" for number in range(1, len(spec.get("variables") or []) + 1)}
+        spec["content_sid"] = fake.add_content(
+            {"friendly_name": name, "language": spec["language"], "variables": samples, "types": types}
+        )
+    return raw

@@ -14,13 +14,14 @@ import requests
 from bot.clock import Clock
 from bot.messaging.sender import MessageSender, TwilioTransport
 from bot.messaging.store import MessagingStore
+from bot.messaging.templates import DEFAULT_TEMPLATES, TemplateCatalog, parse_templates
 from bot.notifications.rules import NotificationRules, load_rules
 from bot.notifications.signature import signed_headers
 from bot.notifications.store import NotificationStore
 from bot.notifications.worker import NotificationWorker, TokenBucket
 from bot.settings import Settings
 from connectors.notification_intake import create_app
-from tests.fake_twilio import FakeTwilio
+from tests.fake_twilio import FakeTwilio, approve_templates
 from tests.served_app import ServedApp
 
 SECRET = "notify-test-secret-" + uuid.uuid4().hex
@@ -83,13 +84,16 @@ def build_worker(
     rules: NotificationRules | None = None,
     rate_per_s: float = 1000.0,
     memory: Any = None,
+    templates: TemplateCatalog | None = None,
 ) -> tuple[NotificationWorker, MessagingStore]:
     """The worker as connectors/notification_worker.py builds it, on this database and clock."""
     messaging = MessagingStore(store, clock)
     transport = TwilioTransport(
         settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base
     )
-    sender = MessageSender(settings, messaging, transport, retry_delays_s=(0.01,), clock=clock)
+    sender = MessageSender(
+        settings, messaging, transport, retry_delays_s=(0.01,), clock=clock, templates=templates
+    )
     worker = NotificationWorker(
         NotificationStore(store),
         rules or load_rules(),
@@ -104,3 +108,8 @@ def build_worker(
         memory=memory,
     )
     return worker, messaging
+
+
+def approved_templates(fake: FakeTwilio) -> TemplateCatalog:
+    """The shipped bot/whatsapp_templates.yml, approved at the fake's Content API."""
+    return parse_templates(approve_templates(fake, DEFAULT_TEMPLATES), "approved templates")

@@ -2,8 +2,18 @@
 
 It enforces the channel's rules before anything leaves: opted-out numbers get nothing but the
 opt-out confirmation; WhatsApp free-form text only within 24 hours of the customer's last
-message (after that, an approved template: ContentSid + ContentVariables); long texts split
-at natural breaks. It records every message and its fate in the outbound_messages table, and
+message; long texts split at natural breaks.
+
+Outside the window, whoever sends (a bot reply, the outbox worker's confirmation, an agent's
+console reply, a notification) gets the same treatment: the template meant for the message
+(`OutboundMessage.template`, declared in bot/whatsapp_templates.yml), else the generic one, goes
+out in its place, and the message itself is kept in the held_messages table (unless its template
+is `complete`, saying all of it). `deliver_held` sends what was kept, oldest first and each once
+(key held:<id>), when the customer writes again; the channel calls it before answering them. A
+generic template already sent for an earlier held message is not sent again for the next one
+(one "you have news" per absence). Every path is recorded and logged; nothing is dropped.
+
+It records every message and its fate in the outbound_messages table, and
 retries with backoff only what Twilio certainly did not accept (429, 503, a connection refused
 before the request left): a timeout, a reset connection or another 5xx after the request was
 sent may mean Twilio took it, so that part is recorded as "unknown" and never sent again.
@@ -29,9 +39,9 @@ import logging
 import random
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -45,7 +55,8 @@ from bot.messaging.buttons import Option, choose
 from bot.messaging.contents import ContentCatalog
 from bot.messaging.inbound import Channel
 from bot.messaging.sms import TWILIO_MAX_BODY, sms_part_limit, split_text
-from bot.messaging.store import MessagingStore
+from bot.messaging.store import Contact, HeldMessage, MessagingStore
+from bot.messaging.templates import Template, TemplateCatalog, load_templates
 from bot.responses import render
 from bot.settings import Settings
 
@@ -60,10 +71,6 @@ LIST_BUTTON_RESPONSE = "utter_list_button"
 DEFAULT_LIST_BUTTON = "Ver opciones"
 
 
-class OutsideSessionWindow(Exception):
-    """WhatsApp accepts free-form text only within 24 h of the customer's last message."""
-
-
 @dataclass(frozen=True)
 class OutboundMessage:
     to: str  # E.164
@@ -74,14 +81,24 @@ class OutboundMessage:
     content_variables: dict[str, str] | None = None
     # Options under `body` (a response's buttons): WhatsApp buttons or list, else numbered text.
     options: tuple[Option, ...] = ()
+    # Outside the WhatsApp window: the template meant for this message (bot/whatsapp_templates.yml;
+    # None: the generic one) and the values that fill its variables.
+    template: str | None = None
+    template_values: Mapping[str, str] | None = None
+    source: str = "bot"  # who sends it (bot | outbox | console | notification): kept if held
+    expires_at: datetime | None = None  # if held: not delivered after this (stale news)
 
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # queued (or Twilio's first status) | outbox | blocked | failed | unknown | duplicate
+    # queued (or Twilio's first status) | outbox | blocked | failed | unknown | duplicate | held
+    # (and, for a held message found stale when delivering it, expired)
+    status: str
     record_ids: list[int] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)
     error_code: str | None = None
+    held_id: int | None = None  # "held": the held_messages row that keeps the message
+    template: str | None = None  # the template sent in the message's place (outside the window)
 
 
 @dataclass(frozen=True)
@@ -329,6 +346,7 @@ class MessageSender:
         *,
         clock: Clock,
         list_button: str | None = None,
+        templates: TemplateCatalog | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -337,6 +355,14 @@ class MessageSender:
         self._clock = clock
         self._contents = ContentCatalog(store, transport)
         self._list_button = list_button if list_button is not None else list_button_text()
+        self._templates = templates
+
+    @property
+    def templates(self) -> TemplateCatalog:
+        """The declared WhatsApp templates (bot/whatsapp_templates.yml unless the graph gave others)."""
+        if self._templates is None:
+            self._templates = load_templates()
+        return self._templates
 
     async def _with_options(self, message: OutboundMessage) -> OutboundMessage:
         """`message` with its options as a native WhatsApp content, or as numbered text."""
@@ -379,7 +405,7 @@ class MessageSender:
     async def send(
         self, message: OutboundMessage, *, opt_out_confirmation: bool = False, key: str | None = None
     ) -> SendResult:
-        """Send `message`; raise OutsideSessionWindow for WhatsApp free-form after 24 h.
+        """Send `message`; WhatsApp free-form after 24 h is held and a template sent instead.
 
         `key` names a reply to a customer's message (see the module docstring): the parts already
         recorded under it are skipped ("duplicate" when they all were)."""
@@ -396,14 +422,17 @@ class MessageSender:
             logger.info("not sent to %s: opted out (outbound #%s)", message.to, record)
             return SendResult("blocked", [record])
 
-        if message.channel is Channel.WHATSAPP and not message.content_sid:
-            last = contact.whatsapp_last_inbound_at if contact else None
-            if last is None or self._clock.now() - last > WHATSAPP_WINDOW:
-                raise OutsideSessionWindow(
-                    f"{message.to} last wrote on WhatsApp {last or 'never'}: send an approved template "
-                    "(content_sid and content_variables) instead of free-form text"
-                )
+        if message.channel is Channel.WHATSAPP and not message.content_sid and not self._in_window(contact):
+            return await self._hold(message, contact, key)
+        return await self._transmit(message, contact, key)
 
+    def _in_window(self, contact: Contact | None) -> bool:
+        last = contact.whatsapp_last_inbound_at if contact else None
+        return last is not None and self._clock.now() - last <= WHATSAPP_WINDOW
+
+    async def _transmit(
+        self, message: OutboundMessage, contact: Contact | None, key: str | None
+    ) -> SendResult:
         if message.options and not message.content_sid:
             message = await self._with_options(message)
 
@@ -438,6 +467,117 @@ class MessageSender:
                 return SendResult("failed", result.record_ids, result.sids, code)
             result = SendResult(status, result.record_ids, result.sids)
         return result
+
+    # --- outside the WhatsApp window --------------------------------------------------------
+
+    def _template_for(self, message: OutboundMessage) -> Template:
+        templates = self.templates
+        if message.template and message.template in templates.templates:
+            return templates.get(message.template)
+        if message.template:  # start-up checks the names senders use; a bug would end here
+            logger.error("template %r is not declared: the generic one stands in", message.template)
+        return templates.fallback
+
+    async def _send_template(
+        self, message: OutboundMessage, template: Template, contact: Contact | None, key: str | None
+    ) -> SendResult:
+        values = message.template_values or {}
+        approved = OutboundMessage(
+            message.to, message.channel, body=template.rendered(values), content_sid=template.content_sid,
+            content_variables=template.content_variables(values) or None, source=message.source,
+        )  # fmt: skip
+        return await self._transmit(approved, contact, key)
+
+    async def _hold(self, message: OutboundMessage, contact: Contact | None, key: str | None) -> SendResult:
+        """Outside the window: the message's template (or the generic one) in its place, the message
+        kept until the customer writes (unless the template says all of it)."""
+        template = self._template_for(message)
+        last = contact.whatsapp_last_inbound_at if contact else None
+        if template.complete:
+            result = await self._send_template(message, template, contact, key)
+            logger.info(
+                "%s message to %s outside the WhatsApp window (last wrote %s): sent as template %s (%s)",
+                message.source, message.to, last or "never", template.name, result.status,
+            )  # fmt: skip
+            return replace(result, template=template.name)
+        options = [{"title": option.title, "payload": option.payload} for option in message.options]
+        held_id = await asyncio.to_thread(
+            self._store.hold, message.to, message.channel, message.source, message.body,
+            list(message.media_urls), options, key, message.expires_at,
+        )  # fmt: skip
+        if held_id is None:  # held before under this key: a replayed reply, a retried notification
+            assert key is not None
+            earlier = await asyncio.to_thread(self._store.held_by_key, key)
+            assert earlier is not None
+            logger.info("%s to %s was held before as #%s: not held again", key, message.to, earlier.id)
+            if earlier.template_status is not None:  # its template was tried too
+                return SendResult("held", held_id=earlier.id, template=earlier.template)
+            held_id = earlier.id  # interrupted before its template: that is sent now (keyed, once)
+        pending = await asyncio.to_thread(self._store.held, message.to)
+        announced = next(
+            (
+                earlier
+                for earlier in pending
+                if earlier.id < held_id and earlier.template and earlier.template_status != "failed"
+            ),
+            None,
+        )
+        if template.name == self.templates.generic and announced is not None:
+            # One "you have news" per absence: the customer has it already.
+            why = f"not sent: template {announced.template} sent for held #{announced.id}"
+            await asyncio.to_thread(self._store.note_template, held_id, None, why)
+            logger.info(
+                "%s message to %s outside the WhatsApp window: held as #%s (%s)",
+                message.source, message.to, held_id, why,
+            )  # fmt: skip
+            return SendResult("held", held_id=held_id)
+        result = await self._send_template(message, template, contact, f"held:{held_id}:template")
+        await asyncio.to_thread(self._store.note_template, held_id, template.name, result.status)
+        log = logger.error if result.status == "failed" else logger.info
+        log(
+            "%s message to %s outside the WhatsApp window (last wrote %s): held as #%s until they write; "
+            "template %s sent in its place (%s)",
+            message.source, message.to, last or "never", held_id, template.name, result.status,
+        )  # fmt: skip
+        return SendResult(
+            "held", result.record_ids, result.sids, result.error_code, held_id=held_id, template=template.name
+        )
+
+    async def deliver_held(
+        self, phone: str, after_sid: str | None = None
+    ) -> list[tuple[HeldMessage, SendResult]]:
+        """Send what the window held back for `phone`, oldest first, each once: call it when they
+        write on WhatsApp (`after_sid`: that message), before answering them. Nothing happens while
+        the window is closed; a send that fails or is blocked is recorded as such, not retried."""
+        waiting = await asyncio.to_thread(self._store.held, phone)  # one read for most messages
+        if not waiting:
+            return []
+        contact = await asyncio.to_thread(self._store.contact, phone)
+        if not self._in_window(contact):
+            return []
+        delivered = []
+        for held in waiting:
+            if held.expires_at is not None and self._clock.now() >= held.expires_at:
+                # Old news is not sent late ("llega mañana" a week on): recorded, not delivered.
+                if await asyncio.to_thread(self._store.finish_held, held.id, "expired", after_sid):
+                    logger.info(
+                        "held #%s to %s expired at %s: not delivered", held.id, phone, held.expires_at
+                    )
+                    delivered.append((held, SendResult("expired")))
+                continue
+            message = OutboundMessage(
+                held.phone, Channel(held.channel), body=held.body, media_urls=tuple(held.media_urls),
+                options=tuple(Option(item["title"], item["payload"]) for item in held.options),
+                source=held.source,
+            )  # fmt: skip
+            # The key makes the send once-only, also when two deliveries race or one is replayed.
+            result = await self.send(message, key=f"held:{held.id}")
+            fate = result.status if result.status in ("blocked", "failed", "unknown") else "delivered"
+            if await asyncio.to_thread(self._store.finish_held, held.id, fate, after_sid):
+                log = logger.info if fate == "delivered" else logger.warning
+                log("held #%s (%s) to %s: %s after %s", held.id, held.source, phone, fate, after_sid or "?")
+                delivered.append((held, result))
+        return delivered
 
     async def _unsent(self, delivery: Delivery, to_phone: str, part_key: str) -> int | None:
         """The record of `part_key` if its message must still be sent, else None.

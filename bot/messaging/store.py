@@ -67,6 +67,35 @@ whatsapp_contents = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+# What a sender could not send as it was because the WhatsApp 24-hour window was closed: a template
+# went out instead (or the generic one), and the message waits here, durably, until the customer
+# writes again; then it is delivered, in order (by id) and once (its send carries the key
+# held:<id>). `source` says who sent it (bot, outbox, console, notification); `source_key` is the
+# sender's idempotency key, unique, so a replayed reply is not held twice.
+held_messages = sa.Table(
+    "held_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(24), nullable=False),
+    sa.Column("source_key", sa.String(100)),
+    sa.Column("body", sa.Text, nullable=False, default=""),
+    sa.Column("media_urls", sa.Text),  # JSON list
+    sa.Column("options", sa.Text),  # JSON list of {title, payload}: the response's buttons
+    # held | delivered | expired (its news went stale before they wrote) | blocked (opted out
+    # meanwhile) | failed | unknown (Twilio may have it)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("template", sa.String(64)),  # the template sent in its place, if one was
+    sa.Column("template_status", sa.String(200)),  # that send's status, or why none was sent
+    sa.Column("held_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime),  # after this it is not delivered (a notification's expiry)
+    sa.Column("delivered_at", sa.DateTime),
+    sa.Column("delivered_after", sa.String(64)),  # the inbound MessageSid that opened the window
+    sa.Index("ix_held_messages_phone_status", "phone", "status"),
+    sa.Index("ix_held_messages_source_key", "source_key", unique=True),
+)
+
 # Twilio's message statuses, in the order a message moves through them.
 STATUS_ORDER = ["sending", "accepted", "queued", "sending_twilio", "sent", "delivered", "read"]
 
@@ -82,6 +111,24 @@ class Contact:
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    id: int
+    phone: str
+    channel: str
+    source: str
+    body: str
+    media_urls: list[str]
+    options: list[dict[str, str]]
+    status: str
+    template: str | None
+    template_status: str | None
+    held_at: datetime
+    delivered_at: datetime | None
+    delivered_after: str | None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +332,76 @@ class MessagingStore:
                 )
             )
 
+    def hold(
+        self,
+        phone: str,
+        channel: Channel,
+        source: str,
+        body: str,
+        media_urls: list[str],
+        options: list[dict[str, str]],
+        source_key: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> int | None:
+        """Keep a message the window held back (masked, as every stored message); its id, or None
+        when `source_key` was held before (a replay of the same reply)."""
+        try:
+            with self._store.connect() as conn:
+                result = conn.execute(
+                    held_messages.insert().values(
+                        phone=phone,
+                        channel=channel.value,
+                        source=source,
+                        source_key=source_key,
+                        body=mask_sensitive(body),
+                        media_urls=json.dumps(media_urls) if media_urls else None,
+                        options=json.dumps(options, ensure_ascii=False) if options else None,
+                        status="held",
+                        held_at=to_db_time(self._clock.now()),
+                        expires_at=to_db_time(expires_at),
+                    )
+                )
+            return int(result.inserted_primary_key[0])
+        except sa.exc.IntegrityError:
+            if source_key is None:
+                raise
+            return None
+
+    def held_by_key(self, source_key: str) -> HeldMessage | None:
+        query = sa.select(held_messages).where(held_messages.c.source_key == source_key)
+        with self._store.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _held(row)
+
+    def note_template(self, held_id: int, template: str | None, template_status: str) -> None:
+        with self._store.connect() as conn:
+            conn.execute(
+                held_messages.update()
+                .where(held_messages.c.id == held_id)
+                .values(template=template, template_status=template_status)
+            )
+
+    def held(self, phone: str | None = None, status: str | None = "held") -> list[HeldMessage]:
+        """Held messages, oldest first: `phone`'s, in `status` (None: any)."""
+        query = sa.select(held_messages)
+        if phone is not None:
+            query = query.where(held_messages.c.phone == phone)
+        if status is not None:
+            query = query.where(held_messages.c.status == status)
+        with self._store.connect() as conn:
+            rows = conn.execute(query.order_by(held_messages.c.id)).all()
+        return [_held(row) for row in rows]
+
+    def finish_held(self, held_id: int, status: str, after_sid: str | None) -> bool:
+        """Record a held message's fate once: False when another delivery recorded it first."""
+        with self._store.connect() as conn:
+            result = conn.execute(
+                held_messages.update()
+                .where(held_messages.c.id == held_id, held_messages.c.status == "held")
+                .values(status=status, delivered_at=to_db_time(self._clock.now()), delivered_after=after_sid)
+            )
+        return result.rowcount == 1
+
     def outbound(self, to_phone: str | None = None, after_id: int = 0) -> list[OutboundRecord]:
         query = sa.select(outbound_messages).where(outbound_messages.c.id > after_id)
         if to_phone:
@@ -292,6 +409,25 @@ class MessagingStore:
         with self._store.connect() as conn:
             rows = conn.execute(query.order_by(outbound_messages.c.id)).all()
         return [_record(row) for row in rows]
+
+
+def _held(row: sa.engine.Row) -> HeldMessage:
+    return HeldMessage(
+        id=row.id,
+        phone=row.phone,
+        channel=row.channel,
+        source=row.source,
+        body=row.body,
+        media_urls=json.loads(row.media_urls) if row.media_urls else [],
+        options=json.loads(row.options) if row.options else [],
+        status=row.status,
+        template=row.template,
+        template_status=row.template_status,
+        held_at=from_db_time(row.held_at),
+        delivered_at=from_db_time(row.delivered_at),
+        delivered_after=row.delivered_after,
+        expires_at=from_db_time(row.expires_at),
+    )
 
 
 def _record(row: sa.engine.Row) -> OutboundRecord:

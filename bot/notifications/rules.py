@@ -1,5 +1,6 @@
 """The notification rules designers edit (bot/notifications.yml): per kind of event, the text,
-the WhatsApp template, quiet hours, the daily cap and how long the news stays worth sending."""
+the WhatsApp template (by its name in bot/whatsapp_templates.yml), quiet hours, the daily cap and
+how long the news stays worth sending."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from babel.dates import format_date
 
 from bot.choices import numbered_options
 from bot.messaging.inbound import Channel
+from bot.messaging.templates import TemplateCatalog
 from bot.money import format_money
 from bot.notifications.events import EventKind
 
@@ -54,8 +56,9 @@ class Rule:
     kind: EventKind
     text: str  # str.format template over the event's variables (and customer_name)
     enabled: bool = True
-    whatsapp_content_sid: str | None = None  # an approved template (Content API), when there is one
-    template_variables: tuple[str, ...] = ()  # the event variables that fill {{1}}, {{2}}…
+    # The approved template sent outside the WhatsApp window, by its name in
+    # bot/whatsapp_templates.yml (None: the generic one, and the text is held until they write).
+    whatsapp_template: str | None = None
     quick_replies: tuple[QuickReply, ...] = ()
     quiet_hours: QuietHours | None = None
     max_per_customer_per_day: int | None = None
@@ -99,6 +102,12 @@ def parse_rules(raw: Any, where: str = "rules") -> NotificationRules:
 
 
 def _rule(kind: EventKind, spec: dict, where: str) -> Rule:
+    for old in ("whatsapp_content_sid", "template_variables"):
+        if old in spec:
+            raise RulesError(
+                f"{where}.{old}: templates are declared once in bot/whatsapp_templates.yml (SID, "
+                "variables, quick replies); name one here with whatsapp_template: <name>"
+            )
     text = spec.get("text")
     if not isinstance(text, str) or not text.strip():
         raise RulesError(f"{where}.text: the message in Spanish, with {{variables}} in braces")
@@ -131,8 +140,7 @@ def _rule(kind: EventKind, spec: dict, where: str) -> Rule:
         kind=kind,
         text=text.strip(),
         enabled=bool(spec.get("enabled", True)),
-        whatsapp_content_sid=spec.get("whatsapp_content_sid") or None,
-        template_variables=tuple(str(name) for name in spec.get("template_variables") or ()),
+        whatsapp_template=str(spec["whatsapp_template"]) if spec.get("whatsapp_template") else None,
         quick_replies=tuple(replies),
         quiet_hours=_quiet_hours(spec.get("quiet_hours"), f"{where}.quiet_hours"),
         max_per_customer_per_day=cap,
@@ -170,12 +178,21 @@ def render_text(rule: Rule, variables: dict[str, str], country: str | None = Non
     return text
 
 
-def template_variables(rule: Rule, variables: dict[str, str], country: str | None = None) -> dict[str, str]:
-    """ContentVariables for the rule's WhatsApp template: {"1": …, "2": …} in the listed order."""
-    return {
-        str(number): _display(name, variables.get(name, ""), variables, country)
-        for number, name in enumerate(rule.template_variables, 1)
-    }
+def template_values(variables: dict[str, str], country: str | None = None) -> dict[str, str]:
+    """The event's variables as the text shows them (dates and amounts in Spanish), by name: what
+    fills the rule's WhatsApp template (bot/messaging/templates.py numbers them)."""
+    return {name: _display(name, value, variables, country) for name, value in variables.items()}
+
+
+def check_templates(rules: NotificationRules, templates: TemplateCatalog, where: str = "rules") -> None:
+    """Start-up check: every rule's template is declared, and needs only what the rule's events
+    give (the variables its text uses, and customer_name). TemplatesError names the key."""
+    for kind, rule in rules.rules.items():
+        if rule.whatsapp_template:
+            templates.require(
+                rule.whatsapp_template, f"{where}: kinds.{kind.value}.whatsapp_template",
+                rule.variables | {"customer_name"},
+            )  # fmt: skip
 
 
 def _display(name: str, value: str, variables: dict[str, str], country: str | None) -> str:

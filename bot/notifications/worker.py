@@ -22,9 +22,9 @@ import phonenumbers
 from phonenumbers import timezone as phone_zones
 
 from bot.messaging.inbound import Channel
-from bot.messaging.sender import OutboundMessage, OutsideSessionWindow, SendResult
+from bot.messaging.sender import OutboundMessage, SendResult
 from bot.notifications.decide import Action, decide, local_day_bounds
-from bot.notifications.rules import NotificationRules, Rule, render_text, template_variables
+from bot.notifications.rules import NotificationRules, Rule, render_text, template_values
 from bot.notifications.store import NotificationStore, StoredNotification
 from bot.outbox import backoff
 from bot.phone import phone_country
@@ -184,23 +184,29 @@ class NotificationWorker:
         variables = {"customer_name": who.customer.first_name if who.customer else "", **event.variables}
         text = render_text(rule, variables, who.country)
         key = f"notification:{item.id}"
-        try:
-            result = await self.sender.send(OutboundMessage(who.phone, channel, body=text), key=key)
-        except OutsideSessionWindow as error:
-            if not rule.whatsapp_content_sid:
-                await self._finish(
-                    item, "held", attempts, phone=who.phone,
-                    reason=f"outside_session_window: no approved template for {event.kind.value} ({error})",
-                )  # fmt: skip
-                return
-            template = OutboundMessage(
-                who.phone, channel, content_sid=rule.whatsapp_content_sid,
-                content_variables=template_variables(rule, variables, who.country),
+        # Outside the WhatsApp window the sender sends the rule's template (or the generic one)
+        # and holds the text until the customer writes: the result says which.
+        message = OutboundMessage(
+            who.phone, channel, body=text, template=rule.whatsapp_template,
+            template_values=template_values(variables, who.country), source="notification",
+            expires_at=event.occurred_at + rule.expires_after if rule.expires_after else None,
+        )  # fmt: skip
+        result = await self.sender.send(message, key=key)
+        if result.status == "held":
+            if result.template and result.status == "held" and result.error_code:
+                template = f"template {result.template} failed (error {result.error_code})"
+            else:
+                template = f"template {result.template} sent" if result.template else "no new template sent"
+            await self._finish(
+                item, "held", attempts, phone=who.phone, message_sid=result.sids[0] if result.sids else None,
+                reason=f"outside_session_window: {template}; the message is held as #{result.held_id} "
+                "and delivered when the customer writes",
             )  # fmt: skip
-            await self._record(item, await self.sender.send(template, key=key), attempts, who.phone, key)
-            return  # a template carries no numbered lines of ours
+            return
         await self._record(item, result, attempts, who.phone, key)
-        if rule.quick_replies and self.memory is not None and result.status not in ("blocked", "failed"):
+        # (A template sent in the text's place carries no numbered lines of ours.)
+        remember = rule.quick_replies and self.memory is not None and not result.template
+        if remember and result.status not in ("blocked", "failed"):
             # The numbered lines are remembered as the channel remembers its own options, so the
             # customer's "1" reads back as the reply's payload (shared when REDIS_URL is set).
             options = [{"title": reply.title, "payload": reply.payload} for reply in rule.quick_replies]

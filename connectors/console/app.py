@@ -36,7 +36,7 @@ from bot.handoff.store import SUPERVISOR, Handoff, HandoffMessage
 from bot.kb import KBError, KnowledgeBase, knowledge_base
 from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
-from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow
+from bot.messaging.sender import MessageSender, OutboundMessage
 from bot.wiring import Wiring
 from connectors.console import knowledge
 from connectors.console.canned import conversation_values, fill, load_canned
@@ -75,7 +75,10 @@ STATUSES = {
 }
 NOTICES = {
     "sent": "Respuesta enviada.",
-    "window": "No se envió: pasaron más de 24 horas desde el último mensaje del cliente en WhatsApp.",
+    "held": (
+        "Pasaron más de 24 horas desde el último mensaje del cliente en WhatsApp: se le envió una "
+        "plantilla aprobada y tu respuesta le llega en cuanto vuelva a escribir."
+    ),
     "blocked": "No se envió: el cliente se dio de baja de los mensajes.",
     "failed": "No se pudo enviar; inténtalo otra vez.",
     "empty": "Escribe un mensaje.",
@@ -571,15 +574,20 @@ def create_app(
         agent = session["agent"]
         if handoff.status == "waiting":
             await asyncio.to_thread(store.accept, handoff.id, agent)
+        held = False
         if handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value) and handoff.phone:
-            try:
-                result = await sender().send(
-                    OutboundMessage(handoff.phone, Channel(handoff.channel), body=text)
+            # Outside the WhatsApp window the console's template goes out and the reply is held
+            # until the customer writes (bot/messaging/sender.py): the agent is told so.
+            outgoing = sender()
+            result = await outgoing.send(
+                OutboundMessage(
+                    handoff.phone, Channel(handoff.channel), body=text,
+                    template=outgoing.templates.meant_for("console_reply"), source="console",
                 )
-            except OutsideSessionWindow:
-                return back(handoff_id, "window")
+            )  # fmt: skip
             if result.status in ("blocked", "failed"):
                 return back(handoff_id, result.status)
+            held = result.status == "held"
         shown = mask_sensitive(text)
         await asyncio.to_thread(store.add_message, handoff.id, "agent", shown, agent)
         try:
@@ -589,7 +597,7 @@ def create_app(
         except RasaApiError as error:
             logger.error("console: reply sent but not written into the tracker: %s", error)
             return back(handoff_id, "rasa")
-        return back(handoff_id, "sent")
+        return back(handoff_id, "held" if held else "sent")
 
     async def end(request: Request, handoff_id: str, status: str) -> response.HTTPResponse:
         session = await session_of(request)

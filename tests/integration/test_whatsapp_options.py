@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from bot.messaging.buttons import Option, button_id
 from bot.messaging.inbound import Channel
-from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow, transport_for
+from bot.messaging.sender import MessageSender, OutboundMessage, transport_for
 from bot.messaging.store import MessagingStore, whatsapp_contents
 from bot.settings import Settings
 from tests.conftest import CLOCK
@@ -175,13 +175,19 @@ def test_when_the_content_api_cannot_be_reached_the_options_go_numbered(fake, me
 
 def test_buttons_are_free_form_text_for_the_24_hour_window(fake, messaging):
     stranger = "+525599998888"  # never wrote on WhatsApp
-    with pytest.raises(OutsideSessionWindow):
-        send_all(
-            settings_for(fake),
-            messaging,
-            OutboundMessage(stranger, Channel.WHATSAPP, QUESTION, options=YES_NO),
-        )
-    assert fake.received == [] and fake.contents == {}
+    [result] = send_all(
+        settings_for(fake),
+        messaging,
+        OutboundMessage(stranger, Channel.WHATSAPP, QUESTION, options=YES_NO),
+    )
+    # Held with its options, to be shown when they write (no buttons made for it meanwhile).
+    assert result.status == "held" and fake.contents == {}
+    assert fake.received == []  # the fake knows none of the shipped templates' SIDs
+    [held] = messaging.held(stranger)
+    assert held.options == [
+        {"title": "Sí, confirmar", "payload": "/affirm"},
+        {"title": "No, otro horario", "payload": "/deny"},
+    ]
 
 
 def test_a_reply_with_buttons_is_sent_once_under_its_key(fake, messaging):

@@ -16,7 +16,7 @@ from bot.notifications.rules import (
     load_rules,
     parse_rules,
     render_text,
-    template_variables,
+    template_values,
 )
 
 MX = "America/Mexico_City"  # UTC-6, no DST
@@ -153,12 +153,14 @@ def test_the_shipped_rules_file_covers_every_kind_and_renders_spanish():
     assert text.endswith("\n\n1. Pagar")  # quick replies as numbered lines until buttons exist
 
 
-def test_template_variables_follow_the_listed_order():
-    rule = rules(whatsapp_content_sid="HX123", template_variables=["order_id", "customer_name"])
-    assert template_variables(rule, {"order_id": "PED-1", "customer_name": "Ana"}) == {
-        "1": "PED-1",
-        "2": "Ana",
-    }
+def test_template_values_are_the_variables_as_the_text_shows_them():
+    values = template_values({"order_id": "PED-1", "delivery_date": "2026-11-27"})
+    assert values == {"order_id": "PED-1", "delivery_date": "viernes 27 de noviembre"}
+
+
+def test_a_rule_repeating_a_template_sid_is_told_to_name_the_template_instead():
+    with pytest.raises(RulesError, match=r"kinds.order_shipped.whatsapp_content_sid: .*whatsapp_template"):
+        rules(whatsapp_content_sid="HX123", template_variables=["order_id"])
 
 
 @pytest.mark.parametrize(
