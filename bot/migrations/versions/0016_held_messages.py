@@ -4,7 +4,7 @@ A template (the one meant for it, or the generic one) went out instead; the mess
 and is delivered, in order and once, when the customer writes again (bot/messaging/sender.py).
 
 Revision ID: 0016_held_messages
-Revises: 0013_analytics
+Revises: 0015_case_work
 Create Date: 2026-11-30 23:45:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_held_messages"
-down_revision = "0013_analytics"
+down_revision = "0015_case_work"
 branch_labels = None
 depends_on = None
 
