@@ -38,7 +38,7 @@ from bot.case_work import (
 )
 from bot.messaging.buttons import Option
 from bot.messaging.inbound import Channel
-from bot.messaging.sender import MessageSender, OutboundMessage, OutsideSessionWindow
+from bot.messaging.sender import WHATSAPP_WINDOW, MessageSender, OutboundMessage
 from bot.records import Case
 from bot.responses import domain_responses
 from bot.wiring import NotWired, Wiring
@@ -71,7 +71,8 @@ CASE_NOTICES = {
     "note": "Nota interna guardada.",
     "sent": "Mensaje enviado al cliente.",
     "sent_untracked": "Mensaje enviado, pero no se pudo anotar en la conversación del bot.",
-    "window": "No se envió: pasaron más de 24 horas desde el último mensaje del cliente en WhatsApp.",
+    "held": "Pasaron más de 24 horas desde el último mensaje del cliente en WhatsApp: se le envió una "
+    "plantilla aprobada y tu mensaje le llega en cuanto vuelva a escribir.",
     "blocked": "No se envió: el cliente se dio de baja de los mensajes.",
     "failed": "No se pudo enviar; inténtalo otra vez.",
     "nochannel": "No se envió: el caso no tiene un teléfono al que escribir.",
@@ -167,12 +168,11 @@ def register_case_routes(
         return customer.name if customer else None
 
     async def send(case: Case, message: OutboundMessage) -> str | None:
-        """Send through the one sender; None when sent, else the notice saying why not."""
-        try:
-            result = await sender().send(message)
-        except OutsideSessionWindow:
-            return "window"
-        return result.status if result.status in ("blocked", "failed") else None
+        """Send through the one sender; None when sent, "held" when the WhatsApp window had closed
+        (a template went out and the message waits for the customer's next message, as the
+        console's handoff replies do), else the notice saying why not."""
+        result = await sender().send(message)
+        return result.status if result.status in ("blocked", "failed", "held") else None
 
     async def customer_message(
         case: Case, text: str = "", options: tuple[Option, ...] = ()
@@ -183,7 +183,14 @@ def register_case_routes(
         contact = await asyncio.to_thread(graph.messaging.contact, case.customer_phone)
         if contact is None or contact.last_channel not in (Channel.WHATSAPP.value, Channel.SMS.value):
             return None
-        return OutboundMessage(case.customer_phone, Channel(contact.last_channel), body=text, options=options)
+        if options and contact.last_channel == Channel.WHATSAPP.value:
+            last = contact.whatsapp_last_inbound_at
+            if last is None or clock.now() - last > WHATSAPP_WINDOW:
+                return None  # a 1-5 question days later, with buttons the customer cannot tap: not asked
+        return OutboundMessage(
+            case.customer_phone, Channel(contact.last_channel), body=text, options=options,
+            template=sender().templates.meant_for("console_reply"), source="console",
+        )  # fmt: skip
 
     async def into_tracker(case: Case, text: str, agent: str) -> bool:
         try:
@@ -319,10 +326,11 @@ def register_case_routes(
         if message is None:
             return "nochannel"
         refused = await send(case, message)
-        if refused is not None:
+        if refused not in (None, "held"):
             return refused
         await asyncio.to_thread(record_message, book(), case, text, agent, clock.now())
-        return "sent" if await into_tracker(case, text, agent) else "sent_untracked"
+        tracked = await into_tracker(case, text, agent)
+        return refused or ("sent" if tracked else "sent_untracked")
 
     @app.post("/cases/<case_id>/assign")
     async def assign(request: Request, case_id: str) -> response.HTTPResponse:

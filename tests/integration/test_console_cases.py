@@ -272,16 +272,26 @@ def test_closing_asks_the_customer_to_rate_and_the_answer_is_recorded_on_the_cas
     assert "Calificación del cliente" in page and "4/5" in page
 
 
-def test_outside_the_whatsapp_window_nothing_is_sent_and_the_agent_is_told(graph, console):
+def test_outside_the_whatsapp_window_the_message_is_held_the_agent_told_and_no_rating_asked(graph, console):
     case_id = open_case(graph, JULIAN_AR, CaseKind.PAYMENT_RECEIPT, "ya pagué", 2)
     session = console.session(ANA, PASSWORD)
     answer = post(session, console, case_id, "message", text="¿Nos mandas el comprobante otra vez?")
-    assert "pasaron más de 24 horas" in notice(answer)
-    assert graph.messaging.outbound(JULIAN_AR) == []
-    assert graph.cases.history(case_id) == []  # not sent, so not in the history as sent
+    assert "Pasaron más de 24 horas" in notice(answer) and "le llega en cuanto vuelva a escribir" in notice(
+        answer
+    )
+    # Kept for the customer's next message (bot/messaging/sender.py), not sent as free text now.
+    held = graph.messaging.held(JULIAN_AR)
+    assert [(h.body, h.source) for h in held] == [("¿Nos mandas el comprobante otra vez?", "console")]
+    assert all(
+        record.body != "¿Nos mandas el comprobante otra vez?"
+        for record in graph.messaging.outbound(JULIAN_AR)
+    )
+    assert [event.action for event in graph.cases.history(case_id)] == ["message"]
+    # A 1-5 question with buttons days later is not asked: closing says so.
     closed = post(session, console, case_id, "status", status="closed")
     assert "No se pudo pedir la calificación" in notice(closed)
     assert graph.cases.case(case_id).status == "closed" and graph.cases.awaiting_rating(JULIAN_AR) is None
+    assert len(graph.messaging.held(JULIAN_AR)) == 1
 
 
 def test_an_unknown_case_is_not_found(console):
