@@ -16,10 +16,10 @@ All on loopback, all real but Twilio's cloud (tests/fake_twilio.py):
   server's death no Rasa replica. Action calls are retried only when the connection was never
   made (an action may have written before it died).
 - Both Rasa replicas, both action servers, the outbox worker and the console share one
-  PostgreSQL database (SCALE_DATABASE_URL, else TEST_DATABASE_URL) and one Redis database
-  (SCALE_REDIS_URL, else TEST_STACK_REDIS_URL): the tracker store, the inbound journal and its
-  leases, the lock store, the conversation memories. Nothing is dropped: each run writes from
-  phone numbers of its own.
+  PostgreSQL database (SCALE_DATABASE_URL, else TEST_DATABASE_URL, else the tests' default
+  `test`) and one Redis database (SCALE_REDIS_URL, else TEST_STACK_REDIS_URL, else the tests'
+  default db 13): the tracker store, the inbound journal and its leases, the lock store, the
+  conversation memories. Nothing is dropped: each run writes from phone numbers of its own.
 - scripts/supervisor.py keeps every process alive, as `make run` does: the killed Rasa replica
   is restarted (after 1 s), loads its model, and HAProxy puts it back once its readiness answers.
   Until then the other replica takes every webhook, and the rows the dead one had leased are
@@ -279,7 +279,6 @@ class SupervisorThread:
     def __init__(self, specs: list[ProcessSpec]) -> None:
         self.supervisor = Supervisor(specs, clock=time.monotonic, sleep=time.sleep, log=lambda m: log(m))
         self._stopping = False
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -506,7 +505,7 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
     double replies                   {tally.doubled}
     out of order                     {tally.out_of_order} customers
     per-customer order               {order:.0f}% ({outcome.customers_in_order} of {outcome.customers})
-    refused or failed webhooks       {outcome.failed_deliveries} in {len(outcome.failed_seconds)} s (seconds: {failed})
+    refused or failed webhooks       {outcome.failed_deliveries} in {len(outcome.failed_seconds)} s ({failed})
     journal rows the killed replica
       held, answered                 {outcome.leased_at_kill}, {outcome.leased_answered}
     taken again from the journal     {tally.retried}
@@ -529,14 +528,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.kill_at is None:
         args.kill_at = args.seconds / 3
-    database_url = os.environ.get("SCALE_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    redis_url = os.environ.get("SCALE_REDIS_URL") or os.environ.get("TEST_STACK_REDIS_URL")
-    if not database_url or not database_url.startswith("postgresql") or not redis_url:
-        fail(
-            "the replicas share PostgreSQL and Redis: set SCALE_DATABASE_URL=postgresql+psycopg2://… "
-            "and SCALE_REDIS_URL=redis://… (or TEST_DATABASE_URL and TEST_STACK_REDIS_URL); `make "
-            "services` starts both."
-        )
+    # The integration tests' databases unless told otherwise (tests/conftest.py's defaults).
+    database_url = (
+        os.environ.get("SCALE_DATABASE_URL")
+        or os.environ.get("TEST_DATABASE_URL")
+        or "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+    )
+    redis_url = (
+        os.environ.get("SCALE_REDIS_URL")
+        or os.environ.get("TEST_STACK_REDIS_URL")
+        or "redis://127.0.0.1:6379/13"
+    )
+    if not database_url.startswith("postgresql"):
+        fail("the replicas share one PostgreSQL database: SCALE_DATABASE_URL=postgresql+psycopg2://…")
     haproxy = haproxy_binary()
     model = cached_model()
     KEPT_LOGS.mkdir(parents=True, exist_ok=True)
@@ -551,8 +555,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.migrate(settings)
             stack.load_demo(settings)
             specs = process_specs(model, ports, haproxy, logs)
-            log(f"starting HAProxy (Rasa on :{ports.lb_rasa}), 2 action servers, the outbox worker, 2 Rasa "
-                f"replicas and the console on {database_url.rsplit('/', 1)[-1]} (Rasa takes 20-90 s)…")  # fmt: skip
+            log(
+                f"starting HAProxy (Rasa on :{ports.lb_rasa}), 2 action servers, the outbox worker, "
+                f"2 Rasa replicas and the console on {database_url.rsplit('/', 1)[-1]} (20-90 s)…"
+            )
             started = time.monotonic()
             supervisor = SupervisorThread(specs)
             supervisor.start()
