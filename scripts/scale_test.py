@@ -408,7 +408,12 @@ class Outcome:
 
     @property
     def clean(self) -> bool:
-        return self.tally.clean and not self.failed_seconds and self.leased_answered == self.leased_at_kill
+        return (
+            self.tally.clean
+            and self.tally.accepted == self.tally.sent
+            and not self.failed_seconds
+            and self.leased_answered == self.leased_at_kill
+        )
 
 
 def wait_for_lease(driver: ScaleDriver, pid: int, timeout_s: float = 20) -> list[str]:
