@@ -41,11 +41,13 @@ Bounded: the stack's start (300 s), SECONDS, then 180 s for the answers.
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -403,7 +405,9 @@ class Outcome:
     failed_deliveries: int
     leased_at_kill: int
     leased_answered: int
-    killed_back_after_s: float | None
+    out_of_rotation_after_s: float | None
+    back_in_rotation_after_s: float | None
+    servers: dict[str, dict[str, str]]
     answered_s: float
 
     @property
@@ -414,6 +418,58 @@ class Outcome:
             and not self.failed_seconds
             and self.leased_answered == self.leased_at_kill
         )
+
+
+class RotationWatch:
+    """HAProxy's own view, through its stats socket: when rasa1 left and rejoined the rotation,
+    and per server the requests sent, retried and redispatched (`show stat`)."""
+
+    def __init__(self, stats_socket: Path) -> None:
+        self.stats_socket = stats_socket
+        self.changes: list[tuple[float, str]] = []  # (monotonic time, rasa1's new status)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def stats(self) -> dict[str, dict[str, str]]:
+        """`show stat` as {"backend/server": {column: value}}; empty if HAProxy does not answer."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(2)
+                conn.connect(str(self.stats_socket))
+                conn.sendall(b"show stat\n")
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+        except OSError:
+            return {}
+        lines = data.decode().splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return {}
+        rows = csv.DictReader([lines[0][2:], *lines[1:]])
+        return {f"{row['pxname']}/{row['svname']}": row for row in rows if row.get("pxname")}
+
+    def start(self) -> RotationWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        last = None
+        while not self._stopping:
+            status = self.stats().get("rasa/rasa1", {}).get("status")
+            if status and status.split()[0] != last:
+                last = status.split()[0]
+                self.changes.append((time.monotonic(), last))
+            time.sleep(0.1)
+
+    def out_and_back(self, killed_at: float) -> tuple[float | None, float | None]:
+        """Seconds from the kill until HAProxy took rasa1 out, and until it put it back."""
+        out = next((t for t, status in self.changes if t >= killed_at and status != "UP"), None)
+        back = next((t for t, status in self.changes if out is not None and t > out and status == "UP"), None)
+        return (out - killed_at if out else None, back - killed_at if back else None)
 
 
 def wait_for_lease(driver: ScaleDriver, pid: int, timeout_s: float = 20) -> list[str]:
@@ -445,14 +501,18 @@ def progress(driver: ScaleDriver, ports: Ports) -> None:
 
 
 def drive(
-    driver: ScaleDriver, supervisor: SupervisorThread, ports: Ports, args: argparse.Namespace
+    driver: ScaleDriver,
+    supervisor: SupervisorThread,
+    ports: Ports,
+    watch: RotationWatch,
+    args: argparse.Namespace,
 ) -> Outcome:
     log(f"{args.customers} customers, {args.rate:g} messages/s for {args.seconds:g} s through HAProxy")
     threads = driver.traffic(args.rate, args.seconds)
     rasa_1 = supervisor.child("rasa-1")
     kill_at = driver.started + args.kill_at
     leased: list[str] = []
-    killed_at = back_after = None
+    killed_at = None
     while any(thread.is_alive() for thread in threads):
         if killed_at is None and time.monotonic() >= kill_at:
             pid = rasa_1.process.pid
@@ -461,9 +521,6 @@ def drive(
             killed_at = time.monotonic()
             log(f"kill -9 rasa-1 (pid {pid}) holding the lease of {len(leased)} journal row(s); "
                 "its supervisor restarts it")  # fmt: skip
-        if killed_at is not None and back_after is None and rasa_1.ready and rasa_1.restarts:
-            back_after = time.monotonic() - killed_at
-            log(f"rasa-1 ready again {back_after:.0f} s after the kill")
         progress(driver, ports)
         time.sleep(min(5.0, max(0.2, kill_at - time.monotonic())) if killed_at is None else 5.0)
     traffic_end = time.monotonic()
@@ -474,15 +531,19 @@ def drive(
         time.sleep(3)
     answered_s = time.monotonic() - traffic_end
     time.sleep(3)  # a double would arrive now
-    if killed_at is not None and back_after is None and rasa_1.ready and rasa_1.restarts:
-        back_after = time.monotonic() - killed_at
+    if killed_at is not None and args.rejoin_timeout > 0 and watch.out_and_back(killed_at)[1] is None:
+        log(f"waiting up to {args.rejoin_timeout:g} s for HAProxy to put the restarted rasa-1 back")
+        deadline = time.monotonic() + args.rejoin_timeout
+        while time.monotonic() < deadline and watch.out_and_back(killed_at)[1] is None:
+            time.sleep(1)
+    out_after, back_after = watch.out_and_back(killed_at) if killed_at is not None else (None, None)
     tally = driver.tally(PHASE)
     answered = driver.answered()
+    phase_messages = {m.sid: m for m in driver.phase_messages(PHASE)}
     by_phone: dict[str, list[int]] = {}
     for phone, inbound, _ in driver.attributed():
-        message = next((m for m in driver.phase_messages(PHASE) if m.sid == inbound), None)
-        if message is not None:
-            by_phone.setdefault(phone, []).append(message.index)
+        if inbound in phase_messages:
+            by_phone.setdefault(phone, []).append(phase_messages[inbound].index)
     in_order = sum(1 for phone in driver.phones if by_phone.get(phone, []) == sorted(by_phone.get(phone, [])))
     return Outcome(
         tally=tally,
@@ -492,7 +553,9 @@ def drive(
         failed_deliveries=len(driver.failures),
         leased_at_kill=len(leased),
         leased_answered=sum(1 for sid in leased if sid in answered),
-        killed_back_after_s=back_after,
+        out_of_rotation_after_s=out_after,
+        back_in_rotation_after_s=back_after,
+        servers=watch.stats(),
         answered_s=answered_s,
     )
 
@@ -500,7 +563,18 @@ def drive(
 def report(outcome: Outcome, args: argparse.Namespace) -> None:
     tally = outcome.tally
     order = 100.0 * outcome.customers_in_order / max(1, outcome.customers)
-    back = f"{outcome.killed_back_after_s:.0f} s" if outcome.killed_back_after_s is not None else "not yet"
+    out = f"{outcome.out_of_rotation_after_s:.1f} s" if outcome.out_of_rotation_after_s is not None else "?"
+    back = (
+        f"{outcome.back_in_rotation_after_s:.0f} s"
+        if outcome.back_in_rotation_after_s is not None
+        else "not within the run"
+    )
+    servers = "; ".join(
+        f"{name.split('/')[1]} {row['status']}, {row['stot']} requests, {row['wretr']} retried, "
+        f"{row['wredis']} redispatched"
+        for name, row in outcome.servers.items()
+        if name.startswith("rasa/") and name != "rasa/BACKEND"
+    )
     failed = ", ".join(str(s) for s in outcome.failed_seconds) or "none"
     print(
         f"""
@@ -515,7 +589,8 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
     journal rows the killed replica
       held, answered                 {outcome.leased_at_kill}, {outcome.leased_answered}
     taken again from the journal     {tally.retried}
-    rasa-1 back in rotation after    {back}
+    rasa-1 out of HAProxy's rotation {out} after the kill; back in it after {back}
+    HAProxy's Rasa servers           {servers or "(stats socket did not answer)"}
     answers done after traffic in    {outcome.answered_s:.0f} s
 """,
         flush=True,
@@ -530,6 +605,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="of traffic")
     parser.add_argument("--rate", type=float, default=10.0, help="messages per second, all customers")
     parser.add_argument("--kill-at", type=float, help="seconds into the traffic (default: a third)")
+    parser.add_argument(
+        "--rejoin-timeout",
+        type=float,
+        default=150.0,
+        help="after the answers, seconds to wait for the killed replica to be back in rotation (0: not)",
+    )
     parser.add_argument("--seed", type=int, default=20)
     args = parser.parse_args(argv)
     if args.kill_at is None:
@@ -572,7 +653,11 @@ def main(argv: list[str] | None = None) -> int:
             driver = ScaleDriver(
                 Endpoint(f"http://127.0.0.1:{ports.lb_rasa}", database_url), fake, args.customers, args.seed
             )
-            outcome = drive(driver, supervisor, ports, args)
+            watch = RotationWatch(logs / "haproxy.sock").start()
+            try:
+                outcome = drive(driver, supervisor, ports, watch, args)
+            finally:
+                watch.stop()
             for line in driver.failures[:20]:
                 log(f"  failed delivery at {line}")
         finally:
