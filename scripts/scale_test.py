@@ -103,8 +103,22 @@ class Ports:
     worker: int = field(default_factory=free_port)
 
 
-def haproxy_config(ports: Ports, stats_socket: Path) -> str:
-    """deploy/compose/haproxy.cfg with fixed loopback servers, faster checks, and L7 retries."""
+WEBHOOK_RETRIES = """\
+    # A webhook that met a dead replica (refused, or closed with no answer), or a replica that
+    # answered 503, is sent again to the other one, up to 3 times. Safe for Twilio's webhooks
+    # because the inbound journal de-duplicates by MessageSid; nothing else is retried once sent
+    # (a REST channel turn or an API call would run twice).
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout 503
+    http-request disable-l7-retry unless { path_beg /webhooks/twilio/ }
+"""
+
+
+def haproxy_config(ports: Ports, stats_socket: Path, webhook_retries: bool = True) -> str:
+    """deploy/compose/haproxy.cfg with fixed loopback servers and faster checks. Without
+    `webhook_retries` (--health-check-only, for comparison) only the health check takes a dead
+    replica out, and HAProxy's default connection retries go to the same server."""
     rasa_servers = "\n".join(
         f"    server rasa{n} 127.0.0.1:{port} check" for n, port in enumerate(ports.rasa, start=1)
     )
@@ -140,15 +154,7 @@ backend rasa
     http-check expect status 200
     # The whole body first, so a request can be sent again to another server.
     option http-buffer-request
-    # A webhook that met a dead replica (refused, or closed with no answer), or a replica that
-    # answered 503, is sent again to the other one, up to 3 times. Safe for Twilio's webhooks
-    # because the inbound journal de-duplicates by MessageSid; nothing else is retried once sent
-    # (a REST channel turn or an API call would run twice).
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response response-timeout 503
-    http-request disable-l7-retry unless {{ path_beg /webhooks/twilio/ }}
-{rasa_servers}
+{WEBHOOK_RETRIES if webhook_retries else ""}{rasa_servers}
 
 frontend actions_in
     bind 127.0.0.1:{ports.lb_actions}
@@ -234,7 +240,9 @@ class LoggedProcess:
         return GroupProcess(popen)
 
 
-def process_specs(model: Path, ports: Ports, haproxy: str, logs: Path) -> list[ProcessSpec]:
+def process_specs(
+    model: Path, ports: Ports, haproxy: str, logs: Path, webhook_retries: bool
+) -> list[ProcessSpec]:
     settings = stack.load_settings()
     python = str(stack.VENV_BIN / "python")
 
@@ -245,7 +253,7 @@ def process_specs(model: Path, ports: Ports, haproxy: str, logs: Path) -> list[P
         )
 
     config = logs / "haproxy.cfg"
-    config.write_text(haproxy_config(ports, logs / "haproxy.sock"))
+    config.write_text(haproxy_config(ports, logs / "haproxy.sock", webhook_retries))
     check = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
     if check.returncode != 0:
         fail(f"HAProxy refused its configuration ({config}):\n{check.stdout}{check.stderr}")
@@ -576,10 +584,12 @@ def report(outcome: Outcome, args: argparse.Namespace) -> None:
         if name.startswith("rasa/") and name != "rasa/BACKEND"
     )
     failed = ", ".join(str(s) for s in outcome.failed_seconds) or "none"
+    lb = "health check only" if args.health_check_only else "health check + webhook retries"
     print(
         f"""
   make scale-test: {args.customers} customers, {args.rate:g} msg/s for {args.seconds:g} s, 2 Rasa + 2 action
-  servers behind HAProxy, PostgreSQL + Redis shared; rasa-1 killed (kill -9) at {args.kill_at:g} s
+  servers behind HAProxy ({lb}),
+  PostgreSQL + Redis shared; rasa-1 killed (kill -9) at {args.kill_at:g} s
     sent / deliveries / accepted     {tally.sent} / {tally.deliveries} / {tally.accepted}
     lost                             {tally.lost}
     double replies                   {tally.doubled}
@@ -611,6 +621,11 @@ def main(argv: list[str] | None = None) -> int:
         default=150.0,
         help="after the answers, seconds to wait for the killed replica to be back in rotation (0: not)",
     )
+    parser.add_argument(
+        "--health-check-only",
+        action="store_true",
+        help="for comparison: no webhook retries in HAProxy, only its health check takes a dead replica out",
+    )
     parser.add_argument("--seed", type=int, default=20)
     args = parser.parse_args(argv)
     if args.kill_at is None:
@@ -641,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = stack.load_settings()
             stack.migrate(settings)
             stack.load_demo(settings)
-            specs = process_specs(model, ports, haproxy, logs)
+            specs = process_specs(model, ports, haproxy, logs, not args.health_check_only)
             log(
                 f"starting HAProxy (Rasa on :{ports.lb_rasa}), 2 action servers, the outbox worker, "
                 f"2 Rasa replicas and the console on {database_url.rsplit('/', 1)[-1]} (20-90 s)…"
