@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check notify-demo analytics report kpi-demo kpi-bench
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check scale-test notify-demo analytics report kpi-demo kpi-bench
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -98,6 +98,10 @@ bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECOND
 chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while 30 customers write: 0 lost, doubled, out of order (~3 min, loopback)
 	@$(STACK) model
 	@$(PY) scripts/chaos.py $(if $(CUSTOMERS),--customers $(CUSTOMERS))
+
+scale-test: install services ## Two Rasa + two action servers behind HAProxy (apt-get if missing), kill -9 one Rasa while customers write: 0 lost, doubled, out of order or refused (CUSTOMERS=200 SECONDS=60 RATE=10; ~4 min, loopback)
+	@$(STACK) model
+	@$(PY) scripts/scale_test.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(RATE),--rate $(RATE))
 
 demo: install ## Reload the demo data into the embedded CRM/ERP now
 	@$(PY) -m bot.demo --force
