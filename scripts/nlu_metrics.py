@@ -94,13 +94,15 @@ def score(predictions: list[Prediction], threshold: float) -> dict:
 
 
 def destinations(predictions: list[Prediction], threshold: float) -> dict:
-    """Where messages of labels the product lacks go today (a missing-intents source)."""
+    """Where messages of labels the product lacked go (a missing-intents source). Once the
+    product has the label, a message taken to it is `recognised`, not "another flow"."""
     counts = Counter(p.intent for p in predictions)
     # A person is the right way out for a request the assistant has no flow for; another flow is not.
-    elsewhere = [p for p in predictions if p.starts_store_flow and p.intent != "human_handoff"]
+    elsewhere = [p for p in predictions if p.starts_store_flow and p.intent not in ("human_handoff", p.truth)]
     confident = sum(1 for p in elsewhere if p.confidence > threshold)
     return {
         "messages": len(predictions),
+        "recognised": sum(1 for p in predictions if p.intent == p.truth) / len(predictions),
         "predicted": dict(counts.most_common()),
         "fallback_rate": counts[FALLBACK] / len(predictions),
         "to_human_handoff": counts["human_handoff"] / len(predictions),

@@ -84,6 +84,23 @@ def test_missing_intents_are_reported_by_where_they_go():
     assert where["fallback_rate"] == where["to_human_handoff"] == 0.25
     assert where["confidently_into_another_flow"] == 0.5  # a and d; a person is not "another flow"
     assert where["per_label"]["refund_status"] == {"order_status": 1, "human_handoff": 1}
+    assert where["recognised"] == 0
+
+
+def test_a_missing_intent_the_product_has_now_is_recognised_not_another_flow():
+    rows = [
+        P("a", "refund_status", "refund_status", "refund_status", 0.9),
+        P("b", "refund_status", "order_status", "order_status", 0.9),
+    ]
+    where = metrics.destinations(rows, threshold=0.3)
+    assert where["recognised"] == 0.5 and where["confidently_into_another_flow"] == 0.5
+
+
+def test_a_missing_intents_file_finds_the_gated_source_it_belongs_to():
+    gated = {"bitext_es_translated": {}, "written_independent": {}}
+    assert external_check.partner_of("bitext_es_missing_intents", gated) == "bitext_es_translated"
+    assert external_check.partner_of("written_missing_intents", gated) == "written_independent"
+    assert external_check.partner_of("other_missing_intents", gated) is None
 
 
 def test_the_threshold_is_read_from_the_fallback_classifier(tmp_path):
