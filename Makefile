@@ -89,7 +89,7 @@ accept: install ## Designers: add the labelled messages of FILE=inbox/<day>.yml 
 	@test -n "$(FILE)" || { echo "usage: make accept FILE=inbox/<day>.yml (written by make inbox)"; exit 1; }
 	@$(PY) scripts/accept.py "$(FILE)" $(if $(TARGET),--target "$(TARGET)")
 
-services: ## Make sure PostgreSQL and Redis answer (start them or fail loudly)
+services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh
 
 bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60 RAMP_UP=1; ~4 min)
