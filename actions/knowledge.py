@@ -51,6 +51,7 @@ RETRIEVAL_INTENT = "faq"
 OLD_FAQ_RESPONSE = "utter_faq"  # utter_faq/<topic>: the answers from before the knowledge base
 ANSWER = "answer"
 OPTIONS = "options"
+NONE = "none"
 OPTION_COUNT = 3
 # How sure the ResponseSelector must be of a migrated FAQ topic (faq/<topic>) for its article to
 # be answered when the search only offers options that include it: two readings that agree.
@@ -153,7 +154,9 @@ class ActionKbAnswer(Action):
             return self.answer(dispatcher, domain, article, channel, offer_flow=not in_form)
         # A migrated FAQ topic NLU is sure of, among the search's options: answered as before the
         # knowledge base ("con qué tarjetas puedo pagar" stays the payment methods, not options).
-        topic = sure_faq_topic(tracker) if intent == RETRIEVAL_INTENT else None
+        # Not when the search found nothing: its hits are then only the least unlikely articles
+        # (no word in common), and which of them make the top three is a matter of decimals.
+        topic = sure_faq_topic(tracker) if intent == RETRIEVAL_INTENT and result.verdict != NONE else None
         tied = kb.by_intent(topic) if topic else None
         agreed = next((hit for hit in result.hits if tied and hit.article.id == tied.id), None)
         if agreed is not None:
