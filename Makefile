@@ -68,7 +68,7 @@ unit: install ## pytest tests/unit: the fast loop, no services and no model (und
 integration: install services browser ## pytest tests/integration: databases, Redis, the real stack (trains first if needed)
 	@$(STACK) model
 	@echo "==> Running the integration tests..."
-	@.venv/bin/pytest tests/integration --durations=25
+	@bash scripts/integration_tests.sh
 
 security: install services ## pytest tests/security: one test per finding of the trust audit (README, "Security")
 	@$(STACK) model

@@ -68,6 +68,7 @@ def test_a_missed_target_fails_the_run(capsys):
 
 
 @pytest.mark.integration
+@pytest.mark.own_stack
 def test_a_short_run_of_our_channel_answers_every_message_once(tmp_path):
     output = tmp_path / "bench.json"
     code = bench.main(["--only", "ours", "--customers", "3", "--seconds", "4", "--output", str(output)])

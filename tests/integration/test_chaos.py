@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_stack]
 
 
 def test_a_kill_of_rasa_loses_doubles_and_reorders_nothing():

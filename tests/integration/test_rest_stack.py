@@ -18,7 +18,7 @@ from tests.harness import Stack, is_response
 from tests.rest_fixtures import TOKEN, ServerProcess
 from tests.stack_helpers import write
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_stack]
 
 CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
 

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import PG_URL, STACK_REDIS_URL
 from tests.harness import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_stack]
 
 
 def figure(report: str, label: str) -> str:
