@@ -8,8 +8,9 @@ exactly one type, so every case the bot opens has an SLA and a team.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,10 @@ CATALOGUE = Path(__file__).resolve().parent / "case_types.yml"
 FALLBACK = "generic"
 _FIELDS = {"label", "sla_hours", "team", "required", "next_step", "kinds", "intents"}
 _MAX_SLA_HOURS = 24 * 90
+# The statuses an agent moves a case to that the customer is told of, by `customer_updates:`
+# (closing asks the 1-5 question instead); and what their texts may name.
+UPDATED_STATUSES = ("in_progress", "waiting_customer", "resolved")
+UPDATE_FIELDS = ("id", "label")
 
 
 class CaseCatalogueError(ValueError):
@@ -62,6 +67,7 @@ class CaseCatalogue:
     types: dict[str, CaseType]
     _by_kind: dict[CaseKind, str]
     _by_intent: dict[str, str]
+    customer_updates: dict[str, str] = field(default_factory=dict)  # status -> text for the customer
 
     def type_of(self, case: Case) -> CaseType:
         """The case's type: the intent that opened it if the catalogue names it, else its kind."""
@@ -69,6 +75,11 @@ class CaseCatalogue:
         if by_intent is not None:
             return self.types[by_intent]
         return self.types[self._by_kind.get(case.kind, FALLBACK)]
+
+    def update_for(self, case: Case, status: str) -> str | None:
+        """What the customer is told when an agent moves their case to `status`, if anything."""
+        text = self.customer_updates.get(status)
+        return text.format(id=case.id, label=self.type_of(case).label) if text else None
 
 
 def _fail(path: Path, key: str, problem: str) -> CaseCatalogueError:
@@ -126,6 +137,30 @@ def _case_type(path: Path, type_id: str, raw: Any) -> CaseType:
     )
 
 
+def _customer_updates(path: Path, raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _fail(path, "customer_updates", f"must map statuses ({', '.join(UPDATED_STATUSES)}) to a text")
+    updates = {}
+    for status, text in raw.items():
+        where = f"customer_updates.{status}"
+        if status not in UPDATED_STATUSES:
+            raise _fail(
+                path, where, f"not a status the customer is told of (known: {', '.join(UPDATED_STATUSES)})"
+            )
+        text = _text(path, where, text)
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        except ValueError as error:
+            raise _fail(path, where, f"a brace is not closed ({error}); write {{id}} or {{label}}") from None
+        unknown = sorted(names - set(UPDATE_FIELDS))
+        if unknown:
+            raise _fail(path, where, f"{{{unknown[0]}}} is not known: only {{id}} and {{label}} are filled")
+        updates[status] = text
+    return updates
+
+
 def parse_catalogue(raw: Any, path: Path = CATALOGUE) -> CaseCatalogue:
     """The catalogue from the YAML's data; CaseCatalogueError names the file and the key."""
     if not isinstance(raw, Mapping) or not isinstance(raw.get("types"), Mapping) or not raw["types"]:
@@ -155,7 +190,7 @@ def parse_catalogue(raw: Any, path: Path = CATALOGUE) -> CaseCatalogue:
     unmapped = [kind.value for kind in CaseKind if kind not in by_kind]
     if unmapped:
         raise _fail(path, "types.*.kinds", f"no type lists the case kind(s) {', '.join(unmapped)}")
-    return CaseCatalogue(types, by_kind, by_intent)
+    return CaseCatalogue(types, by_kind, by_intent, _customer_updates(path, raw.get("customer_updates")))
 
 
 def load_catalogue(path: Path = CATALOGUE) -> CaseCatalogue:

@@ -30,6 +30,8 @@ MAX_QUICK_REPLY_TITLE = 20
 SENDER_VALUES: dict[str, frozenset[str]] = {
     # An agent's reply from the console: nothing (an agent's login is not for customers to see).
     "console_reply": frozenset(),
+    # An agent moved a case's status (connectors/console/cases.py): its management ID.
+    "case_update": frozenset({"management_id"}),
 }
 
 

@@ -65,6 +65,11 @@ ACTIONS = {
 CASE_NOTICES = {
     "assigned": "Caso asignado.",
     "status": "Estado actualizado.",
+    "status_told": "Estado actualizado; se le avisó al cliente.",
+    "status_held": "Estado actualizado. Pasaron más de 24 horas desde el último mensaje del cliente en "
+    "WhatsApp: se le envió una plantilla aprobada y el aviso le llega en cuanto vuelva a escribir.",
+    "status_untold": "Estado actualizado, pero no se pudo avisar al cliente (dado de baja, sin canal o "
+    "fallo del envío): escríbele desde aquí si hace falta.",
     "closed": "Caso cerrado; se pidió al cliente que califique la atención del 1 al 5.",
     "closed_unrated": "Caso cerrado. No se pudo pedir la calificación al cliente (fuera de la ventana "
     "de 24 horas de WhatsApp, dado de baja o sin canal).",
@@ -175,7 +180,11 @@ def register_case_routes(
         return result.status if result.status in ("blocked", "failed", "held") else None
 
     async def customer_message(
-        case: Case, text: str = "", options: tuple[Option, ...] = ()
+        case: Case,
+        text: str = "",
+        options: tuple[Option, ...] = (),
+        purpose: str = "console_reply",
+        values: dict[str, str] | None = None,
     ) -> OutboundMessage | None:
         """The message to the case's customer on the channel they last wrote from, if any."""
         if not case.customer_phone:
@@ -189,7 +198,7 @@ def register_case_routes(
                 return None  # a 1-5 question days later, with buttons the customer cannot tap: not asked
         return OutboundMessage(
             case.customer_phone, Channel(contact.last_channel), body=text, options=options,
-            template=sender().templates.meant_for("console_reply"), source="console",
+            template=sender().templates.meant_for(purpose), template_values=values, source="console",
         )  # fmt: skip
 
     async def into_tracker(case: Case, text: str, agent: str) -> bool:
@@ -311,8 +320,22 @@ def register_case_routes(
             return "stale"  # the page the agent acted on showed another status
         await asyncio.to_thread(change_status, book(), case, to, agent, clock.now())
         if to != CLOSED:
-            return "status"
+            return await tell_status(case, to, agent)
         return "closed" if await ask_rating(case, agent) else "closed_unrated"
+
+    async def tell_status(case: Case, to: str, agent: str) -> str:
+        """Tell the customer their case moved (the catalogue's `customer_updates`), as a message
+        of the team: in its history as sent to them, and in their conversation."""
+        text = catalogue.update_for(case, to)
+        if not text:
+            return "status"
+        message = await customer_message(case, text, purpose="case_update", values={"management_id": case.id})
+        outcome = await send(case, message) if message is not None else "nochannel"
+        if outcome not in (None, "held"):
+            return "status_untold"
+        await asyncio.to_thread(record_message, book(), case, text, agent, clock.now())
+        await into_tracker(case, text, agent)
+        return "status_held" if outcome == "held" else "status_told"
 
     async def do_note(case: Case, agent: str, form: Any) -> str:
         await asyncio.to_thread(add_note, book(), case, form.get("text") or "", agent, clock.now())

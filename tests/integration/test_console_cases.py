@@ -36,6 +36,7 @@ from bot.handoff.service import build_services
 from bot.messaging.inbound import Channel
 from bot.messaging.memory import memory_for
 from bot.messaging.store import MessagingStore
+from bot.messaging.templates import load_templates as sender_templates
 from bot.records import CaseKind
 from bot.settings import DEFAULT_DEMO_DATA
 from bot.wiring import Wiring
@@ -216,7 +217,11 @@ def test_an_agent_works_a_case_and_every_change_is_in_its_history(graph, console
     assert notice(post(session, console, case_id, "assign", to="mallory")) == "Ese agente no existe."
     assert graph.cases.case(case_id).assigned_to == BETO
 
-    assert notice(post(session, console, case_id, "status", status="in_progress")) == "Estado actualizado."
+    told = post(session, console, case_id, "status", status="in_progress")
+    assert notice(told) == "Estado actualizado; se le avisó al cliente."
+    update = graph.messaging.outbound(MARIANA_MX)[-1].body
+    assert update.startswith(f"Ya estamos trabajando en tu gestión {case_id} (Cancelación de pedido).")
+    assert bridge.events[-1]["events"][0]["text"] == update  # in her conversation too
     refused = post(session, console, case_id, "status", status="open")
     assert notice(refused) == "Ese cambio de estado no está permitido desde el estado actual."
     stale = post(session, console, case_id, "status", status="resolved", **{"from": "open"})
@@ -241,11 +246,13 @@ def test_an_agent_works_a_case_and_every_change_is_in_its_history(graph, console
         (ANA, "assigned", False),
         (ANA, "assigned", False),
         (ANA, "status", False),
+        (ANA, "message", True),  # the catalogue's update for in_progress, sent to her
         (ANA, "note", False),
         (ANA, "message", True),
     ]
     assert history[1].detail == f"{ANA} → {BETO}" and history[2].detail == "open → in_progress"
-    assert history[0].at == NOW and history[3].at == NOW + timedelta(minutes=5)
+    assert history[3].detail == update
+    assert history[0].at == NOW and history[4].at == NOW + timedelta(minutes=5)
     page = session.get(f"{console.url}/cases/{case_id}", timeout=10).text
     assert "Llamar al almacén &lt;b&gt;antes&lt;/b&gt; de las 5" in page
     assert "Nota interna (el cliente no la ve)" in page
@@ -287,11 +294,26 @@ def test_outside_the_whatsapp_window_the_message_is_held_the_agent_told_and_no_r
         for record in graph.messaging.outbound(JULIAN_AR)
     )
     assert [event.action for event in graph.cases.history(case_id)] == ["message"]
+    # Moving the case is told the same way: the case-update template with its management ID now,
+    # the catalogue's text when he writes (bot/case_types.yml, bot/whatsapp_templates.yml).
+    moved = post(session, console, case_id, "status", status="in_progress")
+    assert "el aviso le llega en cuanto vuelva a escribir" in notice(moved)
+    held = graph.messaging.held(JULIAN_AR)
+    assert [h.template for h in held] == ["respuesta_asesor", "gestion_novedades"]
+    template = graph.messaging.outbound(JULIAN_AR)[-1]
+    assert template.content_sid == sender_templates().get("gestion_novedades").content_sid
+    assert (
+        template.body
+        == f"Hay novedades sobre tu gestión {case_id}. Responde este mensaje para ver el detalle."
+    )
+    assert held[-1].body.startswith(
+        f"Ya estamos trabajando en tu gestión {case_id} (Revisión de comprobante de pago)"
+    )
     # A 1-5 question with buttons days later is not asked: closing says so.
     closed = post(session, console, case_id, "status", status="closed")
     assert "No se pudo pedir la calificación" in notice(closed)
     assert graph.cases.case(case_id).status == "closed" and graph.cases.awaiting_rating(JULIAN_AR) is None
-    assert len(graph.messaging.held(JULIAN_AR)) == 1
+    assert len(graph.messaging.held(JULIAN_AR)) == 2
 
 
 def test_an_unknown_case_is_not_found(console):

@@ -97,6 +97,19 @@ def broken(change) -> str:
         (lambda raw: raw["types"].pop("generic"), "types.generic"),
         (lambda raw: raw["types"]["refund"].update(required=[]), "types.refund.required"),
         (lambda raw: raw.pop("types"), "types"),
+        (
+            lambda raw: raw["customer_updates"].update(closed="Cerramos {id}"),
+            "customer_updates.closed: not a status the customer is told of",
+        ),
+        (
+            lambda raw: raw["customer_updates"].update(resolved="Listo {id} para {cliente}"),
+            "customer_updates.resolved: {cliente} is not known",
+        ),
+        (
+            lambda raw: raw["customer_updates"].update(resolved="Listo {id"),
+            "customer_updates.resolved: a brace",
+        ),
+        (lambda raw: raw.update(customer_updates=["hola"]), "customer_updates: must map statuses"),
     ],
 )
 def test_a_broken_catalogue_names_the_file_and_the_key(change, named):
@@ -138,3 +151,13 @@ def test_the_check_refuses_an_intent_the_domain_does_not_have(tmp_path):
     script = str(ROOT / "scripts" / "case_types_check.py")
     failed = subprocess.run([sys.executable, script, str(bad)], capture_output=True, text=True, check=False)
     assert failed.returncode == 1 and "types.exchange.intents: exchange_item" in failed.stderr
+
+
+def test_the_customer_is_told_of_a_status_in_the_catalogues_words_and_not_of_others():
+    catalogue = load_catalogue()
+    told = catalogue.update_for(a_case(CaseKind.CANCEL_ORDER), "in_progress")
+    assert told.startswith("Ya estamos trabajando en tu gestión GES-7F3K2Q9M (Cancelación de pedido).")
+    assert catalogue.update_for(a_case(CaseKind.CANCEL_ORDER), "open") is None
+    raw = copy.deepcopy(RAW)
+    del raw["customer_updates"]
+    assert parse_catalogue(raw).update_for(a_case(CaseKind.CANCEL_ORDER), "in_progress") is None
