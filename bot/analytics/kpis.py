@@ -105,6 +105,7 @@ class CaseFacts:
     kind: str
     opened_at: datetime
     resolved_at: datetime | None
+    satisfaction: int | None = None  # the customer's 1-5 when the case was closed
 
 
 @dataclass(frozen=True)
@@ -286,9 +287,11 @@ def compute_kpis(
                 owner.scores = [*owner.scores, handoff.satisfaction]
     case_list = list(cases)
     case_owners = [owner_of(c.conversation_id, c.opened_at) for c in case_list]
-    for owner in case_owners:
+    for case, owner in zip(case_list, case_owners, strict=True):
         if owner is not None and owner.outcome != HANDOFF:
             owner.outcome = CASE
+        if owner is not None and case.satisfaction is not None:
+            owner.scores = [*owner.scores, case.satisfaction]
     for session in all_sessions:
         if session.outcome == CONTAINED and session.facts.handed_over:
             session.outcome = HANDOFF  # handed over, the handoff row not copied yet

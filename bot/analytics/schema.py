@@ -77,6 +77,7 @@ analytics_cases = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("opened_at", sa.DateTime, nullable=False, index=True),
     sa.Column("resolved_at", sa.DateTime),
+    sa.Column("satisfaction", sa.Integer),  # the customer's 1-5 once the case was closed
 )
 
 # How far a consumer has read a source it reads in order (the SQL event broker's table).

@@ -186,6 +186,7 @@ class AnalyticsStore:
                     # waiting for the customer is not): at its last change, else at this sync.
                     "resolved_at": resolved.get(row.id)
                     or (row.updated_at or to_db_time(now) if row.status in ("resolved", "closed") else None),
+                    "satisfaction": row.rating,
                 }
                 for row in opened
             ]
@@ -273,6 +274,7 @@ class AnalyticsStore:
                     kind=row.kind,
                     opened_at=from_db_time(row.opened_at),
                     resolved_at=from_db_time(row.resolved_at),
+                    satisfaction=row.satisfaction,
                 )
                 for row in conn.execute(
                     sa.select(analytics_cases).where(c.opened_at >= start, c.opened_at < until)

@@ -209,3 +209,24 @@ def test_a_case_agents_are_still_working_is_not_resolved_and_a_closed_one_at_its
     analytics.sync_handoffs_and_cases(PERIOD_START, NOW)
     kpis = report(analytics)
     assert kpis.cases_resolved == 1 and kpis.case_resolution_hours_mean == pytest.approx(5)
+
+
+def test_a_customers_rating_of_a_closed_case_counts_in_csat_with_the_handoffs(store):
+    from bot.adapters.sql import SqlCaseBook
+    from bot.case_work import change_status, rate_case, record_rating_asked
+    from tests.analytics_helpers import C, at
+
+    write_handoffs_and_cases(store)
+    book = SqlCaseBook(store)
+    change_status(book, book.case("GES-CCCCCCCC"), "closed", "ana", at(26, 20, 1))
+    assert record_rating_asked(book, book.case("GES-CCCCCCCC"), "ana", at(26, 20, 1))
+    assert rate_case(book, C, 3, at(26, 20, 5)).id == "GES-CCCCCCCC"
+    analytics = AnalyticsStore(store)
+    analytics.record(delivered_events(), NOW)
+    analytics.sync_handoffs_and_cases(PERIOD_START, NOW)
+    overall = report(analytics).overall
+    # The handoffs' 5 and 2, and the case's 3 (S4, customer C's first session).
+    assert overall.csat_answers == 3 and overall.csat_mean == pytest.approx(10 / 3)
+    assert overall.csat_share == pytest.approx(1 / 3)
+    new = report(analytics, only=SessionFilter(customer="new")).overall
+    assert new.csat_answers == 1 and new.csat_mean == pytest.approx(3)
