@@ -258,21 +258,25 @@ def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating
         assert page.locator("#case-assignee").inner_text() == AGENT
         page.select_option("#new-status", "in_progress")
         page.click("form[action$='/status'] button")
-        page.get_by_text("Estado actualizado.").wait_for()
+        page.get_by_text("Estado actualizado; se le avisó al cliente.").wait_for()
+        update = fake_twilio.wait_for(phone, sent + 1, timeout_s=30)[-1]  # the catalogue's words
+        assert update.body.startswith(
+            f"Ya estamos trabajando en tu gestión {case_id} (Cancelación de pedido)."
+        )
         page.fill("#note-text", "El almacén confirma que no salió.")
         page.click("form[action$='/note'] button")
         page.get_by_text("Nota interna guardada.").wait_for()
         page.fill("#message-text", "Hola Mariana, tu pedido quedó cancelado; el reembolso llega en 5 días.")
         page.click("form[action$='/message'] button")
         page.get_by_text("Mensaje enviado al cliente.").wait_for()
-        messages = fake_twilio.wait_for(phone, sent + 1, timeout_s=30)
+        messages = fake_twilio.wait_for(phone, sent + 2, timeout_s=30)
         assert messages[-1].body == "Hola Mariana, tu pedido quedó cancelado; el reembolso llega en 5 días."
         assert all("El almacén" not in (m.body or "") for m in fake_twilio.messages_to(phone))
 
         page.select_option("#new-status", "closed")
         page.click("form[action$='/status'] button")
         page.get_by_text("Caso cerrado; se pidió al cliente").wait_for()
-        question = fake_twilio.wait_for(phone, sent + 2, timeout_s=30)[-1]
+        question = fake_twilio.wait_for(phone, sent + 3, timeout_s=30)[-1]
         assert is_response(question.body.split("\n")[0], "utter_ask_satisfaction")
         history = page.locator("#case-history").inner_text()
         for line in (
@@ -289,7 +293,7 @@ def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating
         options = fake_twilio.options_of(question)
         payload = dict(options[1])["🙂 Bien"] if options else '/rate_handoff{"satisfaction_score":"4"}'
         write(stack, fake_twilio, phone, "🙂 Bien", ListId=payload, ListTitle="🙂 Bien")
-        thanks = fake_twilio.wait_for(phone, sent + 3, timeout_s=60)[-1]
+        thanks = fake_twilio.wait_for(phone, sent + 4, timeout_s=60)[-1]
         assert is_response(thanks.body, "utter_satisfaction_thanks")
         page.reload()
         assert "4/5" in page.locator("#case-history").inner_text()
