@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 from bot.records import (
     Case,
+    CaseChange,
     CaseEvent,
     CaseKind,
     ContactChange,
@@ -157,21 +158,27 @@ class CaseBook(ABC):
         """The case's history, oldest first."""
         raise self._cannot("read a case's history")
 
+    def apply_change(self, change: CaseChange) -> bool:
+        """Apply `change` and record its event in one step; False when the case is not there (or,
+        for a status change, no longer in the status the agent saw). The five changes below are
+        this one call each."""
+        raise self._cannot("work cases")
+
     def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
         """Give the case to `agent` and record `event`."""
-        raise self._cannot("assign cases")
+        return self.apply_change(CaseChange(event, assigned_to=agent))
 
     def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
         """Change the status if it is still `from_status`, and record `event`."""
-        raise self._cannot("change a case's status")
+        return self.apply_change(CaseChange(event, from_status=from_status, to_status=to_status))
 
     def add_event(self, event: CaseEvent) -> bool:
         """Record a note or a message sent to the customer in the case's history."""
-        raise self._cannot("add to a case's history")
+        return self.apply_change(CaseChange(event))
 
     def request_rating(self, case_id: str, event: CaseEvent) -> bool:
         """Mark that the customer was asked to rate the case (at `event.at`), and record it."""
-        raise self._cannot("ask for a case's rating")
+        return self.apply_change(CaseChange(event))
 
     def awaiting_rating(self, conversation_id: str) -> Case | None:
         """The conversation's case most recently asked for a rating and not rated yet, if any."""
@@ -179,7 +186,7 @@ class CaseBook(ABC):
 
     def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
         """Store the customer's 1-5 answer once (False if not asked, or already answered)."""
-        raise self._cannot("record a case's rating")
+        return self.apply_change(CaseChange(event, rating=score))
 
 
 # --- idempotency of writes ---------------------------------------------------------------------

@@ -785,28 +785,13 @@ class SqlCaseBook(CaseBook):
         with self._store.connect() as conn:
             return case_history_in(conn, case_id)
 
-    def _apply(self, change: CaseChange) -> bool:
+    def apply_change(self, change: CaseChange) -> bool:
         with self._store.connect() as conn:
             return apply_case_change_in(conn, change)
-
-    def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event, assigned_to=agent))
-
-    def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event, from_status=from_status, to_status=to_status))
-
-    def add_event(self, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event))
-
-    def request_rating(self, case_id: str, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event))
 
     def awaiting_rating(self, conversation_id: str) -> Case | None:
         with self._store.connect() as conn:
             return awaiting_rating_in(conn, conversation_id)
-
-    def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event, rating=score))
 
 
 def list_cases_in(conn: Connection, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:

@@ -286,22 +286,10 @@ class RestCaseBook(CaseBook):
         where = "GET /cases/{id}/events"
         return _parsed(lambda d: items_from_wire(d, case_event_from_wire), found or {"items": []}, where)
 
-    def _apply(self, change: CaseChange) -> bool:
+    def apply_change(self, change: CaseChange) -> bool:
         path = f"/cases/{_segment(change.event.case_id)}/events"
         reply = self.client.write("POST", path, case_change_to_wire(change), passthrough=(404, 409))
         return reply.status not in (404, 409)
-
-    def assign(self, case_id: str, agent: str, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event, assigned_to=agent))
-
-    def move(self, case_id: str, from_status: str, to_status: str, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event, from_status=from_status, to_status=to_status))
-
-    def add_event(self, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event))
-
-    def request_rating(self, case_id: str, event: CaseEvent) -> bool:
-        return self._apply(CaseChange(event))
 
     def awaiting_rating(self, conversation_id: str) -> Case | None:
         found = self._cases({"conversation_id": conversation_id, "awaiting_rating": "true", "limit": "1"})
@@ -310,4 +298,4 @@ class RestCaseBook(CaseBook):
     def record_rating(self, case_id: str, score: int, event: CaseEvent) -> bool:
         if not 1 <= score <= 5:
             raise ValueError(f"a rating of {score} is not between 1 and 5")
-        return self._apply(CaseChange(event, rating=score))
+        return super().record_rating(case_id, score, event)
