@@ -19,6 +19,9 @@ from actions.verification import STOPPED, channel_of, customer_on_file, reset_fl
 from bot.adapters.base import BackendUnavailable
 from bot.cases import request_case
 from bot.handoff.rules import Reason
+from bot.invoice_documents import fill, invoice_messages, invoices_asked, month_label
+from bot.media_links import INVOICE
+from bot.messaging.inbound import Channel
 from bot.money import format_due_date, format_money
 from bot.outbox import WriteRejected, WriteStatus
 from bot.payments import (
@@ -87,7 +90,7 @@ class ActionCompleteFlow(Action):
                 if over_threshold:
                     return [*reset_flow(), *handoff_events(Reason.AMOUNT_OVER_THRESHOLD, over_threshold)]
             elif flow == "invoice":
-                self.list_invoices(dispatcher, customer, invoices)
+                self.send_invoices(dispatcher, channel_of(tracker), customer, invoices, request)
             else:
                 self.show_balance(dispatcher, customer, invoices)
         except BackendUnavailable:
@@ -156,6 +159,45 @@ class ActionCompleteFlow(Action):
             lines="\n".join(line.text() for line in balance.lines),
             total=balance.total,
         )
+
+    @classmethod
+    def send_invoices(
+        cls, dispatcher: CollectingDispatcher, channel: str, customer: Customer, invoices: list, request: str
+    ) -> None:
+        """ "mandame la factura de octubre": that invoice's PDF on WhatsApp, its expiring link
+        elsewhere; a month or number with no invoice of theirs lists the ones there are; a request
+        naming neither lists the latest."""
+        asked = invoices_asked(request, invoices)
+        if asked.asked is None or not invoices:
+            cls.list_invoices(dispatcher, customer, invoices)
+            return
+        texts = invoice_messages()
+        if not asked.found:
+            latest = invoices[-5:]
+            lines = [
+                f"• {invoice.id}: {month_label(invoice.issued_on)}, "
+                f"{format_money(invoice.amount, invoice.currency, customer.country)}"
+                for invoice in latest
+            ]
+            example = month_label(max(invoice.issued_on for invoice in latest)).split(" de ")[0]
+            dispatcher.utter_message(
+                text=fill(texts["not_found"], month=asked.asked, lines="\n".join(lines), example=example)
+            )
+            return
+        now = wiring().clock.now()
+        signer = wiring().media_links()
+        for invoice in asked.found:
+            link = signer.sign(INVOICE, invoice.id, customer.id, now, filename=f"factura-{invoice.id}.pdf")
+            values = {
+                "invoice_id": invoice.id,
+                "month": month_label(invoice.issued_on),
+                "amount": format_money(invoice.amount, invoice.currency, customer.country),
+            }
+            if channel == Channel.WHATSAPP.value:
+                dispatcher.utter_message(text=fill(texts["document"], **values), attachment=link.url)
+            else:  # SMS carries no documents here; the REST channel and the console show the link
+                expires = describe_day_and_time(link.expires_at, customer, now)
+                dispatcher.utter_message(text=fill(texts["link"], url=link.url, expires=expires, **values))
 
     @staticmethod
     def list_invoices(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:

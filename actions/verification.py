@@ -34,7 +34,7 @@ from bot.messaging.inbound import Channel
 from bot.messaging.keywords import leaves_form
 from bot.messaging.sender import OutboundMessage
 from bot.records import Customer, normalize_order_id
-from bot.settings import Settings, require_identity_secret, require_payment_secrets
+from bot.settings import Settings, require_identity_secret, require_media_secret, require_payment_secrets
 from bot.verification import CheckOutcome, SendOutcome
 from bot.wiring import wiring
 
@@ -47,6 +47,7 @@ _STARTING_WITH = Settings.from_env()
 if not _STARTING_WITH.is_development:
     require_payment_secrets(_STARTING_WITH)
     require_identity_secret(_STARTING_WITH)
+    require_media_secret(_STARTING_WITH)  # invoice PDFs go out by signed URL
 
 VERIFICATION_SLOTS = ["identity_order_id", "identity_document", "otp_code"]
 # Slots a flow leaves behind; every way out of a form empties them (action_stop_flow and the

@@ -123,6 +123,10 @@ class Settings:
     payment_link_ttl_minutes: int = 24 * 60
     payment_handoff_threshold: Decimal = Decimal("100000")
     verification_ttl_minutes: int = 60
+    # --- media the assistant serves to Twilio (invoice PDFs, agents' attachments; bot/media_links.py) ---
+    media_link_secret: str | None = None  # signs the expiring media URLs
+    media_link_ttl_minutes: int = 60
+    media_max_bytes: int = 5 * 1024 * 1024  # an agent's upload; Twilio takes 5 MB per media item
     # --- identity: signed claims and bounded identity questions (bot/identity.py) ---
     identity_secret: str | None = None  # signs identity claims (HMAC-SHA256)
     # Wrong order number + document answers before the questions stop, per sender number and
@@ -600,6 +604,9 @@ def _payment_settings(get, environment: str) -> dict:
         "payment_link_ttl_minutes": _minutes(get, "PAYMENT_LINK_TTL", 24 * 60),
         "payment_handoff_threshold": threshold,
         "verification_ttl_minutes": _minutes(get, "VERIFICATION_TTL_MINUTES", 60),
+        "media_link_secret": get("MEDIA_LINK_SECRET"),
+        "media_link_ttl_minutes": _bounded(get, "MEDIA_LINK_TTL", 60, 1, 7 * 24 * 60),
+        "media_max_bytes": _bounded(get, "MEDIA_MAX_BYTES", 5 * 1024 * 1024, 1024, 16 * 1024 * 1024),
         "identity_secret": get("IDENTITY_SECRET"),
         "identity_max_wrong_per_number": _bounded(get, "IDENTITY_MAX_WRONG_PER_NUMBER", 5, 1, 1000),
         "identity_max_wrong_per_customer": _bounded(get, "IDENTITY_MAX_WRONG_PER_CUSTOMER", 5, 1, 1000),
@@ -626,6 +633,25 @@ def require_payment_secrets(settings: Settings) -> None:
             "one-time-code secrets (python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'), PAYMENT_LINK_SECRET a long random secret that "
             "signs payment links. In development `make run` generates both into var/."
+        )
+
+
+def media_base_url(settings: Settings) -> str:
+    """Where Twilio fetches the media the assistant serves: PUBLIC_URL (the address Twilio
+    reaches) or, in development without it, the Rasa server's own port (reachable only from
+    this machine, which is enough for the local fake Twilio and the outbox)."""
+    return settings.public_url or f"http://127.0.0.1:{settings.rasa_port}"
+
+
+def require_media_secret(settings: Settings) -> None:
+    """Refuse to sign or serve media URLs without MEDIA_LINK_SECRET (generated into var/ in
+    development by scripts/stack.py; production must give it)."""
+    if not settings.media_link_secret:
+        raise SettingsError(
+            "MEDIA_LINK_SECRET must be set: a long random secret that signs the expiring URLs of "
+            "invoice PDFs and agents' attachments (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'). The Rasa server, the action server and the console "
+            "need the same one. In development `make run` generates it into var/."
         )
 
 

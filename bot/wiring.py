@@ -22,12 +22,20 @@ from bot.clock import Clock, SystemClock
 from bot.handoff.logins import LoginLimits
 from bot.handoff.service import HandoffServices, build_services
 from bot.identity import IdentitySigner
+from bot.media_links import MediaLinkSigner
+from bot.messaging.attachments import AttachmentStore
 from bot.messaging.journal import InboundJournal
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
 from bot.messaging.templates import DEFAULT_TEMPLATES, TemplateCatalog, load_templates
-from bot.settings import Settings, require_identity_secret, require_payment_secrets
+from bot.settings import (
+    Settings,
+    media_base_url,
+    require_identity_secret,
+    require_media_secret,
+    require_payment_secrets,
+)
 from bot.verification import CodeVerifier, IdentityGuesses, attempt_store_for
 
 
@@ -65,6 +73,9 @@ class Wiring:
     login_limits: LoginLimits | None = None
     identity: IdentitySigner | None = None
     guesses: IdentityGuesses | None = None
+    # Agents' uploads (the console stores, the Rasa server serves) and the signer of media URLs.
+    attachments: AttachmentStore | None = None
+    media_signer: MediaLinkSigner | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -133,6 +144,19 @@ class Wiring:
                 )
             return self.login_limits
 
+    def media_links(self) -> MediaLinkSigner:
+        """Signs and checks the expiring URLs of invoice PDFs and agents' files (MEDIA_LINK_SECRET;
+        refused without it), under PUBLIC_URL, where Twilio fetches them."""
+        with self._lock:
+            if self.media_signer is None:
+                require_media_secret(self.settings)
+                self.media_signer = MediaLinkSigner(
+                    self.settings.media_link_secret,
+                    media_base_url(self.settings),
+                    timedelta(minutes=self.settings.media_link_ttl_minutes),
+                )
+            return self.media_signer
+
     def sender(self) -> MessageSender:
         """The one sender (Twilio, or the local outbox without an account)."""
         with self._lock:
@@ -172,6 +196,7 @@ def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
         memory=memory_for(settings.redis_url),
         journal=InboundJournal(store, clock),
         templates=templates,
+        attachments=AttachmentStore(store, clock, settings.media_max_bytes),
     )
 
 

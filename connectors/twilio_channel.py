@@ -75,6 +75,7 @@ from bot.responses import render
 from bot.settings import Settings
 from bot.wiring import wiring
 from connectors import rasa_patches
+from connectors.media import add_media_routes
 
 logger = logging.getLogger(__name__)
 
@@ -777,6 +778,9 @@ class TwilioInput(InputChannel):
                 self._app = request.app
             self.dispatch(message.phone)
             return response.empty(status=204)
+
+        # The media of the messages we send (invoice PDFs, agents' files): Twilio fetches them here.
+        add_media_routes(webhook, self.clock)
 
         @webhook.route("/status", methods=["POST"], stream=True)
         async def delivery_status(request: Request) -> response.HTTPResponse:

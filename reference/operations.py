@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -48,6 +49,7 @@ from bot.adapters.sql import (
     customer_from_row,
     customers,
     invoice_in,
+    invoice_pdf_in,
     invoices_of_in,
     issue_payment_link_in,
     open_invoices_in,
@@ -608,6 +610,22 @@ def create_payment_link(signer: PaymentLinkSigner | None, conn: Connection, matc
     return 201, payment_link_to_wire(link)
 
 
+@dataclass(frozen=True)
+class Document:
+    """A body that is not JSON (an invoice's PDF): the server writes its bytes as they are."""
+
+    content_type: str
+    data: bytes
+
+
+def invoice_pdf(conn: Connection, match, _q, _body) -> Answer:
+    """The invoice's PDF, rendered as the embedded ERP renders it (a real ERP serves its own)."""
+    document = invoice_pdf_in(conn, _id(match))
+    if document is None:
+        raise ApiError(404, "not_found", "no invoice with this id")
+    return 200, Document("application/pdf", document)
+
+
 # (method, path pattern under BASE_PATH, handler, is a write)
 ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/customers$"), find_customers, False),
@@ -616,6 +634,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/orders/(?P<id>[^/]+)$"), get_order, False),
     ("GET", re.compile(r"^/orders$"), orders_in_progress, False),
     ("GET", re.compile(r"^/invoices$"), open_invoices, False),
+    ("GET", re.compile(r"^/invoices/(?P<id>[^/]+)/pdf$"), invoice_pdf, False),
     ("GET", re.compile(r"^/cases$"), search_cases, False),
     ("POST", re.compile(r"^/cases$"), create_case, True),
     ("GET", re.compile(r"^/cases/(?P<id>[^/]+)$"), get_case, False),

@@ -33,7 +33,15 @@ from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
 from bot.payments import PaymentLinkSigner
 from bot.settings import VAR_DIR, Settings
-from reference.operations import PAYMENT_LINKS, ROUTES, ApiError, Handler, create_payment_link, server_now
+from reference.operations import (
+    PAYMENT_LINKS,
+    ROUTES,
+    ApiError,
+    Document,
+    Handler,
+    create_payment_link,
+    server_now,
+)
 from reference.tables import create_tables, idempotency_keys
 
 logger = logging.getLogger(__name__)
@@ -293,12 +301,16 @@ def _handler_class(server: ReferenceServer) -> type[BaseHTTPRequestHandler]:
             self._reply(status, body, extra)
 
         def _reply(self, status: int, body: Any, extra: dict) -> None:
-            payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            content_type = body.content_type if isinstance(body, Document) else "application/json"
+            if isinstance(body, Document):
+                payload = body.data
+            else:
+                payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
             try:
                 self.send_response(
                     status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
                 )
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in extra.items():
                     self.send_header(name, value)

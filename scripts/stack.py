@@ -107,6 +107,10 @@ def payment_secrets(settings: Settings) -> dict[str, str]:
         "PAYMENT_LINK_SECRET": development_secret(
             "payment_link_secret", settings.payment_link_secret, settings, lambda: secrets.token_urlsafe(32)
         ),
+        # Signs the expiring URLs of invoice PDFs and agents' attachments (bot/media_links.py).
+        "MEDIA_LINK_SECRET": development_secret(
+            "media_link_secret", settings.media_link_secret, settings, lambda: secrets.token_urlsafe(32)
+        ),
         # Signs the identity a customer proved (bot/identity.py); the action server needs it.
         "IDENTITY_SECRET": development_secret(
             "identity_secret", settings.identity_secret, settings, lambda: secrets.token_urlsafe(32)

@@ -50,6 +50,8 @@ STACK_PAYMENT_LINK_SECRET = (
     "stack-payment-link-secret-" + uuid.uuid4().hex
 )  # what the fake signs webhooks against, as Twilio would
 
+# What the stack signs media URLs with (invoice PDFs, agents' files: bot/media_links.py).
+STACK_MEDIA_LINK_SECRET = "stack-media-link-secret-" + uuid.uuid4().hex
 # What the stack signs identity claims with (bot/identity.py), so tests can sign a right one.
 STACK_IDENTITY_SECRET = "stack-identity-secret-" + uuid.uuid4().hex
 # What the stack's notification intake checks event signatures against (tests sign with it).
@@ -202,6 +204,7 @@ def stack_env(fake_twilio: FakeTwilio) -> dict[str, str]:
         "PAYMENT_LINK_SECRET": STACK_PAYMENT_LINK_SECRET,
         "OTP_SECRET_KEY": Fernet.generate_key().decode(),
         "IDENTITY_SECRET": STACK_IDENTITY_SECRET,
+        "MEDIA_LINK_SECRET": STACK_MEDIA_LINK_SECRET,
         "NOTIFY_WEBHOOK_SECRET": STACK_NOTIFY_SECRET,  # what the CRM/ERP signs events with
     }
 

@@ -1,7 +1,8 @@
 """A local HTTP server that speaks Twilio's Messages API, for tests and the benchmark.
 
 POST /2010-04-01/Accounts/{AccountSid}/Messages.json takes the same form fields as Twilio
-(To, From, Body, MediaUrl, ContentSid, ContentVariables, StatusCallback, MessagingServiceSid),
+(To, From, Body, MediaUrl, ContentSid, ContentVariables, StatusCallback, MessagingServiceSid; each
+MediaUrl must be an absolute http(s) URL, at most ten, as Twilio fetches them itself: else 21620),
 checks HTTP basic auth, answers 201 with a JSON message resource and records the request.
 It can be told to fail the next requests (429, 500, a 4xx with a Twilio error code), to be
 slow, to accept a message and answer too late (`fail_next(201, delay_s=…)`), or to accept one
@@ -59,6 +60,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 QUICK_REPLY_MAX_ACTIONS, QUICK_REPLY_MAX_TITLE = 3, 20
 LIST_MAX_ITEMS, LIST_MAX_ITEM, LIST_MAX_DESCRIPTION, LIST_MAX_BUTTON = 10, 24, 72, 20
 CONTENT_MAX_BODY, CONTENT_MAX_ID, TEXT_MAX_BODY = 1024, 200, 1600
+MAX_MEDIA = 10  # MediaUrl values per message
 
 
 def _text(value: object, limit: int) -> bool:
@@ -486,6 +488,11 @@ class FakeTwilio:
         to = one("To")
         if not to or not (one("Body") or form.get("MediaUrl") or one("ContentSid")):
             request._reply(400, {"code": 21602, "message": "Message body is required.", "status": 400})
+            return
+        media = form.get("MediaUrl", [])
+        if len(media) > MAX_MEDIA or not all(url.startswith(("http://", "https://")) for url in media):
+            # Twilio fetches each MediaUrl itself: only public http(s) URLs, at most ten.
+            request._reply(400, {"code": 21620, "message": "Invalid media URL(s)", "status": 400})
             return
         if one("ContentSid"):
             refusal = self._content_refusal(one("ContentSid") or "", one("ContentVariables"))

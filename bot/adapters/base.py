@@ -116,6 +116,11 @@ class Erp(ABC):
         """A link to pay this invoice's amount, expiring; the ERP records that it was issued."""
 
     @abstractmethod
+    def invoice_pdf(self, invoice_id: str) -> bytes | None:
+        """The invoice as a PDF document (its bytes, starting with %PDF), or None if there is no
+        such invoice. Whose it is, is checked by the caller (bot/invoice_documents.py)."""
+
+    @abstractmethod
     def record_promise(
         self,
         customer_id: str,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
+from bot.adapters.invoice_pdf import render_invoice_pdf
 from bot.adapters.payment_links import PaymentLinkSigner
 from bot.records import (
     Case,
@@ -389,6 +390,10 @@ class SqlBilling:
         with self._store.connect() as conn:
             return issue_payment_link_in(conn, self._link_signer, invoice, now)
 
+    def invoice_pdf(self, invoice_id: str) -> bytes | None:
+        with self._store.connect() as conn:
+            return invoice_pdf_in(conn, invoice_id)
+
     def record_promise(
         self,
         customer_id: str,
@@ -460,6 +465,15 @@ def payments_of_in(conn: Connection, customer_id: str) -> list[Payment]:
 def invoice_in(conn: Connection, invoice_id: str) -> Invoice | None:
     row = conn.execute(sa.select(invoices).where(invoices.c.id == invoice_id)).first()
     return _invoice(row) if row else None
+
+
+def invoice_pdf_in(conn: Connection, invoice_id: str, *, compress: bool = True) -> bytes | None:
+    """The invoice rendered from its own row and its customer's name (None: no such invoice)."""
+    invoice = invoice_in(conn, invoice_id)
+    if invoice is None:
+        return None
+    row = conn.execute(sa.select(customers).where(customers.c.id == invoice.customer_id)).first()
+    return render_invoice_pdf(invoice, customer_from_row(row) if row else None, compress=compress)
 
 
 def issue_payment_link_in(

@@ -96,6 +96,22 @@ held_messages = sa.Table(
     sa.Index("ix_held_messages_source_key", "source_key", unique=True),
 )
 
+# Files agents send customers from the console (bot/messaging/attachments.py), kept here so the
+# Rasa server can serve them to Twilio from any replica: only through a signed, expiring URL
+# naming the row's random id and the number it was sent to (bot/media_links.py).
+media_files = sa.Table(
+    "media_files",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # random, unguessable
+    sa.Column("phone", sa.String(20), nullable=False),  # the customer it was sent to (E.164)
+    sa.Column("content_type", sa.String(64), nullable=False),  # read from the bytes, not the name
+    sa.Column("filename", sa.String(120), nullable=False),  # a clean name, for the customer's phone
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("uploaded_by", sa.String(64), nullable=False),  # the agent's login
+    sa.Column("uploaded_at", sa.DateTime, nullable=False),
+)
+
 # Twilio's message statuses, in the order a message moves through them.
 STATUS_ORDER = ["sending", "accepted", "queued", "sending_twilio", "sent", "delivered", "read"]
 

@@ -65,6 +65,7 @@ def test_the_contract_marks_which_operations_are_implemented():
         ("GET", "/orders/{order_id}"),
         ("GET", "/orders"),  # the notification pull job
         ("GET", "/invoices"),
+        ("GET", "/invoices/{invoice_id}/pdf"),  # invoices sent as documents
         ("GET", "/cases"),
         ("POST", "/cases"),
         ("GET", "/cases/{case_id}"),

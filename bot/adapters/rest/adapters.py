@@ -212,6 +212,12 @@ class RestErp(Erp):
         )
         return _parsed(payment_link_from_wire, reply.body, "POST /invoices/{id}/payment-links")
 
+    def invoice_pdf(self, invoice_id: str) -> bytes | None:
+        found = self.client.get(f"/invoices/{_segment(invoice_id)}/pdf", document="application/pdf")
+        if found is not None and not bytes(found).startswith(b"%PDF-"):
+            raise BackendProtocolError("GET /invoices/{id}/pdf: the answer is not a PDF document")
+        return found
+
     def record_promise(
         self,
         customer_id: str,

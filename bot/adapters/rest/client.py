@@ -76,12 +76,20 @@ class RestClient:
 
     # --- the generic core -------------------------------------------------------------------
 
-    def get(self, path: str, params: Mapping[str, str] | None = None, *, missing_ok: bool = True) -> Any:
-        """GET `path` and return its JSON; None for 404 when `missing_ok`. Retried when it may help."""
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        missing_ok: bool = True,
+        document: str | None = None,
+    ) -> Any:
+        """GET `path` and return its JSON; None for 404 when `missing_ok`. Retried when it may help.
+        With `document` (a media type, e.g. application/pdf) the answer is that document's bytes."""
         attempt = 0
         while True:
             try:
-                reply = self._send("GET", path, params=params)
+                reply = self._send("GET", path, params=params, document=document)
                 if reply.status == 404 and missing_ok:
                     return None
                 return self._expect(reply, "GET", path, (200,))
@@ -126,6 +134,7 @@ class RestClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        document: str | None = None,
     ) -> Reply:
         if not self.breaker.allow():
             raise CircuitOpen(
@@ -133,6 +142,8 @@ class RestClient:
                 f"next probe in {self.breaker.retry_in():.0f} s"
             )
         url = f"{self.base_url}{path}"
+        if document:
+            headers = {**(headers or {}), "Accept": f"{document}, application/json;q=0.1"}
         try:
             response = self.session.request(
                 method, url, params=params, json=json, headers=headers, timeout=self.timeout
@@ -158,6 +169,12 @@ class RestClient:
             )
         # Any other answer, a 4xx included, shows the system is up and serving.
         self.breaker.record_success()
+        if document and status == 200:
+            given = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if given != document:
+                problem = f"{given or 'no content type'}, not {document}"
+                raise BackendProtocolError(f"{self.system} {method} {path}: {problem}")
+            return Reply(status, response.content)
         try:
             body = response.json() if response.content else None
         except ValueError:
