@@ -39,6 +39,7 @@ from bot.messaging.inbound import Channel
 from bot.messaging.sender import MessageSender, OutboundMessage
 from bot.wiring import Wiring
 from connectors.console import knowledge
+from connectors.console.attachments import attachment_of, file_notices
 from connectors.console.canned import conversation_values, fill, load_canned
 from connectors.console.cases import register_case_routes
 from connectors.console.kpis import KPI_ARGS, kpi_page_values
@@ -123,6 +124,9 @@ def create_app(
     messaging store and sender; `kb` gives the knowledge base (the process-wide one, which reloads
     itself when kb/ changes)."""
     app = Sanic(name)
+    # The largest form is a reply with a file (MEDIA_MAX_BYTES) and its text: anything bigger
+    # is refused (413) before it is read, not held in memory.
+    app.config.REQUEST_MAX_SIZE = graph.settings.media_max_bytes + 64 * 1024
     settings, clock, services = graph.settings, graph.clock, graph.handoff
     limits = graph.console_logins()
     store = services.store
@@ -140,6 +144,7 @@ def create_app(
     templates.filters["form"] = labels.form
     templates.filters["slot"] = labels.slot
     canned = {reply.id: reply for reply in load_canned()}
+    notices = {**NOTICES, **file_notices(settings.media_max_bytes)}
     load_kb = kb if kb is not None else partial(knowledge_base, settings.kb_dir)
 
     secure_cookies = not settings.is_development
@@ -466,7 +471,8 @@ def create_app(
             later=[message_row(m) for m in later],
             last_id=later[-1].id if later else 0,
             waiting=_ago(handoff.created_at, clock.now()),
-            notice=NOTICES.get(request.args.get("notice", "")),
+            notice=notices.get(request.args.get("notice", "")),
+            max_file_mb=f"{settings.media_max_bytes / (1024 * 1024):g}",
             active=handoff.active,
             context=context,
             canned=canned_replies,
@@ -569,31 +575,40 @@ def create_app(
         # A browser sends a textarea's line breaks as CRLF: the customer gets plain "\n" (on SMS
         # every "\r" would be one more character, and a multi-line article has many).
         text = (request.form.get("text") or "").replace("\r\n", "\n").strip()[:MAX_REPLY]
-        if not text:
-            return back(handoff_id, "empty")
         agent = session["agent"]
+        twilio = handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value) and bool(handoff.phone)
+        # A file goes with the text (or alone), stored for this number only (console/attachments.py).
+        attached = await attachment_of(graph, request.files, handoff.phone, agent) if twilio else None
+        if isinstance(attached, str):
+            return back(handoff_id, attached)
+        if not text and attached is None:
+            return back(handoff_id, "empty")
         if handoff.status == "waiting":
             await asyncio.to_thread(store.accept, handoff.id, agent)
         held = False
-        if handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value) and handoff.phone:
+        if twilio:
             # Outside the WhatsApp window the console's template goes out and the reply is held
             # until the customer writes (bot/messaging/sender.py): the agent is told so.
+            channel = Channel(handoff.channel)
+            body, media = attached.outgoing(channel, text) if attached else (text, ())
             outgoing = sender()
             result = await outgoing.send(
                 OutboundMessage(
-                    handoff.phone, Channel(handoff.channel), body=text,
+                    handoff.phone, channel, body=body, media_urls=media,
                     template=outgoing.templates.meant_for("console_reply"), source="console",
                 )
             )  # fmt: skip
             if result.status in ("blocked", "failed"):
                 return back(handoff_id, result.status)
             held = result.status == "held"
-        shown = mask_sensitive(text)
-        await asyncio.to_thread(store.add_message, handoff.id, "agent", shown, agent)
+        shown = mask_sensitive(text or (f"[{attached.filename}]" if attached else ""))
+        records = [attached.record()] if attached else None
+        await asyncio.to_thread(store.add_message, handoff.id, "agent", shown, agent, records)
+        event: dict[str, Any] = {"event": "bot", "text": shown, "metadata": {"agent": agent}}
+        if attached:
+            event["data"] = {"attachment": attached.url}
         try:
-            await rasa.append_events(
-                handoff.conversation_id, [{"event": "bot", "text": shown, "metadata": {"agent": agent}}]
-            )
+            await rasa.append_events(handoff.conversation_id, [event])
         except RasaApiError as error:
             logger.error("console: reply sent but not written into the tracker: %s", error)
             return back(handoff_id, "rasa")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +44,7 @@ from bot.messaging.sender import WHATSAPP_WINDOW, MessageSender, OutboundMessage
 from bot.records import Case
 from bot.responses import domain_responses
 from bot.wiring import NotWired, Wiring
+from connectors.console.attachments import FILE_FIELD, attachment_of, file_notices
 from connectors.console.rasa_api import RasaApi, RasaApiError
 
 logger = logging.getLogger(__name__)
@@ -291,7 +294,9 @@ def register_case_routes(
             ],
             agents=agents,
             next_statuses=[(code, CASE_STATUSES[code]) for code in item.next_statuses],
-            notice=CASE_NOTICES.get(request.args.get("notice", "")),
+            notice={**CASE_NOTICES, **file_notices(graph.settings.media_max_bytes)}.get(
+                request.args.get("notice", "")
+            ),
         )
 
     async def change(request: Request, case_id: str, act: Callable[[Case, str, dict], Awaitable[str]]):
@@ -341,13 +346,23 @@ def register_case_routes(
         await asyncio.to_thread(add_note, book(), case, form.get("text") or "", agent, clock.now())
         return "note"
 
-    async def do_message(case: Case, agent: str, form: Any) -> str:
+    async def do_message(case: Case, agent: str, form: Any, files: Any = None) -> str:
         if case.status == CLOSED:
             return "closed_case"
-        text = message_text(form.get("text") or "")
+        raw = form.get("text") or ""
+        text = message_text(raw) if raw.strip() or not (files and files.get(FILE_FIELD)) else ""
         message = await customer_message(case, text)
         if message is None:
             return "nochannel"
+        attached = await attachment_of(graph, files, message.to, agent)
+        if isinstance(attached, str):
+            return attached
+        if attached is None and not text:
+            return "empty"
+        if attached is not None:
+            body, media = attached.outgoing(message.channel, text)
+            message = replace(message, body=body, media_urls=media)
+            text = attached.body_with_link(text)  # the history keeps the link the customer got
         refused = await send(case, message)
         if refused not in (None, "held"):
             return refused
@@ -369,4 +384,4 @@ def register_case_routes(
 
     @app.post("/cases/<case_id>/message")
     async def message(request: Request, case_id: str) -> response.HTTPResponse:
-        return await change(request, case_id, do_message)
+        return await change(request, case_id, partial(do_message, files=request.files))
