@@ -3,8 +3,11 @@ tests that drive it with a real HTTP client."""
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
@@ -66,3 +69,34 @@ class RunningConsole(ServedApp):
         answer = self.login(name, password, session)
         assert answer.status_code == 302, answer.text
         return session
+
+
+class FakeRasaBridge:
+    """The Rasa server's console door (/webhooks/console/events), keeping what it is sent."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        bridge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.endswith("/events"):
+                    bridge.events.append(body)
+                answer = json.dumps({"messages": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

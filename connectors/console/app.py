@@ -578,7 +578,11 @@ def create_app(
         agent = session["agent"]
         twilio = handoff.channel in (Channel.WHATSAPP.value, Channel.SMS.value) and bool(handoff.phone)
         # A file goes with the text (or alone), stored for this number only (console/attachments.py).
-        attached = await attachment_of(graph, request.files, handoff.phone, agent) if twilio else None
+        attached = (
+            await attachment_of(graph, request.files, handoff.phone, agent, Channel(handoff.channel))
+            if twilio
+            else None
+        )
         if isinstance(attached, str):
             return back(handoff_id, attached)
         if not text and attached is None:

@@ -18,6 +18,7 @@ from typing import Any
 from bot.media_links import UPLOAD
 from bot.messaging.attachments import AttachmentRefused
 from bot.messaging.inbound import Channel
+from bot.messaging.sender import WHATSAPP_WINDOW
 from bot.wiring import Wiring
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ def file_notices(max_bytes: int) -> dict[str, str]:
         "file_type": "Solo se pueden enviar PDF, PNG o JPEG (se revisa el contenido del archivo, "
         "no su nombre).",
         "file_failed": "No se pudo guardar el archivo; inténtalo otra vez.",
+        "file_window": "Pasaron más de 24 horas desde el último mensaje del cliente en WhatsApp: "
+        "solo se le puede enviar texto (le llega cuando vuelva a escribir). Envía el archivo cuando "
+        "responda.",
     }
 
 
@@ -59,7 +63,9 @@ class Attachment:
         return {"url": self.url, "content_type": self.content_type, "filename": self.filename}
 
 
-async def attachment_of(graph: Wiring, files: Any, phone: str, agent: str) -> Attachment | str | None:
+async def attachment_of(
+    graph: Wiring, files: Any, phone: str, agent: str, channel: Channel
+) -> Attachment | str | None:
     """The form's file stored for `phone` with its signed URL; a notice name when refused; None
     when the form has no file."""
     given = files.get(FILE_FIELD) if files else None
@@ -67,6 +73,9 @@ async def attachment_of(graph: Wiring, files: Any, phone: str, agent: str) -> At
         return None
     if graph.attachments is None:
         return "file_failed"
+    if channel is Channel.WHATSAPP and not await _in_window(graph, phone):
+        # Held until the customer writes, its link would have expired by then: not sent at all.
+        return "file_window"
     try:
         stored = await asyncio.to_thread(graph.attachments.save, phone, given.body, given.name or "", agent)
     except AttachmentRefused as refused:
@@ -79,3 +88,9 @@ async def attachment_of(graph: Wiring, files: Any, phone: str, agent: str) -> At
         "console: %s sent %s (%s, %d bytes) to %s", agent, stored.id, stored.content_type, stored.size, phone
     )
     return Attachment(link.url, stored.content_type, stored.filename)
+
+
+async def _in_window(graph: Wiring, phone: str) -> bool:
+    contact = await asyncio.to_thread(graph.messaging.contact, phone)
+    last = contact.whatsapp_last_inbound_at if contact else None
+    return last is not None and graph.clock.now() - last <= WHATSAPP_WINDOW

@@ -354,7 +354,7 @@ def register_case_routes(
         message = await customer_message(case, text)
         if message is None:
             return "nochannel"
-        attached = await attachment_of(graph, files, message.to, agent)
+        attached = await attachment_of(graph, files, message.to, agent, message.channel)
         if isinstance(attached, str):
             return attached
         if attached is None and not text:

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -42,43 +39,12 @@ from bot.settings import DEFAULT_DEMO_DATA
 from bot.wiring import Wiring
 from connectors.console.rasa_api import RasaApi
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW, TODAY
-from tests.console_helpers import RunningConsole
+from tests.console_helpers import FakeRasaBridge, RunningConsole
 
 pytestmark = pytest.mark.integration
 
 ANA, BETO, PASSWORD = "ana", "beto", "contraseña-larga-1"
 HOSTILE = '<script>alert("x")</script> quiero cancelar el PED-1001'
-
-
-class FakeRasaBridge:
-    """The Rasa server's console door (/webhooks/console/events), keeping what it is sent."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        bridge = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path.endswith("/events"):
-                    bridge.events.append(body)
-                answer = json.dumps({"messages": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
