@@ -20,7 +20,7 @@ import sys
 
 from bot.handoff.agents import AgentError, create_agent
 from bot.handoff.store import ROLES, SUPERVISOR
-from bot.settings import VAR_DIR, Settings, SettingsError, required_token
+from bot.settings import VAR_DIR, Settings, SettingsError, require_media_secret, required_token
 from bot.wiring import build_wiring
 from connectors.console.app import create_app
 from connectors.console.rasa_api import RasaApi
@@ -51,6 +51,7 @@ def serve(settings: Settings, port: int) -> int:
     try:
         # Its own credential to the Rasa server's console route, not Rasa's HTTP API token.
         token = required_token(settings, "CONSOLE_RASA_TOKEN")
+        require_media_secret(settings)  # agents' attachments go out at signed URLs
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None
     rasa = RasaApi(settings.rasa_base_url, token)
