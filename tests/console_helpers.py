@@ -24,8 +24,9 @@ from connectors.console.rasa_api import RasaApi
 from tests.served_app import ServedApp
 
 
-def console_graph(settings: Settings, store: SqlStore, clock: Clock) -> Wiring:
-    """What a console process has: the handoff services and the CRM/ERP over one database."""
+def console_graph(settings: Settings, store: SqlStore, clock: Clock, **parts: Any) -> Wiring:
+    """What a console process has: the handoff services and the CRM/ERP over one database (and
+    `parts`, e.g. its messaging store, given to Wiring.of)."""
     return Wiring.of(
         settings,
         clock,
@@ -33,6 +34,7 @@ def console_graph(settings: Settings, store: SqlStore, clock: Clock) -> Wiring:
         backends=Backends(
             crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store)
         ),
+        **parts,
     )
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import uuid
 
-from sanic import Sanic
+from sanic import Blueprint, Sanic
+
+from bot.clock import Clock
+from connectors.media import add_media_routes
 
 Sanic.test_mode = True  # many apps in one process
 
@@ -47,3 +51,13 @@ class ServedApp:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+def served_media_route(clock: Clock) -> ServedApp:
+    """The Twilio channel's media route (connectors/media.py) as the Rasa server mounts it, under
+    /webhooks/twilio, on `clock`; it reads the process's graph (install one first)."""
+    app = Sanic(f"media_{uuid.uuid4().hex}")
+    routes = Blueprint("twilio_media", url_prefix="/webhooks/twilio")
+    add_media_routes(routes, clock)
+    app.blueprint(routes)
+    return ServedApp(app, "media route")

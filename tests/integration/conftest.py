@@ -14,6 +14,15 @@ from bot.messaging.store import MessagingStore
 from bot.migrations import migrate, target_metadata
 from bot.settings import DEFAULT_DEMO_DATA, Settings
 from tests.conftest import ANDRES_CO, CLOCK, JULIAN_AR, MARIANA_MX, TODAY
+from tests.console_helpers import FakeRasaBridge
+
+
+@pytest.fixture
+def bridge() -> Iterator[FakeRasaBridge]:
+    """The Rasa server's console door, keeping what the console writes into trackers."""
+    running = FakeRasaBridge()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ transport, which records them.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Iterator
@@ -17,16 +18,11 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sanic import Blueprint, Sanic
 
-from bot.adapters.outbox_sql import Outbox
-from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp
-from bot.backends import Backends
 from bot.cases import request_case
 from bot.clock import FixedClock
 from bot.demo import load_demo
 from bot.handoff.agents import create_agent
-from bot.handoff.service import build_services
 from bot.media_links import MediaLinkSigner
 from bot.messaging.attachments import AttachmentStore
 from bot.messaging.inbound import Channel
@@ -36,10 +32,9 @@ from bot.records import CaseKind
 from bot.settings import DEFAULT_DEMO_DATA
 from bot.wiring import Wiring
 from connectors.console.rasa_api import RasaApi
-from connectors.media import add_media_routes
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW, TODAY
-from tests.console_helpers import FakeRasaBridge, RunningConsole
-from tests.served_app import ServedApp
+from tests.console_helpers import RunningConsole, console_graph
+from tests.served_app import ServedApp, served_media_route
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +51,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def media_route(clock) -> Iterator[ServedApp]:
-    app = Sanic(f"media{id(clock)}")
-    routes = Blueprint("twilio_media", url_prefix="/webhooks/twilio")
-    add_media_routes(routes, clock)
-    app.blueprint(routes)
-    served = ServedApp(app, "media route")
+    served = served_media_route(clock)
     yield served
     served.stop()
 
@@ -71,13 +62,10 @@ def graph(store, settings, clock, media_route, monkeypatch) -> Wiring:
     messaging = MessagingStore(store, clock)
     messaging.record_inbound(MARIANA_MX, Channel.WHATSAPP, at=NOW - timedelta(hours=1))
     messaging.record_inbound(JULIAN_AR, Channel.SMS, at=NOW - timedelta(hours=1))
-    graph = Wiring.of(
-        settings.__class__(**{**settings.__dict__, "media_max_bytes": LIMIT}),
+    graph = console_graph(
+        dataclasses.replace(settings, media_max_bytes=LIMIT),
+        store,
         clock,
-        handoff=build_services(settings, store, clock),
-        backends=Backends(
-            crm=SqlCrm(store), erp=SqlErp(store), cases=SqlCaseBook(store), outbox=Outbox(store)
-        ),
         messaging=messaging,
         memory=memory_for(None),
         attachments=AttachmentStore(store, clock, LIMIT),
@@ -90,13 +78,6 @@ def graph(store, settings, clock, media_route, monkeypatch) -> Wiring:
 
     monkeypatch.setattr(wiring_module, "_process", graph)
     return graph
-
-
-@pytest.fixture
-def bridge() -> Iterator[FakeRasaBridge]:
-    running = FakeRasaBridge()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from bot.settings import DEFAULT_DEMO_DATA
 from bot.wiring import Wiring
 from connectors.console.rasa_api import RasaApi
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW, TODAY
-from tests.console_helpers import FakeRasaBridge, RunningConsole
+from tests.console_helpers import RunningConsole
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +69,6 @@ def graph(store, settings, clock) -> Wiring:
         messaging=messaging,
         memory=memory_for(None),
     )
-
-
-@pytest.fixture
-def bridge() -> Iterator[FakeRasaBridge]:
-    running = FakeRasaBridge()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 import requests
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from sanic import Blueprint, Sanic
 
 from actions.payments import ActionCompleteFlow
 from bot.adapters.rest.errors import BackendProtocolError
@@ -33,12 +32,11 @@ from bot.messaging.memory import memory_for
 from bot.messaging.sender import MessageSender, TwilioTransport
 from bot.messaging.store import MessagingStore
 from bot.settings import DEFAULT_DEMO_DATA, Settings
-from connectors.media import add_media_routes
 from connectors.twilio_channel import TwilioOutput
 from tests.action_helpers import DOMAIN, verified_identity
 from tests.conftest import CLOCK, JULIAN_AR, MARIANA_MX, TEST_IDENTITY_SECRET
 from tests.rest_fixtures import client_for, start_server
-from tests.served_app import ServedApp
+from tests.served_app import ServedApp, served_media_route
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +45,7 @@ MEDIA_SECRET = "invoice-media-secret"
 
 @pytest.fixture
 def media_app() -> Iterator[ServedApp]:
-    """The Twilio channel's media route, as the Rasa server mounts it (/webhooks/twilio)."""
-    app = Sanic(f"media{id(object())}")
-    routes = Blueprint("twilio_media", url_prefix="/webhooks/twilio")
-    add_media_routes(routes, CLOCK)
-    app.blueprint(routes)
-    served = ServedApp(app, "media route")
+    served = served_media_route(CLOCK)
     yield served
     served.stop()
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 import requests
 from itsdangerous import URLSafeSerializer
-from sanic import Blueprint, Sanic
 
 from bot.adapters.sql import SqlCaseBook, SqlCrm, SqlErp
 from bot.backends import Backends
@@ -23,9 +22,8 @@ from bot.demo import load_demo
 from bot.media_links import INVOICE, MEDIA_SALT, UPLOAD, MediaLinkSigner
 from bot.messaging.attachments import AttachmentStore
 from bot.settings import DEFAULT_DEMO_DATA
-from connectors.media import add_media_routes
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW, TODAY
-from tests.security.conftest import serve
+from tests.served_app import served_media_route
 
 pytestmark = pytest.mark.integration
 
@@ -52,20 +50,18 @@ def media(wire, store, settings):
     load_demo(store, DEFAULT_DEMO_DATA, settings, today=TODAY, force=True)
     clock = FixedClock(NOW)
     files = AttachmentStore(store, clock, 1024 * 1024)
-    app = Sanic(f"media_security_{id(clock)}")
-    routes = Blueprint("twilio_media", url_prefix="/webhooks/twilio")
-    add_media_routes(routes, clock)
-    app.blueprint(routes)
     CountingErp.calls = 0
-    with serve(app) as port:
-        signer = MediaLinkSigner(SECRET, f"http://127.0.0.1:{port}", timedelta(minutes=30))
-        wire(
-            clock=clock,
-            backends=Backends(crm=SqlCrm(store), erp=CountingErp(store), cases=SqlCaseBook(store)),
-            media_signer=signer,
-            attachments=files,
-        )
-        yield signer, clock, files, f"http://127.0.0.1:{port}/webhooks/twilio/media"
+    served = served_media_route(clock)
+    base = f"http://127.0.0.1:{served.port}"
+    signer = MediaLinkSigner(SECRET, base, timedelta(minutes=30))
+    wire(
+        clock=clock,
+        backends=Backends(crm=SqlCrm(store), erp=CountingErp(store), cases=SqlCaseBook(store)),
+        media_signer=signer,
+        attachments=files,
+    )
+    yield signer, clock, files, f"{base}/webhooks/twilio/media"
+    served.stop()
 
 
 def get(url: str) -> requests.Response:
