@@ -48,6 +48,9 @@ PERSON_HANDOFF = {
     PersonReason.INSTALLMENTS: ("utter_installments_person", Reason.CANNOT_COMPLETE),
 }
 INVOICE_STATUS = {InvoiceStatus.OPEN: "pendiente", InvoiceStatus.PAID: "pagada"}
+# Read once at import: a broken bot/invoice_messages.yml stops the action server at start,
+# saying what to fix, rather than the first customer who asks for an invoice.
+invoice_messages()
 
 
 def outage_noted() -> list[EventType]:

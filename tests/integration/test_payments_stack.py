@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 from bot.adapters.sql import SqlCaseBook, SqlStore
 from bot.payments import verify_payment_link
@@ -19,6 +20,7 @@ from tests.conftest import (
     CLOCK,
     JULIAN_AR,
     MARIANA_MX,
+    PUBLIC_URL,
     ROSA_PE,
     STACK_PAYMENT_LINK_SECRET,
     STACK_REDIS_URL,
@@ -177,3 +179,29 @@ def test_cancelar_on_whatsapp_inside_the_code_question_leaves_it_without_opting_
     assert is_response(reply, "utter_flow_left"), reply
     contact = MessagingStore(SqlStore(stack.database_url), CLOCK).contact(ROSA_PE)
     assert not contact.opted_out
+
+
+def test_an_invoice_asked_by_month_on_whatsapp_arrives_as_a_pdf_the_rasa_server_serves(stack, fake_twilio):
+    before = len(fake_twilio.messages_to(MARIANA_MX))
+    write(stack, fake_twilio, MARIANA_MX, "mandame la factura de noviembre porfa")
+    fake_twilio.wait_for(MARIANA_MX, before + 2)  # the code by SMS and the reply saying so
+    [sms] = [m for m in fake_twilio.messages_to(MARIANA_MX)[before:] if m.from_ == "+15005550006"]
+    code = re.search(r"\b(\d{6})\b", sms.body).group(1)
+    write(stack, fake_twilio, MARIANA_MX, code)
+    deadline = time.monotonic() + 60
+    documents: list = []
+    while time.monotonic() < deadline and len(documents) < 2:
+        documents = [m for m in fake_twilio.messages_to(MARIANA_MX)[before:] if m.media_urls]
+        time.sleep(0.2)
+    assert len(documents) == 2, [m.body for m in fake_twilio.messages_to(MARIANA_MX)[before:]]
+    assert all(m.to == "whatsapp:+525512345678" for m in documents)
+    url = documents[0].media_urls[0]
+    assert url.startswith(f"{PUBLIC_URL}/webhooks/twilio/media/") and url.endswith("/factura-F-2001.pdf")
+    # Twilio reaches PUBLIC_URL; here that is the stack's Rasa server itself.
+    fetched = requests.get(stack.base + url[len(PUBLIC_URL) :], timeout=10)
+    assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "application/pdf"
+    assert fetched.content.startswith(b"%PDF-") and b"/Title (Factura F-2001)" in fetched.content
+    # The same path with one character of its signature changed is refused.
+    forged = url[: -len("/factura-F-2001.pdf")]
+    forged = forged[:-1] + ("A" if forged[-1] != "A" else "B")
+    assert requests.get(stack.base + forged[len(PUBLIC_URL) :], timeout=10).status_code == 403
