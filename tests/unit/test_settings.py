@@ -289,3 +289,18 @@ def test_urls_are_shown_without_their_password():
     assert shown_url("sqlite:///var/bot.db") == "sqlite:///var/bot.db"
     assert shown_url(None) == ""
     assert "pa55" not in shown_url("not a url :pa55-w0rd@")
+
+
+def test_media_settings_and_where_twilio_fetches_media():
+    from bot.settings import media_base_url, require_media_secret
+
+    settings = Settings.from_env({"BOT_ENV": "development", "RASA_PORT": "5099"})
+    assert (settings.media_link_ttl_minutes, settings.media_max_bytes) == (60, 5 * 1024 * 1024)
+    assert media_base_url(settings) == "http://127.0.0.1:5099"  # only this machine reaches it
+    public = Settings.from_env({"BOT_ENV": "development", "PUBLIC_URL": "https://bot.example.com/"})
+    assert media_base_url(public) == "https://bot.example.com"
+    with pytest.raises(SettingsError, match="MEDIA_LINK_SECRET"):
+        require_media_secret(settings)
+    for name, value in (("MEDIA_LINK_TTL", "0"), ("MEDIA_MAX_BYTES", "100"), ("MEDIA_MAX_BYTES", "99999999")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({"BOT_ENV": "development", name: value})

@@ -93,3 +93,31 @@ def test_the_notification_intake_gets_its_own_secret_and_only_it(monkeypatch, tm
 
     production = stack.notification_processes(Settings.from_env({"IDENTITY_SECRET": "x"}))
     assert [child.name for child in production] == ["Notification worker"]  # no key: no door
+
+
+def test_development_generates_the_media_link_secret_once_and_production_needs_it(monkeypatch, tmp_path):
+    from bot.settings import Settings
+
+    monkeypatch.setattr(stack, "VAR_DIR", tmp_path)
+    settings = Settings.from_env({"BOT_ENV": "development"})
+    first = stack.payment_secrets(settings)["MEDIA_LINK_SECRET"]
+    assert len(first) >= 32 and (tmp_path / "media_link_secret").read_text().strip() == first
+    assert stack.payment_secrets(settings)["MEDIA_LINK_SECRET"] == first
+    production = Settings.from_env(
+        {
+            "OTP_SECRET_KEY": "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=",
+            "PAYMENT_LINK_SECRET": "s",
+            "IDENTITY_SECRET": "i",
+        }
+    )
+    with pytest.raises(SystemExit):
+        stack.payment_secrets(production)
+    given = Settings.from_env(
+        {
+            "OTP_SECRET_KEY": "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=",
+            "PAYMENT_LINK_SECRET": "s",
+            "IDENTITY_SECRET": "i",
+            "MEDIA_LINK_SECRET": "m",
+        }
+    )
+    assert stack.payment_secrets(given)["MEDIA_LINK_SECRET"] == "m"
