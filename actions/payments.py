@@ -183,9 +183,11 @@ class ActionCompleteFlow(Action):
                 for invoice in latest
             ]
             example = month_label(max(invoice.issued_on for invoice in latest)).split(" de ")[0]
-            dispatcher.utter_message(
-                text=fill(texts["not_found"], month=asked.asked, lines="\n".join(lines), example=example)
+            text = texts["not_found_number"] if asked.by_number else texts["not_found"]
+            filled = fill(
+                text, month=asked.asked, invoice_id=asked.asked, lines="\n".join(lines), example=example
             )
+            dispatcher.utter_message(text=filled)
             return
         now = wiring().clock.now()
         signer = wiring().media_links()

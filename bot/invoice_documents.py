@@ -27,6 +27,7 @@ MESSAGE_FIELDS = {
     "document": ("{invoice_id}", "{month}", "{amount}"),
     "link": ("{invoice_id}", "{month}", "{amount}", "{url}", "{expires}"),
     "not_found": ("{month}", "{lines}", "{example}"),
+    "not_found_number": ("{invoice_id}", "{lines}", "{example}"),
 }
 MAX_DOCUMENTS = 3  # "la factura de noviembre" with several that month: the latest three
 
@@ -83,6 +84,7 @@ class InvoiceRequest:
 
     asked: str | None  # None: no month or number named (the list of invoices answers)
     found: tuple[Invoice, ...] = ()
+    by_number: bool = False  # `asked` is an invoice number, not a month
 
 
 def month_label(day: date) -> str:
@@ -96,7 +98,7 @@ def invoices_asked(text: str, invoices: list[Invoice]) -> InvoiceRequest:
     by_id = _INVOICE_ID.search(text or "")
     if by_id:
         wanted = f"F-{by_id.group(1)}"
-        return InvoiceRequest(wanted, tuple(invoice for invoice in invoices if invoice.id == wanted))
+        return InvoiceRequest(wanted, tuple(i for i in invoices if i.id == wanted), by_number=True)
     words = fold(text or "")
     named = _MONTH.search(words)
     if not named:

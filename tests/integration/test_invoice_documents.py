@@ -179,6 +179,7 @@ def test_a_month_without_an_invoice_says_so_and_lists_the_ones_there_are(world):
 def test_someone_elses_invoice_number_is_answered_like_one_that_does_not_exist(world):
     # F-2004 is Julián's: Mariana asking for it gets her own list, no link.
     [message] = answer(MARIANA_MX, "C-001", "mandame la factura F-2004", "whatsapp")
+    assert message["text"].startswith("No encuentro la factura F-2004 a tu nombre")
     assert "F-2004" not in message["text"].split("\n", 1)[1] and "http" not in message["text"]
     assert message.get("attachment") is None
 
