@@ -13,10 +13,8 @@ import json
 import logging
 from datetime import datetime
 
-import requests
-
 from bot.analytics.alert_book import AlertBook
-from bot.handoff.desk import retry_delay, sign
+from bot.handoff.desk import post_signed, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +33,16 @@ def deliver_due_alerts(book: AlertBook, url: str, secret: str, now: datetime, ti
     accepted = 0
     for alert in book.claim_due(now):
         body = encoded(alert.body())
-        timestamp = int(now.timestamp())  # each attempt signed at its own moment
-        headers = {
-            "Content-Type": "application/json",
-            ID_HEADER: str(alert.id),
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(body, secret, timestamp),
-        }
-        try:
-            answer = requests.post(url, data=body, headers=headers, timeout=timeout_s)
-            ok, error = 200 <= answer.status_code < 300, f"webhook answered {answer.status_code}"
-        except requests.RequestException as failure:
-            ok, error = False, f"webhook unreachable: {type(failure).__name__}"
+        ok, error = post_signed(
+            url,
+            body,
+            {ID_HEADER: str(alert.id)},
+            secret,
+            now,
+            timeout_s,
+            names=(TIMESTAMP_HEADER, SIGNATURE_HEADER),
+            who="webhook",
+        )
         if ok:
             book.delivered(alert.id, now)
             accepted += 1

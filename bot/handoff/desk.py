@@ -67,6 +67,32 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
 
 
+def post_signed(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    secret: str | None,
+    moment: datetime,
+    timeout_s: float,
+    names: tuple[str, str] = (TIMESTAMP_HEADER, SIGNATURE_HEADER),
+    who: str = "desk",
+) -> tuple[bool, str]:
+    """POST `body` as JSON, signed at `moment` when there is a secret (`names`: the timestamp
+    and signature headers); whether the receiver accepted it (2xx) and, if not, why. Each attempt
+    is signed at its own moment: a retry is a new POST, never a replay. Shared by the desk's
+    deliveries and the KPI alerts' webhook."""
+    headers = {"Content-Type": "application/json", **headers}
+    if secret:
+        timestamp = int(moment.timestamp())
+        headers[names[0]] = str(timestamp)
+        headers[names[1]] = sign(body, secret, timestamp)
+    try:
+        answer = requests.post(url, data=body, headers=headers, timeout=timeout_s)
+    except requests.RequestException as failure:
+        return False, f"{who} unreachable: {type(failure).__name__}"
+    return 200 <= answer.status_code < 300, f"{who} answered {answer.status_code}"
+
+
 def deliver_due(
     store: HandoffStore, url: str, secret: str | None, now: datetime, timeout_s: float = 10
 ) -> int:
@@ -78,17 +104,7 @@ def deliver_due(
         if handoff is None:
             continue
         body = json.dumps(handoff.packet, ensure_ascii=False, sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "X-Handoff-Id": handoff_id}
-        if secret:
-            # Each attempt is signed at its own moment: a retry is a new POST, never a replay.
-            timestamp = int(moment.timestamp())
-            headers[TIMESTAMP_HEADER] = str(timestamp)
-            headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
-        try:
-            answer = requests.post(url, data=body, headers=headers, timeout=timeout_s)
-            ok, error = 200 <= answer.status_code < 300, f"desk answered {answer.status_code}"
-        except requests.RequestException as failure:
-            ok, error = False, f"desk unreachable: {type(failure).__name__}"
+        ok, error = post_signed(url, body, {"X-Handoff-Id": handoff_id}, secret, moment, timeout_s)
         if ok:
             store.delivered(handoff_id, moment)
             accepted += 1
