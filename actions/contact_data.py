@@ -69,8 +69,24 @@ class ValidateContactForm(VerificationSteps, FormValidationAction):
             or tracker.get_intent_of_latest_message() != "update_contact_data"
         ):
             return {}
-        field = field_named(tracker.latest_message.get("text") or "")
+        text = tracker.latest_message.get("text") or ""
+        # "cambiá mi correo a ana@gmail.com" names the field; an address with @ alone, too.
+        field = field_named(text) or (ContactField.EMAIL if clean_email(text) else None)
         return {"contact_field": field.value} if field else {}
+
+    async def extract_contact_value(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        # The new e-mail written in the request itself is not asked again after the code. (A
+        # street address is not read from the request: its words cannot be told from the ask.)
+        if (
+            tracker.get_slot("contact_value")
+            or tracker.get_intent_of_latest_message() != "update_contact_data"
+            or tracker.get_slot("contact_field") not in (None, ContactField.EMAIL.value)
+        ):
+            return {}
+        email = clean_email(tracker.latest_message.get("text") or "")
+        return {"contact_value": email} if email else {}
 
     def _wrong(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, response: str, slot: str
@@ -87,7 +103,10 @@ class ValidateContactForm(VerificationSteps, FormValidationAction):
     ) -> dict[str, Any]:
         if (leaving := self.left("contact_field", value, dispatcher)) is not None:
             return leaving
-        field = field_named(str(value or ""))
+        # The value is the field's name when extract_contact_field read it from the request
+        # ("address": not a word customers write, so field_named would refuse it), else the answer.
+        known = {field.value: field for field in ContactField}
+        field = known.get(str(value)) or field_named(str(value or ""))
         if field is None:
             return self._wrong(dispatcher, tracker, "utter_contact_field_invalid", "contact_field")
         return {"contact_field": field.value, "wrong_answers": None}

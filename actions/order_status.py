@@ -58,7 +58,8 @@ class ActionOrderStatus(Action):
         found = wiring().backends
         phone, reference = sender_phone(tracker), order_reference(tracker)
         try:
-            lookup = await asyncio.to_thread(look_up_status, found.crm, found.erp, phone, reference)
+            said = tracker.latest_message.get("text") or ""  # "¿y las zapatillas?" names the order
+            lookup = await asyncio.to_thread(look_up_status, found.crm, found.erp, phone, reference, said)
         except BackendUnavailable:
             logger.exception("order status: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ from rasa_sdk.types import DomainDict
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.choices import fold, pick_choice
-from bot.date_phrases import interpret_date
+from bot.date_phrases import DateRequest, find_date, interpret_date
 from bot.identity import ORDER_OWNER, ORDER_OWNER_TTL
 from bot.messaging.keywords import CONFIRM_NO, CONFIRM_YES, LEAVE_FORM
 from bot.order_status import Outcome, choice_title, look_up_status
@@ -52,9 +53,12 @@ logger = logging.getLogger(__name__)
 FORM = "reschedule_form"
 ORDER, WINDOW, CONFIRMED = "reschedule_order", "reschedule_window", "reschedule_confirmed"
 OFFER, MISSES = "reschedule_offer", "reschedule_misses"
+# A message that named the day before the order was known ("pasame la entrega al jueves a la
+# tarde" with several orders on the way): read again once the order is chosen.
+WHEN = "reschedule_when"
 # What the confirmation needs to queue the change if the CRM/ERP is down by then.
 CONTEXT = "reschedule_context"
-FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, CONTEXT, "order_choices")
+FORM_SLOTS = (ORDER, WINDOW, CONFIRMED, OFFER, MISSES, CONTEXT, WHEN, "order_choices")
 # How a step ends the form without a change (left, nothing to move, systems down), the reason
 # already said: reschedule_confirmed False empties required_slots, so rasa_sdk sets requested_slot
 # to None and Rasa ends the form. True is the change made (or queued).
@@ -180,10 +184,22 @@ def _intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+# "no, el otro", "la otra compra", "me equivoque de pedido": the order chosen is not the one meant.
+OTHER_ORDER = re.compile(r"\b(?:(?:el|la) otr[oa]|otro pedido|otra compra|(?:me )?equivoque de pedido)\b")
+
+
+def _other_order(tracker: Tracker) -> bool:
+    """A correction of the order once it was chosen (at the window step or the confirmation)."""
+    text = fold(tracker.latest_message.get("text") or "")
+    return bool(tracker.get_slot(ORDER)) and OTHER_ORDER.search(text) is not None
+
+
 def _leaving(tracker: Tracker) -> bool:
-    """A way of leaving, at any step once the form has asked one."""
+    """A way of leaving, at any step once the form has asked one ("no, el otro" is a correction)."""
     requested = tracker.get_slot(REQUESTED_SLOT)
     text = fold(tracker.latest_message.get("text") or "")
+    if _other_order(tracker):
+        return False
     return bool(requested) and (_leaves(text) or (_intent(tracker) == "deny" and requested != CONFIRMED))
 
 
@@ -259,12 +275,14 @@ class ValidateRescheduleForm(FormValidationAction):
     async def validate_reschedule_window(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return await self._read(WINDOW, self._pick_window, dispatcher, tracker)
+        step = self._another_order if _other_order(tracker) else self._pick_window  # "no, el otro"
+        return await self._read(WINDOW, step, dispatcher, tracker)
 
     async def validate_reschedule_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return await self._read(CONFIRMED, self._confirm, dispatcher, tracker)
+        step = self._another_order if _other_order(tracker) else self._confirm
+        return await self._read(CONFIRMED, step, dispatcher, tracker)
 
     @staticmethod
     async def _read(
@@ -293,14 +311,18 @@ class ValidateRescheduleForm(FormValidationAction):
     # --- step 1: which order ---
 
     def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+        """The request that opened the form may already name the order (its number, a product,
+        "el último") and the day ("...al jueves a la tarde"): the steps it answers are skipped."""
         found = wiring().backends
+        said = tracker.latest_message.get("text") or ""
         written = next(tracker.get_latest_entity_values("order_id"), None)
-        lookup = look_up_status(found.crm, found.erp, sender_phone(tracker), written)
+        lookup = look_up_status(found.crm, found.erp, sender_phone(tracker), written, said)
+        when = said if find_date(said, wiring().clock.now()) else None
         if lookup.outcome is Outcome.FOUND:
-            return self._order_chosen(dispatcher, tracker, lookup.order.id)
+            return self._order_chosen(dispatcher, tracker, lookup.order.id, when)
         if lookup.outcome is Outcome.CHOOSE:
             options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
-            return {"order_choices": options}
+            return {"order_choices": options, WHEN: when}
         name = lookup.customer.first_name if lookup.customer else ""
         dispatcher.utter_message(response=NO_ORDER_RESPONSES[lookup.outcome], name=name)
         return ENDED
@@ -309,13 +331,22 @@ class ValidateRescheduleForm(FormValidationAction):
         reference = order_reference(tracker) or ""
         offered = [option["id"] for option in tracker.get_slot("order_choices") or []]
         picked = normalize_order_id(reference) or reference.strip().upper()
+        said = tracker.latest_message.get("text") or ""
+        # A bare number is an option ("2"), not the 2nd of the month.
+        dated = not said.strip().isdigit() and find_date(said, wiring().clock.now()) is not None
         if picked not in offered:
+            if dated:
+                # "el jueves a la tarde" before saying which order: kept for the next step.
+                dispatcher.utter_message(response="utter_reschedule_date_noted")
+                return {WHEN: said}
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_order")
-        return self._order_chosen(dispatcher, tracker, picked)
+        return self._order_chosen(dispatcher, tracker, picked, said if dated else tracker.get_slot(WHEN))
 
     def _order_chosen(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, when: str | None = None
     ) -> dict[str, Any]:
+        """The order is known: its windows are the offer. If the customer already named a day
+        (`when`, their message), it is read at once, as the window step would read it."""
         found = wiring().backends
         order = found.erp.order(order_id)
         zone = found.erp.delivery_zone_of(order_id)
@@ -328,13 +359,37 @@ class ValidateRescheduleForm(FormValidationAction):
         if not windows:
             dispatcher.utter_message(response="utter_reschedule_no_windows", order_id=order_id)
             return {"order_choices": None, **ENDED}
-        return {
+        chosen = {
             ORDER: order_id,
             CONTEXT: context_of(loaded, tracker.sender_id, wiring().clock.now()),
             "order_choices": None,
             OFFER: offer_of(windows, loaded.customer),
             MISSES: 0,
+            WHEN: None,
         }
+        if when:
+            asked = find_date(when, wiring().clock.now().astimezone(loaded.customer_zone))
+            answer = self._window_asked(dispatcher, asked, loaded)
+            if answer is not None:
+                return {**chosen, **answer} if answer is not ENDED else {"order_choices": None, **ENDED}
+        return chosen
+
+    def _another_order(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+        """The customer meant another order: the only other one open is taken at once (its
+        windows offered), several are offered to choose; the day they named is forgotten."""
+        found = wiring().backends
+        lookup = look_up_status(found.crm, found.erp, sender_phone(tracker))
+        current = tracker.get_slot(ORDER)
+        others = [order for order in lookup.choices if order.id != current]
+        if not others:
+            dispatcher.utter_message(response="utter_reschedule_only_order", order_id=current)
+            return {WINDOW: None, MISSES: 0}
+        cleared = {ORDER: None, WINDOW: None, OFFER: None, CONTEXT: None, WHEN: None, MISSES: 0}
+        if len(others) == 1:
+            chosen = self._order_chosen(dispatcher, tracker, others[0].id)
+            return {**cleared, **chosen}
+        options = [{"id": order.id, "title": choice_title(order)} for order in others]
+        return {**cleared, "order_choices": options}
 
     # --- step 2: which window ---
 
@@ -343,16 +398,29 @@ class ValidateRescheduleForm(FormValidationAction):
         chosen = self._offered_choice(tracker, offer)
         if chosen is not None:
             return {WINDOW: chosen, MISSES: 0}
-        now = wiring().clock.now()
-        loaded = _load(sender_phone(tracker), tracker.get_slot(ORDER), now)
+        loaded = _load(sender_phone(tracker), tracker.get_slot(ORDER), wiring().clock.now())
         if loaded is None:
             dispatcher.utter_message(response="utter_reschedule_systems_down")
             return ENDED
-        request = interpret_date(
-            tracker.latest_message.get("text") or "", now.astimezone(loaded.customer_zone)
-        )
-        if request is None:
+        said = tracker.latest_message.get("text") or ""
+        local_now = wiring().clock.now().astimezone(loaded.customer_zone)
+        # An answer to this step may be only a time ("a las 4"); in a sentence, its day phrase.
+        asked = interpret_date(said, local_now) or find_date(said, local_now)
+        answer = self._window_asked(dispatcher, asked, loaded)
+        if answer is None:
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_window")
+        return answer
+
+    @staticmethod
+    def _window_asked(
+        dispatcher: CollectingDispatcher, request: DateRequest | None, loaded: RescheduleContext
+    ) -> dict[str, Any] | None:
+        """What the day the customer asked for does to the window step: the one window that fits
+        is chosen, several that day or the alternatives to a refused day become the new offer
+        (ENDED if nothing is left); None if they asked for no day."""
+        if request is None:
+            return None
+        now = wiring().clock.now()
         proposal = loaded.calendar.propose(request, exclude=loaded.current_slot_ids())
         if len(proposal.fitting) == 1:
             [slot] = offer_of(list(proposal.fitting), loaded.customer)

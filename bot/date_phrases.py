@@ -150,3 +150,40 @@ def interpret_date(text: str, local_now: datetime) -> DateRequest | None:
     if parsed is None:
         return None
     return DateRequest(parsed.date(), daypart, at)
+
+
+# Words that can open a date phrase inside a longer message ("pasame la entrega al jueves a la
+# tarde"): weekdays, "hoy", "mañana" as a day, "pasado mañana", a day of the month, "15/12",
+# "la semana que viene".
+_DAY_WORD = re.compile(
+    r"\b(?:" + "|".join(_WEEKDAYS) + r"|hoy|pasado manana|(?<!la )manana|"
+    r"(?:el|para el|dia) \d{1,2}\b|\d{1,2}/\d{1,2}|(?:la )?semana que viene|(?:la )?proxima semana)"
+)
+# The longest phrase tried from such a word on: "jueves 4 por la tarde a las 16:00".
+_PHRASE_WORDS = 8
+# Where a message's clauses part: a "no" in one ("no voy a estar el jueves") is about its own day.
+_CLAUSE_BREAK = re.compile(r"[,;!?¿¡\n]+|\.(?!\d)|\b(?:pero|mejor|sino|entonces)\b")
+
+
+def find_date(text: str, local_now: datetime) -> DateRequest | None:
+    """The day asked for somewhere in `text`, a whole message ("necesito cambiar la entrega de
+    las zapatillas al jueves a la tarde"), or None. The last day phrase wins ("llega mañana
+    pero no voy a estar, pasalo al viernes" means Friday), read from its first word to as far
+    as `interpret_date` still understands it. A part of the day alone ("a la tarde no estoy") is
+    no day, and neither is a day in a clause with a "no" ("no voy a estar el jueves", "el jueves
+    no puedo"): the day they cannot. A message of a few words reads as `interpret_date` reads it.
+    """
+    whole = interpret_date(text, local_now) if len(text.split()) <= 3 else None
+    if whole is not None:
+        return whole
+    clauses = [_normalise(clause) for clause in _CLAUSE_BREAK.split(text.lower())]
+    for clause in reversed(clauses):
+        if "no" in clause.split():
+            continue
+        for match in reversed(list(_DAY_WORD.finditer(clause))):
+            words = clause[match.start() :].split()[:_PHRASE_WORDS]
+            for end in range(len(words), 0, -1):
+                found = interpret_date(" ".join(words[:end]), local_now)
+                if found is not None:
+                    return found
+    return None

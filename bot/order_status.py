@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from zoneinfo import ZoneInfo
 
 from bot.adapters.base import Crm, Erp
+from bot.kb.text import fold, stem, terms
 from bot.records import Customer, Order, OrderState, normalize_order_id
 from bot.spanish_time import locale_for, moment_phrase, window_phrase
 
@@ -38,8 +40,11 @@ STATE_LABELS = {
 }
 
 
-def look_up_status(crm: Crm, erp: Erp, phone: str | None, order_ref: str | None = None) -> StatusLookup:
-    """Find what the sender of `phone` asked about; `order_ref` is an order number they wrote.
+def look_up_status(
+    crm: Crm, erp: Erp, phone: str | None, order_ref: str | None = None, said: str = ""
+) -> StatusLookup:
+    """Find what the sender of `phone` asked about; `order_ref` is an order number they wrote,
+    `said` their whole message, which may name the order otherwise ("las zapatillas", "el último").
 
     Identity is the phone: an order is shown only to the customer it belongs to, and an order of
     someone else gets exactly the answer of an order that does not exist.
@@ -59,7 +64,40 @@ def look_up_status(crm: Crm, erp: Erp, phone: str | None, order_ref: str | None 
         return StatusLookup(Outcome.NO_OPEN_ORDERS, customer)
     if len(open_orders) == 1:
         return StatusLookup(Outcome.FOUND, customer, open_orders[0])
+    named = mentioned_order(said, open_orders)
+    if named is not None:
+        return StatusLookup(Outcome.FOUND, customer, named)
     return StatusLookup(Outcome.CHOOSE, customer, choices=tuple(sorted(open_orders, key=_soonest)))
+
+
+# "el último", "mi ultimo pedido", "lo último que compré", "el más reciente": the newest order.
+_LATEST = re.compile(
+    r"\b(?:(?:el|mi|lo) ultimo|la ultima (?:compra|orden)|el mas reciente|lo mas reciente)\b"
+    r"(?! (?:dia|mes|ano|lunes|martes|miercoles|jueves|viernes|sabado|domingo|semana)\b)"
+)
+# Words of an order's items that name no product ("Zapatillas de running talla 42"), stemmed.
+_NOT_PRODUCT = frozenset(
+    stem(word) for word in ("talla", "talle", "color", "modelo", "pack", "set", "juego", "kit")
+)
+
+
+def _product_terms(text: str) -> set[str]:
+    return {term for term in terms(text) if len(term) >= 3 and not term.isdigit()} - _NOT_PRODUCT
+
+
+def mentioned_order(said: str, orders: list[Order]) -> Order | None:
+    """The one order of `orders` that the customer's words name, or None if they name none or
+    several: a product of its items ("cambiar la entrega de las zapatillas": stems, so plurals
+    and verb forms match), or "el último" (the most recently placed). Numbers are left to the
+    order number entity: "talla 42" must not pick an order for "a las 42 horas"."""
+    text = fold(said)
+    if not text.strip() or not orders:
+        return None
+    if _LATEST.search(text):
+        return max(orders, key=lambda order: order.placed_at)
+    wanted = _product_terms(text)
+    naming = [order for order in orders if wanted & _product_terms(order.items)]
+    return naming[0] if len(naming) == 1 else None
 
 
 def _soonest(order: Order) -> tuple[int, datetime]:

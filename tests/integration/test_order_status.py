@@ -90,3 +90,21 @@ def test_every_open_state_has_a_situation(demo):
         view_of(demo, JULIAN_AR, order_id).situation for order_id in ("PED-1003", "PED-1004", "PED-1005")
     }
     assert situations == {"created", "out_for_delivery", OrderState.IN_TRANSIT.value}
+
+
+def test_an_order_named_by_its_product_or_as_the_last_one_is_found(demo):
+    for said, order_id in (
+        ("donde estan mis zapatillas?", "PED-1005"),
+        ("y los auriculares cuando llegan", "PED-1004"),
+        ("que paso con el mate", "PED-1003"),
+        ("mi ultimo pedido donde esta", "PED-1003"),  # the most recently placed
+    ):
+        lookup = look_up_status(demo.crm, demo.erp, JULIAN_AR, said=said)
+        assert (lookup.outcome, lookup.order.id) == (Outcome.FOUND, order_id), said
+
+
+def test_words_that_name_no_single_order_still_offer_the_choice(demo):
+    for said in ("donde esta mi pedido", "el de la talla 42", "el ultimo dia que pueden?"):
+        assert look_up_status(demo.crm, demo.erp, JULIAN_AR, said=said).outcome is Outcome.CHOOSE, said
+    # Another customer's products name nothing of this one's.
+    assert look_up_status(demo.crm, demo.erp, JULIAN_AR, said="la licuadora").outcome is Outcome.CHOOSE

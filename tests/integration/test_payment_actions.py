@@ -584,3 +584,25 @@ def test_a_crm_erp_down_after_the_code_offers_a_person_and_the_handoff_will_say_
     assert responses == ["utter_systems_down"] and slots_of(events) == {
         "handoff_reason": "backend_unavailable"
     }
+
+
+def _request(text: str) -> Tracker:
+    """The message that opens the form, with the ranking Rasa sends (rasa_sdk reads the intent there)."""
+    opening = tracker(ROSA_PE, text, intent="update_contact_data")
+    opening.latest_message["intent_ranking"] = [{"name": "update_contact_data", "confidence": 0.99}]
+    return opening
+
+
+def test_a_new_email_in_the_request_fills_the_field_and_the_value(world):
+    # Issue 16, family 8: "cambiá mi mail a ..." is not asked for the e-mail again after the code.
+    form = ValidateContactForm()
+    responses, _, events = run(form, _request("hola, quiero cambiar mi mail a Rosa.Quispe@Gmail.com porfa"))
+    slots = slots_of(events)
+    assert (slots["contact_field"], slots["contact_value"]) == ("email", "rosa.quispe@gmail.com")
+    assert slots["requested_slot"] == "otp_code"  # the code still comes first
+    # An e-mail alone in the request says which field too.
+    slots = slots_of(run(form, _request("actualicen mi contacto: rosa.q@example.pe"))[2])
+    assert (slots["contact_field"], slots["contact_value"]) == ("email", "rosa.q@example.pe")
+    # Without an e-mail in it, the request only names the field.
+    slots = slots_of(run(form, _request("quiero cambiar mi direccion"))[2])
+    assert slots["contact_field"] == "address" and "contact_value" not in slots

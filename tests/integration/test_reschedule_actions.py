@@ -36,6 +36,7 @@ SLOTS = (
     "reschedule_offer",
     "reschedule_misses",
     "reschedule_context",
+    "reschedule_when",
 )
 
 
@@ -415,3 +416,75 @@ def test_an_erp_down_at_the_confirmation_without_the_forms_context_changes_nothi
     responses, events, _ = validate(tracker(LUCIA_MX, "si", "affirm", slots=state))
     assert responses == ["utter_reschedule_systems_down"]
     assert slots_of(events)["requested_slot"] is None
+
+
+# --- what the customer already said fills its steps (issue 16, family 8) ---
+
+
+def _day_and_part(option: dict) -> str:
+    """How a customer names the day and part of the day of an offered window: "el 03/12 por la tarde"."""
+    start_at = datetime.fromisoformat(option["start"]).astimezone(ZoneInfo("America/Argentina/Buenos_Aires"))
+    return f"el {start_at:%d/%m} " + ("por la mañana" if start_at.hour < 12 else "por la tarde")
+
+
+def test_an_order_named_by_its_product_is_chosen_without_asking(live):
+    responses, events, _ = start(JULIAN_AR, "necesito cambiar el dia de entrega de las zapatillas")
+    slots = slots_of(events)
+    assert responses == []
+    assert slots["reschedule_order"] == "PED-1005" and slots["requested_slot"] == "reschedule_window"
+    assert not slots.get("order_choices")
+
+
+def test_the_last_order_is_the_most_recently_placed(live):
+    _, events, _ = start(JULIAN_AR, "el ultimo que pedi, le cambian la entrega?")
+    assert slots_of(events)["reschedule_order"] == "PED-1003"
+
+
+def test_a_product_and_a_day_in_the_first_message_skip_to_the_confirmation(live):
+    offer = slots_of(start(JULIAN_AR, "cambiar la entrega de las zapatillas")[1])["reschedule_offer"]
+    wanted = offer[-1]
+    said = f"pasame la entrega de las zapatillas para {_day_and_part(wanted)}"
+    responses, events, _ = start(JULIAN_AR, said)
+    slots = slots_of(events)
+    assert responses == []
+    assert slots["reschedule_order"] == "PED-1005"
+    assert slots["reschedule_window"]["id"] == wanted["id"]
+    assert slots["requested_slot"] == "reschedule_confirmed"
+
+
+def test_a_day_given_before_the_order_is_kept_for_the_window_step(live):
+    offer = slots_of(start(JULIAN_AR, "cambiar la entrega de las zapatillas")[1])["reschedule_offer"]
+    wanted = offer[-1]
+    state = slots_of(start(JULIAN_AR)[1])
+    assert state["requested_slot"] == "reschedule_order"
+
+    day = _day_and_part(wanted)
+    responses, events, _ = validate(tracker(JULIAN_AR, day, slots=state))
+    assert responses == ["utter_reschedule_date_noted"]
+    state |= slots_of(events)
+    assert state["reschedule_when"] == day and state["requested_slot"] == "reschedule_order"
+
+    responses, events, _ = validate(tracker(JULIAN_AR, "2", slots=state))  # PED-1005, the zapatillas
+    slots = slots_of(events)
+    assert responses == []
+    assert slots["reschedule_order"] == "PED-1005"
+    assert slots["reschedule_window"]["id"] == wanted["id"]
+    assert slots["reschedule_when"] is None  # read once
+
+
+def test_a_day_they_cannot_is_not_taken_as_the_day_asked(live):
+    _, events, _ = start(LUCIA_MX, "no voy a estar el jueves, me lo cambian?")
+    slots = slots_of(events)
+    assert slots["requested_slot"] == "reschedule_window" and not slots.get("reschedule_window")
+
+
+def test_no_the_other_one_moves_to_the_other_order_instead_of_leaving(live):
+    state = {**slots_of(start(JULIAN_AR, "cambiar la entrega del mate")[1])}
+    assert state["reschedule_order"] == "PED-1003"
+    responses, events, _ = validate(tracker(JULIAN_AR, "no, el otro", intent="deny", slots=state))
+    slots = slots_of(events)
+    # Julián's other open orders: the headphones (out for delivery) and the sneakers: both offered.
+    assert slots["reschedule_order"] is None and slots.get("reschedule_confirmed") is not False
+    assert [option["id"] for option in slots["order_choices"]] == ["PED-1004", "PED-1005"]
+    assert slots["requested_slot"] == "reschedule_order"
+    assert responses == []

@@ -4,7 +4,7 @@ from datetime import date, datetime, time
 
 import pytest
 
-from bot.date_phrases import DateRequest, interpret_date
+from bot.date_phrases import DateRequest, find_date, interpret_date
 
 LOCAL_NOW = datetime(2026, 11, 26, 10, 0)  # a Thursday morning on the customer's own clock
 D = date  # keeps the table readable
@@ -92,3 +92,40 @@ def test_dayparts_accept_the_windows_that_start_in_them():
     afternoon = interpret_date("mañana por la tarde", LOCAL_NOW)
     assert afternoon.accepts_start(time(14, 0)) and not afternoon.accepts_start(time(9, 0))
     assert interpret_date("mañana", LOCAL_NOW).accepts_start(time(9, 0))
+
+
+# --- find_date: the day named somewhere in a whole message (issue 16, family 8) ---
+
+SENTENCES = [
+    ("pasame la entrega de las zapatillas al jueves a la tarde", D(2026, 12, 3), "tarde"),
+    ("necesito que me cambien la entrega para el 15 por la mañana porfa", D(2026, 12, 15), "manana"),
+    ("mi pedido llega mañana pero no voy a estar, pasalo al sabado", D(2026, 11, 28), None),
+    ("el martes no puedo, mejor el miercoles a la tarde", D(2026, 12, 2), "tarde"),
+    ("hola! se puede mover la entrega a pasado mañana?", D(2026, 11, 28), None),
+    ("cambien la entrega a la semana que viene xfa", D(2026, 11, 30), None),
+    ("lo pueden traer el 15/12 a las 16:30?", D(2026, 12, 15), "tarde"),
+]
+
+
+@pytest.mark.parametrize(("text", "day", "daypart"), SENTENCES)
+def test_the_day_asked_inside_a_sentence(text: str, day: date, daypart: str | None) -> None:
+    found = find_date(text, LOCAL_NOW)
+    assert found is not None and (found.day, found.daypart) == (day, daypart)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "necesito cambiar el dia de entrega de las zapatillas",  # no day named
+        "no voy a estar el jueves, me lo cambian?",  # the day they cannot
+        "el lunes no puedo",
+        "a la tarde no estoy, se puede cambiar?",  # a part of the day is no day
+        "quiero reprogramar la entrega",
+    ],
+)
+def test_no_day_asked_in_the_sentence(text: str) -> None:
+    assert find_date(text, LOCAL_NOW) is None
+
+
+def test_a_short_answer_reads_as_a_date_alone() -> None:
+    assert find_date("el jueves", LOCAL_NOW) == interpret_date("el jueves", LOCAL_NOW)
