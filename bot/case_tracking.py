@@ -102,12 +102,12 @@ def describe_case(
 ) -> CaseView:
     """The case as its owner reads it, times in their zone."""
     view = worked(case, catalogue, now)
-    team = f"el equipo de {view.type.team}"
+    team = f"equipo de {view.type.team}"
     values = {
         "case_id": case.id,
         "label": view.type.label,
         "status": STATUS_WORDS.get(case.status, case.status),
-        "who": f"{case.assigned_to}, de {team}" if case.assigned_to else team,
+        "who": f"{case.assigned_to}, del {team}" if case.assigned_to else f"el {team}",
         "next_step": view.type.next_step,
         "due": moment_phrase(view.due_at, zone, now, locale),
         "history": history_text(case, history, zone, now, locale),
