@@ -93,9 +93,10 @@ def test_someone_elses_case_answers_exactly_like_one_that_does_not_exist(demo):
     others, _ = ask(f"como va {marianas.id}", sender=JULIAN_AR)
     missing, _ = ask(f"como va {unknown}", sender=JULIAN_AR)
     stranger, _ = ask(f"como va {marianas.id}", sender=STRANGER)
-    assert others == missing == stranger == [
-        {**missing[0], "response": "utter_case_not_found"}
-    ] and set(missing[0]) & {"case_id", "label", "history"} == set()
+    assert (
+        others == missing == stranger == [{**missing[0], "response": "utter_case_not_found"}]
+        and set(missing[0]) & {"case_id", "label", "history"} == set()
+    )
 
 
 def test_several_open_cases_are_offered_as_options_and_closed_ones_are_not(demo):
@@ -119,7 +120,11 @@ def test_several_open_cases_are_offered_as_options_and_closed_ones_are_not(demo)
 def test_no_case_says_so_and_offers_what_they_can_do(demo):
     [message], events = ask("como va mi reclamo")
     assert message["response"] == "utter_no_cases" and events == []
-    offered = {button["payload"] for variation in DOMAIN["responses"]["utter_no_cases"] for button in variation["buttons"]}
+    offered = {
+        button["payload"]
+        for variation in DOMAIN["responses"]["utter_no_cases"]
+        for button in variation["buttons"]
+    }
     assert offered == {"/cancel_order", "/return_request", "/human_handoff"}
 
 
@@ -153,7 +158,9 @@ def test_a_refund_question_is_answered_from_the_open_return_case(demo):
 def test_a_refund_question_without_a_refund_or_return_case_opens_the_follow_up_as_before(demo):
     open_case(demo, MARIANA_MX, CaseKind.PAYMENT_PROBLEM, order="PED-1001")  # not a refund
     messages, _ = ask(
-        "y mi reembolso del PED-1002?", entities=[order_entity("PED-1002")], intent="refund_status",
+        "y mi reembolso del PED-1002?",
+        entities=[order_entity("PED-1002")],
+        intent="refund_status",
         action=ActionOpenCase,
     )
     assert [m["response"] for m in messages] == ["utter_refund_status_guide", "utter_refund_status_case"]
