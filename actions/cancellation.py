@@ -18,10 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.cases import ActionOpenCase
 from actions.clarify import last_offered_buttons
-from actions.order_status import order_reference, sender_phone
+from actions.order_status import offer_orders, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.cancellation import CancelLookup, Situation, cancel_order, find_order_to_cancel
-from bot.order_status import choice_title
 from bot.outbox import WriteRejected, WriteStatus
 from bot.wiring import wiring
 
@@ -84,16 +83,8 @@ class ActionCancelOrder(Action):
             )
             return [SlotSet("cancel_order_id", order.id), SlotSet("order_choices", None)]
         if lookup.situation is Situation.CHOOSE:
-            options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
-            buttons = [
-                {"title": option["title"], "payload": f'/cancel_order{{"order_id":"{option["id"]}"}}'}
-                for option in options
-            ]
-            dispatcher.utter_message(
-                response="utter_ask_which_order_to_cancel",
-                buttons=buttons,
-                count=str(len(options)),
-                name=lookup.customer.first_name,
+            options = offer_orders(
+                dispatcher, "utter_ask_which_order_to_cancel", lookup.choices, lookup.customer, "cancel_order"
             )
             return [SlotSet("cancel_order_id", None), SlotSet("order_choices", options)]
         tell(dispatcher, lookup)
