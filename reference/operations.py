@@ -197,7 +197,7 @@ def _db_time(moment: datetime) -> datetime:
 
 
 def _limit(query: dict[str, str]) -> int:
-    raw = query.get("limit") or str(MAX_CASES)
+    raw = query.get("limit", str(MAX_CASES))  # given empty ("limit="): refused, not the default
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_CASES:
         raise ApiError(400, "invalid_request", f"limit must be a whole number from 1 to {MAX_CASES}")
     return int(raw)
