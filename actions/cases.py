@@ -1,9 +1,11 @@
 """action_open_case: requests and problems that open a case a person follows up (or hand over).
 
-cancel_order, return_request and wrong_or_damaged_item (into the return flow), order_not_arrived,
-payment_problem and refund_status. The case goes through the outbox (bot/outbox.py): when the
-CRM is down it is queued with its management ID, the customer is told honestly, and a
-confirmation follows when it goes through.
+return_request and wrong_or_damaged_item (into the return flow), order_not_arrived,
+payment_problem and refund_status (answered from the customer's open refund or return case when
+there is one: actions/case_status.py), and cancel_order when the orders cannot be read
+(actions/cancellation.py cancels an order itself otherwise). The case goes through the outbox
+(bot/outbox.py): when the CRM is down it is queued with its management ID, the customer is told
+honestly, and a confirmation follows when it goes through.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.case_status import REFUND_TYPES, answer_from_cases
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from bot.adapters.base import BackendUnavailable
@@ -110,6 +113,10 @@ class ActionOpenCase(Action):
             # a person takes the chat now.
             return handoff_events(Reason.CUSTOMER_REQUEST)
         kind = case_kind(tracker)
+        if kind is CaseKind.REFUND_STATUS and await answer_from_cases(dispatcher, tracker, REFUND_TYPES):
+            # A refund or return case of theirs is open: its status answers the question. With
+            # none (or the case book down) a follow-up case is opened as before.
+            return []
         guide, opened = case_responses(tracker)
         phone = sender_phone(tracker)
         try:

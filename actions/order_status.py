@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -14,6 +15,7 @@ from bot.adapters.base import BackendUnavailable
 from bot.choices import pick_choice
 from bot.order_status import Outcome, choice_title, describe, look_up_status
 from bot.phone import InvalidPhoneNumber, normalize_phone
+from bot.records import Customer, Order
 from bot.wiring import wiring
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,26 @@ def order_reference(tracker: Tracker) -> str | None:
     return offered[picked]["id"] if picked is not None else None
 
 
+def offer_orders(
+    dispatcher: CollectingDispatcher,
+    response: str,
+    orders: Iterable[Order],
+    customer: Customer,
+    intent: str = "inform",
+) -> list[dict[str, str]]:
+    """Send `response` with one button per order (payload /<intent>{"order_id": …}); the options
+    as the `order_choices` slot keeps them, so "2" or "la segunda" can be read."""
+    options = [{"id": order.id, "title": choice_title(order)} for order in orders]
+    buttons = [
+        {"title": option["title"], "payload": f'/{intent}{{"order_id":"{option["id"]}"}}'}
+        for option in options
+    ]
+    dispatcher.utter_message(
+        response=response, buttons=buttons, count=str(len(options)), name=customer.first_name
+    )
+    return options
+
+
 class ActionOrderStatus(Action):
     """Identify the sender, find the order they mean and say where it is."""
 
@@ -73,17 +95,7 @@ class ActionOrderStatus(Action):
             return [SlotSet("order_choices", None)]
 
         if lookup.outcome is Outcome.CHOOSE:
-            options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
-            buttons = [
-                {"title": option["title"], "payload": f'/inform{{"order_id":"{option["id"]}"}}'}
-                for option in options
-            ]
-            dispatcher.utter_message(
-                response="utter_ask_which_order",
-                buttons=buttons,
-                count=str(len(options)),
-                name=lookup.customer.first_name,
-            )
+            options = offer_orders(dispatcher, "utter_ask_which_order", lookup.choices, lookup.customer)
             return [SlotSet("order_choices", options)]
 
         name = lookup.customer.first_name if lookup.customer else ""

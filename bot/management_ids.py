@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 PREFIX = "GES-"
@@ -18,3 +19,16 @@ def new_management_id() -> str:
 def is_management_id(text: str) -> bool:
     body = text.removeprefix(PREFIX)
     return text.startswith(PREFIX) and len(body) == LENGTH and all(ch in ALPHABET for ch in body)
+
+
+# Typed back by people: any case, the dash or a space optional ("ges 7f3k2q9m", "GES7F3K2Q9M").
+_WRITTEN = re.compile(rf"\bGES[-\s]?([{ALPHABET}]{{{LENGTH}}})\b", re.IGNORECASE)
+
+
+def find_management_id(text: str) -> str | None:
+    """The first management ID written in `text`, as the assistant writes it, or None."""
+    for match in _WRITTEN.finditer(text or ""):
+        candidate = PREFIX + match.group(1).upper()
+        if is_management_id(candidate):
+            return candidate
+    return None

@@ -11,8 +11,9 @@ hand, and the customer is told so.
 
 A kind of write is a `WriteKind` declared by the service that owns it (`case.add` in
 bot/cases.py, `delivery.reschedule` in bot/scheduling.py, `contact.update` in
-bot/contact_data.py, `billing.promise` in bot/payments.py) and listed once in bot/write_kinds.py,
-where the worker finds how to apply a queued one.
+bot/contact_data.py, `billing.promise` in bot/payments.py, `order.cancel` in
+bot/cancellation.py) and listed once in bot/write_kinds.py, where the worker finds how to apply
+a queued one.
 """
 
 from __future__ import annotations

@@ -185,6 +185,14 @@ class RescheduleOutcome(str, Enum):
     ID_TAKEN = "id_taken"  # the management ID exists: draw another
 
 
+class CancelOutcome(str, Enum):
+    """What the ERP answered to a cancellation: only an order not shipped yet can be cancelled."""
+
+    DONE = "done"  # cancelled now, or already cancelled (a retried cancellation applies once)
+    NOT_CANCELLABLE = "not_cancellable"  # shipped, out for delivery or delivered meanwhile
+    NOT_FOUND = "not_found"  # no such order for this customer
+
+
 # --- payments and contact data (issue 6) ---
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot import cases, contact_data, payments, scheduling
+from bot import cancellation, cases, contact_data, payments, scheduling
 from bot.outbox import WriteKind
 
 WRITE_KINDS: Mapping[str, WriteKind] = {
@@ -17,5 +17,6 @@ WRITE_KINDS: Mapping[str, WriteKind] = {
         scheduling.RESCHEDULE,
         contact_data.CONTACT_UPDATE,
         payments.PROMISE,
+        cancellation.ORDER_CANCEL,
     )
 }

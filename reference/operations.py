@@ -40,6 +40,7 @@ from bot.adapters.rest.wire import (
 from bot.adapters.sql import (
     CASE_CHANGE_ACTIONS,
     apply_case_change_in,
+    cancel_order_in,
     case_from_row,
     case_history_in,
     cases,
@@ -70,6 +71,7 @@ from bot.adapters.sql import (
 )
 from bot.clock import SystemClock
 from bot.records import (
+    CancelOutcome,
     CaseChange,
     CaseEvent,
     CaseKind,
@@ -197,7 +199,7 @@ def _db_time(moment: datetime) -> datetime:
 
 
 def _limit(query: dict[str, str]) -> int:
-    raw = query.get("limit") or str(MAX_CASES)
+    raw = query.get("limit", str(MAX_CASES))  # given empty ("limit="): refused, not the default
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_CASES:
         raise ApiError(400, "invalid_request", f"limit must be a whole number from 1 to {MAX_CASES}")
     return int(raw)
@@ -228,6 +230,11 @@ def search_cases(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
         select = sa.select(cases).order_by(cases.c.opened_at.desc(), cases.c.id).limit(limit)
     if conversation is not None:
         select = select.where(cases.c.conversation_id == conversation)
+    phone = query.get("customer_phone")
+    if phone is not None:
+        if not E164.match(phone):
+            raise ApiError(400, "invalid_request", "customer_phone must be E.164, like +525512345678")
+        select = select.where(cases.c.customer_phone == phone)
     if query.get("kind") is not None:
         select = select.where(cases.c.kind == _kind(query["kind"]).value)
     if query.get("opened_since") is not None:
@@ -484,6 +491,21 @@ def reschedule_delivery(conn: Connection, match, _q, body: Any) -> Answer:
     return 200, change_to_wire(change)
 
 
+CANCELLATION_FIELDS = {"customer_id", "cancelled_at"}
+
+
+def cancel_order(conn: Connection, match, _q, body: Any) -> Answer:
+    """The SQL ERP's own conditional cancellation: only a `created` order of this customer."""
+    asked = _fields(body, CANCELLATION_FIELDS, CANCELLATION_FIELDS)
+    customer_id = _short_text(asked, "customer_id", MAX_ID_LENGTH)
+    outcome = cancel_order_in(conn, _id(match), customer_id, _moment(asked, "cancelled_at"))
+    if outcome is CancelOutcome.NOT_FOUND:
+        raise ApiError(404, "not_found", "no order with this id for this customer")
+    if outcome is CancelOutcome.NOT_CANCELLABLE:
+        raise ApiError(409, "not_cancellable", "the order has shipped: it cannot be cancelled")
+    return 200, order_to_wire(order_from_row(_order_row(conn, _id(match))))
+
+
 # --- payments and contact data (issue 6), over the SQL CRM/ERP's own functions ---------------------
 
 CONTACT_FIELDS = {"field", "new", "district", "channel", "verified_how", "changed_at"}
@@ -644,6 +666,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery$"), get_delivery, False),
     ("PUT", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/window$"), reschedule_delivery, True),
     ("GET", re.compile(r"^/orders/(?P<id>[^/]+)/delivery/changes$"), schedule_history, False),
+    ("POST", re.compile(r"^/orders/(?P<id>[^/]+)/cancellation$"), cancel_order, True),
     ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/windows$"), zone_windows, False),
     ("GET", re.compile(r"^/delivery-zones/(?P<id>[^/]+)/closures$"), zone_closures, False),
     # --- payments and contact data ---

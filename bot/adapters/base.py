@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from datetime import date, datetime
 
 from bot.records import (
+    CancelOutcome,
     Case,
     CaseChange,
     CaseEvent,
@@ -98,6 +99,12 @@ class Erp(ABC):
     def schedule_history(self, order_id: str) -> list[ScheduleChange]:
         """Every change of the order's delivery window, newest first."""
 
+    # --- self-service cancellation ---
+    @abstractmethod
+    def cancel_order(self, order_id: str, customer_id: str, cancelled_at: datetime) -> CancelOutcome:
+        """Cancel the customer's order if it has not shipped yet (`created`), in one step; an
+        order already cancelled answers DONE, so the outbox may retry the same cancellation."""
+
     # --- payments (issue 6) ---
     @abstractmethod
     def invoices_of(self, customer_id: str) -> list[Invoice]:
@@ -158,6 +165,10 @@ class CaseBook(ABC):
     def list_cases(self, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
         """Cases in any of `statuses` (every status when empty), newest first, at most `limit`."""
         raise self._cannot("list cases")
+
+    def cases_of_phone(self, phone: str, limit: int = 50) -> list[Case]:
+        """The cases opened from this phone (E.164), newest first: what its owner may follow."""
+        raise self._cannot("list a customer's cases")
 
     def history(self, case_id: str) -> list[CaseEvent]:
         """The case's history, oldest first."""

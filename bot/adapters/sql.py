@@ -17,6 +17,7 @@ from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
 from bot.adapters.invoice_pdf import render_invoice_pdf
 from bot.adapters.payment_links import PaymentLinkSigner
 from bot.records import (
+    CancelOutcome,
     Case,
     CaseChange,
     CaseEvent,
@@ -720,6 +721,10 @@ class SqlErp(SqlBilling, Erp):
         with self._store.connect() as conn:
             return schedule_history_in(conn, order_id)
 
+    def cancel_order(self, order_id: str, customer_id: str, cancelled_at: datetime) -> CancelOutcome:
+        with self._store.connect() as conn:
+            return cancel_order_in(conn, order_id, customer_id, cancelled_at)
+
 
 def case_from_row(row: sa.engine.Row) -> Case:
     return Case(
@@ -794,6 +799,16 @@ class SqlCaseBook(CaseBook):
     def list_cases(self, statuses: tuple[str, ...] = (), limit: int = 500) -> list[Case]:
         with self._store.connect() as conn:
             return list_cases_in(conn, statuses, limit)
+
+    def cases_of_phone(self, phone: str, limit: int = 50) -> list[Case]:
+        query = (
+            sa.select(cases)
+            .where(cases.c.customer_phone == phone)
+            .order_by(cases.c.opened_at.desc(), cases.c.id)
+            .limit(limit)
+        )
+        with self._store.connect() as conn:
+            return [case_from_row(row) for row in conn.execute(query)]
 
     def history(self, case_id: str) -> list[CaseEvent]:
         with self._store.connect() as conn:
@@ -1023,6 +1038,40 @@ def reschedule_in(conn: Connection, change: ScheduleChange) -> RescheduleOutcome
         },
     )
     return RescheduleOutcome.DONE
+
+
+def cancel_order_in(
+    conn: Connection, order_id: str, customer_id: str, cancelled_at: datetime
+) -> CancelOutcome:
+    """The cancellation inside the caller's transaction: one conditional UPDATE (only a `created`
+    order of this customer), then the order's place in its delivery window is given back."""
+    mine = (orders.c.id == order_id, orders.c.customer_id == customer_id)
+    cancelled = conn.execute(
+        orders.update()
+        .where(*mine, orders.c.state == OrderState.CREATED.value)
+        .values(state=OrderState.CANCELLED.value, cancelled_at=to_db_time(cancelled_at))
+    )
+    if cancelled.rowcount != 1:
+        row = conn.execute(sa.select(orders.c.state).where(*mine)).first()
+        if row is None:
+            return CancelOutcome.NOT_FOUND
+        # Cancelled already (by this same request retried, or another): the wish is met.
+        return (
+            CancelOutcome.DONE if row.state == OrderState.CANCELLED.value else CancelOutcome.NOT_CANCELLABLE
+        )
+    held = conn.execute(
+        sa.select(order_deliveries.c.slot_id).where(order_deliveries.c.order_id == order_id).with_for_update()
+    ).first()
+    if held is not None and held.slot_id is not None:
+        conn.execute(
+            delivery_slots.update()
+            .where(delivery_slots.c.id == held.slot_id, delivery_slots.c.booked > 0)
+            .values(booked=delivery_slots.c.booked - 1)
+        )
+        conn.execute(
+            order_deliveries.update().where(order_deliveries.c.order_id == order_id).values(slot_id=None)
+        )
+    return CancelOutcome.DONE
 
 
 # The calendar reads inside a caller's transaction: SqlErp opens one per call; the reference

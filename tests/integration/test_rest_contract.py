@@ -75,6 +75,7 @@ def test_the_contract_marks_which_operations_are_implemented():
         ("GET", "/orders/{order_id}/delivery"),
         ("PUT", "/orders/{order_id}/delivery/window"),
         ("GET", "/orders/{order_id}/delivery/changes"),
+        ("POST", "/orders/{order_id}/cancellation"),  # self-service cancellation
         ("GET", "/delivery-zones/{zone_id}/windows"),
         ("GET", "/delivery-zones/{zone_id}/closures"),
         # --- payments and contact data ---

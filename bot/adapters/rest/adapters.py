@@ -17,6 +17,7 @@ from bot.adapters.rest.client import RestClient
 from bot.adapters.rest.errors import BackendProtocolError
 from bot.adapters.rest.wire import (
     WireError,
+    cancellation_to_wire,
     case_change_to_wire,
     case_event_from_wire,
     case_from_wire,
@@ -39,6 +40,7 @@ from bot.adapters.rest.wire import (
     time_to_wire,
 )
 from bot.records import (
+    CancelOutcome,
     Case,
     CaseChange,
     CaseEvent,
@@ -185,6 +187,24 @@ class RestErp(Erp):
             lambda d: items_from_wire(d, change_from_wire), found, "GET /orders/{id}/delivery/changes"
         )
 
+    # --- self-service cancellation ---
+
+    def cancel_order(self, order_id: str, customer_id: str, cancelled_at: datetime) -> CancelOutcome:
+        body = cancellation_to_wire(customer_id, cancelled_at)
+        # Cancelling is idempotent by nature (a cancelled order stays cancelled); outside the
+        # outbox the order and its customer are the key.
+        reply = self.client.write(
+            "POST",
+            f"/orders/{_segment(order_id)}/cancellation",
+            body,
+            expected=(200,),
+            passthrough=(404, 409),
+            idempotency_key=_natural_key(f"cancel-{order_id}", body),
+        )
+        if reply.status == 200:
+            return CancelOutcome.DONE
+        return CancelOutcome.NOT_FOUND if reply.status == 404 else CancelOutcome.NOT_CANCELLABLE
+
     # --- payments (issue 6) ---
 
     def invoices_of(self, customer_id: str) -> list[Invoice]:
@@ -286,6 +306,9 @@ class RestCaseBook(CaseBook):
             return self._cases({"limit": str(limit)})
         found = [case for status in statuses for case in self._cases({"status": status, "limit": str(limit)})]
         return sorted(found, key=lambda case: (-case.opened_at.timestamp(), case.id))[:limit]
+
+    def cases_of_phone(self, phone: str, limit: int = 50) -> list[Case]:
+        return self._cases({"customer_phone": phone, "limit": str(limit)})
 
     def history(self, case_id: str) -> list[CaseEvent]:
         found = self.client.get(f"/cases/{_segment(case_id)}/events")

@@ -528,6 +528,12 @@ def payment_link_from_wire(document: Any) -> PaymentLink:
     )
 
 
+def cancellation_to_wire(customer_id: str, cancelled_at: datetime) -> dict[str, Any]:
+    """The body of POST /orders/{order_id}/cancellation: whose order, and when the customer
+    confirmed (the assistant's clock, as for a reschedule's changed_at)."""
+    return {"customer_id": customer_id, "cancelled_at": time_to_wire(cancelled_at)}
+
+
 def promise_to_wire(invoice_id: str | None, promised_for: date, channel: str) -> dict[str, Any]:
     """The body of POST /customers/{customer_id}/promises-to-pay."""
     return {"invoice_id": invoice_id, "promised_for": promised_for.isoformat(), "channel": channel}
