@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.adapters.base import Crm, Erp
 from bot.adapters.outbox_sql import Outbox
-from bot.choices import fold
+from bot.order_status import orders_named
 from bot.outbox import WriteConflict, WriteKind, WriteOutcome, WriteRejected, WriteStatus, submit_write
 from bot.records import CancelOutcome, Customer, InvoiceStatus, Order, OrderState, normalize_order_id
 
@@ -49,18 +49,6 @@ _SITUATION_OF = {
     OrderState.DELIVERED: Situation.DELIVERED,
     OrderState.CANCELLED: Situation.CANCELLED,
 }
-# Words of a product's name too common to tell orders apart ("juego de sartenes", "set de...").
-_COMMON_WORDS = {"juego", "para", "como", "talla", "pedido", "orden", "compra", "set", "con", "del"}
-
-
-def products_named(text: str, orders: list[Order]) -> list[Order]:
-    """The orders whose product the customer named ("cancelá la licuadora" → the blender's)."""
-    said = set(fold(text).split())
-    return [
-        order
-        for order in orders
-        if said & {word for word in fold(order.items).split() if len(word) >= 4 and word not in _COMMON_WORDS}
-    ]
 
 
 def is_paid(erp: Erp, order: Order) -> bool:
@@ -87,7 +75,7 @@ def find_order_to_cancel(
         wanted = normalize_order_id(order_ref) or order_ref.strip().upper()
         named = [order for order in orders if order.id == wanted]
     else:
-        named = products_named(text, orders)
+        named = orders_named(text, orders)  # "cancelá la licuadora"
     if order_ref and not named:
         return CancelLookup(Situation.NOT_FOUND, customer)
     candidates = named or [order for order in orders if order.state.is_open]

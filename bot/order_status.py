@@ -95,9 +95,14 @@ def mentioned_order(said: str, orders: list[Order]) -> Order | None:
         return None
     if _LATEST.search(text):
         return max(orders, key=lambda order: order.placed_at)
-    wanted = _product_terms(text)
-    naming = [order for order in orders if wanted & _product_terms(order.items)]
+    naming = orders_named(text, orders)
     return naming[0] if len(naming) == 1 else None
+
+
+def orders_named(said: str, orders: list[Order]) -> list[Order]:
+    """The orders a product of whose items the customer's words name ("cancelá la licuadora")."""
+    wanted = _product_terms(said)
+    return [order for order in orders if wanted & _product_terms(order.items)]
 
 
 def _soonest(order: Order) -> tuple[int, datetime]:
