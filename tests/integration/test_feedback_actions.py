@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.feedback import ActionRecordFeedback
 from actions.order_status import ActionOrderStatus
 from actions.reschedule import ActionRescheduleReset
 from tests.action_helpers import DOMAIN
+from tests.action_helpers import tracker as action_tracker
 from tests.conftest import MARIANA_MX, STRANGER
 
 
@@ -21,35 +21,15 @@ def use_demo(wire, demo):
     wire(backends=demo)
 
 
-def tracker(
-    text="donde esta mi pedido",
-    intent="order_status",
-    events=(),
-    entities=(),
-    form=None,
-    slots=None,
-    sender=MARIANA_MX,
-):
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": list(entities)}
-    return Tracker(
-        sender_id=sender,
-        slots={"order_choices": None, **(slots or {})},
-        latest_message=latest,
-        events=[
-            {"event": "session_started", "timestamp": 1.0},
-            *events,
-            {"event": "user", "timestamp": 9.0, "parse_data": latest},
-        ],
-        paused=False,
-        followup_action=None,
-        active_loop={"name": form} if form else {},
-        latest_action_name="action_listen",
-    )  # fmt: skip
+def tracker(text="donde esta mi pedido", intent="order_status", events=(), sender=MARIANA_MX, **rest):
+    """This session's events (a session_started first), then the latest message."""
+    session = [{"event": "session_started", "timestamp": 1.0}, *events]
+    return action_tracker(sender, text, intent=intent, events=session, **rest)
 
 
-def run(action, action_tracker):
+def run(action, given):
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, action_tracker, DOMAIN))
+    events = asyncio.run(action.run(dispatcher, given, DOMAIN))
     return dispatcher.messages, events
 
 
