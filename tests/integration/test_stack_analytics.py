@@ -9,15 +9,25 @@ import pytest
 import sqlalchemy as sa
 
 from bot.adapters.sql import SqlStore
-from bot.analytics.schema import analytics_sessions
+from bot.analytics.schema import analytics_exposures, analytics_feedback, analytics_sessions
+from bot.experiments import variant_index
 from tests.conftest import MARIANA_MX
+from tests.harness import is_response
 from tests.stack_helpers import texts
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_conversation_of_the_running_stack_reaches_analytics_through_the_sql_broker(stack):
-    assert "PED-1001" in texts(stack.say(MARIANA_MX, "hola, donde esta mi pedido?"))
+    replies = stack.say(MARIANA_MX, "hola, donde esta mi pedido?")
+    assert "PED-1001" in texts(replies)
+    # "¿Te sirvió?" follows the status, in the variant the customer is assigned (connectors/nlg.py
+    # as endpoints.yml names it), and the tap on "Sí" is thanked.
+    variant = ("te_sirvio", "resolvimos")[variant_index(MARIANA_MX, "pregunta_feedback", 2)]
+    assert is_response(replies[-1]["text"], "utter_ask_feedback")
+    assert [button["title"] for button in replies[-1]["buttons"]] == ["Sí", "No"]
+    thanks = stack.say(MARIANA_MX, replies[-1]["buttons"][0]["payload"], command=True)
+    assert is_response(texts(thanks), "utter_feedback_thanks")
     store = SqlStore(stack.database_url)
     deadline = time.monotonic() + 30
     while True:
@@ -28,7 +38,23 @@ def test_a_conversation_of_the_running_stack_reaches_analytics_through_the_sql_b
         if any(session.intent == "order_status" for session in sessions) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while True:
+        with store.connect() as conn:
+            answers = conn.execute(
+                sa.select(analytics_feedback).where(analytics_feedback.c.conversation_id == MARIANA_MX)
+            ).all()
+            shown = conn.execute(
+                sa.select(analytics_exposures).where(analytics_exposures.c.conversation_id == MARIANA_MX)
+            ).all()
+        if answers or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     store.dispose()
+    assert [(a.flow, a.useful, a.experiment, a.variant) for a in answers] == [
+        ("order_status", True, "pregunta_feedback", variant)
+    ]
+    assert {(e.experiment, e.variant) for e in shown} == {("pregunta_feedback", variant)}
     assert sessions, "no session of the conversation reached analytics"
     assert "order_status" in {session.intent for session in sessions}
     assert all(session.customer_turns >= 1 for session in sessions if session.intent)
