@@ -69,6 +69,12 @@ def test_the_channel_turns_an_answer_to_the_question_on_screen_into_its_payload(
     assert decision.answered_buttons  # the question leaves the screen either way
 
 
+def test_a_typed_command_is_no_answer_even_with_the_question_on_screen():
+    typed = '/flow_feedback{"feedback_useful":"no"}'
+    decision = decide(parse_inbound(inbound_form(PHONE, typed), "MX"), QUESTION, load_config())
+    assert not decision.text.startswith("/")
+
+
 def test_yes_and_no_words_mean_nothing_special_without_the_question():
     config = load_config()
     assert decide(
