@@ -29,27 +29,21 @@ def test_a_conversation_of_the_running_stack_reaches_analytics_through_the_sql_b
     thanks = stack.say(MARIANA_MX, replies[-1]["buttons"][0]["payload"], command=True)
     assert is_response(texts(thanks), "utter_feedback_thanks")
     store = SqlStore(stack.database_url)
-    deadline = time.monotonic() + 30
-    while True:
+
+    def rows(table: sa.Table) -> list:
         with store.connect() as conn:
-            sessions = conn.execute(
-                sa.select(analytics_sessions).where(analytics_sessions.c.conversation_id == MARIANA_MX)
-            ).all()
-        if any(session.intent == "order_status" for session in sessions) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    deadline = time.monotonic() + 30
-    while True:
-        with store.connect() as conn:
-            answers = conn.execute(
-                sa.select(analytics_feedback).where(analytics_feedback.c.conversation_id == MARIANA_MX)
-            ).all()
-            shown = conn.execute(
-                sa.select(analytics_exposures).where(analytics_exposures.c.conversation_id == MARIANA_MX)
-            ).all()
-        if answers or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+            return conn.execute(sa.select(table).where(table.c.conversation_id == MARIANA_MX)).all()
+
+    def read_until(table: sa.Table, done, seconds: float = 30) -> list:
+        """The consumer works in the background: read until `done` says so, or for `seconds`."""
+        deadline = time.monotonic() + seconds
+        while not done(found := rows(table)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return found
+
+    sessions = read_until(analytics_sessions, lambda found: any(s.intent == "order_status" for s in found))
+    answers = read_until(analytics_feedback, bool)
+    shown = rows(analytics_exposures)
     store.dispose()
     assert [(a.flow, a.useful, a.experiment, a.variant) for a in answers] == [
         ("order_status", True, "pregunta_feedback", variant)
