@@ -12,6 +12,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.feedback import ask_feedback
 from actions.order_status import sender_phone
 from actions.verification import (
     STOPPED,
@@ -223,8 +224,10 @@ class ActionUpdateContact(Action):
                 new=change.new,
                 case_id=outcome.management_id,
             )
+            ask_feedback(dispatcher, tracker, "update_contact_data")
             return reset_flow()
         dispatcher.utter_message(
             response="utter_contact_updated", field=FIELD_NAMES[field.value], new=change.new
         )
+        ask_feedback(dispatcher, tracker, "update_contact_data")
         return reset_flow()

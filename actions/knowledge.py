@@ -33,6 +33,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.feedback import ask_feedback
 from actions.order_status import sender_phone
 from actions.verification import identified_customer_id, session_verified_customer
 from bot.adapters.base import BackendUnavailable
@@ -139,7 +140,9 @@ class ActionKbAnswer(Action):
                 article_id = next(tracker.get_latest_entity_values(ARTICLE_ENTITY), None)
                 if article_id and kb.get(str(article_id)) is not None:
                     article = kb.resolve(str(article_id), country=country, channel=channel)
-                    return self.answer(dispatcher, domain, article, channel, offer_flow=not in_form)
+                    return self.answer(
+                        dispatcher, domain, article, channel, offer_flow=not in_form, tracker=tracker
+                    )
                 logger.warning("knowledge base: no article %r to answer the pick", article_id)
                 return self.nothing_fits(dispatcher, text)
             result = await kb.search_async(text, country=country, channel=channel, limit=OPTION_COUNT)
@@ -151,7 +154,7 @@ class ActionKbAnswer(Action):
 
         if result.verdict == ANSWER and result.hits:
             article = result.hits[0].article
-            return self.answer(dispatcher, domain, article, channel, offer_flow=not in_form)
+            return self.answer(dispatcher, domain, article, channel, offer_flow=not in_form, tracker=tracker)
         # A migrated FAQ topic NLU is sure of, among the search's options: answered as before the
         # knowledge base ("con qué tarjetas puedo pagar" stays the payment methods, not options).
         # Not when the search found nothing: its hits are then only the least unlikely articles
@@ -160,7 +163,9 @@ class ActionKbAnswer(Action):
         tied = kb.by_intent(topic) if topic else None
         agreed = next((hit for hit in result.hits if tied and hit.article.id == tied.id), None)
         if agreed is not None:
-            return self.answer(dispatcher, domain, agreed.article, channel, offer_flow=not in_form)
+            return self.answer(
+                dispatcher, domain, agreed.article, channel, offer_flow=not in_form, tracker=tracker
+            )
         if intent == OUT_OF_SCOPE_INTENT:
             return self.out_of_scope(dispatcher)
         if in_form:
@@ -186,11 +191,16 @@ class ActionKbAnswer(Action):
         channel: str,
         *,
         offer_flow: bool,
+        tracker: Tracker | None = None,
     ) -> list[EventType]:
+        """The article's answer, then its flow offered (when it has one) or, given the
+        conversation (`tracker`), "¿Te sirvió?" (never both: one set of options on screen)."""
         dispatcher.utter_message(
             response="utter_kb_answer", answer=article.render(channel), kb_article_id=article.id
         )
         flow = article.flow
+        if tracker is not None and not (offer_flow and flow and flow in (domain.get("intents") or [])):
+            ask_feedback(dispatcher, tracker, f"kb:{article.id}")
         if offer_flow and flow:
             if flow in (domain.get("intents") or []):
                 buttons = [

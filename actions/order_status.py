@@ -11,6 +11,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.feedback import ask_feedback
 from bot.adapters.base import BackendUnavailable
 from bot.choices import pick_choice
 from bot.order_status import Outcome, choice_title, describe, look_up_status
@@ -92,6 +93,7 @@ class ActionOrderStatus(Action):
             now = wiring().clock.now()
             view = describe(lookup.order, lookup.customer, now, settings.bot_timezone)
             dispatcher.utter_message(response=f"utter_order_{view.situation}", **view.values)
+            ask_feedback(dispatcher, tracker, "order_status")
             return [SlotSet("order_choices", None)]
 
         if lookup.outcome is Outcome.CHOOSE:

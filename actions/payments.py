@@ -13,6 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.feedback import ask_feedback
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
 from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
@@ -51,6 +52,8 @@ INVOICE_STATUS = {InvoiceStatus.OPEN: "pendiente", InvoiceStatus.PAID: "pagada"}
 # Read once at import: a broken bot/invoice_messages.yml stops the action server at start,
 # saying what to fix, rather than the first customer who asks for an invoice.
 invoice_messages()
+# What "¿Te sirvió?" rates after each pending_flow: the intent that asked for it.
+FLOW_INTENTS = {"balance": "check_balance", "payment_link": "make_payment", "invoice": "request_invoice"}
 
 
 def outage_noted() -> list[EventType]:
@@ -100,6 +103,7 @@ class ActionCompleteFlow(Action):
             logger.exception("payments: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
             return [*reset_flow(), *outage_noted()]
+        ask_feedback(dispatcher, tracker, FLOW_INTENTS.get(flow, flow))
         return reset_flow()
 
     @staticmethod

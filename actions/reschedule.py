@@ -26,6 +26,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
+from actions.feedback import ask_feedback
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.choices import fold, pick_choice
@@ -632,4 +633,6 @@ class ActionRescheduleReset(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if tracker.get_slot(CONFIRMED) is True:  # moved (or queued): the flow ended well
+            ask_feedback(dispatcher, tracker, "reschedule_delivery")
         return [SlotSet(slot, None) for slot in FORM_SLOTS]

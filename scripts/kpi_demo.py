@@ -29,6 +29,7 @@ from bot.adapters.sql import SqlCaseBook, SqlStore, cases  # noqa: E402
 from bot.analytics.consumer import broker_events, read_sql_broker  # noqa: E402
 from bot.analytics.store import AnalyticsStore  # noqa: E402
 from bot.clock import FixedClock, SystemClock  # noqa: E402
+from bot.experiments import variant_index  # noqa: E402
 from bot.handoff.store import HandoffStore  # noqa: E402
 from bot.records import Case, CaseKind  # noqa: E402
 from bot.settings import Settings, SettingsError, shown_url  # noqa: E402
@@ -109,6 +110,11 @@ class Pending:
     score: int | None = None
 
 
+FEEDBACK_EXPERIMENT = "pregunta_feedback"  # domain.yml's utter_ask_feedback, in its order
+FEEDBACK_VARIANTS = ("te_sirvio", "resolvimos")
+FEEDBACK_YES_RATE = {"te_sirvio": 0.85, "resolvimos": 0.75}  # a made-up difference to find
+
+
 def _pick(rng: random.Random, weighted: list[tuple]) -> tuple:
     return rng.choices(weighted, weights=[item[1] for item in weighted])[0]
 
@@ -138,6 +144,14 @@ def conversation(
     else:
         talk.says(rng.choice(texts), intent, rng.uniform(0.7, 0.99))
     talk.answers(action, f"utter_{intent}")
+    # "¿Te sirvió?" after a flow the bot resolves by itself, in the customer's A/B variant. Its
+    # own random stream, so the rest of the demo (and its figures) stays as it was; an answer
+    # takes the place of the customer's "gracias", so the turns stay as they were too.
+    feedback = random.Random(f"{phone}|{start.isoformat()}")
+    variant = FEEDBACK_VARIANTS[variant_index(phone, FEEDBACK_EXPERIMENT, len(FEEDBACK_VARIANTS))]
+    asked = case_kind is None and feedback.random() < 0.8
+    if asked:
+        talk.asks_feedback(intent, variant, FEEDBACK_EXPERIMENT)
     outcome = None
     if case_kind is not None and rng.random() < 0.7:
         outcome = "case"
@@ -150,7 +164,10 @@ def conversation(
             "action_default_fallback", "utter_default"
         )
     elif rng.random() < 0.4:
-        talk.says("gracias", "thank").answers("utter_you_are_welcome", "utter_you_are_welcome")
+        if asked and feedback.random() < 0.7:
+            talk.answers_feedback("yes" if feedback.random() < FEEDBACK_YES_RATE[variant] else "no")
+        else:
+            talk.says("gracias", "thank").answers("utter_you_are_welcome", "utter_you_are_welcome")
     return talk, intent, outcome
 
 

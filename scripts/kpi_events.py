@@ -48,15 +48,26 @@ class Conversation:
         return self._add({"event": "action", "timestamp": moment, "name": "action_listen"})
 
     def says(
-        self, text: str, intent: str, confidence: float = 0.93, at: datetime | None = None
+        self,
+        text: str,
+        intent: str,
+        confidence: float = 0.93,
+        at: datetime | None = None,
+        entities: dict[str, str] | None = None,
     ) -> Conversation:
         ranking = [{"name": intent, "confidence": confidence}]
+        found = [{"entity": name, "value": value} for name, value in (entities or {}).items()]
         return self._add(
             {
                 "event": "user",
                 "timestamp": self._at(at),
                 "text": text,
-                "parse_data": {"text": text, "intent": ranking[0], "intent_ranking": ranking, "entities": []},
+                "parse_data": {
+                    "text": text,
+                    "intent": ranking[0],
+                    "intent_ranking": ranking,
+                    "entities": found,
+                },
                 "input_channel": "twilio",
                 "message_id": f"SM{len(self.events):030d}",
                 "metadata": {"channel": self.channel, "phone": self.phone},
@@ -79,6 +90,40 @@ class Conversation:
                 }
             )
         return self._add({"event": "action", "timestamp": moment, "name": "action_listen"})
+
+    def asks_feedback(self, flow: str, variant: str, experiment: str = "pregunta_feedback") -> Conversation:
+        """The flow's last action also asks "¿Te sirvió?" (actions/feedback.py), in the customer's
+        A/B variant of the question (connectors/nlg.py records both on the bot event)."""
+        moment = self.events[-1]["timestamp"]
+        metadata = {"utter_action": "utter_ask_feedback", "rated_flow": flow}
+        metadata |= {"experiment": experiment, "variant": variant, "id": variant}
+        buttons = [
+            {"title": t, "payload": f'/flow_feedback{{"feedback_useful":"{v}"}}'}
+            for t, v in (("Sí", "yes"), ("No", "no"))
+        ]
+        # Before the action_listen that closed the action's turn, as Rasa logs them.
+        listen = self.events.pop() if self.events and self.events[-1].get("name") == "action_listen" else None
+        self._add(
+            {
+                "event": "bot",
+                "timestamp": moment,
+                "text": "¿Te sirvió?",
+                "data": {"buttons": buttons},
+                "metadata": metadata,
+            }
+        )
+        return self._add(listen) if listen else self
+
+    def answers_feedback(self, useful: str) -> Conversation:
+        """The customer taps (or types) Sí / No: the payload, then action_record_feedback."""
+        self.says(
+            f'/flow_feedback{{"feedback_useful":"{useful}"}}',
+            "flow_feedback",
+            1.0,
+            entities={"feedback_useful": useful},
+        )
+        thanks = "utter_feedback_thanks" if useful == "yes" else "utter_feedback_sorry"
+        return self.answers("action_record_feedback", thanks)
 
     def pause(self) -> Conversation:
         return self._add({"event": "pause", "timestamp": self._at(None)})

@@ -11,19 +11,20 @@ from bot.identity import VERIFIED, IdentitySigner
 DOMAIN = yaml.safe_load((Path(__file__).parents[1] / "domain.yml").read_text())
 
 
-def tracker(sender: str, text: str, entities=(), slots=None, intent="order_status") -> Tracker:
+def tracker(
+    sender: str, text: str, entities=(), slots=None, intent="order_status", events=(), form=None
+) -> Tracker:
+    """A tracker whose latest message is `text`; `events` come before it (none by default) and
+    `form` is the active loop, if any."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": list(entities)}
     return Tracker(
         sender_id=sender,
         slots={"order_choices": None, **(slots or {})},
-        latest_message={
-            "text": text,
-            "intent": {"name": intent, "confidence": 0.99},
-            "entities": list(entities),
-        },
-        events=[],
+        latest_message=latest,
+        events=[*events, {"event": "user", "timestamp": 9.0, "parse_data": latest}] if events else [],
         paused=False,
         followup_action=None,
-        active_loop={},
+        active_loop={"name": form} if form else {},
         latest_action_name="action_listen",
     )
 

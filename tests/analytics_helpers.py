@@ -43,6 +43,13 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=MX)
 CASE_SEEN_CLOSED = datetime(2026, 11, 27, 17, 1, tzinfo=MX)  # 26 h after the case was opened
 
 
+# The variant of the "¿Te sirvió?" experiment each customer is assigned (bot.experiments): the
+# first 8 bytes of SHA-256("pregunta_feedback:<phone>") modulo 2, over ("te_sirvio", "resolvimos")
+# as domain.yml lists them: A 0x0defe466a160e41f and B 0x9c43b28a36ac790d are odd, C
+# 0xb4f25879cfc90f9c is even.
+A_VARIANT, B_VARIANT, C_VARIANT = "resolvimos", "resolvimos", "te_sirvio"
+
+
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=MX)
 
@@ -53,7 +60,9 @@ def week_conversations() -> list[Conversation]:
     a.session(at(20, 9)).says("hola", "greet").answers("utter_greet", "utter_greet")  # S0
     a.session(at(23, 10)).says("hola", "greet").answers("utter_greet", "utter_greet")  # S1
     a.says("¿dónde está mi pedido?", "order_status").answers("action_order_status", "utter_order_status")
+    a.asks_feedback("order_status", A_VARIANT).answers_feedback("yes")  # S1: Sí
     a.session(at(24, 10)).says("mi pedido no llega", "order_status").answers("action_order_status", "u")  # S2
+    a.asks_feedback("order_status", A_VARIANT)  # ignored: the next message is something else
     a.says("xyzzy plugh", "nlu_fallback", 0.31).answers(
         "action_clarify", "utter_clarify", ["/order_status", "/check_balance"]
     )
@@ -62,6 +71,7 @@ def week_conversations() -> list[Conversation]:
 
     b = Conversation(B, channel="sms")
     b.session(at(25, 9)).says("¿cuánto debo?", "check_balance").answers("action_check_balance", "u")  # S3
+    b.asks_feedback("check_balance", B_VARIANT).answers_feedback("no")  # S3: No
     b.says("mi tarjeta 4111 1111 1111 1111 no pasa", "nlu_fallback", 0.2).answers(
         "action_default_fallback", "utter_default"
     )
@@ -70,6 +80,8 @@ def week_conversations() -> list[Conversation]:
 
     c = Conversation(C)
     c.session(at(26, 15)).says("cancelen mi pedido", "cancel_order").answers("action_cancel_order", "u")  # S4
+    c.says("¿a qué hora abren?", "faq").answers("action_kb_answer", "utter_kb_answer")
+    c.asks_feedback("kb:horarios", C_VARIANT).answers_feedback("yes")  # S4: Sí, about the article
     c.session(at(30, 10)).says("¿dónde está mi pedido?", "order_status").answers("action_order_status", "u")
 
     d = Conversation(D)

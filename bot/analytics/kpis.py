@@ -16,6 +16,8 @@ from operator import attrgetter
 from statistics import median
 from zoneinfo import ZoneInfo
 
+from bot.analytics.ab import VariantFigures, compare
+from bot.analytics.feedback import ExposureFacts, FeedbackFacts
 from bot.analytics.sessions import SessionFacts
 from bot.inbox import same_text
 
@@ -133,6 +135,8 @@ class Figures:
     csat_answers: int = 0
     csat_sum: int = 0
     csat_satisfied: int = 0  # answers of 4 or 5
+    feedback_answers: int = 0  # "¿Te sirvió?" answered
+    feedback_yes: int = 0  # of them "Sí"
 
     def add(self, session: _Session) -> None:
         self.sessions += 1
@@ -150,6 +154,9 @@ class Figures:
             self.csat_answers += 1
             self.csat_sum += score
             self.csat_satisfied += score >= 4
+        for useful in session.answers:
+            self.feedback_answers += 1
+            self.feedback_yes += useful
 
     def merge(self, other: Figures) -> None:
         for name in self.__dataclass_fields__:
@@ -181,7 +188,12 @@ class Figures:
 
     @property
     def csat_share(self) -> float | None:
-        return _ratio(self.csat_satisfied, self.csat_answers)
+        """Satisfied answers (a 4 or 5, or a "Sí") over every answer (1-5 and Sí / No)."""
+        return _ratio(self.csat_satisfied + self.feedback_yes, self.csat_answers + self.feedback_answers)
+
+    @property
+    def feedback_yes_rate(self) -> float | None:
+        return _ratio(self.feedback_yes, self.feedback_answers)
 
     def row(self) -> dict[str, float | int | None]:
         return {
@@ -193,13 +205,15 @@ class Figures:
             "fcr": self.fcr,
             "csat_mean": self.csat_mean,
             "csat_answers": self.csat_answers,
+            "feedback_yes_rate": self.feedback_yes_rate,
+            "feedback_answers": self.feedback_answers,
         }
 
 
 class _Session:
     """A session being judged (slots: a week holds 100,000 of them)."""
 
-    __slots__ = ("facts", "outcome", "fcr", "handoff_reasons", "scores", "customer")
+    __slots__ = ("facts", "outcome", "fcr", "handoff_reasons", "scores", "customer", "answers", "variants")
     NONE: tuple = ()
 
     def __init__(self, facts: SessionFacts) -> None:
@@ -209,6 +223,8 @@ class _Session:
         self.handoff_reasons: list[str] | tuple = self.NONE
         self.scores: list[int] | tuple = self.NONE
         self.customer = "new"  # or "returning": set for the sessions of the period
+        self.answers: list[bool] | tuple = self.NONE  # "¿Te sirvió?": True for "Sí"
+        self.variants: dict[str, str] | None = None  # experiment → the variant first shown
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,8 @@ class KpiReport:
     case_resolution_hours_mean: float | None
     case_resolution_hours_median: float | None
     misunderstood: list[tuple[str, int]]  # masked text, times written
+    feedback_by_flow: list[tuple[str, int, int]] = ()  # rated flow, answers, "Sí"
+    experiments: list[VariantFigures] = ()  # per experiment and variant, p-values vs the first
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -258,6 +276,8 @@ def compute_kpis(
     zone: str,
     active_customers: int | None = None,
     only: SessionFilter = EVERY_SESSION,
+    feedback: Iterable[FeedbackFacts] = (),
+    exposures: Iterable[ExposureFacts] = (),
 ) -> KpiReport:
     """Every KPI of docs/kpis.md for the sessions started in `period`, judged at `now`.
 
@@ -265,7 +285,8 @@ def compute_kpis(
     first-contact resolution); `first_seen` the first session start of each customer key (new
     vs returning); `handoffs` and `cases` those of the conversations in `sessions`. With a
     filter (`only`), the figures are those of its sessions; AHT, the cases and the misunderstood
-    messages those that belong to them."""
+    messages those that belong to them. `feedback` ("¿Te sirvió?" answers) and `exposures` (A/B
+    variants shown) belong to sessions the same way as handoffs, by conversation and moment."""
     tz = ZoneInfo(zone)
     ordered = sorted(sessions, key=attrgetter("started_at"))
     all_sessions = [_Session(facts) for facts in ordered]
@@ -292,6 +313,15 @@ def compute_kpis(
             owner.outcome = CASE
         if owner is not None and case.satisfaction is not None:
             owner.scores = [*owner.scores, case.satisfaction]
+    feedback_owners = [(answer, owner_of(answer.conversation_id, answer.at)) for answer in feedback]
+    for answer, owner in feedback_owners:
+        if owner is not None:
+            owner.answers = [*owner.answers, answer.useful]
+    for exposure in exposures:
+        owner = owner_of(exposure.conversation_id, exposure.at)
+        if owner is not None:
+            owner.variants = owner.variants or {}
+            owner.variants.setdefault(exposure.experiment, exposure.variant)
     for session in all_sessions:
         if session.outcome == CONTAINED and session.facts.handed_over:
             session.outcome = HANDOFF  # handed over, the handoff row not copied yet
@@ -370,6 +400,19 @@ def compute_kpis(
         ):
             texts.setdefault(same_text(message.text), [message.text, 0])[1] += 1
     top = sorted(((text, count) for text, count in texts.values()), key=lambda item: (-item[1], item[0]))
+    by_flow: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for answer, owner in feedback_owners:
+        if owner is not None and id(owner) in chosen:
+            by_flow[answer.flow][0] += 1
+            by_flow[answer.flow][1] += answer.useful
+    variants: dict[tuple[str, str], VariantFigures] = {}
+    for session in in_period:
+        for experiment, variant in (session.variants or {}).items():
+            figures = variants.setdefault((experiment, variant), VariantFigures(experiment, variant))
+            figures.sessions += 1
+            figures.contained += session.outcome == CONTAINED
+            figures.answers += len(session.answers)
+            figures.yes += sum(session.answers)
     return KpiReport(
         period=period,
         now=now,
@@ -392,6 +435,8 @@ def compute_kpis(
         case_resolution_hours_mean=_ratio(sum(hours), len(hours)),
         case_resolution_hours_median=median(hours) if hours else None,
         misunderstood=top[:TOP_MISUNDERSTOOD],
+        feedback_by_flow=sorted((flow, n, yes) for flow, (n, yes) in by_flow.items()),
+        experiments=compare(list(variants.values())),
     )
 
 

@@ -17,6 +17,7 @@ BREAKDOWN_COLUMNS = (
     "fcr",
     "csat_mean",
     "csat_answers",
+    "feedback_yes_rate",
 )
 PERCENTS = {
     "containment",
@@ -26,6 +27,7 @@ PERCENTS = {
     "fcr",
     "adoption",
     "csat_share",
+    "feedback_yes_rate",
 }
 
 
@@ -37,6 +39,10 @@ def _shown(name: str, value: float | int | None) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def summary_rows(kpis: KpiReport) -> list[tuple[str, float | int | None]]:
@@ -52,6 +58,8 @@ def summary_rows(kpis: KpiReport) -> list[tuple[str, float | int | None]]:
         ("csat_mean", overall.csat_mean),
         ("csat_share", overall.csat_share),
         ("csat_answers", overall.csat_answers),
+        ("feedback_yes_rate", overall.feedback_yes_rate),
+        ("feedback_answers", overall.feedback_answers),
         ("customers", kpis.customers),
         ("active_customers", kpis.active_customers),
         ("adoption", kpis.adoption),
@@ -72,8 +80,10 @@ LABELS = {
     "fcr": "First-contact resolution (72 h)",
     "fcr_judged": "  sessions judged for FCR",
     "csat_mean": "CSAT, mean of 1–5",
-    "csat_share": "CSAT, share of 4 and 5",
-    "csat_answers": "  answers",
+    "csat_share": "CSAT, satisfied share (4-5 and Sí)",
+    "csat_answers": "  answers of 1–5",
+    "feedback_yes_rate": "¿Te sirvió?, share of Sí",
+    "feedback_answers": "  answers Sí / No",
     "customers": "Customers who used the self-service",
     "active_customers": "Active customers",
     "adoption": "Adoption",
@@ -112,6 +122,26 @@ def render_text(kpis: KpiReport, zone: str) -> str:
     if kpis.agents:
         lines += ["", "Agents (handoffs handled, AHT in minutes):"]
         lines += [f"  {a.agent:<24} {a.handled:>5} {a.aht_minutes:>8.1f}" for a in kpis.agents]
+    if kpis.feedback_by_flow:
+        lines += ["", "¿Te sirvió? by rated flow (answers, Sí):"]
+        lines += [
+            f"  {flow:<40} {n:>5} {yes:>5} {_shown('feedback_yes_rate', yes / n):>8}"
+            for flow, n, yes in kpis.feedback_by_flow
+        ]
+    if kpis.experiments:
+        lines += [
+            "",
+            "A/B tests (sessions shown the variant; p: two-proportion z-test against the first variant):",
+            f"  {'experiment / variant':<36}{'sessions':>9}{'contained':>11}{'p':>7}"
+            f"{'¿Te sirvió? Sí':>18}{'p':>7}",
+        ]
+        for v in kpis.experiments:
+            yes = f"{v.yes}/{v.answers} {_shown('feedback_yes_rate', v.yes_rate)}"
+            lines.append(
+                f"  {(v.experiment + ' / ' + v.variant)[:36]:<36}{v.sessions:>9}"
+                f"{_shown('containment', v.containment):>11}{_p(v.containment_p):>7}"
+                f"{yes:>18}{_p(v.yes_rate_p):>7}"
+            )
     if kpis.misunderstood:
         lines += ["", "Top misunderstood messages (masked):"]
         lines += [f"  {count:>5}  {text}" for text, count in kpis.misunderstood]
@@ -119,7 +149,8 @@ def render_text(kpis: KpiReport, zone: str) -> str:
 
 
 def write_csv(kpis: KpiReport, folder: Path) -> list[Path]:
-    """summary.csv, breakdown.csv, handoffs.csv, agents.csv and misunderstood.csv in `folder`."""
+    """summary.csv, breakdown.csv, handoffs.csv, agents.csv, misunderstood.csv, feedback.csv and
+    experiments.csv in `folder` (an empty value: not computable)."""
     folder.mkdir(parents=True, exist_ok=True)
     tables: dict[str, tuple[list[str], list[list]]] = {
         "summary.csv": (["kpi", "value"], [[name, "" if v is None else v] for name, v in summary_rows(kpis)]),
@@ -144,6 +175,39 @@ def write_csv(kpis: KpiReport, folder: Path) -> list[Path]:
             [[a.agent, a.handled, a.aht_minutes] for a in kpis.agents],
         ),
         "misunderstood.csv": (["text", "count"], [[t, n] for t, n in kpis.misunderstood]),
+        "feedback.csv": (
+            ["flow", "answers", "yes", "yes_rate"],
+            [[f, n, y, y / n] for f, n, y in kpis.feedback_by_flow],
+        ),
+        "experiments.csv": (
+            [
+                "experiment",
+                "variant",
+                "sessions",
+                "contained",
+                "containment",
+                "containment_p",
+                "answers",
+                "yes",
+                "yes_rate",
+                "yes_rate_p",
+            ],
+            [
+                [
+                    v.experiment,
+                    v.variant,
+                    v.sessions,
+                    v.contained,
+                    v.containment,
+                    v.containment_p,
+                    v.answers,
+                    v.yes,
+                    v.yes_rate,
+                    v.yes_rate_p,
+                ]
+                for v in kpis.experiments
+            ],
+        ),  # fmt: skip
     }
     written = []
     for name, (header, rows) in tables.items():

@@ -80,6 +80,31 @@ analytics_cases = sa.Table(
     sa.Column("satisfaction", sa.Integer),  # the customer's 1-5 once the case was closed
 )
 
+# The "¿Te sirvió?" answers (bot/analytics/feedback.py), rebuilt from analytics_events like the
+# sessions: the flow the question rated, yes or no, and the question's A/B variant if it had one.
+analytics_feedback = sa.Table(
+    "analytics_feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("flow", sa.String(64), nullable=False),  # order_status, make_payment, kb:<article>...
+    sa.Column("useful", sa.Boolean, nullable=False),
+    sa.Column("experiment", sa.String(64)),
+    sa.Column("variant", sa.String(64)),
+)
+
+# Every response of an A/B experiment shown (the bot event's `experiment` and `variant`).
+analytics_exposures = sa.Table(
+    "analytics_exposures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("experiment", sa.String(64), nullable=False),
+    sa.Column("variant", sa.String(64), nullable=False),
+)
+
 # How far a consumer has read a source it reads in order (the SQL event broker's table).
 analytics_offsets = sa.Table(
     "analytics_offsets",

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.experiments import EXPERIMENT_KEY, VARIANT_KEY
+from bot.feedback import FEEDBACK_ENTITY, FEEDBACK_INTENT, RATED_FLOW_KEY
 from bot.inbox import (
     CLARIFY_ACTION,
     FALLBACK_ACTIONS,
@@ -48,6 +50,7 @@ NO_TASK_INTENTS = frozenset(
         "share_location",
         "share_media",
         "opt_out",
+        FEEDBACK_INTENT,
         FALLBACK_INTENT,
     }
 )
@@ -79,11 +82,18 @@ def trim_event(conversation_id: str, event: Mapping[str, Any]) -> dict[str, Any]
             text = _LONG_NUMBER.sub(SECRET_MASK, text)
         parse_data = event.get("parse_data") or {}
         metadata = event.get("metadata") or {}
+        intent = parse_data.get("intent") or {}
         kept.update(
             text=text,
             parse_data={
-                "intent": parse_data.get("intent") or {},
+                "intent": intent,
                 "intent_ranking": (parse_data.get("intent_ranking") or [])[:3],
+                # The "¿Te sirvió?" answer's yes / no: the only entity analytics keeps.
+                "entities": [
+                    {"entity": FEEDBACK_ENTITY, "value": entity.get("value")}
+                    for entity in parse_data.get("entities") or []
+                    if intent.get("name") == FEEDBACK_INTENT and entity.get("entity") == FEEDBACK_ENTITY
+                ],
             },
             input_channel=event.get("input_channel"),
             metadata={"channel": metadata.get("channel"), "phone": metadata.get("phone")},
@@ -93,9 +103,15 @@ def trim_event(conversation_id: str, event: Mapping[str, Any]) -> dict[str, Any]
     elif kind == "bot":
         data = event.get("data") or {}
         buttons = [{"payload": button.get("payload")} for button in data.get("buttons") or []]
+        metadata = event.get("metadata") or {}
         kept.update(
             data={"buttons": buttons},
-            metadata={"utter_action": (event.get("metadata") or {}).get("utter_action")},
+            # What the response was, the flow a "¿Te sirvió?" rates, and the A/B variant shown.
+            metadata={
+                key: metadata.get(key)
+                for key in ("utter_action", RATED_FLOW_KEY, EXPERIMENT_KEY, VARIANT_KEY)
+                if key == "utter_action" or metadata.get(key)
+            },
         )
     return kept
 

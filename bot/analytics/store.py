@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.sql import SqlStore, cases, from_db_time, orders, to_db_time
+from bot.analytics.feedback import ExposureFacts, FeedbackFacts, feedback_and_exposures
 from bot.analytics.kpis import (
     FCR_WINDOW,
     NO_INTENT,
@@ -29,6 +30,8 @@ from bot.analytics.kpis import (
 from bot.analytics.schema import (
     analytics_cases,
     analytics_events,
+    analytics_exposures,
+    analytics_feedback,
     analytics_handoffs,
     analytics_misunderstood,
     analytics_offsets,
@@ -125,10 +128,9 @@ class AnalyticsStore:
             for conversation_id, body in found:
                 events[conversation_id].append(body)
             conn.execute(analytics_sessions.delete().where(analytics_sessions.c.conversation_id.in_(chunk)))
-            conn.execute(
-                analytics_misunderstood.delete().where(analytics_misunderstood.c.conversation_id.in_(chunk))
-            )
-        session_rows, message_rows = [], []
+            for table in (analytics_misunderstood, analytics_feedback, analytics_exposures):
+                conn.execute(table.delete().where(table.c.conversation_id.in_(chunk)))
+        session_rows, message_rows, feedback_rows, exposure_rows = [], [], [], []
         for conversation_id, stored in events.items():
             for facts in build_sessions(conversation_id, stored):
                 row = dict(facts.__dict__)
@@ -144,10 +146,17 @@ class AnalyticsStore:
                         "predicted": message.predicted,
                     }
                 )
+            answers, exposures = feedback_and_exposures(conversation_id, stored)
+            feedback_rows += [{**answer.__dict__, "at": to_db_time(answer.at)} for answer in answers]
+            exposure_rows += [{**exposure.__dict__, "at": to_db_time(exposure.at)} for exposure in exposures]
         if session_rows:
             conn.execute(analytics_sessions.insert(), session_rows)
         if message_rows:
             conn.execute(analytics_misunderstood.insert(), message_rows)
+        if feedback_rows:
+            conn.execute(analytics_feedback.insert(), feedback_rows)
+        if exposure_rows:
+            conn.execute(analytics_exposures.insert(), exposure_rows)
 
     def sync_handoffs_and_cases(self, since: datetime, now: datetime) -> None:
         """Copy the handoffs and cases made since `since` from the assistant's tables; a case is
@@ -294,12 +303,35 @@ class AnalyticsStore:
                     )
                 )
             ]
+            f = analytics_feedback.c
+            feedback = [
+                FeedbackFacts(
+                    conversation_id=row.conversation_id,
+                    at=from_db_time(row.at),
+                    flow=row.flow,
+                    useful=bool(row.useful),
+                    experiment=row.experiment,
+                    variant=row.variant,
+                )
+                for row in conn.execute(sa.select(analytics_feedback).where(f.at >= start, f.at < until))
+            ]
+            x = analytics_exposures.c
+            exposures = [
+                ExposureFacts(row.conversation_id, from_db_time(row.at), row.experiment, row.variant)
+                for row in conn.execute(
+                    sa.select(x.conversation_id, x.at, x.experiment, x.variant).where(
+                        x.at >= start, x.at < until
+                    )
+                )
+            ]
         return {
             "sessions": sessions,
             "first_seen": first_seen,
             "handoffs": handoff_facts,
             "cases": case_facts,
             "misunderstood": misunderstood,
+            "feedback": feedback,
+            "exposures": exposures,
         }
 
     def dimension_values(self, period: Period) -> dict[str, list[str]]:

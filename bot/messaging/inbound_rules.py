@@ -10,7 +10,8 @@ The rules, in the order they apply:
 3. Everything else goes to the bot: a tapped WhatsApp button or list item becomes its payload
    when its id is one of the options on screen (any other id is ignored: the text is read as
    typed), card data becomes the card_data intent, a number or word answering the options on
-   screen becomes that option's payload, and angry or urgent wording
+   screen becomes that option's payload ("sí gracias" / "no me sirvió" too, when the options are
+   "¿Te sirvió?"'s: bot/feedback.py), and angry or urgent wording
    becomes a request for a person that keeps what was written. A typed text starting with "/"
    (or "／") loses the slash: only the channel's own payloads reach Rasa as "/intent" commands.
 
@@ -25,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from bot.choices import fold, pick_choice
+from bot.feedback import answer_payload, is_feedback_payload, typed_answer
 from bot.handoff.config import HandoffConfig
 from bot.handoff.packet import is_secret_slot, mask_customer_text
 from bot.handoff.rules import language_reason
@@ -174,6 +176,8 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
         picked = pick_choice(text, [button["title"] for button in state.pending_buttons])
         if picked is not None:
             text = state.pending_buttons[picked]["payload"]
+        else:
+            text = _feedback_answer(text, state.pending_buttons) or text
     metadata = message.metadata()
     if screened.carried:
         # The previous message began this card: the tracker store masks its stored digits too.
@@ -191,6 +195,15 @@ def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffCo
         card_tail="" if card_data else screened.tail,
         answered_buttons=bool(state.pending_buttons),
     )
+
+
+def _feedback_answer(text: str, pending: tuple[Button, ...]) -> str | None:
+    """The payload of "¿Te sirvió?" that a typed "sí gracias" or "no me sirvió" means, when that
+    question is the one on screen (bot/feedback.py); None otherwise."""
+    offered = {button["payload"] for button in pending}
+    answer = typed_answer(text) if any(is_feedback_payload(payload) for payload in offered) else None
+    payload = answer_payload(answer) if answer else None
+    return payload if payload in offered else None
 
 
 def screen_for_bot(

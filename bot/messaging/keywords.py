@@ -40,6 +40,26 @@ CONFIRM_YES = frozenset(
 CONFIRM_NO = frozenset({"no", "nop", "otro", "otra", "elegir otro", "otro horario", "otro dia"})
 
 
+# Answers to "¿Te sirvió?" typed instead of tapped (bot/feedback.py reads them, after dropping
+# the courtesy words around them: "sí, muchas gracias" is "si"). "1" and "2" are read as the
+# numbered options they are.
+FEEDBACK_YES = frozenset(
+    {
+        "si", "sii", "siii", "sip", "sep", "claro", "me sirvio", "si me sirvio", "sirvio",
+        "si sirvio", "si mucho", "perfecto", "excelente", "genial", "de una", "obvio", "todo bien",
+        "si todo bien", "si resolvieron", "si resolviste", "si me ayudaste", "me ayudaste",
+    }
+)  # fmt: skip
+FEEDBACK_NO = frozenset(
+    {
+        "no", "nop", "nel", "no me sirvio", "no sirvio", "no mucho", "para nada", "nada",
+        "no me ayudo", "no me ayudaste", "no resolvieron", "no resolviste", "no realmente",
+        "no la verdad", "la verdad no",
+    }
+)  # fmt: skip
+FEEDBACK_COURTESY = frozenset({"gracias", "muchas", "mil", "ok", "oki", "bueno", "pues", "porfa", "jaja"})
+
+
 class Keyword(str, Enum):
     OPT_OUT = "opt_out"
     OPT_IN = "opt_in"

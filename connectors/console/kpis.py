@@ -33,6 +33,9 @@ LABELS = {
     "clarification_rate": "Aclaración por turno",
     "fcr": "Resolución al primer contacto",
     "csat_mean": "CSAT (1–5)",
+    "csat_share": "CSAT satisfechos (4–5 y «Sí»)",
+    "feedback_yes_rate": "«¿Te sirvió?»: Sí",
+    "feedback_answers": "«¿Te sirvió?»: respuestas",
     "adoption": "Adopción",
     "aht_minutes": "AHT de agentes (min)",
     "case_resolution_hours_mean": "Resolución de casos (h)",
@@ -173,4 +176,22 @@ def kpi_page_values(
             )
         ],
         "misunderstood": kpis.misunderstood,
+        "feedback_by_flow": [
+            (flow, answers, shown("feedback_yes_rate", yes / answers))
+            for flow, answers, yes in kpis.feedback_by_flow
+        ],
+        # A/B tests: each variant with its p-values against the experiment's first (docs/kpis.md).
+        "experiments": [
+            {
+                "experiment": v.experiment,
+                "variant": v.variant,
+                "sessions": v.sessions,
+                "containment": shown("containment", v.containment),
+                "containment_p": "—" if v.containment_p is None else f"{v.containment_p:.3f}",
+                "answers": v.answers,
+                "yes_rate": shown("feedback_yes_rate", v.yes_rate),
+                "yes_rate_p": "—" if v.yes_rate_p is None else f"{v.yes_rate_p:.3f}",
+            }
+            for v in kpis.experiments
+        ],
     }

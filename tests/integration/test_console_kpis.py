@@ -63,6 +63,10 @@ def test_the_kpi_page_shows_the_weeks_figures_and_server_drawn_charts(console):
     assert kpi(text, "sessions") == "6"
     assert kpi(text, "containment") == "16.7%"
     assert kpi(text, "csat_mean") == "3.5"
+    # "¿Te sirvió?": S1 and S4 said Sí, S3 No; the variants as in tests/integration/test_kpis.py.
+    assert kpi(text, "feedback_yes_rate") == "66.7%"
+    assert kpi(text, "csat_share") == "60.0%"
+    assert '<tr data-variant="pregunta_feedback/te_sirvio">' in text and "0.505" in text
     assert text.count("<svg") == 3 and "<rect" in text
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "script-src 'nonce-" in page.headers["Content-Security-Policy"]

@@ -118,7 +118,8 @@ def test_a_known_question_gets_the_steps_on_whatsapp_and_the_short_answer_with_t
     sms, _ = run(conversation(MARIANA_MX, question, channel="sms"))
     article = KB.resolve("medios-de-pago", country="MX", channel="whatsapp")
 
-    assert responses(whatsapp) == responses(sms) == ["utter_kb_answer"]
+    assert responses(whatsapp) == responses(sms) == ["utter_kb_answer", "utter_ask_feedback"]
+    assert whatsapp[1]["rated_flow"] == "kb:medios-de-pago"  # "¿Te sirvió?" about this article
     assert whatsapp[0]["answer"] == article.render("whatsapp")
     assert sms[0]["answer"] == KB.resolve("medios-de-pago", country="MX", channel="sms").render("sms")
     assert whatsapp[0]["answer"] != sms[0]["answer"]
@@ -184,7 +185,7 @@ def test_the_crm_down_costs_only_the_country_on_record(wire):
     messages, events = run(
         conversation(MARIANA_MX, "¿qué medios de pago aceptan?", slots={"verified_identity": rosa})
     )
-    assert responses(messages) == ["utter_kb_answer"]
+    assert responses(messages) == ["utter_kb_answer", "utter_ask_feedback"]
     assert "OXXO" in messages[0]["answer"]  # the phone's country (MX)
     assert events == [SlotSet("kb_article_id", "medios-de-pago")]
 
@@ -213,7 +214,7 @@ def test_an_article_tied_to_a_flow_offers_it_yes_starts_it_and_no_declines():
 
 def test_an_article_without_a_flow_offers_nothing_more():
     messages, _ = run(conversation(MARIANA_MX, "¿tienen envío gratis?"))
-    assert responses(messages) == ["utter_kb_answer"]
+    assert responses(messages) == ["utter_kb_answer", "utter_ask_feedback"]
 
 
 def test_in_the_middle_of_a_form_the_answer_comes_without_the_offer_of_another_flow():
@@ -268,7 +269,7 @@ def test_a_migrated_faq_topic_nlu_is_sure_of_is_answered_when_the_search_offers_
     result = KB.search(question, country="MX", channel="whatsapp")
     assert result.verdict == "options" and "garantia" in [hit.article.id for hit in result.hits]
     sure, events = run(conversation(MARIANA_MX, question, response_selector=selected("garantia", 0.99)))
-    assert responses(sure) == ["utter_kb_answer"]
+    assert responses(sure) == ["utter_kb_answer", "utter_ask_feedback"]
     assert sure[0]["answer"] == KB.resolve("garantia", country="MX").render("whatsapp")
     assert events == [SlotSet("kb_article_id", "garantia")]
     unsure, _ = run(conversation(MARIANA_MX, question, response_selector=selected("garantia", 0.6)))
@@ -320,7 +321,7 @@ def test_out_of_scope_is_answered_only_when_an_article_is_sure():
     expect_verdict(question, "answer", country="AR")
     julian = "+5491123456789"
     messages, events = run(conversation(julian, question, intent="out_of_scope"))
-    assert responses(messages) == ["utter_kb_answer"]
+    assert responses(messages) == ["utter_kb_answer", "utter_ask_feedback"]
     assert events == [SlotSet("kb_article_id", "envio-a-zonas-alejadas")]
     assert messages[0]["answer"] == KB.resolve("envio-a-zonas-alejadas", country="AR").render("whatsapp")
 

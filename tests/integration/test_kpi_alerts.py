@@ -88,15 +88,16 @@ def test_the_hand_computed_week_breaks_the_floor_ceiling_and_rise_as_computed(st
         tmp_path,
         {"id": "csat", "kind": "csat_below", "floor": 4, "min_volume": 2},  # 3.5 of 2 answers
         {"id": "csat-3", "kind": "csat_below", "floor": 4, "min_volume": 3},  # only 2 answers
-        {"id": "fallback", "kind": "fallback_above", "ceiling": 20, "min_volume": 9},  # 2 of 9: 22.2%
-        {"id": "fallback-25", "kind": "fallback_above", "ceiling": 25, "min_volume": 9},
+        # 2 of 13 turns (the "¿Te sirvió?" answers are turns too): 15.4%
+        {"id": "fallback", "kind": "fallback_above", "ceiling": 15, "min_volume": 13},
+        {"id": "fallback-20", "kind": "fallback_above", "ceiling": 20, "min_volume": 13},
         {"id": "handoffs", "kind": "handoff_rise", "points": 30, "min_volume": 1},  # 0% (S0) → 40%
         {"id": "handoffs-2", "kind": "handoff_rise", "points": 30, "min_volume": 2},  # W47 had 1
     )
     fired = {a.rule: a for a in check(store, path, NOW)}
     assert sorted(fired) == ["csat", "fallback", "handoffs"]
     assert (fired["csat"].value, fired["csat"].volume) == (pytest.approx(3.5), 2)
-    assert (fired["fallback"].value, fired["fallback"].volume) == (pytest.approx(2 / 9), 9)
+    assert (fired["fallback"].value, fired["fallback"].volume) == (pytest.approx(2 / 13), 13)
     assert (fired["handoffs"].value, fired["handoffs"].previous) == (pytest.approx(0.4), pytest.approx(0))
 
 

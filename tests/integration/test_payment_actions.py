@@ -173,7 +173,7 @@ def test_balance_after_verification_shows_open_invoices_with_overdue_marked(worl
     _, messages = world
     state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "balance"})
     responses, sent, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
-    assert responses == ["utter_balance_overdue"]
+    assert responses == ["utter_balance_overdue", "utter_ask_feedback"]
     assert "F-2002: $899.00" in sent[0]["lines"] and "vencida" in sent[0]["lines"]
     assert sent[0]["total"] == "$2,133.50"
     assert slots_of(events)["pending_flow"] is None and "verified_identity" not in slots_of(events)
@@ -183,7 +183,7 @@ def test_payment_links_are_signed_and_verifiable(world):
     _, messages = world
     state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
     responses, sent, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
-    assert responses == ["utter_payment_link", "utter_payment_link"]
+    assert responses == ["utter_payment_link", "utter_payment_link", "utter_ask_feedback"]
     link = verify_payment_link(sent[0]["url"], LINK_SECRET, CLOCK.now())
     assert (link.invoice_id, str(link.amount)) == ("F-2002", "899.00")
 
@@ -375,7 +375,10 @@ def test_a_confirmed_change_is_written_and_audited(world):
     responses, sent, _ = run(
         ActionUpdateContact(), tracker(ROSA_PE, "si", "affirm", slots=state, metadata={"channel": "whatsapp"})
     )
-    assert responses == ["utter_contact_updated"] and sent[0]["new"] == "Av. Arequipa 1234, Miraflores"
+    assert (
+        responses == ["utter_contact_updated", "utter_ask_feedback"]
+        and sent[0]["new"] == "Av. Arequipa 1234, Miraflores"
+    )
     audit = backends.crm.contact_changes("C-003")[0]
     assert (audit.old, audit.channel, audit.verified_how) == ("Jr. Huancavelica 321", "whatsapp", "sms_code")
 
@@ -411,7 +414,9 @@ def test_a_promise_to_pay_on_a_later_day_is_recorded_instead_of_a_link(world, st
         MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link", "promise_date": "pasado mañana"}
     )
     responses, sent, events = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
-    assert responses == ["utter_promise_recorded"] and sent[0]["day"].startswith("pasado mañana")
+    assert responses == ["utter_promise_recorded", "utter_ask_feedback"] and sent[0]["day"].startswith(
+        "pasado mañana"
+    )
     with store.connect() as conn:
         row = conn.execute(sa.select(payment_promises)).one()
     assert (row.customer_id, row.invoice_id) == ("C-001", "F-2002")
@@ -422,7 +427,7 @@ def test_a_promise_for_today_just_sends_the_links(world):
     _, messages = world
     state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link", "promise_date": "hoy"})
     responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
-    assert responses == ["utter_payment_link", "utter_payment_link"]
+    assert responses == ["utter_payment_link", "utter_payment_link", "utter_ask_feedback"]
 
 
 @pytest.mark.parametrize(
@@ -457,7 +462,7 @@ def test_asking_how_many_installments_are_left_is_a_balance_not_a_plan(world):
         {"pending_flow": "balance", "payment_request": "cuantas cuotas me faltan?"},
     )
     responses, _, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
-    assert responses == ["utter_balance_overdue"]
+    assert responses == ["utter_balance_overdue", "utter_ask_feedback"]
 
 
 def test_a_disputed_payment_goes_to_a_person_through_the_handoff(world):
@@ -509,7 +514,7 @@ def test_a_contact_change_confirmed_while_the_crm_is_down_is_queued_and_applied_
     responses, sent, _ = run(
         ActionUpdateContact(), tracker(ROSA_PE, "si", "affirm", slots=state, metadata={"channel": "whatsapp"})
     )
-    assert responses == ["utter_contact_queued"]
+    assert responses == ["utter_contact_queued", "utter_ask_feedback"]
     assert sent[0]["new"] == "rosa.q@example.pe" and sent[0]["case_id"].startswith("GES-")
     assert backends.crm.contact_changes("C-003") == []
 
@@ -555,7 +560,9 @@ def test_a_promise_made_while_the_erp_is_down_is_queued_with_a_management_id(wor
 
     monkeypatch.setattr(backends.erp, "record_promise", down)
     responses, sent, _ = run(ActionCompleteFlow(), tracker(MARIANA_MX, slots=state))
-    assert responses == ["utter_promise_queued"] and sent[0]["case_id"].startswith("GES-")
+    assert responses == ["utter_promise_queued", "utter_ask_feedback"] and sent[0]["case_id"].startswith(
+        "GES-"
+    )
     [queued] = Outbox(store).entries("pending")
     assert (queued.kind, queued.payload["invoice_id"]) == ("billing.promise", "F-2002")
     with store.connect() as conn:

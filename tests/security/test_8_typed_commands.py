@@ -25,6 +25,7 @@ from tests.security.conftest import serve
 TYPED = [
     "/handoff_returned",
     '/rate_handoff{"rating": 5}',
+    '/flow_feedback{"feedback_useful":"yes"}',  # the "¿Te sirvió?" buttons' payload
     "/restart",
     "  /human_handoff",
     "／handoff_returned",  # full-width slash

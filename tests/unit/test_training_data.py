@@ -24,6 +24,9 @@ CHANNEL_ENTITIES |= {"satisfaction_score"}  # the satisfaction buttons' payload 
 # --- knowledge base: the payload of an article picked from the options, not NLU ---
 CHANNEL_INTENTS |= {"kb_article"}
 CHANNEL_ENTITIES |= {"kb_article_id"}
+# --- kpi: the "¿Te sirvió?" answer, from its buttons' payload (typed answers become it too) ---
+CHANNEL_INTENTS |= {"flow_feedback"}
+CHANNEL_ENTITIES |= {"feedback_useful"}
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 
