@@ -24,6 +24,9 @@ CHANNEL_ENTITIES |= {"satisfaction_score"}  # the satisfaction buttons' payload 
 # --- knowledge base: the payload of an article picked from the options, not NLU ---
 CHANNEL_INTENTS |= {"kb_article"}
 CHANNEL_ENTITIES |= {"kb_article_id"}
+# --- consent: the options of "mis preferencias", a notification's "Está bien", an expired link ---
+CHANNEL_INTENTS |= {"notice_ok", "link_expired"}
+CHANNEL_ENTITIES |= {"pref_topic", "pref_channel", "pref_granted"}
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 
