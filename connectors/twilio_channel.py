@@ -314,7 +314,7 @@ class TwilioInput(InputChannel):
         self._api_sender: MessageSender | None = None
         self.journal = journal or InboundJournal(SqlStore(settings.database_url), clock)
         # BAJA and ALTA are logged with every other consent change (bot/consents/store.py).
-        self.consents = consents or ConsentBook(SqlStore(settings.database_url), clock)
+        self.consents = consents or ConsentBook(self.journal.store, clock)
         # A notification's quick reply that opens a flow carries a signed link (bot/deep_links.py).
         self.links = DeepLinks(settings.identity_secret) if settings.identity_secret else None
         # Who holds a journal row's lease: unique per process, and readable in the table.
