@@ -18,7 +18,7 @@ from rasa.core.channels.channel import UserMessage
 from bot.clock import FixedClock
 from bot.consents.export import write_csv
 from bot.consents.store import ConsentBook, ConsentChange
-from bot.deep_links import DeepLinks
+from bot.deep_links import DeepLinks, Flow, Link
 from bot.handoff.service import build_services
 from bot.messaging.buttons import button_id
 from bot.messaging.inbound import Channel, InboundMessage
@@ -238,3 +238,27 @@ def test_a_tapped_link_opens_the_reschedule_flow_for_its_order_and_an_old_one_is
 
     asyncio.run(answer_late())
     assert bot.heard[-1] == "/link_expired"
+
+
+def test_a_channel_without_the_key_refuses_every_link_instead_of_opening_it(store, clock, book, fake_twilio):
+    fake_twilio.reset()
+    settings = twilio_settings(fake_twilio)  # no IDENTITY_SECRET: no link can be checked here
+    memory = memory_for(None)
+    payload = DeepLinks(SECRET).payload(
+        Link(ROSA_PE, Flow.RESCHEDULE, "PED-1007", clock.now() + timedelta(hours=5))
+    )
+    memory.set_pending_buttons(ROSA_PE, [{"title": "Cambiar fecha", "payload": payload}])
+    channel = TwilioInput(
+        settings, store=MessagingStore(store, clock), handoff=build_services(settings, store, clock),
+        clock=clock, memory=memory, journal=InboundJournal(store, clock), consents=book,
+    )  # fmt: skip
+    bot = Bot()
+
+    async def answer() -> None:
+        await channel.handle(
+            InboundMessage(sid="SMone", phone=ROSA_PE, channel=Channel.SMS, text="1"), ROSA_PE, bot
+        )
+        await channel.sender.transport.close()
+
+    asyncio.run(answer())
+    assert bot.heard == ["/link_expired"]
