@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check scale-test notify-demo analytics report kpi-demo kpi-bench
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check scale-test notify-demo analytics report kpi-demo kpi-bench consents
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -108,6 +108,9 @@ demo: install ## Reload the demo data into the embedded CRM/ERP now
 
 notify-demo: install ## Post one signed demo event (Mariana's order out for delivery) to the running assistant's notification intake, and show its fate
 	@$(PY) scripts/notify_demo.py --phone "$(PHONE)"
+
+consents: install migrate ## Operators: the consent log of the days [FROM, TO) as CSV (FROM=2026-11-01 TO=2026-12-01 OUT=results/consents/x.csv; default the last 30 days)
+	@$(PY) scripts/consents_export.py $(if $(FROM),--from "$(FROM)") $(if $(TO),--to "$(TO)") $(if $(OUT),--out "$(OUT)")
 
 crm-server: install ## The reference CRM/ERP HTTP server (docs/crm-erp-api.yaml) on CRM_SERVER_PORT (8090)
 	@$(PY) -m reference

@@ -19,6 +19,7 @@ from bot.adapters.outbox_sql import Outbox
 from bot.adapters.sql import SqlOtpSecrets, SqlStore
 from bot.backends import Backends, build_backends
 from bot.clock import Clock, SystemClock
+from bot.consents.store import ConsentBook
 from bot.handoff.logins import LoginLimits
 from bot.handoff.service import HandoffServices, build_services
 from bot.identity import IdentitySigner
@@ -63,6 +64,7 @@ class Wiring:
     handoff: HandoffServices
     memory: ConversationMemory  # what the inbound rules remember between messages
     journal: InboundJournal | None = None  # the Twilio channel's inbound messages, durable
+    consents: ConsentBook | None = None  # what each number receives, per topic and channel, and the log
     # The approved WhatsApp templates, checked when the process starts (None: the shipped file,
     # read when the sender is first built).
     templates: TemplateCatalog | None = None
@@ -173,7 +175,7 @@ class Wiring:
     @classmethod
     def of(cls, settings: Settings, clock: Clock, **parts: Any) -> Wiring:
         """A graph of the given parts only (tests): a part left out fails loudly when used."""
-        names = ("backends", "messaging", "handoff", "memory")
+        names = ("backends", "messaging", "handoff", "memory", "consents")
         # `is None`, not falsiness: an empty in-process memory is a part given, not one left out.
         given = {
             name: part if (part := parts.pop(name, None)) is not None else NotWired(name) for name in names
@@ -195,6 +197,7 @@ def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
         handoff=build_services(settings, store, clock),
         memory=memory_for(settings.redis_url),
         journal=InboundJournal(store, clock),
+        consents=ConsentBook(store, clock),
         templates=templates,
         attachments=AttachmentStore(store, clock, settings.media_max_bytes),
     )

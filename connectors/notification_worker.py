@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.adapters.sql import SqlStore
+from bot.consents.store import ConsentBook
+from bot.deep_links import DeepLinks
 from bot.notifications.pull import pull_once
 from bot.notifications.rules import DEFAULT_RULES, check_templates, load_rules
 from bot.notifications.store import NotificationStore
@@ -48,6 +50,10 @@ def build_worker(graph: Wiring) -> tuple[NotificationWorker, Callable[[], Awaita
         default_country=settings.default_country,
         lease=timedelta(seconds=settings.notify_lease_s),
         memory=graph.memory,
+        consents=ConsentBook(own, graph.clock),
+        # Quick replies that open a flow carry a link signed with IDENTITY_SECRET, which the Rasa
+        # process checks; without it they carry their plain payload.
+        links=DeepLinks(settings.identity_secret) if settings.identity_secret else None,
     )
 
     async def close() -> None:

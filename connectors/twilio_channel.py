@@ -53,6 +53,9 @@ from twilio.request_validator import RequestValidator
 from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlStore
 from bot.clock import Clock
+from bot.consents.store import ConsentBook, ConsentChange
+from bot.consents.topics import ALL_TOPICS
+from bot.deep_links import EXPIRED_PAYLOAD, DeepLinks, link_token
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
 from bot.messaging.buttons import Option
@@ -289,6 +292,7 @@ class TwilioInput(InputChannel):
             memory=graph.memory,
             journal=graph.journal,
             templates=graph.templates,
+            consents=graph.consents,
         )
 
     def __init__(
@@ -302,6 +306,7 @@ class TwilioInput(InputChannel):
         memory: ConversationMemory | None = None,
         journal: InboundJournal | None = None,
         templates: TemplateCatalog | None = None,
+        consents: ConsentBook | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -309,6 +314,10 @@ class TwilioInput(InputChannel):
         self.handoff = handoff
         self._api_sender: MessageSender | None = None
         self.journal = journal or InboundJournal(SqlStore(settings.database_url), clock)
+        # BAJA and ALTA are logged with every other consent change (bot/consents/store.py).
+        self.consents = consents or ConsentBook(self.journal.store, clock)
+        # A notification's quick reply that opens a flow carries a signed link (bot/deep_links.py).
+        self.links = DeepLinks(settings.identity_secret) if settings.identity_secret else None
         # Who holds a journal row's lease: unique per process, and readable in the table.
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._draining: dict[str, asyncio.Task] = {}  # phone -> its drain, on the worker's loop
@@ -497,17 +506,36 @@ class TwilioInput(InputChannel):
         await self.sender.send(OutboundMessage(message.phone, message.channel, body=advice), key=_keyed(keys))
         return BotUttered(advice)
 
+    async def _log_keyword(self, message: InboundMessage, granted: bool) -> None:
+        """BAJA / ALTA in the consent log: every topic ("*"), the channel it was written on."""
+        change = ConsentChange(
+            message.phone, ALL_TOPICS, message.channel, granted, via=message.channel.value,
+            source="keyword", message_id=message.sid, message_text=message.text,
+        )  # fmt: skip
+        await asyncio.to_thread(self.consents.change, change)
+
     async def _opt_out(self, message: InboundMessage, keys: ReplyKeys | None) -> None:
         await asyncio.to_thread(self.store.opt_out, message.phone, message.channel)
+        await self._log_keyword(message, granted=False)
         logger.info("%s opted out on %s", message.phone, message.channel.value)
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_out"))
         await self.sender.send(reply, opt_out_confirmation=True, key=_keyed(keys))
 
     async def _opt_in(self, message: InboundMessage, keys: ReplyKeys | None) -> None:
         await asyncio.to_thread(self.store.opt_in, message.phone)
+        await self._log_keyword(message, granted=True)
         logger.info("%s opted back in on %s", message.phone, message.channel.value)
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
         await self.sender.send(reply, key=_keyed(keys))
+
+    def _opened_link(self, text: str, phone: str) -> str:
+        """A tapped (or numbered) link payload as the flow it opens, or /link_expired when it is
+        expired, forged or another number's; any other text as it is."""
+        if link_token(text) is None:
+            return text
+        if self.links is None:
+            return EXPIRED_PAYLOAD  # no IDENTITY_SECRET here: no link can be checked
+        return self.links.resolve(text, phone, self.clock.now())
 
     # --- processing -------------------------------------------------------------------------
 
@@ -554,7 +582,7 @@ class TwilioInput(InputChannel):
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
                 await on_new_message(
                     UserMessage(
-                        decision.text,
+                        self._opened_link(decision.text, message.phone),
                         output,
                         message.phone,
                         input_channel=self.name(),

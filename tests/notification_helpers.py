@@ -85,12 +85,15 @@ def build_worker(
     rate_per_s: float = 1000.0,
     memory: Any = None,
     templates: TemplateCatalog | None = None,
+    consents: Any = None,
+    links: Any = None,
 ) -> tuple[NotificationWorker, MessagingStore]:
     """The worker as connectors/notification_worker.py builds it, on this database and clock."""
     messaging = MessagingStore(store, clock)
     transport = TwilioTransport(
-        settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base
-    )
+        settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base,
+        content_api_base=settings.twilio_content_api_base,
+    )  # fmt: skip
     sender = MessageSender(
         settings, messaging, transport, retry_delays_s=(0.01,), clock=clock, templates=templates
     )
@@ -106,6 +109,8 @@ def build_worker(
         default_country=settings.default_country,
         lease=timedelta(seconds=60),
         memory=memory,
+        consents=consents,
+        links=links,
     )
     return worker, messaging
 

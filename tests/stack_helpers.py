@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime
+
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import PUBLIC_URL
+from bot.notifications.signature import signed_headers
+from tests.conftest import PUBLIC_URL, STACK_NOTIFY_SECRET
 from tests.fake_twilio import inbound_form
 
 WEBHOOK = "/webhooks/twilio/webhook"
@@ -41,3 +46,32 @@ def events_table(stack) -> str:
             return "\n".join(row[0] for row in conn.execute(sa.text("SELECT data FROM events")))
     finally:
         engine.dispose()
+
+
+def until(fake, phone: str, wanted, after: int, timeout_s: float = 30):
+    """The first message to `phone` after the first `after` whose body is `wanted`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for message in fake.messages_to(phone)[after:]:
+            if message.body and wanted(message.body):
+                return message
+        time.sleep(0.2)
+    raise AssertionError(f"no such message to {phone}: {[m.body for m in fake.messages_to(phone)]}")
+
+
+def post_event(stack, payload: dict) -> requests.Response:
+    """POST a notification event, signed as the CRM/ERP signs it, to the stack's intake (which
+    may still be starting)."""
+    body = json.dumps(payload)
+    url = f"http://127.0.0.1:{stack.notify_port}/events"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            headers = {
+                "Content-Type": "application/json",
+                **signed_headers(body.encode(), STACK_NOTIFY_SECRET, datetime.now().astimezone()),
+            }
+            return requests.post(url, data=body, headers=headers, timeout=5)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "the notification intake did not start"
+            time.sleep(0.5)

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from bot.adapters.base import BackendUnavailable, CaseBook, Crm, Erp, OtpSecrets
@@ -153,6 +154,14 @@ def to_db_time(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         raise ValueError("refusing a naive datetime: give it a time zone")
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def upsert(conn: Connection, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert the row of `keys` with `values`, or update its `values`: atomic, also when replicas
+    race on a new key (PostgreSQL's and SQLite's ON CONFLICT DO UPDATE)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(**keys, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=values))
 
 
 def from_db_time(stored: datetime | None) -> datetime | None:

@@ -136,6 +136,11 @@ class InboundJournal:
         self._store = store
         self._clock = clock
 
+    @property
+    def store(self) -> SqlStore:
+        """The database the journal lives in: the channel keeps its other tables there too."""
+        return self._store
+
     def _now(self) -> datetime:
         return to_db_time(self._clock.now())
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from bot.adapters.sql import SqlStore, from_db_time, to_db_time
+from bot.adapters.sql import SqlStore, from_db_time, to_db_time, upsert
 from bot.clock import Clock
 from bot.masking import mask_sensitive
 from bot.messaging.inbound import Channel
@@ -176,12 +176,7 @@ class MessagingStore:
 
     def _upsert_contact(self, conn: sa.engine.Connection, phone: str, values: dict) -> None:
         """Insert or update one contact atomically, also when replicas race on a new number."""
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        statement = insert(contacts).values(phone=phone, **values)
-        conn.execute(statement.on_conflict_do_update(index_elements=[contacts.c.phone], set_=values))
+        upsert(conn, contacts, {"phone": phone}, values)
 
     def contact(self, phone: str) -> Contact | None:
         with self._store.connect() as conn:

@@ -19,6 +19,7 @@ from alembic.config import Config
 from bot.adapters.outbox_sql import metadata as outbox
 from bot.adapters.sql import metadata as crm_erp_and_cases
 from bot.analytics.schema import metadata as analytics
+from bot.consents.store import metadata as consents
 from bot.handoff.store import metadata as handoff
 from bot.messaging.journal import metadata as journal
 from bot.messaging.store import metadata as messaging
@@ -34,7 +35,7 @@ def target_metadata() -> list[sa.MetaData]:
     Not the reference CRM/ERP server's `idempotency_keys`: that development tool (reference/)
     creates its own table in its own database, and the product never imports it.
     """
-    return [crm_erp_and_cases, messaging, journal, outbox, handoff, notifications, analytics]
+    return [crm_erp_and_cases, messaging, journal, outbox, handoff, notifications, analytics, consents]
 
 
 def owned_tables() -> set[str]:

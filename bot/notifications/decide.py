@@ -37,15 +37,19 @@ def decide(
     zone: str,
     opted_out: bool,
     sent_today: int,
+    refused_consent: str | None = None,
 ) -> Decision:
     """`zone` is the customer's IANA time zone; `sent_today` counts the notifications already sent
-    to them on their local day of `now` (see `local_day_bounds`)."""
+    to them on their local day of `now` (see `local_day_bounds`); `refused_consent` names the
+    topic and channel the customer said no to ("promotions/sms"), None when they receive it."""
     if rule is None:
         return Decision(Action.SKIP, reason="no_rule")
     if not rule.enabled:
         return Decision(Action.SKIP, reason="disabled")
     if opted_out:
         return Decision(Action.SKIP, reason="opted_out")
+    if refused_consent:
+        return Decision(Action.SKIP, reason=f"no_consent:{refused_consent}")
     missing = missing_variables(rule, event.variables)
     if missing:
         return Decision(Action.SKIP, reason="missing_variables:" + ",".join(sorted(missing)))

@@ -16,6 +16,8 @@ import yaml
 from babel.dates import format_date
 
 from bot.choices import numbered_options
+from bot.consents.topics import Topics, TopicsError, parse_topics
+from bot.deep_links import TARGET_VARIABLE, Flow
 from bot.messaging.inbound import Channel
 from bot.messaging.templates import TemplateCatalog
 from bot.money import format_money
@@ -49,6 +51,9 @@ class QuietHours:
 class QuickReply:
     title: str
     payload: str
+    # A flow the reply opens at the right step through a signed, expiring link (bot/deep_links.py):
+    # the payload is then that link's, and `payload` stands when no link can be signed.
+    opens: Flow | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Rule:
     max_per_customer_per_day: int | None = None
     expires_after: timedelta | None = None  # older news is skipped, not sent late
     channel: Channel = Channel.WHATSAPP  # when the event names none and the customer never wrote
+    # What the customer consents to (bot/notifications.yml `topics:`): a customer who said no to
+    # it on a channel does not get it there. None only in a file that declares no topics.
+    topic: str | None = None
 
     @property
     def variables(self) -> set[str]:
@@ -73,6 +81,7 @@ class Rule:
 @dataclass(frozen=True)
 class NotificationRules:
     rules: dict[EventKind, Rule]
+    topics: Topics = Topics()
 
     def rule_for(self, kind: EventKind) -> Rule | None:
         return self.rules.get(kind)
@@ -90,6 +99,10 @@ def parse_rules(raw: Any, where: str = "rules") -> NotificationRules:
     if not isinstance(raw, dict) or not isinstance(raw.get("kinds"), dict):
         raise RulesError(f"{where}: write `defaults:` and `kinds:` (one entry per kind of event)")
     defaults = raw.get("defaults") or {}
+    try:
+        topics = parse_topics(raw.get("topics"), f"{where}: topics")
+    except TopicsError as error:
+        raise RulesError(str(error)) from None
     rules = {}
     for name, spec in raw["kinds"].items():
         try:
@@ -97,8 +110,16 @@ def parse_rules(raw: Any, where: str = "rules") -> NotificationRules:
         except ValueError:
             known = ", ".join(kind.value for kind in EventKind)
             raise RulesError(f"{where}: kinds.{name} is not a kind of event ({known})") from None
-        rules[kind] = _rule(kind, {**defaults, **(spec or {})}, f"{where}: kinds.{name}")
-    return NotificationRules(rules)
+        rule = _rule(kind, {**defaults, **(spec or {})}, f"{where}: kinds.{name}")
+        if topics.topics and rule.topic not in topics.ids:
+            raise RulesError(
+                f"{where}: kinds.{name}.topic: name the topic it belongs to, one of {', '.join(topics.ids)} "
+                "(a customer who said no to that topic does not get it)"
+            )
+        if rule.topic and not topics.topics:
+            raise RulesError(f"{where}: kinds.{name}.topic: declare the topic {rule.topic} under topics:")
+        rules[kind] = rule
+    return NotificationRules(rules, topics)
 
 
 def _rule(kind: EventKind, spec: dict, where: str) -> Rule:
@@ -123,7 +144,20 @@ def _rule(kind: EventKind, spec: dict, where: str) -> Rule:
             raise RulesError(
                 f"{where}.quick_replies[{index}].title: at most {MAX_QUICK_REPLY_TITLE} characters"
             )
-        replies.append(QuickReply(str(reply["title"]), str(reply["payload"])))
+        opens = None
+        if reply.get("opens"):
+            try:
+                opens = Flow(str(reply["opens"]))
+            except ValueError:
+                known = ", ".join(flow.value for flow in Flow)
+                raise RulesError(f"{where}.quick_replies[{index}].opens: one of {known}") from None
+            needed = TARGET_VARIABLE[opens]
+            if needed not in {name for _, name, _, _ in string.Formatter().parse(text) if name}:
+                raise RulesError(
+                    f"{where}.quick_replies[{index}].opens: {opens.value} needs the event's "
+                    f"{{{needed}}} in the text"
+                )
+        replies.append(QuickReply(str(reply["title"]), str(reply["payload"]), opens))
     if len(replies) > MAX_QUICK_REPLIES:
         raise RulesError(f"{where}.quick_replies: at most {MAX_QUICK_REPLIES} (WhatsApp's limit)")
     cap = spec.get("max_per_customer_per_day")
@@ -146,6 +180,7 @@ def _rule(kind: EventKind, spec: dict, where: str) -> Rule:
         max_per_customer_per_day=cap,
         expires_after=timedelta(hours=hours) if hours else None,
         channel=channel,
+        topic=str(spec["topic"]) if spec.get("topic") else None,
     )
 
 
@@ -165,15 +200,18 @@ def missing_variables(rule: Rule, variables: dict[str, str]) -> set[str]:
     return rule.variables - set(variables) - {"customer_name"}
 
 
-def render_text(rule: Rule, variables: dict[str, str], country: str | None = None) -> str:
+def render_text(
+    rule: Rule, variables: dict[str, str], country: str | None = None, *, numbered: bool = True
+) -> str:
     """The message: the rule's text with the event's variables (dates and amounts in Spanish),
-    then its quick replies as numbered lines (buttons are a later piece; docs/notifications.md)."""
+    then its quick replies as numbered lines (`numbered=False`: the caller sends them as the
+    message's options, WhatsApp buttons or the same numbered lines on SMS)."""
     values = {name: _display(name, value, variables, country) for name, value in variables.items()}
     values.setdefault("customer_name", "")
     text = rule.text.format_map(values)
     if not values["customer_name"]:  # not a customer: "¡Hola {customer_name}!" reads "¡Hola!"
         text = re.sub(r" +(?=[!,.?])", "", text)
-    if rule.quick_replies:
+    if rule.quick_replies and numbered:
         text = numbered_options(text, [reply.title for reply in rule.quick_replies])
     return text
 

@@ -21,6 +21,9 @@ from typing import Any
 import phonenumbers
 from phonenumbers import timezone as phone_zones
 
+from bot.consents.topics import granted
+from bot.deep_links import TARGET_VARIABLE, DeepLinks, Link
+from bot.messaging.buttons import Option
 from bot.messaging.inbound import Channel
 from bot.messaging.sender import OutboundMessage, SendResult
 from bot.notifications.decide import Action, decide, local_day_bounds
@@ -31,6 +34,7 @@ from bot.phone import phone_country
 from bot.records import Customer
 
 logger = logging.getLogger(__name__)
+LINK_DEFAULT_LIFE = timedelta(hours=72)  # a link of a rule whose news does not expire
 
 
 class TokenBucket:
@@ -102,12 +106,16 @@ class NotificationWorker:
         max_attempts: int = 10,
         batch: int = 20,
         memory: Any = None,  # ConversationMemory: the quick replies offered, as the channel keeps them
+        consents: Any = None,  # ConsentBook: the customer's choices per topic and channel
+        links: DeepLinks | None = None,  # signs the quick replies that open a flow
     ) -> None:
         self.store, self.rules, self.sender = store, rules, sender
         self.messaging, self.crm, self.clock, self.bucket = messaging, crm, clock, bucket
         self.default_zone, self.default_country = default_zone, default_country
         self.lease, self.max_attempts = lease, max_attempts
         self.memory = memory
+        self.consents = consents
+        self.links = links
         # No more per lease than can be sent in half of it at the configured pace.
         self.batch = max(1, min(batch, int(bucket.rate * lease.total_seconds() / 2)))
 
@@ -153,12 +161,15 @@ class NotificationWorker:
                 return
             rule = self.rules.rule_for(item.event.kind)
             contact = await asyncio.to_thread(self.messaging.contact, recipient.phone)
+            channel = self._channel(item, rule, contact)
+            refused = await asyncio.to_thread(self._refused_consent, rule, recipient.phone, channel)
             now = self.clock()
             start, end = local_day_bounds(now, recipient.zone)
             sent_today = await asyncio.to_thread(self.store.sent_between, recipient.phone, start, end)
             decision = decide(
                 item.event, rule, now=now, zone=recipient.zone,
                 opted_out=bool(contact and contact.opted_out), sent_today=sent_today,
+                refused_consent=refused,
             )  # fmt: skip
             if decision.action is Action.DEFER:
                 await asyncio.to_thread(self.store.defer, item.id, decision.at, decision.reason or "")
@@ -169,25 +180,41 @@ class NotificationWorker:
                 return
             assert rule is not None
             await self.bucket.take()
-            await self._send(item, rule, recipient, contact, attempts)
+            await self._send(item, rule, recipient, channel, attempts)
         except Exception as error:
             await self._retry_or_fail(item, attempts, error)
 
+    @staticmethod
+    def _channel(item: StoredNotification, rule: Rule | None, contact: Any) -> Channel:
+        """The event's channel, else the one the customer last wrote from, else the rule's."""
+        if item.event.channel is not None:
+            return item.event.channel
+        last = contact.last_channel if contact else None
+        if last:
+            return Channel(last)
+        return rule.channel if rule else Channel.WHATSAPP
+
+    def _refused_consent(self, rule: Rule | None, phone: str, channel: Channel) -> str | None:
+        """ "<topic>/<channel>" when the customer said no to the rule's topic on that channel (or
+        never said yes to a topic that is off by default); None when they receive it."""
+        if rule is None or rule.topic is None or self.consents is None:
+            return None
+        if granted(self.rules.topics, self.consents.choices(phone), rule.topic, channel):
+            return None
+        return f"{rule.topic}/{channel.value}"
+
     async def _send(
-        self, item: StoredNotification, rule: Rule, who: Recipient, contact: Any, attempts: int
+        self, item: StoredNotification, rule: Rule, who: Recipient, channel: Channel, attempts: int
     ) -> None:
         event = item.event
-        channel = event.channel
-        if channel is None:
-            last = contact.last_channel if contact else None
-            channel = Channel(last) if last else rule.channel
         variables = {"customer_name": who.customer.first_name if who.customer else "", **event.variables}
-        text = render_text(rule, variables, who.country)
+        text = render_text(rule, variables, who.country, numbered=False)
+        options = self._options(rule, item, who.phone)
         key = f"notification:{item.id}"
         # Outside the WhatsApp window the sender sends the rule's template (or the generic one)
         # and holds the text until the customer writes: the result says which.
         message = OutboundMessage(
-            who.phone, channel, body=text, template=rule.whatsapp_template,
+            who.phone, channel, body=text, options=options, template=rule.whatsapp_template,
             template_values=template_values(variables, who.country), source="notification",
             expires_at=event.occurred_at + rule.expires_after if rule.expires_after else None,
         )  # fmt: skip
@@ -209,8 +236,23 @@ class NotificationWorker:
         if remember and result.status not in ("blocked", "failed"):
             # The numbered lines are remembered as the channel remembers its own options, so the
             # customer's "1" reads back as the reply's payload (shared when REDIS_URL is set).
-            options = [{"title": reply.title, "payload": reply.payload} for reply in rule.quick_replies]
-            await asyncio.to_thread(self.memory.set_pending_buttons, who.phone, options)
+            offered = [{"title": option.title, "payload": option.payload} for option in options]
+            await asyncio.to_thread(self.memory.set_pending_buttons, who.phone, offered)
+
+    def _options(self, rule: Rule, item: StoredNotification, phone: str) -> tuple[Option, ...]:
+        """The rule's quick replies as the message's options (WhatsApp buttons, numbered on SMS);
+        one that opens a flow carries a signed link to it for this number, alive as long as the
+        news (the rule's expires_after_hours, else LINK_DEFAULT_LIFE)."""
+        event = item.event
+        expires_at = event.occurred_at + (rule.expires_after or LINK_DEFAULT_LIFE)
+        options = []
+        for reply in rule.quick_replies:
+            payload = reply.payload
+            target = event.variables.get(TARGET_VARIABLE[reply.opens]) if reply.opens else None
+            if reply.opens and target and self.links is not None:
+                payload = self.links.payload(Link(phone, reply.opens, target, expires_at))
+            options.append(Option(reply.title, payload))
+        return tuple(options)
 
     async def _record(
         self, item: StoredNotification, result: SendResult, attempts: int, phone: str, key: str

@@ -387,8 +387,9 @@ def test_a_campaign_is_paced_at_the_configured_rate(store, demo, clock, twilio, 
 
 
 def test_quick_replies_are_numbered_lines_the_channel_reads_back(store, demo, clock, twilio, loop):
-    """Until native buttons: the numbered lines are remembered as the channel's own options, so
-    the customer's "1" reads back as the reply's payload (bot/messaging/inbound_rules.py)."""
+    """On SMS the quick replies are numbered lines, remembered as the channel's own options, so
+    the customer's "1" reads back as the reply's payload (bot/messaging/inbound_rules.py); one
+    that opens a flow carries its plain payload when the worker has no key to sign a link."""
     from bot.messaging.memory import InProcessMemory
 
     memory = InProcessMemory()
@@ -404,9 +405,9 @@ def test_quick_replies_are_numbered_lines_the_channel_reads_back(store, demo, cl
     [message] = twilio.wait_for(MARIANA_MX)
     assert message.body == (
         "Hola Mariana, tu pedido PED-1001 llega mañana viernes 27 de noviembre entre 14:00 y 18:00. "
-        "Si no vas a estar, responde y lo cambiamos.\n\n1. Cambiar la entrega\n2. Ver mi pedido"
+        "Si no vas a estar, responde y lo cambiamos.\n\n1. Cambiar fecha\n2. Está bien"
     )
     assert memory.pending_buttons(MARIANA_MX) == [
-        {"title": "Cambiar la entrega", "payload": "/reschedule_delivery"},
-        {"title": "Ver mi pedido", "payload": "/order_status"},
+        {"title": "Cambiar fecha", "payload": "/reschedule_delivery"},
+        {"title": "Está bien", "payload": "/notice_ok"},
     ]

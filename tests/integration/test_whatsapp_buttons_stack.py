@@ -14,7 +14,7 @@ import requests
 from bot.messaging.buttons import button_id
 from tests.conftest import MARIANA_MX
 from tests.harness import API_TOKEN, is_response
-from tests.stack_helpers import write
+from tests.stack_helpers import until, write
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +51,6 @@ def with_options(fake, phone: str, count: int):
     """The `count`-th message to `phone` once it arrived, and the options it showed."""
     message = fake.wait_for(phone, count)[count - 1]
     return message, fake.options_of(message)
-
-
-def until(fake, phone: str, wanted, after: int, timeout_s: float = 30):
-    """The first message to `phone` after the first `after` whose body is `wanted`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for message in fake.messages_to(phone)[after:]:
-            if message.body and wanted(message.body):
-                return message
-        time.sleep(0.2)
-    raise AssertionError(f"no such message to {phone}: {[m.body for m in fake.messages_to(phone)]}")
 
 
 def test_an_offer_of_yes_or_no_is_a_quick_reply_and_tapping_yes_starts_the_flow(stack, twilio):

@@ -42,10 +42,6 @@ FUNCTION_IMPORTS_ALLOWED = {
         "schema, not by migrate() at every start"
     ),
     ("bot.migrations", "alembic.migration"): "the same: only schema_differences() uses it",
-    ("bot.messaging.store", "sqlalchemy.dialects.postgresql"): (
-        "the INSERT … ON CONFLICT construct of the database in use, chosen per connection"
-    ),
-    ("bot.messaging.store", "sqlalchemy.dialects.sqlite"): "the same, for SQLite",
 }
 
 # The one module that builds the process's graph; services receive what they use as arguments.

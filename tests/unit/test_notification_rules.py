@@ -150,7 +150,7 @@ def test_the_shipped_rules_file_covers_every_kind_and_renders_spanish():
         "MX",
     )
     assert text.startswith("Hola Mariana, tu factura F-0001 por $1,500.00 vence el domingo 29 de noviembre.")
-    assert text.endswith("\n\n1. Pagar")  # quick replies as numbered lines until buttons exist
+    assert text.endswith("\n\n1. Pagar ahora")  # quick replies as numbered lines (render_text's default)
 
 
 def test_template_values_are_the_variables_as_the_text_shows_them():

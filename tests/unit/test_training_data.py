@@ -27,6 +27,9 @@ CHANNEL_ENTITIES |= {"kb_article_id"}
 # --- kpi: the "¿Te sirvió?" answer, from its buttons' payload (typed answers become it too) ---
 CHANNEL_INTENTS |= {"flow_feedback"}
 CHANNEL_ENTITIES |= {"feedback_useful"}
+# --- consent: the options of "mis preferencias", a notification's "Está bien", an expired link ---
+CHANNEL_INTENTS |= {"notice_ok", "link_expired"}
+CHANNEL_ENTITIES |= {"pref_topic", "pref_channel", "pref_granted"}
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 
