@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_consents"
-down_revision = "0017_case_csat"
+down_revision = "0018_media"
 branch_labels = None
 depends_on = None
 

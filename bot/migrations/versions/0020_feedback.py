@@ -3,7 +3,7 @@
 Both are rebuilt from analytics_events by the consumer (like analytics_sessions), so an empty
 table fills again as conversations receive new events.
 
-Revision ID: 0021_feedback
+Revision ID: 0020_feedback
 Revises: 0017_case_csat
 Create Date: 2026-12-01 03:00:00
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021_feedback"
-down_revision = "0017_case_csat"
+revision = "0020_feedback"
+down_revision = "0019_consents"
 branch_labels = None
 depends_on = None
 
