@@ -81,11 +81,18 @@ class _QuestionVectors:
             return vector
 
     def _within_budget(self, text: str) -> str:
-        """`text` cut after its last whole word that fits in MAX_QUERY_TOKENS."""
-        kept = text.split()
-        while len(kept) > 1 and self.token_count(" ".join(kept), True) > MAX_QUERY_TOKENS:
-            kept.pop()
-        return " ".join(kept)
+        """`text` cut after its last whole word that fits in MAX_QUERY_TOKENS (at least one word).
+        Every word is at least one token, so no more than MAX_QUERY_TOKENS words can fit; among
+        those, a binary search: a pasted page costs a handful of tokenizations, not one a word."""
+        words = text.split()[:MAX_QUERY_TOKENS]
+        fits, too_many = 1, len(words) + 1
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            if self.token_count(" ".join(words[:middle]), True) <= MAX_QUERY_TOKENS:
+                fits = middle
+            else:
+                too_many = middle
+        return " ".join(words[:fits])
 
     def forget_questions(self) -> None:
         """Empty the cache of question vectors (benchmarks measure the model, not the cache)."""

@@ -142,6 +142,22 @@ def test_a_long_message_is_read_up_to_the_token_budget(either_model):
     assert either_model._within_budget("envio a ushuaia") == "envio a ushuaia"
 
 
+def test_a_pasted_page_is_cut_to_the_budget_with_a_handful_of_tokenizations(graph_model, monkeypatch):
+    page = " ".join(["Hola, quería saber si hacen envíos a Ushuaia y cuánto cuesta."] * 400)  # ~4,400 words
+    counted: list[int] = []
+    count = graph_model.token_count
+
+    def counting(text: str, is_query: bool = True) -> int:
+        counted.append(len(text.split()))
+        return count(text, is_query)
+
+    monkeypatch.setattr(graph_model, "token_count", counting)
+    kept = graph_model._within_budget(page)
+    assert len(counted) <= 6 and max(counted) <= MAX_QUERY_TOKENS
+    assert page.startswith(kept) and count(kept) <= MAX_QUERY_TOKENS
+    assert count(" ".join(page.split()[: len(kept.split()) + 1])) > MAX_QUERY_TOKENS
+
+
 # Texts where a tokenizer that is only nearly XLM-R's would differ: accents and ñ, runs of spaces,
 # a leading space, full-width letters and ligatures (normalised), emoji and scripts the
 # vocabulary barely knows, digits, a marker-looking string, nothing at all.
