@@ -76,6 +76,7 @@ class ActionCompleteFlow(Action):
             # Locked, failed, left, down: the reason was already told (down offered a person).
             return [*reset_flow(), *outage_noted()] if status == "down" else reset_flow()
         flow = tracker.get_slot("pending_flow") or "balance"
+        answered = True  # False: the invoice asked for is not theirs or does not exist
         request = tracker.get_slot("payment_request") or ""
         reason = needs_person_for(request)
         if reason is PersonReason.INSTALLMENTS and flow != "payment_link":
@@ -96,14 +97,15 @@ class ActionCompleteFlow(Action):
                 if over_threshold:
                     return [*reset_flow(), *handoff_events(Reason.AMOUNT_OVER_THRESHOLD, over_threshold)]
             elif flow == "invoice":
-                self.send_invoices(dispatcher, channel_of(tracker), customer, invoices, request)
+                answered = self.send_invoices(dispatcher, channel_of(tracker), customer, invoices, request)
             else:
                 self.show_balance(dispatcher, customer, invoices)
         except BackendUnavailable:
             logger.exception("payments: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_systems_down")
             return [*reset_flow(), *outage_noted()]
-        ask_feedback(dispatcher, tracker, FLOW_INTENTS.get(flow, flow))
+        if answered:  # "¿Te sirvió?" after what they asked for, not after "no la encuentro"
+            ask_feedback(dispatcher, tracker, FLOW_INTENTS.get(flow, flow))
         return reset_flow()
 
     @staticmethod
@@ -170,14 +172,14 @@ class ActionCompleteFlow(Action):
     @classmethod
     def send_invoices(
         cls, dispatcher: CollectingDispatcher, channel: str, customer: Customer, invoices: list, request: str
-    ) -> None:
+    ) -> bool:
         """ "mandame la factura de octubre": that invoice's PDF on WhatsApp, its expiring link
         elsewhere; a month or number with no invoice of theirs lists the ones there are; a request
-        naming neither lists the latest."""
+        naming neither lists the latest. False when what was asked for was not found."""
         asked = invoices_asked(request, invoices)
         if asked.asked is None or not invoices:
             cls.list_invoices(dispatcher, customer, invoices)
-            return
+            return True
         texts = invoice_messages()
         if not asked.found:
             latest = invoices[-5:]
@@ -192,7 +194,7 @@ class ActionCompleteFlow(Action):
                 text, month=asked.asked, invoice_id=asked.asked, lines="\n".join(lines), example=example
             )
             dispatcher.utter_message(text=filled)
-            return
+            return False
         now = wiring().clock.now()
         signer = wiring().media_links()
         for invoice in asked.found:
@@ -207,6 +209,7 @@ class ActionCompleteFlow(Action):
             else:  # SMS carries no documents here; the REST channel and the console show the link
                 expires = describe_day_and_time(link.expires_at, customer, now)
                 dispatcher.utter_message(text=fill(texts["link"], url=link.url, expires=expires, **values))
+        return True
 
     @staticmethod
     def list_invoices(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> None:
