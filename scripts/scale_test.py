@@ -271,7 +271,8 @@ def process_specs(
         # ACTION_PORT: where endpoints.yml sends this replica's action calls, HAProxy's frontend.
         specs.append(
             spec(f"rasa-{n}", command, f"http://127.0.0.1:{port}/webhooks/twilio/ready",
-                 stack.RASA_SERVER_DOORS, RASA_PORT=str(port), ACTION_PORT=str(ports.lb_actions))
+                 stack.RASA_SERVER_DOORS, RASA_PORT=str(port), ACTION_PORT=str(ports.lb_actions),
+                 **stack.rasa_memory_env())
         )  # fmt: skip
     specs.append(
         spec(

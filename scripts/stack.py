@@ -171,6 +171,24 @@ def rasa(*args: str, settings: Settings) -> int:
 # applied first, as RASA_PATCHES says; training, validation and tests run the bare command.
 SERVING_RASA = [str(VENV_BIN / "python"), "-m", "connectors.rasa_launcher"]
 
+# How a Rasa server's memory is kept down without touching what it understands (README,
+# "Benchmark", measured there): TensorFlow's two thread pools sized to one thread each (Rasa
+# reads these variables before TensorFlow starts; each replica serves one turn at a time under
+# its GIL, and replicas, not threads, use the other cores), and glibc's malloc held to two arenas
+# instead of eight per core (every thread that allocates otherwise gets an arena of its own whose
+# freed pages stay resident). deploy/ sets the same in the Rasa containers' environment. A value
+# already in the environment wins: an operator's own tuning.
+RASA_MEMORY_ENV = {
+    "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+    "TF_INTER_OP_PARALLELISM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "2",
+}
+
+
+def rasa_memory_env() -> dict[str, str]:
+    """RASA_MEMORY_ENV, with any of its variables already set in this environment kept as set."""
+    return {name: os.environ.get(name, value) for name, value in RASA_MEMORY_ENV.items()}
+
 
 # --- the model, cached by content hash ------------------------------------------------------
 
@@ -304,7 +322,8 @@ def supervised(
     extra: dict[str, str] | None = None,
 ) -> ProcessSpec:
     """A process kind for the supervisor; `ready_url` None: ready once started (a worker with no
-    HTTP endpoint); `extra`: a secret only this child gets (the notification intake's HMAC key)."""
+    HTTP endpoint); `extra`: what only this child gets (the notification intake's HMAC key, the
+    Rasa server's memory settings)."""
     return ProcessSpec(
         name,
         lambda: GroupProcess(start(command, settings, doors, extra)),
@@ -539,7 +558,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             supervised("Action server", action_server(settings), settings, ready_urls["Action server"]),
             supervised("Outbox worker", outbox_worker(), settings, ready_urls["Outbox worker"]),
             supervised("Analytics consumer", analytics_consumer(), settings, None),
-            supervised("Rasa server", rasa_server, settings, ready_urls["Rasa server"], RASA_SERVER_DOORS),
+            supervised(
+                "Rasa server",
+                rasa_server,
+                settings,
+                ready_urls["Rasa server"],
+                RASA_SERVER_DOORS,
+                extra=rasa_memory_env(),
+            ),
             supervised(
                 "Agent console",
                 console_server(settings),
