@@ -117,7 +117,7 @@ class Variant:
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "RASA_TELEMETRY_ENABLED": "false",
-            **stack.rasa_memory_env(),
+            **stack.rasa_thread_env(),
         }
         env.pop("REDIS_URL", None)
         credentials = workdir / "credentials.yml"

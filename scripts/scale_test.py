@@ -272,7 +272,7 @@ def process_specs(
         specs.append(
             spec(f"rasa-{n}", command, f"http://127.0.0.1:{port}/webhooks/twilio/ready",
                  stack.RASA_SERVER_DOORS, RASA_PORT=str(port), ACTION_PORT=str(ports.lb_actions),
-                 **stack.rasa_memory_env())
+                 **stack.rasa_thread_env())
         )  # fmt: skip
     specs.append(
         spec(

@@ -148,6 +148,6 @@ def test_a_tiny_soak_samples_every_process_and_fits_a_slope(tmp_path):
     assert set(figures["samples"]) == {"rasa-1", "actions-1", "haproxy"}
     for process, samples in figures["samples"].items():
         assert len(samples) >= 15 and all(mb > 0 for _, mb in samples), process
-        assert figures["slopes_mb_per_min"][process]["samples"] >= 10
+        assert figures["slopes_mb_per_min"][process]["samples"] >= 5
         assert math.isfinite(figures["slopes_mb_per_min"][process]["slope"])
     assert 300 < figures["peak_rss_mb"]["rasa-1"] < 4000
