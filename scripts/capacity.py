@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stack  # noqa: E402 (scripts/stack.py)
 from bench import MESSAGES, cpu_seconds, peak_memory_mb  # noqa: E402 (scripts/bench.py)
-from scale_test import Ports, haproxy_binary, haproxy_config  # noqa: E402 (scripts/scale_test.py)
+from scale_test import PUBLIC_URL, Ports, haproxy_binary, haproxy_config, stack_environment  # noqa: E402
 
 from bot.phone import normalize_phone  # noqa: E402
 from tests.fake_twilio import FakeTwilio, inbound_form  # noqa: E402
@@ -62,7 +62,6 @@ from tests.harness import API_TOKEN, free_port  # noqa: E402
 
 TARGET_P95_MS = 300.0
 TARGET_CPU_RATIO = 1.2
-PUBLIC_URL = "https://bench.example.test"
 WHATSAPP_NUMBER = "+14155238886"
 WEBHOOK = "/webhooks/twilio/webhook"
 REST_WEBHOOK = "/webhooks/rest/webhook"
@@ -123,29 +122,10 @@ def store_urls() -> tuple[str, str]:
 
 
 def bench_environment(database_url: str, redis_url: str, fake: FakeTwilio) -> None:
-    """This launcher's environment, from which stack.child_env builds each child's."""
-    os.environ.update(
-        {
-            "BOT_ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "DEMO_DATA": str(ROOT / "data" / "demo" / "fixture.yml"),
-            "RASA_TOKEN": API_TOKEN,
-            "REST_CHANNEL_TOKEN": "rest-" + uuid.uuid4().hex,
-            "CONSOLE_RASA_TOKEN": "console-" + uuid.uuid4().hex,
-            "ACTION_SERVER_TOKEN": "actions-" + uuid.uuid4().hex,
-            "TWILIO_ACCOUNT_SID": fake.account_sid,
-            "TWILIO_AUTH_TOKEN": fake.auth_token,
-            "TWILIO_API_BASE": fake.url,
-            "BENCH_TWILIO_API_BASE": fake.url,
-            "TWILIO_WHATSAPP_NUMBER": WHATSAPP_NUMBER,
-            "PUBLIC_URL": PUBLIC_URL,
-            "PYTHONPATH": str(ROOT),
-            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "RASA_TELEMETRY_ENABLED": "false",
-        }
-    )
+    """scripts/scale_test.py's environment for the children (stores, credentials, the fake
+    Twilio), and where scripts/builtin_twilio_rasa.py aims the built-in channel's client."""
+    stack_environment(database_url, redis_url, fake, Ports())
+    os.environ["BENCH_TWILIO_API_BASE"] = fake.url
 
 
 @dataclass
@@ -294,7 +274,7 @@ class OpenLoop:
 
         self.fake.on_message = arrived
         self.steps += 1
-        phones = [f"+5255{self.base + self.steps * 1000 + n:08d}" for n in range(self.customers)]
+        phones = [f"+5255{self.base + self.steps * self.customers + n:08d}" for n in range(self.customers)]
         step = Step(rate, seconds)
         cpu_before = self._cpu()
         total = max(1, round(rate * seconds))

@@ -19,7 +19,8 @@ run's noise. Why 0.1 MB/min: it is 144 MB a day, 1 GB a week; a Rasa replica pea
 kill the replica within the week. The 18 minutes fitted of a 30-minute run resolve a slope to
 a few hundredths of a MB/min; a 2-minute run to about ±1 MB/min, enough to prove the plumbing,
 not the absence of a leak. Each slice's p50 / p95 and losses are
-printed as it ends, so a soak that falls behind is seen too (exit 1 if any message is lost).
+printed as it ends, so a soak that falls behind is seen too (exit 1 if a message is refused or
+not answered within 30 s of its slice's end).
 """
 
 from __future__ import annotations
@@ -41,22 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import capacity  # noqa: E402 (scripts/capacity.py)
 import stack  # noqa: E402 (scripts/stack.py)
+from bench import memory_mb  # noqa: E402 (scripts/bench.py)
 
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 
 OUTPUT = ROOT / "results" / "soak.json"
 MAX_SLOPE_MB_PER_MIN = 0.1
 SLICE_S = 60.0
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 @dataclass(frozen=True)
@@ -110,7 +102,7 @@ class Sampler:
         while not self._stop.is_set():
             at = time.monotonic() - self.started
             for name, pid in self.pids.items():
-                self.samples[name].append((at, rss_mb(pid)))
+                self.samples[name].append((at, memory_mb(pid, "VmRSS")))
             self._stop.wait(self.interval)
 
     def slopes(self, after_s: float) -> dict[str, Slope]:
@@ -133,7 +125,7 @@ def run(loop: capacity.OpenLoop, sampler: Sampler, rate: float, seconds: float) 
             )
             capacity.log(
                 f"  t={time.monotonic() - sampler.started:5.0f} s: {step.sent} sent, "
-                f"{step.answered} answered, "
+                f"{step.answered} answered, {step.errors} refused, "
                 f"p50 / p95 {capacity.percentile(step.e2e_ms, 0.5):.0f} / {step.p95:.0f} ms; RSS MB {rss}"
             )
         return done
@@ -232,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  Raw figures and every sample: {args.output}\n", flush=True)
     if answered < sent:
-        print(f"  FAIL: {sent - answered} messages without a reply", flush=True)
+        print(f"  FAIL: {sent - answered} messages not answered within 30 s of their slice's end", flush=True)
     if grown:
         print(f"  FAIL: memory grows in {', '.join(grown)}", flush=True)
     return 1 if grown or answered < sent else 0
