@@ -274,7 +274,11 @@ class OpenLoop:
 
         self.fake.on_message = arrived
         self.steps += 1
-        phones = [f"+5255{self.base + self.steps * self.customers + n:08d}" for n in range(self.customers)]
+        # +52 56 (Mexico City), which the other tools' customers (+52 55) never write from: a number
+        # a run of theirs left in the shared database and Redis would carry that conversation's
+        # state (the WhatsApp window, say) into this one.
+        first = self.base + self.steps * self.customers
+        phones = [f"+5256{first + n:08d}" for n in range(self.customers)]
         step = Step(rate, seconds)
         cpu_before = self._cpu()
         total = max(1, round(rate * seconds))

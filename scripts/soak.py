@@ -47,6 +47,7 @@ from bench import memory_mb  # noqa: E402 (scripts/bench.py)
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 
 OUTPUT = ROOT / "results" / "soak.json"
+KEPT_LOGS = ROOT / "var" / "soak"  # the processes' logs of the last run
 MAX_SLOPE_MB_PER_MIN = 0.1
 SLICE_S = 60.0
 
@@ -174,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                 peaks = {name: capacity.peak_memory_mb(pid) for name, pid in running.pids().items()}
             finally:
                 running.stop()
+                KEPT_LOGS.mkdir(parents=True, exist_ok=True)
+                for path in Path(directory).glob("*.log"):
+                    path.replace(KEPT_LOGS / path.name)
     finally:
         fake.stop()
     load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -222,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             indent=1,
         )
     )
-    print(f"  Raw figures and every sample: {args.output}\n", flush=True)
+    print(f"  Raw figures and every sample: {args.output}; logs: {KEPT_LOGS}/\n", flush=True)
     if answered < sent:
         print(f"  FAIL: {sent - answered} messages not answered within 30 s of their slice's end", flush=True)
     if grown:

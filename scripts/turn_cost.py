@@ -53,7 +53,7 @@ async def measure(model: Path, turns: int, customers: int) -> dict:
     base = random.Random(uuid.uuid4().int).randrange(10_000_000, 80_000_000)
 
     async def turn(index: int, offset: int) -> int:
-        phone = f"+5255{base + offset + index % customers:08d}"
+        phone = f"+5256{base + offset + index % customers:08d}"  # as scripts/capacity.py: fresh numbers
         text = MESSAGES[(index // customers) % len(MESSAGES)]
         output = CollectingOutputChannel()
         await agent.handle_message(UserMessage(text, output, phone))
