@@ -1,7 +1,8 @@
 """`make soak`: our channel at a fixed rate for a long time, every process's memory sampled; fails on growth.
 
-One Rasa replica and its action server behind HAProxy on PostgreSQL and Redis, as `make bench
-MODE=capacity`'s ours-1 (scripts/capacity.py's launch and open-loop generator): RATE messages a
+One Rasa replica and its action server behind HAProxy on PostgreSQL and Redis (not while
+another soak or capacity run uses the same database: their replicas would share its journal),
+as `make bench MODE=capacity`'s ours-1 (scripts/capacity.py's launch and open-loop generator): RATE messages a
 second (15) for MINUTES (30), in one-minute slices that each write from 100 new numbers, so the
 conversations keep coming as they do in production (a cache bounded by conversations, not by
 time, shows up as growth). Every SAMPLE_S (5) seconds each process's resident memory (VmRSS) is
