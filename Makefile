@@ -100,8 +100,8 @@ else
 	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(RAMP_UP),--ramp-up $(RAMP_UP))
 endif
 
-soak: install services ## One Rasa replica at RATE msg/s for MINUTES (15, 30), every process's RSS sampled; prints the slope in MB/min and fails on growth (results/soak.json)
-	@$(PY) scripts/soak.py $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RATE),--rate $(RATE))
+soak: install services ## One Rasa replica (REPLICAS=2: two) at RATE msg/s for MINUTES (15, 30), every process's RSS sampled; prints the slope in MB/min and fails on growth (results/soak.json)
+	@$(PY) scripts/soak.py $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RATE),--rate $(RATE)) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while 30 customers write: 0 lost, doubled, out of order (~3 min, loopback)
 	@$(STACK) model

@@ -1,16 +1,17 @@
 """`make soak`: our channel at a fixed rate for a long time, every process's memory sampled; fails on growth.
 
-One Rasa replica and its action server behind HAProxy on PostgreSQL and Redis (not while
-another soak or capacity run uses the same database: their replicas would share its journal),
-as `make bench MODE=capacity`'s ours-1 (scripts/capacity.py's launch and open-loop generator): RATE messages a
-second (15) for MINUTES (30), in one-minute slices that each write from 100 new numbers, so the
-conversations keep coming as they do in production (a cache bounded by conversations, not by
-time, shows up as growth). Every SAMPLE_S (5) seconds each process's resident memory (VmRSS) is
-read. After the warm-up (half the run, at most 12 minutes: the model's first calls, and the
-caches bounded by conversations filling: connectors/stores.py keeps 500 conversations and
-connectors/rasa_patches.py the states of 1,000, full after 5 and 10 minutes of 100 new
-conversations a minute), the least-squares slope of RSS over time is printed per process in MB
-a minute, with its standard error, and written to results/soak.json with every sample.
+One Rasa replica (REPLICAS=2: two) and its action server behind HAProxy on PostgreSQL and Redis
+(not while another soak or capacity run uses the same database: their replicas would share its
+journal), as `make bench MODE=capacity`'s ours-1 (scripts/capacity.py's launch and open-loop
+generator): RATE messages a second (15) for MINUTES (30), in one-minute slices that each write
+from 100 new numbers, so the conversations keep coming as they do in production (a cache bounded
+by conversations, not by time, shows up as growth). Every SAMPLE_S (5) seconds each process's
+resident memory (VmRSS) is read. After the warm-up (half the run, at most 12 minutes: the
+model's first calls, and the caches bounded by conversations filling: connectors/stores.py keeps
+500 conversations and connectors/rasa_patches.py the policies' states of about 250 (1,000
+entries), full after 5 and 3 minutes of 100 new conversations a minute), the least-squares slope
+of RSS over time is printed per process in MB a minute, with its standard error, and written to
+results/soak.json with every sample.
 
 The gate: a process fails when its slope's lower 95% bound (slope − 2 × standard error) is above
 MAX_SLOPE (0.1 MB/min), i.e. when growth beyond it is shown, not merely not excluded by a short
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         "--max-slope", type=float, default=MAX_SLOPE_MB_PER_MIN, help="MB/min, see the docstring"
     )
     parser.add_argument("--customers", type=int, default=100, help="new senders per one-minute slice")
+    parser.add_argument(
+        "--replicas", type=int, choices=(1, 2), default=1, help="Rasa replicas behind HAProxy"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
 
@@ -160,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     warm_up = min(720.0, seconds / 2)
     try:
         with tempfile.TemporaryDirectory(prefix="soak-") as directory:
-            capacity.log("starting one Rasa replica, its action server and HAProxy (20-90 s)…")
-            running = capacity.launch("ours-1", model, Path(directory))
+            capacity.log(f"starting {args.replicas} Rasa replica(s), action server(s) and HAProxy (20-90 s)…")
+            running = capacity.launch(f"ours-{args.replicas}", model, Path(directory))
             try:
                 loop = capacity.OpenLoop(running, fake, args.customers, grace_s=3.0, drain_s=30.0)
                 sampler = Sampler(running.pids(), args.sample_seconds).start()
