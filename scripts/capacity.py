@@ -59,7 +59,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stack  # noqa: E402 (scripts/stack.py)
 from bench import MESSAGES, cpu_seconds, peak_memory_mb  # noqa: E402 (scripts/bench.py)
-from scale_test import PUBLIC_URL, Ports, haproxy_binary, haproxy_config, stack_environment  # noqa: E402
+from scale_test import (  # noqa: E402 (scripts/scale_test.py)
+    PUBLIC_URL,
+    Ports,
+    haproxy_binary,
+    haproxy_config,
+    shared_stores,
+    stack_environment,
+)
 
 from bot.phone import normalize_phone  # noqa: E402
 from tests.fake_twilio import FakeTwilio, inbound_form  # noqa: E402
@@ -109,21 +116,7 @@ def finite(value):
 
 
 def store_urls() -> tuple[str, str]:
-    database_url = (
-        os.environ.get("BENCH_DATABASE_URL")
-        or os.environ.get("TEST_DATABASE_URL")
-        or "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-    )
-    redis_url = (
-        os.environ.get("BENCH_REDIS_URL")
-        or os.environ.get("TEST_STACK_REDIS_URL")
-        or "redis://127.0.0.1:6379/13"
-    )
-    if not database_url.startswith("postgresql"):
-        raise SystemExit(
-            "error: the bench's replicas share PostgreSQL: BENCH_DATABASE_URL=postgresql+psycopg2://…"
-        )
-    return database_url, redis_url
+    return shared_stores("BENCH")
 
 
 def bench_environment(database_url: str, redis_url: str, fake: FakeTwilio) -> None:
