@@ -16,7 +16,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check scale-test notify-demo analytics report kpi-demo kpi-bench consents
+.PHONY: help install run test shell train validate lint format unit integration security test-stories services demo evaluate bench chaos lock clean crm-server migrate migration agent agent-unlock demo-agent browser inbox accept kb-check kb-evaluate kb-bench deploy-check scale-test notify-demo analytics report kpi-demo kpi-bench consents soak
 
 help: ## List the targets
 	@echo "Usage: make <target>   (first run builds .venv with Python 3.10: a few minutes)"
@@ -92,8 +92,16 @@ accept: install ## Designers: add the labelled messages of FILE=inbox/<day>.yml 
 services: ## Make sure PostgreSQL, Redis and RabbitMQ answer (start them or fail loudly)
 	@bash scripts/ensure_services.sh
 
-bench: install ## Our Twilio channel vs Rasa's built-in one (CUSTOMERS=20 SECONDS=60 RAMP_UP=1; ~4 min)
+bench: install ## Our Twilio channel vs Rasa's built-in one, closed loop (CUSTOMERS=20 SECONDS=60 RAMP_UP=1; ~4 min). MODE=capacity: open-loop search for the highest rate with p95 ≤ 300 ms of ours ×1, ours ×2 replicas and Rasa's REST channel, CPU per message vs Agent.handle_message, peak RSS (STEP_SECONDS=15 VARIANTS=ours-1,ours-2,rest; ~12 min; PostgreSQL + Redis, HAProxy installed if missing)
+ifeq ($(MODE),capacity)
+	@$(MAKE) --no-print-directory services
+	@$(PY) scripts/capacity.py $(if $(STEP_SECONDS),--step-seconds $(STEP_SECONDS)) $(if $(VARIANTS),--variants $(VARIANTS))
+else
 	@$(PY) scripts/bench.py $(if $(CUSTOMERS),--customers $(CUSTOMERS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(RAMP_UP),--ramp-up $(RAMP_UP))
+endif
+
+soak: install services ## One Rasa replica (REPLICAS=2: two) at RATE msg/s for MINUTES (15, 30), every process's RSS sampled; prints the slope in MB/min and fails on growth (results/soak.json)
+	@$(PY) scripts/soak.py $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RATE),--rate $(RATE)) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 chaos: install ## Kill -9 Rasa, then the action server, then restart Redis while 30 customers write: 0 lost, doubled, out of order (~3 min, loopback)
 	@$(STACK) model

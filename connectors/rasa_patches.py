@@ -21,6 +21,14 @@ events, so the customer gets no answer and the turn is saved as if it were compl
 such a turn raises `ActionServerUnavailable` instead, before the processor's only save point of
 the turn (`handle_message` saves at its end): the tracker is left as it was, and the Twilio
 channel retries the message from its journal after a backoff.
+The sixth is about memory: Rasa builds a loaded TensorFlow model (DIET, ResponseSelector, TED)
+by training it one step on an example, which creates the optimizer's state (Adam's two moments:
+twice the weights, 160 MB for this model) and traces the training graph, then restores the
+weights and the optimizer's moments over them; a server only predicts. Patched, a model is
+built by its first prediction instead, after its weights are restored (restored as each
+variable is created): the same weights, so the same predictions (tests/unit/test_rasa_patches.py),
+without the optimizer, the training graph or the peak of that training step. Fine-tuning
+(`rasa train --finetune`, never through this launcher) keeps Rasa's way.
 
 Each patch computes exactly what Rasa computes, keyed on everything the result depends on, so
 predictions, validation errors and events are unchanged (tests/unit/test_rasa_patches.py compares
@@ -87,6 +95,7 @@ def apply(enabled: bool = True) -> bool:
         _remember_minimal_graph_schemas()
         _unfreeze_when_a_model_is_replaced()
         _fail_the_turn_when_the_action_server_is_unreachable()
+        _load_models_for_prediction_only()
         _applied = True
         logger.info("Rasa %s patched: %s", rasa.__version__, ", ".join(PATCHED))
         return True
@@ -109,6 +118,7 @@ PATCHED = (
     "rasa.core.agent:Agent.load_model",
     "rasa.core.actions.action:RemoteAction.run",
     "rasa.core.processor:MessageProcessor._run_action",
+    "rasa.utils.tensorflow.models:RasaModel.load",
 )
 
 
@@ -483,7 +493,45 @@ def _fail_the_turn_when_the_action_server_is_unreachable() -> None:
     MessageProcessor._run_action = _run_action
 
 
-# --- 6. Rasa's HTTP API, scoped to reads ------------------------------------------------------
+# --- 6. models loaded for prediction only ------------------------------------------------------
+
+
+def _load_models_for_prediction_only() -> None:
+    from rasa.utils.tensorflow.constants import RUN_EAGERLY
+    from rasa.utils.tensorflow.models import RasaModel
+
+    original = vars(RasaModel)["load"]  # the classmethod
+
+    @functools.wraps(original.__func__)
+    def load(
+        cls: type,
+        model_file_name: str,
+        model_data_example: Any,
+        predict_data_example: Any = None,
+        finetune_mode: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if finetune_mode or predict_data_example is None:
+            return original.__func__(
+                cls, model_file_name, model_data_example, predict_data_example, finetune_mode, *args, **kwargs
+            )
+        model = cls(*args, **kwargs)
+        if kwargs.get("config", {}).get(RUN_EAGERLY):
+            model.run_eagerly = True
+        # Restored now into the layers that exist, and into each variable as the first
+        # prediction creates it; the optimizer's moments in the file have nothing to go to.
+        status = model.load_weights(model_file_name)
+        if status is not None:
+            status.expect_partial()
+        model.run_inference(predict_data_example)
+        return model
+
+    load.__wrapped__ = original  # Rasa's own classmethod, for the tests to put back
+    RasaModel.load = classmethod(load)
+
+
+# --- 7. Rasa's HTTP API, scoped to reads ------------------------------------------------------
 #
 # `rasa run --enable-api` puts the whole HTTP API on the server's port behind one token: replace
 # the model (PUT /model), train, write any event into any conversation (a SlotSet forging a

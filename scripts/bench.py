@@ -81,14 +81,19 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def peak_memory_mb(pid: int) -> float:
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of /proc/<pid>/status in MB: VmHWM, the peak resident size; VmRSS, now."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def peak_memory_mb(pid: int) -> float:
+    return memory_mb(pid, "VmHWM")
 
 
 class Variant:
@@ -117,6 +122,7 @@ class Variant:
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "RASA_TELEMETRY_ENABLED": "false",
+            **stack.rasa_thread_env(),
         }
         env.pop("REDIS_URL", None)
         credentials = workdir / "credentials.yml"

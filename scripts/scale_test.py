@@ -172,6 +172,25 @@ backend actions
 """
 
 
+def shared_stores(prefix: str) -> tuple[str, str]:
+    """The PostgreSQL database and Redis the replicas share: <prefix>_DATABASE_URL and
+    <prefix>_REDIS_URL, else the integration tests' (TEST_DATABASE_URL, TEST_STACK_REDIS_URL,
+    else tests/conftest.py's defaults)."""
+    database_url = (
+        os.environ.get(f"{prefix}_DATABASE_URL")
+        or os.environ.get("TEST_DATABASE_URL")
+        or "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+    )
+    redis_url = (
+        os.environ.get(f"{prefix}_REDIS_URL")
+        or os.environ.get("TEST_STACK_REDIS_URL")
+        or "redis://127.0.0.1:6379/13"
+    )
+    if not database_url.startswith("postgresql"):
+        fail(f"the replicas share one PostgreSQL database: {prefix}_DATABASE_URL=postgresql+psycopg2://…")
+    return database_url, redis_url
+
+
 def haproxy_binary() -> str:
     if subprocess.call(["bash", str(ROOT / "scripts" / "ensure_haproxy.sh")]) != 0:
         fail("HAProxy is needed (see above): apt-get install -y haproxy, or HAPROXY=/path/to/haproxy.")
@@ -271,7 +290,8 @@ def process_specs(
         # ACTION_PORT: where endpoints.yml sends this replica's action calls, HAProxy's frontend.
         specs.append(
             spec(f"rasa-{n}", command, f"http://127.0.0.1:{port}/webhooks/twilio/ready",
-                 stack.RASA_SERVER_DOORS, RASA_PORT=str(port), ACTION_PORT=str(ports.lb_actions))
+                 stack.RASA_SERVER_DOORS, RASA_PORT=str(port), ACTION_PORT=str(ports.lb_actions),
+                 **stack.rasa_thread_env())
         )  # fmt: skip
     specs.append(
         spec(
@@ -630,19 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.kill_at is None:
         args.kill_at = args.seconds / 3
-    # The integration tests' databases unless told otherwise (tests/conftest.py's defaults).
-    database_url = (
-        os.environ.get("SCALE_DATABASE_URL")
-        or os.environ.get("TEST_DATABASE_URL")
-        or "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-    )
-    redis_url = (
-        os.environ.get("SCALE_REDIS_URL")
-        or os.environ.get("TEST_STACK_REDIS_URL")
-        or "redis://127.0.0.1:6379/13"
-    )
-    if not database_url.startswith("postgresql"):
-        fail("the replicas share one PostgreSQL database: SCALE_DATABASE_URL=postgresql+psycopg2://…")
+    database_url, redis_url = shared_stores("SCALE")
     haproxy = haproxy_binary()
     model = cached_model()
     KEPT_LOGS.mkdir(parents=True, exist_ok=True)

@@ -175,6 +175,24 @@ def rasa(*args: str, settings: Settings) -> int:
 # applied first, as RASA_PATCHES says; training, validation and tests run the bare command.
 SERVING_RASA = [str(VENV_BIN / "python"), "-m", "connectors.rasa_launcher"]
 
+# A Rasa server's TensorFlow thread pools, one thread each (Rasa reads these variables before
+# TensorFlow starts): a replica serves one turn at a time under its GIL, and replicas, not
+# threads, use the other cores; TensorFlow's default, a thread per core in each of two pools,
+# only has a replica's threads compete with its neighbour's. Measured (README, "Benchmark"):
+# 3 fewer threads, about the same memory, somewhat less CPU per message on a busy machine.
+# MALLOC_ARENA_MAX=2 and jemalloc were measured too and changed nothing: a replica's memory is
+# its model, not the allocator's slack (connectors/rasa_patches.py's sixth patch is what cut it).
+# deploy/docker/rasa.Dockerfile sets the same. A value already in the environment wins.
+RASA_THREAD_ENV = {
+    "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+    "TF_INTER_OP_PARALLELISM_THREADS": "1",
+}
+
+
+def rasa_thread_env() -> dict[str, str]:
+    """RASA_THREAD_ENV, with any of its variables already set in this environment kept as set."""
+    return {name: os.environ.get(name, value) for name, value in RASA_THREAD_ENV.items()}
+
 
 # --- the model, cached by content hash ------------------------------------------------------
 
@@ -308,7 +326,8 @@ def supervised(
     extra: dict[str, str] | None = None,
 ) -> ProcessSpec:
     """A process kind for the supervisor; `ready_url` None: ready once started (a worker with no
-    HTTP endpoint); `extra`: a secret only this child gets (the notification intake's HMAC key)."""
+    HTTP endpoint); `extra`: what only this child gets (the notification intake's HMAC key, the
+    Rasa server's TensorFlow threads)."""
     return ProcessSpec(
         name,
         lambda: GroupProcess(start(command, settings, doors, extra)),
@@ -543,7 +562,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             supervised("Action server", action_server(settings), settings, ready_urls["Action server"]),
             supervised("Outbox worker", outbox_worker(), settings, ready_urls["Outbox worker"]),
             supervised("Analytics consumer", analytics_consumer(), settings, None),
-            supervised("Rasa server", rasa_server, settings, ready_urls["Rasa server"], RASA_SERVER_DOORS),
+            supervised(
+                "Rasa server",
+                rasa_server,
+                settings,
+                ready_urls["Rasa server"],
+                RASA_SERVER_DOORS,
+                extra=rasa_thread_env(),
+            ),
             supervised(
                 "Agent console",
                 console_server(settings),

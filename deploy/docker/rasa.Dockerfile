@@ -5,6 +5,8 @@
 #   docker build -f deploy/docker/rasa.Dockerfile --build-arg MODEL=models/<hash>.tar.gz -t autoservicio-rasa:<version> .
 FROM python:3.10.13-slim-bookworm
 
+# TF_*_PARALLELISM_THREADS: one TensorFlow thread per pool, as scripts/stack.py's RASA_THREAD_ENV
+# (README, "Benchmark"): replicas, not threads, use more cores.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -15,6 +17,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RASA_PORT=5005 \
     RASA_TELEMETRY_ENABLED=false \
     TF_CPP_MIN_LOG_LEVEL=2 \
+    TF_INTRA_OP_PARALLELISM_THREADS=1 \
+    TF_INTER_OP_PARALLELISM_THREADS=1 \
     SQLALCHEMY_SILENCE_UBER_WARNING=1 \
     MPLCONFIGDIR=/tmp/matplotlib
 

@@ -183,6 +183,13 @@ def patched_functions() -> dict[str, object]:
     return functions
 
 
+def wrapped(function: object) -> object:
+    """What a patch wraps: Rasa's own function, or Rasa's own classmethod (RasaModel.load)."""
+    if isinstance(function, classmethod):
+        return function.__func__.__wrapped__
+    return getattr(function, "__wrapped__", function)
+
+
 @pytest.fixture
 def unpatched_rasa(monkeypatch) -> dict[str, object]:
     """Rasa's own functions back in place (this module patched them at import) for one test."""
@@ -190,7 +197,7 @@ def unpatched_rasa(monkeypatch) -> dict[str, object]:
     for target, function in patched_functions().items():
         module, qualified = target.split(":")
         owner, name = qualified.split(".")
-        original = getattr(function, "__wrapped__", function)
+        original = wrapped(function)
         monkeypatch.setattr(getattr(importlib.import_module(module), owner), name, original)
         originals[target] = original
     monkeypatch.setattr(rasa_patches, "_applied", False)
@@ -230,7 +237,7 @@ def test_applying_twice_patches_once(unpatched_rasa):
     assert patched_functions() == first
     for target, function in first.items():
         assert function is not unpatched_rasa[target]
-        assert function.__wrapped__ is unpatched_rasa[target]  # one wrapper, around Rasa's own
+        assert wrapped(function) is unpatched_rasa[target]  # one wrapper, around Rasa's own
 
 
 def test_without_the_patches_the_model_is_warmed_up_but_not_frozen(unpatched_rasa):
