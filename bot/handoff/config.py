@@ -32,6 +32,9 @@ class HandoffConfig:
     cannot_complete_intents: frozenset[str] = frozenset()
     angry_words: tuple[str, ...] = ()
     urgent_words: tuple[str, ...] = ()
+    # "pasame con una persona" inside a message about something else ("me llegó roto, pasame con
+    # una persona"): the customer asked for a person, whatever NLU read as the message's intent.
+    person_words: tuple[str, ...] = ()
     failed_understandings: int = 2
 
     @property
@@ -90,6 +93,7 @@ def parse_config(raw: dict, source: str = "handoff config") -> HandoffConfig:
         cannot_complete_intents=frozenset(rules.get("cannot_complete_intents") or []),
         angry_words=tuple(str(w).lower() for w in rules.get("angry_words") or []),
         urgent_words=tuple(str(w).lower() for w in rules.get("urgent_words") or []),
+        person_words=tuple(str(w).lower() for w in rules.get("person_words") or []),
         failed_understandings=int(rules.get("failed_understandings") or 2),
     )
 

@@ -65,7 +65,7 @@ def language_reason(text: str, config: HandoffConfig) -> Reason | None:
 
 def handover_reason(signals: Signals, config: HandoffConfig) -> Reason | None:
     """The first rule of the configuration that says this turn goes to a person, if any."""
-    if signals.intent == "human_handoff":
+    if signals.intent == "human_handoff" or _has_phrase(signals.text, config.person_words):
         return Reason.CUSTOMER_REQUEST
     if signals.intent in config.dispute_intents:
         return Reason.DISPUTE

@@ -217,12 +217,13 @@ CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
 
 
 def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating(stack, fake_twilio, browser):
-    """The customer asks on WhatsApp to cancel; the bot opens a case; the agent finds it in the
-    Cases view, takes it, notes, writes to the customer and closes it; the customer rates 1-5."""
+    """The customer asks on WhatsApp to return a product; the bot opens a case; the agent finds it
+    in the Cases view, takes it, notes, writes to the customer and closes it; the customer rates
+    1-5. (A cancellation is self-service now when the order has not left: no case to work.)"""
     fake_twilio.reset()
     phone = MARIANA_MX
     try:
-        write(stack, fake_twilio, phone, "quiero cancelar mi pedido <b>ya</b>")
+        write(stack, fake_twilio, phone, "quiero devolver un producto que compre <b>ya</b>")
         deadline = time.monotonic() + 60
         while not (found := CASE_ID.search("\n".join(m.body or "" for m in fake_twilio.messages_to(phone)))):
             assert time.monotonic() < deadline, [m.body for m in fake_twilio.messages_to(phone)]
@@ -240,17 +241,19 @@ def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.get_by_role("link", name="Casos").click()
-        page.select_option("select[name=type]", "cancellation")
+        page.select_option("select[name=type]", "return")
         page.click("#case-filters button")
         row = page.locator(f"tr[data-id='{case_id}']")
         row.wait_for()
-        assert "Cancelación de pedido" in row.inner_text() and "Abierto" in row.inner_text()
+        assert "Devolución" in row.inner_text() and "Abierto" in row.inner_text()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "console-cases.png"), full_page=True)
 
         row.get_by_role("link", name="Abrir").click()
         page.locator("#case-summary").wait_for()
-        assert "quiero cancelar mi pedido <b>ya</b>" in page.locator("#case-details").inner_text()
+        assert (
+            "quiero devolver un producto que compre <b>ya</b>" in page.locator("#case-details").inner_text()
+        )
         assert page.locator("#case-details b").count() == 0  # the customer's markup is text
 
         page.click("form[action$='/assign'] button")
@@ -260,17 +263,15 @@ def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating
         page.click("form[action$='/status'] button")
         page.get_by_text("Estado actualizado; se le avisó al cliente.").wait_for()
         update = fake_twilio.wait_for(phone, sent + 1, timeout_s=30)[-1]  # the catalogue's words
-        assert update.body.startswith(
-            f"Ya estamos trabajando en tu gestión {case_id} (Cancelación de pedido)."
-        )
-        page.fill("#note-text", "El almacén confirma que no salió.")
+        assert update.body.startswith(f"Ya estamos trabajando en tu gestión {case_id} (Devolución).")
+        page.fill("#note-text", "El almacén espera el producto.")
         page.click("form[action$='/note'] button")
         page.get_by_text("Nota interna guardada.").wait_for()
-        page.fill("#message-text", "Hola Mariana, tu pedido quedó cancelado; el reembolso llega en 5 días.")
+        page.fill("#message-text", "Hola Mariana, pasamos a retirar el producto el lunes.")
         page.click("form[action$='/message'] button")
         page.get_by_text("Mensaje enviado al cliente.").wait_for()
         messages = fake_twilio.wait_for(phone, sent + 2, timeout_s=30)
-        assert messages[-1].body == "Hola Mariana, tu pedido quedó cancelado; el reembolso llega en 5 días."
+        assert messages[-1].body == "Hola Mariana, pasamos a retirar el producto el lunes."
         assert all("El almacén" not in (m.body or "") for m in fake_twilio.messages_to(phone))
 
         page.select_option("#new-status", "closed")

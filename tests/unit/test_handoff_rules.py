@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.handoff.config import HandoffConfigError, load_config, parse_config
+from bot.handoff.config import HandoffConfig, HandoffConfigError, load_config, parse_config
 from bot.handoff.rules import (
     Reason,
     Signals,
@@ -154,3 +154,13 @@ def test_the_wait_is_shared_among_the_agents_actually_connected():
     assert on_duty.minutes == -(-6 * minutes // CONFIG.agents_on_duty)
     assert three.minutes == -(-6 * minutes // 3) and one.minutes == 6 * minutes
     assert three.position == one.position == 6
+
+
+def test_a_person_asked_for_inside_another_request_is_the_customers_request():
+    config = HandoffConfig(vip_customers=("C-002",), person_words=("con una persona", "hablar con alguien"))
+    signals = Signals(intent="wrong_or_damaged_item", text="me llego roto el pedido, pasame con una persona")
+    assert handover_reason(signals, config) is Reason.CUSTOMER_REQUEST
+    # ahead of the VIP rule: the packet says why the customer is with a person
+    vip = Signals(intent="wrong_or_damaged_item", text="quiero hablar con alguien", customer_id="C-002")
+    assert handover_reason(vip, config) is Reason.CUSTOMER_REQUEST
+    assert handover_reason(Signals(intent="wrong_or_damaged_item", text="me llego roto"), config) is None
