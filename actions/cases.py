@@ -79,6 +79,7 @@ def handover_instead(tracker: Tracker, customer_id: str | None) -> Reason | None
     amounts = [parse_amount(value) for value in tracker.get_latest_entity_values("amount")]
     signals = Signals(
         intent=(tracker.latest_message.get("intent") or {}).get("name"),
+        text=tracker.latest_message.get("text") or "",  # "…, pasame con una persona"
         amount=max((a for a in amounts if a is not None), default=None),
         customer_id=customer_id,
     )
