@@ -500,6 +500,27 @@ class RotationWatch:
         return (out - killed_at if out else None, back - killed_at if back else None)
 
 
+def wait_in_rotation(watch: RotationWatch, timeout_s: float = 30) -> None:
+    """Wait until HAProxy has every server of its backends UP. A replica answering its readiness
+    URL is not yet one HAProxy sends to: it takes it back only after `rise` (2) checks in a row
+    passed, about 2 s. Traffic started in between met a backend with no server and got 503
+    (HAProxy's own, <NOSRV>, not retried) though every process was ready."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        servers = {
+            name: row.get("status", "")
+            for name, row in watch.stats().items()
+            if not name.endswith(("/BACKEND", "/FRONTEND"))
+        }
+        waiting = sorted(name for name, status in servers.items() if status != "UP")
+        if servers and not waiting:
+            return
+        if time.monotonic() >= deadline:
+            late = ", ".join(waiting) or "its servers"
+            fail(f"HAProxy has not put {late} in rotation within {timeout_s:g} s.")
+        time.sleep(0.2)
+
+
 def wait_for_lease(driver: ScaleDriver, pid: int, timeout_s: float = 20) -> list[str]:
     """Wait until the replica holds a journal row: the kill must land on work in progress."""
     deadline = time.monotonic() + timeout_s
@@ -672,11 +693,14 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             supervisor = SupervisorThread(specs)
             supervisor.start()
-            log(f"all ready in {time.monotonic() - started:.0f} s; {replica_states(ports)}")
+            watch = RotationWatch(logs / "haproxy.sock")
+            wait_in_rotation(watch)
+            took = time.monotonic() - started
+            log(f"all ready and in HAProxy's rotation in {took:.0f} s; {replica_states(ports)}")
             driver = ScaleDriver(
                 Endpoint(f"http://127.0.0.1:{ports.lb_rasa}", database_url), fake, args.customers, args.seed
             )
-            watch = RotationWatch(logs / "haproxy.sock").start()
+            watch.start()
             try:
                 outcome = drive(driver, supervisor, ports, watch, args)
             finally:
