@@ -55,6 +55,12 @@ def fresh_conversations(stack):
         stack.say(sender, "/restart", command=True)
 
 
+def holds_number(text: str, number: str) -> bool:
+    """Whether `number` appears in `text` as a number of its own: a code "664020" is not in the
+    confidence 0.0035066402051597834 of an NLU ranking stored beside it."""
+    return re.search(rf"(?<!\d){re.escape(number)}(?!\d)", text) is not None
+
+
 def code_sent_to(fake_twilio, phone: str, after: int) -> str:
     messages = fake_twilio.wait_for(phone, after + 1)
     sms = messages[after]
@@ -83,7 +89,7 @@ def test_balance_then_code_then_payment_link_without_a_second_code(stack, fake_t
     ]
     assert len(fake_twilio.messages_to(MARIANA_MX)) == before + 1  # no second code
 
-    assert code not in events_table(stack)  # the answer was stored masked
+    assert not holds_number(events_table(stack), code)  # the answer was stored masked
 
 
 def test_a_wrong_code_is_refused_and_the_customer_can_leave(stack, fake_twilio):
@@ -94,7 +100,7 @@ def test_a_wrong_code_is_refused_and_the_customer_can_leave(stack, fake_twilio):
     assert is_response(texts(stack.say(ROSA_PE, wrong)), "utter_otp_wrong")
     assert is_response(texts(stack.say(ROSA_PE, "cancelar")), "utter_flow_left")
     assert is_response(texts(stack.say(ROSA_PE, "donde esta mi pedido")), "utter_no_open_orders")
-    assert wrong not in events_table(stack)
+    assert not holds_number(events_table(stack), wrong)
 
 
 def test_an_invoice_above_the_threshold_hands_the_verified_customer_to_a_person(stack, fake_twilio):
@@ -119,7 +125,7 @@ def test_an_invoice_above_the_threshold_hands_the_verified_customer_to_a_person(
     )
     assert handoff.packet["intent"]["current"] == "make_payment"
     assert paused(stack, JULIAN_AR)
-    assert code not in str(handoff.packet)
+    assert not holds_number(str(handoff.packet), code)
 
 
 def test_a_disputed_charge_goes_to_a_person_with_what_was_said(stack):
