@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,8 +25,26 @@ ACTION_SERVER_TOKEN = "actions-" + uuid.uuid4().hex  # what Rasa sends the stack
 RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text())["responses"]
 
 
+# Ports for the stacks' servers come from below the kernel's ephemeral range (32768-60999 here,
+# /proc/sys/net/ipv4/ip_local_port_range): a port the kernel hands out for binding to 0 is also
+# one it may give an outgoing connection's local end a moment later, and then the server that
+# meant to listen there finds it taken (a console failed to start so, three times, in one CI run).
+_OWN_PORTS = (20000, 32767)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A loopback port free now, outside the ephemeral range, picked at random among many so two
+    stacks started side by side do not pick the same one."""
+    chooser = random.SystemRandom()
+    for _ in range(200):
+        port = chooser.randint(*_OWN_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # the whole band busy: let the kernel choose
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
