@@ -160,6 +160,24 @@ def charts_drawn(page) -> list[tuple[int, float]]:
     )
 
 
+def kpi(page, name: str) -> str:
+    return page.locator(f"[data-kpi={name}]").inner_text()
+
+
+def table_rows(page, table: str) -> list[list[str]]:
+    """The cells of each row of the table `#<table>` below its header."""
+    return page.evaluate(
+        """(id) => Array.from(document.querySelectorAll('#' + id + ' tr')).slice(1).map(
+            tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))""",
+        table,
+    )
+
+
+def sessions_of(rows: list[list[str]]) -> dict[str, int]:
+    """The "Por intención" table: sessions per intent label."""
+    return {cells[0]: int(cells[1]) for cells in rows}
+
+
 def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_store, browser):
     settings = Settings.from_env(
         {"BOT_ENV": "development", "BOT_TIMEZONE": ZONE, "DATABASE_URL": str(sql_store.engine.url)}
@@ -174,6 +192,7 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
     create_agent(graph.handoff.store, "beto", PASSWORD)
     console = RunningConsole(graph)
     try:
+        # An agent without the supervisor role: no link in the header, and the address refused.
         agent = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
         agent.goto(f"{console.url}/login")
         agent.fill("input[name=name]", "beto")
@@ -181,8 +200,10 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         agent.click("button[type=submit]")
         agent.wait_for_url(f"{console.url}/")
         assert agent.get_by_role("link", name="Indicadores").count() == 0
-        agent.goto(f"{console.url}/kpis")
+        refused = agent.goto(f"{console.url}/kpis?channel=sms")
+        assert refused is not None and refused.status == 403
         assert agent.get_by_text("Esta página es solo para supervisores").is_visible()
+        assert agent.locator("svg.chart").count() == 0 and agent.locator("[data-kpi]").count() == 0
 
         page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
         page.goto(f"{console.url}/login")
@@ -192,21 +213,74 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         page.get_by_role("link", name="Indicadores").click()
         page.locator("svg.chart").first.wait_for()
         assert page.input_value("input[name=from]") == "2026-11-04"  # four weeks before the clock's day
-        everyone = int(page.locator("[data-kpi=sessions]").inner_text())
+        assert page.input_value("input[name=to]") == "2026-12-02"
+        everyone = int(kpi(page, "sessions"))
         drawn = charts_drawn(page)
         assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert drawn[0][0] == 28  # a bar per day of the four weeks: every day had sessions
+
+        # Every section, with the demo's figures in it.
         alerts = page.locator("#kpi-alerts")
         assert alerts.is_visible() and "el CSAT del total fue 4.0" in alerts.inner_text()
+        assert {a.get_attribute("data-alert") for a in alerts.locator("li").all()} == {
+            "csat_below",
+            "fallback_above",
+        }
+        by_intent = sessions_of(table_rows(page, "kpi-intents"))
+        assert by_intent["Estado de pedido"] > 0 and sum(by_intent.values()) <= everyone
+        # "¿Te sirvió?" per flow, in Spanish; its answers add up to the summary's.
+        feedback = table_rows(page, "kpi-feedback")
+        assert len(feedback) >= 3 and all(re.fullmatch(r"\d+\.\d%", cells[2]) for cells in feedback)
+        assert "Estado de pedido" in [cells[0] for cells in feedback]
+        answers = sum(int(cells[1]) for cells in feedback)
+        assert answers == int(kpi(page, "feedback_answers")) > 0
+        assert re.fullmatch(r"\d+\.\d%", kpi(page, "feedback_yes_rate"))
+        # The A/B test of the question's wording: both variants, the second with its p-values
+        # against the first, and every answer counted under the variant the customer saw.
+        variants = table_rows(page, "kpi-experiments")
+        assert [cells[:2] for cells in variants] == [
+            ["pregunta_feedback", "resolvimos"],
+            ["pregunta_feedback", "te_sirvio"],
+        ]
+        assert variants[0][4] == "—" and variants[0][7] == "—"
+        assert all(0 <= float(variants[1][column]) <= 1 for column in (4, 7)), variants
+        assert sum(int(cells[5]) for cells in variants) == answers
+        assert page.locator("#kpi-misunderstood li").count() > 3
 
+        # The period: one week has fewer sessions than four, a bar per day of it, and the week's
+        # chart one bar.
+        page.fill("input[name=from]", "2026-11-25")
+        page.fill("input[name=to]", "2026-12-02")
+        page.click("#kpi-filters button[type=submit]")
+        page.wait_for_url("**from=2026-11-25**")
+        week = int(kpi(page, "sessions"))
+        assert 0 < week < everyone
+        assert [bars for bars, _ in charts_drawn(page)][0] == 7
+
+        # The intent: the figures become the intent's row of the whole period's table.
+        page.goto(f"{console.url}/kpis")
+        page.select_option("select[name=intent]", "order_status")
+        page.click("#kpi-filters button[type=submit]")
+        page.wait_for_url("**intent=order_status**")
+        page.locator("#kpi-filtered").wait_for()
+        assert int(kpi(page, "sessions")) == by_intent["Estado de pedido"]
+        assert list(sessions_of(table_rows(page, "kpi-intents"))) == ["Estado de pedido"]
+
+        # The channel: SMS alone, kept in the form, with its charts (the README's screenshot).
+        page.click("#kpi-filtered a")  # "Quitar filtros"
+        page.wait_for_url(re.compile(r".*/kpis\?from=[^&]*&to=[^&]*$"))
+        assert int(kpi(page, "sessions")) == everyone
         page.select_option("select[name=channel]", "sms")
         page.click("#kpi-filters button[type=submit]")
         page.wait_for_url("**channel=sms**")
         page.locator("#kpi-filtered").wait_for()
-        sms = int(page.locator("[data-kpi=sessions]").inner_text())
+        sms = int(kpi(page, "sessions"))
         assert 0 < sms < everyone
         assert page.locator("select[name=channel]").input_value() == "sms"
+        assert sum(sessions_of(table_rows(page, "kpi-intents")).values()) <= sms
         drawn = charts_drawn(page)
         assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert table_rows(page, "kpi-experiments") and table_rows(page, "kpi-feedback")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "console-kpis.png"), full_page=True)
     finally:
