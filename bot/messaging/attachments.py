@@ -116,12 +116,16 @@ class AttachmentStore:
         deleted = 0
         while True:
             with self._store.connect() as conn:
-                ids = conn.execute(
-                    sa.select(media_files.c.id)
-                    .where(media_files.c.uploaded_at < to_db_time(cutoff))
-                    .order_by(media_files.c.uploaded_at)
-                    .limit(batch)
-                ).scalars().all()
+                ids = (
+                    conn.execute(
+                        sa.select(media_files.c.id)
+                        .where(media_files.c.uploaded_at < to_db_time(cutoff))
+                        .order_by(media_files.c.uploaded_at)
+                        .limit(batch)
+                    )
+                    .scalars()
+                    .all()
+                )
                 if ids:
                     conn.execute(media_files.delete().where(media_files.c.id.in_(ids)))
             deleted += len(ids)

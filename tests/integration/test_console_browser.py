@@ -2,16 +2,19 @@
 
 An agent logs in, sees the queue, opens a handoff whose customer sent HTML with a <script> and a
 photo, sees the packet at a glance and the script shown as text (never run), replies, searches
-the knowledge base beside the reply box, inserts an article into a draft and sends it, and hands
+the knowledge base beside the reply box, inserts an article into a draft and sends it, attaches a
+PDF that reaches the fake Twilio as media at a signed, expiring URL the stack serves, and hands
 back; and works a case the bot opened, from the Cases view to the customer's 1-5 rating.
-Screenshots of the queue, the conversation, the knowledge base search and the cases go to
-results/console/; with UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test
-run leaves the tree clean).
+Screenshots of the queue, the conversation, the knowledge base search, the attachment sent and
+the cases go to results/console/; with UPDATE_SCREENSHOTS=1 they replace the README's in
+docs/img/ (so a test run leaves the tree clean).
 
 The KPI dashboard over the demo generator's four weeks (scripts/kpi_demo.py, a fixed seed and
-clock): an agent has no link to it and is refused; a supervisor opens it from the header, sees
-the charts drawn and the alerts, and narrows it to SMS with the channel filter (screenshot
-console-kpis.png). It needs no trained model: a console served in the test process.
+clock): an agent has no link to it and is refused (403); a supervisor opens it from the header,
+sees every section filled (summary, the three charts, alerts, intents, "¿Te sirvió?" per flow,
+the A/B variants with their p-values, misunderstood messages), and the period, intent and channel
+filters change the figures (screenshot console-kpis.png, narrowed to SMS). It needs no trained
+model: a console served in the test process.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import sync_playwright
 
 from bot.analytics.alert_book import AlertBook
@@ -29,9 +34,11 @@ from bot.analytics.alerts import AlertRule, check_alerts
 from bot.analytics.store import AnalyticsStore
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
+from bot.media_links import MEDIA_PATH, UPLOAD, ExpiredMediaLink, MediaLinkSigner
 from bot.settings import Settings
 from tests.analytics_helpers import NOW, ZONE, _load
-from tests.conftest import JULIAN_AR, MARIANA_MX
+from tests.conftest import JULIAN_AR, MARIANA_MX, PUBLIC_URL, STACK_MEDIA_LINK_SECRET
+from tests.conftest import NOW as STACK_NOW
 from tests.console_helpers import RunningConsole, console_graph
 from tests.handoff_helpers import AGENT, PASSWORD, ensure_agent, release, wait_for_handoff, wait_for_messages
 from tests.harness import is_response
@@ -44,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = (
     ROOT / "docs" / "img" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ROOT / "results" / "console"
 )
+# A small valid PDF: the console accepts an upload by its bytes (bot/messaging/attachments.py).
+LABEL_PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 INJECTED = '<script>window.injected = true; alert("xss")</script><b>hola?</b>'
 
 
@@ -133,12 +142,46 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         replies = fake_twilio.wait_for(phone, 4, timeout_s=30)
         assert replies[-1].body == draft
 
+        # A file: the agent attaches the shipping label's PDF to a reply. On WhatsApp the text
+        # goes, then the file as media at a signed, expiring URL under PUBLIC_URL that the
+        # assistant's Twilio channel serves (Twilio fetches it there; here the test does).
+        page.fill("#reply", "Julián, te mando la etiqueta para el cambio.")
+        page.set_input_files(
+            "#reply-file",
+            files=[{"name": "etiqueta cambio.pdf", "mimeType": "application/pdf", "buffer": LABEL_PDF}],
+        )
+        page.click("form[action$='/reply'] button")
+        page.get_by_text("Respuesta enviada.").wait_for()
+        sent = fake_twilio.wait_for(phone, 6, timeout_s=30)
+        assert (sent[4].body, sent[4].media_urls) == ("Julián, te mando la etiqueta para el cambio.", [])
+        [url] = sent[5].media_urls
+        media = f"{PUBLIC_URL}{MEDIA_PATH}/"
+        assert url.startswith(media) and url.endswith("/etiqueta_cambio.pdf"), url
+        served = requests.get(stack.base + url[len(PUBLIC_URL) :], timeout=10)
+        assert served.status_code == 200 and served.content == LABEL_PDF
+        assert served.headers["Content-Type"] == "application/pdf"
+        token = url[len(media) :].split("/")[0]
+        altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+        refused = requests.get(f"{stack.base}{MEDIA_PATH}/{altered}/etiqueta_cambio.pdf", timeout=10)
+        assert refused.status_code == 403
+        # It names this file for this number, and expires MEDIA_LINK_TTL (60 min) after sending
+        # (the stack's clock starts at STACK_NOW): within a day, unlike a link that never expires.
+        signer = MediaLinkSigner(STACK_MEDIA_LINK_SECRET, PUBLIC_URL, timedelta(minutes=60))
+        grant = signer.verify(token, STACK_NOW)
+        assert (grant.kind, grant.owner) == (UPLOAD, phone)
+        assert STACK_NOW + timedelta(minutes=60) <= grant.expires_at < STACK_NOW + timedelta(days=1)
+        with pytest.raises(ExpiredMediaLink):
+            signer.verify(token, grant.expires_at + timedelta(seconds=1))
+        shown = page.locator("#transcript a", has_text="[etiqueta_cambio.pdf, application/pdf]")
+        assert shown.count() == 1 and shown.get_attribute("href") == url
+        page.screenshot(path=str(SCREENSHOTS / "console-attachment.png"), full_page=True)
+
         page.fill("#handback-note", "cambio coordinado")
         page.click("#handback")
         page.get_by_text("Conversación devuelta al bot.").wait_for()
-        back = fake_twilio.wait_for(phone, 6, timeout_s=60)
-        assert is_response(back[4].body, "utter_bot_back")
-        assert is_response(back[5].body.split("\n")[0], "utter_ask_satisfaction")
+        back = fake_twilio.wait_for(phone, 8, timeout_s=60)
+        assert is_response(back[6].body, "utter_bot_back")
+        assert is_response(back[7].body.split("\n")[0], "utter_ask_satisfaction")
         assert dialogs == []
     finally:
         release(stack, phone)

@@ -20,7 +20,7 @@ from bot.media_links import UPLOAD, MediaLinkSigner
 from bot.messaging.attachments import AttachmentStore, open_media
 from bot.messaging.media_retention import MediaRetention
 from bot.messaging.store import media_files
-from bot.settings import SettingsError, Settings
+from bot.settings import Settings, SettingsError
 from connectors.outbox_worker import build_media_retention, purge_media_forever
 from tests.conftest import JULIAN_AR, MARIANA_MX, NOW
 from tests.console_helpers import console_graph
@@ -32,7 +32,9 @@ TTL = timedelta(hours=1)
 KEEP = timedelta(days=30)
 
 
-def upload_at(attachments: AttachmentStore, clock: FixedClock, ago: timedelta, phone: str = MARIANA_MX) -> str:
+def upload_at(
+    attachments: AttachmentStore, clock: FixedClock, ago: timedelta, phone: str = MARIANA_MX
+) -> str:
     """A file an agent uploaded `ago` before NOW; its id."""
     clock.set(NOW - ago)
     try:
