@@ -127,6 +127,8 @@ class Settings:
     media_link_secret: str | None = None  # signs the expiring media URLs
     media_link_ttl_minutes: int = 60
     media_max_bytes: int = 5 * 1024 * 1024  # an agent's upload; Twilio takes 5 MB per media item
+    # An agent's uploaded file is deleted this long after its link expired (bot/messaging/media_retention.py).
+    media_retention_days: int = 30
     # --- identity: signed claims and bounded identity questions (bot/identity.py) ---
     identity_secret: str | None = None  # signs identity claims (HMAC-SHA256)
     # Wrong order number + document answers before the questions stop, per sender number and
@@ -625,6 +627,9 @@ def _payment_settings(get, environment: str) -> dict:
         "media_link_secret": get("MEDIA_LINK_SECRET"),
         "media_link_ttl_minutes": _bounded(get, "MEDIA_LINK_TTL", 60, 1, 7 * 24 * 60),
         "media_max_bytes": _bounded(get, "MEDIA_MAX_BYTES", 5 * 1024 * 1024, 1024, 16 * 1024 * 1024),
+        # At least the longest MEDIA_LINK_TTL (7 days): lowering the TTL never deletes a file whose
+        # link, signed under the old TTL, still works.
+        "media_retention_days": _bounded(get, "MEDIA_RETENTION_DAYS", 30, 7, 3650),
         "identity_secret": get("IDENTITY_SECRET"),
         "identity_max_wrong_per_number": _bounded(get, "IDENTITY_MAX_WRONG_PER_NUMBER", 5, 1, 1000),
         "identity_max_wrong_per_customer": _bounded(get, "IDENTITY_MAX_WRONG_PER_CUSTOMER", 5, 1, 1000),

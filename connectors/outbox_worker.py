@@ -4,11 +4,15 @@ endpoint on OUTBOX_WORKER_HOST:OUTBOX_WORKER_PORT (loopback, 5056) that supervis
 `/health` (the loop is alive: a round ended within STALE_AFTER_S) and `/ready` (the last round
 reached the database and the worker is not stopping). One word each, no credential, nothing else.
 SIGTERM: the endpoint answers "not ready", the write in progress is finished, then the process exits.
+Beside the writes, the same process deletes the agents' files past MEDIA_RETENTION_DAYS every
+hour (bot/messaging/media_retention.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,6 +21,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from bot.adapters.sql import SqlCaseBook, SqlStore
+from bot.messaging.media_retention import MediaRetention
 from bot.outbox_worker import OutboxWorker, sender_notify
 from bot.settings import Settings, shown_url
 from bot.wiring import Wiring, build_wiring
@@ -44,6 +49,37 @@ def build_worker(graph: Wiring) -> tuple[OutboxWorker, Callable[[], Awaitable[No
         own.dispose()
 
     return worker, close
+
+
+# The purge's pace: an hour late is nothing against a retention counted in days.
+MEDIA_PURGE_INTERVAL = timedelta(hours=1)
+
+
+def build_media_retention(graph: Wiring) -> MediaRetention | None:
+    """The purge of the agents' files past their retention (None without a files table)."""
+    if graph.attachments is None:
+        return None
+    settings = graph.settings
+    return MediaRetention(
+        graph.attachments,
+        graph.clock.now,
+        link_ttl=timedelta(minutes=settings.media_link_ttl_minutes),
+        keep_after_expiry=timedelta(days=settings.media_retention_days),
+    )
+
+
+async def purge_media_forever(
+    retention: MediaRetention, stop: asyncio.Event, interval: timedelta = MEDIA_PURGE_INTERVAL
+) -> None:
+    """A purge at start and then every `interval` until `stop` is set; a failed one (the
+    database down) is logged and tried at the next turn, never stopping the writes beside it."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(retention.purge)
+        except Exception:
+            logging.getLogger(__name__).exception("media retention: the purge failed; trying again later")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval.total_seconds())
 
 
 # A round lasts at most a batch of writes, each bounded by the backends' timeouts; a loop that has
@@ -118,8 +154,12 @@ async def _serve(poll_s: float) -> None:
         f"http://{settings.outbox_worker_host}:{settings.outbox_worker_port}/health and /ready.",
         flush=True,
     )
+    retention = build_media_retention(graph)
+    tasks = [worker.run_forever(stop, poll_s, on_round=health.round_ended)]
+    if retention is not None:
+        tasks.append(purge_media_forever(retention, stop))
     try:
-        await worker.run_forever(stop, poll_s, on_round=health.round_ended)
+        await asyncio.gather(*tasks)
     finally:
         await endpoint.cleanup()
         await close()

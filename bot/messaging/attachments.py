@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -108,6 +109,28 @@ class AttachmentStore:
                 )
             ).first()
         return ServedMedia(row.content_type, row.filename, bytes(row.data)) if row else None
+
+    def delete_uploaded_before(self, cutoff: datetime, batch: int = 500) -> int:
+        """Delete the files uploaded before `cutoff`, `batch` rows per transaction (each row holds
+        up to MEDIA_MAX_BYTES: short transactions, no long lock); returns how many went."""
+        deleted = 0
+        while True:
+            with self._store.connect() as conn:
+                ids = (
+                    conn.execute(
+                        sa.select(media_files.c.id)
+                        .where(media_files.c.uploaded_at < to_db_time(cutoff))
+                        .order_by(media_files.c.uploaded_at)
+                        .limit(batch)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if ids:
+                    conn.execute(media_files.delete().where(media_files.c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted
 
 
 def open_media(grant: MediaGrant, erp: Erp, attachments: AttachmentStore) -> ServedMedia | None:

@@ -110,6 +110,7 @@ media_files = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("uploaded_by", sa.String(64), nullable=False),  # the agent's login
     sa.Column("uploaded_at", sa.DateTime, nullable=False),
+    sa.Index("ix_media_files_uploaded_at", "uploaded_at"),  # the retention's purge (0022_media_gc)
 )
 
 # Twilio's message statuses, in the order a message moves through them.

@@ -264,7 +264,12 @@ def create_app(
             "at": message.at.isoformat(),
             "at_label": _when(message.at.isoformat()),
             "attachments": [
-                {"url": url, "content_type": item.get("content_type", "")}
+                # The file name of an agent's upload (clean: bot/messaging/attachments.py).
+                {
+                    "url": url,
+                    "content_type": item.get("content_type", ""),
+                    "filename": item.get("filename", ""),
+                }
                 for item in message.attachments
                 if (url := knowledge.safe_url(str(item.get("url", ""))))
             ],

@@ -178,7 +178,8 @@ def kpi_page_values(
         "misunderstood": kpis.misunderstood,
         "feedback_by_flow": [
             (flow, answers, shown("feedback_yes_rate", yes / answers))
-            for flow, answers, yes in kpis.feedback_by_flow
+            # The most answered first, like the intents above.
+            for flow, answers, yes in sorted(kpis.feedback_by_flow, key=lambda item: (-item[1], item[0]))
         ],
         # A/B tests: each variant with its p-values against the experiment's first (docs/kpis.md).
         "experiments": [

@@ -2,16 +2,19 @@
 
 An agent logs in, sees the queue, opens a handoff whose customer sent HTML with a <script> and a
 photo, sees the packet at a glance and the script shown as text (never run), replies, searches
-the knowledge base beside the reply box, inserts an article into a draft and sends it, and hands
+the knowledge base beside the reply box, inserts an article into a draft and sends it, attaches a
+PDF that reaches the fake Twilio as media at a signed, expiring URL the stack serves, and hands
 back; and works a case the bot opened, from the Cases view to the customer's 1-5 rating.
-Screenshots of the queue, the conversation, the knowledge base search and the cases go to
-results/console/; with UPDATE_SCREENSHOTS=1 they replace the README's in docs/img/ (so a test
-run leaves the tree clean).
+Screenshots of the queue, the conversation, the knowledge base search, the attachment sent and
+the cases go to results/console/; with UPDATE_SCREENSHOTS=1 they replace the README's in
+docs/img/ (so a test run leaves the tree clean).
 
 The KPI dashboard over the demo generator's four weeks (scripts/kpi_demo.py, a fixed seed and
-clock): an agent has no link to it and is refused; a supervisor opens it from the header, sees
-the charts drawn and the alerts, and narrows it to SMS with the channel filter (screenshot
-console-kpis.png). It needs no trained model: a console served in the test process.
+clock): an agent has no link to it and is refused (403); a supervisor opens it from the header,
+sees every section filled (summary, the three charts, alerts, intents, "¿Te sirvió?" per flow,
+the A/B variants with their p-values, misunderstood messages), and the period, intent and channel
+filters change the figures (screenshot console-kpis.png, narrowed to SMS). It needs no trained
+model: a console served in the test process.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import sync_playwright
 
 from bot.analytics.alert_book import AlertBook
@@ -29,9 +34,11 @@ from bot.analytics.alerts import AlertRule, check_alerts
 from bot.analytics.store import AnalyticsStore
 from bot.clock import FixedClock
 from bot.handoff.agents import create_agent
+from bot.media_links import MEDIA_PATH, UPLOAD, ExpiredMediaLink, MediaLinkSigner
 from bot.settings import Settings
 from tests.analytics_helpers import NOW, ZONE, _load
-from tests.conftest import JULIAN_AR, MARIANA_MX
+from tests.conftest import JULIAN_AR, MARIANA_MX, PUBLIC_URL, STACK_MEDIA_LINK_SECRET
+from tests.conftest import NOW as STACK_NOW
 from tests.console_helpers import RunningConsole, console_graph
 from tests.handoff_helpers import AGENT, PASSWORD, ensure_agent, release, wait_for_handoff, wait_for_messages
 from tests.harness import is_response
@@ -44,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = (
     ROOT / "docs" / "img" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ROOT / "results" / "console"
 )
+# A small valid PDF: the console accepts an upload by its bytes (bot/messaging/attachments.py).
+LABEL_PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 INJECTED = '<script>window.injected = true; alert("xss")</script><b>hola?</b>'
 
 
@@ -133,12 +142,49 @@ def test_an_agent_logs_in_sees_the_context_replies_and_hands_back(stack, fake_tw
         replies = fake_twilio.wait_for(phone, 4, timeout_s=30)
         assert replies[-1].body == draft
 
+        # A file: the agent attaches the shipping label's PDF to a reply. On WhatsApp the text
+        # goes, then the file as media at a signed, expiring URL under PUBLIC_URL that the
+        # assistant's Twilio channel serves (Twilio fetches it there; here the test does).
+        page.fill("#reply", "Julián, te mando la etiqueta para el cambio.")
+        page.set_input_files(
+            "#reply-file",
+            files=[{"name": "etiqueta cambio.pdf", "mimeType": "application/pdf", "buffer": LABEL_PDF}],
+        )
+        page.click("form[action$='/reply'] button")
+        page.get_by_text("Respuesta enviada.").wait_for()
+        sent = fake_twilio.wait_for(phone, 6, timeout_s=30)
+        assert (sent[4].body, sent[4].media_urls) == ("Julián, te mando la etiqueta para el cambio.", [])
+        [url] = sent[5].media_urls
+        media = f"{PUBLIC_URL}{MEDIA_PATH}/"
+        assert url.startswith(media) and url.endswith("/etiqueta_cambio.pdf"), url
+        served = requests.get(stack.base + url[len(PUBLIC_URL) :], timeout=10)
+        assert served.status_code == 200 and served.content == LABEL_PDF
+        assert served.headers["Content-Type"] == "application/pdf"
+        token = url[len(media) :].split("/")[0]
+        # One character of the signed payload changed (the signature's last character may carry
+        # only padding bits, so changing it can leave the same bytes: not a forgery).
+        altered = ("f" if token[0] != "f" else "e") + token[1:]
+        refused = requests.get(f"{stack.base}{MEDIA_PATH}/{altered}/etiqueta_cambio.pdf", timeout=10)
+        assert refused.status_code == 403
+        # It names this file for this number, and expires MEDIA_LINK_TTL (60 min) after sending
+        # (the stack's clock starts at STACK_NOW): within a day, unlike a link that never expires.
+        signer = MediaLinkSigner(STACK_MEDIA_LINK_SECRET, PUBLIC_URL, timedelta(minutes=60))
+        grant = signer.verify(token, STACK_NOW)
+        assert (grant.kind, grant.owner) == (UPLOAD, phone)
+        assert STACK_NOW + timedelta(minutes=60) <= grant.expires_at < STACK_NOW + timedelta(days=1)
+        with pytest.raises(ExpiredMediaLink):
+            signer.verify(token, grant.expires_at + timedelta(seconds=1))
+        shown = page.locator("#transcript a", has_text="[etiqueta_cambio.pdf, application/pdf]")
+        assert shown.count() == 1 and shown.get_attribute("href") == url
+        assert page.locator("#attachments a").last.inner_text() == "etiqueta_cambio.pdf · application/pdf"
+        page.screenshot(path=str(SCREENSHOTS / "console-attachment.png"), full_page=True)
+
         page.fill("#handback-note", "cambio coordinado")
         page.click("#handback")
         page.get_by_text("Conversación devuelta al bot.").wait_for()
-        back = fake_twilio.wait_for(phone, 6, timeout_s=60)
-        assert is_response(back[4].body, "utter_bot_back")
-        assert is_response(back[5].body.split("\n")[0], "utter_ask_satisfaction")
+        back = fake_twilio.wait_for(phone, 8, timeout_s=60)
+        assert is_response(back[6].body, "utter_bot_back")
+        assert is_response(back[7].body.split("\n")[0], "utter_ask_satisfaction")
         assert dialogs == []
     finally:
         release(stack, phone)
@@ -160,6 +206,24 @@ def charts_drawn(page) -> list[tuple[int, float]]:
     )
 
 
+def kpi(page, name: str) -> str:
+    return page.locator(f"[data-kpi={name}]").inner_text()
+
+
+def table_rows(page, table: str) -> list[list[str]]:
+    """The cells of each row of the table `#<table>` below its header."""
+    return page.evaluate(
+        """(id) => Array.from(document.querySelectorAll('#' + id + ' tr')).slice(1).map(
+            tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))""",
+        table,
+    )
+
+
+def sessions_of(rows: list[list[str]]) -> dict[str, int]:
+    """The "Por intención" table: sessions per intent label."""
+    return {cells[0]: int(cells[1]) for cells in rows}
+
+
 def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_store, browser):
     settings = Settings.from_env(
         {"BOT_ENV": "development", "BOT_TIMEZONE": ZONE, "DATABASE_URL": str(sql_store.engine.url)}
@@ -174,6 +238,7 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
     create_agent(graph.handoff.store, "beto", PASSWORD)
     console = RunningConsole(graph)
     try:
+        # An agent without the supervisor role: no link in the header, and the address refused.
         agent = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
         agent.goto(f"{console.url}/login")
         agent.fill("input[name=name]", "beto")
@@ -181,8 +246,10 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         agent.click("button[type=submit]")
         agent.wait_for_url(f"{console.url}/")
         assert agent.get_by_role("link", name="Indicadores").count() == 0
-        agent.goto(f"{console.url}/kpis")
+        refused = agent.goto(f"{console.url}/kpis?channel=sms")
+        assert refused is not None and refused.status == 403
         assert agent.get_by_text("Esta página es solo para supervisores").is_visible()
+        assert agent.locator("svg.chart").count() == 0 and agent.locator("[data-kpi]").count() == 0
 
         page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
         page.goto(f"{console.url}/login")
@@ -192,21 +259,74 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         page.get_by_role("link", name="Indicadores").click()
         page.locator("svg.chart").first.wait_for()
         assert page.input_value("input[name=from]") == "2026-11-04"  # four weeks before the clock's day
-        everyone = int(page.locator("[data-kpi=sessions]").inner_text())
+        assert page.input_value("input[name=to]") == "2026-12-02"
+        everyone = int(kpi(page, "sessions"))
         drawn = charts_drawn(page)
         assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert drawn[0][0] == 28  # a bar per day of the four weeks: every day had sessions
+
+        # Every section, with the demo's figures in it.
         alerts = page.locator("#kpi-alerts")
         assert alerts.is_visible() and "el CSAT del total fue 4.0" in alerts.inner_text()
+        assert {a.get_attribute("data-alert") for a in alerts.locator("li").all()} == {
+            "csat_below",
+            "fallback_above",
+        }
+        by_intent = sessions_of(table_rows(page, "kpi-intents"))
+        assert by_intent["Estado de pedido"] > 0 and sum(by_intent.values()) <= everyone
+        # "¿Te sirvió?" per flow, in Spanish; its answers add up to the summary's.
+        feedback = table_rows(page, "kpi-feedback")
+        assert len(feedback) >= 3 and all(re.fullmatch(r"\d+\.\d%", cells[2]) for cells in feedback)
+        assert "Estado de pedido" in [cells[0] for cells in feedback]
+        answers = sum(int(cells[1]) for cells in feedback)
+        assert answers == int(kpi(page, "feedback_answers")) > 0
+        assert re.fullmatch(r"\d+\.\d%", kpi(page, "feedback_yes_rate"))
+        # The A/B test of the question's wording: both variants, the second with its p-values
+        # against the first, and every answer counted under the variant the customer saw.
+        variants = table_rows(page, "kpi-experiments")
+        assert [cells[:2] for cells in variants] == [
+            ["pregunta_feedback", "resolvimos"],
+            ["pregunta_feedback", "te_sirvio"],
+        ]
+        assert variants[0][4] == "—" and variants[0][7] == "—"
+        assert all(0 <= float(variants[1][column]) <= 1 for column in (4, 7)), variants
+        assert sum(int(cells[5]) for cells in variants) == answers
+        assert page.locator("#kpi-misunderstood li").count() > 3
 
+        # The period: one week has fewer sessions than four, a bar per day of it, and the week's
+        # chart one bar.
+        page.fill("input[name=from]", "2026-11-25")
+        page.fill("input[name=to]", "2026-12-02")
+        page.click("#kpi-filters button[type=submit]")
+        page.wait_for_url("**from=2026-11-25**")
+        week = int(kpi(page, "sessions"))
+        assert 0 < week < everyone
+        assert [bars for bars, _ in charts_drawn(page)][0] == 7
+
+        # The intent: the figures become the intent's row of the whole period's table.
+        page.goto(f"{console.url}/kpis")
+        page.select_option("select[name=intent]", "order_status")
+        page.click("#kpi-filters button[type=submit]")
+        page.wait_for_url("**intent=order_status**")
+        page.locator("#kpi-filtered").wait_for()
+        assert int(kpi(page, "sessions")) == by_intent["Estado de pedido"]
+        assert list(sessions_of(table_rows(page, "kpi-intents"))) == ["Estado de pedido"]
+
+        # The channel: SMS alone, kept in the form, with its charts (the README's screenshot).
+        page.click("#kpi-filtered a")  # "Quitar filtros"
+        page.wait_for_url(re.compile(r".*/kpis\?from=[^&]*&to=[^&]*$"))
+        assert int(kpi(page, "sessions")) == everyone
         page.select_option("select[name=channel]", "sms")
         page.click("#kpi-filters button[type=submit]")
         page.wait_for_url("**channel=sms**")
         page.locator("#kpi-filtered").wait_for()
-        sms = int(page.locator("[data-kpi=sessions]").inner_text())
+        sms = int(kpi(page, "sessions"))
         assert 0 < sms < everyone
         assert page.locator("select[name=channel]").input_value() == "sms"
+        assert sum(sessions_of(table_rows(page, "kpi-intents")).values()) <= sms
         drawn = charts_drawn(page)
         assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert table_rows(page, "kpi-experiments") and table_rows(page, "kpi-feedback")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "console-kpis.png"), full_page=True)
     finally:
