@@ -1,4 +1,4 @@
-"""Writes bitext_es_translated.yml and bitext_es_missing_intents.yml from bitext_translation.tsv.
+"""Writes bitext_es_translated.yml from bitext_translation.tsv.
 
 Run from the repository root after editing a translation:
     .venv/bin/python tests/nlu_external/sources/build_bitext_yaml.py
@@ -12,7 +12,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent
-MISSING = {"refund_status", "payment_problem"}
 
 HEADER = """\
 # External NLU check, source "{name}" ({gated}).
@@ -39,8 +38,8 @@ HEADER = """\
 #   check_payment_methods, check_refund_policy, delivery_options -> faq
 #   contact_human_agent -> human_handoff    change_shipping_address -> update_contact_data
 #   newsletter_subscription, only the rows asking to unsubscribe or cancel -> opt_out
-#   track_refund -> refund_status, payment_issue -> payment_problem: no product intent yet, so
-#     in bitext_es_missing_intents.yml (reported, not gated)
+#   track_refund -> refund_status, payment_issue -> payment_problem (kept apart in
+#     bitext_es_missing_intents.yml until the intents existed; moved here on 2026-12-01)
 #   Dropped, no honest counterpart: delivery_period (half "when does MY order arrive", half the
 #   shipping-time FAQ), contact_customer_service (half "talk to someone", half opening hours),
 #   check_cancellation_fee (subscription termination fees), set_up_shipping_address,
@@ -69,10 +68,8 @@ def write(path: Path, name: str, gated: str, rows: list[tuple[str, str]]) -> Non
 def main() -> None:
     with (HERE / "bitext_translation.tsv").open(newline="") as handle:
         table = list(csv.DictReader(handle, delimiter="\t"))
-    gated = [(r["product_label"], r["translation_es"]) for r in table if r["product_label"] not in MISSING]
-    missing = [(r["product_label"], r["translation_es"]) for r in table if r["product_label"] in MISSING]
-    write(OUT / "bitext_es_translated.yml", "bitext_es_translated", "gated by `make evaluate`", gated)
-    write(OUT / "bitext_es_missing_intents.yml", "bitext_es_missing_intents", "REPORTED, NOT GATED", missing)
+    rows = [(r["product_label"], r["translation_es"]) for r in table]
+    write(OUT / "bitext_es_translated.yml", "bitext_es_translated", "gated by `make evaluate`", rows)
 
 
 if __name__ == "__main__":
