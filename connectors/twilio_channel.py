@@ -55,7 +55,7 @@ from bot.adapters.sql import SqlStore
 from bot.clock import Clock
 from bot.consents.store import ConsentBook, ConsentChange
 from bot.consents.topics import ALL_TOPICS
-from bot.deep_links import EXPIRED_PAYLOAD, DeepLinks, link_token
+from bot.deep_links import EXPIRED_PAYLOAD, LINK_METADATA, DeepLinks, link_token
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
 from bot.messaging.buttons import Option
@@ -528,14 +528,16 @@ class TwilioInput(InputChannel):
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
         await self.sender.send(reply, key=_keyed(keys))
 
-    def _opened_link(self, text: str, phone: str) -> str:
-        """A tapped (or numbered) link payload as the flow it opens, or /link_expired when it is
-        expired, forged or another number's; any other text as it is."""
+    def _opened_link(self, text: str, phone: str, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A tapped (or numbered) link payload as the flow it opens, with what it opened in the
+        metadata (the invoice "Pagar ahora" is about), or /link_expired when it is expired,
+        forged or another number's; any other text and its metadata as they are."""
         if link_token(text) is None:
-            return text
+            return text, metadata
         if self.links is None:
-            return EXPIRED_PAYLOAD  # no IDENTITY_SECRET here: no link can be checked
-        return self.links.resolve(text, phone, self.clock.now())
+            return EXPIRED_PAYLOAD, metadata  # no IDENTITY_SECRET here: no link can be checked
+        opened, link = self.links.follow(text, phone, self.clock.now())
+        return opened, ({**metadata, LINK_METADATA: link} if link else metadata)
 
     # --- processing -------------------------------------------------------------------------
 
@@ -580,14 +582,15 @@ class TwilioInput(InputChannel):
                     await self.sender.deliver_held(message.phone, message.sid)
             elif decision.route is Route.TO_BOT:
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
+                text, metadata = self._opened_link(decision.text, message.phone, decision.metadata)
                 await on_new_message(
                     UserMessage(
-                        self._opened_link(decision.text, message.phone),
+                        text,
                         output,
                         message.phone,
                         input_channel=self.name(),
                         message_id=message.sid,
-                        metadata=decision.metadata,
+                        metadata=metadata,
                     )
                 )
 
