@@ -22,6 +22,7 @@ the options on screen, bot/messaging/inbound_rules.py): typed text never reaches
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -33,6 +34,8 @@ LINK_ENTITY = "link_token"
 EXPIRED_PAYLOAD = "/link_expired"
 LINK_METADATA = "deep_link"  # the message metadata naming what a live link opened
 _SALT = "deep-link"
+# A link payload as `DeepLinks.payload` writes it: what a template's button id carries (≤ 200).
+_LINK_PAYLOAD = re.compile(r'/follow_link\{"link_token": "[A-Za-z0-9_.-]{1,160}"\}')
 
 
 class Flow(str, Enum):
@@ -112,6 +115,11 @@ def linked_target(metadata: object, flow: Flow) -> str | None:
         return None
     target = link.get("target")
     return target if isinstance(target, str) and target else None
+
+
+def is_link_payload(value: str | None) -> bool:
+    """Whether `value` has exactly the form of a link payload (says nothing of its signature)."""
+    return bool(value) and _LINK_PAYLOAD.fullmatch(value or "") is not None
 
 
 def link_token(text: str) -> str | None:

@@ -210,12 +210,19 @@ class NotificationWorker:
         variables = {"customer_name": who.customer.first_name if who.customer else "", **event.variables}
         text = render_text(rule, variables, who.country, numbered=False)
         options = self._options(rule, item, who.phone)
+        # The same signed links fill the ids of the template's buttons that open a flow, so a tap
+        # on the template outside the window opens the flow as a tap on the message would.
+        links = {
+            reply.opens: option.payload
+            for reply, option in zip(rule.quick_replies, options, strict=True)
+            if reply.opens and option.payload != reply.payload
+        }
         key = f"notification:{item.id}"
         # Outside the WhatsApp window the sender sends the rule's template (or the generic one)
         # and holds the text until the customer writes: the result says which.
         message = OutboundMessage(
             who.phone, channel, body=text, options=options, template=rule.whatsapp_template,
-            template_values=template_values(variables, who.country), source="notification",
+            template_values=template_values(variables, who.country, links), source="notification",
             expires_at=event.occurred_at + rule.expires_after if rule.expires_after else None,
         )  # fmt: skip
         result = await self.sender.send(message, key=key)
