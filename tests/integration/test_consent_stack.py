@@ -1,15 +1,21 @@
 """A notification that opens its flow, through the whole stack as `make run` starts it: an event
 posted to the intake, the notice with its quick replies at the local Messages API, the tap back
 through the Twilio webhook, and the reschedule form asking its window step for that order, or
-the one-time code and then the payment link of the notified invoice only."""
+the one-time code and then the payment link of the notified invoice only. Outside WhatsApp's
+24-hour window the notice is its approved template, whose button carries the same signed link."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import redis
 
+from bot.adapters.sql import SqlStore
+from bot.deep_links import link_token
+from bot.messaging.inbound import Channel
+from bot.messaging.store import MessagingStore
 from bot.payments import verify_payment_link
 from tests.conftest import CLOCK, LUCIA_MX, MARIANA_MX, STACK_PAYMENT_LINK_SECRET, STACK_REDIS_URL
 from tests.handoff_helpers import release
@@ -102,3 +108,35 @@ def test_tapping_pagar_ahora_on_a_due_invoice_notice_sends_that_invoices_link_af
     ]  # not F-2002, though it is open too
     assert "F-2001" in paid.body and "F-2002" not in "".join(m.body or "" for m in later)
     stack.say(MARIANA_MX, "/restart", command=True)
+
+
+def test_outside_the_window_the_templates_button_opens_the_reschedule_form_at_the_window_step(
+    stack, fake_twilio
+):
+    fake_twilio.reset()
+    stack.say(LUCIA_MX, "/restart", command=True)
+    # Lucía last wrote two days ago: the notice can only be its approved template.
+    MessagingStore(SqlStore(stack.database_url), CLOCK).record_inbound(
+        LUCIA_MX, Channel.WHATSAPP, f"whatsapp:{LUCIA_MX}", at=CLOCK.now() - timedelta(days=2)
+    )
+    variables = {"order_id": "PED-1010", "delivery_date": "2026-11-27", "window": "14:00 y 18:00"}
+    answer = post_event(
+        stack,
+        event(
+            "stack-template-1", LUCIA_MX, kind="delivery_tomorrow", channel="whatsapp",
+            occurred_at=CLOCK.now().isoformat(), variables=variables,
+        ),
+    )  # fmt: skip
+    assert answer.status_code == 202, answer.text
+
+    notice = until(fake_twilio, LUCIA_MX, lambda body: "PED-1010 llega mañana" in body, 0, 60)
+    assert notice.content_sid  # the template entrega_manana, complete: nothing held
+    _, shown = fake_twilio.options_of(notice)
+    (title, tapped), _ = shown
+    assert title == "Cambiar la entrega" and link_token(tapped)
+
+    after_notice = len(fake_twilio.messages_to(LUCIA_MX))
+    write(stack, fake_twilio, LUCIA_MX, title, ButtonPayload=tapped, ButtonText=title)
+    asked = until(fake_twilio, LUCIA_MX, lambda body: body.startswith("Paso"), after_notice, 60)
+    assert asked.body.startswith("Paso 2 de 3") and "PED-1010" in asked.body
+    stack.say(LUCIA_MX, "/restart", command=True)
