@@ -339,3 +339,41 @@ def test_outside_the_window_pagar_ahora_on_the_template_opens_the_payment_for_th
     clock.advance(timedelta(hours=73))
     late = tap_template_button(store, clock, book, fake_twilio, title, pay, "SMtpl3")
     assert late.heard == ["/link_expired"] and LINK_METADATA not in late.metadata[0]
+
+
+def test_a_held_notifications_buttons_delivered_when_she_writes_open_their_flow(
+    fake_twilio, store, demo, clock, book
+):
+    fake_twilio.reset()
+    messaging = MessagingStore(store, clock)
+    messaging.record_inbound(MARIANA_MX, Channel.WHATSAPP, ADDRESS, at=clock.now() - timedelta(days=2))
+    overdue = {"invoice_id": "F-2002", "amount": "899.00", "currency": "MXN", "due_date": "2026-11-24"}
+    news = event("overdue-late", MARIANA_MX, kind="invoice_overdue", channel="whatsapp", variables=overdue)
+    NotificationStore(store).receive(parse_event(news), clock.now())
+    # invoice_overdue has no template of its own: the generic one goes, its text is held.
+    run_worker(fake_twilio, store, demo, clock, book, memory=memory_for(None), links=DeepLinks(SECRET))
+    assert [m.content_sid is not None for m in fake_twilio.received] == [True]
+
+    settings = twilio_settings(fake_twilio, IDENTITY_SECRET=SECRET, TWILIO_CONTENT_API_BASE=fake_twilio.url)
+    channel = TwilioInput(
+        settings, store=messaging, handoff=build_services(settings, store, clock), clock=clock,
+        memory=memory_for(None), journal=InboundJournal(store, clock), consents=book,
+    )  # fmt: skip
+    bot = Bot()
+
+    async def conversation() -> None:
+        hello = InboundMessage(sid="SMhola", phone=MARIANA_MX, channel=Channel.WHATSAPP, text="hola")
+        await channel.handle(hello, ADDRESS, bot)  # the held notice is delivered, then "hola" to the bot
+        notice = fake_twilio.received[-1]
+        assert "F-2002 por $899.00 venció" in notice.body
+        kind, shown = fake_twilio.options_of(notice)
+        assert kind == "twilio/quick-reply" and [title for title, _ in shown] == ["Pagar ahora", "Ya pagué"]
+        tap = InboundMessage(
+            sid="SMpay", phone=MARIANA_MX, channel=Channel.WHATSAPP, text="Pagar ahora", tapped_id=shown[0][1]
+        )
+        await channel.handle(tap, ADDRESS, bot)
+        await channel.sender.transport.close()
+
+    asyncio.run(conversation())
+    assert bot.heard == ["hola", "/make_payment"]
+    assert bot.metadata[1][LINK_METADATA] == {"flow": "pay", "target": "F-2002"}
