@@ -16,7 +16,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.feedback import ask_feedback
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
-from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
+from actions.verification import (
+    STOPPED,
+    VERIFICATION_SLOTS,
+    channel_of,
+    customer_on_file,
+    reset_flow,
+    session_verified_customer,
+)
 from bot.adapters.base import BackendUnavailable
 from bot.cases import request_case
 from bot.deep_links import Flow, linked_target
@@ -283,17 +290,24 @@ def notified_invoice(tracker: Tracker) -> str | None:
     """The invoice a payment reminder's "Pagar ahora" named, when that tap started this flow.
 
     The channel opened the tap's signed link and put its target in the message's metadata
-    (bot/deep_links.py); the flow is the one the latest message asking for a payment flow
+    (bot/deep_links.py). The flow is the one the latest message asking for a payment flow
     started (as `pending_flow` is), so "quiero pagar" typed after the tap asks for every open
-    invoice again. The id is only a pointer: the caller looks it up among the verified
-    customer's own invoices."""
-    for event in reversed(tracker.events):
-        if event.get("event") != "user":
-            continue
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent in FLOW_INTENTS.values():
-            return linked_target(event.get("metadata"), Flow.PAY)
-    return None
+    invoice again; an answer to the verification form's questions never counts, whatever NLU
+    made of it (a code such as "482913" can be read as make_payment). The id is only a pointer:
+    the caller looks it up among the verified customer's own invoices."""
+    started: dict[str, Any] | None = None
+    asking = None  # the verification form's question being answered, if any
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind == "slot" and event.get("name") == "requested_slot":
+            asking = event.get("value")
+        elif kind in ("restart", "session_started") or (kind == "active_loop" and not event.get("name")):
+            asking = None
+        elif kind == "user" and asking not in VERIFICATION_SLOTS:
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent in FLOW_INTENTS.values():
+                started = event
+    return linked_target(started.get("metadata"), Flow.PAY) if started else None
 
 
 def describe_day_and_time(moment: datetime, customer: Customer, now: datetime) -> str:

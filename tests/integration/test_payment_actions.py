@@ -616,7 +616,9 @@ def test_a_new_email_in_the_request_fills_the_field_and_the_value(world):
     assert slots["contact_field"] == "address" and "contact_value" not in slots
 
 
-def after_a_tap(sender: str, invoice_id: str, slots: dict, *later: dict) -> Tracker:
+def after_a_tap(
+    sender: str, invoice_id: str, slots: dict, *later: dict, code_intent: str = "inform"
+) -> Tracker:
     """The tracker once the code is checked, the flow started by a reminder's "Pagar ahora":
     the channel opened its link and put the invoice in the message's metadata."""
     base = tracker(sender, slots=slots)
@@ -626,11 +628,18 @@ def after_a_tap(sender: str, invoice_id: str, slots: dict, *later: dict) -> Trac
         "parse_data": {"intent": {"name": "make_payment", "confidence": 1.0}},
         "metadata": {DEEP_LINK: {"flow": "pay", "target": invoice_id}},
     }
-    code = {"event": "user", "text": "123456", "parse_data": {"intent": {"name": "inform"}}}
+    form = [{"event": "active_loop", "name": "verification_form"}]
+    asked = {"event": "slot", "name": "requested_slot", "value": "otp_code"}
+    # NLU may read a code as anything, make_payment included: an answer to the form never counts.
+    code = {"event": "user", "text": "482913", "parse_data": {"intent": {"name": code_intent}}}
+    done = [
+        {"event": "slot", "name": "requested_slot", "value": None},
+        {"event": "active_loop", "name": None},
+    ]
     return Tracker(
         sender_id=base.sender_id, slots=base.slots, latest_message=base.latest_message,
-        events=[tap, *later, code], paused=False, followup_action=None, active_loop={},
-        latest_action_name="action_listen",
+        events=[tap, *later, *form, asked, code, *done], paused=False, followup_action=None,
+        active_loop={}, latest_action_name="action_listen",
     )  # fmt: skip
 
 
@@ -643,6 +652,14 @@ def test_pagar_ahora_on_a_reminder_sends_the_link_of_that_invoice_only(world):
     assert (link.invoice_id, str(link.amount)) == ("F-2001", "1234.50")
     assert sent[0]["invoice_id"] == "F-2001" and sent[0]["amount"] == "$1,234.50"
     assert slots_of(events)["pending_flow"] is None
+
+
+def test_a_code_that_nlu_reads_as_make_payment_does_not_undo_the_reminders_invoice(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
+    tapped = after_a_tap(MARIANA_MX, "F-2001", state, code_intent="make_payment")
+    responses, sent, _ = run(ActionCompleteFlow(), tapped)
+    assert responses == ["utter_payment_link", "utter_ask_feedback"] and sent[0]["invoice_id"] == "F-2001"
 
 
 def test_a_reminder_for_a_paid_invoice_says_so_and_sends_no_link(world):
