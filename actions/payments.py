@@ -16,9 +16,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.feedback import ask_feedback
 from actions.handoff import handoff_events
 from actions.order_status import sender_phone
-from actions.verification import STOPPED, channel_of, customer_on_file, reset_flow, session_verified_customer
+from actions.verification import (
+    STOPPED,
+    VERIFICATION_SLOTS,
+    channel_of,
+    customer_on_file,
+    reset_flow,
+    session_verified_customer,
+)
 from bot.adapters.base import BackendUnavailable
 from bot.cases import request_case
+from bot.deep_links import Flow, linked_target
 from bot.handoff.rules import Reason
 from bot.invoice_documents import fill, invoice_messages, invoices_asked, month_label
 from bot.media_links import INVOICE
@@ -90,8 +98,15 @@ class ActionCompleteFlow(Action):
                 response, handoff_reason = PERSON_HANDOFF[reason]
                 dispatcher.utter_message(response=response)
                 return [*reset_flow(), *handoff_events(handoff_reason, request)]
+            notified = notified_invoice(tracker) if flow == "payment_link" else None
             if flow == "payment_link" and await self.record_promise(dispatcher, tracker, customer, invoices):
                 pass  # "te pago el viernes": promised, no link today
+            elif notified is not None:  # "Pagar ahora" on a reminder: that invoice only
+                answered, over_threshold = await self.send_notified_link(
+                    dispatcher, customer, invoices, notified
+                )
+                if over_threshold:
+                    return [*reset_flow(), *handoff_events(Reason.AMOUNT_OVER_THRESHOLD, over_threshold)]
             elif flow == "payment_link":
                 over_threshold = await self.send_links(dispatcher, customer, invoices)
                 if over_threshold:
@@ -223,6 +238,24 @@ class ActionCompleteFlow(Action):
         ]
         dispatcher.utter_message(response="utter_invoice_list", lines="\n".join(lines))
 
+    @classmethod
+    async def send_notified_link(
+        cls, dispatcher: CollectingDispatcher, customer: Customer, invoices: list, invoice_id: str
+    ) -> tuple[bool, str | None]:
+        """ "Pagar ahora" on the reminder about `invoice_id`: that invoice's link only (or a person,
+        above the threshold); already paid, said so; not one of the verified customer's invoices
+        (someone else's, or gone), the same answer as for any number that is not theirs. Returns
+        (answered, what the agent needs to know of an amount above the threshold)."""
+        invoice = next((invoice for invoice in invoices if invoice.id == invoice_id), None)
+        texts = invoice_messages()
+        if invoice is None:
+            dispatcher.utter_message(text=fill(texts["notice_not_found"], invoice_id=invoice_id))
+            return False, None
+        if invoice.status is not InvoiceStatus.OPEN:
+            dispatcher.utter_message(text=fill(texts["notice_paid"], invoice_id=invoice.id))
+            return True, None
+        return True, await cls.send_links(dispatcher, customer, [invoice])
+
     @staticmethod
     async def send_links(dispatcher: CollectingDispatcher, customer: Customer, invoices: list) -> str | None:
         """A link per open invoice; the ones above the threshold are announced for a person.
@@ -251,6 +284,30 @@ class ActionCompleteFlow(Action):
                 expires=describe_day_and_time(link.expires_at, customer, now),
             )
         return "; ".join(for_a_person) or None
+
+
+def notified_invoice(tracker: Tracker) -> str | None:
+    """The invoice a payment reminder's "Pagar ahora" named, when that tap started this flow.
+
+    The channel opened the tap's signed link and put its target in the message's metadata
+    (bot/deep_links.py). The flow is the one the latest message asking for a payment flow
+    started (as `pending_flow` is), so "quiero pagar" typed after the tap asks for every open
+    invoice again; an answer to the verification form's questions never counts, whatever NLU
+    made of it (a code such as "482913" can be read as make_payment). The id is only a pointer:
+    the caller looks it up among the verified customer's own invoices."""
+    started: dict[str, Any] | None = None
+    asking = None  # the verification form's question being answered, if any
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind == "slot" and event.get("name") == "requested_slot":
+            asking = event.get("value")
+        elif kind in ("restart", "session_started") or (kind == "active_loop" and not event.get("name")):
+            asking = None
+        elif kind == "user" and asking not in VERIFICATION_SLOTS:
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent in FLOW_INTENTS.values():
+                started = event
+    return linked_target(started.get("metadata"), Flow.PAY) if started else None
 
 
 def describe_day_and_time(moment: datetime, customer: Customer, now: datetime) -> str:

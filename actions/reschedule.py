@@ -30,7 +30,7 @@ from actions.feedback import ask_feedback
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.choices import fold, pick_choice
-from bot.date_phrases import DateRequest, find_date, interpret_date
+from bot.date_phrases import DateRequest, find_date, interpret_date, read_answer
 from bot.identity import ORDER_OWNER, ORDER_OWNER_TTL
 from bot.messaging.keywords import CONFIRM_NO, CONFIRM_YES, LEAVE_FORM
 from bot.order_status import Outcome, choice_title, look_up_status
@@ -318,11 +318,12 @@ class ValidateRescheduleForm(FormValidationAction):
         said = tracker.latest_message.get("text") or ""
         written = next(tracker.get_latest_entity_values("order_id"), None)
         lookup = look_up_status(found.crm, found.erp, sender_phone(tracker), written, said)
-        when = said if find_date(said, wiring().clock.now()) else None
         if lookup.outcome is Outcome.FOUND:
-            return self._order_chosen(dispatcher, tracker, lookup.order.id, when)
+            # The day, if the request names one, is read once, in the customer's zone.
+            return self._order_chosen(dispatcher, tracker, lookup.order.id, said)
         if lookup.outcome is Outcome.CHOOSE:
             options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
+            when = said if find_date(said, wiring().clock.now()) else None
             return {"order_choices": options, WHEN: when}
         name = lookup.customer.first_name if lookup.customer else ""
         dispatcher.utter_message(response=NO_ORDER_RESPONSES[lookup.outcome], name=name)
@@ -334,20 +335,27 @@ class ValidateRescheduleForm(FormValidationAction):
         picked = normalize_order_id(reference) or reference.strip().upper()
         said = tracker.latest_message.get("text") or ""
         # A bare number is an option ("2"), not the 2nd of the month.
-        dated = not said.strip().isdigit() and find_date(said, wiring().clock.now()) is not None
+        may_date = None if said.strip().isdigit() else said
         if picked not in offered:
-            if dated:
+            if may_date and find_date(may_date, wiring().clock.now()) is not None:
                 # "el jueves a la tarde" before saying which order: kept for the next step.
                 dispatcher.utter_message(response="utter_reschedule_date_noted")
                 return {WHEN: said}
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_order")
-        return self._order_chosen(dispatcher, tracker, picked, said if dated else tracker.get_slot(WHEN))
+        # The day this answer names, else the one noted while it asked which order.
+        return self._order_chosen(dispatcher, tracker, picked, may_date, tracker.get_slot(WHEN))
 
     def _order_chosen(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, when: str | None = None
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        order_id: str,
+        when: str | None = None,
+        noted: str | None = None,
     ) -> dict[str, Any]:
         """The order is known: its windows are the offer. If the customer already named a day
-        (`when`, their message), it is read at once, as the window step would read it."""
+        (`when`, their message; else `noted`, an earlier one), it is read at once, as the window
+        step would read it; each message is read once."""
         found = wiring().backends
         order = found.erp.order(order_id)
         zone = found.erp.delivery_zone_of(order_id)
@@ -368,8 +376,11 @@ class ValidateRescheduleForm(FormValidationAction):
             MISSES: 0,
             WHEN: None,
         }
-        if when:
-            asked = find_date(when, wiring().clock.now().astimezone(loaded.customer_zone))
+        local_now = wiring().clock.now().astimezone(loaded.customer_zone)
+        asked = next(
+            (day for text in (when, noted) if text and (day := find_date(text, local_now)) is not None), None
+        )
+        if asked is not None:
             answer = self._window_asked(dispatcher, asked, loaded)
             if answer is not None:
                 return {**chosen, **answer} if answer is not ENDED else {"order_choices": None, **ENDED}
@@ -406,7 +417,7 @@ class ValidateRescheduleForm(FormValidationAction):
         said = tracker.latest_message.get("text") or ""
         local_now = wiring().clock.now().astimezone(loaded.customer_zone)
         # An answer to this step may be only a time ("a las 4"); in a sentence, its day phrase.
-        asked = interpret_date(said, local_now) or find_date(said, local_now)
+        asked = read_answer(said, local_now)
         answer = self._window_asked(dispatcher, asked, loaded)
         if answer is None:
             return self._missed(dispatcher, tracker, "utter_reschedule_explain_window")

@@ -174,8 +174,19 @@ def find_date(text: str, local_now: datetime) -> DateRequest | None:
     no puedo"): the day they cannot. A message of a few words reads as `interpret_date` reads it.
     """
     whole = interpret_date(text, local_now) if len(text.split()) <= 3 else None
-    if whole is not None:
-        return whole
+    return whole if whole is not None else _day_phrase_in(text, local_now)
+
+
+def read_answer(text: str, local_now: datetime) -> DateRequest | None:
+    """The day (or hour) an answer to "¿cuándo te queda mejor?" asks for: the whole message read
+    as a date ("a las 4 de la tarde", only a time, is today's), else the day phrase in it as
+    `find_date` finds it. Each reading is made once."""
+    whole = interpret_date(text, local_now)
+    return whole if whole is not None else _day_phrase_in(text, local_now)
+
+
+def _day_phrase_in(text: str, local_now: datetime) -> DateRequest | None:
+    """`find_date` past its short-message reading: the last day phrase of a clause without "no"."""
     clauses = [_normalise(clause) for clause in _CLAUSE_BREAK.split(text.lower())]
     for clause in reversed(clauses):
         if "no" in clause.split():

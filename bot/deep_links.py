@@ -9,6 +9,12 @@ it becomes the flow's own payload (`/reschedule_delivery{"order_id": "PED-1001"}
 reschedule form with that order chosen, at the window step); expired, forged or sent to another
 number it becomes `/link_expired`, a polite word, and the conversation goes on as usual.
 
+A live link's target also travels with the message, in its metadata under `deep_link`
+({"flow": "pay", "target": "F-2001"}): "Pagar ahora" opens `/make_payment` (whose intent is the
+flow's own), and the payment action, after the one-time code, reads from the message that started
+the flow which invoice the notice was about, and offers the link for that one only. The target is
+checked there against the verified customer's own invoices, never trusted by itself.
+
 The token is only ever read from a payload the channel offered (a tap or a number maps only to
 the options on screen, bot/messaging/inbound_rules.py): typed text never reaches this module.
 """
@@ -16,6 +22,7 @@ the options on screen, bot/messaging/inbound_rules.py): typed text never reaches
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -25,7 +32,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 FOLLOW_LINK = "follow_link"
 LINK_ENTITY = "link_token"
 EXPIRED_PAYLOAD = "/link_expired"
+LINK_METADATA = "deep_link"  # the message metadata naming what a live link opened
 _SALT = "deep-link"
+# A link payload as `DeepLinks.payload` writes it: what a template's button id carries (≤ 200).
+_LINK_PAYLOAD = re.compile(r'/follow_link\{"link_token": "[A-Za-z0-9_.-]{1,160}"\}')
 
 
 class Flow(str, Enum):
@@ -84,11 +94,32 @@ class DeepLinks:
     def resolve(self, text: str, phone: str, now: datetime) -> str:
         """What Rasa reads for a message: the flow's payload for a live link, `/link_expired` for
         any other link payload; any other text as it is."""
+        return self.follow(text, phone, now)[0]
+
+    def follow(self, text: str, phone: str, now: datetime) -> tuple[str, dict[str, str]]:
+        """`resolve`, and the metadata the message carries with it: for a live link what it opened
+        ({"flow": "pay", "target": "F-2001"}, under LINK_METADATA), else nothing."""
         token = link_token(text)
         if token is None:
-            return text
+            return text, {}
         link = self.open(token, phone, now)
-        return link.flow.payload(link.target) if link else EXPIRED_PAYLOAD
+        if link is None:
+            return EXPIRED_PAYLOAD, {}
+        return link.flow.payload(link.target), {"flow": link.flow.value, "target": link.target}
+
+
+def linked_target(metadata: object, flow: Flow) -> str | None:
+    """The target of `flow` a message's metadata says a live link opened (see `follow`), or None."""
+    link = metadata.get(LINK_METADATA) if isinstance(metadata, dict) else None
+    if not isinstance(link, dict) or link.get("flow") != flow.value:
+        return None
+    target = link.get("target")
+    return target if isinstance(target, str) and target else None
+
+
+def is_link_payload(value: str | None) -> bool:
+    """Whether `value` has exactly the form of a link payload (says nothing of its signature)."""
+    return bool(value) and _LINK_PAYLOAD.fullmatch(value or "") is not None
 
 
 def link_token(text: str) -> str | None:

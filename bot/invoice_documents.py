@@ -28,6 +28,8 @@ MESSAGE_FIELDS = {
     "link": ("{invoice_id}", "{month}", "{amount}", "{url}", "{expires}"),
     "not_found": ("{month}", "{lines}", "{example}"),
     "not_found_number": ("{invoice_id}", "{lines}", "{example}"),
+    "notice_paid": ("{invoice_id}",),
+    "notice_not_found": ("{invoice_id}",),
 }
 MAX_DOCUMENTS = 3  # "la factura de noviembre" with several that month: the latest three
 

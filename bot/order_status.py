@@ -9,7 +9,8 @@ from enum import Enum
 from zoneinfo import ZoneInfo
 
 from bot.adapters.base import Crm, Erp
-from bot.kb.text import fold, stem, terms
+from bot.choices import fold
+from bot.kb.text import stem, terms
 from bot.records import Customer, Order, OrderState, normalize_order_id
 from bot.spanish_time import locale_for, moment_phrase, window_phrase
 

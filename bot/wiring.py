@@ -29,7 +29,7 @@ from bot.messaging.journal import InboundJournal
 from bot.messaging.memory import ConversationMemory, memory_for
 from bot.messaging.sender import MessageSender, transport_for
 from bot.messaging.store import MessagingStore
-from bot.messaging.templates import DEFAULT_TEMPLATES, TemplateCatalog, load_templates
+from bot.messaging.templates import DEFAULT_TEMPLATES, TemplateCatalog, check_content_sids, load_templates
 from bot.settings import (
     Settings,
     media_base_url,
@@ -188,6 +188,12 @@ def build_wiring(settings: Settings, clock: Clock | None = None) -> Wiring:
     clock = clock or SystemClock(settings.clock_shift)
     # Every process that sends builds this graph first: a wrong templates file stops it here.
     templates = load_templates(settings.whatsapp_templates or DEFAULT_TEMPLATES)
+    # The shipped placeholder SIDs stop a production process that would send them to Twilio.
+    check_content_sids(
+        templates,
+        production=not settings.is_development,
+        sends_to_twilio=bool(settings.twilio_account_sid and settings.twilio_auth_token),
+    )
     store = SqlStore(settings.database_url)
     return Wiring(
         settings=settings,

@@ -55,7 +55,7 @@ from bot.adapters.sql import SqlStore
 from bot.clock import Clock
 from bot.consents.store import ConsentBook, ConsentChange
 from bot.consents.topics import ALL_TOPICS
-from bot.deep_links import EXPIRED_PAYLOAD, DeepLinks, link_token
+from bot.deep_links import EXPIRED_PAYLOAD, LINK_METADATA, DeepLinks, link_token
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
 from bot.messaging.buttons import Option
@@ -528,14 +528,26 @@ class TwilioInput(InputChannel):
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
         await self.sender.send(reply, key=_keyed(keys))
 
-    def _opened_link(self, text: str, phone: str) -> str:
-        """A tapped (or numbered) link payload as the flow it opens, or /link_expired when it is
-        expired, forged or another number's; any other text as it is."""
+    async def _remember_held_options(self, phone: str, delivered: list) -> None:
+        """The options of the last held message just delivered are on screen now, as the bot's
+        own are: a tap on its buttons (a notification's "Cambiar fecha" or "Pagar ahora", with
+        their signed links), its number or its title reads back as their payload. The bot's
+        answer, if it offers options of its own, replaces them as any newer options do."""
+        gone = ("blocked", "failed", "unknown", "expired")  # what did not reach the customer
+        shown = [held.options for held, result in delivered if held.options and result.status not in gone]
+        if shown:
+            await asyncio.to_thread(self.memory.set_pending_buttons, phone, shown[-1])
+
+    def _opened_link(self, text: str, phone: str, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A tapped (or numbered) link payload as the flow it opens, with what it opened in the
+        metadata (the invoice "Pagar ahora" is about), or /link_expired when it is expired,
+        forged or another number's; any other text and its metadata as they are."""
         if link_token(text) is None:
-            return text
+            return text, metadata
         if self.links is None:
-            return EXPIRED_PAYLOAD  # no IDENTITY_SECRET here: no link can be checked
-        return self.links.resolve(text, phone, self.clock.now())
+            return EXPIRED_PAYLOAD, metadata  # no IDENTITY_SECRET here: no link can be checked
+        opened, link = self.links.follow(text, phone, self.clock.now())
+        return opened, ({**metadata, LINK_METADATA: link} if link else metadata)
 
     # --- processing -------------------------------------------------------------------------
 
@@ -560,14 +572,16 @@ class TwilioInput(InputChannel):
             # (keyed by its held row, so a replay of this message does not send it twice). Not to
             # a BAJA; after the confirmation of an ALTA (until then the number is opted out).
             whatsapp = message.channel is Channel.WHATSAPP
+            delivered = []
             if whatsapp and decision.route not in (Route.OPT_OUT, Route.OPT_IN):
-                await self.sender.deliver_held(message.phone, message.sid)
+                delivered = await self.sender.deliver_held(message.phone, message.sid)
             if decision.held_card_data is not None:
                 await asyncio.to_thread(
                     self.memory.remember_card, message.phone, decision.held_card_data, decision.card_tail
                 )
             if decision.answered_buttons:
                 await asyncio.to_thread(self.memory.clear_pending_buttons, message.phone)
+            await self._remember_held_options(message.phone, delivered)
             if decision.route is Route.WITHDRAW_HANDOFF and handoff is not None:
                 await self._withdraw(message, handoff, app, keys)
             elif decision.route is Route.TO_AGENT and handoff is not None:
@@ -580,14 +594,15 @@ class TwilioInput(InputChannel):
                     await self.sender.deliver_held(message.phone, message.sid)
             elif decision.route is Route.TO_BOT:
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
+                text, metadata = self._opened_link(decision.text, message.phone, decision.metadata)
                 await on_new_message(
                     UserMessage(
-                        self._opened_link(decision.text, message.phone),
+                        text,
                         output,
                         message.phone,
                         input_channel=self.name(),
                         message_id=message.sid,
-                        metadata=decision.metadata,
+                        metadata=metadata,
                     )
                 )
 

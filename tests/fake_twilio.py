@@ -17,7 +17,10 @@ buttons of at most 20 characters, 10 list items of at most 24, required fields, 
 refusing anything else with a Twilio-like 400; GET and DELETE /v1/Content/{sid}. A message sent
 with a ContentSid is refused unless that content exists and its ContentVariables give exactly
 the variables the content uses; it is recorded with the text its "twilio/text" type renders
-(what Twilio lists as its body), and `content_of` / `options_of` tell what WhatsApp showed.
+(what Twilio lists as its body), and `content_of` / `options_of` tell what WhatsApp showed. A
+variable may stand in a quick reply's id (a template's button that carries a notification's
+signed link): the id filled from ContentVariables must keep the id's limits (1 to 200
+characters), and `options_of` gives it filled, as a tap sends it back.
 `contents` holds what was created; `content_creations` counts the requests that created one.
 """
 
@@ -230,15 +233,21 @@ class FakeTwilio:
         return content.sid
 
     def options_of(self, message: ReceivedMessage) -> tuple[str, list[tuple[str, str]]] | None:
-        """(content type, [(title, id)]) of the buttons or list a message showed; None for text."""
+        """(content type, [(title, id)]) of the buttons or list a message showed, ids with the
+        message's ContentVariables filled in (what a tap sends back as ButtonPayload); None for text."""
         definition = self.content_of(message)
         if definition is None:
             return None
+        given = json.loads(message.content_variables) if message.content_variables else {}
+
+        def filled(value: str) -> str:
+            return PLACEHOLDER.sub(lambda match: given.get(match[1], match[0]), value)
+
         for kind, shown in definition["types"].items():
             if kind == "twilio/quick-reply":
-                return kind, [(action["title"], action["id"]) for action in shown["actions"]]
+                return kind, [(action["title"], filled(action["id"])) for action in shown["actions"]]
             if kind == "twilio/list-picker":
-                return kind, [(item["item"], item["id"]) for item in shown["items"]]
+                return kind, [(item["item"], filled(item["id"])) for item in shown["items"]]
         return None
 
     def content_of(self, message: ReceivedMessage) -> dict | None:
@@ -422,6 +431,15 @@ class FakeTwilio:
                 "message": f"ContentVariables {sorted(given)} do not match {sorted(content.placeholders)}",
                 "status": 400,
             }
+        # A variable in a quick reply's id: the id once filled keeps the id's limits.
+        for action in content.definition["types"].get("twilio/quick-reply", {}).get("actions", []):
+            filled = PLACEHOLDER.sub(lambda match: given.get(match[1], ""), action["id"])
+            if not _text(filled, CONTENT_MAX_ID):
+                return {
+                    "code": 21656,
+                    "message": f"a filled quick-reply id has 1 to {CONTENT_MAX_ID} characters",
+                    "status": 400,
+                }
         return None
 
     def list_messages(self, request: BaseHTTPRequestHandler) -> None:
@@ -564,10 +582,16 @@ def approve_templates(fake: FakeTwilio, templates_file: Path) -> dict:
     raw = yaml.safe_load(templates_file.read_text(encoding="utf-8"))
     for name, spec in raw["templates"].items():
         types: dict = {"twilio/text": {"body": spec["text"]}}
-        if spec.get("quick_replies"):
-            actions = [{"title": reply["title"], "id": reply["payload"]} for reply in spec["quick_replies"]]
-            types["twilio/quick-reply"] = {"body": spec["text"], "actions": actions}
         samples = {str(number): "muestra" for number in range(1, len(spec.get("variables") or []) + 1)}
+        if spec.get("quick_replies"):
+            # A reply that opens a flow is approved with a variable id ("{{5}}"), filled per message.
+            actions = [
+                {"title": reply["title"], "id": reply.get("id") or reply["payload"]}
+                for reply in spec["quick_replies"]
+            ]
+            types["twilio/quick-reply"] = {"body": spec["text"], "actions": actions}
+            for action in actions:
+                samples.update({number: "/muestra" for number in PLACEHOLDER.findall(action["id"])})
         spec["content_sid"] = fake.add_content(
             {"friendly_name": name, "language": spec["language"], "variables": samples, "types": types}
         )

@@ -4,7 +4,6 @@ integration tests that drive it with a real HTTP client (the console, the notifi
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import uuid
 
@@ -12,6 +11,7 @@ from sanic import Blueprint, Sanic
 
 from bot.clock import Clock
 from connectors.media import add_media_routes
+from tests.harness import free_port
 
 Sanic.test_mode = True  # many apps in one process
 
@@ -20,9 +20,9 @@ class ServedApp:
     """`app` served on 127.0.0.1:`port` from construction until `stop()`."""
 
     def __init__(self, app: Sanic, what: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        # Below the kernel's ephemeral range: a port bound to 0 and released can be taken by an
+        # outgoing connection's local port before the server binds it (tests/harness.py).
+        self.port = free_port()
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from bot.choices import fold
 from bot.kb.articles import ALL, CHANNELS, COUNTRIES
-from bot.kb.text import fold
 
 SECTION_STEPS = "Pasos"
 SECTION_BEFORE = "Antes de empezar"

@@ -8,11 +8,14 @@ spelling (no accents, capitals, plurals, verb forms) matches the article's.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
 import snowballstemmer
+
+# The one folding of customers' words (lower case, no accents or ñ's tilde, punctuation as
+# spaces): the search's words are what WORD finds in it.
+from bot.choices import fold
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -24,13 +27,6 @@ STOP_WORDS = frozenset(
     if not line.startswith("#")
     for word in line.split()
 )
-
-
-@lru_cache(maxsize=65536)
-def fold(text: str) -> str:
-    """Lowercase, without accents or the ñ's tilde: the spelling customers type on a phone."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 def words(text: str) -> list[str]:

@@ -8,12 +8,14 @@ The rules, in the order they apply:
    is open (options on screen or a form running): otherwise it answers the question. An opt-in
    word ("ALTA") opts an opted-out number back in; from anyone else it is just a message.
 3. Everything else goes to the bot: a tapped WhatsApp button or list item becomes its payload
-   when its id is one of the options on screen (any other id is ignored: the text is read as
-   typed), card data becomes the card_data intent, a number or word answering the options on
-   screen becomes that option's payload ("sí gracias" / "no me sirvió" too, when the options are
-   "¿Te sirvió?"'s: bot/feedback.py), and angry or urgent wording
-   becomes a request for a person that keeps what was written. A typed text starting with "/"
-   (or "／") loses the slash: only the channel's own payloads reach Rasa as "/intent" commands.
+   when its id is one of the options on screen, or when the id is a notification's signed link
+   (a template's button: the link is its own credential, checked by the channel before Rasa);
+   any other id is ignored and the text is read as typed. Card data becomes the card_data
+   intent, a number or word answering the options on screen becomes that option's payload ("sí
+   gracias" / "no me sirvió" too, when the options are "¿Te sirvió?"'s: bot/feedback.py), and
+   angry or urgent wording becomes a request for a person that keeps what was written. A typed
+   text starting with "/" (or "／") loses the slash: only the channel's own payloads reach Rasa
+   as "/intent" commands.
 
 The channel reads the conversation's state (see `facts_needed` for the two reads that cost a
 query and are only made for some words), calls `decide`, and does what the decision says.
@@ -26,6 +28,7 @@ from enum import Enum
 from typing import Any
 
 from bot.choices import fold, pick_choice
+from bot.deep_links import is_link_payload
 from bot.feedback import answer_payload, is_feedback_payload, typed_answer
 from bot.handoff.config import HandoffConfig
 from bot.handoff.packet import is_secret_slot, mask_customer_text
@@ -155,6 +158,10 @@ def neutralise_command(text: str) -> str:
 
 def _to_bot(message: InboundMessage, state: ConversationState, config: HandoffConfig) -> InboundDecision:
     tapped = payload_for_id(message.tapped_id, state.pending_buttons) if message.tapped_id else None
+    if tapped is None and is_link_payload(message.tapped_id):
+        # A template's button that opens a flow (bot/messaging/templates.py): its id is the
+        # notification's signed link itself, its own credential, checked by the channel.
+        tapped = message.tapped_id
     if tapped is not None:
         # A WhatsApp button or list item the bot offered in this conversation: its payload, as
         # the numbered answer would give. An id that names none of them (stale or forged) is

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
 from bot.clock import Clock
+from bot.deep_links import is_link_payload
 from bot.masking import mask_card_data, mask_sensitive
 from bot.messaging.buttons import is_button_id
 from bot.messaging.inbound import Channel, InboundMessage, Location, Media
@@ -103,12 +104,19 @@ def _details(message: InboundMessage) -> str:
             "location": None
             if location is None
             else [location.latitude, location.longitude, address and mask_sensitive(address)],
-            # Only an id in the form the bot gives its buttons is kept: anything else could not
-            # name an option, and a forged one could carry what must not be stored (a card).
-            "tapped_id": message.tapped_id if is_button_id(message.tapped_id) else None,
+            # Only an id in the form the bot gives its buttons (or a template's button, a signed
+            # link) is kept: anything else could not name an option, and a forged one could
+            # carry what must not be stored (a card).
+            "tapped_id": message.tapped_id if _kept_tap(message.tapped_id) else None,
         },
         ensure_ascii=False,
     )
+
+
+def _kept_tap(tapped_id: str | None) -> bool:
+    if is_button_id(tapped_id):
+        return True
+    return is_link_payload(tapped_id) and mask_sensitive(tapped_id or "") == tapped_id
 
 
 def _entry(row: sa.engine.Row) -> JournalEntry:

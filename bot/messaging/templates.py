@@ -10,6 +10,7 @@ notification rules name their templates here too (bot/notifications/rules.py che
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from collections.abc import Mapping
@@ -19,13 +20,19 @@ from typing import Any
 
 import yaml
 
+from bot.deep_links import Flow
 from bot.responses import domain_responses
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "whatsapp_templates.yml"
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 MAX_QUICK_REPLIES = 3  # WhatsApp's limit for quick-reply buttons
 MAX_QUICK_REPLY_TITLE = 20
+MAX_QUICK_REPLY_ID = 200  # a Content API quick reply's id, variables filled in
+# The shipped SIDs: "HX", 24 zeros, then a number. A real one is 32 random hex digits.
+PLACEHOLDER_SID = re.compile(r"^HX0{24}[0-9a-fA-F]{8}$")
 # What the senders that are not a domain response can fill a template with.
 SENDER_VALUES: dict[str, frozenset[str]] = {
     # An agent's reply from the console: nothing (an agent's login is not for customers to see).
@@ -42,7 +49,14 @@ class TemplatesError(ValueError):
 @dataclass(frozen=True)
 class QuickReply:
     title: str
-    payload: str
+    payload: str  # its id as approved; for a reply that opens a flow, what fills the id without a link
+    opens: Flow | None = None  # the flow whose signed link fills its id (approved as a variable)
+    id_variable: str | None = None  # that variable's number ("5" for an id "{{5}}")
+
+
+def link_value(flow: Flow) -> str:
+    """The name under which a sender gives a template the signed link of `flow`'s reply."""
+    return f"link:{flow.value}"
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,25 @@ class Template:
     complete: bool = False
 
     def content_variables(self, values: Mapping[str, str]) -> dict[str, str]:
-        """ContentVariables for a send: {"1": …, "2": …} in the declared order."""
-        return {str(number): str(values.get(name, "")) for number, name in enumerate(self.variables, 1)}
+        """ContentVariables for a send: {"1": …, "2": …} in the declared order, then the ids of
+        the quick replies that open a flow: the signed link given as `link:<flow>`, else the
+        reply's plain payload."""
+        filled = {str(number): str(values.get(name, "")) for number, name in enumerate(self.variables, 1)}
+        for reply in self.link_replies:
+            link = str(values.get(link_value(reply.opens), "")) if reply.opens else ""
+            if len(link) > MAX_QUICK_REPLY_ID:
+                logger.warning(
+                    "template %s: the link of %r is %d characters (at most %d): its plain payload stands in",
+                    self.name, reply.title, len(link), MAX_QUICK_REPLY_ID,
+                )  # fmt: skip
+                link = ""
+            filled[str(reply.id_variable)] = link or reply.payload
+        return filled
+
+    @property
+    def link_replies(self) -> tuple[QuickReply, ...]:
+        """The quick replies whose id is a variable filled with a flow's signed link."""
+        return tuple(reply for reply in self.quick_replies if reply.opens is not None)
 
     def rendered(self, values: Mapping[str, str]) -> str:
         filled = self.content_variables(values)
@@ -78,6 +109,14 @@ class TemplateCatalog:
     @property
     def fallback(self) -> Template:
         return self.templates[self.generic]
+
+    def placeholder_sids(self) -> list[tuple[str, str]]:
+        """(name, content_sid) of each template whose SID is one of the shipped placeholders."""
+        return [
+            (name, template.content_sid)
+            for name, template in sorted(self.templates.items())
+            if PLACEHOLDER_SID.match(template.content_sid)
+        ]
 
     def meant_for(self, purpose: str | None) -> str | None:
         """The template declared for `purpose` (a response name, console_reply), if any."""
@@ -131,6 +170,12 @@ def parse_templates(
     known = responses if responses is not None else domain_responses()
     for purpose, name in uses.items():
         catalog.require(str(name), f"{where}: uses.{purpose}", _values_of(str(purpose), known, where))
+    for key, name in [("generic", str(generic)), *((f"uses.{p}", str(n)) for p, n in uses.items())]:
+        if templates[name].link_replies:
+            raise TemplatesError(
+                f"{where}: {key}: template {name!r} has a quick reply that opens a flow; only a "
+                "notification (a rule's whatsapp_template) has the signed link its id carries"
+            )
     return TemplateCatalog(
         templates, str(generic), {str(key): str(value) for key, value in uses.items()}, where
     )
@@ -182,13 +227,15 @@ def _template(name: str, spec: Any, where: str) -> Template:
         )
     replies = []
     for index, reply in enumerate(spec.get("quick_replies") or []):
+        here = f"{where}.quick_replies[{index}]"
         if not isinstance(reply, dict) or not reply.get("title") or not reply.get("payload"):
-            raise TemplatesError(f"{where}.quick_replies[{index}]: give title and payload")
+            raise TemplatesError(f"{here}: give title and payload")
         if len(str(reply["title"])) > MAX_QUICK_REPLY_TITLE:
-            raise TemplatesError(
-                f"{where}.quick_replies[{index}].title: at most {MAX_QUICK_REPLY_TITLE} characters"
-            )
-        replies.append(QuickReply(str(reply["title"]), str(reply["payload"])))
+            raise TemplatesError(f"{here}.title: at most {MAX_QUICK_REPLY_TITLE} characters")
+        opens, id_variable = _link_of(
+            reply, len(variables) + 1 + sum(r.opens is not None for r in replies), here
+        )
+        replies.append(QuickReply(str(reply["title"]), str(reply["payload"]), opens, id_variable))
     if len(replies) > MAX_QUICK_REPLIES:
         raise TemplatesError(f"{where}.quick_replies: at most {MAX_QUICK_REPLIES} (WhatsApp's limit)")
     return Template(
@@ -200,3 +247,43 @@ def _template(name: str, spec: Any, where: str) -> Template:
         quick_replies=tuple(replies),
         complete=bool(spec.get("complete", False)),
     )
+
+
+def _link_of(reply: dict, number: int, where: str) -> tuple[Flow | None, str | None]:
+    """(flow, id variable) of a quick reply that opens a flow: approved with the id "{{number}}",
+    the next number after the text's variables and the replies before it that open one."""
+    if not reply.get("opens"):
+        if "id" in reply:
+            raise TemplatesError(f"{where}.id: only a reply that opens a flow has a variable id (opens:)")
+        return None, None
+    try:
+        flow = Flow(str(reply["opens"]))
+    except ValueError:
+        raise TemplatesError(f"{where}.opens: one of {', '.join(flow.value for flow in Flow)}") from None
+    wanted = f"{{{{{number}}}}}"
+    if str(reply.get("id", "")).replace(" ", "") != wanted:
+        raise TemplatesError(
+            f'{where}.id: a reply that opens {flow.value} is approved with the id "{wanted}" (the next '
+            "variable after the text's); write it here as approved"
+        )
+    return flow, str(number)
+
+
+def check_content_sids(catalog: TemplateCatalog, *, production: bool, sends_to_twilio: bool) -> None:
+    """Start-up: the shipped placeholder SIDs cannot go to Twilio in production (every message
+    outside the window would fail); in development, or without a Twilio account (the local outbox
+    prints them), they are only named in the log."""
+    placeholders = catalog.placeholder_sids()
+    if not placeholders:
+        return
+    listed = ", ".join(f"templates.{name}.content_sid ({sid})" for name, sid in placeholders)
+    advice = (
+        "create each template in your Twilio account (Console > Messaging > Content Template Builder, "
+        "same text, variables and quick replies), submit it for WhatsApp approval, and paste its "
+        "ContentSid (HX…) there; docs/notifications.md, 'Creating the templates', says how"
+    )
+    if production and sends_to_twilio:
+        raise TemplatesError(
+            f"{catalog.where}: placeholder SIDs, not your account's: {listed}. To go live, {advice}."
+        )
+    logger.warning("%s: placeholder SIDs (fine in development): %s", catalog.where, listed)

@@ -19,7 +19,7 @@ from bot.choices import numbered_options
 from bot.consents.topics import Topics, TopicsError, parse_topics
 from bot.deep_links import TARGET_VARIABLE, Flow
 from bot.messaging.inbound import Channel
-from bot.messaging.templates import TemplateCatalog
+from bot.messaging.templates import TemplateCatalog, TemplatesError, link_value
 from bot.money import format_money
 from bot.notifications.events import EventKind
 
@@ -216,10 +216,14 @@ def render_text(
     return text
 
 
-def template_values(variables: dict[str, str], country: str | None = None) -> dict[str, str]:
-    """The event's variables as the text shows them (dates and amounts in Spanish), by name: what
-    fills the rule's WhatsApp template (bot/messaging/templates.py numbers them)."""
-    return {name: _display(name, value, variables, country) for name, value in variables.items()}
+def template_values(
+    variables: dict[str, str], country: str | None = None, links: dict[Flow, str] | None = None
+) -> dict[str, str]:
+    """The event's variables as the text shows them (dates and amounts in Spanish), by name, and
+    the signed link of each reply that opens a flow (`link:<flow>`): what fills the rule's
+    WhatsApp template (bot/messaging/templates.py numbers them)."""
+    values = {name: _display(name, value, variables, country) for name, value in variables.items()}
+    return {**values, **{link_value(flow): payload for flow, payload in (links or {}).items()}}
 
 
 def check_templates(rules: NotificationRules, templates: TemplateCatalog, where: str = "rules") -> None:
@@ -227,10 +231,18 @@ def check_templates(rules: NotificationRules, templates: TemplateCatalog, where:
     give (the variables its text uses, and customer_name). TemplatesError names the key."""
     for kind, rule in rules.rules.items():
         if rule.whatsapp_template:
-            templates.require(
-                rule.whatsapp_template, f"{where}: kinds.{kind.value}.whatsapp_template",
-                rule.variables | {"customer_name"},
-            )  # fmt: skip
+            key = f"{where}: kinds.{kind.value}.whatsapp_template"
+            template = templates.require(rule.whatsapp_template, key, rule.variables | {"customer_name"})
+            # A template's button that opens a flow carries the link of the rule's reply that
+            # opens it: without one, the approved button would lead nowhere in particular.
+            opened = {reply.opens for reply in rule.quick_replies if reply.opens}
+            for reply in template.link_replies:
+                if reply.opens not in opened:
+                    raise TemplatesError(
+                        f"{key}: template {template.name!r}'s quick reply {reply.title!r} opens "
+                        f"{reply.opens.value if reply.opens else ''}, but no quick reply of this "
+                        "rule does (add one with that opens:, or choose another template)"
+                    )
 
 
 def _display(name: str, value: str, variables: dict[str, str], country: str | None) -> str:

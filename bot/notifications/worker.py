@@ -210,15 +210,32 @@ class NotificationWorker:
         variables = {"customer_name": who.customer.first_name if who.customer else "", **event.variables}
         text = render_text(rule, variables, who.country, numbered=False)
         options = self._options(rule, item, who.phone)
+        # The same signed links fill the ids of the template's buttons that open a flow, so a tap
+        # on the template outside the window opens the flow as a tap on the message would.
+        links = {
+            reply.opens: option.payload
+            for reply, option in zip(rule.quick_replies, options, strict=True)
+            if reply.opens and option.payload != reply.payload
+        }
         key = f"notification:{item.id}"
         # Outside the WhatsApp window the sender sends the rule's template (or the generic one)
         # and holds the text until the customer writes: the result says which.
         message = OutboundMessage(
             who.phone, channel, body=text, options=options, template=rule.whatsapp_template,
-            template_values=template_values(variables, who.country), source="notification",
+            template_values=template_values(variables, who.country, links), source="notification",
             expires_at=event.occurred_at + rule.expires_after if rule.expires_after else None,
         )  # fmt: skip
+        # The options are remembered before the customer can see them, as the channel remembers
+        # its own, so a tap (or "1") that comes back at once is read as what was offered; shared
+        # when REDIS_URL is set. Forgotten again if they were not shown after all.
+        remember = bool(rule.quick_replies) and self.memory is not None
+        if remember:
+            offered = [{"title": option.title, "payload": option.payload} for option in options]
+            await asyncio.to_thread(self.memory.set_pending_buttons, who.phone, offered)
         result = await self.sender.send(message, key=key)
+        if remember and (result.template or result.status in ("held", "blocked", "failed")):
+            # A template went in its place (its buttons carry their own ids), or nothing went.
+            await asyncio.to_thread(self.memory.clear_pending_buttons, who.phone)
         if result.status == "held":
             if result.template and result.status == "held" and result.error_code:
                 template = f"template {result.template} failed (error {result.error_code})"
@@ -231,13 +248,6 @@ class NotificationWorker:
             )  # fmt: skip
             return
         await self._record(item, result, attempts, who.phone, key)
-        # (A template sent in the text's place carries no numbered lines of ours.)
-        remember = rule.quick_replies and self.memory is not None and not result.template
-        if remember and result.status not in ("blocked", "failed"):
-            # The numbered lines are remembered as the channel remembers its own options, so the
-            # customer's "1" reads back as the reply's payload (shared when REDIS_URL is set).
-            offered = [{"title": option.title, "payload": option.payload} for option in options]
-            await asyncio.to_thread(self.memory.set_pending_buttons, who.phone, offered)
 
     def _options(self, rule: Rule, item: StoredNotification, phone: str) -> tuple[Option, ...]:
         """The rule's quick replies as the message's options (WhatsApp buttons, numbered on SMS);

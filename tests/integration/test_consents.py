@@ -18,7 +18,7 @@ from rasa.core.channels.channel import UserMessage
 from bot.clock import FixedClock
 from bot.consents.export import write_csv
 from bot.consents.store import ConsentBook, ConsentChange
-from bot.deep_links import DeepLinks, Flow, Link
+from bot.deep_links import LINK_METADATA, DeepLinks, Flow, Link, link_token
 from bot.handoff.service import build_services
 from bot.messaging.buttons import button_id
 from bot.messaging.inbound import Channel, InboundMessage
@@ -59,9 +59,11 @@ class Bot:
 
     def __init__(self) -> None:
         self.heard: list[str] = []
+        self.metadata: list[dict] = []
 
     async def __call__(self, message: UserMessage) -> None:
         self.heard.append(message.text)
+        self.metadata.append(message.metadata or {})
 
 
 def said(phone: str, topic: str, channel: Channel, granted: bool, sid: str | None = None) -> ConsentChange:
@@ -262,3 +264,116 @@ def test_a_channel_without_the_key_refuses_every_link_instead_of_opening_it(stor
 
     asyncio.run(answer())
     assert bot.heard == ["/link_expired"]
+
+
+def tap_template_button(store, clock, book, fake_twilio, title: str, tapped: str, sid: str) -> Bot:
+    """A tap on a template's button, through the inbound journal (as the webhook stores it) and
+    the channel, with nothing on screen; what reached the bot."""
+    settings = twilio_settings(fake_twilio, IDENTITY_SECRET=SECRET)
+    journal = InboundJournal(store, clock)
+    tap = InboundMessage(sid=sid, phone=MARIANA_MX, channel=Channel.WHATSAPP, text=title, tapped_id=tapped)
+    journal.accept(tap, ADDRESS)
+    stored = journal.take_next(MARIANA_MX, "test-worker")
+    assert stored is not None and stored.message.tapped_id == tapped  # the journal kept the link
+    channel = TwilioInput(
+        settings, store=MessagingStore(store, clock), handoff=build_services(settings, store, clock),
+        clock=clock, memory=memory_for(None), journal=journal, consents=book,
+    )  # fmt: skip
+    bot = Bot()
+
+    async def handle() -> None:
+        await channel.handle(stored.message, ADDRESS, bot)
+        await channel.sender.transport.close()
+
+    asyncio.run(handle())
+    return bot
+
+
+def test_outside_the_window_the_templates_button_carries_the_link_and_a_tap_opens_the_flow(
+    fake_twilio, store, demo, clock, book
+):
+    fake_twilio.reset()
+    messaging = MessagingStore(store, clock)
+    messaging.record_inbound(MARIANA_MX, Channel.WHATSAPP, ADDRESS, at=clock.now() - timedelta(days=2))
+    news = event(
+        "tomorrow-late", MARIANA_MX, kind="delivery_tomorrow", channel="whatsapp", variables=TOMORROW
+    )
+    NotificationStore(store).receive(parse_event(news), clock.now())
+
+    run_worker(fake_twilio, store, demo, clock, book, memory=memory_for(None), links=DeepLinks(SECRET))
+
+    [sent] = fake_twilio.received
+    assert sent.content_sid and "PED-1001 llega mañana" in sent.body  # the approved entrega_manana
+    kind, shown = fake_twilio.options_of(sent)
+    assert kind == "twilio/quick-reply"
+    assert [title for title, _ in shown] == ["Cambiar la entrega", "Ver mi pedido"]
+    (title, change), (_, order) = shown
+    assert link_token(change) and order == "/order_status"  # the link in the id; the other as approved
+
+    bot = tap_template_button(store, clock, book, fake_twilio, title, change, "SMtpl1")
+    assert bot.heard == ['/reschedule_delivery{"order_id": "PED-1001"}']
+
+
+def test_outside_the_window_pagar_ahora_on_the_template_opens_the_payment_for_that_invoice(
+    fake_twilio, store, demo, clock, book
+):
+    fake_twilio.reset()
+    messaging = MessagingStore(store, clock)
+    messaging.record_inbound(MARIANA_MX, Channel.WHATSAPP, ADDRESS, at=clock.now() - timedelta(days=2))
+    due = {"invoice_id": "F-2001", "amount": "1234.50", "currency": "MXN", "due_date": "2026-12-01"}
+    news = event("due-late", MARIANA_MX, kind="invoice_due_soon", channel="whatsapp", variables=due)
+    NotificationStore(store).receive(parse_event(news), clock.now())
+
+    run_worker(fake_twilio, store, demo, clock, book, memory=memory_for(None), links=DeepLinks(SECRET))
+
+    [sent] = fake_twilio.received
+    assert sent.content_sid and "F-2001 por $1,234.50" in sent.body  # aviso_factura, all it says
+    _, [(title, pay)] = fake_twilio.options_of(sent)
+    assert title == "Pagar ahora" and link_token(pay)
+
+    bot = tap_template_button(store, clock, book, fake_twilio, title, pay, "SMtpl2")
+    assert bot.heard == ["/make_payment"]
+    assert bot.metadata[0][LINK_METADATA] == {"flow": "pay", "target": "F-2001"}
+
+    # The same tap once the news expired (invoice_due_soon: 72 hours) is politely refused.
+    clock.advance(timedelta(hours=73))
+    late = tap_template_button(store, clock, book, fake_twilio, title, pay, "SMtpl3")
+    assert late.heard == ["/link_expired"] and LINK_METADATA not in late.metadata[0]
+
+
+def test_a_held_notifications_buttons_delivered_when_she_writes_open_their_flow(
+    fake_twilio, store, demo, clock, book
+):
+    fake_twilio.reset()
+    messaging = MessagingStore(store, clock)
+    messaging.record_inbound(MARIANA_MX, Channel.WHATSAPP, ADDRESS, at=clock.now() - timedelta(days=2))
+    overdue = {"invoice_id": "F-2002", "amount": "899.00", "currency": "MXN", "due_date": "2026-11-24"}
+    news = event("overdue-late", MARIANA_MX, kind="invoice_overdue", channel="whatsapp", variables=overdue)
+    NotificationStore(store).receive(parse_event(news), clock.now())
+    # invoice_overdue has no template of its own: the generic one goes, its text is held.
+    run_worker(fake_twilio, store, demo, clock, book, memory=memory_for(None), links=DeepLinks(SECRET))
+    assert [m.content_sid is not None for m in fake_twilio.received] == [True]
+
+    settings = twilio_settings(fake_twilio, IDENTITY_SECRET=SECRET, TWILIO_CONTENT_API_BASE=fake_twilio.url)
+    channel = TwilioInput(
+        settings, store=messaging, handoff=build_services(settings, store, clock), clock=clock,
+        memory=memory_for(None), journal=InboundJournal(store, clock), consents=book,
+    )  # fmt: skip
+    bot = Bot()
+
+    async def conversation() -> None:
+        hello = InboundMessage(sid="SMhola", phone=MARIANA_MX, channel=Channel.WHATSAPP, text="hola")
+        await channel.handle(hello, ADDRESS, bot)  # the held notice is delivered, then "hola" to the bot
+        notice = fake_twilio.received[-1]
+        assert "F-2002 por $899.00 venció" in notice.body
+        kind, shown = fake_twilio.options_of(notice)
+        assert kind == "twilio/quick-reply" and [title for title, _ in shown] == ["Pagar ahora", "Ya pagué"]
+        tap = InboundMessage(
+            sid="SMpay", phone=MARIANA_MX, channel=Channel.WHATSAPP, text="Pagar ahora", tapped_id=shown[0][1]
+        )
+        await channel.handle(tap, ADDRESS, bot)
+        await channel.sender.transport.close()
+
+    asyncio.run(conversation())
+    assert bot.heard == ["hola", "/make_payment"]
+    assert bot.metadata[1][LINK_METADATA] == {"flow": "pay", "target": "F-2002"}

@@ -343,8 +343,11 @@ def test_a_notification_with_a_complete_template_is_sent_as_that_template_and_no
     asyncio.run(scenario())
     [sent] = fake.received
     assert sent.content_sid == templates.get("entrega_manana").content_sid
+    # No IDENTITY_SECRET for this worker: the button that opens the reschedule form carries its
+    # plain payload in its id variable (test_consents.py has the signed link there).
     assert json.loads(sent.content_variables) == {
         "1": "Mariana", "2": "PED-1001", "3": "viernes 27 de noviembre", "4": "14:00 y 18:00",
+        "5": "/reschedule_delivery",
     }  # fmt: skip
     assert fake.options_of(sent)[1] == [
         ("Cambiar la entrega", "/reschedule_delivery"),

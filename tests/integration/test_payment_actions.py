@@ -21,6 +21,7 @@ from bot.adapters.base import BackendUnavailable
 from bot.adapters.sql import SqlErp, SqlOtpSecrets
 from bot.backends import Backends
 from bot.clock import local_day
+from bot.deep_links import LINK_METADATA as DEEP_LINK
 from bot.demo import load_demo
 from bot.identity import IDENTIFIED, VERIFIED, IdentitySigner
 from bot.messaging.sender import MessageSender, OutboxTransport
@@ -613,3 +614,84 @@ def test_a_new_email_in_the_request_fills_the_field_and_the_value(world):
     # Without an e-mail in it, the request only names the field.
     slots = slots_of(run(form, _request("quiero cambiar mi direccion"))[2])
     assert slots["contact_field"] == "address" and "contact_value" not in slots
+
+
+def after_a_tap(
+    sender: str, invoice_id: str, slots: dict, *later: dict, code_intent: str = "inform"
+) -> Tracker:
+    """The tracker once the code is checked, the flow started by a reminder's "Pagar ahora":
+    the channel opened its link and put the invoice in the message's metadata."""
+    base = tracker(sender, slots=slots)
+    tap = {
+        "event": "user",
+        "text": "/make_payment",
+        "parse_data": {"intent": {"name": "make_payment", "confidence": 1.0}},
+        "metadata": {DEEP_LINK: {"flow": "pay", "target": invoice_id}},
+    }
+    form = [{"event": "active_loop", "name": "verification_form"}]
+    asked = {"event": "slot", "name": "requested_slot", "value": "otp_code"}
+    # NLU may read a code as anything, make_payment included: an answer to the form never counts.
+    code = {"event": "user", "text": "482913", "parse_data": {"intent": {"name": code_intent}}}
+    done = [
+        {"event": "slot", "name": "requested_slot", "value": None},
+        {"event": "active_loop", "name": None},
+    ]
+    return Tracker(
+        sender_id=base.sender_id, slots=base.slots, latest_message=base.latest_message,
+        events=[tap, *later, *form, asked, code, *done], paused=False, followup_action=None,
+        active_loop={}, latest_action_name="action_listen",
+    )  # fmt: skip
+
+
+def test_pagar_ahora_on_a_reminder_sends_the_link_of_that_invoice_only(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
+    responses, sent, events = run(ActionCompleteFlow(), after_a_tap(MARIANA_MX, "F-2001", state))
+    assert responses == ["utter_payment_link", "utter_ask_feedback"]  # not F-2002, also open
+    link = verify_payment_link(sent[0]["url"], LINK_SECRET, CLOCK.now())
+    assert (link.invoice_id, str(link.amount)) == ("F-2001", "1234.50")
+    assert sent[0]["invoice_id"] == "F-2001" and sent[0]["amount"] == "$1,234.50"
+    assert slots_of(events)["pending_flow"] is None
+
+
+def test_a_code_that_nlu_reads_as_make_payment_does_not_undo_the_reminders_invoice(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
+    tapped = after_a_tap(MARIANA_MX, "F-2001", state, code_intent="make_payment")
+    responses, sent, _ = run(ActionCompleteFlow(), tapped)
+    assert responses == ["utter_payment_link", "utter_ask_feedback"] and sent[0]["invoice_id"] == "F-2001"
+
+
+def test_a_reminder_for_a_paid_invoice_says_so_and_sends_no_link(world):
+    _, messages = world
+    state = verify(ROSA_PE, messages, ROSA_PE, {"pending_flow": "payment_link"})
+    responses, sent, _ = run(ActionCompleteFlow(), after_a_tap(ROSA_PE, "F-2005", state))
+    assert responses == [None, "utter_ask_feedback"]
+    assert "F-2005 ya figura como pagada" in sent[0]["text"] and "http" not in sent[0]["text"]
+
+
+def test_a_reminder_naming_someone_elses_invoice_tells_nothing_of_it(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
+    responses, sent, events = run(ActionCompleteFlow(), after_a_tap(MARIANA_MX, "F-2003", state))
+    assert responses == [None]  # no link, no "¿Te sirvió?"
+    assert "No encuentro la factura F-2003 a tu nombre" in sent[0]["text"]
+    assert "45" not in sent[0]["text"] and "http" not in sent[0]["text"]  # not its amount, no link
+    assert slots_of(events)["pending_flow"] is None
+
+
+def test_an_invoice_above_the_threshold_from_a_reminder_goes_to_a_person(world):
+    _, messages = world
+    state = verify(JULIAN_AR, messages, JULIAN_AR, {"pending_flow": "payment_link"})
+    responses, sent, events = run(ActionCompleteFlow(), after_a_tap(JULIAN_AR, "F-2004", state))
+    assert responses == ["utter_payment_with_person"]
+    assert handed_over(events)[0] == "amount_over_threshold"
+
+
+def test_asking_to_pay_after_the_tap_sends_every_open_invoice_again(world):
+    _, messages = world
+    state = verify(MARIANA_MX, messages, MARIANA_MX, {"pending_flow": "payment_link"})
+    typed = {"event": "user", "text": "quiero pagar todo", "parse_data": {"intent": {"name": "make_payment"}}}
+    responses, sent, _ = run(ActionCompleteFlow(), after_a_tap(MARIANA_MX, "F-2001", state, typed))
+    assert responses == ["utter_payment_link", "utter_payment_link", "utter_ask_feedback"]
+    assert [item["invoice_id"] for item in sent[:2]] == ["F-2002", "F-2001"]

@@ -11,6 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import reschedule as reschedule_actions
 from actions.reschedule import (
     ActionAskRescheduleConfirmed,
     ActionAskRescheduleWindow,
@@ -450,6 +451,22 @@ def test_a_product_and_a_day_in_the_first_message_skip_to_the_confirmation(live)
     assert slots["reschedule_order"] == "PED-1005"
     assert slots["reschedule_window"]["id"] == wanted["id"]
     assert slots["requested_slot"] == "reschedule_confirmed"
+
+
+def test_a_dated_first_message_is_read_for_its_day_once(live, monkeypatch):
+    offer = slots_of(start(JULIAN_AR, "cambiar la entrega de las zapatillas")[1])["reschedule_offer"]
+    read: list[str] = []
+    real = reschedule_actions.find_date
+
+    def counting(text, local_now):
+        read.append(text)
+        return real(text, local_now)
+
+    monkeypatch.setattr(reschedule_actions, "find_date", counting)
+    said = f"pasame la entrega de las zapatillas para {_day_and_part(offer[-1])}"
+    slots = slots_of(start(JULIAN_AR, said)[1])
+    assert slots["reschedule_window"]["id"] == offer[-1]["id"]
+    assert read == [said]
 
 
 def test_a_day_given_before_the_order_is_kept_for_the_window_step(live):

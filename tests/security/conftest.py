@@ -6,13 +6,13 @@ Redis, the clock and the stack; tests/integration/conftest.py's fixtures are sha
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sanic import Sanic
 
+from tests.harness import free_port
 from tests.integration.conftest import crm_store, customers_wrote  # noqa: F401 (pytest fixtures)
 
 Sanic.test_mode = True  # many apps in one process
@@ -21,9 +21,9 @@ Sanic.test_mode = True  # many apps in one process
 @contextmanager
 def serve(app: Sanic) -> Iterator[int]:
     """Serve `app` on 127.0.0.1 (a free port, yielded) in a thread until the block ends."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    # Below the kernel's ephemeral range (tests/harness.py): a port found by binding to 0 can be
+    # taken by an outgoing connection's local port before the server binds it.
+    port = free_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, object] = {}

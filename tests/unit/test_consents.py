@@ -14,7 +14,7 @@ from bot.consents import preferences
 from bot.consents.export import write_csv
 from bot.consents.store import LoggedConsent
 from bot.consents.topics import Topics, TopicsError, granted, parse_topics
-from bot.deep_links import EXPIRED_PAYLOAD, DeepLinks, Flow, Link, link_token
+from bot.deep_links import EXPIRED_PAYLOAD, LINK_METADATA, DeepLinks, Flow, Link, link_token, linked_target
 from bot.messaging.inbound import Channel
 from bot.notifications.decide import Action, decide
 from bot.notifications.events import EventKind, parse_event
@@ -187,6 +187,19 @@ def test_a_link_payload_becomes_its_flow_or_the_polite_refusal():
     assert LINKS.resolve("/follow_link{roto", PHONE, NOW) == EXPIRED_PAYLOAD
     assert LINKS.resolve("hola", PHONE, NOW) == "hola"
     assert LINKS.resolve("/reschedule_delivery", PHONE, NOW) == "/reschedule_delivery"
+
+
+def test_a_live_link_names_its_target_in_the_metadata_and_a_dead_one_names_nothing():
+    pay = LINKS.payload(Link(PHONE, Flow.PAY, "F-2001", NOW + timedelta(hours=1)))
+    assert LINKS.follow(pay, PHONE, NOW) == ("/make_payment", {"flow": "pay", "target": "F-2001"})
+    assert LINKS.follow(pay, PHONE, NOW + timedelta(hours=1)) == (EXPIRED_PAYLOAD, {})
+    assert LINKS.follow(pay, "+51987654321", NOW) == (EXPIRED_PAYLOAD, {})
+    assert LINKS.follow("quiero pagar", PHONE, NOW) == ("quiero pagar", {})
+    opened = {LINK_METADATA: LINKS.follow(pay, PHONE, NOW)[1]}
+    assert linked_target(opened, Flow.PAY) == "F-2001"
+    assert linked_target(opened, Flow.RESCHEDULE) is None
+    assert linked_target({LINK_METADATA: {"flow": "pay", "target": 7}}, Flow.PAY) is None
+    assert linked_target(None, Flow.PAY) is None
 
 
 def test_a_link_is_the_same_each_time_it_is_issued():

@@ -1,10 +1,13 @@
 """How options look per channel (WhatsApp buttons, list or numbers) and how a tap is read back."""
 
+from datetime import datetime, timezone
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.choices import pick_choice
+from bot.deep_links import DeepLinks, Flow, Link, is_link_payload
 from bot.handoff.config import load_config
 from bot.messaging.buttons import (
     NativeItem,
@@ -242,6 +245,29 @@ def test_a_forged_or_stale_button_payload_is_read_as_text(forged):
     assert decision.text == "Sí, confirmar"
 
 
+def test_a_templates_button_carrying_a_signed_link_reaches_the_channel_as_that_link():
+    # Outside the window the template's "Cambiar la entrega" id is the notification's link
+    # itself: nothing is on screen, the link is its own credential (the channel checks it).
+    link = DeepLinks("unit-secret").payload(
+        Link("+525512345678", Flow.RESCHEDULE, "PED-1001", datetime(2026, 11, 27, tzinfo=timezone.utc))
+    )
+    form = inbound_form(
+        "+525512345678", "Cambiar la entrega", ButtonPayload=link, ButtonText="Cambiar la entrega"
+    )
+    decision = decide(parse_inbound(form, "MX"), ConversationState(), load_config(None))
+    assert (decision.route, decision.text) == (Route.TO_BOT, link)
+    # Only the exact form of a link: anything else in ButtonPayload is read as the text it carries.
+    for forged in (link.replace('"}', '", "x": 1}'), '/follow_link{"link_token": "a b"}'):
+        form = inbound_form("+525512345678", "Cambiar la entrega", ButtonPayload=forged)
+        decision = decide(parse_inbound(form, "MX"), ConversationState(), load_config(None))
+        assert decision.text == "Cambiar la entrega"
+    # Typed, the same text is never a command.
+    typed = decide(
+        parse_inbound(inbound_form("+525512345678", link), "MX"), ConversationState(), load_config(None)
+    )
+    assert not typed.text.startswith("/")
+
+
 def test_button_ids_never_carry_the_payload_and_are_recognisable():
     payload = '/inform{"order_id":"PED-1001"}'
     assert "PED" not in button_id(payload) and is_button_id(button_id(payload))
@@ -263,7 +289,13 @@ def test_whatever_a_tap_carries_only_an_offered_payload_becomes_a_command(tapped
         # A command only if it is one of the options offered, or one the channel itself makes
         # from what was written (card data, an escalation): never the wire's payload as such.
         channel_made = ("/card_data", "/human_handoff")
-        assert decision.text in {o.payload for o in YES_NO} or decision.text.startswith(channel_made)
+        offered_payloads = {o.payload for o in YES_NO}
+        # (or a notification's signed link, which the channel checks before Rasa reads anything)
+        assert (
+            decision.text in offered_payloads
+            or decision.text.startswith(channel_made)
+            or (is_link_payload(decision.text) and decision.text == tapped)
+        )
         if decision.text in {o.payload for o in YES_NO} and tapped != button_id(decision.text):
             assert pick_choice_from(body) is not None  # the typed text named that option itself
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from bot.clock import FixedClock
+from bot.deep_links import Flow
 from bot.messaging.templates import DEFAULT_TEMPLATES, TemplatesError, load_templates, parse_templates
 from bot.notifications.rules import DEFAULT_RULES, check_templates, load_rules, parse_rules
 from bot.settings import Settings
@@ -183,3 +184,86 @@ def test_a_notification_rule_naming_an_unknown_template_stops_the_notification_w
         match=rf"^{path}: kinds\.order_shipped\.whatsapp_template: no template named 'pedido_enviado'",
     ):
         build_notification_worker(build_wiring(settings, FixedClock(NOW)))
+
+
+PAY_TEMPLATE = {
+    "content_sid": SID, "language": "es", "text": "Tu factura {{1}} vence pronto.",
+    "variables": ["invoice_id"],
+    "quick_replies": [
+        {"title": "Pagar ahora", "payload": "/make_payment", "opens": "pay", "id": "{{2}}"},
+        {"title": "Ya pagué", "payload": "/report_payment"},
+    ],
+}  # fmt: skip
+
+
+def test_a_button_that_opens_a_flow_carries_the_signed_link_in_its_id_variable():
+    template = parse_templates(catalog(factura=PAY_TEMPLATE), "t.yml", RESPONSES).get("factura")
+    [reply] = template.link_replies
+    assert (reply.opens, reply.id_variable) == (Flow.PAY, "2")
+    link = '/follow_link{"link_token": "abc.def"}'
+    assert template.content_variables({"invoice_id": "F-1", "link:pay": link}) == {"1": "F-1", "2": link}
+    # No link signed (no IDENTITY_SECRET): the approved plain payload fills the id.
+    assert template.content_variables({"invoice_id": "F-1"}) == {"1": "F-1", "2": "/make_payment"}
+    # Longer than a quick reply's id may be once filled: the plain payload, never a refused send.
+    assert template.content_variables({"invoice_id": "F-1", "link:pay": "x" * 201})["2"] == "/make_payment"
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ({"title": "Pagar", "payload": "/make_payment", "opens": "pay", "id": "{{3}}"}, r'id: .*"\{\{2\}\}"'),
+        ({"title": "Pagar", "payload": "/make_payment", "opens": "pay"}, r'id: .*"\{\{2\}\}"'),
+        ({"title": "Pagar", "payload": "/make_payment", "opens": "menu", "id": "{{2}}"}, r"opens: one of"),
+        ({"title": "Pagar", "payload": "/make_payment", "id": "{{2}}"}, r"id: only a reply that opens"),
+    ],
+)
+def test_a_wrong_button_that_opens_a_flow_is_refused_with_what_to_write(reply, message):
+    spec = {**PAY_TEMPLATE, "quick_replies": [reply]}
+    with pytest.raises(TemplatesError, match=rf"templates\.factura\.quick_replies\[0\]\.{message}"):
+        parse_templates(catalog(factura=spec), "t.yml", RESPONSES)
+
+
+def test_a_template_with_a_link_button_stands_only_for_notifications():
+    reply = {"title": "Pagar ahora", "payload": "/make_payment", "opens": "pay", "id": "{{1}}"}
+    spec = {
+        **PAY_TEMPLATE,
+        "variables": [],
+        "text": "Tienes una factura por vencer.",
+        "quick_replies": [reply],
+    }
+    raw = catalog(factura=spec)
+    raw["uses"] = {"console_reply": "factura"}
+    with pytest.raises(TemplatesError, match=r"uses\.console_reply: template 'factura' has a quick reply"):
+        parse_templates(raw, "t.yml", RESPONSES)
+
+
+def test_a_rule_whose_template_opens_a_flow_the_rule_does_not_offer_is_refused():
+    templates = parse_templates(catalog(factura=PAY_TEMPLATE), "t.yml", RESPONSES)
+    text = "Tu factura {invoice_id} vence pronto."
+    plain = parse_rules({"kinds": {"invoice_due_soon": {"text": text, "whatsapp_template": "factura"}}})
+    with pytest.raises(TemplatesError, match=r"quick reply 'Pagar ahora' opens pay, but no quick reply"):
+        check_templates(plain, templates, "n.yml")
+    reply = {"title": "Pagar ahora", "payload": "/make_payment", "opens": "pay"}
+    offered = {"text": text, "whatsapp_template": "factura", "quick_replies": [reply]}
+    check_templates(parse_rules({"kinds": {"invoice_due_soon": offered}}), templates, "n.yml")
+
+
+def test_the_shipped_placeholder_sids_stop_a_production_process_that_would_send_them(tmp_path: Path, caplog):
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    twilio = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "secret"}
+    with pytest.raises(
+        TemplatesError, match=r"placeholder SIDs, not your account's: .*novedades_cuenta"
+    ) as refused:
+        build_wiring(Settings.from_env({**database, **twilio}), FixedClock(NOW))
+    assert "Content Template Builder" in str(refused.value) and "docs/notifications.md" in str(refused.value)
+    # Development keeps working, and says so in the log; so does production without Twilio.
+    build_wiring(Settings.from_env({**database, **twilio, "BOT_ENV": "development"}), FixedClock(NOW))
+    assert "placeholder SIDs (fine in development)" in caplog.text
+    build_wiring(Settings.from_env(database), FixedClock(NOW))
+    # Real SIDs in the operator's own file: production starts.
+    real = yaml.safe_load(DEFAULT_TEMPLATES.read_text(encoding="utf-8"))
+    for number, spec in enumerate(real["templates"].values()):
+        spec["content_sid"] = f"HX{number:02d}" + "9f" * 15
+    path = tmp_path / "templates.yml"
+    path.write_text(yaml.safe_dump(real, allow_unicode=True), encoding="utf-8")
+    build_wiring(Settings.from_env({**database, **twilio, "WHATSAPP_TEMPLATES": str(path)}), FixedClock(NOW))
