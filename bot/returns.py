@@ -8,6 +8,7 @@ with errors that name the file and the key (`make validate`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,11 +20,13 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.adapters.base import CaseBook
+from bot.adapters.base import CaseBook, Crm, Erp
 from bot.adapters.outbox_sql import Outbox
 from bot.cases import request_case
+from bot.choices import fold
+from bot.order_status import mentioned_order
 from bot.outbox import WriteOutcome
-from bot.records import CaseKind, Order, OrderLine, OrderState
+from bot.records import CaseKind, Customer, Order, OrderLine, OrderState, normalize_order_id
 
 RULES_FILE = Path(__file__).resolve().parent / "return_rules.yml"
 HANDOVERS = ("pickup", "drop_off")
@@ -224,6 +227,119 @@ def check_return(
     ):
         return Eligibility(category, Ineligible.NOT_RETURNABLE, delivered_on, last_day)
     return Eligibility(category, None, delivered_on, last_day)
+
+
+# --- the customer's words, when they write instead of tapping (compared folded) ------------------
+
+_REASON_WORDS = (
+    (
+        Reason.WRONG_ITEM,
+        re.compile(r"\b(equivoc\w*|otro producto|no es (?:lo|el|la) que|talla|talle|color)\b"),
+    ),
+    (
+        Reason.DAMAGED,
+        re.compile(
+            r"\b(rot[oa]s?|danad\w*|danos?|golpead\w*|fall\w*|quebrad\w*|defect\w*|rayad\w*"
+            r"|no (?:funciona|anda|prende|enciende))\b"
+        ),
+    ),
+    (
+        Reason.CHANGED_MIND,
+        re.compile(
+            r"\b(no me gust\w*|ya no (?:lo|la) (?:quiero|necesito)|arrepent\w*|cambie de opinion"
+            r"|no (?:lo|la) necesito|no me qued\w*)\b"
+        ),
+    ),
+)
+_RESOLUTION_WORDS = (
+    (Resolution.VOUCHER, re.compile(r"\b(vale|cupon|credito|saldo a favor|gift ?card)\b")),
+    (Resolution.EXCHANGE, re.compile(r"\b(cambi\w*|otro igual|otra talla|otro color|reemplaz\w*)\b")),
+    (
+        Resolution.REFUND,
+        re.compile(
+            r"\b(reembols\w*|reintegr\w*|devuel\w* (?:el|mi) (?:dinero|plata|pago)"
+            r"|mi (?:dinero|plata)|devolucion del dinero)\b"
+        ),
+    ),
+)
+_NO_PHOTOS = re.compile(r"\b(no tengo|sin fotos?|no puedo|no (?:la|las) tengo|despues|luego)\b")
+
+
+def read_reason(text: str) -> Reason | None:
+    """The reason a message gives ("vino rota", "me mandaron otro color"), if any."""
+    folded = fold(text)
+    return next((reason for reason, words in _REASON_WORDS if words.search(folded)), None)
+
+
+def read_resolution(text: str) -> Resolution | None:
+    """What the message asks instead ("quiero mi plata", "un cambio"), if anything."""
+    folded = fold(text)
+    return next((resolution for resolution, words in _RESOLUTION_WORDS if words.search(folded)), None)
+
+
+def says_no_photos(text: str) -> bool:
+    return _NO_PHOTOS.search(fold(text)) is not None
+
+
+# --- which order: the customer's own, named by number, product or "el último" ---------------------
+
+MAX_CHOICES = 10  # a WhatsApp list holds 10 rows
+
+
+class Found(str, Enum):
+    ORDER = "order"  # one order: its products and eligibility come next
+    CHOOSE = "choose"  # several: the customer picks
+    NOT_FOUND = "not_found"  # no such order *for this customer* (also: someone else's)
+    NO_ORDERS = "no_orders"  # a known customer with nothing that could come back
+    UNKNOWN_CUSTOMER = "unknown_customer"  # the sender's number is not on file
+
+
+@dataclass(frozen=True)
+class ReturnLookup:
+    found: Found
+    customer: Customer | None = None
+    order: Order | None = None
+    choices: tuple[Order, ...] = ()
+
+
+def _return_order_first(order: Order) -> tuple[int, float]:
+    """Delivered orders first, the latest delivered first; then the others, newest first."""
+    delivered = order.state is OrderState.DELIVERED and order.delivered_at is not None
+    moment = order.delivered_at if delivered else order.placed_at
+    return (0 if delivered else 1, -moment.timestamp())
+
+
+def find_order_to_return(
+    crm: Crm, erp: Erp, phone: str | None, order_ref: str | None = None, said: str = ""
+) -> ReturnLookup:
+    """The order the sender of `phone` wants to return: the number they wrote, else the one
+    their words name ("la licuadora", "el último"), else their only order; several: CHOOSE.
+    An order not delivered is found too: the flow says why it cannot come back yet. Someone
+    else's order answers exactly like one that does not exist."""
+    customer = crm.customer_by_phone(phone) if phone else None
+    if customer is None:
+        return ReturnLookup(Found.NOT_FOUND if order_ref else Found.UNKNOWN_CUSTOMER)
+    orders = [order for order in erp.orders_of(customer.id) if order.state is not OrderState.CANCELLED]
+    if order_ref:
+        wanted = normalize_order_id(order_ref) or order_ref.strip().upper()
+        named = [order for order in erp.orders_of(customer.id) if order.id == wanted]
+        if not named:
+            return ReturnLookup(Found.NOT_FOUND, customer)
+        return ReturnLookup(Found.ORDER, customer, named[0])
+    if not orders:
+        return ReturnLookup(Found.NO_ORDERS, customer)
+    named_order = mentioned_order(said, orders)
+    if named_order is not None:
+        return ReturnLookup(Found.ORDER, customer, named_order)
+    if len(orders) == 1:
+        return ReturnLookup(Found.ORDER, customer, orders[0])
+    ranked = sorted(orders, key=_return_order_first)[:MAX_CHOICES]
+    return ReturnLookup(Found.CHOOSE, customer, choices=tuple(ranked))
+
+
+def line_named(order: Order, name: str | None) -> OrderLine | None:
+    """The order's product called `name` (as the form keeps it)."""
+    return next((line for line in order.products if line.name == name), None)
 
 
 # --- the case: through the outbox like every write -------------------------------------------------
