@@ -133,6 +133,9 @@ def _leaving(tracker: Tracker) -> bool:
     text = fold(tracker.latest_message.get("text") or "")
     if not requested:
         return False
+    said = tracker.latest_message.get("text") or ""
+    if (requested == REASON and read_reason(said)) or (requested == RESOLUTION and read_resolution(said)):
+        return False  # "ya no lo quiero" (read as a deny) answers why; "no, mejor un vale" what instead
     leaves = text in LEAVE_FORM or text.startswith("salir") or text.startswith("cancel")
     return leaves or (_intent(tracker) == "deny" and requested not in (PHOTOS, CONFIRMED))
 

@@ -320,3 +320,13 @@ def test_every_response_the_form_sends_is_in_the_domain():
     }
     assert sent <= set(DOMAIN["responses"]), sorted(sent - set(DOMAIN["responses"]))
     assert TODAY  # the demo is anchored on the suite's day
+
+
+def test_a_reason_read_as_a_deny_is_the_reason_not_leaving(demo):
+    chat = Conversation(VALENTINA_CO)
+    chat.say("quiero devolver la cafetera", "return_request")
+    chat.say("1")
+    assert chat.say("ya no lo quiero", "deny") == []
+    assert chat.slots["return_reason"] == "changed_mind" and chat.asks == "return_resolution"
+    assert chat.say("no, mejor un vale", "deny") == []
+    assert chat.slots["return_resolution"] == "voucher" and chat.asks == "return_confirmed"
