@@ -24,6 +24,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
+from actions.cases import handover_instead
+from actions.handoff import handoff_events
 from actions.order_status import order_reference, sender_phone
 from actions.payments import media_of
 from bot.adapters.base import BackendUnavailable
@@ -192,6 +194,24 @@ class ValidateReturnForm(FormValidationAction):
 
     def name(self) -> str:
         return "validate_return_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """The request that opens the form goes to a person instead when a rule of
+        bot/handoff_config.yml says so (a VIP customer, an amount over the threshold, angry or
+        urgent words, "pasame con una persona" inside the request), as a case request would."""
+        if tracker.get_slot(REQUESTED_SLOT) is None and unread_message(tracker):
+            phone = sender_phone(tracker)
+            try:
+                crm = wiring().backends.crm
+                customer = await asyncio.to_thread(crm.customer_by_phone, phone) if phone else None
+            except BackendUnavailable:
+                customer = None
+            reason = handover_instead(tracker, customer.id if customer else None)
+            if reason is not None:
+                return [SlotSet(CONFIRMED, False), SlotSet(REQUESTED_SLOT, None), *handoff_events(reason)]
+        return await super().run(dispatcher, tracker, domain)
 
     async def required_slots(
         self,

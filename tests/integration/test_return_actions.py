@@ -8,9 +8,11 @@ from datetime import timedelta
 
 import pytest
 from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import returns
+from actions.handoff import handoff_events
 from actions.returns import (
     ActionAskReturnConfirmed,
     ActionAskReturnItem,
@@ -21,10 +23,11 @@ from bot.adapters.rest import RestCaseBook, RestCrm, RestErp
 from bot.case_types import case_catalogue
 from bot.case_work import RESOLVED, change_status
 from bot.clock import FixedClock
+from bot.handoff.rules import Reason
 from bot.records import CaseKind
 from bot.returns import return_rules
 from tests.action_helpers import DOMAIN, order_entity
-from tests.conftest import CLOCK, LUCIA_MX, MARIANA_MX, ROSA_PE, TODAY, written_day
+from tests.conftest import CLOCK, JULIAN_AR, LUCIA_MX, MARIANA_MX, ROSA_PE, TODAY, written_day
 from tests.harness import free_port
 from tests.rest_fixtures import client_for
 
@@ -330,3 +333,22 @@ def test_a_reason_read_as_a_deny_is_the_reason_not_leaving(demo):
     assert chat.slots["return_reason"] == "changed_mind" and chat.asks == "return_resolution"
     assert chat.say("no, mejor un vale", "deny") == []
     assert chat.slots["return_resolution"] == "voucher" and chat.asks == "return_confirmed"
+
+
+def test_a_vip_customers_return_goes_to_a_person_as_a_case_request_would(demo):
+    dispatcher = CollectingDispatcher()
+    on = tracker(JULIAN_AR, "quiero devolver las zapatillas", "return_request")
+    events = asyncio.run(ValidateReturnForm().run(dispatcher, on, DOMAIN))
+    assert events == [
+        SlotSet("return_confirmed", False),
+        SlotSet("requested_slot", None),
+        *handoff_events(Reason.VIP_CUSTOMER),
+    ]
+    assert demo.cases.list_cases() == []
+
+
+def test_a_person_asked_inside_the_request_takes_it(demo):
+    dispatcher = CollectingDispatcher()
+    on = tracker(VALENTINA_CO, "me llego rota la cafetera, pasame con una persona", "wrong_or_damaged_item")
+    events = asyncio.run(ValidateReturnForm().run(dispatcher, on, DOMAIN))
+    assert events[-1] == FollowupAction("action_handoff")
