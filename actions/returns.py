@@ -24,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
-from actions.cases import handover_instead
+from actions.cases import ActionOpenCase, handover_instead
 from actions.handoff import handoff_events
 from actions.order_status import order_reference, sender_phone
 from actions.payments import media_of
@@ -66,7 +66,8 @@ PHOTOS, RESOLUTION, EXCHANGE_FOR, CONFIRMED = (
     "return_confirmed",
 )
 ITEMS = "return_items"  # the order's products offered as options [name, ...]
-FORM_SLOTS = (ORDER, ITEM, REASON, PHOTOS, RESOLUTION, EXCHANGE_FOR, CONFIRMED, ITEMS, "order_choices")
+SAID = "return_said"  # the request as the customer wrote it, for the person who works the case
+FORM_SLOTS = (ORDER, ITEM, REASON, PHOTOS, RESOLUTION, EXCHANGE_FOR, CONFIRMED, ITEMS, SAID, "order_choices")
 # The form ends without a case (left, cannot come back, systems down), the reason already said:
 # return_confirmed False empties required_slots and Rasa ends the form.
 ENDED: dict[str, Any] = {CONFIRMED: False}
@@ -188,6 +189,11 @@ def tell_not_eligible(
     )
 
 
+class _CaseInstead(Exception):
+    """The guided flow cannot start (the number is not on file, or the CRM/ERP cannot be read):
+    the request becomes a return case a person follows up, as before the flow existed."""
+
+
 class ValidateReturnForm(FormValidationAction):
     """The steps left, in order: which order, which product, why, photos (damaged or wrong),
     refund, voucher or exchange (and for what), the confirmation."""
@@ -211,7 +217,12 @@ class ValidateReturnForm(FormValidationAction):
             reason = handover_instead(tracker, customer.id if customer else None)
             if reason is not None:
                 return [SlotSet(CONFIRMED, False), SlotSet(REQUESTED_SLOT, None), *handoff_events(reason)]
-        return await super().run(dispatcher, tracker, domain)
+        try:
+            return await super().run(dispatcher, tracker, domain)
+        except _CaseInstead:
+            # Never lost: the case through the outbox (queued if the case book is down too).
+            events = await ActionOpenCase().run(dispatcher, tracker, domain)
+            return [SlotSet(CONFIRMED, False), SlotSet(REQUESTED_SLOT, None), *events]
 
     async def required_slots(
         self,
@@ -296,7 +307,10 @@ class ValidateReturnForm(FormValidationAction):
             return {slot: None, **ENDED}
         try:
             return {slot: None, **await asyncio.to_thread(step, dispatcher, tracker)}
-        except BackendUnavailable:
+        except BackendUnavailable as error:
+            if slot == ORDER and tracker.get_slot(REQUESTED_SLOT) is None:
+                logger.exception("returns: CRM/ERP unavailable at the start, the request becomes a case")
+                raise _CaseInstead from error
             logger.exception("returns: CRM/ERP unavailable")
             dispatcher.utter_message(response="utter_return_systems_down")
             return {slot: None, **ENDED}
@@ -311,7 +325,7 @@ class ValidateReturnForm(FormValidationAction):
         reason = read_reason(said)
         if reason is None and _intent(tracker) == "wrong_or_damaged_item":
             reason = Reason.DAMAGED  # "me llegó mal": a defect either way (photos asked)
-        told = {REASON: reason.value if reason else None}
+        told = {REASON: reason.value if reason else None, SAID: said[:500] or None}
         resolution = read_resolution(said)
         if resolution is not None:
             told[RESOLUTION] = resolution.value
@@ -324,6 +338,8 @@ class ValidateReturnForm(FormValidationAction):
         if lookup.found is Found.CHOOSE:
             options = [{"id": order.id, "title": choice_title(order)} for order in lookup.choices]
             return {**told, "order_choices": options}
+        if lookup.found is Found.UNKNOWN_CUSTOMER:
+            raise _CaseInstead  # bought with another number, perhaps: a person sorts it out
         name = lookup.customer.first_name if lookup.customer else ""
         dispatcher.utter_message(response=NO_ORDER_RESPONSES[lookup.found], name=name)
         return ENDED
@@ -465,6 +481,7 @@ class ValidateReturnForm(FormValidationAction):
             photos=tuple((tracker.get_slot(PHOTOS) or {}).get("urls") or ()),
             reason_label=REASON_LABELS[reason],
             handover=result.category.handover,
+            said=tracker.get_slot(SAID) or "",
         )
         found = wiring().backends
         try:

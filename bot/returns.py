@@ -358,6 +358,7 @@ class ReturnRequest:
     photos: tuple[str, ...] = ()  # media URLs the channel stored
     reason_label: str = ""  # the reason as the customer picked it, in Spanish
     handover: str = "drop_off"
+    said: str = ""  # the request as the customer wrote it
 
     def details(self) -> dict[str, str | None]:
         details: dict[str, str | None] = {
@@ -368,7 +369,8 @@ class ReturnRequest:
             "resolution": self.resolution.value,
             "exchange_for": self.exchange_for,
             "handover": self.handover,
-            "text": f"{self.reason_label or self.reason.value}: {self.item}",
+            # what the customer wrote, as agents read every case; else the choices in words
+            "text": self.said or f"{self.reason_label or self.reason.value}: {self.item}",
         }
         for index, url in enumerate(self.photos, start=1):
             details["media_url" if index == 1 else f"media_url_{index}"] = url

@@ -27,7 +27,7 @@ from bot.handoff.rules import Reason
 from bot.records import CaseKind
 from bot.returns import return_rules
 from tests.action_helpers import DOMAIN, order_entity
-from tests.conftest import CLOCK, JULIAN_AR, LUCIA_MX, MARIANA_MX, ROSA_PE, TODAY, written_day
+from tests.conftest import CLOCK, JULIAN_AR, LUCIA_MX, MARIANA_MX, ROSA_PE, STRANGER, TODAY, written_day
 from tests.harness import free_port
 from tests.rest_fixtures import client_for
 
@@ -41,6 +41,7 @@ SLOTS = (
     "return_resolution",
     "return_exchange_for",
     "return_confirmed",
+    "return_said",
 )
 
 
@@ -146,6 +147,7 @@ def test_eligible_refund_opens_the_case_with_pickup_instructions_and_tells_the_r
         "reason": "changed_mind",
         "resolution": "refund",
     }
+    assert case.details["text"] == "hola quiero devolver la cafetera"  # as they wrote it, for the agent
     assert case_catalogue().type_of(case).missing(case) == []
     # An agent resolves it in the console: the customer is told the refund.
     change_status(demo.cases, case, RESOLVED, "ana", CLOCK.now())
@@ -269,8 +271,31 @@ def down_url() -> str:
 def test_the_crm_and_erp_down_end_the_form_honestly(demo, wire):
     wire(backends=replace(demo, crm=RestCrm(client_for(down_url())), erp=RestErp(client_for(down_url()))))
     chat = Conversation(VALENTINA_CO)
-    assert chat.say("quiero devolver la cafetera", "return_request") == ["utter_return_systems_down"]
+    # Nothing can be checked: the request becomes a return case a person follows up.
+    assert chat.say("quiero devolver la cafetera", "return_request") == [
+        "utter_return_guide",
+        "utter_return_case",
+    ]
     assert chat.slots["return_confirmed"] is False
+    [case] = demo.cases.list_cases()
+    assert case.kind is CaseKind.RETURN_REQUEST and case.details["text"] == "quiero devolver la cafetera"
+
+
+def test_the_erp_down_in_the_middle_says_so_and_opens_nothing(demo, wire):
+    chat = Conversation(VALENTINA_CO)
+    chat.say("quiero devolver la cafetera", "return_request")
+    wire(backends=replace(demo, crm=RestCrm(client_for(down_url())), erp=RestErp(client_for(down_url()))))
+    assert chat.say("1") == ["utter_return_systems_down"]
+    assert chat.slots["return_confirmed"] is False and demo.cases.list_cases() == []
+
+
+def test_a_number_not_on_file_gets_a_return_case_a_person_follows_up(demo):
+    chat = Conversation(STRANGER)
+    assert chat.say("quiero devolver algo que compre", "return_request") == [
+        "utter_return_guide",
+        "utter_return_case",
+    ]
+    assert demo.cases.case(chat.said[1]["case_id"]).customer_phone == STRANGER
 
 
 def test_the_case_book_down_queues_the_return_with_its_id_and_the_instructions(demo, wire):
