@@ -1,7 +1,9 @@
-"""Checks the case catalogue, bot/case_types.yml (run by `make validate`).
+"""Checks the case catalogue, bot/case_types.yml, and the return rules, bot/return_rules.yml
+(run by `make validate`).
 
 Fails (exit 1) with the file and the key when the catalogue is broken (bot/case_types.py says
-every rule) or the return rules are (bot/return_rules.yml, bot/returns.py), or when a type's `intents` names an intent the assistant does not have (domain.yml).
+every rule) or the return rules are (bot/returns.py), or when a type's `intents` names an
+intent the assistant does not have (domain.yml).
 """
 
 from __future__ import annotations
