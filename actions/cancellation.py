@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.cases import ActionOpenCase
@@ -103,10 +103,11 @@ class ActionConfirmCancellation(Action):
         order_id = tracker.get_slot("cancel_order_id")
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if not order_id:
-            # "Sí" to the offer of a return (a delivered order): the return case; any other
-            # "sí" or "no" to a message that asked nothing to confirm: nothing to do.
+            # "Sí" to the offer of a return (a delivered order): the guided return
+            # (actions/returns.py); any other "sí" or "no" to a message that asked nothing to
+            # confirm: nothing to do.
             if intent == "affirm" and offered_return(tracker):
-                return await ActionOpenCase().run(dispatcher, tracker, domain)
+                return [FollowupAction("return_form")]
             dispatcher.utter_message(response="utter_how_can_i_help")
             return []
         cleared = [SlotSet("cancel_order_id", None)]

@@ -22,12 +22,28 @@ from bot.records import Case, CaseKind
 
 CATALOGUE = Path(__file__).resolve().parent / "case_types.yml"
 FALLBACK = "generic"
-_FIELDS = {"label", "sla_hours", "team", "required", "next_step", "kinds", "intents"}
+_FIELDS = {
+    "label",
+    "sla_hours",
+    "team",
+    "required",
+    "next_step",
+    "kinds",
+    "intents",
+    "eligibility",
+    "customer_updates",
+}
+# The checks a type's `eligibility:` may list; bot/returns.py applies them (with the categories
+# of bot/return_rules.yml) before a case of the type is opened by the guided return flow.
+ELIGIBILITY_CHECKS = ("delivered", "within_return_window", "returnable_category")
 _MAX_SLA_HOURS = 24 * 90
 # The statuses an agent moves a case to that the customer is told of, by `customer_updates:`
 # (closing asks the 1-5 question instead); and what their texts may name.
 UPDATED_STATUSES = ("in_progress", "waiting_customer", "resolved")
-UPDATE_FIELDS = ("id", "label")
+UPDATE_FIELDS = ("id", "label", "order_id", "item")
+# A type's own `customer_updates:` may give a status one text per value of the case's
+# `resolution` detail (a return closed as a refund, a voucher or an exchange).
+RESOLUTION_DETAIL = "resolution"
 
 
 class CaseCatalogueError(ValueError):
@@ -46,6 +62,10 @@ class CaseType:
     next_step: str
     kinds: tuple[CaseKind, ...]
     intents: tuple[str, ...] = ()
+    eligibility: tuple[str, ...] = ()  # ELIGIBILITY_CHECKS this type's cases must pass
+    # status -> resolution (or "default") -> text: what the customer is told, ahead of the
+    # catalogue-wide `customer_updates`
+    customer_updates: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def sla(self) -> timedelta:
@@ -78,8 +98,18 @@ class CaseCatalogue:
 
     def update_for(self, case: Case, status: str) -> str | None:
         """What the customer is told when an agent moves their case to `status`, if anything."""
-        text = self.customer_updates.get(status)
-        return text.format(id=case.id, label=self.type_of(case).label) if text else None
+        case_type = self.type_of(case)
+        own = case_type.customer_updates.get(status) or {}
+        text = own.get(case.details.get(RESOLUTION_DETAIL, "")) or own.get("default")
+        text = text or self.customer_updates.get(status)
+        if not text:
+            return None
+        return text.format(
+            id=case.id,
+            label=case_type.label,
+            order_id=case.details.get("order_id", ""),
+            item=case.details.get("item", ""),
+        )
 
 
 def _fail(path: Path, key: str, problem: str) -> CaseCatalogueError:
@@ -125,6 +155,20 @@ def _case_type(path: Path, type_id: str, raw: Any) -> CaseType:
     intents = raw.get("intents") or []
     if not isinstance(intents, list) or not all(isinstance(item, str) and item for item in intents):
         raise _fail(path, f"{where}.intents", "must be a list of intent names")
+    eligibility = raw.get("eligibility") or []
+    if not isinstance(eligibility, list) or any(check not in ELIGIBILITY_CHECKS for check in eligibility):
+        raise _fail(path, f"{where}.eligibility", f"must list checks among: {', '.join(ELIGIBILITY_CHECKS)}")
+    own_updates = raw.get("customer_updates") or {}
+    if not isinstance(own_updates, Mapping):
+        raise _fail(path, f"{where}.customer_updates", "must map statuses to a text or texts by resolution")
+    updates: dict[str, dict[str, str]] = {}
+    for status, texts in own_updates.items():
+        by_resolution = texts if isinstance(texts, Mapping) else {"default": texts}
+        at = f"{where}.customer_updates.{status}"
+        updates[status] = {
+            str(resolution): _update_text(path, f"{at}.{resolution}", status, text)
+            for resolution, text in by_resolution.items()
+        }
     return CaseType(
         id=type_id,
         label=_text(path, f"{where}.label", raw["label"]),
@@ -134,7 +178,26 @@ def _case_type(path: Path, type_id: str, raw: Any) -> CaseType:
         next_step=_text(path, f"{where}.next_step", raw["next_step"]),
         kinds=tuple(kinds),
         intents=tuple(intents),
+        eligibility=tuple(eligibility),
+        customer_updates=updates,
     )
+
+
+def _update_text(path: Path, where: str, status: str, text: Any) -> str:
+    """A customer update's text, checked: a status they are told of, known {fields} only."""
+    if status not in UPDATED_STATUSES:
+        known = ", ".join(UPDATED_STATUSES)
+        raise _fail(path, where, f"not a status the customer is told of (known: {known})")
+    text = _text(path, where, text)
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as error:
+        raise _fail(path, where, f"a brace is not closed ({error}); write {{id}} or {{label}}") from None
+    unknown = sorted(names - set(UPDATE_FIELDS))
+    if unknown:
+        known = ", ".join(f"{{{name}}}" for name in UPDATE_FIELDS)
+        raise _fail(path, where, f"{{{unknown[0]}}} is not known: only {known} are filled")
+    return text
 
 
 def _customer_updates(path: Path, raw: Any) -> dict[str, str]:
@@ -144,20 +207,7 @@ def _customer_updates(path: Path, raw: Any) -> dict[str, str]:
         raise _fail(path, "customer_updates", f"must map statuses ({', '.join(UPDATED_STATUSES)}) to a text")
     updates = {}
     for status, text in raw.items():
-        where = f"customer_updates.{status}"
-        if status not in UPDATED_STATUSES:
-            raise _fail(
-                path, where, f"not a status the customer is told of (known: {', '.join(UPDATED_STATUSES)})"
-            )
-        text = _text(path, where, text)
-        try:
-            names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-        except ValueError as error:
-            raise _fail(path, where, f"a brace is not closed ({error}); write {{id}} or {{label}}") from None
-        unknown = sorted(names - set(UPDATE_FIELDS))
-        if unknown:
-            raise _fail(path, where, f"{{{unknown[0]}}} is not known: only {{id}} and {{label}} are filled")
-        updates[status] = text
+        updates[status] = _update_text(path, f"customer_updates.{status}", status, text)
     return updates
 
 

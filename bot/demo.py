@@ -30,6 +30,7 @@ from bot.adapters.sql import (
     demo_meta,
     invoices,
     order_deliveries,
+    order_lines,
     orders,
     payment_links,
     payment_promises,
@@ -183,6 +184,31 @@ def parse_fixture(text: str, anchor: date, default_timezone: str, default_countr
     return customer_rows, order_rows
 
 
+def parse_order_lines(text: str) -> list[dict]:
+    """Rows for `order_lines`: each order's optional `lines: [{name, category}]` (the products
+    with the category the return rules read, bot/return_rules.yml)."""
+    document = yaml.safe_load(text) or {}
+    rows: list[dict] = []
+    for index, record in enumerate(document.get("orders") or []):
+        lines = record.get("lines") or []
+        where = f"orders[{index}].lines"
+        if not isinstance(lines, list):
+            raise FixtureError(f"{where}: write it as a list of {{name: ..., category: ...}}")
+        for position, line in enumerate(lines):
+            if not isinstance(line, dict) or not line.get("name"):
+                raise FixtureError(f"{where}[{position}]: needs a name (and a category)")
+            category = line.get("category")
+            rows.append(
+                {
+                    "order_id": str(record["id"]),
+                    "position": position,
+                    "name": str(line["name"]),
+                    "category": str(category) if category else None,
+                }
+            )
+    return rows
+
+
 # --- payments and contact data (issue 6) ---
 # Tables that point at customers: emptied before the customers they point at.
 PAYMENT_TABLES = (payment_links, payment_promises, payments, invoices, contact_changes, customer_details)
@@ -285,6 +311,7 @@ def load_demo(
             text, anchor, settings.bot_timezone, settings.default_country
         )
         calendar = parse_calendar(text, anchor)
+        line_rows = parse_order_lines(text)
         payment_rows = parse_payment_fixture(text, anchor, settings.bot_timezone, customer_rows)
         for table in (
             *PAYMENT_TABLES,
@@ -293,6 +320,7 @@ def load_demo(
             delivery_closures,
             delivery_slots,
             delivery_zones,
+            order_lines,
         ):
             conn.execute(table.delete())
         conn.execute(orders.delete())
@@ -301,6 +329,8 @@ def load_demo(
             conn.execute(customers.insert(), customer_rows)
         if order_rows:
             conn.execute(orders.insert(), order_rows)
+        if line_rows:
+            conn.execute(order_lines.insert(), line_rows)
         load_calendar(conn, calendar, order_rows)
         for table, rows in payment_rows.items():
             if rows:

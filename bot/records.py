@@ -46,6 +46,14 @@ class DeliveryWindow:
 
 
 @dataclass(frozen=True)
+class OrderLine:
+    """One product of an order, with the ERP's product category (what the return rules read)."""
+
+    name: str
+    category: str | None = None  # None: the ERP did not say; the return rules' default applies
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     customer_id: str
@@ -57,6 +65,12 @@ class Order:
     window: DeliveryWindow | None = None
     delivered_at: datetime | None = None
     cancelled_at: datetime | None = None
+    lines: tuple[OrderLine, ...] = ()  # empty: an ERP that gives only `items`
+
+    @property
+    def products(self) -> tuple[OrderLine, ...]:
+        """The order's products: its lines, or `items` as one product of unknown category."""
+        return self.lines or (OrderLine(self.items),)
 
 
 class CaseKind(str, Enum):
@@ -64,6 +78,7 @@ class CaseKind(str, Enum):
 
     CANCEL_ORDER = "cancel_order"
     RETURN_REQUEST = "return_request"
+    EXCHANGE_REQUEST = "exchange_request"  # a product returned for another (the guided return flow)
     HUMAN_HANDOFF = "human_handoff"
     # --- problems reported (issue 16); a wrong or damaged item is a RETURN_REQUEST ---
     ORDER_NOT_ARRIVED = "order_not_arrived"  # not received, even if it shows as delivered

@@ -55,8 +55,10 @@ from bot.adapters.sql import (
     issue_payment_link_in,
     open_invoices_in,
     order_from_row,
+    order_in,
     orders,
     orders_in_progress_in,
+    orders_of_in,
     payments_of_in,
     record_promise_in,
     reschedule_in,
@@ -142,19 +144,14 @@ def get_customer(conn: Connection, match, _q, _body) -> Answer:
 
 
 def get_order(conn: Connection, match, _q, _body) -> Answer:
-    row = conn.execute(sa.select(orders).where(orders.c.id == _id(match))).first()
-    if row is None:
+    order = order_in(conn, _id(match))
+    if order is None:
         raise ApiError(404, "not_found", "no order with this id")
-    return 200, order_to_wire(order_from_row(row))
+    return 200, order_to_wire(order)
 
 
 def orders_of_customer(conn: Connection, match, _q, _body) -> Answer:
-    query = (
-        sa.select(orders)
-        .where(orders.c.customer_id == _id(match))
-        .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
-    )
-    return 200, {"items": [order_to_wire(order_from_row(row)) for row in conn.execute(query)]}
+    return 200, {"items": [order_to_wire(order) for order in orders_of_in(conn, _id(match))]}
 
 
 def orders_in_progress(conn: Connection, _m, query: dict[str, str], _body) -> Answer:
@@ -503,7 +500,7 @@ def cancel_order(conn: Connection, match, _q, body: Any) -> Answer:
         raise ApiError(404, "not_found", "no order with this id for this customer")
     if outcome is CancelOutcome.NOT_CANCELLABLE:
         raise ApiError(409, "not_cancellable", "the order has shipped: it cannot be cancelled")
-    return 200, order_to_wire(order_from_row(_order_row(conn, _id(match))))
+    return 200, order_to_wire(order_in(conn, _id(match)))
 
 
 # --- payments and contact data (issue 6), over the SQL CRM/ERP's own functions ---------------------

@@ -1,7 +1,9 @@
-"""Checks the case catalogue, bot/case_types.yml (run by `make validate`).
+"""Checks the case catalogue, bot/case_types.yml, and the return rules, bot/return_rules.yml
+(run by `make validate`).
 
 Fails (exit 1) with the file and the key when the catalogue is broken (bot/case_types.py says
-every rule), or when a type's `intents` names an intent the assistant does not have (domain.yml).
+every rule) or the return rules are (bot/returns.py), or when a type's `intents` names an
+intent the assistant does not have (domain.yml).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.case_types import CATALOGUE, CaseCatalogueError, load_catalogue  # noqa: E402
+from bot.returns import ReturnRulesError, load_rules  # noqa: E402
 
 
 def domain_intents(root: Path = ROOT) -> set[str]:
@@ -44,7 +47,13 @@ def main(path: Path = CATALOGUE) -> int:
                     file=sys.stderr,
                 )
                 return 1
+    try:
+        rules = load_rules()
+    except ReturnRulesError as error:
+        print(f"return rules: {error}", file=sys.stderr)
+        return 1
     print(f"case catalogue: {len(catalogue.types)} types, every case kind mapped ({path.name})")
+    print(f"return rules: {len(rules.categories)} categories (default {rules.default})")
     return 0
 
 

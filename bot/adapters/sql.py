@@ -32,6 +32,7 @@ from bot.records import (
     Invoice,
     InvoiceStatus,
     Order,
+    OrderLine,
     OrderState,
     Payment,
     PaymentLink,
@@ -69,6 +70,17 @@ orders = sa.Table(
     sa.Column("window_end", sa.DateTime),
     sa.Column("delivered_at", sa.DateTime),
     sa.Column("cancelled_at", sa.DateTime),
+)
+
+# The products of an order with the ERP's category of each (migration 0021): what the return
+# rules read. An order without lines is one product, its `items`, of unknown category.
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("order_id", sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(64)),
 )
 
 # The assistant's own table (not the CRM's): requests a person of the team follows up.
@@ -451,7 +463,35 @@ def open_invoices_in(conn: Connection) -> list[Invoice]:
 def orders_in_progress_in(conn: Connection) -> list[Order]:
     open_states = [state.value for state in OrderState if state.is_open]
     query = sa.select(orders).where(orders.c.state.in_(open_states)).order_by(orders.c.placed_at, orders.c.id)
-    return [order_from_row(row) for row in conn.execute(query)]
+    return orders_from_rows(conn, conn.execute(query).all())
+
+
+def orders_from_rows(conn: Connection, rows: list[sa.engine.Row]) -> list[Order]:
+    """`orders` rows as records with their lines (one more query for all of them)."""
+    lines: dict[str, list[OrderLine]] = {}
+    if rows:
+        query = (
+            sa.select(order_lines)
+            .where(order_lines.c.order_id.in_([row.id for row in rows]))
+            .order_by(order_lines.c.order_id, order_lines.c.position)
+        )
+        for line in conn.execute(query):
+            lines.setdefault(line.order_id, []).append(OrderLine(line.name, line.category))
+    return [order_from_row(row, tuple(lines.get(row.id, ()))) for row in rows]
+
+
+def order_in(conn: Connection, order_id: str) -> Order | None:
+    row = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
+    return orders_from_rows(conn, [row])[0] if row else None
+
+
+def orders_of_in(conn: Connection, customer_id: str) -> list[Order]:
+    query = (
+        sa.select(orders)
+        .where(orders.c.customer_id == customer_id)
+        .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
+    )
+    return orders_from_rows(conn, conn.execute(query).all())
 
 
 def invoices_of_in(conn: Connection, customer_id: str) -> list[Invoice]:
@@ -644,7 +684,7 @@ def customer_from_row(row: sa.engine.Row) -> Customer:
     )
 
 
-def order_from_row(row: sa.engine.Row) -> Order:
+def order_from_row(row: sa.engine.Row, lines: tuple[OrderLine, ...] = ()) -> Order:
     window = None
     if row.window_start is not None and row.window_end is not None:
         window = DeliveryWindow(from_db_time(row.window_start), from_db_time(row.window_end))
@@ -659,6 +699,7 @@ def order_from_row(row: sa.engine.Row) -> Order:
         window=window,
         delivered_at=from_db_time(row.delivered_at),
         cancelled_at=from_db_time(row.cancelled_at),
+        lines=lines,
     )
 
 
@@ -684,17 +725,11 @@ class SqlErp(SqlBilling, Erp):
 
     def order(self, order_id: str) -> Order | None:
         with self._store.connect() as conn:
-            row = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
-        return order_from_row(row) if row else None
+            return order_in(conn, order_id)
 
     def orders_of(self, customer_id: str) -> list[Order]:
-        query = (
-            sa.select(orders)
-            .where(orders.c.customer_id == customer_id)
-            .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
-        )
         with self._store.connect() as conn:
-            return [order_from_row(row) for row in conn.execute(query)]
+            return orders_of_in(conn, customer_id)
 
     def orders_in_progress(self) -> list[Order]:
         with self._store.connect() as conn:

@@ -173,14 +173,15 @@ def test_a_yes_for_an_order_of_someone_else_in_the_slot_cancels_nothing(demo, st
     assert state_of(store, "PED-1003") == "created"
 
 
-def test_yes_to_the_offer_of_a_return_opens_the_return_case(demo):
+def test_yes_to_the_offer_of_a_return_starts_the_guided_return(demo):
     offered = {
         "event": "bot",
         "data": {"buttons": DOMAIN["responses"]["utter_cancel_delivered"][0]["buttons"]},
     }
-    messages, _ = answer("affirm", None, sender=MARIANA_MX, events=[offered])
-    assert [m["response"] for m in messages] == ["utter_return_guide", "utter_return_case"]
-    assert demo.cases.case(messages[1]["case_id"]).kind is CaseKind.RETURN_REQUEST
+    messages, events = answer("affirm", None, sender=MARIANA_MX, events=[offered])
+    assert messages == []
+    assert events == [{"event": "followup", "timestamp": None, "name": "return_form"}]
+    assert demo.cases.list_cases() == []  # the form opens the case once the customer confirms
 
 
 def test_a_yes_or_no_with_nothing_to_confirm_changes_nothing(demo):

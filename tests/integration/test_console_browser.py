@@ -337,13 +337,19 @@ CASE_ID = re.compile(r"GES-[2-9A-HJKMNP-Z]{8}")
 
 
 def test_an_agent_works_a_case_the_bot_opened_from_start_to_the_customers_rating(stack, fake_twilio, browser):
-    """The customer asks on WhatsApp to return a product; the bot opens a case; the agent finds it
-    in the Cases view, takes it, notes, writes to the customer and closes it; the customer rates
-    1-5. (A cancellation is self-service now when the order has not left: no case to work.)"""
+    """The customer asks on WhatsApp to return a product and answers the guided return (the
+    order, the reason, a refund, "si"); the bot opens a case; the agent finds it in the Cases
+    view, takes it, notes, writes to the customer and closes it; the customer rates 1-5. (A
+    cancellation is self-service now when the order has not left: no case to work.)"""
     fake_twilio.reset()
     phone = MARIANA_MX
     try:
-        write(stack, fake_twilio, phone, "quiero devolver un producto que compre <b>ya</b>")
+        # Her delivered order first among the options, then "ya no lo quiero", a refund, yes.
+        for text in ("quiero devolver un producto que compre <b>ya</b>", "1", "3", "1"):
+            before = len(fake_twilio.messages_to(phone))
+            write(stack, fake_twilio, phone, text)
+            fake_twilio.wait_for(phone, before + 1, timeout_s=60)
+        write(stack, fake_twilio, phone, "si")
         deadline = time.monotonic() + 60
         while not (found := CASE_ID.search("\n".join(m.body or "" for m in fake_twilio.messages_to(phone)))):
             assert time.monotonic() < deadline, [m.body for m in fake_twilio.messages_to(phone)]

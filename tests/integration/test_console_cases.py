@@ -35,6 +35,7 @@ from bot.messaging.memory import memory_for
 from bot.messaging.store import MessagingStore
 from bot.messaging.templates import load_templates as sender_templates
 from bot.records import CaseKind
+from bot.returns import Reason, Resolution, ReturnRequest, open_return
 from bot.settings import DEFAULT_DEMO_DATA
 from bot.wiring import Wiring
 from connectors.console.rasa_api import RasaApi
@@ -312,3 +313,28 @@ def test_a_case_book_that_is_down_is_said_plainly(graph, console):
     answer = session.get(f"{console.url}/cases", timeout=30)
     assert answer.status_code == 503
     assert "El sistema de casos no responde" in html.unescape(answer.text)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "told"),
+    [
+        (Resolution.REFUND, "te reembolsamos el pago del pedido PED-1002"),
+        (Resolution.VOUCHER, "un vale de compra"),
+        (Resolution.EXCHANGE, "el producto nuevo ya va en camino"),
+    ],
+)
+def test_resolving_a_guided_return_tells_the_customer_the_refund_voucher_or_exchange(
+    graph, console, resolution, told
+):
+    request = ReturnRequest(
+        "PED-1002", "Juego de sartenes", "cocina", Reason.DAMAGED, resolution, exchange_for="otro juego"
+    )
+    case_id = open_return(graph.cases, graph.outbox, MARIANA_MX, request, MARIANA_MX, NOW).management_id
+    session = console.session(ANA, PASSWORD)
+    page = session.get(f"{console.url}/cases/{case_id}", timeout=10)
+    assert ("Cambio de producto" if resolution is Resolution.EXCHANGE else "Devolución") in page.text
+    answer = post(session, console, case_id, "status", status="resolved")
+    assert notice(answer) == "Estado actualizado; se le avisó al cliente."
+    update = graph.messaging.outbound(MARIANA_MX)[-1].body
+    assert update.startswith("Resolvimos tu") and case_id in update and told in update
+    assert "Juego de sartenes" in update

@@ -108,3 +108,17 @@ def test_iso_dates_are_taken_as_they_are():
     )
     # 16:30 in Lima is 21:30 UTC, stored as naive UTC.
     assert orders[0]["delivered_at"] == datetime(2026, 12, 26, 21, 30)
+
+
+def test_order_lines_carry_the_category_the_return_rules_read(demo):
+    order = demo.erp.order("PED-1011")
+    assert [(line.name, line.category) for line in order.lines] == [
+        ("Cafetera espresso", "electrodomesticos"),
+        ("Almohada viscoelástica", "descanso"),
+    ]
+    # An order the fixture gives no lines is one product, its items, of unknown category.
+    plain = demo.erp.order("PED-1003")
+    assert plain.lines == () and [(line.name, line.category) for line in plain.products] == [
+        (plain.items, None)
+    ]
+    assert [order.lines for order in demo.erp.orders_of("C-007")][0] == order.lines

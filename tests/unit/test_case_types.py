@@ -161,3 +161,19 @@ def test_the_customer_is_told_of_a_status_in_the_catalogues_words_and_not_of_oth
     raw = copy.deepcopy(RAW)
     del raw["customer_updates"]
     assert parse_catalogue(raw).update_for(a_case(CaseKind.CANCEL_ORDER), "in_progress") is None
+
+
+def test_a_resolved_return_tells_the_refund_or_the_voucher_and_an_exchange_its_own_text():
+    catalogue = load_catalogue()
+    details = {"order_id": "PED-1011", "item": "Cafetera espresso"}
+    refund = a_case(CaseKind.RETURN_REQUEST, **details, resolution="refund")
+    voucher = a_case(CaseKind.RETURN_REQUEST, **details, resolution="voucher")
+    exchange = a_case(CaseKind.EXCHANGE_REQUEST, **details, resolution="exchange")
+    told = catalogue.update_for(refund, "resolved")
+    assert "reembolsamos" in told and "PED-1011" in told and "Cafetera espresso" in told and refund.id in told
+    assert "vale de compra" in catalogue.update_for(voucher, "resolved")
+    assert "producto nuevo" in catalogue.update_for(exchange, "resolved")
+    # another status of a return is the catalogue-wide text
+    assert catalogue.update_for(refund, "in_progress") == catalogue.customer_updates["in_progress"].format(
+        id=refund.id, label="Devolución"
+    )

@@ -30,6 +30,8 @@ CHANNEL_ENTITIES |= {"feedback_useful"}
 # --- consent: the options of "mis preferencias", a notification's "Está bien", an expired link ---
 CHANNEL_INTENTS |= {"notice_ok", "link_expired"}
 CHANNEL_ENTITIES |= {"pref_topic", "pref_channel", "pref_granted"}
+# --- returns: the reason and outcome buttons' payload (typed answers are read by the form) ---
+CHANNEL_ENTITIES |= {"return_reason", "return_resolution"}
 NLU_INTENTS = [intent for intent in DOMAIN["intents"] if intent not in CHANNEL_INTENTS]
 
 

@@ -26,6 +26,7 @@ from bot.records import (
     Invoice,
     InvoiceStatus,
     Order,
+    OrderLine,
     OrderState,
     Payment,
     PaymentLink,
@@ -123,7 +124,21 @@ def order_to_wire(order: Order) -> dict[str, Any]:
         "window": {"start": time_to_wire(window.start), "end": time_to_wire(window.end)} if window else None,
         "delivered_at": time_to_wire(order.delivered_at),
         "cancelled_at": time_to_wire(order.cancelled_at),
+        "lines": [{"name": line.name, "category": line.category} for line in order.lines],
     }
+
+
+def lines_from_wire(raw: Any) -> tuple[OrderLine, ...]:
+    """`lines` of an order: optional (an ERP may give only `items`), each a name and a category."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise WireError("lines: must be a list")
+    lines = []
+    for index, item in enumerate(raw):
+        line = _object(item, f"lines[{index}]")
+        lines.append(OrderLine(_text(line, "name"), _text(line, "category", optional=True)))
+    return tuple(lines)
 
 
 def order_from_wire(document: Any) -> Order:
@@ -154,6 +169,7 @@ def order_from_wire(document: Any) -> Order:
         window=window,
         delivered_at=time_from_wire(data.get("delivered_at"), "delivered_at"),
         cancelled_at=time_from_wire(data.get("cancelled_at"), "cancelled_at"),
+        lines=lines_from_wire(data.get("lines")),
     )
 
 
