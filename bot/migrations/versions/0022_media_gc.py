@@ -1,7 +1,7 @@
 """media_files: an index on uploaded_at for the retention's purge (bot/messaging/media_retention.py).
 
 Revision ID: 0022_media_gc
-Revises: 0020_feedback
+Revises: 0021_returns
 Create Date: 2026-12-01 06:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022_media_gc"
-down_revision = "0020_feedback"
+down_revision = "0021_returns"
 branch_labels = None
 depends_on = None
 
