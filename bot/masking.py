@@ -392,9 +392,20 @@ def mask_card_data(text: str, *, after_card: bool = False, carried: str = "") ->
     masked, card = "".join(pieces), bool(spans)
     masked, named = _NAMED_CVV.subn(lambda m: m.group().replace(m.group(1), CVV_MASK), masked)
     cvv = cvv or bool(named)
-    if after_card and not card and re.fullmatch(r"\d{3,4}", masked.strip()):
+    if after_card and _lone_code(masked, card):
         masked, cvv = CVV_MASK, True
     return Masked(masked, card=card, cvv=cvv, carried=taken)
+
+
+def _lone_code(masked_text: str, card: bool) -> bool:
+    return not card and re.fullmatch(r"\d{3,4}", masked_text.strip()) is not None
+
+
+def depends_on_previous_card(masked: Masked) -> bool:
+    """Whether `mask_card_data(text)` (no `after_card`) gave `masked` for a text that `after_card`
+    would mask differently: a message that is only a 3-4 digit number. For any other text the
+    previous message need not be looked up."""
+    return _lone_code(masked.text, masked.card)
 
 
 def mask_sensitive(text: str) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import logging
 import os
 import socket
@@ -123,6 +124,14 @@ class ReplyKeys:
         key = f"{self.message_sid}:{self._next}"
         self._next += 1
         return key
+
+
+class Outcome(enum.Enum):
+    """What became of a journal row the worker processed."""
+
+    DONE = "done"  # to be marked done; the conversation's next row may follow
+    RETRY_LATER = "retry later"  # given back with a backoff: the newer rows wait for it
+    GIVEN_UP = "given up"  # marked failed: the conversation goes on
 
 
 def _keyed(keys: ReplyKeys | None) -> str | None:
@@ -629,21 +638,33 @@ class TwilioInput(InputChannel):
 
     async def _drain(self, phone: str) -> None:
         """Process the conversation's rows oldest first, until none is left that this worker may
-        take: one failing (retried after its backoff) holds back the newer ones."""
+        take: one failing (retried after its backoff) holds back the newer ones. A row done is
+        marked so in the same transaction that takes the next one."""
         if not self._model_ready():
             return  # no model yet (starting, or being replaced): the sweep comes back for it
+        done: int | None = None
         try:
             while True:
                 self._again.discard(phone)
-                entry = await asyncio.to_thread(self.journal.take_next, phone, self.worker_id)
+                if done is None:
+                    entry = await asyncio.to_thread(self.journal.take_next, phone, self.worker_id)
+                else:
+                    entry = await asyncio.to_thread(
+                        self.journal.finish_and_take_next, done, self.worker_id, phone
+                    )
+                    done = None
                 if entry is None:
                     if phone in self._again:
                         continue
                     return
-                if not await self._process(entry):
+                outcome = await self._process(entry)
+                if outcome is Outcome.RETRY_LATER:
                     return
+                if outcome is Outcome.DONE:
+                    done = entry.id
         except Exception:
-            # The database is down: the rows stay accepted and the sweep takes them again.
+            # The database is down: the rows stay accepted and the sweep takes them again (a row
+            # processed and not yet marked done is taken again once its lease expires: a replay).
             logger.exception("the journal of %s could not be read; retrying on the next sweep", phone)
 
     async def _keep_lease(self, entry: JournalEntry) -> None:
@@ -656,8 +677,8 @@ class TwilioInput(InputChannel):
             except Exception:
                 logger.exception("could not renew the lease of message %s", entry.message.sid)
 
-    async def _process(self, entry: JournalEntry) -> bool:
-        """One journal row, to the end; whether the conversation's next row may follow now."""
+    async def _process(self, entry: JournalEntry) -> Outcome:
+        """One journal row, to the end (not yet marked done: the caller does, see `_drain`)."""
         lease = asyncio.create_task(self._keep_lease(entry))
         try:
             await self._process_once(entry)
@@ -670,11 +691,11 @@ class TwilioInput(InputChannel):
             retried = await asyncio.to_thread(
                 self.journal.retry_later, entry, self.worker_id, repr(error), outage=is_outage(error)
             )
-            return not retried  # given up: the conversation goes on with its next message
+            # Given up: the conversation goes on with its next message.
+            return Outcome.RETRY_LATER if retried else Outcome.GIVEN_UP
         finally:
             lease.cancel()
-        await asyncio.to_thread(self.journal.finish, entry.id, self.worker_id)
-        return True
+        return Outcome.DONE
 
     def _model_ready(self) -> bool:
         agent = getattr(getattr(self._app, "ctx", None), "agent", None)

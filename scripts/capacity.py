@@ -62,10 +62,12 @@ from bench import MESSAGES, cpu_seconds, peak_memory_mb  # noqa: E402 (scripts/b
 from scale_test import (  # noqa: E402 (scripts/scale_test.py)
     PUBLIC_URL,
     Ports,
+    RotationWatch,
     haproxy_binary,
     haproxy_config,
     shared_stores,
     stack_environment,
+    wait_in_rotation,
 )
 
 from bot.phone import normalize_phone  # noqa: E402
@@ -196,10 +198,11 @@ def launch(variant: str, model: Path, workdir: Path, rasa_env: dict[str, str] | 
                 if dead or time.monotonic() > deadline:
                     raise SystemExit(f"error: {variant}: {dead or name} did not start; logs in {workdir}")
                 time.sleep(0.3)
-        if variant.startswith("ours"):  # HAProxy sends nothing to a server until its check passed twice
-            while not stack.answers(f"{base_url}/webhooks/twilio/ready"):
-                time.sleep(0.2)
-            time.sleep(2.5)
+        if variant.startswith("ours"):
+            # HAProxy sends nothing to a server until its check passed twice (`rise 2`): traffic
+            # started before then meets 503s of HAProxy's own. Waited for as the scale test does,
+            # on HAProxy's own view (its stats socket), not on a guessed pause.
+            wait_in_rotation(RotationWatch(workdir / "haproxy.sock"))
         return running
     except BaseException:  # a failed start, a timeout or Ctrl-C: leave nothing running
         stack.stop(list(processes.values()))

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -202,11 +203,47 @@ def create_engine(url: str | sa.engine.URL, **options: Any) -> Engine:
             "connect_args": {"check_same_thread": False},  # pooled connections move between threads
             **options,
         }
-    else:
-        options = {"pool_pre_ping": True, **options}
     engine = sa.create_engine(url, future=True, **options)
     tune_sqlite(engine)
+    if not is_sqlite_file(url) and "pool_pre_ping" not in options:
+        ping_idle_connections(engine)
     return engine
+
+
+# A pooled connection back in use within this many seconds is not pinged first.
+PING_AFTER_IDLE_S = 1.0
+
+
+def ping_idle_connections(engine: Engine, idle_s: float = PING_AFTER_IDLE_S) -> None:
+    """Check a pooled connection before use only when it sat idle for `idle_s` or more.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip to the server before every
+    transaction, about ten per inbound message on the Twilio channel's path (the journal, the
+    contact, the sender), each a wait on a busy machine. A connection used a moment ago is as
+    alive as a ping would show; one that sat in the pool (a database restarted overnight, a
+    proxy's idle timeout) is pinged as before, and replaced when the ping fails (raising
+    DisconnectionError in a checkout listener makes the pool connect afresh). A database that goes
+    away between two uses less than `idle_s` apart fails that one transaction, as it could between
+    a ping and the query: `SqlStore.connect` turns it into BackendUnavailable (the webhook answers
+    503 and Twilio delivers again; the journal's worker retries), and SQLAlchemy drops the pool's
+    other connections on that disconnect.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = monotonic()
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        if record is not None:
+            record.info["idle_since"] = monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        if monotonic() - record.info.get("idle_since", 0.0) < idle_s:
+            return
+        if not engine.dialect.do_ping(dbapi_connection):
+            raise sa.exc.DisconnectionError("the pooled connection was closed while idle")
 
 
 def tune_sqlite(engine: Engine) -> None:

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from bot.adapters.sql import SqlStore, from_db_time, to_db_time
 from bot.clock import Clock
 from bot.deep_links import is_link_payload
-from bot.masking import mask_card_data, mask_sensitive
+from bot.masking import depends_on_previous_card, mask_card_data, mask_sensitive
 from bot.messaging.buttons import is_button_id
 from bot.messaging.inbound import Channel, InboundMessage, Location, Media
 
@@ -164,17 +164,20 @@ class InboundJournal:
         with self._store.connect() as conn:
             # A lone security code right after a card number is masked too: the conversation's
             # previous message, in arrival order, says whether it held card data (if it came
-            # within AFTER_CARD, as long as the inbound memory remembers a card).
-            previous = conn.execute(
-                sa.select(inbound_journal.c.card_data)
-                .where(
-                    inbound_journal.c.phone == message.phone,
-                    inbound_journal.c.received_at >= to_db_time(self._clock.now() - AFTER_CARD),
-                )
-                .order_by(inbound_journal.c.id.desc())
-                .limit(1)
-            ).scalar()
-            masked = mask_card_data(message.text, after_card=bool(previous))
+            # within AFTER_CARD, as long as the inbound memory remembers a card). Looked up only
+            # for a message that could be one (3-4 digits alone): one query less for the others.
+            masked = mask_card_data(message.text)
+            if depends_on_previous_card(masked):
+                previous = conn.execute(
+                    sa.select(inbound_journal.c.card_data)
+                    .where(
+                        inbound_journal.c.phone == message.phone,
+                        inbound_journal.c.received_at >= to_db_time(self._clock.now() - AFTER_CARD),
+                    )
+                    .order_by(inbound_journal.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                masked = mask_card_data(message.text, after_card=bool(previous))
             result = conn.execute(
                 inbound_journal.insert().values(
                     message_sid=message.sid,
@@ -208,26 +211,54 @@ class InboundJournal:
     def take_next(self, phone: str, worker: str) -> JournalEntry | None:
         """Lease the conversation's oldest unfinished row for `worker`; None when there is none, or
         when it is leased by another worker or waits for its retry (it must go first)."""
-        now = self._now()
         with self._store.connect() as conn:
+            return self._take_next(conn, phone, worker)
+
+    def finish_and_take_next(self, entry_id: int, worker: str, phone: str) -> JournalEntry | None:
+        """`finish(entry_id)`, then `take_next(phone)`, in one transaction: what the worker does
+        between two messages of a conversation, one round of commit instead of two."""
+        with self._store.connect() as conn:
+            self._finish(conn, entry_id, worker)
+            return self._take_next(conn, phone, worker)
+
+    def _take_next(self, conn: sa.engine.Connection, phone: str, worker: str) -> JournalEntry | None:
+        now = self._now()
+        free = sa.or_(inbound_journal.c.lease_until.is_(None), inbound_journal.c.lease_until < now)
+        lease = {"claimed_by": worker, "lease_until": now + LEASE, "attempts": inbound_journal.c.attempts + 1}
+        oldest = (
+            sa.select(inbound_journal.c.id)
+            .where(inbound_journal.c.phone == phone, inbound_journal.c.status == ACCEPTED)
+            .order_by(inbound_journal.c.id)
+            .limit(1)
+        )
+        if conn.dialect.name == "postgresql":
+            # One statement: the oldest unfinished row, leased only if it is free. Two workers racing
+            # for it: the second waits for the first's row lock, then finds the row leased (READ
+            # COMMITTED re-checks the WHERE on the row as the first left it) and takes nothing.
             row = conn.execute(
-                sa.select(inbound_journal)
-                .where(inbound_journal.c.phone == phone, inbound_journal.c.status == ACCEPTED)
-                .order_by(inbound_journal.c.id)
-                .limit(1)
-            ).first()
-            if row is None or (row.lease_until is not None and row.lease_until >= now):
-                return None
-            taken = conn.execute(
                 inbound_journal.update()
-                .where(inbound_journal.c.id == row.id, inbound_journal.c.status == ACCEPTED)
-                .where(sa.or_(inbound_journal.c.lease_until.is_(None), inbound_journal.c.lease_until < now))
-                .values(claimed_by=worker, lease_until=now + LEASE, attempts=inbound_journal.c.attempts + 1)
-            ).rowcount
-            if taken != 1:
-                return None  # another replica took it between the two statements
-            row = conn.execute(sa.select(inbound_journal).where(inbound_journal.c.id == row.id)).first()
-        return _entry(row)
+                .where(inbound_journal.c.id == oldest.scalar_subquery(), inbound_journal.c.status == ACCEPTED)
+                .where(free)
+                .values(**lease)
+                .returning(*inbound_journal.c)
+            ).first()
+            return None if row is None else _entry(row)
+        row = conn.execute(
+            sa.select(inbound_journal.c.id, inbound_journal.c.lease_until).where(
+                inbound_journal.c.id == oldest.scalar_subquery()
+            )
+        ).first()
+        if row is None or (row.lease_until is not None and row.lease_until >= now):
+            return None
+        taken = conn.execute(
+            inbound_journal.update()
+            .where(inbound_journal.c.id == row.id, inbound_journal.c.status == ACCEPTED)
+            .where(free)
+            .values(**lease)
+        ).rowcount
+        if taken != 1:
+            return None  # another replica took it between the two statements
+        return _entry(conn.execute(sa.select(inbound_journal).where(inbound_journal.c.id == row.id)).first())
 
     def renew(self, entry_id: int, worker: str) -> bool:
         """Extend the lease; False when it was lost (expired and taken by another worker)."""
@@ -244,22 +275,25 @@ class InboundJournal:
 
     def finish(self, entry_id: int, worker: str) -> None:
         with self._store.connect() as conn:
-            conn.execute(
-                inbound_journal.update()
-                .where(inbound_journal.c.id == entry_id, inbound_journal.c.claimed_by == worker)
-                # What the customer wrote is in the tracker now: the journal keeps only what
-                # de-duplication and the next message's card check need. (The first half of a
-                # card split over two messages is not masked by its own screening; it stays
-                # here only while its row is in flight.)
-                .values(
-                    status=DONE,
-                    claimed_by=None,
-                    lease_until=None,
-                    finished_at=self._now(),
-                    body="",
-                    details=None,
-                )
+            self._finish(conn, entry_id, worker)
+
+    def _finish(self, conn: sa.engine.Connection, entry_id: int, worker: str) -> None:
+        conn.execute(
+            inbound_journal.update()
+            .where(inbound_journal.c.id == entry_id, inbound_journal.c.claimed_by == worker)
+            # What the customer wrote is in the tracker now: the journal keeps only what
+            # de-duplication and the next message's card check need. (The first half of a
+            # card split over two messages is not masked by its own screening; it stays
+            # here only while its row is in flight.)
+            .values(
+                status=DONE,
+                claimed_by=None,
+                lease_until=None,
+                finished_at=self._now(),
+                body="",
+                details=None,
             )
+        )
 
     def retry_later(self, entry: JournalEntry, worker: str, error: str, *, outage: bool = False) -> bool:
         """Give the row back to be taken again after a backoff; False when it was given up.

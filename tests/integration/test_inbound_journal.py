@@ -68,6 +68,19 @@ def test_a_conversation_is_processed_oldest_first_and_one_row_at_a_time(journal)
     assert journal.take_next(MARIANA_MX, "w2").message.sid == second
 
 
+def test_finishing_a_row_and_taking_the_next_is_one_step_that_keeps_the_order(journal):
+    first, second = accept(journal, MARIANA_MX, "hola"), accept(journal, MARIANA_MX, "gracias")
+    taken = journal.take_next(MARIANA_MX, "w1")
+    # Another worker's finish does not count: the row stays leased and the next one waits.
+    assert journal.finish_and_take_next(taken.id, "w2", MARIANA_MX) is None
+    assert journal.status_of(first) == "accepted"
+    following = journal.finish_and_take_next(taken.id, "w1", MARIANA_MX)
+    assert journal.status_of(first) == "done" and following.message.sid == second
+    assert following.attempts == 1 and journal.take_next(MARIANA_MX, "w2") is None
+    assert journal.finish_and_take_next(following.id, "w1", MARIANA_MX) is None  # none left
+    assert journal.status_of(second) == "done"
+
+
 def test_a_dead_workers_lease_expires_and_the_row_is_taken_again(journal, clock):
     sid = accept(journal, MARIANA_MX, "hola")
     assert journal.take_next(MARIANA_MX, "dead").attempts == 1

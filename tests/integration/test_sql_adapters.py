@@ -5,8 +5,9 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
+from bot.adapters import sql
 from bot.adapters.base import BackendUnavailable
-from bot.adapters.sql import SqlCrm, SqlErp, SqlStore, customers, orders, to_db_time
+from bot.adapters.sql import SqlCrm, SqlErp, SqlStore, create_engine, customers, orders, to_db_time
 from bot.records import OrderState
 from tests.conftest import JULIAN_AR, MARIANA_MX
 
@@ -79,3 +80,37 @@ def test_embedded_sqlite_runs_in_wal_mode(tmp_path):
     with store.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def _backend_pid(engine: sa.engine.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select pg_backend_pid()")).scalar()
+
+
+def test_a_pooled_connection_closed_while_idle_is_replaced_before_it_is_used(pg_url, monkeypatch):
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0)
+    first = _backend_pid(engine)
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:  # the server drops the pooled connection (a restart, an idle timeout)
+        conn.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": first})
+    later = sql.monotonic() + sql.PING_AFTER_IDLE_S + 1
+    monkeypatch.setattr(sql, "monotonic", lambda: later)  # it has sat idle past the threshold
+    assert _backend_pid(engine) != first  # pinged, found closed, replaced: no error
+    engine.dispose()
+    admin.dispose()
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged_again(pg_url, monkeypatch):
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0)
+    pings = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(1) or real_ping(conn))
+    now = sql.monotonic()
+    monkeypatch.setattr(sql, "monotonic", lambda: now)  # every use within the same instant
+    for _ in range(3):
+        _backend_pid(engine)
+    assert pings == []
+    monkeypatch.setattr(sql, "monotonic", lambda: now + sql.PING_AFTER_IDLE_S)
+    _backend_pid(engine)
+    assert pings == [1]
+    engine.dispose()

@@ -16,6 +16,7 @@ from bot.masking import (
     CVV_MASK,
     card_tail,
     contains_card_number,
+    depends_on_previous_card,
     looks_like_cvv,
     luhn_valid,
     mask_card_data,
@@ -355,3 +356,18 @@ def test_a_second_part_that_is_a_card_on_its_own_still_takes_the_first_part_when
     assert contains_card_number(second)
     masked = mask_card_data(second, carried=card_tail("mi tarjeta 6"))
     assert masked.text == CARD_MASK and masked.carried == 1
+
+
+@pytest.mark.parametrize("text", ["123", " 4567 ", "1234\n"])
+def test_a_lone_code_is_masked_only_after_a_card_and_says_so(text):
+    alone = mask_card_data(text)
+    assert depends_on_previous_card(alone) and alone.text == text
+    assert mask_card_data(text, after_card=True).text == CVV_MASK
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="0123456789 -/cvvCVV:tarjeta", max_size=40))
+def test_a_text_that_does_not_depend_on_the_previous_card_masks_the_same_after_one(text):
+    alone = mask_card_data(text)
+    if not depends_on_previous_card(alone):
+        assert mask_card_data(text, after_card=True) == alone
