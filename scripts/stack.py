@@ -225,9 +225,8 @@ def component_code_files(config: Path) -> list[Path]:
         module = ROOT.joinpath(*name.split(".")[:-1]).with_suffix(".py")
         files.append(module)
         for node in ast.parse(module.read_text()).body:
-            if (
-                isinstance(node, ast.Assign)
-                and any(isinstance(target, ast.Name) and target.id == "CODE_FILES" for target in node.targets)
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "CODE_FILES" for target in node.targets
             ):
                 files += [ROOT / path for path in ast.literal_eval(node.value)]
     return list(dict.fromkeys(files))
