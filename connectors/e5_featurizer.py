@@ -41,7 +41,12 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 # The code that makes a vector, besides this file: a change to any of them changes the features,
 # so the model must be trained again (scripts/stack.py hashes the same list).
-CODE_FILES = ("connectors/e5_featurizer.py", "bot/kb/semantic.py", "bot/kb/e5_graph.py", "bot/kb/e5_weights.py")
+CODE_FILES = (
+    "connectors/e5_featurizer.py",
+    "bot/kb/semantic.py",
+    "bot/kb/e5_graph.py",
+    "bot/kb/e5_weights.py",
+)
 # Training messages embedded between two progress lines (the graph reads one message at a time).
 BATCH = 256
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import secrets
@@ -56,7 +57,9 @@ def training_texts(count: int, skip: int = 0) -> list[str]:
 def parse_cpu(models: dict[str, Path], messages: list[str], warm_up: list[str]) -> dict[str, list[float]]:
     """CPU seconds of each model's parse of each message, the models taking turns."""
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
 
+    configure_structlog(logging.WARNING)  # not a debug line per parse, which would cost CPU too
     agents = {label: Agent.load(str(path)) for label, path in models.items()}
     loop = asyncio.new_event_loop()
     for text in warm_up:
