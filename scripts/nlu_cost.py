@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stack  # noqa: E402 (scripts/stack.py)
 from bench import memory_mb  # noqa: E402 (scripts/bench.py)
 
+from bot.settings import Settings  # noqa: E402
+
 for _name, _value in stack.rasa_thread_env().items():
     os.environ.setdefault(_name, _value)  # before TensorFlow starts
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -104,7 +106,8 @@ def server_memory(model: Path, messages: list[str], timeout: float = 900.0) -> d
             *stack.SERVING_RASA, "run", "--model", str(model), "--endpoints", str(endpoints),
             "--interface", "127.0.0.1", "--port", str(port), "--enable-api", f"--auth-token={token}",
         ]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(ROOT), **stack.rasa_thread_env()}
+        # The environment `make run` gives its Rasa server (its doors' tokens), one thread a pool.
+        env = {**stack.child_env(Settings.from_env(), stack.RASA_SERVER_DOORS), **stack.rasa_thread_env()}
         log = (Path(workdir) / "rasa.log").open("w")
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -158,7 +161,7 @@ def main() -> None:
     if "baseline" in spent:
         extra = [a - b for a, b in zip(spent["model"], spent["baseline"], strict=True)]
         print(f"  extra CPU per message (model - baseline): mean {1000 * statistics.mean(extra):.1f} ms")
-    if "e5_featurizer" in _pipeline_names(args.model):
+    if "E5SentenceFeaturizer" in _pipeline_names(args.model):
         print(f"  the e5 sentence vector alone: {summary(featurizer_cpu(messages))}")
     if args.rss:
         for label, path in models.items():
