@@ -11,6 +11,7 @@ Usage: python scripts/stack.py {model,train,validate,run,shell,test-stories,eval
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 # scripts/supervisor.py beside this file, also when this file is loaded by path (the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import yaml  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from supervisor import GroupProcess, ProcessSpec, StartupFailed, Supervisor  # noqa: E402 (scripts/supervisor.py)
 
@@ -206,7 +208,28 @@ def training_files() -> list[Path]:
         for path in (ROOT / "data").rglob("*")
         if path.suffix in (".yml", ".yaml") and NOT_TRAINING_DATA not in path.parents
     )
-    return files
+    return files + component_code_files(ROOT / "config.yml")
+
+
+def component_code_files(config: Path) -> list[Path]:
+    """The code of config.yml's own pipeline components (a name with a dot is a module path,
+    e.g. connectors.e5_featurizer.E5SentenceFeaturizer): each component's module, and the files
+    its `CODE_FILES` tuple names (the code its features depend on), read without importing it
+    (that would load Rasa). Changing how a component computes retrains the model."""
+    pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline") or []
+    files: list[Path] = []
+    for component in pipeline:
+        name = str(component.get("name", ""))
+        if "." not in name:
+            continue
+        module = ROOT.joinpath(*name.split(".")[:-1]).with_suffix(".py")
+        files.append(module)
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "CODE_FILES" for target in node.targets
+            ):
+                files += [ROOT / path for path in ast.literal_eval(node.value)]
+    return list(dict.fromkeys(files))
 
 
 def model_hash() -> str:
