@@ -55,7 +55,7 @@ from bot.adapters.sql import SqlStore
 from bot.clock import Clock
 from bot.consents.store import ConsentBook, ConsentChange
 from bot.consents.topics import ALL_TOPICS
-from bot.deep_links import EXPIRED_PAYLOAD, DeepLinks, link_token
+from bot.deep_links import EXPIRED_PAYLOAD, NOTIFICATION_KEY, DeepLinks, Link, link_token
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
 from bot.messaging.buttons import Option
@@ -528,14 +528,15 @@ class TwilioInput(InputChannel):
         reply = OutboundMessage(message.phone, message.channel, body=channel_response("utter_opted_in"))
         await self.sender.send(reply, key=_keyed(keys))
 
-    def _opened_link(self, text: str, phone: str) -> str:
+    def _opened_link(self, text: str, phone: str) -> tuple[str, Link | None]:
         """A tapped (or numbered) link payload as the flow it opens, or /link_expired when it is
-        expired, forged or another number's; any other text as it is."""
+        expired, forged or another number's; any other text as it is. With it, the live link
+        opened (None when none was)."""
         if link_token(text) is None:
-            return text
+            return text, None
         if self.links is None:
-            return EXPIRED_PAYLOAD  # no IDENTITY_SECRET here: no link can be checked
-        return self.links.resolve(text, phone, self.clock.now())
+            return EXPIRED_PAYLOAD, None  # no IDENTITY_SECRET here: no link can be checked
+        return self.links.opened(text, phone, self.clock.now())
 
     # --- processing -------------------------------------------------------------------------
 
@@ -580,14 +581,19 @@ class TwilioInput(InputChannel):
                     await self.sender.deliver_held(message.phone, message.sid)
             elif decision.route is Route.TO_BOT:
                 output = TwilioOutput(self.sender, self.store, message.channel, self.memory, keys)
+                text, link = self._opened_link(decision.text, message.phone)
+                metadata = decision.metadata
+                if link is not None and link.notification is not None:
+                    # The notification whose link this is: analytics counts the tap (docs/kpis.md).
+                    metadata = {**(metadata or {}), NOTIFICATION_KEY: link.notification}
                 await on_new_message(
                     UserMessage(
-                        self._opened_link(decision.text, message.phone),
+                        text,
                         output,
                         message.phone,
                         input_channel=self.name(),
                         message_id=message.sid,
-                        metadata=decision.metadata,
+                        metadata=metadata,
                     )
                 )
 
