@@ -123,7 +123,7 @@ def close_case(store: SqlStore, case_id: str = "GES-CCCCCCCC") -> None:
 
 
 # --- notifications of the week (docs/kpis.md, "Notifications"; tests/integration/test_kpi_notifications.py)
-E = "+525544444444"
+E = "+525566666666"
 LINK_LIFE = timedelta(hours=20)  # delivery_tomorrow's news expires after 20 hours
 
 

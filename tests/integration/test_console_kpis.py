@@ -19,7 +19,15 @@ from bot.handoff.service import build_services
 from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.__main__ import main as console_cli
-from tests.analytics_helpers import NOW, Conversation, at, delivered_events, write_handoffs_and_cases
+from tests.analytics_helpers import (
+    NOW,
+    Conversation,
+    at,
+    delivered_events,
+    notification_taps,
+    write_handoffs_and_cases,
+    write_notifications,
+)
 from tests.console_helpers import RunningConsole
 
 pytestmark = pytest.mark.integration
@@ -184,3 +192,39 @@ def test_a_fired_alert_shows_on_the_dashboard_in_spanish(console):
     assert "bajó de 100.0% a 40.0% (más de 10 puntos; 5 sesiones o más por semana)" in banner
     assert "el CSAT del total fue 3.5, bajo el mínimo de 4 (2 respuestas)" in banner
     assert 'data-alert="containment_drop" data-intent="order_status"' in banner
+
+
+def test_the_notifications_of_the_week_show_by_kind_and_channel(console, sql_store):
+    ids = write_notifications(sql_store)
+    AnalyticsStore(sql_store).record(notification_taps(ids), NOW)
+    AnalyticsStore(sql_store).sync_handoffs_and_cases(at(20, 0), NOW)
+    agent = console.session(AGENT, PASSWORD)
+    page = agent.get(f"{console.url}/kpis?from=2026-11-23&to=2026-11-30", timeout=10).text
+
+    def row(key: str) -> list[str]:
+        found = re.search(rf'<tr data-notification="{re.escape(key)}">(.*?)</tr>', page, re.S).group(1)
+        return [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", found, re.S)]
+
+    # The hand-computed figures of tests/integration/test_kpi_notifications.py.
+    assert row("total/") == [
+        "Total",
+        "",
+        "9",
+        "4",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1/4 (25.0%)",
+        "1/4 (25.0%)",
+    ]
+    assert row("delivery_tomorrow/WhatsApp")[:4] == ["Entrega mañana", "WhatsApp", "4", "3"]
+    assert row("delivery_tomorrow/WhatsApp")[-2:] == ["1/3 (33.3%)", "0/3 (0.0%)"]
+    assert row("invoice_due_soon/SMS")[-2:] == ["0/1 (0.0%)", "1/1 (100.0%)"]
+
+    sms = agent.get(f"{console.url}/kpis?from=2026-11-23&to=2026-11-30&channel=sms", timeout=10).text
+    assert 'data-notification="delivery_tomorrow/WhatsApp"' not in sms
+    assert 'data-notification="order_shipped/SMS"' in sms
