@@ -144,7 +144,8 @@ analytics_offsets = sa.Table(
 )
 
 # The KPI alerts that fired (bot/analytics/alerts.py): one per rule, subject and ISO week, with
-# its delivery to ALERT_WEBHOOK_URL (status pending → delivered | failed; unsent: no webhook).
+# its delivery to ALERT_WEBHOOK_URL (status pending → delivered | failed | acknowledged before it
+# was sent; unsent: no webhook).
 kpi_alerts = sa.Table(
     "kpi_alerts",
     metadata,
@@ -166,5 +167,9 @@ kpi_alerts = sa.Table(
     sa.Column("locked_until", sa.DateTime),
     sa.Column("last_error", sa.String(500)),
     sa.Column("delivered_at", sa.DateTime),
+    # A supervisor acknowledged it from the console (0023): it leaves the list, and its webhook,
+    # if not sent yet, is not sent (status acknowledged).
+    sa.Column("acknowledged_by", sa.String(64)),
+    sa.Column("acknowledged_at", sa.DateTime),
     sa.UniqueConstraint("rule", "subject", "week", name="uq_kpi_alerts_once"),
 )

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from bot.adapters.sql import from_db_time
 from bot.analytics.alert_book import AlertBook, Firing
 from bot.analytics.alerts import last_complete_week
+from bot.analytics.schema import kpi_alerts
 from bot.analytics.store import AnalyticsStore
 from bot.clock import FixedClock
 from bot.handoff.agents import AgentError, create_agent
@@ -228,3 +232,42 @@ def test_the_notifications_of_the_week_show_by_kind_and_channel(console, sql_sto
     sms = agent.get(f"{console.url}/kpis?from=2026-11-23&to=2026-11-30&channel=sms", timeout=10).text
     assert 'data-notification="delivery_tomorrow/WhatsApp"' not in sms
     assert 'data-notification="order_shipped/SMS"' in sms
+
+
+def test_a_supervisor_acknowledges_an_alert_it_leaves_the_list_and_its_webhook_is_not_sent(console):
+    week, _, name = last_complete_week(NOW, "America/Mexico_City")
+    book = AlertBook(console.graph.handoff.store.sql)
+    seen, other = book.record(
+        [
+            Firing("contencion", "containment_drop", "order_status", name, week, 0.4, 1.0, 10, 5),
+            Firing("csat", "csat_below", "", name, week, 3.5, None, 4, 2),
+        ],
+        NOW,
+        deliver=True,  # both wait for the webhook
+    )
+    supervisor = console.session(AGENT, PASSWORD)
+    page = supervisor.get(f"{console.url}/kpis", timeout=10).text
+    assert f'data-ack="{seen.id}"' in page and f'data-ack="{other.id}"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+    # An agent without the role cannot, nor can a form without the session's token.
+    plain = console.session(PLAIN, PASSWORD)
+    refused = plain.post(f"{console.url}/kpis/alerts/{seen.id}/ack", data={"csrf": csrf}, timeout=10)
+    assert refused.status_code == 403
+    forged = supervisor.post(f"{console.url}/kpis/alerts/{seen.id}/ack", data={"csrf": "x"}, timeout=10)
+    assert forged.status_code == 403
+    assert {alert.id for alert in book.recent(NOW - timedelta(days=14))} == {seen.id, other.id}
+
+    done = supervisor.post(f"{console.url}/kpis/alerts/{seen.id}/ack", data={"csrf": csrf}, timeout=10)
+    assert done.status_code == 200 and done.url.endswith("/kpis")  # back on the page
+    assert f'data-ack="{seen.id}"' not in done.text and f'data-ack="{other.id}"' in done.text
+    [left] = book.recent(NOW - timedelta(days=14))
+    assert left.id == other.id
+    # Who and when, on the project clock; its webhook is no longer due, the other's still is.
+    with console.graph.handoff.store.sql.connect() as conn:
+        row = conn.execute(sa.select(kpi_alerts).where(kpi_alerts.c.id == seen.id)).one()
+    assert (row.acknowledged_by, row.status) == (AGENT, "acknowledged")
+    assert from_db_time(row.acknowledged_at) == NOW
+    assert [alert.id for alert in book.claim_due(NOW + timedelta(minutes=1))] == [other.id]
+    # A second acknowledgement changes nothing: the first one's who and when stay.
+    assert not book.acknowledge(seen.id, "otra", NOW + timedelta(hours=1))

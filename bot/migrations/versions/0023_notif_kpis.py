@@ -1,6 +1,6 @@
 """Notifications in the analytics (docs/kpis.md, "Notifications"): the channel a notification went
 on, why it was deferred and until when its deep links worked; their copy for the KPIs and the
-deep links customers opened.
+deep links customers opened. KPI alerts acknowledged from the console: who, when.
 
 Revision ID: 0023_notif_kpis
 Revises: 0022_media_gc
@@ -46,9 +46,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_analytics_link_taps_conversation_id", "analytics_link_taps", ["conversation_id"])
     op.create_index("ix_analytics_link_taps_notification_id", "analytics_link_taps", ["notification_id"])
+    with op.batch_alter_table("kpi_alerts") as batch:
+        batch.add_column(sa.Column("acknowledged_by", sa.String(64)))
+        batch.add_column(sa.Column("acknowledged_at", sa.DateTime))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("kpi_alerts") as batch:
+        batch.drop_column("acknowledged_at")
+        batch.drop_column("acknowledged_by")
     op.drop_table("analytics_link_taps")
     op.drop_table("analytics_notifications")
     with op.batch_alter_table("notifications") as batch:
