@@ -201,6 +201,13 @@ def kpi_page_values(
             title="Derivación a persona por semana",
             tick_chars=3,
         ),
+        # The 1–5 answers' mean per ISO week, on a 0–5 scale; a week without answers stays empty.
+        "csat_chart": bar_chart(
+            [(week, figures.csat_mean) for week, figures in by_week.items()],
+            title="CSAT (1–5) por semana",
+            tick_chars=3,
+            scale_top=5,
+        ),
         "by_intent": [
             (value, {name: shown(name, number) for name, number in figures.row().items()})
             for value, figures in sorted(

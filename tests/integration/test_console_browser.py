@@ -262,7 +262,7 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         assert page.input_value("input[name=to]") == "2026-12-02"
         everyone = int(kpi(page, "sessions"))
         drawn = charts_drawn(page)
-        assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert len(drawn) == 4 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
         assert drawn[0][0] == 28  # a bar per day of the four weeks: every day had sessions
 
         # Every section, with the demo's figures in it.
@@ -325,7 +325,7 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         assert page.locator("select[name=channel]").input_value() == "sms"
         assert sum(sessions_of(table_rows(page, "kpi-intents")).values()) <= sms
         drawn = charts_drawn(page)
-        assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert len(drawn) == 4 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
         assert table_rows(page, "kpi-experiments") and table_rows(page, "kpi-feedback")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "console-kpis.png"), full_page=True)

@@ -79,7 +79,11 @@ def test_the_kpi_page_shows_the_weeks_figures_and_server_drawn_charts(console):
     assert kpi(text, "feedback_yes_rate") == "66.7%"
     assert kpi(text, "csat_share") == "60.0%"
     assert '<tr data-variant="pregunta_feedback/te_sirvio">' in text and "0.505" in text
-    assert text.count("<svg") == 3 and "<rect" in text
+    assert text.count("<svg") == 4 and "<rect" in text
+    # CSAT per week: the week's one bar, its mean of the 1-5 answers (5 and 2) on a scale to 5.
+    csat = text[text.index('aria-label="CSAT (1–5) por semana"') :]
+    csat = csat[: csat.index("</svg>")]
+    assert re.findall(r"<title>([^<]*)</title></rect>", csat) == ["2026-W48: 3.5"]
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "script-src 'nonce-" in page.headers["Content-Security-Policy"]
     assert '<a href="/kpis">Indicadores</a>' in text
