@@ -36,6 +36,8 @@ LINK_METADATA = "deep_link"  # the message metadata naming what a live link open
 _SALT = "deep-link"
 # A link payload as `DeepLinks.payload` writes it: what a template's button id carries (≤ 200).
 _LINK_PAYLOAD = re.compile(r'/follow_link\{"link_token": "[A-Za-z0-9_.-]{1,160}"\}')
+# The user event's metadata key naming the notification whose live link the message opened.
+NOTIFICATION_KEY = "notification"
 
 
 class Flow(str, Enum):
@@ -60,6 +62,7 @@ class Link:
     flow: Flow
     target: str
     expires_at: datetime
+    notification: int | None = None  # the notification that offered it (analytics: who led to a tap)
 
 
 class DeepLinks:
@@ -72,14 +75,25 @@ class DeepLinks:
 
     def issue(self, link: Link) -> str:
         expires = int(link.expires_at.timestamp())
-        return str(self._serializer.dumps([link.phone, link.flow.value, link.target, expires]))
+        fields: list = [link.phone, link.flow.value, link.target, expires]
+        if link.notification is not None:
+            fields.append(link.notification)
+        return str(self._serializer.dumps(fields))
 
     def open(self, token: str, phone: str, now: datetime) -> Link | None:
         """The link when `token` is genuine, was sent to `phone` and has not expired at `now`."""
         try:
-            sent_to, flow, target, expires = self._serializer.loads(token)
+            # A link issued before notifications named themselves in it has four fields.
+            sent_to, flow, target, expires, *rest = self._serializer.loads(token)
+            if len(rest) > 1:
+                return None
+            notification = int(rest[0]) if rest else None
             link = Link(
-                str(sent_to), Flow(flow), str(target), datetime.fromtimestamp(int(expires), timezone.utc)
+                str(sent_to),
+                Flow(flow),
+                str(target),
+                datetime.fromtimestamp(int(expires), timezone.utc),
+                notification,
             )
         except (BadSignature, ValueError, TypeError):
             return None
@@ -94,18 +108,21 @@ class DeepLinks:
     def resolve(self, text: str, phone: str, now: datetime) -> str:
         """What Rasa reads for a message: the flow's payload for a live link, `/link_expired` for
         any other link payload; any other text as it is."""
-        return self.follow(text, phone, now)[0]
+        return self.opened(text, phone, now)[0]
+
+    def opened(self, text: str, phone: str, now: datetime) -> tuple[str, Link | None]:
+        """`resolve`'s text, and the live link it opened (None when it opened none)."""
+        token = link_token(text)
+        if token is None:
+            return text, None
+        link = self.open(token, phone, now)
+        return (link.flow.payload(link.target), link) if link else (EXPIRED_PAYLOAD, None)
 
     def follow(self, text: str, phone: str, now: datetime) -> tuple[str, dict[str, str]]:
         """`resolve`, and the metadata the message carries with it: for a live link what it opened
         ({"flow": "pay", "target": "F-2001"}, under LINK_METADATA), else nothing."""
-        token = link_token(text)
-        if token is None:
-            return text, {}
-        link = self.open(token, phone, now)
-        if link is None:
-            return EXPIRED_PAYLOAD, {}
-        return link.flow.payload(link.target), {"flow": link.flow.value, "target": link.target}
+        opened, link = self.opened(text, phone, now)
+        return opened, ({"flow": link.flow.value, "target": link.target} if link else {})
 
 
 def linked_target(metadata: object, flow: Flow) -> str | None:

@@ -56,7 +56,7 @@ from bot.adapters.sql import SqlStore
 from bot.clock import Clock
 from bot.consents.store import ConsentBook, ConsentChange
 from bot.consents.topics import ALL_TOPICS
-from bot.deep_links import EXPIRED_PAYLOAD, LINK_METADATA, DeepLinks, link_token
+from bot.deep_links import EXPIRED_PAYLOAD, LINK_METADATA, NOTIFICATION_KEY, DeepLinks, link_token
 from bot.handoff.service import HandoffServices
 from bot.handoff.store import Handoff
 from bot.messaging.buttons import Option
@@ -549,14 +549,20 @@ class TwilioInput(InputChannel):
 
     def _opened_link(self, text: str, phone: str, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """A tapped (or numbered) link payload as the flow it opens, with what it opened in the
-        metadata (the invoice "Pagar ahora" is about), or /link_expired when it is expired,
-        forged or another number's; any other text and its metadata as they are."""
+        metadata (the invoice "Pagar ahora" is about, and the notification that offered it, which
+        analytics counts as a tap: docs/kpis.md), or /link_expired when it is expired, forged or
+        another number's; any other text and its metadata as they are."""
         if link_token(text) is None:
             return text, metadata
         if self.links is None:
             return EXPIRED_PAYLOAD, metadata  # no IDENTITY_SECRET here: no link can be checked
-        opened, link = self.links.follow(text, phone, self.clock.now())
-        return opened, ({**metadata, LINK_METADATA: link} if link else metadata)
+        opened, link = self.links.opened(text, phone, self.clock.now())
+        if link is None:
+            return opened, metadata
+        extra: dict[str, Any] = {LINK_METADATA: {"flow": link.flow.value, "target": link.target}}
+        if link.notification is not None:
+            extra[NOTIFICATION_KEY] = link.notification
+        return opened, {**(metadata or {}), **extra}
 
     # --- processing -------------------------------------------------------------------------
 

@@ -29,8 +29,13 @@ from bot.adapters.sql import SqlCaseBook, SqlStore, cases  # noqa: E402
 from bot.analytics.consumer import broker_events, read_sql_broker  # noqa: E402
 from bot.analytics.store import AnalyticsStore  # noqa: E402
 from bot.clock import FixedClock, SystemClock  # noqa: E402
+from bot.consents.store import ConsentBook, ConsentChange  # noqa: E402
+from bot.deep_links import NOTIFICATION_KEY  # noqa: E402
 from bot.experiments import variant_index  # noqa: E402
 from bot.handoff.store import HandoffStore  # noqa: E402
+from bot.messaging.inbound import Channel  # noqa: E402
+from bot.notifications.events import parse_event  # noqa: E402
+from bot.notifications.store import NotificationStore  # noqa: E402
 from bot.records import Case, CaseKind  # noqa: E402
 from bot.settings import Settings, SettingsError, shown_url  # noqa: E402
 
@@ -115,6 +120,28 @@ FEEDBACK_VARIANTS = ("te_sirvio", "resolvimos")
 FEEDBACK_YES_RATE = {"te_sirvio": 0.85, "resolvimos": 0.75}  # a made-up difference to find
 
 
+# Notifications (bot/notifications.yml): kind → (weight, the flow its link opens or None, its life).
+NOTIFICATION_KINDS = {
+    "order_shipped": (30, None, timedelta(hours=48)),
+    "out_for_delivery": (20, None, timedelta(hours=10)),
+    "delivery_tomorrow": (20, "reschedule_delivery", timedelta(hours=20)),
+    "delivery_failed": (5, "reschedule_delivery", timedelta(hours=48)),
+    "invoice_due_soon": (15, "make_payment", timedelta(hours=72)),
+    "invoice_overdue": (5, "make_payment", timedelta(hours=168)),
+    "case_updated": (5, None, timedelta(hours=168)),
+}
+# What became of them: (status, weight, reason); "held" only on WhatsApp.
+NOTIFICATION_OUTCOMES = [
+    ("sent", 82, None),
+    ("held", 5, "outside_session_window: demo"),
+    ("skipped", 4, "no_consent:order_updates/demo"),
+    ("skipped", 2, "opted_out"),
+    ("failed", 3, "the sender failed (error 30008)"),
+    ("skipped", 4, "expired"),
+]
+NOTIFICATION_OPT_OUT = 0.03  # of those sent, the customer withdraws a consent within 60 hours
+
+
 def _pick(rng: random.Random, weighted: list[tuple]) -> tuple:
     return rng.choices(weighted, weights=[item[1] for item in weighted])[0]
 
@@ -171,6 +198,78 @@ def conversation(
     return talk, intent, outcome
 
 
+class DemoNotifications:
+    """The notifications of the demo, written as the worker finishes them, on a random stream of
+    their own so the conversations (and their figures) stay what they were without them.
+
+    Some of the customers' own reschedule and payment conversations were opened by a
+    notification's deep link: the notification is sent a few hours before, and the message that
+    opened the flow names it in its metadata, as the channel does for a live link."""
+
+    def __init__(self, store: SqlStore, seed: int, now: datetime) -> None:
+        self.book = NotificationStore(store)
+        self.store = store
+        self.rng = random.Random(f"{seed}|notifications")
+        self.now = now
+        self.count = 0
+
+    def _write(
+        self, phone: str, channel: str, kind: str, finished: datetime, status: str, reason: str | None
+    ) -> int:
+        _, opens, life = NOTIFICATION_KINDS[kind]
+        received = finished - timedelta(minutes=self.rng.uniform(1, 30))
+        payload = {
+            "source": "demo", "event_id": f"demo-{self.count}", "kind": kind,
+            "occurred_at": received.isoformat(), "phone": phone,
+            "variables": {"order_id": f"PED-D{self.count}", "invoice_id": f"FAC-D{self.count}"},
+        }  # fmt: skip
+        self.count += 1
+        row_id, _ = self.book.receive(parse_event(payload), received)
+        deferred = self.rng.random()
+        if deferred < 0.12:
+            self.book.defer(row_id, finished, "quiet_hours")
+        elif deferred < 0.15:
+            self.book.defer(row_id, finished, "daily_cap")
+        linked = opens is not None and status in ("sent", "held")
+        self.book.finish(
+            row_id, status, finished, attempts=1, reason=reason, phone=phone, channel=channel,
+            link_expires_at=received + life if linked else None,
+        )  # fmt: skip
+        if status == "sent" and self.rng.random() < NOTIFICATION_OPT_OUT:
+            moment = finished + timedelta(hours=self.rng.uniform(0.5, 60))
+            if moment <= self.now:
+                change = ConsentChange(
+                    phone, "*", Channel(channel), False, via=channel, source="keyword", message_text="BAJA"
+                )
+                ConsentBook(self.store, FixedClock(moment)).change(change)
+        return row_id
+
+    def some(self, customers: list[tuple[str, str]], start: datetime, end: datetime, count: int) -> None:
+        """`count` notifications finished in [start, end) that nobody tapped."""
+        kinds = list(NOTIFICATION_KINDS)
+        for _ in range(count):
+            phone, channel = self.rng.choice(customers)
+            kind = self.rng.choices(kinds, weights=[NOTIFICATION_KINDS[k][0] for k in kinds])[0]
+            status, _, reason = _pick(self.rng, NOTIFICATION_OUTCOMES)
+            if status == "held" and channel != "whatsapp":
+                status, reason = "sent", None
+            finished = start + timedelta(seconds=self.rng.uniform(0, (end - start).total_seconds()))
+            self._write(phone, channel, kind, min(finished, self.now), status, reason)
+
+    def opened(self, talk: Conversation, intent: str, moment: datetime) -> None:
+        """Half the reschedule and payment conversations came from a notification's link."""
+        if intent not in ("reschedule_delivery", "make_payment") or self.rng.random() >= 0.5:
+            return
+        kinds = [kind for kind, (_, opens, _) in NOTIFICATION_KINDS.items() if opens == intent]
+        kind = self.rng.choice(kinds)
+        sent_at = moment - timedelta(minutes=self.rng.uniform(5, 8 * 60))
+        row_id = self._write(talk.phone, talk.channel, kind, sent_at, "sent", None)
+        for event in talk.events:
+            if event["event"] == "user" and event["parse_data"]["intent"]["name"] == intent:
+                event["metadata"][NOTIFICATION_KEY] = row_id
+                break
+
+
 def generate(settings: Settings, now: datetime, conversations: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     store = SqlStore(settings.database_url)
@@ -189,6 +288,7 @@ def generate(settings: Settings, now: datetime, conversations: int, seed: int) -
     moments = sorted(start + timedelta(seconds=rng.uniform(0, DAYS * 86400)) for _ in range(conversations))
     pending: list[Pending] = []
     counts = {"conversations": 0, "handoffs": 0, "cases": 0}
+    notes = DemoNotifications(store, seed, now)
     step_end, index = start + STEP, 0
     while step_end <= now + STEP:
         rows = []
@@ -197,6 +297,7 @@ def generate(settings: Settings, now: datetime, conversations: int, seed: int) -
             index += 1
             phone, channel = rng.choice(customers)
             talk, intent, outcome = conversation(rng, phone, channel, moment)
+            notes.opened(talk, intent, moment)
             rows += [{"sender_id": phone, "data": json.dumps(event)} for event in talk.delivered()]
             counts["conversations"] += 1
             made = talk.now or moment
@@ -230,6 +331,8 @@ def generate(settings: Settings, now: datetime, conversations: int, seed: int) -
         if rows:
             with store.connect() as conn:
                 conn.execute(broker_events.insert(), rows)
+        # About one notification nobody tapped for every conversation.
+        notes.some(customers, step_end - STEP, step_end, max(1, conversations * 6 // (DAYS * 24)))
         moment = min(step_end, now)
         for item in [p for p in pending if p.due <= moment]:
             pending.remove(item)
@@ -245,6 +348,7 @@ def generate(settings: Settings, now: datetime, conversations: int, seed: int) -
         analytics.sync_handoffs_and_cases(start - timedelta(days=1), moment)
         step_end += STEP
     store.dispose()
+    counts["notifications"] = notes.count
     return counts
 
 
@@ -265,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     counts = generate(settings, now, args.conversations, args.seed)
     print(
-        f"{counts['conversations']} conversations, {counts['handoffs']} handoffs and {counts['cases']} cases "
+        f"{counts['conversations']} conversations, {counts['handoffs']} handoffs, {counts['cases']} cases "
+        f"and {counts['notifications']} notifications "
         f"over the {DAYS} days before {now:%Y-%m-%d %H:%M} UTC "
         f"written to {shown_url(settings.database_url)}; "
         f"now `make report ACTIVE={max(1, args.conversations // 2)}` (the demo's customers, all active)."

@@ -120,3 +120,85 @@ def close_case(store: SqlStore, case_id: str = "GES-CCCCCCCC") -> None:
 
     with store.connect() as conn:
         conn.execute(cases.update().where(cases.c.id == case_id).values(status="closed"))
+
+
+# --- notifications of the week (docs/kpis.md, "Notifications"; tests/integration/test_kpi_notifications.py)
+E = "+525566666666"
+LINK_LIFE = timedelta(hours=20)  # delivery_tomorrow's news expires after 20 hours
+
+
+def write_notifications(store: SqlStore) -> dict[str, int]:
+    """Ten notifications finished by the worker, nine in the period, as the worker records them
+    (received, maybe deferred, finished); their ids by name. Times in Mexico City:
+
+    Each was received an hour before it finished; a link lives 20 hours from then.
+
+    - N1 D delivery_tomorrow whatsapp, sent 27 Nov 08:00 with a link (to 28 Nov 03:00); a tap of
+      it at 05:00 is after it expired (the channel would have refused it): not counted.
+    - N2 E delivery_tomorrow whatsapp, deferred by quiet hours, sent 24 Nov 09:00 with a link;
+      tapped at 09:30 and again at 09:40: opened (once).
+    - N3 B invoice_due_soon sms, sent 25 Nov 12:00 with a link; B refuses the invoices topic on
+      26 Nov 10:00 (22 h later): an opt-out after it.
+    - N4 C order_shipped whatsapp, refused: C said no to the topic (no_consent).
+    - N5 A delivery_tomorrow whatsapp, held 27 Nov (outside WhatsApp's window).
+    - N6 E order_shipped sms, failed 28 Nov.
+    - N7 A order_shipped whatsapp, skipped 28 Nov: A opted out on 20 Nov (BAJA, before it).
+    - N8 E delivery_tomorrow whatsapp, deferred by the daily cap, sent 29 Nov 10:00 with a link,
+      never tapped; E sends BAJA on 2 Dec 11:00, 73 h later: not after it.
+    - N9 C order_shipped whatsapp, skipped 28 Nov: expired.
+    - N10 D delivery_tomorrow whatsapp, sent 30 Nov 09:00: after the period.
+    """
+    from bot.consents.store import ConsentBook, ConsentChange
+    from bot.messaging.inbound import Channel
+    from bot.notifications.events import parse_event
+    from bot.notifications.store import NotificationStore
+
+    book = NotificationStore(store)
+    ids: dict[str, int] = {}
+    plan = [
+        ("N1", D, "delivery_tomorrow", "whatsapp", at(27, 8), "sent", None, True, None),
+        ("N2", E, "delivery_tomorrow", "whatsapp", at(24, 9), "sent", None, True, "quiet_hours"),
+        ("N3", B, "invoice_due_soon", "sms", at(25, 12), "sent", None, True, None),
+        ("N4", C, "order_shipped", "whatsapp", at(26, 9), "skipped", "no_consent:shipping/wa", False, None),
+        ("N5", A, "delivery_tomorrow", "whatsapp", at(27, 9), "held", "outside_session_window", True, None),
+        ("N6", E, "order_shipped", "sms", at(28, 9), "failed", "sender failed (30008)", False, None),
+        ("N7", A, "order_shipped", "whatsapp", at(28, 10), "skipped", "opted_out", False, None),
+        ("N8", E, "delivery_tomorrow", "whatsapp", at(29, 10), "sent", None, True, "daily_cap"),
+        ("N9", C, "order_shipped", "whatsapp", at(28, 11), "skipped", "expired", False, None),
+        ("N10", D, "delivery_tomorrow", "whatsapp", at(30, 9), "sent", None, True, None),
+    ]
+    for name, phone, kind, channel, finished, status, reason, linked, deferred in plan:
+        received = finished - timedelta(hours=1)
+        payload = {
+            "source": "erp", "event_id": name, "kind": kind, "occurred_at": received.isoformat(),
+            "phone": phone, "variables": {"order_id": f"PED-{name}", "invoice_id": f"FAC-{name}"},
+        }  # fmt: skip
+        row_id, _ = book.receive(parse_event(payload), received)
+        if deferred:
+            book.defer(row_id, finished, deferred)
+        book.finish(
+            row_id, status, finished, attempts=1, reason=reason, phone=phone, channel=channel,
+            link_expires_at=received + LINK_LIFE if linked else None,
+        )  # fmt: skip
+        ids[name] = row_id
+    for phone, topic, channel, moment in (
+        (A, "*", Channel.WHATSAPP, at(20, 12)),  # BAJA before any notification
+        (B, "invoices", Channel.SMS, at(26, 10)),  # 22 h after N3
+        (E, "*", Channel.WHATSAPP, datetime(2026, 12, 2, 11, 0, tzinfo=MX)),  # 73 h after N8
+    ):
+        refusal = ConsentChange(phone, topic, channel, False, via=channel.value, source="keyword")
+        ConsentBook(store, FixedClock(moment)).change(refusal)
+    return ids
+
+
+def notification_taps(ids: dict[str, int]) -> list[dict]:
+    """The deep links tapped: E opens N2's twice, D opens N1's an hour after it expired."""
+    e = Conversation(E)
+    e.session(at(24, 9, 30)).says('/reschedule_delivery{"order_id": "PED-N2"}', "reschedule_delivery", 1.0)
+    e.events[-1]["metadata"]["notification"] = ids["N2"]
+    e.says('/reschedule_delivery{"order_id": "PED-N2"}', "reschedule_delivery", 1.0, at=at(24, 9, 40))
+    e.events[-1]["metadata"]["notification"] = ids["N2"]
+    d = Conversation(D)
+    d.session(at(28, 5)).says('/reschedule_delivery{"order_id": "PED-N1"}', "reschedule_delivery", 1.0)
+    d.events[-1]["metadata"]["notification"] = ids["N1"]
+    return [event for conversation in (e, d) for event in conversation.delivered()]

@@ -47,8 +47,10 @@ class FiredAlert:
     threshold: float
     volume: int
     fired_at: datetime
-    status: str  # pending | delivered | failed | unsent
+    status: str  # pending | delivered | failed | unsent | acknowledged (before it was sent)
     attempts: int
+    acknowledged_by: str | None = None  # the supervisor who acknowledged it in the console
+    acknowledged_at: datetime | None = None
 
     def body(self) -> dict[str, Any]:
         """What the webhook receives (docs/kpis.md, "The webhook")."""
@@ -84,6 +86,8 @@ def _alert(row: Any) -> FiredAlert:
         fired_at=from_db_time(row.fired_at),
         status=row.status,
         attempts=row.attempts,
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=from_db_time(row.acknowledged_at),
     )
 
 
@@ -130,12 +134,30 @@ class AlertBook:
                 continue  # another checker recorded it between the look and the insert
         return new
 
+    def acknowledge(self, alert_id: int, agent: str, now: datetime) -> bool:
+        """A supervisor saw alert `alert_id`: recorded with who and when, it leaves the console's
+        list, and a webhook not sent yet is not sent (a delivery under way may still land).
+        False when there is no such alert or it was acknowledged before (the first one stays)."""
+        a = kpi_alerts.c
+        with self._store.connect() as conn:
+            done = conn.execute(
+                kpi_alerts.update()
+                .where(a.id == alert_id, a.acknowledged_at.is_(None))
+                .values(acknowledged_by=agent[:64], acknowledged_at=to_db_time(now))
+            ).rowcount
+            conn.execute(
+                kpi_alerts.update()
+                .where(a.id == alert_id, a.status == "pending")
+                .values(status="acknowledged", next_attempt_at=None)
+            )
+        return bool(done)
+
     def recent(self, since: datetime, limit: int = 20) -> list[FiredAlert]:
-        """The alerts fired at or after `since`, newest first (the console's list)."""
+        """The alerts fired at or after `since` and not acknowledged, newest first (the console's list)."""
         with self._store.connect() as conn:
             rows = conn.execute(
                 sa.select(kpi_alerts)
-                .where(kpi_alerts.c.fired_at >= to_db_time(since))
+                .where(kpi_alerts.c.fired_at >= to_db_time(since), kpi_alerts.c.acknowledged_at.is_(None))
                 .order_by(kpi_alerts.c.fired_at.desc(), kpi_alerts.c.id.desc())
                 .limit(limit)
             ).all()
@@ -178,7 +200,8 @@ class AlertBook:
             )
             conn.execute(
                 kpi_alerts.update()
-                .where(kpi_alerts.c.id == alert_id)
+                # Acknowledged while it was being sent: it stays so, and is not tried again.
+                .where(kpi_alerts.c.id == alert_id, kpi_alerts.c.status == "pending")
                 .values(
                     status="failed" if attempts >= MAX_ATTEMPTS else "pending",
                     attempts=attempts,

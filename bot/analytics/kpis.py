@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from bot.analytics.ab import VariantFigures, compare
 from bot.analytics.feedback import ExposureFacts, FeedbackFacts
+from bot.analytics.notifications import NotificationFacts, NotificationFigures, TapFacts, notification_figures
 from bot.analytics.sessions import SessionFacts
 from bot.inbox import same_text
 
@@ -253,6 +254,7 @@ class KpiReport:
     misunderstood: list[tuple[str, int]]  # masked text, times written
     feedback_by_flow: list[tuple[str, int, int]] = ()  # rated flow, answers, "Sí"
     experiments: list[VariantFigures] = ()  # per experiment and variant, p-values vs the first
+    notifications: list[NotificationFigures] = ()  # the total first, then per kind and channel
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -278,6 +280,8 @@ def compute_kpis(
     only: SessionFilter = EVERY_SESSION,
     feedback: Iterable[FeedbackFacts] = (),
     exposures: Iterable[ExposureFacts] = (),
+    notifications: Iterable[NotificationFacts] = (),
+    link_taps: Iterable[TapFacts] = (),
 ) -> KpiReport:
     """Every KPI of docs/kpis.md for the sessions started in `period`, judged at `now`.
 
@@ -286,7 +290,9 @@ def compute_kpis(
     vs returning); `handoffs` and `cases` those of the conversations in `sessions`. With a
     filter (`only`), the figures are those of its sessions; AHT, the cases and the misunderstood
     messages those that belong to them. `feedback` ("¿Te sirvió?" answers) and `exposures` (A/B
-    variants shown) belong to sessions the same way as handoffs, by conversation and moment."""
+    variants shown) belong to sessions the same way as handoffs, by conversation and moment.
+    `notifications` finished in the period and the `link_taps` of their deep links give the
+    notifications' figures (a filter's channel only applies to them: they have no session)."""
     tz = ZoneInfo(zone)
     ordered = sorted(sessions, key=attrgetter("started_at"))
     all_sessions = [_Session(facts) for facts in ordered]
@@ -437,6 +443,7 @@ def compute_kpis(
         misunderstood=top[:TOP_MISUNDERSTOOD],
         feedback_by_flow=sorted((flow, n, yes) for flow, (n, yes) in by_flow.items()),
         experiments=compare(list(variants.values())),
+        notifications=notification_figures(notifications, link_taps, period.start, period.end, only.channel),
     )
 
 

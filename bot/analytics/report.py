@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.analytics.kpis import DIMENSIONS, KpiReport
+from bot.analytics.notifications import OUTCOMES
 
 BREAKDOWN_COLUMNS = (
     "sessions",
@@ -43,6 +44,31 @@ def _shown(name: str, value: float | int | None) -> str:
 
 def _p(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
+
+
+NOTIFICATION_COLUMNS = [
+    "kind", "channel", "total", *OUTCOMES, "quiet_hours", "daily_cap",
+    "opened", "with_link", "open_rate", "opt_outs", "opt_out_rate",
+]  # fmt: skip
+NOTIFICATION_TITLES = (
+    "total", "sent", "held", "consent", "opted out", "failed", "skipped", "quiet h", "cap",
+    "opened", "open %", "opt-outs", "opt-out %",
+)  # fmt: skip
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def notification_rows(kpis: KpiReport) -> list[list]:
+    """The notifications' figures as NOTIFICATION_COLUMNS, the total first (kind and channel "")."""
+    return [
+        [
+            n.kind, n.channel, n.total, *(n.outcomes[o] for o in OUTCOMES), n.quiet_hours, n.daily_cap,
+            n.opened, n.with_link, n.open_rate, n.opt_outs, n.opt_out_rate,
+        ]
+        for n in kpis.notifications
+    ]  # fmt: skip
 
 
 def summary_rows(kpis: KpiReport) -> list[tuple[str, float | int | None]]:
@@ -142,6 +168,18 @@ def render_text(kpis: KpiReport, zone: str) -> str:
                 f"{_shown('containment', v.containment):>11}{_p(v.containment_p):>7}"
                 f"{yes:>18}{_p(v.yes_rate_p):>7}"
             )
+    if kpis.notifications:
+        lines += [
+            "",
+            "Notifications (finished in the period; opened: deep link tapped within its life, of those"
+            " sent with one; opt-outs within 72 h of those sent):",
+            f"  {'kind / channel':<30}" + "".join(f"{title:>10}" for title in NOTIFICATION_TITLES),
+        ]
+        for row in notification_rows(kpis):
+            name = "(all)" if not row[0] else f"{row[0]} / {row[1] or '-'}"
+            shown = [*(str(value) for value in row[2:11]), f"{row[11]}/{row[12]}", _percent(row[13])]
+            shown += [f"{row[14]}/{row[3]}", _percent(row[15])]
+            lines.append(f"  {name[:30]:<30}" + "".join(f"{value:>10}" for value in shown))
     if kpis.misunderstood:
         lines += ["", "Top misunderstood messages (masked):"]
         lines += [f"  {count:>5}  {text}" for text, count in kpis.misunderstood]
@@ -149,8 +187,8 @@ def render_text(kpis: KpiReport, zone: str) -> str:
 
 
 def write_csv(kpis: KpiReport, folder: Path) -> list[Path]:
-    """summary.csv, breakdown.csv, handoffs.csv, agents.csv, misunderstood.csv, feedback.csv and
-    experiments.csv in `folder` (an empty value: not computable)."""
+    """summary.csv, breakdown.csv, handoffs.csv, agents.csv, misunderstood.csv, feedback.csv,
+    experiments.csv and notifications.csv in `folder` (an empty value: not computable)."""
     folder.mkdir(parents=True, exist_ok=True)
     tables: dict[str, tuple[list[str], list[list]]] = {
         "summary.csv": (["kpi", "value"], [[name, "" if v is None else v] for name, v in summary_rows(kpis)]),
@@ -208,6 +246,13 @@ def write_csv(kpis: KpiReport, folder: Path) -> list[Path]:
                 for v in kpis.experiments
             ],
         ),  # fmt: skip
+        "notifications.csv": (
+            NOTIFICATION_COLUMNS,
+            [
+                ["(all)" if not row[0] else row[0], *("" if value is None else value for value in row[1:])]
+                for row in notification_rows(kpis)
+            ],
+        ),
     }
     written = []
     for name, (header, rows) in tables.items():

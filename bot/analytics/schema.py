@@ -105,6 +105,36 @@ analytics_exposures = sa.Table(
     sa.Column("variant", sa.String(64), nullable=False),
 )
 
+# The notifications as the worker finished them (copied from `notifications`, upserted by ID):
+# what became of each (`outcome`), by kind and channel, whether quiet hours or the daily cap
+# delayed it, when the first opt-out from its number followed it (within NOTIFICATION_WINDOW).
+analytics_notifications = sa.Table(
+    "analytics_notifications",
+    metadata,
+    sa.Column("notification_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # whatsapp | sms | "" (never got one)
+    # sent | held | refused_consent | opted_out | failed | skipped (no rule, expired, unknown...)
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("customer_key", sa.String(32), nullable=False),  # "" when no number was known
+    sa.Column("finished_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("link_expires_at", sa.DateTime),  # it offered a deep link alive until then
+    sa.Column("quiet_hours", sa.Boolean, nullable=False),  # deferred by quiet hours at least once
+    sa.Column("daily_cap", sa.Boolean, nullable=False),  # deferred by the daily cap at least once
+    sa.Column("opted_out_at", sa.DateTime),
+)
+
+# Every live deep link a customer opened (the user event's metadata `notification`), rebuilt
+# from analytics_events like the sessions.
+analytics_link_taps = sa.Table(
+    "analytics_link_taps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("notification_id", sa.Integer, nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+)
+
 # How far a consumer has read a source it reads in order (the SQL event broker's table).
 analytics_offsets = sa.Table(
     "analytics_offsets",
@@ -114,7 +144,8 @@ analytics_offsets = sa.Table(
 )
 
 # The KPI alerts that fired (bot/analytics/alerts.py): one per rule, subject and ISO week, with
-# its delivery to ALERT_WEBHOOK_URL (status pending → delivered | failed; unsent: no webhook).
+# its delivery to ALERT_WEBHOOK_URL (status pending → delivered | failed | acknowledged before it
+# was sent; unsent: no webhook).
 kpi_alerts = sa.Table(
     "kpi_alerts",
     metadata,
@@ -136,5 +167,9 @@ kpi_alerts = sa.Table(
     sa.Column("locked_until", sa.DateTime),
     sa.Column("last_error", sa.String(500)),
     sa.Column("delivered_at", sa.DateTime),
+    # A supervisor acknowledged it from the console (0023): it leaves the list, and its webhook,
+    # if not sent yet, is not sent (status acknowledged).
+    sa.Column("acknowledged_by", sa.String(64)),
+    sa.Column("acknowledged_at", sa.DateTime),
     sa.UniqueConstraint("rule", "subject", "week", name="uq_kpi_alerts_once"),
 )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.deep_links import NOTIFICATION_KEY
 from bot.experiments import EXPERIMENT_KEY, VARIANT_KEY
 from bot.feedback import FEEDBACK_ENTITY, FEEDBACK_INTENT, RATED_FLOW_KEY
 from bot.inbox import (
@@ -98,6 +99,8 @@ def trim_event(conversation_id: str, event: Mapping[str, Any]) -> dict[str, Any]
             input_channel=event.get("input_channel"),
             metadata={"channel": metadata.get("channel"), "phone": metadata.get("phone")},
         )
+        if metadata.get(NOTIFICATION_KEY) is not None:  # a notification's live link it opened
+            kept["metadata"][NOTIFICATION_KEY] = metadata[NOTIFICATION_KEY]
     elif kind == "action":
         kept["name"] = event.get("name")
     elif kind == "bot":

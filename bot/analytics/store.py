@@ -27,20 +27,27 @@ from bot.analytics.kpis import (
     MisunderstoodFacts,
     Period,
 )
+from bot.analytics.notifications import OPT_OUT_WINDOW as NOTIFICATION_OPT_OUT_WINDOW
+from bot.analytics.notifications import NotificationFacts, TapFacts, link_taps, outcome_of
 from bot.analytics.schema import (
     analytics_cases,
     analytics_events,
     analytics_exposures,
     analytics_feedback,
     analytics_handoffs,
+    analytics_link_taps,
     analytics_misunderstood,
+    analytics_notifications,
     analytics_offsets,
     analytics_sessions,
     metadata,
 )
-from bot.analytics.sessions import SessionFacts, build_sessions, event_key, trim_event
+from bot.analytics.sessions import SessionFacts, build_sessions, customer_key, event_key, trim_event
+from bot.consents.store import consent_log
 from bot.handoff.store import handoffs
 from bot.inbox import misunderstood_messages
+from bot.notifications.store import FINAL as FINISHED
+from bot.notifications.store import notifications
 
 # Customers with an order placed this long before the period's end count as active (adoption).
 ACTIVE_CUSTOMER_WINDOW = timedelta(days=90)
@@ -128,9 +135,10 @@ class AnalyticsStore:
             for conversation_id, body in found:
                 events[conversation_id].append(body)
             conn.execute(analytics_sessions.delete().where(analytics_sessions.c.conversation_id.in_(chunk)))
-            for table in (analytics_misunderstood, analytics_feedback, analytics_exposures):
+            rebuilt = (analytics_misunderstood, analytics_feedback, analytics_exposures, analytics_link_taps)
+            for table in rebuilt:
                 conn.execute(table.delete().where(table.c.conversation_id.in_(chunk)))
-        session_rows, message_rows, feedback_rows, exposure_rows = [], [], [], []
+        session_rows, message_rows, feedback_rows, exposure_rows, tap_rows = [], [], [], [], []
         for conversation_id, stored in events.items():
             for facts in build_sessions(conversation_id, stored):
                 row = dict(facts.__dict__)
@@ -149,6 +157,8 @@ class AnalyticsStore:
             answers, exposures = feedback_and_exposures(conversation_id, stored)
             feedback_rows += [{**answer.__dict__, "at": to_db_time(answer.at)} for answer in answers]
             exposure_rows += [{**exposure.__dict__, "at": to_db_time(exposure.at)} for exposure in exposures]
+            taps = link_taps(conversation_id, stored)
+            tap_rows += [{**tap.__dict__, "at": to_db_time(tap.at)} for tap in taps]
         if session_rows:
             conn.execute(analytics_sessions.insert(), session_rows)
         if message_rows:
@@ -157,6 +167,8 @@ class AnalyticsStore:
             conn.execute(analytics_feedback.insert(), feedback_rows)
         if exposure_rows:
             conn.execute(analytics_exposures.insert(), exposure_rows)
+        if tap_rows:
+            conn.execute(analytics_link_taps.insert(), tap_rows)
 
     def sync_handoffs_and_cases(self, since: datetime, now: datetime) -> None:
         """Copy the handoffs and cases made since `since` from the assistant's tables; a case is
@@ -200,6 +212,55 @@ class AnalyticsStore:
                 for row in opened
             ]
             self._replace(conn, analytics_cases, analytics_cases.c.case_id, rows, "case_id")
+            self._copy_notifications(conn, since)
+
+    def _copy_notifications(self, conn: Connection, since: datetime) -> None:
+        """Copy the notifications the worker finished since `since` (docs/kpis.md,
+        "Notifications"), each with the first consent its number withdrew within
+        OPT_OUT_WINDOW after it (BAJA, or a topic refused in the preferences)."""
+        n = notifications.c
+        found = conn.execute(
+            sa.select(n.id, n.kind, n.channel, n.status, n.reason, n.phone, n.finished_at)
+            .add_columns(n.link_expires_at, n.deferred)
+            .where(n.status.in_(FINISHED), n.finished_at >= to_db_time(since))
+        ).all()
+        phones = sorted({row.phone for row in found if row.phone})
+        refusals: dict[str, list[datetime]] = defaultdict(list)
+        for index in range(0, len(phones), _KEY_CHUNK):
+            for phone, at in conn.execute(
+                sa.select(consent_log.c.phone, consent_log.c.at).where(
+                    consent_log.c.phone.in_(phones[index : index + _KEY_CHUNK]),
+                    consent_log.c.granted.is_(False),
+                    consent_log.c.at >= to_db_time(since),
+                )
+            ):
+                refusals[phone].append(from_db_time(at))
+        rows = []
+        for row in found:
+            finished = from_db_time(row.finished_at)
+            opted_out = [
+                at
+                for at in refusals.get(row.phone or "", ())
+                if finished <= at < finished + NOTIFICATION_OPT_OUT_WINDOW
+            ]
+            deferred = set((row.deferred or "").split(","))
+            rows.append(
+                {
+                    "notification_id": row.id,
+                    "kind": row.kind,
+                    "channel": row.channel or "",
+                    "outcome": outcome_of(row.status, row.reason),
+                    "customer_key": customer_key(row.phone) if row.phone else "",
+                    "finished_at": row.finished_at,
+                    "link_expires_at": row.link_expires_at,
+                    "quiet_hours": "quiet_hours" in deferred,
+                    "daily_cap": "daily_cap" in deferred,
+                    "opted_out_at": to_db_time(min(opted_out)) if opted_out else None,
+                }
+            )
+        self._replace(
+            conn, analytics_notifications, analytics_notifications.c.notification_id, rows, "notification_id"
+        )
 
     @staticmethod
     def _replace(conn: Connection, table: sa.Table, key: sa.Column, rows: list[dict], name: str) -> None:
@@ -324,6 +385,37 @@ class AnalyticsStore:
                     )
                 )
             ]
+            a = analytics_notifications.c
+            sent = [
+                NotificationFacts(
+                    notification_id=row.notification_id,
+                    kind=row.kind,
+                    channel=row.channel,
+                    outcome=row.outcome,
+                    finished_at=from_db_time(row.finished_at),
+                    link_expires_at=from_db_time(row.link_expires_at),
+                    quiet_hours=bool(row.quiet_hours),
+                    daily_cap=bool(row.daily_cap),
+                    opted_out_at=from_db_time(row.opted_out_at),
+                    customer_key=row.customer_key,
+                )
+                for row in conn.execute(
+                    sa.select(analytics_notifications).where(
+                        a.finished_at >= start, a.finished_at < to_db_time(period.end)
+                    )
+                )
+            ]
+            t = analytics_link_taps.c
+            linked = [item.notification_id for item in sent if item.link_expires_at is not None]
+            taps = [
+                TapFacts(row.notification_id, from_db_time(row.at), row.conversation_id)
+                for index in range(0, len(linked), _KEY_CHUNK)
+                for row in conn.execute(
+                    sa.select(t.notification_id, t.at, t.conversation_id).where(
+                        t.notification_id.in_(linked[index : index + _KEY_CHUNK])
+                    )
+                )
+            ]
         return {
             "sessions": sessions,
             "first_seen": first_seen,
@@ -332,6 +424,8 @@ class AnalyticsStore:
             "misunderstood": misunderstood,
             "feedback": feedback,
             "exposures": exposures,
+            "notifications": sent,
+            "link_taps": taps,
         }
 
     def dimension_values(self, period: Period) -> dict[str, list[str]]:

@@ -38,6 +38,11 @@ notifications = sa.Table(
     sa.Column("send_status", sa.String(24)),  # the sender's result (queued, outbox, unknown…)
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
+    # For analytics (0023): the channel it went on, the reasons it was deferred for at least
+    # once (comma-separated: quiet_hours, daily_cap), and until when its deep links worked.
+    sa.Column("channel", sa.String(16)),
+    sa.Column("deferred", sa.String(64)),
+    sa.Column("link_expires_at", sa.DateTime),
     sa.UniqueConstraint("source", "event_id", name="uq_notifications_event"),
     sa.Index("ix_notifications_due", "status", "due_at"),
     sa.Index("ix_notifications_sent", "phone", "status", "finished_at"),
@@ -113,7 +118,18 @@ class NotificationStore:
             conn.execute(notifications.update().where(notifications.c.id == row_id).values(**values))
 
     def defer(self, row_id: int, until: datetime, reason: str) -> None:
-        self._update(row_id, due_at=to_db_time(until), reason=reason, locked_until=None)
+        """Due again at `until`; `reason` joins the reasons it was ever deferred for (analytics)."""
+        with self._store.connect() as conn:
+            before = conn.execute(
+                sa.select(notifications.c.deferred).where(notifications.c.id == row_id)
+            ).scalar()
+            reasons = sorted({*(before or "").split(","), reason} - {""})
+            values = {"due_at": to_db_time(until), "reason": reason, "locked_until": None}
+            conn.execute(
+                notifications.update()
+                .where(notifications.c.id == row_id)
+                .values(**values, deferred=",".join(reasons)[:64])
+            )
 
     def retry_later(self, row_id: int, attempts: int, until: datetime, error: str) -> None:
         self._update(
@@ -131,6 +147,8 @@ class NotificationStore:
         phone: str | None = None,
         message_sid: str | None = None,
         send_status: str | None = None,
+        channel: str | None = None,
+        link_expires_at: datetime | None = None,
     ) -> None:
         assert status in FINAL, status
         values: dict[str, Any] = {
@@ -144,6 +162,10 @@ class NotificationStore:
         }
         if phone:
             values["phone"] = phone
+        if channel:
+            values["channel"] = channel
+        if link_expires_at is not None:
+            values["link_expires_at"] = to_db_time(link_expires_at)
         self._update(row_id, **values)
 
     def sent_between(self, phone: str, start: datetime, end: datetime) -> int:

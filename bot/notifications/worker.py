@@ -176,7 +176,10 @@ class NotificationWorker:
                 logger.info("notification #%s deferred to %s (%s)", item.id, decision.at, decision.reason)
                 return
             if decision.action is Action.SKIP:
-                await self._finish(item, "skipped", attempts, reason=decision.reason, phone=recipient.phone)
+                await self._finish(
+                    item, "skipped", attempts, reason=decision.reason, phone=recipient.phone,
+                    channel=channel.value,
+                )  # fmt: skip
                 return
             assert rule is not None
             await self.bucket.take()
@@ -209,7 +212,8 @@ class NotificationWorker:
         event = item.event
         variables = {"customer_name": who.customer.first_name if who.customer else "", **event.variables}
         text = render_text(rule, variables, who.country, numbered=False)
-        options = self._options(rule, item, who.phone)
+        options, link_expires_at = self._options(rule, item, who.phone)
+        delivered = {"channel": channel.value, "link_expires_at": link_expires_at}
         # The same signed links fill the ids of the template's buttons that open a flow, so a tap
         # on the template outside the window opens the flow as a tap on the message would.
         links = {
@@ -244,28 +248,38 @@ class NotificationWorker:
             await self._finish(
                 item, "held", attempts, phone=who.phone, message_sid=result.sids[0] if result.sids else None,
                 reason=f"outside_session_window: {template}; the message is held as #{result.held_id} "
-                "and delivered when the customer writes",
+                "and delivered when the customer writes", **delivered,
             )  # fmt: skip
             return
-        await self._record(item, result, attempts, who.phone, key)
+        await self._record(item, result, attempts, who.phone, key, delivered)
 
-    def _options(self, rule: Rule, item: StoredNotification, phone: str) -> tuple[Option, ...]:
+    def _options(
+        self, rule: Rule, item: StoredNotification, phone: str
+    ) -> tuple[tuple[Option, ...], datetime | None]:
         """The rule's quick replies as the message's options (WhatsApp buttons, numbered on SMS);
-        one that opens a flow carries a signed link to it for this number, alive as long as the
-        news (the rule's expires_after_hours, else LINK_DEFAULT_LIFE)."""
+        one that opens a flow carries a signed link to it for this number and this notification,
+        alive as long as the news (the rule's expires_after_hours, else LINK_DEFAULT_LIFE). With
+        them, when the links stop working (None: no link offered)."""
         event = item.event
         expires_at = event.occurred_at + (rule.expires_after or LINK_DEFAULT_LIFE)
-        options = []
+        options, linked = [], False
         for reply in rule.quick_replies:
             payload = reply.payload
             target = event.variables.get(TARGET_VARIABLE[reply.opens]) if reply.opens else None
             if reply.opens and target and self.links is not None:
-                payload = self.links.payload(Link(phone, reply.opens, target, expires_at))
+                payload = self.links.payload(Link(phone, reply.opens, target, expires_at, item.id))
+                linked = True
             options.append(Option(reply.title, payload))
-        return tuple(options)
+        return tuple(options), expires_at if linked else None
 
     async def _record(
-        self, item: StoredNotification, result: SendResult, attempts: int, phone: str, key: str
+        self,
+        item: StoredNotification,
+        result: SendResult,
+        attempts: int,
+        phone: str,
+        key: str,
+        delivered: dict[str, Any],
     ) -> None:
         if result.status == "duplicate":
             # Tried before a crash: the sender's own record of it says how that went.
@@ -274,16 +288,16 @@ class NotificationWorker:
             sids = [record.sid] if record and record.sid else []
             result = SendResult(status, result.record_ids, sids, record.error_code if record else None)
         if result.status == "blocked":
-            await self._finish(item, "skipped", attempts, reason="opted_out", phone=phone)
+            await self._finish(item, "skipped", attempts, reason="opted_out", phone=phone, **delivered)
         elif result.status == "failed":
             await self._finish(
                 item, "failed", attempts, phone=phone, send_status="failed",
-                reason=f"the sender failed (error {result.error_code or 'unknown'})",
+                reason=f"the sender failed (error {result.error_code or 'unknown'})", **delivered,
             )  # fmt: skip
         else:
             sid = result.sids[0] if result.sids else None
             await self._finish(
-                item, "sent", attempts, phone=phone, message_sid=sid, send_status=result.status
+                item, "sent", attempts, phone=phone, message_sid=sid, send_status=result.status, **delivered
             )
             logger.info("notification #%s sent to %s (%s)", item.id, phone, result.status)
 

@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader
 from sanic import Sanic, response
 from sanic.request import Request
 
+from bot.analytics.alert_book import AlertBook
 from bot.clock import local_day
 from bot.handoff.agents import authenticate
 from bot.handoff.context import customer_context
@@ -514,6 +515,20 @@ def create_app(
             {name: request.args.get(name) for name in KPI_ARGS},
         )
         return signed_in(request, session, "kpis.html", **values)
+
+    @app.post("/kpis/alerts/<alert_id:int>/ack")
+    async def acknowledge_alert(request: Request, alert_id: int) -> response.HTTPResponse:
+        """A supervisor has seen the alert: who and when are recorded, it leaves the list, and a
+        webhook not sent yet is not sent (docs/kpis.md, "Alerts")."""
+        session = await session_of(request)
+        if session is None:
+            return response.redirect("/login")
+        if session["role"] != SUPERVISOR:
+            return signed_in(request, session, "forbidden.html", status=403)
+        if not csrf_ok(request, session):
+            return response.text("forbidden", status=403)
+        await asyncio.to_thread(AlertBook(store.sql).acknowledge, alert_id, session["agent"], clock.now())
+        return response.redirect("/kpis", status=303)
 
     @app.get("/api/handoffs/<handoff_id>/kb")
     async def handoff_kb_json(request: Request, handoff_id: str) -> response.HTTPResponse:

@@ -14,12 +14,18 @@ MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 44, 30, 14
 
 
 def bar_chart(
-    points: list[tuple[str, float | None]], *, percent: bool = False, title: str = "", tick_chars: int = 5
+    points: list[tuple[str, float | None]],
+    *,
+    percent: bool = False,
+    title: str = "",
+    tick_chars: int = 5,
+    scale_top: float | None = None,
 ) -> str:
     """Vertical bars, one per (label, value); a missing value (None) leaves its place empty.
-    Under a bar, the last `tick_chars` characters of its label (`11-23` of a day, `W48` of a week)."""
+    Under a bar, the last `tick_chars` characters of its label (`11-23` of a day, `W48` of a week).
+    The scale runs to 100% (`percent`), to `scale_top` (a 1–5 mean: 5), else to the largest value."""
     values = [value for _, value in points if value is not None]
-    top = 1.0 if percent else max(values, default=0) or 1.0
+    top = 1.0 if percent else scale_top or max(values, default=0) or 1.0
     plot_w, plot_h = WIDTH - MARGIN_LEFT - 8, HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
     step = plot_w / max(1, len(points))
     bar_w = max(2.0, step * 0.7)

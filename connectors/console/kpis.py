@@ -23,6 +23,38 @@ ALERTS_SHOWN_FOR = timedelta(days=14)  # an alert of the last two weeks' checks 
 DEFAULT_DAYS = 28  # four weeks: enough to see a weekly trend
 CHANNELS = {"whatsapp": "WhatsApp", "sms": "SMS"}
 CUSTOMERS = {"new": "Nuevos", "returning": "Recurrentes"}
+# The notification kinds (bot/notifications/events.py, EventKind) as the dashboard names them.
+NOTIFICATION_KINDS = {
+    "order_shipped": "Pedido enviado",
+    "out_for_delivery": "Pedido en camino",
+    "delivery_tomorrow": "Entrega mañana",
+    "delivery_failed": "Entrega fallida",
+    "invoice_due_soon": "Factura por vencer",
+    "invoice_overdue": "Factura vencida",
+    "visit_tomorrow": "Visita mañana",
+    "case_updated": "Gestión actualizada",
+}
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / whole:.1f}%)" if whole else "—"
+
+
+def notification_row(figures: Any) -> dict[str, Any]:
+    """A row of the notifications table (bot.analytics.notifications.NotificationFigures)."""
+    return {
+        "kind": figures.kind,
+        "label": NOTIFICATION_KINDS.get(figures.kind, figures.kind) if figures.kind else "Total",
+        "channel": CHANNELS.get(figures.channel, figures.channel or "—") if figures.kind else "",
+        "total": figures.total,
+        **figures.outcomes,
+        "quiet_hours": figures.quiet_hours,
+        "daily_cap": figures.daily_cap,
+        "opened": _share(figures.opened, figures.with_link),
+        "opt_outs": _share(figures.opt_outs, figures.sent),
+    }
+
+
 _INTENT = re.compile(r"^[a-z0-9_]{1,64}$")
 _COUNTRY = re.compile(r"^([A-Z]{2}|\?\?)$")
 LABELS = {
@@ -169,6 +201,13 @@ def kpi_page_values(
             title="Derivación a persona por semana",
             tick_chars=3,
         ),
+        # The 1–5 answers' mean per ISO week, on a 0–5 scale; a week without answers stays empty.
+        "csat_chart": bar_chart(
+            [(week, figures.csat_mean) for week, figures in by_week.items()],
+            title="CSAT (1–5) por semana",
+            tick_chars=3,
+            scale_top=5,
+        ),
         "by_intent": [
             (value, {name: shown(name, number) for name, number in figures.row().items()})
             for value, figures in sorted(
@@ -195,4 +234,6 @@ def kpi_page_values(
             }
             for v in kpis.experiments
         ],
+        # Notifications finished in the period (docs/kpis.md, "Notifications"); the total first.
+        "notifications": [notification_row(figures) for figures in kpis.notifications],
     }

@@ -20,9 +20,9 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.adapters.sql import SqlStore
+from bot.adapters.sql import SqlStore, from_db_time
 from bot.analytics.consumer import BROKER_TABLE, read_sql_broker
-from bot.analytics.schema import analytics_events, analytics_sessions
+from bot.analytics.schema import analytics_events, analytics_link_taps, analytics_sessions
 from bot.analytics.sessions import event_key, trim_event
 from bot.analytics.store import AnalyticsStore
 from bot.migrations import target_metadata
@@ -87,6 +87,34 @@ def test_the_tracker_store_streams_events_masked_as_it_stores_them(tmp_path):
     assert len(published) == 2  # each event once: only the new ones on the second save
     assert "4111" not in published[0] and "0004" not in published[1]
     assert "tarjeta oculta" in published[0]
+
+
+def test_a_tapped_links_notification_travels_with_the_event_to_the_link_taps(tmp_path):
+    """The channel names the notification whose live link was tapped on the message's metadata
+    (connectors/twilio_channel.py): the tracker store publishes it, the consumer records the tap."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    sql = SqlStore(url)
+    with sql.connect() as conn:
+        for tables in target_metadata():
+            tables.create_all(conn)
+    broker = AnalyticsSqlBroker(url)
+    store = SettingsTrackerStore(
+        domain=Domain.empty(), event_broker=broker, settings=Settings.from_env({"DATABASE_URL": url})
+    )
+    metadata = {"channel": "whatsapp", "phone": "+525511111111", "notification": 7}
+    tap = UserUttered(
+        '/reschedule_delivery{"order_id": "PED-1"}',
+        intent={"name": "reschedule_delivery", "confidence": 1.0},
+        metadata=metadata,
+        timestamp=at(24, 9, 30).timestamp(),
+    )
+    asyncio.run(store.save(DialogueStateTracker.from_events("+525511111111", [tap])))
+    analytics = AnalyticsStore(sql)
+    assert read_sql_broker(analytics, NOW) == 1
+    with sql.connect() as conn:
+        taps = conn.execute(sa.select(analytics_link_taps.c.notification_id, analytics_link_taps.c.at)).all()
+    assert [(number, from_db_time(moment)) for number, moment in taps] == [(7, at(24, 9, 30))]
+    sql.dispose()
 
 
 # --- RabbitMQ -------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from rasa.core.channels.channel import UserMessage
 
+from bot.adapters.sql import from_db_time
 from bot.clock import FixedClock
 from bot.consents.export import write_csv
 from bot.consents.store import ConsentBook, ConsentChange
@@ -27,6 +29,7 @@ from bot.messaging.memory import memory_for
 from bot.messaging.store import MessagingStore
 from bot.notifications.events import parse_event
 from bot.notifications.store import NotificationStore
+from bot.notifications.store import notifications as notification_rows
 from connectors.twilio_channel import TwilioInput
 from tests.conftest import MARIANA_MX, NOW, ROSA_PE
 from tests.notification_helpers import approved_templates, build_worker, event, twilio_settings
@@ -228,6 +231,17 @@ def test_a_tapped_link_opens_the_reschedule_flow_for_its_order_and_an_old_one_is
 
     asyncio.run(tap_now())
     assert bot.heard == ['/reschedule_delivery{"order_id": "PED-1001"}']
+    # The tap names the notification whose link it opened (analytics counts it, docs/kpis.md),
+    # and the notification's row says the channel it went on and until when its links worked.
+    [row] = notifications.all()
+    assert bot.metadata[0]["notification"] == row.id
+    assert notifications.get(row.id).status == "sent"
+    with store.connect() as conn:
+        stored = conn.execute(
+            sa.select(notification_rows.c.channel, notification_rows.c.link_expires_at)
+        ).one()
+    assert stored.channel == "whatsapp"
+    assert from_db_time(stored.link_expires_at) == parse_event(news).occurred_at + timedelta(hours=20)
 
     # The same offer answered after the news expired (delivery_tomorrow: 20 hours) is refused.
     memory.set_pending_buttons(MARIANA_MX, offered)
@@ -240,6 +254,7 @@ def test_a_tapped_link_opens_the_reschedule_flow_for_its_order_and_an_old_one_is
 
     asyncio.run(answer_late())
     assert bot.heard[-1] == "/link_expired"
+    assert "notification" not in bot.metadata[-1]  # an expired link opened nothing
 
 
 def test_a_channel_without_the_key_refuses_every_link_instead_of_opening_it(store, clock, book, fake_twilio):

@@ -262,7 +262,7 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         assert page.input_value("input[name=to]") == "2026-12-02"
         everyone = int(kpi(page, "sessions"))
         drawn = charts_drawn(page)
-        assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert len(drawn) == 4 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
         assert drawn[0][0] == 28  # a bar per day of the four weeks: every day had sessions
 
         # Every section, with the demo's figures in it.
@@ -292,6 +292,15 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         assert all(0 <= float(variants[1][column]) <= 1 for column in (4, 7)), variants
         assert sum(int(cells[5]) for cells in variants) == answers
         assert page.locator("#kpi-misunderstood li").count() > 3
+        # The notifications: the total first, then by kind and channel; some sent, some of their
+        # deep links opened (the demo's notifications, docs/kpis.md "Notifications").
+        notifications = table_rows(page, "kpi-notifications")
+        assert notifications[0][0] == "Total" and len(notifications) > 4
+        total_sent = int(notifications[0][3])
+        assert 0 < total_sent == sum(int(cells[3]) for cells in notifications[1:])
+        assert re.fullmatch(r"[1-9]\d*/\d+ \(\d+\.\d%\)", notifications[0][11]), notifications[0]
+        # Each alert has its "Vista" button (acknowledging is tests/integration/test_console_kpis.py's).
+        assert alerts.locator("button[data-ack]").count() == 2
 
         # The period: one week has fewer sessions than four, a bar per day of it, and the week's
         # chart one bar.
@@ -325,8 +334,11 @@ def test_a_supervisor_opens_the_dashboard_filters_it_and_sees_the_charts(sql_sto
         assert page.locator("select[name=channel]").input_value() == "sms"
         assert sum(sessions_of(table_rows(page, "kpi-intents")).values()) <= sms
         drawn = charts_drawn(page)
-        assert len(drawn) == 3 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
+        assert len(drawn) == 4 and all(bars > 0 and width > 300 for bars, width in drawn), drawn
         assert table_rows(page, "kpi-experiments") and table_rows(page, "kpi-feedback")
+        sms_notifications = table_rows(page, "kpi-notifications")
+        assert len(sms_notifications) > 1 and {cells[1] for cells in sms_notifications[1:]} == {"SMS"}
+        assert int(sms_notifications[0][3]) < total_sent
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "console-kpis.png"), full_page=True)
     finally:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from bot.adapters.sql import from_db_time
 from bot.analytics.alert_book import AlertBook, Firing
 from bot.analytics.alerts import last_complete_week
+from bot.analytics.schema import kpi_alerts
 from bot.analytics.store import AnalyticsStore
 from bot.clock import FixedClock
 from bot.handoff.agents import AgentError, create_agent
@@ -19,7 +23,15 @@ from bot.handoff.service import build_services
 from bot.settings import Settings
 from bot.wiring import Wiring
 from connectors.console.__main__ import main as console_cli
-from tests.analytics_helpers import NOW, Conversation, at, delivered_events, write_handoffs_and_cases
+from tests.analytics_helpers import (
+    NOW,
+    Conversation,
+    at,
+    delivered_events,
+    notification_taps,
+    write_handoffs_and_cases,
+    write_notifications,
+)
 from tests.console_helpers import RunningConsole
 
 pytestmark = pytest.mark.integration
@@ -67,7 +79,11 @@ def test_the_kpi_page_shows_the_weeks_figures_and_server_drawn_charts(console):
     assert kpi(text, "feedback_yes_rate") == "66.7%"
     assert kpi(text, "csat_share") == "60.0%"
     assert '<tr data-variant="pregunta_feedback/te_sirvio">' in text and "0.505" in text
-    assert text.count("<svg") == 3 and "<rect" in text
+    assert text.count("<svg") == 4 and "<rect" in text
+    # CSAT per week: the week's one bar, its mean of the 1-5 answers (5 and 2) on a scale to 5.
+    csat = text[text.index('aria-label="CSAT (1–5) por semana"') :]
+    csat = csat[: csat.index("</svg>")]
+    assert re.findall(r"<title>([^<]*)</title></rect>", csat) == ["2026-W48: 3.5"]
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "script-src 'nonce-" in page.headers["Content-Security-Policy"]
     assert '<a href="/kpis">Indicadores</a>' in text
@@ -184,3 +200,78 @@ def test_a_fired_alert_shows_on_the_dashboard_in_spanish(console):
     assert "bajó de 100.0% a 40.0% (más de 10 puntos; 5 sesiones o más por semana)" in banner
     assert "el CSAT del total fue 3.5, bajo el mínimo de 4 (2 respuestas)" in banner
     assert 'data-alert="containment_drop" data-intent="order_status"' in banner
+
+
+def test_the_notifications_of_the_week_show_by_kind_and_channel(console, sql_store):
+    ids = write_notifications(sql_store)
+    AnalyticsStore(sql_store).record(notification_taps(ids), NOW)
+    AnalyticsStore(sql_store).sync_handoffs_and_cases(at(20, 0), NOW)
+    agent = console.session(AGENT, PASSWORD)
+    page = agent.get(f"{console.url}/kpis?from=2026-11-23&to=2026-11-30", timeout=10).text
+
+    def row(key: str) -> list[str]:
+        found = re.search(rf'<tr data-notification="{re.escape(key)}">(.*?)</tr>', page, re.S).group(1)
+        return [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", found, re.S)]
+
+    # The hand-computed figures of tests/integration/test_kpi_notifications.py.
+    assert row("total/") == [
+        "Total",
+        "",
+        "9",
+        "4",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1/4 (25.0%)",
+        "1/4 (25.0%)",
+    ]
+    assert row("delivery_tomorrow/WhatsApp")[:4] == ["Entrega mañana", "WhatsApp", "4", "3"]
+    assert row("delivery_tomorrow/WhatsApp")[-2:] == ["1/3 (33.3%)", "0/3 (0.0%)"]
+    assert row("invoice_due_soon/SMS")[-2:] == ["0/1 (0.0%)", "1/1 (100.0%)"]
+
+    sms = agent.get(f"{console.url}/kpis?from=2026-11-23&to=2026-11-30&channel=sms", timeout=10).text
+    assert 'data-notification="delivery_tomorrow/WhatsApp"' not in sms
+    assert 'data-notification="order_shipped/SMS"' in sms
+
+
+def test_a_supervisor_acknowledges_an_alert_it_leaves_the_list_and_its_webhook_is_not_sent(console):
+    week, _, name = last_complete_week(NOW, "America/Mexico_City")
+    book = AlertBook(console.graph.handoff.store.sql)
+    seen, other = book.record(
+        [
+            Firing("contencion", "containment_drop", "order_status", name, week, 0.4, 1.0, 10, 5),
+            Firing("csat", "csat_below", "", name, week, 3.5, None, 4, 2),
+        ],
+        NOW,
+        deliver=True,  # both wait for the webhook
+    )
+    supervisor = console.session(AGENT, PASSWORD)
+    page = supervisor.get(f"{console.url}/kpis", timeout=10).text
+    assert f'data-ack="{seen.id}"' in page and f'data-ack="{other.id}"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+    # An agent without the role cannot, nor can a form without the session's token.
+    plain = console.session(PLAIN, PASSWORD)
+    refused = plain.post(f"{console.url}/kpis/alerts/{seen.id}/ack", data={"csrf": csrf}, timeout=10)
+    assert refused.status_code == 403
+    forged = supervisor.post(f"{console.url}/kpis/alerts/{seen.id}/ack", data={"csrf": "x"}, timeout=10)
+    assert forged.status_code == 403
+    assert {alert.id for alert in book.recent(NOW - timedelta(days=14))} == {seen.id, other.id}
+
+    done = supervisor.post(f"{console.url}/kpis/alerts/{seen.id}/ack", data={"csrf": csrf}, timeout=10)
+    assert done.status_code == 200 and done.url.endswith("/kpis")  # back on the page
+    assert f'data-ack="{seen.id}"' not in done.text and f'data-ack="{other.id}"' in done.text
+    [left] = book.recent(NOW - timedelta(days=14))
+    assert left.id == other.id
+    # Who and when, on the project clock; its webhook is no longer due, the other's still is.
+    with console.graph.handoff.store.sql.connect() as conn:
+        row = conn.execute(sa.select(kpi_alerts).where(kpi_alerts.c.id == seen.id)).one()
+    assert (row.acknowledged_by, row.status) == (AGENT, "acknowledged")
+    assert from_db_time(row.acknowledged_at) == NOW
+    assert [alert.id for alert in book.claim_due(NOW + timedelta(minutes=1))] == [other.id]
+    # A second acknowledgement changes nothing: the first one's who and when stay.
+    assert not book.acknowledge(seen.id, "otra", NOW + timedelta(hours=1))

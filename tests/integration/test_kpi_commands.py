@@ -60,6 +60,12 @@ def test_the_report_prints_a_period_and_writes_its_csv(tmp_path, monkeypatch, ca
     assert int(summary["sessions"]) > 0
     assert 0 <= float(summary["containment"]) <= 1
     assert float(summary["adoption"]) == pytest.approx(int(summary["customers"]) / 60)
+    # The demo's notifications: some sent, some of their links opened (docs/kpis.md).
+    assert "Notifications (finished in the period" in printed
+    with (out / "notifications.csv").open() as handle:
+        total = next(csv.DictReader(handle))
+    assert total["kind"] == "(all)" and int(total["sent"]) > 0
+    assert 0 < int(total["opened"]) <= int(total["with_link"]) <= int(total["sent"])
 
 
 def test_the_default_period_is_the_seven_full_days_before_today():

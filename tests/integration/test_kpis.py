@@ -151,6 +151,7 @@ def test_the_report_prints_and_writes_every_table(analytics, tmp_path):
         "feedback.csv",
         "handoffs.csv",
         "misunderstood.csv",
+        "notifications.csv",  # empty here: tests/integration/test_kpi_notifications.py fills it
         "summary.csv",
     ]
     with (tmp_path / "summary.csv").open() as handle:

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.clock import FixedClock
 from bot.messaging.inbound import Channel
 from bot.messaging.templates import parse_templates
 from bot.notifications.events import EventKind, parse_event
 from bot.notifications.rules import check_templates, parse_rules
-from bot.notifications.store import NotificationStore
+from bot.notifications.store import NotificationStore, notifications
 from tests.conftest import CLOCK, MARIANA_MX, PUBLIC_URL, ROSA_PE
 from tests.notification_helpers import RunningIntake, approved_templates, build_worker, event, twilio_settings
 
@@ -64,6 +65,12 @@ def worker(store, demo, clock, twilio, loop):
 
 def rows(store) -> list:
     return NotificationStore(store).all()
+
+
+def deferred(store) -> list[str | None]:
+    """The reasons each notification was ever deferred for, in the order received."""
+    with store.connect() as conn:
+        return list(conn.execute(sa.select(notifications.c.deferred).order_by(notifications.c.id)).scalars())
 
 
 def test_a_posted_event_is_stored_then_sent_with_the_rules_text(intake, worker, twilio, store, loop):
@@ -141,6 +148,8 @@ def test_quiet_hours_defer_the_notification_until_the_customers_morning(
 
     assert len(twilio.wait_for(MARIANA_MX)) == 1
     assert rows(store)[0].status == "sent"
+    # Analytics still learns it waited for the morning (the reason itself is cleared when sent).
+    assert deferred(store) == ["quiet_hours"]
 
 
 def test_the_daily_cap_holds_the_fourth_notification_until_the_next_day(
@@ -158,6 +167,7 @@ def test_the_daily_cap_holds_the_fourth_notification_until_the_next_day(
     clock.set(datetime.fromisoformat("2026-11-27T08:00:00-06:00"))
     loop.run_until_complete(worker[0].run_once())
     assert len(twilio.wait_for(MARIANA_MX, 4)) == 4
+    assert deferred(store) == [None, None, None, "daily_cap"]
 
 
 def test_an_opted_out_number_is_not_sent_and_the_record_says_why(intake, worker, twilio, store, loop):

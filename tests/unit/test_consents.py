@@ -207,6 +207,18 @@ def test_a_link_is_the_same_each_time_it_is_issued():
     assert LINKS.payload(TOMORROW_LINK) == LINKS.payload(TOMORROW_LINK)
 
 
+def test_a_link_names_the_notification_that_offered_it_and_an_older_link_still_opens():
+    # Analytics credits the notification whose live link was tapped (docs/kpis.md, "Notifications").
+    offered = Link(PHONE, Flow.RESCHEDULE, "PED-1001", NOW + timedelta(hours=20), notification=42)
+    payload = LINKS.payload(offered)
+    assert LINKS.opened(payload, PHONE, NOW) == ('/reschedule_delivery{"order_id": "PED-1001"}', offered)
+    assert LINKS.opened(payload, PHONE, NOW + timedelta(hours=20)) == (EXPIRED_PAYLOAD, None)
+    assert LINKS.opened("hola", PHONE, NOW) == ("hola", None)
+    # A link issued before links named their notification (four fields) opens as it did.
+    assert LINKS.issue(TOMORROW_LINK) != LINKS.issue(offered)
+    assert LINKS.opened(LINKS.payload(TOMORROW_LINK), PHONE, NOW)[1].notification is None
+
+
 def test_empty_topics_are_allowed_and_grant_nothing():
     assert parse_topics(None) == Topics()
     assert not granted(Topics(), {}, "order_updates", Channel.SMS)
