@@ -144,6 +144,8 @@ def create_app(
     templates.filters["step"] = labels.step
     templates.filters["form"] = labels.form
     templates.filters["slot"] = labels.slot
+    templates.filters["detail"] = labels.detail
+    templates.filters["detail_value"] = labels.detail_value
     canned = {reply.id: reply for reply in load_canned()}
     notices = {**NOTICES, **file_notices(settings.media_max_bytes)}
     load_kb = kb if kb is not None else partial(knowledge_base, settings.kb_dir)

@@ -28,6 +28,8 @@ class Labels:
     forms: dict[str, str] = field(default_factory=dict)
     slots: dict[str, str] = field(default_factory=dict)
     responses: dict[str, str] = field(default_factory=dict)  # utter_* -> the start of its text
+    # A case's details: name -> {"label": ..., "values": {code: Spanish}} (labels.yml, case_details)
+    case_details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def intent(self, name: Any) -> str:
         return self.intents.get(str(name), str(name)) if name else "—"
@@ -37,6 +39,22 @@ class Labels:
 
     def slot(self, name: Any) -> str:
         return self.slots.get(str(name), str(name))
+
+    def detail(self, name: Any) -> str:
+        """A case detail's name in Spanish: `media_url_2` as "Foto o archivo 2"; unknown as it is."""
+        name = str(name)
+        base, _, number = name.rpartition("_")
+        if name not in self.case_details and base in self.case_details and number.isdigit():
+            return f"{self.detail(base)} {number}"
+        return str(self.case_details.get(name, {}).get("label", name))
+
+    def detail_value(self, value: Any, name: Any) -> str:
+        """A case detail's value: a code of that detail in Spanish (`changed_mind`: "Ya no lo
+        quiere"), an intent by its label, anything else as it is."""
+        if str(name) == "intent":
+            return self.intent(value)
+        values = self.case_details.get(str(name), {}).get("values") or {}
+        return str(values.get(str(value), value))
 
     def step(self, name: Any) -> str:
         """A step the bot took: a custom action, a form, or a response it sent."""
@@ -55,7 +73,8 @@ def load_labels(path: Path = LABELS_FILE, domain: Path = DOMAIN_FILE) -> Labels:
     domain only loses the responses' previews."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     tables = {kind: {str(key): str(value) for key, value in (data.get(kind) or {}).items()} for kind in KINDS}
-    return Labels(**tables, responses=response_previews(domain))
+    details = {str(key): dict(value or {}) for key, value in (data.get("case_details") or {}).items()}
+    return Labels(**tables, responses=response_previews(domain), case_details=details)
 
 
 def response_previews(domain: Path) -> dict[str, str]:

@@ -333,6 +333,11 @@ def test_resolving_a_guided_return_tells_the_customer_the_refund_voucher_or_exch
     session = console.session(ANA, PASSWORD)
     page = session.get(f"{console.url}/cases/{case_id}", timeout=10)
     assert ("Cambio de producto" if resolution is Resolution.EXCHANGE else "Devolución") in page.text
+    # The details read in Spanish, codes included (connectors/console/labels.yml, case_details).
+    details = page.text[page.text.index('id="case-details"') :]
+    assert "Motivo</span> Llegó dañado o no funciona</li>" in details
+    wanted = {Resolution.REFUND: "Reembolso del dinero", Resolution.VOUCHER: "Vale de compra"}
+    assert f"Qué pide a cambio</span> {wanted.get(resolution, 'Cambio por otro producto')}</li>" in details
     answer = post(session, console, case_id, "status", status="resolved")
     assert notice(answer) == "Estado actualizado; se le avisó al cliente."
     update = graph.messaging.outbound(MARIANA_MX)[-1].body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.returns import HANDOVERS, Reason, Resolution
 from connectors.console.canned import CannedError, CannedReply, conversation_values, fill, load_canned
 from connectors.console.labels import DOMAIN_FILE, domain_names, load_labels
 
@@ -28,6 +29,32 @@ def test_labels_read_as_the_agent_expects():
     assert greet.startswith("Respondió: «") and greet.endswith("»") and len(greet) <= 60 + 14
     # An unknown name is shown as it is, never hidden.
     assert labels.step("action_nueva") == "action_nueva" and labels.intent(None) == "—"
+
+
+def test_a_case_detail_reads_in_spanish_with_its_codes():
+    labels = load_labels()
+    assert labels.detail("reason") == "Motivo"
+    assert labels.detail_value("changed_mind", "reason") == "Ya no lo quiere"
+    assert labels.detail_value("voucher", "resolution") == "Vale de compra"
+    assert labels.detail_value("order_status", "intent") == "Estado de pedido"
+    assert labels.detail("media_url_2") == "Foto o archivo 2"
+    # What the customer wrote, an unknown detail or an unknown code is shown as it is.
+    assert labels.detail_value("changed_mind", "text") == "changed_mind"
+    assert labels.detail("nuevo_dato") == "nuevo_dato" and labels.detail_value("otro", "reason") == "otro"
+
+
+@pytest.mark.parametrize(
+    ("detail", "codes"),
+    [
+        ("reason", [reason.value for reason in Reason]),
+        ("resolution", [resolution.value for resolution in Resolution]),
+        ("handover", list(HANDOVERS)),
+    ],
+)
+def test_every_code_a_return_case_stores_has_its_spanish(detail, codes):
+    values = load_labels().case_details[detail]["values"]
+    missing = sorted(set(codes) - set(values))
+    assert not missing, f"add to connectors/console/labels.yml under case_details.{detail}.values: {missing}"
 
 
 def test_the_shipped_canned_replies_are_valid():
