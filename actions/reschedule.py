@@ -27,6 +27,7 @@ from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
 from actions.feedback import ask_feedback
+from actions.form_steps import unread_message
 from actions.order_status import NO_ORDER_RESPONSES, order_reference, sender_phone
 from bot.adapters.base import BackendUnavailable
 from bot.choices import fold, pick_choice
@@ -155,28 +156,6 @@ def confirmation_phrase(window: DeliveryWindow, zone: ZoneInfo, locale: str) -> 
     return f"{day}, de {start:%H:%M} a {end:%H:%M}"
 
 
-def unread_message(tracker: Tracker) -> bool:
-    """Whether the customer's latest message is still unanswered, so the form must read it.
-
-    Rasa runs the validation on a copy of the tracker that ends with the form's own execution
-    (then the slots being extracted and validated), so `latest_action_name` is always the form:
-    look behind that. A user message comes first when it is fresh; an action
-    (action_order_status, utter_faq…) when the form resumes after it.
-    """
-    events = list(tracker.events)
-    while events and events[-1].get("event") == "slot":
-        events.pop()
-    if events and events[-1].get("event") == "action" and events[-1].get("name") == FORM:
-        events.pop()
-    for event in reversed(events):
-        kind = event.get("event")
-        if kind == "user":
-            return True
-        if kind == "action" and event.get("name") != "action_listen":
-            return False
-    return True
-
-
 def _leaves(text: str) -> bool:
     return text in LEAVE_FORM or "cancel" in text or text.startswith("salir")
 
@@ -208,7 +187,7 @@ def _answer(tracker: Tracker, step: str) -> dict[str, Any]:
     """The customer's message as the answer to `step`, when the form asked that step and the
     message is one; the request that opened the form is read by the first step, the order."""
     requested = tracker.get_slot(REQUESTED_SLOT)
-    if (requested or ORDER) != step or not unread_message(tracker):
+    if (requested or ORDER) != step or not unread_message(tracker, FORM):
         return {}  # another step's answer, or back after an interruption: nothing new to read
     if requested and _intent(tracker) in INTERRUPTIONS and not _leaving(tracker):
         return {}  # not an answer: the rules take this turn
@@ -296,7 +275,7 @@ class ValidateRescheduleForm(FormValidationAction):
 
         The slot is emptied unless the step fills it: it held the message, not an answer yet.
         """
-        if not unread_message(tracker):
+        if not unread_message(tracker, FORM):
             # A value kept from before the form was paused (a handoff): checked back then.
             return {}
         if _leaving(tracker):

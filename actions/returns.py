@@ -25,6 +25,7 @@ from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
 from actions.cases import ActionOpenCase, handover_instead
+from actions.form_steps import unread_message
 from actions.handoff import handoff_events
 from actions.order_status import order_reference, sender_phone
 from actions.payments import media_of
@@ -108,23 +109,6 @@ def _choice(tracker: Tracker, entity: str, kind: type, options: list, text: str,
     return reader(text)
 
 
-def unread_message(tracker: Tracker) -> bool:
-    """Whether the customer's latest message is still unanswered (actions/reschedule.py says why
-    the form's own execution and its slots are looked behind)."""
-    events = list(tracker.events)
-    while events and events[-1].get("event") == "slot":
-        events.pop()
-    if events and events[-1].get("event") == "action" and events[-1].get("name") == FORM:
-        events.pop()
-    for event in reversed(events):
-        kind = event.get("event")
-        if kind == "user":
-            return True
-        if kind == "action" and event.get("name") != "action_listen":
-            return False
-    return True
-
-
 def _intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
@@ -147,7 +131,7 @@ def _answer(tracker: Tracker, step: str) -> dict[str, Any]:
     """The customer's message as the answer to `step`, when the form asked it; the request that
     opened the form is read by the first step, the order."""
     requested = tracker.get_slot(REQUESTED_SLOT)
-    if (requested or ORDER) != step or not unread_message(tracker):
+    if (requested or ORDER) != step or not unread_message(tracker, FORM):
         return {}
     if requested and _intent(tracker) in INTERRUPTIONS and not _leaving(tracker):
         return {}
@@ -207,7 +191,7 @@ class ValidateReturnForm(FormValidationAction):
         """The request that opens the form goes to a person instead when a rule of
         bot/handoff_config.yml says so (a VIP customer, an amount over the threshold, angry or
         urgent words, "pasame con una persona" inside the request), as a case request would."""
-        if tracker.get_slot(REQUESTED_SLOT) is None and unread_message(tracker):
+        if tracker.get_slot(REQUESTED_SLOT) is None and unread_message(tracker, FORM):
             phone = sender_phone(tracker)
             try:
                 crm = wiring().backends.crm
@@ -300,7 +284,7 @@ class ValidateReturnForm(FormValidationAction):
     ) -> dict[str, Any]:
         """What ends the form at any step (leaving, the CRM/ERP down), else the step's reading.
         The slot is emptied unless the step fills it: it held the message, not an answer yet."""
-        if not unread_message(tracker):
+        if not unread_message(tracker, FORM):
             return {}
         if _leaving(tracker):
             dispatcher.utter_message(response="utter_return_cancelled")
