@@ -229,7 +229,12 @@ def test_replies_to_one_conversation_leave_in_order(stack, twilio):
         write(stack, twilio, phone, text)
     bodies = [m.body for m in twilio.wait_for(phone, 4)]
     assert "PED-1007" not in bodies[1] and "PED-1007" in bodies[2]
-    assert is_response(bodies[3], "utter_youre_welcome")
+    if not is_response(bodies[3], "utter_youre_welcome"):
+        # The "¿Te sirvió?" question may follow the status, by what this number's session already
+        # holds (bot.feedback.should_ask: earlier tests wrote from it); then the thanks' answer.
+        assert is_response(bodies[3], "utter_ask_feedback"), bodies
+        bodies = [m.body for m in twilio.wait_for(phone, 5)]
+        assert is_response(bodies[4], "utter_youre_welcome"), bodies
 
 
 def test_send_failures_are_retried_until_they_go_through(stack, twilio):
